@@ -1,0 +1,212 @@
+package io.dedupfs.engine;
+
+import com.google.common.cache.Cache;
+import com.google.common.cache.CacheBuilder;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.lmdbjava.Cursor;
+import org.lmdbjava.GetOp;
+import org.lmdbjava.Txn;
+
+/**
+ * The deduplicated block store: tables {@code blocks}, {@code refs} and {@code pending} (FORMAT.md).
+ * Every method runs inside a transaction its caller holds; nothing here commits.
+ *
+ * <p>Reference counting. A block's count is the number of references to it from stored tree
+ * nodes plus those from file roots (inodes). Increments happen at once. Decrements are queued in
+ * {@code pending} and applied by {@link #reclaim}, after the transaction that queued them has made
+ * all its increments, so a block shared by the old and the new version of a tree never drops to
+ * zero in between; a block whose count reaches zero is deleted and its children are queued in turn.
+ * Freeing a large file is therefore spread over many short transactions, not done in the delete.
+ */
+final class BlockStore {
+  private static final int REF_VALUE_BYTES = Long.BYTES + 1;
+
+  private final Lmdb db;
+  private final Geometry geometry;
+  /** Contents already checked against their hash. Content-addressed, so never stale. */
+  private final Cache<Hash, byte[]> verified;
+  private final AtomicLong nextPendingSeq;
+
+  BlockStore(Lmdb db, Geometry geometry, long cacheBytes) {
+    this.db = db;
+    this.geometry = geometry;
+    this.verified =
+        CacheBuilder.newBuilder()
+            .maximumWeight(cacheBytes)
+            .weigher((Hash h, byte[] b) -> b.length + 64)
+            .concurrencyLevel(8)
+            .build();
+    this.nextPendingSeq = new AtomicLong(lastPendingSeq() + 1);
+  }
+
+  /**
+   * The stored content of a block (a leaf without its trailing zeros; a node's bitmap and child
+   * hashes without trailing zero hashes), checked against its hash.
+   *
+   * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
+   */
+  byte[] load(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
+    byte[] cached = verified.getIfPresent(hash);
+    if (cached != null) {
+      return cached;
+    }
+    byte[] content = loadUnchecked(txn, hash);
+    if (content == null) {
+      throw new CorruptBlockException(hash, "missing from the store");
+    }
+    if (!hashOf(content, level).equals(hash)) {
+      throw new CorruptBlockException(hash, "its bytes do not match its hash");
+    }
+    verified.put(hash, content);
+    return content;
+  }
+
+  /** Content as stored, unchecked; null when absent. Blocks of a whole number of pages keep their last 16 bytes in the key. */
+  byte[] loadUnchecked(Txn<ByteBuffer> txn, Hash hash) {
+    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
+        return null;
+      }
+      ByteBuffer k = c.key();
+      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
+        return null;
+      }
+      ByteBuffer v = c.val();
+      int head = v.remaining();
+      int tail = k.remaining() - Hash.SIZE;
+      byte[] content = new byte[head + tail];
+      v.get(v.position(), content, 0, head);
+      k.get(k.position() + Hash.SIZE, content, head, tail);
+      return content;
+    }
+  }
+
+  Hash hashOf(byte[] content, int level) {
+    if (level == 0) {
+      return Hasher.leaf(content, content.length, geometry.leafSize);
+    }
+    byte[] padded = new byte[Geometry.NODE_BYTES];
+    System.arraycopy(content, 0, padded, 0, content.length);
+    return Hasher.node(level, padded);
+  }
+
+  boolean exists(Txn<ByteBuffer> txn, Hash hash) {
+    return db.refs.get(txn, Lmdb.key(hash)) != null;
+  }
+
+  long refcount(Txn<ByteBuffer> txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    return v == null ? 0 : v.getLong(v.position());
+  }
+
+  /** Stores a block that is not stored yet, with a count of one. */
+  void putNew(Txn<ByteBuffer> txn, Hash hash, int level, byte[] content, int length) {
+    int tail = length > 0 && length % db.pageSize == 0 ? 16 : 0;
+    ByteBuffer key = Lmdb.key();
+    hash.writeTo(key);
+    key.put(content, length - tail, tail).flip();
+    ByteBuffer value = db.blocks.reserve(txn, key, length - tail);
+    value.put(0, content, 0, length - tail);
+    putRef(txn, hash, 1, level);
+    if (level > 0) {
+      verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
+    }
+  }
+
+  void incref(Txn<ByteBuffer> txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    if (v == null) {
+      throw new IllegalStateException("reference to block " + hash + ", which is not stored");
+    }
+    putRef(txn, hash, v.getLong(v.position()) + 1, v.get(v.position() + Long.BYTES));
+  }
+
+  /** Queues one decrement of {@code hash}; {@link #reclaim} applies it. */
+  void decref(Txn<ByteBuffer> txn, Hash hash) {
+    if (hash.isZero()) {
+      return;
+    }
+    ByteBuffer val = Lmdb.value(Hash.SIZE);
+    hash.writeTo(val);
+    db.pending.put(txn, Lmdb.key(nextPendingSeq.getAndIncrement()), val.flip());
+  }
+
+  /**
+   * Deletes a block whose only reference is being handed over to its replacement, which has
+   * taken over its children's references: no cascade.
+   */
+  void deleteTransferred(Txn<ByteBuffer> txn, Hash hash) {
+    deleteBlock(txn, hash);
+  }
+
+  /**
+   * Applies up to {@code max} queued decrements. Returns how many were applied; zero means the
+   * queue is empty.
+   */
+  int reclaim(Txn<ByteBuffer> txn, int max) throws CorruptBlockException {
+    List<Long> seqs = new ArrayList<>();
+    List<Hash> hashes = new ArrayList<>();
+    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+      for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
+        seqs.add(c.key().getLong(c.key().position()));
+        hashes.add(Hash.read(c.val(), c.val().position()));
+      }
+    }
+    for (int i = 0; i < hashes.size(); i++) {
+      db.pending.delete(txn, Lmdb.key(seqs.get(i)));
+      applyDecrement(txn, hashes.get(i));
+    }
+    return hashes.size();
+  }
+
+  boolean hasPending(Txn<ByteBuffer> txn) {
+    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+      return c.first();
+    }
+  }
+
+  private void applyDecrement(Txn<ByteBuffer> txn, Hash hash) throws CorruptBlockException {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    if (v == null) {
+      throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
+    }
+    long count = v.getLong(v.position());
+    int level = v.get(v.position() + Long.BYTES);
+    if (count > 1) {
+      putRef(txn, hash, count - 1, level);
+      return;
+    }
+    if (level > 0) {
+      byte[] content = load(txn, hash, level);
+      for (int i = 0; i < Geometry.FANOUT; i++) {
+        decref(txn, Geometry.child(content, i));
+      }
+    }
+    deleteBlock(txn, hash);
+  }
+
+  private void deleteBlock(Txn<ByteBuffer> txn, Hash hash) {
+    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      if (c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) && Hash.read(c.key(), c.key().position()).equals(hash)) {
+        c.delete();
+      }
+    }
+    db.refs.delete(txn, Lmdb.key(hash));
+  }
+
+  private void putRef(Txn<ByteBuffer> txn, Hash hash, long count, int level) {
+    ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
+    val.putLong(count).put((byte) level).flip();
+    db.refs.put(txn, Lmdb.key(hash), val);
+  }
+
+  private long lastPendingSeq() {
+    try (Txn<ByteBuffer> txn = db.env.txnRead(); Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+      return c.last() ? c.key().getLong(c.key().position()) : 0;
+    }
+  }
+}

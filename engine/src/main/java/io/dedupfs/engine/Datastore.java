@@ -1,0 +1,977 @@
+package io.dedupfs.engine;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+import org.lmdbjava.Txn;
+
+/**
+ * A dedupfs datastore: the whole namespace and every file's contents, as Merkle trees of
+ * content-addressed blocks in one LMDB environment. This is the engine's only entry point; the
+ * mount is a thin adapter over it. Thread-safe.
+ *
+ * <p>Inodes are addressed by number ({@link #ROOT} is the root directory), as the kernel does.
+ * Namespace changes commit at once, atomically. Writes are buffered per file and committed by
+ * {@link #flush}, {@link #sync}, a timer, or when buffered data reaches its memory limit; once a
+ * flush returns, what it covered survives a crash of the process or the machine.
+ *
+ * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException},
+ * {@link NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a
+ * kind), {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
+ */
+public final class Datastore implements Closeable {
+  public static final long ROOT = Namespace.ROOT;
+  public static final int RENAME_NOREPLACE = 1;
+  public static final int RENAME_EXCHANGE = 2;
+  public static final int XATTR_CREATE = 1;
+  public static final int XATTR_REPLACE = 2;
+  static final int FORMAT_VERSION = 1;
+  static final String MAGIC = "dedupfs";
+  private static final int MAX_LINKS = 65000;
+  private static final int XATTR_MAX = 64 * 1024;
+  private static final int RECLAIM_BATCH = 2048;
+  private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
+
+  private final Path dir;
+  private final DatastoreConfig config;
+  private final FileChannel lockFile;
+  private final FileLock lock;
+  private final Lmdb db;
+  private final Geometry geometry;
+  private final BlockStore blocks;
+  private final Namespace ns;
+  private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
+  private final AtomicLong dirtyBytes = new AtomicLong();
+  private final ScheduledExecutorService background;
+  private volatile boolean closed;
+
+  private Datastore(Path dir, DatastoreConfig config, FileChannel lockFile, FileLock lock) throws IOException {
+    this.dir = dir;
+    this.config = config;
+    this.lockFile = lockFile;
+    this.lock = lock;
+    this.db = new Lmdb(dir, config.readOnly());
+    this.ns = new Namespace(db);
+    try {
+      this.geometry = new Geometry(initMeta());
+    } catch (IOException | RuntimeException e) {
+      db.close();
+      throw e;
+    }
+    this.blocks = new BlockStore(db, geometry, config.cacheBytes());
+    this.background = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "dedupfs-background");
+      t.setDaemon(true);
+      return t;
+    });
+    if (!config.readOnly()) {
+      purgeOrphans();
+      long period = Math.max(100, config.flushInterval().toMillis() / 2);
+      background.scheduleWithFixedDelay(this::flushOld, period, period, TimeUnit.MILLISECONDS);
+      background.execute(this::reclaimQuietly);
+    }
+  }
+
+  /**
+   * Opens the store in {@code dir}, creating it when {@code dir} is missing or empty. Refuses a
+   * directory that holds anything else, a store of another format version, and a store that
+   * another process (or another open in this one) is using.
+   */
+  public static Datastore open(Path dir, DatastoreConfig config) throws IOException {
+    boolean fresh = !Files.exists(dir) || isEmptyDir(dir);
+    if (fresh && config.readOnly()) {
+      throw new StoreException(dir + " holds no dedupfs store, and a read-only open cannot create one");
+    }
+    if (!fresh && !Files.isDirectory(dir)) {
+      throw new StoreException(dir + " is not a directory");
+    }
+    if (!fresh && !Files.exists(dir.resolve("data.mdb"))) {
+      throw new StoreException(dir + " is not a dedupfs store (it is not empty and has no data.mdb)");
+    }
+    Files.createDirectories(dir);
+    FileChannel ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    FileLock lock;
+    try {
+      lock = ch.tryLock();
+    } catch (OverlappingFileLockException e) {
+      lock = null;
+    }
+    if (lock == null) {
+      ch.close();
+      throw new StoreException("the store " + dir + " is in use by another process (is it mounted already?)");
+    }
+    try {
+      return new Datastore(dir, config, ch, lock);
+    } catch (IOException | RuntimeException e) {
+      lock.release();
+      ch.close();
+      throw e;
+    }
+  }
+
+  /** True when {@code dir} holds a dedupfs store. */
+  public static boolean isStore(Path dir) {
+    return Files.isRegularFile(dir.resolve("data.mdb")) && Files.exists(dir.resolve("dedupfs.lock"));
+  }
+
+  private static boolean isEmptyDir(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return false;
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.findAny().isEmpty();
+    }
+  }
+
+  /** Checks or writes the format record; returns the store's leaf size. */
+  private int initMeta() throws IOException {
+    String magic = metaString("magic");
+    if (magic == null) {
+      if (config.readOnly()) {
+        throw new StoreException(dir + " is not a dedupfs store");
+      }
+      long now = now();
+      db.write(txn -> {
+        putMeta(txn, "magic", MAGIC);
+        putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
+        putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
+        ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, Hash.ZERO, ""));
+        return null;
+      });
+      return config.leafSize();
+    }
+    if (!MAGIC.equals(magic)) {
+      throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
+    }
+    String version = metaString("formatVersion");
+    if (!Integer.toString(FORMAT_VERSION).equals(version)) {
+      throw new StoreException("the store " + dir + " has format version " + version
+          + "; this dedupfs reads version " + FORMAT_VERSION + " only");
+    }
+    return Integer.parseInt(metaString("leafSize"));
+  }
+
+  private String metaString(String key) throws IOException {
+    return db.read(txn -> {
+      ByteBuffer v = db.meta.get(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip());
+      return v == null ? null : new String(Lmdb.bytes(v), StandardCharsets.UTF_8);
+    });
+  }
+
+  private void putMeta(Txn<ByteBuffer> txn, String key, String value) {
+    byte[] v = value.getBytes(StandardCharsets.UTF_8);
+    db.meta.put(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(), Lmdb.value(v.length).put(v).flip());
+  }
+
+  public int leafSize() {
+    return geometry.leafSize;
+  }
+
+  public Path directory() {
+    return dir;
+  }
+
+  // ================================================================ namespace
+
+  public Attributes getattr(long ino) throws IOException {
+    Inode i = db.read(txn -> ns.inode(txn, ino));
+    return attributes(i);
+  }
+
+  public Attributes lookup(long parent, String name) throws IOException {
+    checkName(name);
+    Inode i = db.read(txn -> {
+      requireDir(ns.inode(txn, parent));
+      long[] e = ns.entry(txn, parent, name);
+      if (e == null) {
+        throw new NoSuchFileException(name);
+      }
+      return ns.inode(txn, e[0]);
+    });
+    return attributes(i);
+  }
+
+  /** Creates a regular file, device, fifo or socket ({@code mode} holds the type; none means a regular file). */
+  public Attributes mknod(long parent, String name, int mode, long rdev, int uid, int gid) throws IOException {
+    int type = mode & Inode.S_IFMT;
+    if (type == Inode.S_IFDIR || type == Inode.S_IFLNK) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "mknod makes neither directories nor symlinks");
+    }
+    int m = type == 0 ? mode | Inode.S_IFREG : mode;
+    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 1, 0, now, now, now, rdev, 0, 0, 0, Hash.ZERO, ""));
+  }
+
+  public Attributes mkdir(long parent, String name, int mode, int uid, int gid) throws IOException {
+    int m = (mode & 07777) | Inode.S_IFDIR;
+    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 2, 0, now, now, now, 0, parent, 0, 0, Hash.ZERO, ""));
+  }
+
+  public Attributes symlink(long parent, String name, String target, int uid, int gid) throws IOException {
+    if (target.isEmpty() || target.getBytes(StandardCharsets.UTF_8).length > 4095) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a symlink target has 1 to 4095 bytes");
+    }
+    long size = target.getBytes(StandardCharsets.UTF_8).length;
+    return createEntry(parent, name,
+        (ino, now) -> new Inode(ino, Inode.S_IFLNK | 0777, uid, gid, 1, size, now, now, now, 0, 0, 0, 0, Hash.ZERO, target));
+  }
+
+  private interface InodeMaker {
+    Inode make(long ino, long now);
+  }
+
+  private Attributes createEntry(long parent, String name, InodeMaker maker) throws IOException {
+    requireWritable();
+    checkName(name);
+    long now = now();
+    Inode created = db.write(txn -> {
+      Inode p = requireDir(ns.inode(txn, parent));
+      if (ns.entry(txn, parent, name) != null) {
+        throw new FileAlreadyExistsException(name);
+      }
+      Inode i = maker.make(ns.allocateIno(txn), now);
+      ns.put(txn, i);
+      ns.putEntry(txn, parent, name, i.ino(), i.mode());
+      int links = i.isDirectory() ? p.nlink() + 1 : p.nlink();
+      if (links > MAX_LINKS) {
+        throw new FsException(FsException.Kind.TOO_MANY_LINKS, name, "too many subdirectories");
+      }
+      ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
+      return i;
+    });
+    return attributes(created);
+  }
+
+  public String readlink(long ino) throws IOException {
+    Inode i = db.read(txn -> ns.inode(txn, ino));
+    if (!i.isSymlink()) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a symlink");
+    }
+    return i.target();
+  }
+
+  public Attributes link(long ino, long newParent, String newName) throws IOException {
+    requireWritable();
+    checkName(newName);
+    long now = now();
+    Inode linked = db.write(txn -> {
+      Inode i = ns.inode(txn, ino);
+      if (i.isDirectory()) {
+        throw new FsException(FsException.Kind.NOT_PERMITTED, newName, "hard links to directories are not allowed");
+      }
+      if (i.nlink() >= MAX_LINKS) {
+        throw new FsException(FsException.Kind.TOO_MANY_LINKS, newName, "too many links");
+      }
+      Inode p = requireDir(ns.inode(txn, newParent));
+      if (ns.entry(txn, newParent, newName) != null) {
+        throw new FileAlreadyExistsException(newName);
+      }
+      ns.putEntry(txn, newParent, newName, ino, i.mode());
+      ns.put(txn, p.withTimes(p.atimeNs(), now, now));
+      Inode l = i.withNlink(i.nlink() + 1, now);
+      ns.put(txn, l);
+      return l;
+    });
+    return attributes(linked);
+  }
+
+  public void unlink(long parent, String name) throws IOException {
+    removeEntry(parent, name, false);
+  }
+
+  public void rmdir(long parent, String name) throws IOException {
+    removeEntry(parent, name, true);
+  }
+
+  private void removeEntry(long parent, String name, boolean directory) throws IOException {
+    requireWritable();
+    checkName(name);
+    long now = now();
+    db.write(txn -> {
+      Inode p = requireDir(ns.inode(txn, parent));
+      long[] e = ns.entry(txn, parent, name);
+      if (e == null) {
+        throw new NoSuchFileException(name);
+      }
+      Inode victim = ns.inode(txn, e[0]);
+      if (directory && !victim.isDirectory()) {
+        throw new NotDirectoryException(name);
+      }
+      if (!directory && victim.isDirectory()) {
+        throw new FsException(FsException.Kind.IS_DIRECTORY, name, "is a directory");
+      }
+      if (directory && !ns.isEmpty(txn, victim.ino())) {
+        throw new DirectoryNotEmptyException(name);
+      }
+      ns.deleteEntry(txn, parent, name);
+      dropLink(txn, victim, now);
+      int links = directory ? p.nlink() - 1 : p.nlink();
+      ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
+      return null;
+    });
+  }
+
+  /** One name of {@code victim} is gone; with none left it becomes an orphan until {@link #forget}. */
+  private void dropLink(Txn<ByteBuffer> txn, Inode victim, long now) {
+    int links = victim.isDirectory() ? 0 : victim.nlink() - 1;
+    ns.put(txn, victim.withNlink(links, now));
+    if (links == 0) {
+      ns.markOrphan(txn, victim.ino());
+    }
+  }
+
+  public void rename(long parent, String name, long newParent, String newName, int flags) throws IOException {
+    requireWritable();
+    checkName(name);
+    checkName(newName);
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0
+        || flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "unknown rename flags " + flags);
+    }
+    long now = now();
+    db.write(txn -> {
+      requireDir(ns.inode(txn, parent));
+      requireDir(ns.inode(txn, newParent));
+      long[] se = ns.entry(txn, parent, name);
+      if (se == null) {
+        throw new NoSuchFileException(name);
+      }
+      Inode s = ns.inode(txn, se[0]);
+      long[] de = ns.entry(txn, newParent, newName);
+      if ((flags & RENAME_EXCHANGE) != 0) {
+        if (de == null) {
+          throw new NoSuchFileException(newName);
+        }
+        Inode d = ns.inode(txn, de[0]);
+        if (s.isDirectory()) {
+          requireNotInside(txn, newParent, s.ino(), name);
+        }
+        if (d.isDirectory()) {
+          requireNotInside(txn, parent, d.ino(), newName);
+        }
+        ns.putEntry(txn, parent, name, d.ino(), d.mode());
+        ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
+        moveDir(txn, s, parent, newParent, now);
+        moveDir(txn, d, newParent, parent, now);
+        ns.put(txn, ns.inode(txn, s.ino()).touched(now));
+        ns.put(txn, ns.inode(txn, d.ino()).touched(now));
+        touchDirs(txn, parent, newParent, now);
+        return null;
+      }
+      if (parent == newParent && name.equals(newName)) {
+        return null;
+      }
+      if (de != null && (flags & RENAME_NOREPLACE) != 0) {
+        throw new FileAlreadyExistsException(newName);
+      }
+      if (s.isDirectory()) {
+        requireNotInside(txn, newParent, s.ino(), name);
+      }
+      if (de != null) {
+        if (de[0] == s.ino()) {
+          return null; // two names of one inode: POSIX says rename does nothing
+        }
+        Inode d = ns.inode(txn, de[0]);
+        if (s.isDirectory() && !d.isDirectory()) {
+          throw new NotDirectoryException(newName);
+        }
+        if (!s.isDirectory() && d.isDirectory()) {
+          throw new FsException(FsException.Kind.IS_DIRECTORY, newName, "is a directory");
+        }
+        if (d.isDirectory()) {
+          if (!ns.isEmpty(txn, d.ino())) {
+            throw new DirectoryNotEmptyException(newName);
+          }
+          Inode np = ns.inode(txn, newParent);
+          ns.put(txn, np.withNlink(np.nlink() - 1, now));
+        }
+        dropLink(txn, d, now);
+      }
+      ns.deleteEntry(txn, parent, name);
+      ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
+      moveDir(txn, s, parent, newParent, now);
+      ns.put(txn, ns.inode(txn, s.ino()).touched(now));
+      touchDirs(txn, parent, newParent, now);
+      return null;
+    });
+  }
+
+  /** A directory moved from {@code from} to {@code to}: its ".." and both link counts follow. */
+  private void moveDir(Txn<ByteBuffer> txn, Inode moved, long from, long to, long now) throws IOException {
+    if (!moved.isDirectory() || from == to) {
+      return;
+    }
+    ns.put(txn, ns.inode(txn, moved.ino()).withParent(to, now));
+    Inode f = ns.inode(txn, from);
+    ns.put(txn, f.withNlink(f.nlink() - 1, now));
+    Inode t = ns.inode(txn, to);
+    ns.put(txn, t.withNlink(t.nlink() + 1, now));
+  }
+
+  private void touchDirs(Txn<ByteBuffer> txn, long a, long b, long now) throws IOException {
+    Inode x = ns.inode(txn, a);
+    ns.put(txn, x.withTimes(x.atimeNs(), now, now));
+    if (b != a) {
+      Inode y = ns.inode(txn, b);
+      ns.put(txn, y.withTimes(y.atimeNs(), now, now));
+    }
+  }
+
+  /** Refuses to move directory {@code moved} into itself or below it (EINVAL, as ext4). */
+  private void requireNotInside(Txn<ByteBuffer> txn, long target, long moved, String name) throws IOException {
+    for (long d = target; ; d = ns.inode(txn, d).parent()) {
+      if (d == moved) {
+        throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a directory cannot move below itself");
+      }
+      if (d == ROOT) {
+        return;
+      }
+    }
+  }
+
+  public Attributes setattr(long ino, SetAttributes change) throws IOException {
+    requireWritable();
+    long now = now();
+    Inode before = db.read(txn -> ns.inode(txn, ino));
+    if (change.size() != null) {
+      truncate(before, change.size());
+    } else if (before.isRegular()) {
+      flush(ino); // so that the pending write times do not overwrite what is set here
+    }
+    db.write(txn -> {
+      Inode i = ns.inode(txn, ino);
+      int mode = change.mode() == null ? i.mode() : (i.mode() & Inode.S_IFMT) | (change.mode() & 07777);
+      int uid = change.uid() == null ? i.uid() : change.uid();
+      int gid = change.gid() == null ? i.gid() : change.gid();
+      long atime = change.atimeNs() == null ? i.atimeNs() : change.atimeNs() == SetAttributes.NOW ? now : change.atimeNs();
+      long mtime = change.mtimeNs() == null ? i.mtimeNs() : change.mtimeNs() == SetAttributes.NOW ? now : change.mtimeNs();
+      ns.put(txn, i.withOwner(mode, uid, gid, now).withTimes(atime, mtime, now));
+      return null;
+    });
+    return getattr(ino);
+  }
+
+  private void truncate(Inode i, long size) throws IOException {
+    if (i.isDirectory()) {
+      throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + i.ino(), "is a directory");
+    }
+    if (!i.isRegular() || size < 0) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + i.ino(), "cannot truncate this to " + size);
+    }
+    if (size > Geometry.MAX_FILE_SIZE) {
+      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + i.ino(), "beyond the largest file size");
+    }
+    FileContent fc = content(i.ino());
+    fc.lock.writeLock().lock();
+    try {
+      long before = fc.tree.dirtyBytes();
+      db.read(txn -> {
+        fc.tree.truncate(txn, size);
+        return null;
+      });
+      dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
+      fc.touch(now());
+      commit(fc);
+    } finally {
+      fc.lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Up to {@code max} entries of a directory, starting at {@code offset} (0 for the start, else
+   * the {@link DirEntry#nextOffset} of the last entry seen). "." and ".." come first.
+   */
+  public List<DirEntry> readdir(long ino, long offset, int max) throws IOException {
+    return db.read(txn -> {
+      Inode d = requireDir(ns.inode(txn, ino));
+      List<DirEntry> out = new ArrayList<>();
+      if (offset < 1 && out.size() < max) {
+        out.add(new DirEntry(".", ino, Inode.S_IFDIR, 1));
+      }
+      if (offset < 2 && out.size() < max) {
+        out.add(new DirEntry("..", d.parent(), Inode.S_IFDIR, 2));
+      }
+      out.addAll(ns.list(txn, ino, Math.max(offset, Namespace.FIRST_COOKIE), max - out.size()));
+      return out;
+    });
+  }
+
+  // ---- extended attributes
+
+  public byte[] getxattr(long ino, String name) throws IOException {
+    byte[] v = db.read(txn -> {
+      ns.inode(txn, ino);
+      return ns.xattr(txn, ino, name);
+    });
+    if (v == null) {
+      throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
+    }
+    return v;
+  }
+
+  public List<String> listxattr(long ino) throws IOException {
+    return db.read(txn -> {
+      ns.inode(txn, ino);
+      return ns.xattrNames(txn, ino);
+    });
+  }
+
+  public void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
+    requireWritable();
+    if (name.isEmpty() || name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {
+      throw new FsException(FsException.Kind.NAME_TOO_LONG, name, "an attribute name has 1 to 255 bytes");
+    }
+    if (value.length > XATTR_MAX) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "attribute values are limited to 64 KiB");
+    }
+    long now = now();
+    db.write(txn -> {
+      Inode i = ns.inode(txn, ino);
+      boolean exists = ns.xattr(txn, ino, name) != null;
+      if (exists && (flags & XATTR_CREATE) != 0) {
+        throw new FsException(FsException.Kind.ATTRIBUTE_EXISTS, name, "attribute exists");
+      }
+      if (!exists && (flags & XATTR_REPLACE) != 0) {
+        throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
+      }
+      ns.putXattr(txn, ino, name, value);
+      ns.put(txn, i.touched(now));
+      return null;
+    });
+  }
+
+  public void removexattr(long ino, String name) throws IOException {
+    requireWritable();
+    long now = now();
+    db.write(txn -> {
+      Inode i = ns.inode(txn, ino);
+      if (!ns.deleteXattr(txn, ino, name)) {
+        throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
+      }
+      ns.put(txn, i.touched(now));
+      return null;
+    });
+  }
+
+  /**
+   * The kernel holds no more references to {@code ino}: if no name is left for it, it is deleted
+   * and its contents' blocks are freed in the background.
+   */
+  public void forget(long ino) throws IOException {
+    if (config.readOnly() || ino == ROOT) {
+      return;
+    }
+    FileContent fc = files.get(ino);
+    boolean deleted = db.write(txn -> {
+      Inode i;
+      try {
+        i = ns.inode(txn, ino);
+      } catch (NoSuchFileException e) {
+        return false;
+      }
+      if (i.nlink() > 0) {
+        return false;
+      }
+      ns.delete(txn, ino);
+      blocks.decref(txn, i.root());
+      return true;
+    });
+    if (deleted) {
+      if (fc != null) {
+        fc.lock.writeLock().lock();
+        try {
+          dirtyBytes.addAndGet(-fc.tree.dirtyBytes());
+          files.remove(ino);
+        } finally {
+          fc.lock.writeLock().unlock();
+        }
+      }
+      background.execute(this::reclaimQuietly);
+    } else if (fc != null && !fc.isDirty()) {
+      files.remove(ino, fc);
+    }
+  }
+
+  private void purgeOrphans() throws IOException {
+    for (long ino : db.read(ns::orphans)) {
+      forget(ino);
+    }
+  }
+
+  public StoreStats stats() throws IOException {
+    long inodes = db.read(ns::inodeCount);
+    long used = (db.env.info().lastPageNumber + 1) * db.pageSize;
+    return new StoreStats(used, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
+  }
+
+  // ================================================================ contents
+
+  public int read(long ino, long offset, ByteBuffer dst) throws IOException {
+    requireOffset(offset);
+    FileContent fc = content(ino);
+    fc.lock.readLock().lock();
+    try {
+      return db.read(txn -> fc.tree.read(txn, offset, dst));
+    } finally {
+      fc.lock.readLock().unlock();
+    }
+  }
+
+  /** Writes all of {@code src} at {@code offset}; returns the count written. */
+  public int write(long ino, long offset, ByteBuffer src) throws IOException {
+    requireWritable();
+    requireOffset(offset);
+    int n = src.remaining();
+    if (offset + n > Geometry.MAX_FILE_SIZE) {
+      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
+    }
+    FileContent fc = content(ino);
+    boolean flushNow;
+    fc.lock.writeLock().lock();
+    try {
+      long before = fc.tree.dirtyBytes();
+      db.read(txn -> {
+        fc.tree.write(txn, offset, src);
+        return null;
+      });
+      fc.touch(now());
+      long mine = fc.tree.dirtyBytes();
+      long total = dirtyBytes.addAndGet(mine - before);
+      flushNow = mine >= config.dirtyLimitBytes() / 4 || total >= config.dirtyLimitBytes();
+      if (flushNow) {
+        commit(fc);
+      }
+    } finally {
+      fc.lock.writeLock().unlock();
+    }
+    return n;
+  }
+
+  /** Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size stays. */
+  public void punchHole(long ino, long offset, long length) throws IOException {
+    changeContent(ino, offset, length, false, (txn, tree) -> tree.zero(txn, offset, offset + length));
+  }
+
+  /** Zeroes {@code [offset, offset + length)}, growing the file unless {@code keepSize}. */
+  public void zeroRange(long ino, long offset, long length, boolean keepSize) throws IOException {
+    changeContent(ino, offset, length, !keepSize, (txn, tree) -> tree.zero(txn, offset, offset + length));
+  }
+
+  /**
+   * fallocate's default mode: grows the file to {@code offset + length} unless {@code keepSize}.
+   * Space cannot be reserved in a deduplicating store (what a write will need depends on what it
+   * writes), so nothing is reserved; a later write can still find the disk full.
+   */
+  public void allocate(long ino, long offset, long length, boolean keepSize) throws IOException {
+    changeContent(ino, offset, length, !keepSize, (txn, tree) -> {});
+  }
+
+  private interface TreeChange {
+    void apply(Txn<ByteBuffer> txn, FileTree tree) throws IOException;
+  }
+
+  private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change) throws IOException {
+    requireWritable();
+    requireOffset(offset);
+    if (length <= 0) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "length must be positive");
+    }
+    if (offset + length > Geometry.MAX_FILE_SIZE) {
+      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
+    }
+    FileContent fc = content(ino);
+    fc.lock.writeLock().lock();
+    try {
+      long before = fc.tree.dirtyBytes();
+      db.read(txn -> {
+        change.apply(txn, fc.tree);
+        if (grow && offset + length > fc.tree.length()) {
+          fc.tree.truncate(txn, offset + length);
+        }
+        return null;
+      });
+      dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
+      fc.touch(now());
+    } finally {
+      fc.lock.writeLock().unlock();
+    }
+  }
+
+  /** The first offset at or after {@code offset} holding data; ENXIO ({@link FsException.Kind#NO_SUCH_OFFSET}) if none. */
+  public long seekData(long ino, long offset) throws IOException {
+    return seek(ino, offset, true);
+  }
+
+  /** The first offset at or after {@code offset} in a hole (the end of the file counts as one). */
+  public long seekHole(long ino, long offset) throws IOException {
+    return seek(ino, offset, false);
+  }
+
+  private long seek(long ino, long offset, boolean data) throws IOException {
+    requireOffset(offset);
+    FileContent fc = content(ino);
+    fc.lock.readLock().lock();
+    long r;
+    try {
+      r = db.read(txn -> fc.tree.seek(txn, offset, data));
+    } finally {
+      fc.lock.readLock().unlock();
+    }
+    if (r < 0) {
+      throw new FsException(FsException.Kind.NO_SUCH_OFFSET, "inode " + ino, "no " + (data ? "data" : "hole") + " at or after " + offset);
+    }
+    return r;
+  }
+
+  /**
+   * Copies {@code length} bytes (fewer at the source's end) from one file to another, or within
+   * one file between ranges that do not overlap. Whole subtrees are shared, not copied, wherever
+   * the two offsets allow it; only edges that are not leaf-aligned are copied as bytes. The copy
+   * is committed before this returns. Returns the count copied.
+   */
+  public long copyRange(long srcIno, long srcOffset, long dstIno, long dstOffset, long length) throws IOException {
+    requireWritable();
+    requireOffset(srcOffset);
+    requireOffset(dstOffset);
+    FileContent src = content(srcIno);
+    FileContent dst = content(dstIno);
+    FileContent first = srcIno <= dstIno ? src : dst;
+    FileContent second = srcIno <= dstIno ? dst : src;
+    first.lock.writeLock().lock();
+    second.lock.writeLock().lock();
+    try {
+      long n = Math.min(length, Math.max(0, src.tree.length() - srcOffset));
+      if (n == 0) {
+        return 0;
+      }
+      if (srcIno == dstIno && srcOffset < dstOffset + n && dstOffset < srcOffset + n) {
+        throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + srcIno, "overlapping copy within one file");
+      }
+      if (dstOffset + n > Geometry.MAX_FILE_SIZE) {
+        throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dstIno, "beyond the largest file size");
+      }
+      commit(src);
+      new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
+      dirtyBytes.addAndGet(dst.tree.dirtyBytes());
+      dst.touch(now());
+      commit(dst); // now: the shared subtrees belong to the source until the destination counts them
+      return n;
+    } finally {
+      second.lock.writeLock().unlock();
+      first.lock.writeLock().unlock();
+    }
+  }
+
+  /** Commits a file's buffered writes. When it returns they survive a crash. */
+  public void flush(long ino) throws IOException {
+    FileContent fc = files.get(ino);
+    if (fc == null) {
+      return;
+    }
+    fc.lock.writeLock().lock();
+    try {
+      commit(fc);
+    } finally {
+      fc.lock.writeLock().unlock();
+    }
+  }
+
+  /** Commits every file's buffered writes. */
+  public void sync() throws IOException {
+    for (long ino : files.keySet()) {
+      flush(ino);
+    }
+  }
+
+  /** Caller holds fc's write lock. */
+  private void commit(FileContent fc) throws IOException {
+    if (!fc.isDirty()) {
+      return;
+    }
+    FileTree tree = fc.tree;
+    long dirty = tree.dirtyBytes();
+    FileTree.Commit c = db.read(tree::prepareCommit);
+    long length = tree.length();
+    boolean applied = db.write(txn -> {
+      Inode i;
+      try {
+        i = ns.inode(txn, fc.ino);
+      } catch (NoSuchFileException gone) {
+        return false;
+      }
+      c.apply(txn);
+      ns.put(txn, i.withContent(c.root(), c.newHeight, length, fc.mtimeNs, fc.ctimeNs));
+      return true;
+    });
+    if (applied) {
+      c.finish();
+    }
+    fc.timesDirty = false;
+    dirtyBytes.addAndGet(-dirty + tree.dirtyBytes());
+    background.execute(this::reclaimQuietly);
+  }
+
+  // ================================================================ maintenance
+
+  /** Frees every block that nothing references any more; returns how many decrements it applied. */
+  public long reclaim() throws IOException {
+    long total = 0;
+    for (int n; (n = db.write(txn -> blocks.reclaim(txn, RECLAIM_BATCH))) > 0; ) {
+      total += n;
+    }
+    return total;
+  }
+
+  private void reclaimQuietly() {
+    if (closed) {
+      return;
+    }
+    try {
+      reclaim();
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "reclaiming space failed; will retry after the next change", e);
+    }
+  }
+
+  private void flushOld() {
+    long cutoff = System.nanoTime() - config.flushInterval().toNanos();
+    for (FileContent fc : files.values()) {
+      if (closed) {
+        return;
+      }
+      if (fc.isDirty() && fc.dirtySince - cutoff <= 0 && fc.lock.writeLock().tryLock()) {
+        try {
+          commit(fc);
+        } catch (IOException | RuntimeException e) {
+          LOG.log(System.Logger.Level.WARNING, "timed flush of inode " + fc.ino + " failed; data stays buffered", e);
+        } finally {
+          fc.lock.writeLock().unlock();
+        }
+      }
+    }
+  }
+
+  /** Flushes everything, stops the background work and closes the store. */
+  @Override
+  public void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    try {
+      if (!config.readOnly()) {
+        sync();
+      }
+    } finally {
+      closed = true;
+      background.shutdown();
+      try {
+        background.awaitTermination(30, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      db.close();
+      lock.release();
+      lockFile.close();
+    }
+  }
+
+  // ================================================================ helpers
+
+  FileContent content(long ino) throws IOException {
+    FileContent fc = files.get(ino);
+    if (fc != null) {
+      return fc;
+    }
+    Inode i = db.read(txn -> ns.inode(txn, ino));
+    if (i.isDirectory()) {
+      throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + ino, "is a directory");
+    }
+    if (!i.isRegular()) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
+    }
+    FileContent loaded = new FileContent(ino, new FileTree(geometry, blocks, i.root(), i.height(), i.size()));
+    FileContent raced = files.putIfAbsent(ino, loaded);
+    return raced != null ? raced : loaded;
+  }
+
+  private Attributes attributes(Inode i) {
+    FileContent fc = i.isRegular() ? files.get(i.ino()) : null;
+    if (fc == null) {
+      return Attributes.of(i, i.size(), i.mtimeNs(), i.ctimeNs());
+    }
+    fc.lock.readLock().lock();
+    try {
+      return fc.timesDirty
+          ? Attributes.of(i, fc.tree.length(), fc.mtimeNs, fc.ctimeNs)
+          : Attributes.of(i, fc.tree.length(), i.mtimeNs(), i.ctimeNs());
+    } finally {
+      fc.lock.readLock().unlock();
+    }
+  }
+
+  private static Inode requireDir(Inode i) throws NotDirectoryException {
+    if (!i.isDirectory()) {
+      throw new NotDirectoryException("inode " + i.ino());
+    }
+    return i;
+  }
+
+  private static void checkName(String name) throws FsException {
+    if (name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0 || name.indexOf('\0') >= 0) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "not a valid file name");
+    }
+    if (name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {
+      throw new FsException(FsException.Kind.NAME_TOO_LONG, name, "longer than 255 bytes");
+    }
+  }
+
+  private static void requireOffset(long offset) throws FsException {
+    if (offset < 0) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "offset " + offset, "negative offset");
+    }
+  }
+
+  private void requireWritable() throws FsException {
+    if (config.readOnly()) {
+      throw new FsException(FsException.Kind.READ_ONLY, dir.toString(), "the store is open read-only");
+    }
+  }
+
+  private static long now() {
+    Instant t = Instant.now();
+    return t.getEpochSecond() * 1_000_000_000L + t.getNano();
+  }
+
+  // ---- for tests and tools in this package
+
+  Lmdb lmdb() {
+    return db;
+  }
+
+  BlockStore blockStore() {
+    return blocks;
+  }
+
+  Geometry geometry() {
+    return geometry;
+  }
+}

@@ -1,0 +1,47 @@
+package io.dedupfs.engine;
+
+import java.time.Duration;
+
+/**
+ * How a store is created and run.
+ *
+ * @param leafSize bytes per data leaf; used only when a store is created (an existing store keeps its own)
+ * @param readOnly open without changing anything
+ * @param cacheBytes memory for blocks already checked against their hash
+ * @param dirtyLimitBytes memory for written data not yet flushed; a writer that finds the limit
+ *     reached flushes its file before going on
+ * @param flushInterval the longest that written data stays in memory before a flush
+ */
+public record DatastoreConfig(
+    int leafSize, boolean readOnly, long cacheBytes, long dirtyLimitBytes, Duration flushInterval) {
+
+  /** The default leaf size; README.md ("Choosing the leaf size") has the measurements behind it. */
+  public static final int DEFAULT_LEAF_SIZE = 16 * 1024;
+
+  public DatastoreConfig {
+    new Geometry(leafSize); // validates
+    if (cacheBytes < 0 || dirtyLimitBytes < leafSize) {
+      throw new IllegalArgumentException("cache and dirty limits must be positive");
+    }
+  }
+
+  public static DatastoreConfig defaults() {
+    return new DatastoreConfig(DEFAULT_LEAF_SIZE, false, 256L << 20, 512L << 20, Duration.ofSeconds(5));
+  }
+
+  public DatastoreConfig withLeafSize(int bytes) {
+    return new DatastoreConfig(bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval);
+  }
+
+  public DatastoreConfig withReadOnly(boolean ro) {
+    return new DatastoreConfig(leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval);
+  }
+
+  public DatastoreConfig withDirtyLimit(long bytes) {
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, bytes, flushInterval);
+  }
+
+  public DatastoreConfig withFlushInterval(Duration d) {
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, d);
+  }
+}

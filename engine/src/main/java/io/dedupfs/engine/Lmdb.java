@@ -1,0 +1,176 @@
+package io.dedupfs.engine;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.lmdbjava.Dbi;
+import org.lmdbjava.DbiFlags;
+import org.lmdbjava.Env;
+import org.lmdbjava.EnvFlags;
+import org.lmdbjava.LmdbNativeException;
+import org.lmdbjava.Txn;
+
+/**
+ * The one LMDB environment of a store and its tables (see FORMAT.md). Every transaction goes
+ * through {@link #read} or {@link #write}; lmdbjava types stay inside this package.
+ *
+ * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding
+ * a Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by
+ * every transaction and exclusively only while the map is resized, which LMDB requires to happen
+ * with no transaction open in the process. Order: writer, then mapLock.
+ */
+final class Lmdb implements AutoCloseable {
+  private static final long INITIAL_MAP_SIZE = 1L << 40; // address space only: the file stays sparse
+  private static final int ENOSPC = 28;
+  private static final int EDQUOT = 122;
+
+  final Env<ByteBuffer> env;
+  final Dbi<ByteBuffer> meta;
+  final Dbi<ByteBuffer> inodes;
+  final Dbi<ByteBuffer> dirents;
+  final Dbi<ByteBuffer> xattrs;
+  final Dbi<ByteBuffer> blocks;
+  final Dbi<ByteBuffer> refs;
+  final Dbi<ByteBuffer> pending;
+  final Dbi<ByteBuffer> orphans;
+  final int pageSize;
+
+  private final ReentrantLock writer = new ReentrantLock();
+  private final ReentrantReadWriteLock mapLock = new ReentrantReadWriteLock();
+
+  /** A unit of work inside one transaction; a write may run more than once (after a map resize). */
+  @FunctionalInterface
+  interface TxnWork<T> {
+    T run(Txn<ByteBuffer> txn) throws IOException;
+  }
+
+  Lmdb(Path dir, boolean readOnly) {
+    EnvFlags[] flags =
+        readOnly
+            ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
+            : new EnvFlags[] {EnvFlags.MDB_NOTLS};
+    File file = dir.toFile();
+    env = Env.create().setMapSize(INITIAL_MAP_SIZE).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
+    DbiFlags[] create = readOnly ? new DbiFlags[0] : new DbiFlags[] {DbiFlags.MDB_CREATE};
+    meta = env.openDbi("meta", create);
+    inodes = env.openDbi("inodes", create);
+    dirents = env.openDbi("dirents", create);
+    xattrs = env.openDbi("xattrs", create);
+    blocks = env.openDbi("blocks", create);
+    refs = env.openDbi("refs", create);
+    pending = env.openDbi("pending", create);
+    orphans = env.openDbi("orphans", create);
+    pageSize = env.stat().pageSize;
+  }
+
+  <T> T read(TxnWork<T> work) throws IOException {
+    mapLock.readLock().lock();
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      return work.run(txn);
+    } finally {
+      mapLock.readLock().unlock();
+    }
+  }
+
+  /**
+   * Runs {@code work} in a write transaction and commits it durably. A full map is grown and the
+   * work run again; a full disk aborts the transaction and throws {@link StoreFullException},
+   * leaving the store as it was.
+   */
+  <T> T write(TxnWork<T> work) throws IOException {
+    writer.lock();
+    try {
+      while (true) {
+        try {
+          return writeOnce(work);
+        } catch (Env.MapFullException e) {
+          growMap(e);
+        } catch (LmdbNativeException e) {
+          if (e.getResultCode() == ENOSPC || e.getResultCode() == EDQUOT) {
+            throw new StoreFullException("no space left on the disk under the store", e);
+          }
+          throw new IOException("LMDB: " + e.getMessage(), e);
+        }
+      }
+    } finally {
+      writer.unlock();
+    }
+  }
+
+  private <T> T writeOnce(TxnWork<T> work) throws IOException {
+    mapLock.readLock().lock();
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      T result = work.run(txn);
+      txn.commit();
+      return result;
+    } finally {
+      mapLock.readLock().unlock();
+    }
+  }
+
+  private void growMap(Env.MapFullException cause) throws StoreFullException {
+    mapLock.writeLock().lock();
+    try {
+      long size = env.info().mapSize;
+      if (size >= Long.MAX_VALUE / 4) {
+        throw new StoreFullException("the store's map cannot grow beyond " + size + " bytes", cause);
+      }
+      env.setMapSize(size * 2);
+    } finally {
+      mapLock.writeLock().unlock();
+    }
+  }
+
+  /** Forces everything committed to the disk (commits are already durable; this is for safety at close). */
+  void sync() {
+    env.sync(true);
+  }
+
+  @Override
+  public void close() {
+    mapLock.writeLock().lock();
+    try {
+      env.close();
+    } finally {
+      mapLock.writeLock().unlock();
+    }
+  }
+
+  // ---- small direct buffers, one set per thread: LMDB needs direct memory for keys and values.
+  // A buffer is only borrowed for the duration of one LMDB call, which copies it.
+
+  private static final ThreadLocal<ByteBuffer> KEY = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(512));
+  private static final ThreadLocal<ByteBuffer> VAL = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(64 * 1024));
+
+  static ByteBuffer key() {
+    return KEY.get().clear();
+  }
+
+  static ByteBuffer key(long id) {
+    return key().putLong(id).flip();
+  }
+
+  static ByteBuffer key(Hash hash) {
+    ByteBuffer b = key();
+    hash.writeTo(b);
+    return b.flip();
+  }
+
+  static ByteBuffer value(int capacity) {
+    ByteBuffer b = VAL.get();
+    if (b.capacity() < capacity) {
+      b = ByteBuffer.allocateDirect(Integer.highestOneBit(capacity) << 1);
+      VAL.set(b);
+    }
+    return b.clear();
+  }
+
+  static byte[] bytes(ByteBuffer b) {
+    byte[] out = new byte[b.remaining()];
+    b.get(b.position(), out);
+    return out;
+  }
+}

@@ -1,0 +1,186 @@
+package io.dedupfs.engine;
+
+import com.google.common.hash.Hashing;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import java.util.ArrayList;
+import java.util.List;
+import org.lmdbjava.Cursor;
+import org.lmdbjava.GetOp;
+import org.lmdbjava.Txn;
+
+/**
+ * Tables {@code inodes}, {@code dirents}, {@code xattrs}, {@code orphans} and the inode counter in
+ * {@code meta} (FORMAT.md). Every method runs inside its caller's transaction.
+ *
+ * <p>A directory entry's key is the parent's inode number, a 63-bit hash of the name, and the
+ * name; listing a directory walks its entries in hash order, and the hash is the offset a listing
+ * resumes from, so entries added or removed between two calls do not make others be skipped or
+ * repeated (unless two names of one directory share a 63-bit hash).
+ */
+final class Namespace {
+  static final long ROOT = 1;
+  static final int NAME_MAX = 255;
+  /** Offsets 1 and 2 are "." and ".."; name hashes start above them. */
+  static final long FIRST_COOKIE = 3;
+
+  private static final byte[] NEXT_INO = "nextIno".getBytes(StandardCharsets.US_ASCII);
+
+  private final Lmdb db;
+
+  Namespace(Lmdb db) {
+    this.db = db;
+  }
+
+  // ---- inodes
+
+  Inode inode(Txn<ByteBuffer> txn, long ino) throws NoSuchFileException {
+    ByteBuffer v = db.inodes.get(txn, Lmdb.key(ino));
+    if (v == null) {
+      throw new NoSuchFileException("inode " + ino);
+    }
+    return Inode.decode(ino, v);
+  }
+
+  void put(Txn<ByteBuffer> txn, Inode inode) {
+    db.inodes.put(txn, Lmdb.key(inode.ino()), inode.encode(Lmdb.value(inode.encodedSize())));
+  }
+
+  void delete(Txn<ByteBuffer> txn, long ino) {
+    db.inodes.delete(txn, Lmdb.key(ino));
+    db.orphans.delete(txn, Lmdb.key(ino));
+    ByteBuffer prefix = Lmdb.key(ino);
+    for (byte[] key : keysWithPrefix(txn, db.xattrs, prefix)) {
+      db.xattrs.delete(txn, direct(key));
+    }
+  }
+
+  long allocateIno(Txn<ByteBuffer> txn) {
+    ByteBuffer k = Lmdb.key().put(NEXT_INO).flip();
+    ByteBuffer v = db.meta.get(txn, k);
+    long ino = v == null ? ROOT + 1 : v.getLong(v.position());
+    ByteBuffer val = Lmdb.value(8).putLong(ino + 1).flip();
+    db.meta.put(txn, Lmdb.key().put(NEXT_INO).flip(), val);
+    return ino;
+  }
+
+  long inodeCount(Txn<ByteBuffer> txn) {
+    return db.inodes.stat(txn).entries;
+  }
+
+  void markOrphan(Txn<ByteBuffer> txn, long ino) {
+    db.orphans.put(txn, Lmdb.key(ino), Lmdb.value(0).flip());
+  }
+
+  List<Long> orphans(Txn<ByteBuffer> txn) {
+    List<Long> out = new ArrayList<>();
+    try (Cursor<ByteBuffer> c = db.orphans.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        out.add(c.key().getLong(c.key().position()));
+      }
+    }
+    return out;
+  }
+
+  // ---- directory entries
+
+  /** The inode number and type bits of {@code name} in {@code dir}, or null. */
+  long[] entry(Txn<ByteBuffer> txn, long dir, String name) {
+    ByteBuffer v = db.dirents.get(txn, direntKey(dir, name));
+    return v == null ? null : new long[] {v.getLong(v.position()), v.getInt(v.position() + 8)};
+  }
+
+  void putEntry(Txn<ByteBuffer> txn, long dir, String name, long ino, int mode) {
+    ByteBuffer val = Lmdb.value(12).putLong(ino).putInt(mode & Inode.S_IFMT).flip();
+    db.dirents.put(txn, direntKey(dir, name), val);
+  }
+
+  void deleteEntry(Txn<ByteBuffer> txn, long dir, String name) {
+    db.dirents.delete(txn, direntKey(dir, name));
+  }
+
+  boolean isEmpty(Txn<ByteBuffer> txn, long dir) {
+    return list(txn, dir, FIRST_COOKIE, 1).isEmpty();
+  }
+
+  /** Up to {@code max} entries of {@code dir} whose cookie is at least {@code fromCookie}. */
+  List<DirEntry> list(Txn<ByteBuffer> txn, long dir, long fromCookie, int max) {
+    List<DirEntry> out = new ArrayList<>();
+    ByteBuffer start = Lmdb.key().putLong(dir).putLong(fromCookie).flip();
+    try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
+      for (boolean ok = c.get(start, GetOp.MDB_SET_RANGE); ok && out.size() < max; ok = c.next()) {
+        ByteBuffer k = c.key();
+        int p = k.position();
+        if (k.getLong(p) != dir) {
+          break;
+        }
+        long cookie = k.getLong(p + 8);
+        byte[] name = new byte[k.remaining() - 16];
+        k.get(p + 16, name);
+        ByteBuffer v = c.val();
+        out.add(new DirEntry(new String(name, StandardCharsets.UTF_8), v.getLong(v.position()),
+            v.getInt(v.position() + 8), cookie + 1));
+      }
+    }
+    return out;
+  }
+
+  private static ByteBuffer direntKey(long dir, String name) {
+    byte[] n = name.getBytes(StandardCharsets.UTF_8);
+    return Lmdb.key().putLong(dir).putLong(cookie(n)).put(n).flip();
+  }
+
+  static long cookie(byte[] name) {
+    long h = Hashing.murmur3_128().hashBytes(name).asLong() >>> 2; // below 2^62, so cookie + 1 stays positive
+    return h < FIRST_COOKIE ? h + FIRST_COOKIE : h;
+  }
+
+  // ---- extended attributes
+
+  byte[] xattr(Txn<ByteBuffer> txn, long ino, String name) {
+    ByteBuffer v = db.xattrs.get(txn, xattrKey(ino, name));
+    return v == null ? null : Lmdb.bytes(v);
+  }
+
+  void putXattr(Txn<ByteBuffer> txn, long ino, String name, byte[] value) {
+    ByteBuffer key = xattrKey(ino, name);
+    ByteBuffer v = db.xattrs.reserve(txn, key, value.length);
+    v.put(0, value);
+  }
+
+  boolean deleteXattr(Txn<ByteBuffer> txn, long ino, String name) {
+    return db.xattrs.delete(txn, xattrKey(ino, name));
+  }
+
+  List<String> xattrNames(Txn<ByteBuffer> txn, long ino) {
+    List<String> out = new ArrayList<>();
+    for (byte[] key : keysWithPrefix(txn, db.xattrs, Lmdb.key(ino))) {
+      out.add(new String(key, 8, key.length - 8, StandardCharsets.UTF_8));
+    }
+    return out;
+  }
+
+  private static ByteBuffer xattrKey(long ino, String name) {
+    return Lmdb.key().putLong(ino).put(name.getBytes(StandardCharsets.UTF_8)).flip();
+  }
+
+  private static List<byte[]> keysWithPrefix(Txn<ByteBuffer> txn, org.lmdbjava.Dbi<ByteBuffer> dbi, ByteBuffer prefix) {
+    byte[] p = Lmdb.bytes(prefix);
+    List<byte[]> out = new ArrayList<>();
+    try (Cursor<ByteBuffer> c = dbi.openCursor(txn)) {
+      for (boolean ok = c.get(prefix, GetOp.MDB_SET_RANGE); ok; ok = c.next()) {
+        byte[] k = Lmdb.bytes(c.key());
+        if (k.length < p.length || !java.util.Arrays.equals(k, 0, p.length, p, 0, p.length)) {
+          break;
+        }
+        out.add(k);
+      }
+    }
+    return out;
+  }
+
+  private static ByteBuffer direct(byte[] key) {
+    return Lmdb.key().put(key).flip();
+  }
+}

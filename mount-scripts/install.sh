@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# install.sh — installs a built dedupfs system-wide. Idempotent: run it again
+# after every rebuild.
+#
+# Usage (as root, from anywhere, after `mvn -DskipTests package`):
+#     mount-scripts/install.sh
+# Installs:
+#     fs/target/dedupfs.jar             -> /usr/local/lib/dedupfs/dedupfs.jar
+#     mount-scripts/dedupfs             -> /usr/local/bin/dedupfs
+#     mount-scripts/mount.fuse.dedupfs  -> /sbin/mount.fuse.dedupfs  (mount -t fuse.dedupfs, fstab)
+#     mount-scripts/dedupfs@.service    -> /etc/systemd/system/dedupfs@.service
+# and runs `systemctl daemon-reload` if systemd is running.
+# DESTDIR=/some/root installs under that root instead (packaging, tests).
+set -euo pipefail
+
+here=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
+repo=$(dirname -- "$here")
+destdir=${DESTDIR:-}
+
+die() {
+    printf 'install.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+jar=$repo/fs/target/dedupfs.jar
+[[ -f "$jar" ]] || die "$jar not found: run mvn -DskipTests package first (in $repo)"
+if [[ -z "$destdir" && $EUID -ne 0 ]]; then
+    die "must run as root (it writes /usr/local, /sbin and /etc/systemd)"
+fi
+
+unit_changed=0
+
+# put SRC DEST MODE: install SRC as DEST unless DEST already has that content.
+put() {
+    local src=$1 dest=$destdir$2 mode=$3
+    if [[ -f "$dest" ]] && cmp -s -- "$src" "$dest"; then
+        chmod "$mode" -- "$dest"
+        printf 'install.sh: %s is up to date\n' "$dest"
+        return 1
+    fi
+    install -D -m "$mode" -- "$src" "$dest"
+    printf 'install.sh: installed %s\n' "$dest"
+}
+
+put "$jar" /usr/local/lib/dedupfs/dedupfs.jar 0644 || true
+put "$here/dedupfs" /usr/local/bin/dedupfs 0755 || true
+put "$here/mount.fuse.dedupfs" /sbin/mount.fuse.dedupfs 0755 || true
+if put "$here/dedupfs@.service" /etc/systemd/system/dedupfs@.service 0644; then
+    unit_changed=1
+fi
+install -d -m 0755 -- "$destdir/etc/dedupfs"
+
+if [[ -z "$destdir" && -d /run/systemd/system ]]; then
+    if ((unit_changed)); then
+        systemctl daemon-reload
+        printf 'install.sh: systemctl daemon-reload done\n'
+    fi
+else
+    printf 'install.sh: systemd is not running here; skipped systemctl daemon-reload\n'
+fi
