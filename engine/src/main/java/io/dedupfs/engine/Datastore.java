@@ -641,6 +641,9 @@ public final class Datastore implements Closeable {
     requireWritable();
     requireOffset(offset);
     int n = src.remaining();
+    if (n == 0) {
+      return 0;
+    }
     if (offset + n > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }

@@ -86,8 +86,10 @@ final class FileTree {
       } else {
         Hash h = (Hash) leaf;
         byte[] content = h.isZero() ? ZEROS : store.load(txn, h, 0);
-        int have = Math.max(0, Math.min(n, content.length - inLeaf));
-        dst.put(content, inLeaf, have);
+        int have = Math.max(0, Math.min(n, content.length - inLeaf)); // stored leaves lack their trailing zeros
+        if (have > 0) {
+          dst.put(content, inLeaf, have);
+        }
         dst.put(ZEROS, 0, n - have);
       }
       done += n;
@@ -167,7 +169,10 @@ final class FileTree {
 
   void write(Txn<ByteBuffer> txn, long offset, ByteBuffer src) throws CorruptBlockException {
     int total = src.remaining();
-    growTo(offset + total);
+    if (total == 0) {
+      return;
+    }
+    growTo(txn, offset + total);
     int done = 0;
     while (done < total) {
       long pos = offset + done;
@@ -191,7 +196,7 @@ final class FileTree {
     if (newLength < length) {
       zero(txn, newLength, length);
     } else {
-      growTo(newLength);
+      growTo(txn, newLength);
     }
     length = newLength;
   }
@@ -203,7 +208,7 @@ final class FileTree {
    */
   void share(Txn<ByteBuffer> txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
     long start = index * g.span(level);
-    growTo(Math.max(start + 1, g.span(level)));
+    growTo(txn, Math.max(start + 1, g.span(level)));
     foreign = true;
     if (level == topHeight) {
       drop(top);
@@ -242,8 +247,9 @@ final class FileTree {
       throw new IllegalArgumentException("level " + level + " above the root " + rootHeight);
     }
     if (level == rootHeight) {
-      dense[0] = false; // conservative: only used for SEEK_HOLE, and a non-dense subtree is searched
-      return index == 0 ? root : Hash.ZERO;
+      Hash h = index == 0 ? root : Hash.ZERO;
+      dense[0] = isDense(txn, h, level);
+      return h;
     }
     Hash h = root;
     boolean d = false;
@@ -258,19 +264,39 @@ final class FileTree {
     return h;
   }
 
-  private void growTo(long end) {
+  private void growTo(Txn<ByteBuffer> txn, long end) throws CorruptBlockException {
     if (end > Geometry.MAX_FILE_SIZE) {
       throw new IllegalArgumentException("beyond the largest file size");
     }
     int needed = g.heightFor(end);
     while (topHeight < needed) {
-      // The old root becomes the leftmost child. Its density bit stays clear: a hole search then
-      // looks inside it, which is correct and costs one block read more.
+      // The old root becomes the leftmost child, with its exact density bit: a node's bytes, and
+      // so its hash, depend only on the data below it, whatever order it was written in.
       Node n = new Node(topHeight + 1, Hash.ZERO, null);
       n.kids[0] = top;
+      if (top instanceof Hash h && isDense(txn, h, topHeight)) {
+        Geometry.setDense(n.cleanDense, 0);
+      }
       top = n;
       topHeight++;
     }
+  }
+
+  /** Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in its bitmap. */
+  private boolean isDense(Txn<ByteBuffer> txn, Hash h, int level) throws CorruptBlockException {
+    if (h.isZero()) {
+      return false;
+    }
+    if (level == 0) {
+      return true;
+    }
+    byte[] content = store.load(txn, h, level);
+    for (int i = 0; i < Geometry.FANOUT; i++) {
+      if (!Geometry.dense(content, i)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private Leaf leafFor(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
@@ -357,7 +383,11 @@ final class FileTree {
     hashNodes(newTop);
     int h = topHeight;
     for (int min = g.heightFor(length); h > min; h--) {
-      newTop = newTop instanceof Node n ? n.kids[0] : Geometry.child(store.load(txn, (Hash) newTop, h), 0);
+      if (newTop instanceof Node n) {
+        newTop = n.kids[0];
+      } else if (!((Hash) newTop).isZero()) {
+        newTop = Geometry.child(store.load(txn, (Hash) newTop, h), 0);
+      }
     }
     return new Commit(newTop, h);
   }

@@ -1,0 +1,105 @@
+package io.dedupfs.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.SplittableRandom;
+import org.lmdbjava.Cursor;
+
+/** Small helpers shared by the engine's tests. */
+final class TestStores {
+  private TestStores() {}
+
+  /** Set {@code -Ddedupfs.test.long=true} for soak-length runs. */
+  static boolean longRuns() {
+    return Boolean.getBoolean("dedupfs.test.long");
+  }
+
+  /** A config whose timer never fires during a test, so that a seed replays exactly. */
+  static DatastoreConfig config(int leafSize) {
+    return DatastoreConfig.defaults().withLeafSize(leafSize).withFlushInterval(Duration.ofHours(1));
+  }
+
+  /** Flushes, applies every queued decrement, and asserts that Fsck finds nothing wrong. */
+  static void assertConsistent(Datastore ds) throws IOException {
+    ds.sync();
+    ds.reclaim();
+    assertThat(new Fsck(ds).check()).as("fsck").isEmpty();
+  }
+
+  static long create(Datastore ds, String name) throws IOException {
+    return ds.mknod(Datastore.ROOT, name, 0644, 0, 0, 0).ino();
+  }
+
+  static void write(Datastore ds, long ino, long off, byte[] data) throws IOException {
+    assertThat(ds.write(ino, off, ByteBuffer.wrap(data))).isEqualTo(data.length);
+  }
+
+  /** Reads up to {@code len} bytes, fewer only at the end of the file. */
+  static byte[] read(Datastore ds, long ino, long off, int len) throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(len);
+    while (buf.hasRemaining()) {
+      if (ds.read(ino, off + buf.position(), buf) == 0) {
+        break;
+      }
+    }
+    byte[] out = new byte[buf.position()];
+    buf.flip().get(out);
+    return out;
+  }
+
+  /** SEEK_DATA, with -1 for ENXIO. */
+  static long seekData(Datastore ds, long ino, long off) throws IOException {
+    try {
+      return ds.seekData(ino, off);
+    } catch (FsException e) {
+      assertThat(e.kind()).isEqualTo(FsException.Kind.NO_SUCH_OFFSET);
+      return -1;
+    }
+  }
+
+  /** SEEK_HOLE, with -1 for ENXIO. */
+  static long seekHole(Datastore ds, long ino, long off) throws IOException {
+    try {
+      return ds.seekHole(ino, off);
+    } catch (FsException e) {
+      assertThat(e.kind()).isEqualTo(FsException.Kind.NO_SUCH_OFFSET);
+      return -1;
+    }
+  }
+
+  static byte[] randomBytes(SplittableRandom r, int n) {
+    byte[] b = new byte[n];
+    for (int i = 0; i < n; i += 8) {
+      long v = r.nextLong();
+      for (int j = 0; j < 8 && i + j < n; j++) {
+        b[i + j] = (byte) (v >>> (8 * j));
+      }
+    }
+    return b;
+  }
+
+  /** Entries and bytes of the block tables, read straight from LMDB. */
+  record Counts(long blocks, long refs, long storedBytes, long pending) {}
+
+  static Counts counts(Datastore ds) throws IOException {
+    Lmdb db = ds.lmdb();
+    return db.read(txn -> {
+      long bytes = 0;
+      try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+        for (boolean ok = c.first(); ok; ok = c.next()) {
+          bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
+        }
+      }
+      return new Counts(db.blocks.stat(txn).entries, db.refs.stat(txn).entries, bytes, db.pending.stat(txn).entries);
+    });
+  }
+
+  /** The committed root of a file, from its inode record. */
+  static Hash root(Datastore ds, long ino) throws IOException {
+    Lmdb db = ds.lmdb();
+    return db.read(txn -> new Namespace(db).inode(txn, ino).root());
+  }
+}
