@@ -88,9 +88,9 @@ class DedupeTest {
       }
       assertConsistent(ds);
       for (int k = 0; k < clones.length; k++) {
-        assertThat(TestStores.read(ds, clones[k], 0, size)).isEqualTo(contents[k]);
+        TestStores.assertSameBytes(TestStores.read(ds, clones[k], 0, size), contents[k], "clone " + k);
       }
-      assertThat(TestStores.read(ds, base, 0, size)).isEqualTo(data);
+      TestStores.assertSameBytes(TestStores.read(ds, base, 0, size), data, "the cloned file");
 
       for (int k = 0; k < clones.length; k++) {
         ds.unlink(Datastore.ROOT, "clone" + k);

@@ -50,6 +50,15 @@ final class TestStores {
     return out;
   }
 
+  /** Like assertThat(got).isEqualTo(want), but says where the first difference is instead of printing both. */
+  static void assertSameBytes(byte[] got, byte[] want, String what) {
+    int at = java.util.Arrays.mismatch(got, want);
+    if (at >= 0) {
+      throw new AssertionError(what + ": " + got.length + " bytes, expected " + want.length
+          + "; first difference at byte " + at);
+    }
+  }
+
   /** SEEK_DATA, with -1 for ENXIO. */
   static long seekData(Datastore ds, long ino, long off) throws IOException {
     try {

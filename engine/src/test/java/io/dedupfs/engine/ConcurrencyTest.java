@@ -1,0 +1,174 @@
+package io.dedupfs.engine;
+
+import static io.dedupfs.engine.TestStores.assertConsistent;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Writers, readers, a cloner and a flusher at once, on three files, two of which have two writers.
+ * Each writer owns a region that it always rewrites whole in one call, with one value repeated: a
+ * reader or a clone that sees two values in a region has seen half of a write. Each writer also
+ * has a scratch area of random writes and punches, checked against its own model.
+ */
+class ConcurrencyTest {
+  private static final int FILES = 3;
+  private static final int WRITERS = 5;
+  private static final int REGION = 3 * 4096 + 504; // four leaves, not aligned
+  private static final int SCRATCH = 1 << 20;
+
+  @TempDir Path dir;
+
+  @Test
+  void threadsOnSeveralFilesAndOnOneFile() throws Exception {
+    int iterations = TestStores.longRuns() ? 5000 : 400;
+    long[] inos = new long[FILES];
+    long[] clones = new long[FILES];
+    byte[][] scratch = new byte[WRITERS][SCRATCH];
+    long[] finalVersion = new long[WRITERS];
+    try (Datastore ds = Datastore.open(dir, TestStores.config(4096).withDirtyLimit(1 << 20))) {
+      for (int f = 0; f < FILES; f++) {
+        inos[f] = TestStores.create(ds, "f" + f);
+        clones[f] = TestStores.create(ds, "clone" + f);
+      }
+      AtomicBoolean writing = new AtomicBoolean(true);
+      ExecutorService pool = Executors.newFixedThreadPool(WRITERS + 4);
+      List<Future<?>> writers = new ArrayList<>();
+      List<Future<?>> others = new ArrayList<>();
+      for (int w = 0; w < WRITERS; w++) {
+        int me = w;
+        writers.add(pool.submit((Callable<Void>) () -> {
+          SplittableRandom r = new SplittableRandom(me);
+          long ino = inos[me % FILES];
+          for (long v = 1; v <= iterations; v++) {
+            ds.write(ino, regionStart(me), ByteBuffer.wrap(uniform(me, v)));
+            finalVersion[me] = v;
+            long at = r.nextInt(SCRATCH - 20000);
+            if (r.nextInt(5) == 0) {
+              int len = r.nextInt(1, 20000);
+              ds.punchHole(ino, scratchStart(me) + at, len);
+              Arrays.fill(scratch[me], (int) at, (int) at + len, (byte) 0);
+            } else {
+              byte[] b = TestStores.randomBytes(r, r.nextInt(1, 20000));
+              TestStores.write(ds, ino, scratchStart(me) + at, b);
+              System.arraycopy(b, 0, scratch[me], (int) at, b.length);
+            }
+            if (r.nextInt(10) == 0) {
+              ds.flush(ino);
+            }
+            if (r.nextInt(20) == 0) {
+              TestStores.assertSameBytes(readScratch(ds, ino, me), scratch[me], "scratch of writer " + me);
+            }
+          }
+          return null;
+        }));
+      }
+      for (int reader = 0; reader < 2; reader++) {
+        int me = reader;
+        others.add(pool.submit((Callable<Void>) () -> {
+          SplittableRandom r = new SplittableRandom(100 + me);
+          long[] seen = new long[WRITERS];
+          while (writing.get()) {
+            int w = r.nextInt(WRITERS);
+            long v = checkUniform(TestStores.read(ds, inos[w % FILES], regionStart(w), REGION), w);
+            assertThat(v).as("versions of writer %d never go back", w).isGreaterThanOrEqualTo(seen[w]);
+            seen[w] = v;
+          }
+          return null;
+        }));
+      }
+      others.add(pool.submit((Callable<Void>) () -> {
+        SplittableRandom r = new SplittableRandom(200);
+        while (writing.get()) {
+          int f = r.nextInt(FILES);
+          ds.copyRange(inos[f], 0, clones[f], 0, Long.MAX_VALUE / 4);
+          for (int w = f; w < WRITERS; w += FILES) {
+            checkUniform(TestStores.read(ds, clones[f], regionStart(w), REGION), w);
+          }
+        }
+        return null;
+      }));
+      others.add(pool.submit((Callable<Void>) () -> {
+        while (writing.get()) {
+          ds.sync();
+          Thread.sleep(5);
+        }
+        return null;
+      }));
+      for (Future<?> f : writers) {
+        f.get();
+      }
+      writing.set(false);
+      for (Future<?> f : others) {
+        f.get();
+      }
+      pool.shutdown();
+      verify(ds, inos, scratch, finalVersion);
+      assertConsistent(ds);
+    }
+    try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
+      verify(ds, inos, scratch, finalVersion);
+      assertConsistent(ds);
+    }
+  }
+
+  private static void verify(Datastore ds, long[] inos, byte[][] scratch, long[] finalVersion) throws Exception {
+    for (int w = 0; w < WRITERS; w++) {
+      long ino = inos[w % FILES];
+      assertThat(checkUniform(TestStores.read(ds, ino, regionStart(w), REGION), w)).isEqualTo(finalVersion[w]);
+      TestStores.assertSameBytes(readScratch(ds, ino, w), scratch[w], "scratch of writer " + w);
+    }
+  }
+
+  /** A writer's scratch area, with zeros for what lies past the end of the file. */
+  private static byte[] readScratch(Datastore ds, long ino, int w) throws Exception {
+    return Arrays.copyOf(TestStores.read(ds, ino, scratchStart(w), SCRATCH), SCRATCH);
+  }
+
+  /** Writers that share a file get regions and scratch areas apart. */
+  private static long regionStart(int w) {
+    return 1234 + (long) (w / FILES) * 65536;
+  }
+
+  private static long scratchStart(int w) {
+    return (4L << 20) + (long) (w / FILES) * (2L << 20) + 777;
+  }
+
+  private static byte[] uniform(int w, long v) {
+    ByteBuffer b = ByteBuffer.allocate(REGION);
+    while (b.hasRemaining()) {
+      b.putLong((long) w << 32 | v);
+    }
+    return b.array();
+  }
+
+  /** The version a region holds; fails if the region mixes two writes. 0 before the first write. */
+  private static long checkUniform(byte[] region, int w) {
+    if (region.length == 0 || Arrays.equals(region, new byte[region.length])) {
+      return 0;
+    }
+    assertThat(region).as("region of writer %d has one write's bytes", w).hasSize(REGION);
+    ByteBuffer b = ByteBuffer.wrap(region);
+    long first = b.getLong(0);
+    for (int i = 0; i < REGION; i += 8) {
+      if (b.getLong(i) != first) {
+        throw new AssertionError("writer " + w + "'s region mixes two writes: " + Long.toHexString(first)
+            + " and " + Long.toHexString(b.getLong(i)) + " at byte " + i);
+      }
+    }
+    assertThat(first >>> 32).isEqualTo(w);
+    return first & 0xffffffffL;
+  }
+}
