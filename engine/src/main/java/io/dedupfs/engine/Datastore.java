@@ -244,7 +244,7 @@ public final class Datastore implements Closeable {
     checkName(name);
     long now = now();
     Inode created = db.write(txn -> {
-      Inode p = requireDir(ns.inode(txn, parent));
+      Inode p = requireLiveDir(ns.inode(txn, parent));
       if (ns.entry(txn, parent, name) != null) {
         throw new FileAlreadyExistsException(name);
       }
@@ -278,10 +278,13 @@ public final class Datastore implements Closeable {
       if (i.isDirectory()) {
         throw new FsException(FsException.Kind.NOT_PERMITTED, newName, "hard links to directories are not allowed");
       }
+      if (i.nlink() == 0) {
+        throw new NoSuchFileException("inode " + ino, null, "it has no name left to link to");
+      }
       if (i.nlink() >= MAX_LINKS) {
         throw new FsException(FsException.Kind.TOO_MANY_LINKS, newName, "too many links");
       }
-      Inode p = requireDir(ns.inode(txn, newParent));
+      Inode p = requireLiveDir(ns.inode(txn, newParent));
       if (ns.entry(txn, newParent, newName) != null) {
         throw new FileAlreadyExistsException(newName);
       }
@@ -350,7 +353,7 @@ public final class Datastore implements Closeable {
     long now = now();
     db.write(txn -> {
       requireDir(ns.inode(txn, parent));
-      requireDir(ns.inode(txn, newParent));
+      requireLiveDir(ns.inode(txn, newParent));
       long[] se = ns.entry(txn, parent, name);
       if (se == null) {
         throw new NoSuchFileException(name);
@@ -934,6 +937,14 @@ public final class Datastore implements Closeable {
   private static Inode requireDir(Inode i) throws NotDirectoryException {
     if (!i.isDirectory()) {
       throw new NotDirectoryException("inode " + i.ino());
+    }
+    return i;
+  }
+
+  /** A directory that new names may go into: not removed (ENOENT, as ext4 answers). */
+  private static Inode requireLiveDir(Inode i) throws IOException {
+    if (requireDir(i).nlink() == 0) {
+      throw new NoSuchFileException("inode " + i.ino(), null, "the directory has been removed");
     }
     return i;
   }

@@ -57,12 +57,16 @@ final class Namespace {
   }
 
   long allocateIno(Txn<ByteBuffer> txn) {
-    ByteBuffer k = Lmdb.key().put(NEXT_INO).flip();
-    ByteBuffer v = db.meta.get(txn, k);
-    long ino = v == null ? ROOT + 1 : v.getLong(v.position());
+    long ino = peekNextIno(txn);
     ByteBuffer val = Lmdb.value(8).putLong(ino + 1).flip();
     db.meta.put(txn, Lmdb.key().put(NEXT_INO).flip(), val);
     return ino;
+  }
+
+  /** The number the next new inode will get. */
+  long peekNextIno(Txn<ByteBuffer> txn) {
+    ByteBuffer v = db.meta.get(txn, Lmdb.key().put(NEXT_INO).flip());
+    return v == null ? ROOT + 1 : v.getLong(v.position());
   }
 
   long inodeCount(Txn<ByteBuffer> txn) {
