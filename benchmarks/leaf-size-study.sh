@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The leaf-size study: builds three VM-like raw disk images from this machine's /usr, then, for
+# leaf sizes of 4, 8, 16, 32 and 64 KiB, writes all three into a fresh store and reports the
+# dedupe ratio, the store's size per unique byte, and write speed (io.dedupfs.bench.LeafSizeStudy).
+#
+#   benchmarks/leaf-size-study.sh              # about 5-8 minutes on 2 cores (images built once, then reused)
+#   benchmarks/leaf-size-study.sh --rebuild    # build the images again
+#   LEAF_KIB=16,64 benchmarks/leaf-size-study.sh
+#
+# Work directory: $LEAF_STUDY_DIR (default /var/tmp/dedupfs-leaf-study), on a disk: about 4 GiB of
+# sparse images (~3 GB allocated) and, during a run, one store of ~1.5 GB.
+#
+# The images (raw ext4 file systems, written by mkfs.ext4 -d and debugfs; no mount needed):
+#   vm-a.img          1280 MiB  "template VM": /usr/share + /usr/lib/python3.11 + /usr/lib/gcc
+#   vm-a-updated.img  1280 MiB  a copy of vm-a.img, then changed in place with debugfs as an update
+#                               would: every 8th .py file under lib/python3.11 replaced by a new
+#                               version (one comment line added at its top), every 3rd .mo file
+#                               under share/locale deleted, lib/postgresql and lib/git-core added
+#   vm-b.img          1536 MiB  "second VM installed from the same distribution":
+#                               /usr/share + /usr/lib/python3.11 + /usr/lib/llvm-14, laid out
+#                               afresh by mkfs (the same files, at other offsets)
+# Deleted files keep their old bytes in the image, as on a real disk. Paths with characters other
+# than [A-Za-z0-9._+,@=-] are left out of the debugfs changes. The images depend on what /usr holds
+# on this machine: the script prints their sizes and SHA-256 sums so runs can be compared.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+work="${LEAF_STUDY_DIR:-/var/tmp/dedupfs-leaf-study}"
+leaf="${LEAF_KIB:-4,8,16,32,64}"
+img="$work/images"
+
+fstype="$(mkdir -p "$work" && stat -f -c %T "$work")"
+if [[ "$fstype" == "tmpfs" || "$fstype" == "ramfs" ]]; then
+  echo "LEAF_STUDY_DIR=$work is on $fstype; point it at a disk" >&2
+  exit 2
+fi
+for tool in mkfs.ext4 debugfs e2fsck; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install e2fsprogs" >&2; exit 2; }
+done
+
+# Fixed UUIDs, hash seeds and clock: the same trees give the same images.
+export E2FSPROGS_FAKE_TIME=1700000000
+mkimage() { # name size-MiB uuid tree
+  rm -f "$img/$1"
+  truncate -s "${2}M" "$img/$1"
+  mkfs.ext4 -q -F -b 4096 -U "$3" -E "hash_seed=$3,lazy_itable_init=0,lazy_journal_init=0,nodiscard" -d "$4" "$img/$1"
+}
+
+stage() { # dir source...   (hard links: cheap, and nothing here ever changes them)
+  local dir="$1"; shift
+  rm -rf "$dir"; mkdir -p "$dir/share" "$dir/lib"
+  cp -al /usr/share/. "$dir/share/" 2>/dev/null || cp -a /usr/share/. "$dir/share/"
+  for s in "$@"; do cp -al "/usr/lib/$s" "$dir/lib/" 2>/dev/null || cp -a "/usr/lib/$s" "$dir/lib/"; done
+}
+
+safe() { grep -E '^[A-Za-z0-9._+,@=/-]+$' || true; }
+
+build_images() {
+  echo "building images in $img ..."
+  rm -rf "$img" "$work/trees"
+  mkdir -p "$img" "$work/trees"
+  stage "$work/trees/a" python3.11 gcc
+  stage "$work/trees/b" python3.11 llvm-14
+  mkimage vm-a.img 1280 4b1e52b0-0000-4000-8000-00000000000a "$work/trees/a"
+  mkimage vm-b.img 1536 4b1e52b0-0000-4000-8000-00000000000b "$work/trees/b"
+
+  # The update: a debugfs command file, applied to a copy of vm-a.img.
+  local upd="$work/trees/update" cmds="$work/trees/update.cmds"
+  mkdir -p "$upd"
+  : > "$cmds"
+  (cd "$work/trees/a" && find lib/python3.11 -type f -name '*.py' | LC_ALL=C sort | safe | awk 'NR % 8 == 0') |
+    while read -r f; do
+      mkdir -p "$upd/$(dirname "$f")"
+      { echo "# updated $f"; cat "$work/trees/a/$f"; } > "$upd/$f"
+      printf 'rm /%s\ncd /%s\nwrite %s %s\n' "$f" "$(dirname "$f")" "$upd/$f" "$(basename "$f")" >> "$cmds"
+    done
+  (cd "$work/trees/a" && find share/locale -type f -name '*.mo' | LC_ALL=C sort | safe | awk 'NR % 3 == 0') |
+    while read -r f; do printf 'rm /%s\n' "$f" >> "$cmds"; done
+  for pkg in postgresql git-core; do
+    (cd /usr/lib && find "$pkg" -type d | LC_ALL=C sort | safe) | while read -r d; do printf 'mkdir /lib/%s\n' "$d" >> "$cmds"; done
+    (cd /usr/lib && find "$pkg" -type f | LC_ALL=C sort | safe) | while read -r f; do
+      printf 'cd /lib/%s\nwrite /usr/lib/%s %s\n' "$(dirname "$f")" "$f" "$(basename "$f")" >> "$cmds"
+    done
+  done
+  cp --sparse=always "$img/vm-a.img" "$img/vm-a-updated.img"
+  debugfs -w -f "$cmds" "$img/vm-a-updated.img" >/dev/null 2>"$work/trees/debugfs.err" || { cat "$work/trees/debugfs.err" >&2; exit 1; }
+  if grep -v '^debugfs' "$work/trees/debugfs.err" | grep -q .; then
+    echo "debugfs complained (first lines):" >&2; grep -v '^debugfs' "$work/trees/debugfs.err" | head -5 >&2
+  fi
+  for i in vm-a vm-a-updated vm-b; do
+    e2fsck -fn "$img/$i.img" >/dev/null 2>&1 || { echo "e2fsck finds $i.img inconsistent" >&2; exit 1; }
+  done
+  echo "$(grep -c '^write' "$cmds") files written, $(grep -c '^rm' "$cmds") removed by the update" > "$img/update.txt"
+  rm -rf "$work/trees"
+  (cd "$img" && sha256sum vm-a.img vm-a-updated.img vm-b.img > SHA256SUMS)
+}
+
+if [[ "${1:-}" == "--rebuild" || ! -f "$img/SHA256SUMS" ]]; then
+  build_images
+fi
+
+(cd "$root" && mvn -q -B -pl benchmarks -am -DskipTests package)
+
+out="$here/target/results"
+mkdir -p "$out"
+report="$out/leaf-size-$(date -u +%Y%m%dT%H%M%SZ).txt"
+{
+  echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load $(cut -d' ' -f1-3 /proc/loadavg) before the run"
+  echo "images:  $(cat "$img/update.txt")"
+  for i in vm-a vm-a-updated vm-b; do
+    echo "         $i.img: $(stat -c %s "$img/$i.img") bytes, $(du -k "$img/$i.img" | cut -f1) KiB allocated, sha256 $(grep " $i.img" "$img/SHA256SUMS" | cut -c1-16)..."
+  done
+  java --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED -Xmx6g \
+    -cp "$here/target/benchmarks.jar" io.dedupfs.bench.LeafSizeStudy \
+    --leaf-kib "$leaf" --stores "$work/stores" "$img/vm-a.img" "$img/vm-a-updated.img" "$img/vm-b.img"
+  echo "load $(cut -d' ' -f1-3 /proc/loadavg) after the run"
+} 2>&1 | tee "$report"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the benchmarks, runs the engine's JMH benchmarks and their ceilings in one run, and
+# prints the table: benchmark, figure, ceiling, ratio, target, pass/fail.
+#
+#   benchmarks/run-engine-benchmarks.sh            # full settings, about 6-7 minutes on 2 cores
+#   benchmarks/run-engine-benchmarks.sh --quick    # 1 short iteration each, about 3 minutes: a smoke test
+#   benchmarks/run-engine-benchmarks.sh [--quick] [JMH args...]   # e.g. -p leafSize=65536, or a regexp
+#
+# Stores go under $DEDUPFS_BENCH_DIR (default: /var/tmp), which must be on a disk, not a tmpfs;
+# every store is deleted when its benchmark ends. Results: benchmarks/target/results/.
+# Exit status: 0 all targets met, 3 a target missed, other: the build or a benchmark failed.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+quick=()
+if [[ "${1:-}" == "--quick" ]]; then
+  quick=(-wi 1 -w 1s -i 1 -r 2s)
+  shift
+fi
+
+export DEDUPFS_BENCH_DIR="${DEDUPFS_BENCH_DIR:-/var/tmp}"
+fstype="$(stat -f -c %T "$DEDUPFS_BENCH_DIR")"
+if [[ "$fstype" == "tmpfs" || "$fstype" == "ramfs" ]]; then
+  echo "DEDUPFS_BENCH_DIR=$DEDUPFS_BENCH_DIR is on $fstype; point it at a disk" >&2
+  exit 2
+fi
+
+(cd "$root" && mvn -q -B -pl benchmarks -am -DskipTests package)
+
+out="$here/target/results"
+mkdir -p "$out"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+json="$out/engine-$stamp.json"
+{
+  echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
+  echo "java:    $(java -version 2>&1 | head -1)"
+  echo "commit:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "disk:    $DEDUPFS_BENCH_DIR ($fstype)"
+  echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before the run"
+} | tee "$out/engine-$stamp.txt"
+
+java -jar "$here/target/benchmarks.jar" "${quick[@]}" -rf json -rff "$json" "$@" \
+  | tee -a "$out/engine-$stamp.log"
+
+{
+  echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) after the run"
+  python3 "$here/src/main/python/engine_report.py" "$json"
+} | tee -a "$out/engine-$stamp.txt"
