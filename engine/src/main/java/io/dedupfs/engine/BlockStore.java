@@ -54,6 +54,13 @@ final class BlockStore {
     if (cached != null) {
       return cached;
     }
+    byte[] content = loadFromDisk(txn, hash, level);
+    verified.put(hash, content);
+    return content;
+  }
+
+  /** Like {@link #load}, but always from the store and checked again: for Fsck and scrubbing. */
+  byte[] loadFromDisk(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
     byte[] content = loadUnchecked(txn, hash);
     if (content == null) {
       throw new CorruptBlockException(hash, "missing from the store");
@@ -61,7 +68,6 @@ final class BlockStore {
     if (!hashOf(content, level).equals(hash)) {
       throw new CorruptBlockException(hash, "its bytes do not match its hash");
     }
-    verified.put(hash, content);
     return content;
   }
 

@@ -65,12 +65,13 @@ public final class Datastore implements Closeable {
   private final ScheduledExecutorService background;
   private volatile boolean closed;
 
-  private Datastore(Path dir, DatastoreConfig config, FileChannel lockFile, FileLock lock) throws IOException {
+  private Datastore(Path dir, DatastoreConfig config, FileChannel lockFile, FileLock lock, long mapSize)
+      throws IOException {
     this.dir = dir;
     this.config = config;
     this.lockFile = lockFile;
     this.lock = lock;
-    this.db = new Lmdb(dir, config.readOnly());
+    this.db = new Lmdb(dir, config.readOnly(), mapSize);
     this.ns = new Namespace(db);
     try {
       this.geometry = new Geometry(initMeta());
@@ -98,6 +99,11 @@ public final class Datastore implements Closeable {
    * another process (or another open in this one) is using.
    */
   public static Datastore open(Path dir, DatastoreConfig config) throws IOException {
+    return open(dir, config, Lmdb.DEFAULT_MAP_SIZE);
+  }
+
+  /** {@link #open(Path, DatastoreConfig)} with the LMDB map starting at {@code mapSize} bytes (tests make it small). */
+  static Datastore open(Path dir, DatastoreConfig config, long mapSize) throws IOException {
     boolean fresh = !Files.exists(dir) || isEmptyDir(dir);
     if (fresh && config.readOnly()) {
       throw new StoreException(dir + " holds no dedupfs store, and a read-only open cannot create one");
@@ -121,7 +127,7 @@ public final class Datastore implements Closeable {
       throw new StoreException("the store " + dir + " is in use by another process (is it mounted already?)");
     }
     try {
-      return new Datastore(dir, config, ch, lock);
+      return new Datastore(dir, config, ch, lock, mapSize);
     } catch (IOException | RuntimeException e) {
       lock.release();
       ch.close();

@@ -46,11 +46,14 @@ final class Fsck {
           actualBlocks++;
           Hash h = Hash.read(c.key(), c.key().position());
           long count = c.val().getLong(c.val().position());
+          int level = c.val().get(c.val().position() + Long.BYTES);
           Long want = expected.get(h);
           if (want == null) {
             problems.add("block " + h + " is stored with count " + count + " but nothing references it");
           } else if (want != count) {
             problems.add("block " + h + " has count " + count + " but " + want + " references");
+          } else if (levels.get(h) != level) {
+            problems.add("block " + h + " is recorded at level " + level + " but referenced at level " + levels.get(h));
           }
         }
       }
@@ -155,17 +158,17 @@ final class Fsck {
       return; // children counted on the first visit
     }
     levels.put(h, level);
-    if (level == 0) {
-      if (!blocks.exists(txn, h)) {
-        problems.add("leaf " + h + " is referenced but not stored");
-      }
-      return;
-    }
     byte[] content;
     try {
-      content = blocks.load(txn, h, level);
+      content = blocks.loadFromDisk(txn, h, level);
     } catch (CorruptBlockException e) {
-      problems.add(e.getMessage());
+      problems.add(e.getMessage() + " (level " + level + ")");
+      return;
+    }
+    if (!blocks.exists(txn, h)) {
+      problems.add("block " + h + " is stored without a reference count");
+    }
+    if (level == 0) {
       return;
     }
     for (int i = 0; i < Geometry.FANOUT; i++) {

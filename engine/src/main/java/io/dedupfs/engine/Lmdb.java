@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -23,9 +24,13 @@ import org.lmdbjava.Txn;
  * with no transaction open in the process. Order: writer, then mapLock.
  */
 final class Lmdb implements AutoCloseable {
-  private static final long INITIAL_MAP_SIZE = 1L << 40; // address space only: the file stays sparse
+  /** Address space only: the file grows as pages are written, not to the map's size. */
+  static final long DEFAULT_MAP_SIZE = 1L << 40;
+  private static final int EIO = 5;
   private static final int ENOSPC = 28;
   private static final int EDQUOT = 122;
+  /** Below this much free space, an EIO from LMDB is taken for a full disk (see {@link #write}). */
+  private static final long NEARLY_FULL = 1 << 20;
 
   final Env<ByteBuffer> env;
   final Dbi<ByteBuffer> meta;
@@ -37,6 +42,7 @@ final class Lmdb implements AutoCloseable {
   final Dbi<ByteBuffer> pending;
   final Dbi<ByteBuffer> orphans;
   final int pageSize;
+  private final Path dir;
 
   private final ReentrantLock writer = new ReentrantLock();
   private final ReentrantReadWriteLock mapLock = new ReentrantReadWriteLock();
@@ -47,13 +53,15 @@ final class Lmdb implements AutoCloseable {
     T run(Txn<ByteBuffer> txn) throws IOException;
   }
 
-  Lmdb(Path dir, boolean readOnly) {
+  Lmdb(Path dir, boolean readOnly, long mapSize) {
     EnvFlags[] flags =
         readOnly
             ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
             : new EnvFlags[] {EnvFlags.MDB_NOTLS};
+    this.dir = dir;
     File file = dir.toFile();
-    env = Env.create().setMapSize(INITIAL_MAP_SIZE).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
+    env = Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
+    env.readerCheck(); // frees reader slots that a killed process left behind
     DbiFlags[] create = readOnly ? new DbiFlags[0] : new DbiFlags[] {DbiFlags.MDB_CREATE};
     meta = env.openDbi("meta", create);
     inodes = env.openDbi("inodes", create);
@@ -89,8 +97,8 @@ final class Lmdb implements AutoCloseable {
         } catch (Env.MapFullException e) {
           growMap(e);
         } catch (LmdbNativeException e) {
-          if (e.getResultCode() == ENOSPC || e.getResultCode() == EDQUOT) {
-            throw new StoreFullException("no space left on the disk under the store", e);
+          if (isDiskFull(e.getResultCode())) {
+            throw new StoreFullException("no space left on the disk under the store " + dir, e);
           }
           throw new IOException("LMDB: " + e.getMessage(), e);
         }
@@ -108,6 +116,21 @@ final class Lmdb implements AutoCloseable {
       return result;
     } finally {
       mapLock.readLock().unlock();
+    }
+  }
+
+  /**
+   * LMDB reports ENOSPC or EDQUOT when a write fails outright, but EIO when it was short, as the
+   * last write to a full disk is: so EIO counts as a full disk when almost nothing is free.
+   */
+  private boolean isDiskFull(int rc) {
+    if (rc == ENOSPC || rc == EDQUOT) {
+      return true;
+    }
+    try {
+      return rc == EIO && Files.getFileStore(dir).getUnallocatedSpace() < NEARLY_FULL;
+    } catch (IOException e) {
+      return false;
     }
   }
 

@@ -1,0 +1,217 @@
+package io.dedupfs.engine;
+
+import static io.dedupfs.engine.TestStores.assertConsistent;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.lmdbjava.Cursor;
+import org.lmdbjava.Dbi;
+import org.lmdbjava.Env;
+import org.lmdbjava.Txn;
+
+/** Stores that must not be opened, damaged blocks, a full disk and a full map. */
+class BadInputTest {
+  @TempDir Path tmp;
+
+  @Test
+  void refusesADirectoryHoldingOtherFiles() throws IOException {
+    Files.writeString(tmp.resolve("notes.txt"), "mine");
+    assertThatThrownBy(() -> Datastore.open(tmp, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+    assertThat(Files.list(tmp).count()).as("nothing was created there").isEqualTo(1);
+    Path file = tmp.resolve("notes.txt");
+    assertThatThrownBy(() -> Datastore.open(file, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("not a directory");
+    assertThatThrownBy(() -> Datastore.open(tmp.resolve("none"), TestStores.config(4096).withReadOnly(true)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("read-only");
+  }
+
+  @Test
+  void refusesAnotherFormatVersionAndOtherLmdbEnvironments() throws IOException {
+    Path store = tmp.resolve("store");
+    Datastore.open(store, TestStores.config(4096)).close();
+    putMeta(store, "formatVersion", "2");
+    assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("format version 2")
+        .hasMessageContaining("version " + Datastore.FORMAT_VERSION);
+    putMeta(store, "formatVersion", Integer.toString(Datastore.FORMAT_VERSION));
+    Datastore.open(store, TestStores.config(4096)).close();
+    putMeta(store, "magic", "something else");
+    assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+  }
+
+  @Test
+  void refusesASecondOpenOfAStoreInUse() throws IOException {
+    Path store = tmp.resolve("store");
+    try (Datastore first = Datastore.open(store, TestStores.config(4096))) {
+      assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
+          .isInstanceOf(StoreException.class).hasMessageContaining("in use");
+      assertThat(first.getattr(Datastore.ROOT).isDirectory()).as("the first open is unharmed").isTrue();
+    }
+    Datastore.open(store, TestStores.config(4096)).close();
+  }
+
+  @Test
+  void aCorruptedBlockIsAnErrorNeverWrongBytes() throws IOException {
+    Path store = tmp.resolve("store");
+    byte[] data = TestStores.randomBytes(new SplittableRandom(3), 40 * 4096);
+    long ino;
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      ino = TestStores.create(ds, "f");
+      TestStores.write(ds, ino, 0, data);
+    }
+    int damagedLeaf = flipAByte(store, 0);
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      int corrupt = 0;
+      for (int leaf = 0; leaf < 40; leaf++) {
+        try {
+          byte[] got = TestStores.read(ds, ino, leaf * 4096L, 4096);
+          TestStores.assertSameBytes(got, java.util.Arrays.copyOfRange(data, leaf * 4096, leaf * 4096 + 4096), "leaf " + leaf);
+        } catch (CorruptBlockException e) {
+          corrupt++;
+        }
+      }
+      assertThat(corrupt).as("exactly the damaged leaf fails").isEqualTo(1);
+      assertThat(damagedLeaf).isGreaterThanOrEqualTo(0);
+      assertThat(new Fsck(ds).check()).anyMatch(p -> p.contains("do not match its hash"));
+    }
+    flipAByte(store, 1); // the root node: every read fails
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      assertThatThrownBy(() -> TestStores.read(ds, ino, 4096 * 7, 100)).isInstanceOf(CorruptBlockException.class);
+    }
+  }
+
+  @Test
+  void aFullMapGrowsWithoutAReopen() throws IOException {
+    Path store = tmp.resolve("store");
+    byte[] data = TestStores.randomBytes(new SplittableRandom(4), 24 << 20);
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096), 1 << 20)) {
+      long ino = TestStores.create(ds, "f");
+      for (int off = 0; off < data.length; off += 1 << 20) {
+        ds.write(ino, off, ByteBuffer.wrap(data, off, 1 << 20));
+        ds.flush(ino);
+      }
+      assertThat(ds.lmdb().env.info().mapSize).isGreaterThanOrEqualTo(24L << 20);
+      TestStores.assertSameBytes(TestStores.read(ds, ino, 0, data.length), data, "the file");
+      assertConsistent(ds);
+    }
+  }
+
+  @Test
+  void aFullDiskIsStoreFullAndTheStoreRecoversWhenThereIsRoomAgain() throws Exception {
+    assumeTrue("root".equals(System.getProperty("user.name")), "mounting a small tmpfs needs root");
+    Path mnt = Files.createDirectory(tmp.resolve("small"));
+    assumeTrue(run("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt.toString()), "mount -t tmpfs failed");
+    try {
+      Path filler = mnt.resolve("filler");
+      Files.write(filler, new byte[8 << 20]);
+      Path store = mnt.resolve("store");
+      SplittableRandom r = new SplittableRandom(5);
+      List<byte[]> flushed = new ArrayList<>();
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        long ino = TestStores.create(ds, "f");
+        byte[] chunk = null;
+        StoreFullException full = null;
+        for (int i = 0; i < 64 && full == null; i++) {
+          chunk = TestStores.randomBytes(r, 1 << 20);
+          TestStores.write(ds, ino, (long) i << 20, chunk);
+          try {
+            ds.flush(ino);
+            flushed.add(chunk);
+          } catch (StoreFullException e) {
+            full = e;
+          }
+        }
+        assertThat(full).as("a 48 MiB disk fills up").isNotNull();
+        assertThat(full).hasMessageContaining("no space");
+        for (int i = 0; i < flushed.size(); i++) {
+          TestStores.assertSameBytes(TestStores.read(ds, ino, (long) i << 20, 1 << 20), flushed.get(i), "flushed MiB " + i);
+        }
+
+        Files.delete(filler);
+        ds.flush(ino); // the write that did not fit is still buffered
+        flushed.add(chunk);
+        TestStores.create(ds, "g");
+        assertConsistent(ds);
+        ds.unlink(Datastore.ROOT, "f");
+        ds.forget(ino);
+        ds.reclaim();
+        long g = ds.lookup(Datastore.ROOT, "g").ino();
+        byte[] more = TestStores.randomBytes(r, 16 << 20);
+        TestStores.write(ds, g, 0, more);
+        ds.flush(g);
+        TestStores.assertSameBytes(TestStores.read(ds, g, 0, more.length), more, "written after space came back");
+        assertConsistent(ds);
+      }
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        assertConsistent(ds);
+      }
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  private static boolean run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    p.getInputStream().readAllBytes();
+    return p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0;
+  }
+
+  /** Writes a meta record with raw LMDB, as another program or version might have. */
+  private static void putMeta(Path store, String key, String value) {
+    try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
+      Dbi<ByteBuffer> meta = env.openDbi("meta");
+      try (Txn<ByteBuffer> txn = env.txnWrite()) {
+        meta.put(txn, direct(key.getBytes(StandardCharsets.US_ASCII)), direct(value.getBytes(StandardCharsets.UTF_8)));
+        txn.commit();
+      }
+    }
+  }
+
+  /** Flips one byte of the stored value of the first block at {@code level}; returns how many blocks it passed. */
+  private static int flipAByte(Path store, int level) {
+    try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
+      Dbi<ByteBuffer> blocks = env.openDbi("blocks");
+      Dbi<ByteBuffer> refs = env.openDbi("refs");
+      try (Txn<ByteBuffer> txn = env.txnWrite()) {
+        int passed = 0;
+        byte[] key = null;
+        byte[] value = null;
+        try (Cursor<ByteBuffer> c = blocks.openCursor(txn)) {
+          for (boolean ok = c.first(); ok && key == null; ok = c.next()) {
+            byte[] k = Lmdb.bytes(c.key());
+            ByteBuffer ref = refs.get(txn, direct(java.util.Arrays.copyOf(k, Hash.SIZE)));
+            if (ref.get(ref.position() + Long.BYTES) == level) {
+              key = k;
+              value = Lmdb.bytes(c.val());
+            } else {
+              passed++;
+            }
+          }
+        }
+        value[value.length / 2] ^= 0x40;
+        blocks.put(txn, direct(key), direct(value));
+        txn.commit();
+        return passed;
+      }
+    }
+  }
+
+  private static ByteBuffer direct(byte[] b) {
+    return ByteBuffer.allocateDirect(b.length).put(b).flip();
+  }
+}
