@@ -24,6 +24,8 @@ import org.lmdbjava.Txn;
  */
 final class BlockStore {
   private static final int REF_VALUE_BYTES = Long.BYTES + 1;
+  /** LMDB keeps a value of more than about half a page on overflow pages, behind a header of this size. */
+  private static final int OVERFLOW_HEADER = 16;
 
   private final Lmdb db;
   private final Geometry geometry;
@@ -71,7 +73,19 @@ final class BlockStore {
     return content;
   }
 
-  /** Content as stored, unchecked; null when absent. Blocks of a whole number of pages keep their last 16 bytes in the key. */
+  /**
+   * How many of a block's last bytes go into its key rather than its value: those that would
+   * spill onto one more overflow page, when the key has room for them. An overflow value of n
+   * bytes takes ceil((n + 16) / pageSize) pages, so a 4096-byte leaf would take two 4 KiB pages
+   * and takes one, and so does a full tree node (4112 bytes). A longer key costs its extra bytes
+   * once in a B-tree leaf page; the page it saves costs 4096.
+   */
+  static int keyTail(int length, int pageSize, int maxTail) {
+    int over = (length + OVERFLOW_HEADER) % pageSize;
+    return length + OVERFLOW_HEADER > pageSize && over <= maxTail ? over : 0;
+  }
+
+  /** Content as stored, unchecked; null when absent. The content is the value followed by the key's bytes after the hash. */
   byte[] loadUnchecked(Txn<ByteBuffer> txn, Hash hash) {
     try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
       if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
@@ -111,7 +125,7 @@ final class BlockStore {
 
   /** Stores a block that is not stored yet, with a count of one. */
   void putNew(Txn<ByteBuffer> txn, Hash hash, int level, byte[] content, int length) {
-    int tail = length > 0 && length % db.pageSize == 0 ? 16 : 0;
+    int tail = keyTail(length, db.pageSize, db.maxKeyTail);
     ByteBuffer key = Lmdb.key();
     hash.writeTo(key);
     key.put(content, length - tail, tail).flip();

@@ -42,6 +42,8 @@ final class Lmdb implements AutoCloseable {
   final Dbi<ByteBuffer> pending;
   final Dbi<ByteBuffer> orphans;
   final int pageSize;
+  /** The most bytes a key may hold after a 32-byte hash. */
+  final int maxKeyTail;
   private final Path dir;
 
   private final ReentrantLock writer = new ReentrantLock();
@@ -72,6 +74,7 @@ final class Lmdb implements AutoCloseable {
     pending = env.openDbi("pending", create);
     orphans = env.openDbi("orphans", create);
     pageSize = env.stat().pageSize;
+    maxKeyTail = env.getMaxKeySize() - Hash.SIZE;
   }
 
   <T> T read(TxnWork<T> work) throws IOException {
