@@ -62,7 +62,12 @@ public final class Datastore implements Closeable {
   private final Namespace ns;
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
   private final AtomicLong dirtyBytes = new AtomicLong();
-  private final ScheduledExecutorService background;
+  private final ScheduledExecutorService background =
+      Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "dedupfs-background");
+        t.setDaemon(true);
+        return t;
+      });
   private volatile boolean closed;
 
   private Datastore(Path dir, DatastoreConfig config, FileChannel lockFile, FileLock lock, long mapSize)
@@ -72,24 +77,20 @@ public final class Datastore implements Closeable {
     this.lockFile = lockFile;
     this.lock = lock;
     this.db = new Lmdb(dir, config.readOnly(), mapSize);
-    this.ns = new Namespace(db);
     try {
+      this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
+      this.blocks = new BlockStore(db, geometry, config.cacheBytes());
+      if (!config.readOnly()) {
+        purgeOrphans();
+        long period = Math.max(100, config.flushInterval().toMillis() / 2);
+        background.scheduleWithFixedDelay(this::flushOld, period, period, TimeUnit.MILLISECONDS);
+        background.execute(this::reclaimQuietly);
+      }
     } catch (IOException | RuntimeException e) {
+      background.shutdownNow();
       db.close();
       throw e;
-    }
-    this.blocks = new BlockStore(db, geometry, config.cacheBytes());
-    this.background = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "dedupfs-background");
-      t.setDaemon(true);
-      return t;
-    });
-    if (!config.readOnly()) {
-      purgeOrphans();
-      long period = Math.max(100, config.flushInterval().toMillis() / 2);
-      background.scheduleWithFixedDelay(this::flushOld, period, period, TimeUnit.MILLISECONDS);
-      background.execute(this::reclaimQuietly);
     }
   }
 
@@ -782,10 +783,21 @@ public final class Datastore implements Closeable {
         throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dstIno, "beyond the largest file size");
       }
       commit(src);
-      new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
-      dirtyBytes.addAndGet(dst.tree.dirtyBytes());
-      dst.touch(now());
-      commit(dst); // now: the shared subtrees belong to the source until the destination counts them
+      commit(dst); // so that a copy that fails can be undone by discarding dst's changes
+      long added = 0;
+      try {
+        new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
+        added = dst.tree.dirtyBytes();
+        dirtyBytes.addAndGet(added);
+        dst.touch(now());
+        commit(dst); // now: the shared subtrees are counted for the source only until dst counts them
+      } catch (IOException | RuntimeException e) {
+        // dst's overlay may name blocks of src that only this commit would have counted: drop it
+        dirtyBytes.addAndGet(-added);
+        dst.tree.discard();
+        dst.timesDirty = false;
+        throw e;
+      }
       return n;
     } finally {
       second.lock.writeLock().unlock();

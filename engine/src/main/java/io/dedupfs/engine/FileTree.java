@@ -67,6 +67,15 @@ final class FileTree {
     return (long) dirtyLeaves * g.leafSize;
   }
 
+  /** Forgets every change since the last commit. */
+  void discard() {
+    top = root;
+    topHeight = rootHeight;
+    length = committedLength;
+    dirtyLeaves = 0;
+    foreign = false;
+  }
+
   // ---------------------------------------------------------------- reading
 
   /** Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file. */

@@ -11,6 +11,7 @@ import org.lmdbjava.Dbi;
 import org.lmdbjava.DbiFlags;
 import org.lmdbjava.Env;
 import org.lmdbjava.EnvFlags;
+import org.lmdbjava.LmdbException;
 import org.lmdbjava.LmdbNativeException;
 import org.lmdbjava.Txn;
 
@@ -55,24 +56,33 @@ final class Lmdb implements AutoCloseable {
     T run(Txn<ByteBuffer> txn) throws IOException;
   }
 
-  Lmdb(Path dir, boolean readOnly, long mapSize) {
+  Lmdb(Path dir, boolean readOnly, long mapSize) throws StoreException {
     EnvFlags[] flags =
         readOnly
             ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
             : new EnvFlags[] {EnvFlags.MDB_NOTLS};
     this.dir = dir;
     File file = dir.toFile();
-    env = Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
-    env.readerCheck(); // frees reader slots that a killed process left behind
-    DbiFlags[] create = readOnly ? new DbiFlags[0] : new DbiFlags[] {DbiFlags.MDB_CREATE};
-    meta = env.openDbi("meta", create);
-    inodes = env.openDbi("inodes", create);
-    dirents = env.openDbi("dirents", create);
-    xattrs = env.openDbi("xattrs", create);
-    blocks = env.openDbi("blocks", create);
-    refs = env.openDbi("refs", create);
-    pending = env.openDbi("pending", create);
-    orphans = env.openDbi("orphans", create);
+    try {
+      env = Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
+    } catch (LmdbException e) {
+      throw new StoreException(dir + " does not hold a readable LMDB environment: " + e.getMessage());
+    }
+    try {
+      env.readerCheck(); // frees reader slots that a killed process left behind
+      DbiFlags[] create = readOnly ? new DbiFlags[0] : new DbiFlags[] {DbiFlags.MDB_CREATE};
+      meta = env.openDbi("meta", create);
+      inodes = env.openDbi("inodes", create);
+      dirents = env.openDbi("dirents", create);
+      xattrs = env.openDbi("xattrs", create);
+      blocks = env.openDbi("blocks", create);
+      refs = env.openDbi("refs", create);
+      pending = env.openDbi("pending", create);
+      orphans = env.openDbi("orphans", create);
+    } catch (LmdbException e) {
+      env.close();
+      throw new StoreException(dir + " is an LMDB environment but not a dedupfs store: " + e.getMessage());
+    }
     pageSize = env.stat().pageSize;
     maxKeyTail = env.getMaxKeySize() - Hash.SIZE;
   }

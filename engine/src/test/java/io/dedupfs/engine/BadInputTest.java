@@ -36,6 +36,10 @@ class BadInputTest {
         .isInstanceOf(StoreException.class).hasMessageContaining("not a directory");
     assertThatThrownBy(() -> Datastore.open(tmp.resolve("none"), TestStores.config(4096).withReadOnly(true)))
         .isInstanceOf(StoreException.class).hasMessageContaining("read-only");
+    Path garbage = Files.createDirectory(tmp.resolve("garbage"));
+    Files.write(garbage.resolve("data.mdb"), new byte[8192]);
+    assertThatThrownBy(() -> Datastore.open(garbage, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("LMDB");
   }
 
   @Test
@@ -123,6 +127,11 @@ class BadInputTest {
       SplittableRandom r = new SplittableRandom(5);
       List<byte[]> flushed = new ArrayList<>();
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        long h = TestStores.create(ds, "h");
+        byte[] hData = TestStores.randomBytes(r, 4 << 20);
+        TestStores.write(ds, h, 0, hData);
+        ds.flush(h);
+        long g = TestStores.create(ds, "g");
         long ino = TestStores.create(ds, "f");
         byte[] chunk = null;
         StoreFullException full = null;
@@ -142,15 +151,21 @@ class BadInputTest {
           TestStores.assertSameBytes(TestStores.read(ds, ino, (long) i << 20, 1 << 20), flushed.get(i), "flushed MiB " + i);
         }
 
+        // a copy of bytes (the offsets differ by less than a leaf) that cannot be stored is undone whole
+        assertThatThrownBy(() -> ds.copyRange(h, 1, g, 0, hData.length)).isInstanceOf(StoreFullException.class);
+        assertThat(ds.getattr(g).size()).isZero();
+
         Files.delete(filler);
         ds.flush(ino); // the write that did not fit is still buffered
         flushed.add(chunk);
-        TestStores.create(ds, "g");
+        assertThat(ds.copyRange(h, 1, g, 0, hData.length)).isEqualTo(hData.length - 1);
+        TestStores.assertSameBytes(TestStores.read(ds, g, 0, hData.length),
+            java.util.Arrays.copyOfRange(hData, 1, hData.length), "the copy made once there was room");
         assertConsistent(ds);
         ds.unlink(Datastore.ROOT, "f");
         ds.forget(ino);
+        ds.setattr(g, SetAttributes.size(0));
         ds.reclaim();
-        long g = ds.lookup(Datastore.ROOT, "g").ino();
         byte[] more = TestStores.randomBytes(r, 16 << 20);
         TestStores.write(ds, g, 0, more);
         ds.flush(g);
