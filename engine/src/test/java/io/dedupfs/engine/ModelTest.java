@@ -44,14 +44,13 @@ class ModelTest {
       return tests.stream();
     }
     boolean soak = TestStores.longRuns();
-    int small = soak ? 40 : 4;
-    for (int s = 0; s < small; s++) {
-      tests.add(run(1000 + s, 4096, soak ? 6000 : 1500));
+    for (int s = 0; s < (soak ? 60 : 6); s++) {
+      tests.add(run(1000 + s, 4096, soak ? 8000 : 3000));
     }
-    for (int s = 0; s < (soak ? 10 : 1); s++) {
-      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 4000 : 1000));
+    for (int s = 0; s < (soak ? 15 : 2); s++) {
+      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000));
     }
-    tests.add(run(3000, 8192, soak ? 4000 : 800));
+    tests.add(run(3000, 8192, soak ? 5000 : 2000));
     return tests.stream();
   }
 
@@ -321,7 +320,8 @@ class ModelTest {
 
     private byte[] pickData(long off) {
       int k = r.nextInt(100);
-      int len = pickLength();
+      // now and then enough for whole dense subtrees (128 leaves of 4 KiB are 512 KiB)
+      int len = r.nextInt(20) == 0 ? r.nextInt(512 * 1024, 3 << 20) : pickLength();
       if (k < 50) {
         return TestStores.randomBytes(r, len);
       }
