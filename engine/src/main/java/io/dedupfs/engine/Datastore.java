@@ -45,8 +45,6 @@ public final class Datastore implements Closeable {
   public static final int RENAME_EXCHANGE = 2;
   public static final int XATTR_CREATE = 1;
   public static final int XATTR_REPLACE = 2;
-  static final int FORMAT_VERSION = 1;
-  static final String MAGIC = "dedupfs";
   private static final int MAX_LINKS = 65000;
   private static final int XATTR_MAX = 64 * 1024;
   private static final int RECLAIM_BATCH = 2048;
@@ -70,13 +68,13 @@ public final class Datastore implements Closeable {
       });
   private volatile boolean closed;
 
-  private Datastore(Path dir, DatastoreConfig config, FileChannel lockFile, FileLock lock, long mapSize)
+  private Datastore(Path dir, DatastoreConfig config, boolean fresh, FileChannel lockFile, FileLock lock, long mapSize)
       throws IOException {
     this.dir = dir;
     this.config = config;
     this.lockFile = lockFile;
     this.lock = lock;
-    this.db = new Lmdb(dir, config.readOnly(), mapSize);
+    this.db = new Lmdb(dir, config.readOnly(), fresh, mapSize);
     try {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
@@ -128,7 +126,7 @@ public final class Datastore implements Closeable {
       throw new StoreException("the store " + dir + " is in use by another process (is it mounted already?)");
     }
     try {
-      return new Datastore(dir, config, ch, lock, mapSize);
+      return new Datastore(dir, config, fresh, ch, lock, mapSize);
     } catch (IOException | RuntimeException e) {
       lock.release();
       ch.close();
@@ -150,39 +148,24 @@ public final class Datastore implements Closeable {
     }
   }
 
-  /** Checks or writes the format record; returns the store's leaf size. */
+  /** Writes the format record and the root directory into a new store; returns the store's leaf size. */
   private int initMeta() throws IOException {
-    String magic = metaString("magic");
-    if (magic == null) {
-      if (config.readOnly()) {
-        throw new StoreException(dir + " is not a dedupfs store");
-      }
-      long now = now();
-      db.write(txn -> {
-        putMeta(txn, "magic", MAGIC);
-        putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
-        putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
-        ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, Hash.ZERO, ""));
-        return null;
-      });
-      return config.leafSize();
+    if (!db.isNew) {
+      return Integer.parseInt(metaString("leafSize"));
     }
-    if (!MAGIC.equals(magic)) {
-      throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
-    }
-    String version = metaString("formatVersion");
-    if (!Integer.toString(FORMAT_VERSION).equals(version)) {
-      throw new StoreException("the store " + dir + " has format version " + version
-          + "; this dedupfs reads version " + FORMAT_VERSION + " only");
-    }
-    return Integer.parseInt(metaString("leafSize"));
+    long now = now();
+    db.write(txn -> {
+      putMeta(txn, "magic", Lmdb.MAGIC);
+      putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
+      putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
+      ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, Hash.ZERO, ""));
+      return null;
+    });
+    return config.leafSize();
   }
 
   private String metaString(String key) throws IOException {
-    return db.read(txn -> {
-      ByteBuffer v = db.meta.get(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip());
-      return v == null ? null : new String(Lmdb.bytes(v), StandardCharsets.UTF_8);
-    });
+    return db.read(txn -> db.metaString(txn, key));
   }
 
   private void putMeta(Txn<ByteBuffer> txn, String key, String value) {

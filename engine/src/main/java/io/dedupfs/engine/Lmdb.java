@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.locks.ReentrantLock;
@@ -25,6 +26,10 @@ import org.lmdbjava.Txn;
  * with no transaction open in the process. Order: writer, then mapLock.
  */
 final class Lmdb implements AutoCloseable {
+  /** What {@code meta} holds under {@code magic} in every dedupfs store. */
+  static final String MAGIC = "dedupfs";
+  /** The one format this code reads and writes: FORMAT.md. */
+  static final int FORMAT_VERSION = 1;
   /** Address space only: the file grows as pages are written, not to the map's size. */
   static final long DEFAULT_MAP_SIZE = 1L << 40;
   private static final int EIO = 5;
@@ -43,6 +48,8 @@ final class Lmdb implements AutoCloseable {
   final Dbi<ByteBuffer> pending;
   final Dbi<ByteBuffer> orphans;
   final int pageSize;
+  /** The store has no format record yet: it is being created (or its creation was interrupted before its first commit). */
+  final boolean isNew;
   /** The most bytes a key may hold after a 32-byte hash. */
   final int maxKeyTail;
   private final Path dir;
@@ -56,7 +63,12 @@ final class Lmdb implements AutoCloseable {
     T run(Txn<ByteBuffer> txn) throws IOException;
   }
 
-  Lmdb(Path dir, boolean readOnly, long mapSize) throws StoreException {
+  /**
+   * Opens the environment in {@code dir} and checks its format record before touching anything
+   * else; creates the tables only when {@code fresh} (the directory was empty) or when a
+   * creation was interrupted before its first commit.
+   */
+  Lmdb(Path dir, boolean readOnly, boolean fresh, long mapSize) throws StoreException {
     EnvFlags[] flags =
         readOnly
             ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
@@ -70,8 +82,12 @@ final class Lmdb implements AutoCloseable {
     }
     try {
       env.readerCheck(); // frees reader slots that a killed process left behind
-      DbiFlags[] create = readOnly ? new DbiFlags[0] : new DbiFlags[] {DbiFlags.MDB_CREATE};
-      meta = env.openDbi("meta", create);
+      meta = env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
+      isNew = checkFormat(dir);
+      if (isNew && readOnly) {
+        throw new StoreException(dir + " holds no dedupfs store yet, and a read-only open cannot create one");
+      }
+      DbiFlags[] create = isNew ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0];
       inodes = env.openDbi("inodes", create);
       dirents = env.openDbi("dirents", create);
       xattrs = env.openDbi("xattrs", create);
@@ -82,9 +98,37 @@ final class Lmdb implements AutoCloseable {
     } catch (LmdbException e) {
       env.close();
       throw new StoreException(dir + " is an LMDB environment but not a dedupfs store: " + e.getMessage());
+    } catch (StoreException e) {
+      env.close();
+      throw e;
     }
     pageSize = env.stat().pageSize;
     maxKeyTail = env.getMaxKeySize() - Hash.SIZE;
+  }
+
+  /** Refuses another program's environment or another format version; true when there is no format record yet. */
+  private boolean checkFormat(Path dir) throws StoreException {
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      if (meta.stat(txn).entries == 0) {
+        return true;
+      }
+      String magic = metaString(txn, "magic");
+      if (!MAGIC.equals(magic)) {
+        throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
+      }
+      String version = metaString(txn, "formatVersion");
+      if (!Integer.toString(FORMAT_VERSION).equals(version)) {
+        throw new StoreException("the store " + dir + " has format version " + version
+            + "; this dedupfs reads version " + FORMAT_VERSION + " only");
+      }
+      return false;
+    }
+  }
+
+  /** A text record of {@code meta}, or null. */
+  String metaString(Txn<ByteBuffer> txn, String key) {
+    ByteBuffer v = meta.get(txn, key().put(key.getBytes(StandardCharsets.US_ASCII)).flip());
+    return v == null ? null : new String(bytes(v), StandardCharsets.UTF_8);
   }
 
   <T> T read(TxnWork<T> work) throws IOException {

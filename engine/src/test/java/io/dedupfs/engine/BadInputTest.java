@@ -50,12 +50,28 @@ class BadInputTest {
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class)
         .hasMessageContaining("format version 2")
-        .hasMessageContaining("version " + Datastore.FORMAT_VERSION);
-    putMeta(store, "formatVersion", Integer.toString(Datastore.FORMAT_VERSION));
+        .hasMessageContaining("version " + Lmdb.FORMAT_VERSION);
+    putMeta(store, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
     Datastore.open(store, TestStores.config(4096)).close();
     putMeta(store, "magic", "something else");
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+
+    Path other = tmp.resolve("other");
+    Files.createDirectory(other);
+    try (Env<ByteBuffer> env = Env.create().setMaxDbs(4).open(other.toFile())) {
+      Dbi<ByteBuffer> theirs = env.openDbi("theirs", org.lmdbjava.DbiFlags.MDB_CREATE);
+      try (Txn<ByteBuffer> txn = env.txnWrite()) {
+        theirs.put(txn, direct(new byte[] {1}), direct(new byte[] {2}));
+        txn.commit();
+      }
+    }
+    assertThatThrownBy(() -> Datastore.open(other, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+    try (Env<ByteBuffer> env = Env.create().setMaxDbs(4).open(other.toFile())) {
+      assertThat(env.getDbiNames()).as("another program's environment is left as it was")
+          .extracting(n -> new String(n, StandardCharsets.UTF_8)).containsExactly("theirs");
+    }
   }
 
   @Test
