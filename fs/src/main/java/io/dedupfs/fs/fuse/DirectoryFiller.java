@@ -2,7 +2,7 @@ package io.dedupfs.fs.fuse;
 
 /**
  * Receives the entries of one readdir reply. The binding packs each entry straight into the reply
- * buffer ({@code fuse_add_direntry}); when the kernel's buffer is full it answers {@code false} and the
+ * buffer (as {@code fuse_add_direntry} does); when the kernel's buffer is full it answers {@code false} and the
  * entry is not part of this reply: stop there, the kernel asks again from that entry's offset.
  * Valid only during the readdir call it was passed to.
  */

@@ -5,16 +5,14 @@ import jnr.ffi.LibraryLoader;
 import jnr.ffi.LibraryOption;
 import jnr.ffi.annotations.In;
 import jnr.ffi.annotations.SaveError;
-import jnr.ffi.types.intptr_t;
-import jnr.ffi.types.off_t;
-import jnr.ffi.types.size_t;
-import jnr.ffi.types.u_int64_t;
 
 /**
  * The native functions the binding calls, and raw memory access.
  *
- * <p>Pointers are plain {@code long} addresses ({@code @intptr_t}) so that calls on the request path
- * create no jnr {@code Pointer} objects; structures are read and written with {@link #MEM} at the
+ * <p>Pointers are plain {@code long} addresses so that calls on the request path create no jnr
+ * {@code Pointer} objects; {@code size_t}, {@code off_t}, {@code uint64_t} and pointers are all 64-bit
+ * {@code long} here (x86_64 and arm64 Linux only). jnr-ffi's type aliases ({@code @off_t} ...) are not
+ * used: in closures they were passed as 32-bit values, which truncated readdir offsets. structures are read and written with {@link #MEM} at the
  * offsets in {@link Layout}. The interfaces are public only because jnr-ffi generates their
  * implementations in another package.
  */
@@ -36,56 +34,54 @@ final class Native {
      * saved after calls: libfuse reports errors as negative return values.
      */
     public interface LibFuse {
-        @intptr_t long fuse_session_new(@intptr_t long args, @intptr_t long ops, @size_t long opSize, @intptr_t long userdata);
+        long fuse_session_new(long args, long ops, long opSize, long userdata);
 
-        int fuse_session_mount(@intptr_t long se, String mountpoint);
+        int fuse_session_mount(long se, String mountpoint);
 
-        int fuse_session_receive_buf(@intptr_t long se, @intptr_t long buf);
+        int fuse_session_receive_buf(long se, long buf);
 
-        void fuse_session_process_buf(@intptr_t long se, @intptr_t long buf);
+        void fuse_session_process_buf(long se, long buf);
 
-        void fuse_session_exit(@intptr_t long se);
+        void fuse_session_exit(long se);
 
-        void fuse_session_unmount(@intptr_t long se);
+        void fuse_session_unmount(long se);
 
-        void fuse_session_destroy(@intptr_t long se);
+        void fuse_session_destroy(long se);
 
-        void fuse_opt_free_args(@intptr_t long args);
+        void fuse_opt_free_args(long args);
 
-        @intptr_t long fuse_req_ctx(@intptr_t long req);
+        long fuse_req_ctx(long req);
 
-        int fuse_reply_err(@intptr_t long req, int err);
+        int fuse_reply_err(long req, int err);
 
-        void fuse_reply_none(@intptr_t long req);
+        void fuse_reply_none(long req);
 
-        int fuse_reply_entry(@intptr_t long req, @intptr_t long entryParam);
+        int fuse_reply_entry(long req, long entryParam);
 
-        int fuse_reply_create(@intptr_t long req, @intptr_t long entryParam, @intptr_t long fi);
+        int fuse_reply_create(long req, long entryParam, long fi);
 
-        int fuse_reply_attr(@intptr_t long req, @intptr_t long stat, double attrTimeout);
+        int fuse_reply_attr(long req, long stat, double attrTimeout);
 
-        int fuse_reply_readlink(@intptr_t long req, @intptr_t long link);
+        int fuse_reply_readlink(long req, long link);
 
-        int fuse_reply_open(@intptr_t long req, @intptr_t long fi);
+        int fuse_reply_open(long req, long fi);
 
-        int fuse_reply_write(@intptr_t long req, @size_t long count);
+        int fuse_reply_write(long req, long count);
 
-        int fuse_reply_buf(@intptr_t long req, @intptr_t long buf, @size_t long size);
+        int fuse_reply_buf(long req, long buf, long size);
 
-        int fuse_reply_statfs(@intptr_t long req, @intptr_t long statvfs);
+        int fuse_reply_statfs(long req, long statvfs);
 
-        int fuse_reply_xattr(@intptr_t long req, @size_t long count);
+        int fuse_reply_xattr(long req, long count);
 
-        int fuse_reply_lseek(@intptr_t long req, @off_t long off);
+        int fuse_reply_lseek(long req, long off);
 
-        int fuse_reply_ioctl(@intptr_t long req, int result, @intptr_t long buf, @size_t long size);
+        int fuse_reply_ioctl(long req, int result, long buf, long size);
 
-        @size_t long fuse_add_direntry(@intptr_t long req, @intptr_t long buf, @size_t long bufsize,
-                                       @intptr_t long name, @intptr_t long stat, @off_t long off);
 
-        int fuse_lowlevel_notify_inval_inode(@intptr_t long se, @u_int64_t long ino, @off_t long off, @off_t long len);
+        int fuse_lowlevel_notify_inval_inode(long se, long ino, long off, long len);
 
-        int fuse_lowlevel_notify_inval_entry(@intptr_t long se, @u_int64_t long parent, @In byte[] name, @size_t long namelen);
+        int fuse_lowlevel_notify_inval_entry(long se, long parent, @In byte[] name, long namelen);
     }
 
     /** The libc functions the session needs besides libfuse. */
@@ -96,9 +92,17 @@ final class Native {
         @SaveError
         int umount2(String target, int flags);
 
-        void free(@intptr_t long ptr);
+        void free(long ptr);
 
         int geteuid();
+
+        @SaveError
+        int open(String path, int flags, int mode);
+
+        @SaveError
+        int dup2(int oldFd, int newFd);
+
+        int close(int fd);
     }
 
     /** Loads libfuse on first use; throws {@link UnsatisfiedLinkError} (again on every call) while it is missing. */

@@ -3,6 +3,7 @@ package io.dedupfs.fs.fuse;
 import static io.dedupfs.fs.fuse.Native.MEM;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
@@ -176,25 +177,26 @@ final class Worker extends Thread {
         return address;
     }
 
-    /** Packs one readdir reply into the reply buffer. */
+    /**
+     * Packs one readdir reply into the reply buffer, as {@code fuse_add_direntry} would: a {@code struct
+     * fuse_dirent} per entry (u64 ino, u64 off, u32 namelen, u32 type, the name, zero padding to 8 bytes).
+     * Written in Java: no native call per entry, and jnr-ffi 2.2.17 passes the sixth argument of an
+     * all-{@code long} native call as garbage (seen here with fuse_add_direntry's offset).
+     */
     final class Filler implements DirectoryFiller {
-        private long req;
-        private long size;
-        private long used;
+        private static final int DIRENT_HEADER = 24;
+        private ByteBuffer buf;
         private boolean active;
 
-        void begin(long req, int size) {
-            replyBuffer(size);
-            this.req = req;
-            this.size = size;
-            this.used = 0;
-            this.active = true;
+        void begin(int size) {
+            buf = replyBuffer(size).order(ByteOrder.nativeOrder());
+            active = true;
         }
 
         /** Ends the reply; returns its length. */
-        long end() {
+        int end() {
             active = false;
-            return used;
+            return buf.position();
         }
 
         @Override
@@ -202,16 +204,16 @@ final class Worker extends Thread {
             if (!active) {
                 throw new IllegalStateException("DirectoryFiller used outside its readdir call");
             }
-            long nameAddress = cString(name);
-            long st = stat();
-            MEM.putLong(st + Layout.ST_INO, ino);
-            MEM.putInt(st + Layout.ST_MODE, mode);
-            long remaining = size - used;
-            long length = lib.fuse_add_direntry(req, replyAddress + used, remaining, nameAddress, st, nextOffset);
-            if (length > remaining) {
+            byte[] n = name.getBytes(StandardCharsets.UTF_8);
+            int length = (DIRENT_HEADER + n.length + 7) & ~7;
+            if (length > buf.remaining()) {
                 return false;
             }
-            used += length;
+            int start = buf.position();
+            buf.putLong(ino).putLong(nextOffset).putInt(n.length).putInt((mode & Attr.S_IFMT) >>> 12).put(n);
+            while (buf.position() < start + length) {
+                buf.put((byte) 0);
+            }
             return true;
         }
     }

@@ -1,0 +1,358 @@
+package io.dedupfs.fs;
+
+import io.dedupfs.engine.Attributes;
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DirEntry;
+import io.dedupfs.engine.SetAttributes;
+import io.dedupfs.engine.StoreStats;
+import io.dedupfs.fs.fuse.Attr;
+import io.dedupfs.fs.fuse.ConnectionInfo;
+import io.dedupfs.fs.fuse.CreatedFile;
+import io.dedupfs.fs.fuse.DirectoryFiller;
+import io.dedupfs.fs.fuse.Entry;
+import io.dedupfs.fs.fuse.ErrnoException;
+import io.dedupfs.fs.fuse.FuseOperations;
+import io.dedupfs.fs.fuse.IoctlResult;
+import io.dedupfs.fs.fuse.OpenFile;
+import io.dedupfs.fs.fuse.OptionalOp;
+import io.dedupfs.fs.fuse.RequestContext;
+import io.dedupfs.fs.fuse.SetAttr;
+import io.dedupfs.fs.fuse.Statfs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Instant;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import jnr.constants.platform.Errno;
+
+/**
+ * The mount: FUSE requests, in inode numbers, answered by the engine's {@link Datastore}. Thin on
+ * purpose: it converts arguments and results, keeps the kernel's lookup counts and the open
+ * handles, and leaves every decision about the data to the engine. Failures are thrown and turned
+ * into errno values by {@link Errnos}.
+ */
+final class DedupFs implements FuseOperations {
+  /** {@code st_blksize}: what cp and friends use as their buffer size (they take at least 128 KiB anyway). */
+  private static final int BLKSIZE = 128 * 1024;
+  private static final int O_ACCMODE = 3;
+  private static final int O_RDONLY = 0;
+  private static final int O_TRUNC = 01000;
+  private static final int FALLOC_FL_KEEP_SIZE = 0x01;
+  private static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+  private static final int FALLOC_FL_ZERO_RANGE = 0x10;
+  private static final long STATFS_BLOCK = 4096;
+  /** Inode numbers are 64-bit and never run out; statfs shows a large, fixed total. */
+  private static final long STATFS_FILES = 1L << 32;
+
+  private final Datastore store;
+  private final boolean readOnly;
+  /** The kernel's lookup count per inode; an inode leaves the map when it drops to zero. */
+  private final ConcurrentHashMap<Long, Long> lookups = new ConcurrentHashMap<>();
+  /** Open files and directories by handle; a request with an unknown handle gets EBADF. */
+  private final ConcurrentHashMap<Long, Long> handles = new ConcurrentHashMap<>();
+  private final AtomicLong nextHandle = new AtomicLong(1);
+
+  DedupFs(Datastore store, boolean readOnly) {
+    this.store = store;
+    this.readOnly = readOnly;
+  }
+
+  @Override
+  public Set<OptionalOp> optionalOps() {
+    return EnumSet.allOf(OptionalOp.class);
+  }
+
+  @Override
+  public ConnectionInfo init(ConnectionInfo conn) {
+    return conn.withMaxReadahead(1 << 20)
+        .withWanted(ConnectionInfo.CAP_ATOMIC_O_TRUNC, true)
+        .withWanted(ConnectionInfo.CAP_PARALLEL_DIROPS, true)
+        .withWanted(ConnectionInfo.CAP_ASYNC_DIO, true);
+  }
+
+  @Override
+  public void destroy() {
+    // The store is closed by whoever opened it, after the session has ended.
+  }
+
+  // ---- names
+
+  @Override
+  public Entry lookup(long parent, String name) throws IOException {
+    return entry(store.lookup(parent, name));
+  }
+
+  @Override
+  public void forget(long ino, long nlookup) throws IOException {
+    Long left = lookups.computeIfPresent(ino, (k, n) -> n > nlookup ? n - nlookup : null);
+    if (left == null && ino != Datastore.ROOT) {
+      store.forget(ino);
+    }
+  }
+
+  @Override
+  public Attr getattr(long ino, OptionalLong fh) throws IOException {
+    return attr(store.getattr(ino));
+  }
+
+  @Override
+  public Attr setattr(RequestContext ctx, long ino, SetAttr c) throws IOException {
+    SetAttributes change = new SetAttributes(
+        c.mode().isPresent() ? c.mode().getAsInt() : null,
+        c.uid().isPresent() ? c.uid().getAsInt() : null,
+        c.gid().isPresent() ? c.gid().getAsInt() : null,
+        c.size().isPresent() ? c.size().getAsLong() : null,
+        c.atime().map(DedupFs::nanos).orElse(null),
+        c.mtime().map(DedupFs::nanos).orElse(null));
+    return attr(store.setattr(ino, change));
+  }
+
+  @Override
+  public String readlink(long ino) throws IOException {
+    return store.readlink(ino);
+  }
+
+  @Override
+  public Entry mknod(RequestContext ctx, long parent, String name, int mode, long rdev) throws IOException {
+    return entry(store.mknod(parent, name, mode, rdev, ctx.uid(), ctx.gid()));
+  }
+
+  @Override
+  public Entry mkdir(RequestContext ctx, long parent, String name, int mode) throws IOException {
+    return entry(store.mkdir(parent, name, mode, ctx.uid(), ctx.gid()));
+  }
+
+  @Override
+  public Entry symlink(RequestContext ctx, String target, long parent, String name) throws IOException {
+    return entry(store.symlink(parent, name, target, ctx.uid(), ctx.gid()));
+  }
+
+  @Override
+  public Entry link(long ino, long newParent, String newName) throws IOException {
+    return entry(store.link(ino, newParent, newName));
+  }
+
+  @Override
+  public void unlink(long parent, String name) throws IOException {
+    store.unlink(parent, name);
+  }
+
+  @Override
+  public void rmdir(long parent, String name) throws IOException {
+    store.rmdir(parent, name);
+  }
+
+  @Override
+  public void rename(long parent, String name, long newParent, String newName, int flags) throws IOException {
+    store.rename(parent, name, newParent, newName, flags);
+  }
+
+  // ---- files
+
+  @Override
+  public OpenFile open(long ino, int flags) throws IOException {
+    boolean writing = (flags & O_ACCMODE) != O_RDONLY;
+    if (writing && (flags & O_TRUNC) != 0) {
+      store.setattr(ino, SetAttributes.size(0));
+    }
+    return handle(ino);
+  }
+
+  @Override
+  public CreatedFile create(RequestContext ctx, long parent, String name, int mode, int flags) throws IOException {
+    Entry e = entry(store.mknod(parent, name, mode, 0, ctx.uid(), ctx.gid()));
+    return new CreatedFile(e, handle(e.attr().ino()));
+  }
+
+  @Override
+  public int read(long ino, long fh, long offset, ByteBuffer dst) throws IOException {
+    requireHandle(fh);
+    return store.read(ino, offset, dst);
+  }
+
+  @Override
+  public int write(long ino, long fh, long offset, ByteBuffer data) throws IOException {
+    requireHandle(fh);
+    return store.write(ino, offset, data);
+  }
+
+  /** Every close(2): what was written through this file becomes durable before close returns. */
+  @Override
+  public void flush(long ino, long fh) throws IOException {
+    requireHandle(fh);
+    store.flush(ino);
+  }
+
+  @Override
+  public void release(long ino, long fh, int flags) {
+    handles.remove(fh);
+  }
+
+  @Override
+  public void fsync(long ino, long fh, boolean datasync) throws IOException {
+    store.flush(ino);
+  }
+
+  @Override
+  public void fallocate(long ino, long fh, int mode, long offset, long length) throws IOException {
+    requireHandle(fh);
+    boolean keepSize = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+    switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+      case 0 -> store.allocate(ino, offset, length, keepSize);
+      case FALLOC_FL_PUNCH_HOLE -> store.punchHole(ino, offset, length);
+      case FALLOC_FL_ZERO_RANGE -> store.zeroRange(ino, offset, length, keepSize);
+      default -> throw new ErrnoException(Errno.EOPNOTSUPP, "fallocate mode " + mode);
+    }
+  }
+
+  @Override
+  public long lseek(long ino, long fh, long offset, int whence) throws IOException {
+    return switch (whence) {
+      case SEEK_DATA -> store.seekData(ino, offset);
+      case SEEK_HOLE -> store.seekHole(ino, offset);
+      default -> throw new ErrnoException(Errno.EINVAL, "whence " + whence);
+    };
+  }
+
+  @Override
+  public long copyFileRange(long inoIn, long fhIn, long offIn, long inoOut, long fhOut, long offOut, long len,
+      int flags) throws IOException {
+    requireHandle(fhIn);
+    requireHandle(fhOut);
+    if (flags != 0) {
+      throw new ErrnoException(Errno.EINVAL, "copy_file_range flags " + flags);
+    }
+    return store.copyRange(inoIn, offIn, inoOut, offOut, len);
+  }
+
+  @Override
+  public IoctlResult ioctl(long ino, long fh, int cmd, long arg, int flags, byte[] in, int outSize) {
+    throw new ErrnoException(Errno.ENOTTY, String.format("ioctl 0x%08x", cmd));
+  }
+
+  // ---- directories
+
+  @Override
+  public OpenFile opendir(long ino, int flags) throws IOException {
+    if (!store.getattr(ino).isDirectory()) {
+      throw new ErrnoException(Errno.ENOTDIR);
+    }
+    return handle(ino);
+  }
+
+  @Override
+  public void readdir(long ino, long fh, long offset, DirectoryFiller filler) throws IOException {
+    requireHandle(fh);
+    long at = offset;
+    while (true) {
+      List<DirEntry> batch = store.readdir(ino, at, 256);
+      for (DirEntry e : batch) {
+        if (!filler.add(e.name(), e.ino(), e.mode(), e.nextOffset())) {
+          return;
+        }
+        at = e.nextOffset();
+      }
+      if (batch.size() < 256) {
+        return;
+      }
+    }
+  }
+
+  @Override
+  public void releasedir(long ino, long fh) {
+    handles.remove(fh);
+  }
+
+  @Override
+  public void fsyncdir(long ino, long fh, boolean datasync) {
+    // Namespace changes are committed durably before they are answered.
+  }
+
+  // ---- the rest
+
+  @Override
+  public Statfs statfs(long ino) throws IOException {
+    StoreStats s = store.stats();
+    long used = ceilDiv(s.storeBytes(), STATFS_BLOCK);
+    long free = s.diskFreeBytes() / STATFS_BLOCK;
+    return new Statfs(BLKSIZE, STATFS_BLOCK, used + free, free, free, STATFS_FILES,
+        Math.max(0, STATFS_FILES - s.inodes()), 255);
+  }
+
+  @Override
+  public void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
+    requireUserNamespace(name);
+    store.setxattr(ino, name, value, flags);
+  }
+
+  @Override
+  public byte[] getxattr(long ino, String name) throws IOException {
+    return store.getxattr(ino, name);
+  }
+
+  @Override
+  public List<String> listxattr(long ino) throws IOException {
+    return store.listxattr(ino);
+  }
+
+  @Override
+  public void removexattr(long ino, String name) throws IOException {
+    store.removexattr(ino, name);
+  }
+
+  /** Only reached without default_permissions; dedupfs always mounts with it, so existence is all to check. */
+  @Override
+  public void access(RequestContext ctx, long ino, int mask) throws IOException {
+    store.getattr(ino);
+  }
+
+  // ---- helpers
+
+  private Entry entry(Attributes a) {
+    lookups.merge(a.ino(), 1L, Long::sum);
+    return Entry.of(attr(a));
+  }
+
+  private static Attr attr(Attributes a) {
+    return new Attr(a.ino(), a.mode(), a.nlink(), a.uid(), a.gid(), a.rdev(), a.size(), a.blocks(), BLKSIZE,
+        instant(a.atimeNs()), instant(a.mtimeNs()), instant(a.ctimeNs()));
+  }
+
+  private OpenFile handle(long ino) {
+    long fh = nextHandle.getAndIncrement();
+    handles.put(fh, ino);
+    return OpenFile.of(fh).withKeepCache(true);
+  }
+
+  private void requireHandle(long fh) {
+    if (!handles.containsKey(fh)) {
+      throw new ErrnoException(Errno.EBADF, "unknown file handle " + fh);
+    }
+  }
+
+  /** security.* and trusted.* would promise enforcement this filesystem does not do; system.* are ACLs. */
+  private void requireUserNamespace(String name) {
+    if (readOnly) {
+      throw new ErrnoException(Errno.EROFS);
+    }
+    if (!name.startsWith("user.")) {
+      throw new ErrnoException(Errno.EOPNOTSUPP, "extended attribute " + name + ": only user.* are supported");
+    }
+  }
+
+  private static Instant instant(long nanos) {
+    return Instant.ofEpochSecond(Math.floorDiv(nanos, 1_000_000_000L), Math.floorMod(nanos, 1_000_000_000L));
+  }
+
+  private static long nanos(Instant t) {
+    return t.getEpochSecond() * 1_000_000_000L + t.getNano();
+  }
+
+  private static long ceilDiv(long a, long b) {
+    return (a + b - 1) / b;
+  }
+}

@@ -1,0 +1,33 @@
+package io.dedupfs.fs;
+
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.fs.fuse.FuseSession;
+import io.dedupfs.fs.fuse.MountOptions;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** A datastore served on a mountpoint: the one way in from the command line to the FUSE adapter. */
+public final class Mount implements AutoCloseable {
+  private final FuseSession session;
+
+  private Mount(FuseSession session) {
+    this.session = session;
+  }
+
+  /** Mounts {@code store} on {@code mountpoint}; returns once the kernel's INIT has been answered. */
+  public static Mount start(Datastore store, Path mountpoint, MountOptions options) throws IOException {
+    DedupFs fs = new DedupFs(store, options.readOnly());
+    return new Mount(FuseSession.mount(mountpoint, options, fs, new Errnos()));
+  }
+
+  /** Blocks until the filesystem is unmounted (from outside, or by {@link #close}). */
+  public void awaitUnmounted() throws InterruptedException {
+    session.awaitUnmounted();
+  }
+
+  /** Unmounts and waits for the requests in flight; the store stays open (its owner closes it). */
+  @Override
+  public void close() {
+    session.close();
+  }
+}

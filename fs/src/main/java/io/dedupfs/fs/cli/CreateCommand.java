@@ -1,0 +1,30 @@
+package io.dedupfs.fs.cli;
+
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DatastoreConfig;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "create", mixinStandardHelpOptions = true,
+    description = "Create an empty datastore in STORE (a missing or empty directory).")
+final class CreateCommand implements Callable<Integer> {
+  @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class,
+      description = "Bytes per data block, a power of two from 4K to 64K (default: ${DEFAULT-VALUE}).")
+  int leafSize = DatastoreConfig.DEFAULT_LEAF_SIZE;
+
+  @Parameters(paramLabel = "STORE", description = "Directory for the store.")
+  Path store;
+
+  @Override
+  public Integer call() throws IOException {
+    StorePaths.requireCreatable(store, leafSize);
+    try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withLeafSize(leafSize))) {
+      System.out.println("dedupfs: created " + store.toAbsolutePath() + " (leaf size " + ds.leafSize() + " bytes)");
+    }
+    return 0;
+  }
+}

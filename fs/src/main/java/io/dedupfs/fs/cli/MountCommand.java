@@ -1,0 +1,250 @@
+package io.dedupfs.fs.cli;
+
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DatastoreConfig;
+import io.dedupfs.fs.Mount;
+import io.dedupfs.fs.fuse.MountOptions;
+import io.dedupfs.fs.fuse.Posix;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code dedupfs mount}: like other mount programs it returns once the mount answers and leaves a
+ * daemon serving it; {@code -f} serves in the foreground instead (systemd, tests). The daemon
+ * flushes everything and closes the store on unmount and on SIGINT/SIGTERM.
+ *
+ * <p>The background daemon is this same program run again with {@code -f} in a new session. Until
+ * it is ready its output comes through a pipe to this process, which shows it (so a failure is
+ * reported here, with the daemon's exit code); once it is mounted it prints {@link #READY} and
+ * points its stdout and stderr at its log file.
+ */
+@Command(name = "mount", mixinStandardHelpOptions = true, sortOptions = false,
+    description = {"Mount the datastore STORE on MOUNTPOINT (an empty directory).",
+        "A missing or empty STORE directory gets a new store."})
+final class MountCommand implements Callable<Integer> {
+  private static final System.Logger LOG = System.getLogger(MountCommand.class.getName());
+  static final String READY = "dedupfs-daemon-ready";
+  private static final String READY_LOG_ENV = "DEDUPFS_DAEMON_LOG";
+
+  @Option(names = {"-f", "--foreground"}, description = "Serve in the foreground until unmounted.")
+  boolean foreground;
+
+  @Option(names = "-o", paramLabel = "OPT[,OPT...]", split = ",",
+      description = {"Mount options: allow_other, ro, rw, writeback_cache, leaf_size=SIZE, threads=N,",
+          "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+          "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."})
+  List<String> options = new ArrayList<>();
+
+  @Option(names = "--allow-other", description = "Let users other than root use the mount (libvirt's qemu).")
+  boolean allowOther;
+
+  @Option(names = {"-r", "--read-only"}, description = "Mount read-only.")
+  boolean readOnly;
+
+  @Option(names = "--writeback-cache", description = "Let the kernel cache writes (faster small writes).")
+  boolean writebackCache;
+
+  @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class,
+      description = "Block size for a NEW store, 4K to 64K (default: ${DEFAULT-VALUE}); an existing store keeps its own.")
+  int leafSize = DatastoreConfig.DEFAULT_LEAF_SIZE;
+
+  @Option(names = "--threads", paramLabel = "N", description = "Requests served at once (default: ${DEFAULT-VALUE}).")
+  int threads = 8;
+
+  @Option(names = "--log", paramLabel = "FILE",
+      description = "The background daemon's log (default: /var/log/dedupfs/MOUNTPOINT-PATH.log as root).")
+  Path log;
+
+  @Option(names = "--debug-fuse", description = "libfuse's debug output (every request) in the log.")
+  boolean debugFuse;
+
+  @Parameters(index = "0", paramLabel = "STORE", description = "The store's directory.")
+  Path store;
+
+  @Parameters(index = "1", paramLabel = "MOUNTPOINT", description = "An empty directory.")
+  Path mountpoint;
+
+  @Spec
+  CommandSpec spec;
+
+  private final List<String> kernelOptions = new ArrayList<>();
+
+  @Override
+  public Integer call() throws Exception {
+    applyOptions();
+    StorePaths.validLeafSize(leafSize);
+    StorePaths.requireStoreOrEmpty(store, readOnly);
+    Path mnt = StorePaths.requireMountpoint(mountpoint);
+    return foreground ? serve(mnt) : daemonize(mnt);
+  }
+
+  private void applyOptions() {
+    for (String o : options) {
+      String key = o.contains("=") ? o.substring(0, o.indexOf('=')) : o;
+      String value = o.contains("=") ? o.substring(o.indexOf('=') + 1) : null;
+      switch (key) {
+        case "allow_other" -> allowOther = true;
+        case "ro" -> readOnly = true;
+        case "rw" -> readOnly = false;
+        case "writeback_cache" -> writebackCache = true;
+        case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
+        case "threads" -> threads = parseThreads(o, required(o, value));
+        case "log" -> log = Path.of(required(o, value));
+        case "debug" -> debugFuse = true;
+        case "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "relatime", "strictatime",
+            "nodiratime", "diratime", "sync", "async", "dirsync" -> kernelOptions.add(o);
+        case "defaults", "nofail", "_netdev", "auto", "noauto", "user", "users", "nouser", "owner", "group",
+            "comment", "" -> { }
+        default -> {
+          if (!key.startsWith("x-")) {
+            throw new Main.UsageException("unknown mount option '" + o + "'");
+          }
+        }
+      }
+    }
+    if (threads < 1 || threads > 256) {
+      throw new Main.UsageException("threads must be from 1 to 256, not " + threads);
+    }
+  }
+
+  private static String required(String option, String value) {
+    if (value == null || value.isEmpty()) {
+      throw new Main.UsageException("mount option '" + option + "' needs a value");
+    }
+    return value;
+  }
+
+  private static int parseThreads(String option, String value) {
+    try {
+      return Integer.parseInt(value);
+    } catch (NumberFormatException e) {
+      throw new Main.UsageException("mount option '" + option + "': not a number");
+    }
+  }
+
+  // ---------------------------------------------------------------- foreground: the daemon
+
+  private int serve(Path mnt) throws Exception {
+    Path storeDir = store.toAbsolutePath().normalize();
+    DatastoreConfig config = DatastoreConfig.defaults().withLeafSize(leafSize).withReadOnly(readOnly);
+    Datastore ds = Datastore.open(storeDir, config);
+    if (leafSize != ds.leafSize() && spec.commandLine().getParseResult().hasMatchedOption("--leaf-size")) {
+      LOG.log(System.Logger.Level.WARNING, "--leaf-size ignored: " + storeDir + " has leaf size " + ds.leafSize());
+    }
+    Mount m;
+    try {
+      m = Mount.start(ds, mnt, mountOptions(storeDir));
+    } catch (IOException | RuntimeException e) {
+      ds.close();
+      throw e;
+    }
+    Stopper stopper = new Stopper(m, ds);
+    Runtime.getRuntime().addShutdownHook(new Thread(stopper::stop, "dedupfs-shutdown"));
+    LOG.log(System.Logger.Level.INFO, "serving " + storeDir + " on " + mnt + " (pid " + ProcessHandle.current().pid()
+        + ", leaf size " + ds.leafSize() + (readOnly ? ", read-only" : "") + ")");
+    String daemonLog = System.getenv(READY_LOG_ENV);
+    if (daemonLog != null) {
+      System.out.println(READY);
+      System.out.flush();
+      Posix.redirectStdoutAndStderr(Path.of(daemonLog));
+    }
+    m.awaitUnmounted();
+    stopper.stop();
+    LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
+    return 0;
+  }
+
+  private MountOptions mountOptions(Path storeDir) {
+    List<String> extra = new ArrayList<>(kernelOptions);
+    return MountOptions.defaults()
+        .withFsname(storeDir.toString())
+        .withSubtype("dedupfs")
+        .withAllowOther(allowOther)
+        .withReadOnly(readOnly)
+        .withWritebackCache(writebackCache)
+        .withThreads(threads)
+        .withDebug(debugFuse)
+        .withExtraOptions(extra);
+  }
+
+  /** Unmounts, then flushes and closes the store, once, whoever asks first (the main thread or a signal). */
+  private static final class Stopper {
+    private final Mount mount;
+    private final Datastore store;
+    private boolean stopped;
+
+    Stopper(Mount mount, Datastore store) {
+      this.mount = mount;
+      this.store = store;
+    }
+
+    synchronized void stop() {
+      if (stopped) {
+        return;
+      }
+      stopped = true;
+      mount.close();
+      try {
+        store.close();
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.ERROR, "closing the store failed: " + e.getMessage(), e);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- background: start the daemon
+
+  private int daemonize(Path mnt) throws IOException, InterruptedException {
+    Path logFile = (log != null ? log : defaultLog(mnt)).toAbsolutePath();
+    Files.createDirectories(logFile.getParent());
+    List<String> cmd = new ArrayList<>();
+    if (new File("/usr/bin/setsid").canExecute()) {
+      cmd.add("/usr/bin/setsid"); // its own session: no terminal signals reach the daemon
+    }
+    cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "mount", "-f"));
+    cmd.addAll(spec.commandLine().getParseResult().originalArgs().subList(1, spec.commandLine().getParseResult().originalArgs().size()));
+    ProcessBuilder pb = new ProcessBuilder(cmd)
+        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+        .redirectErrorStream(true);
+    pb.environment().put(READY_LOG_ENV, logFile.toString());
+    Process p = pb.start();
+    try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+      for (String line; (line = out.readLine()) != null; ) {
+        if (line.equals(READY)) {
+          System.err.println("dedupfs: mounted " + store.toAbsolutePath().normalize() + " on " + mnt
+              + " (daemon pid " + p.pid() + ", log " + logFile + ")");
+          return 0;
+        }
+        System.err.println(line);
+      }
+    }
+    int code = p.waitFor();
+    return code == 0 ? Main.EXIT_FAILURE : code;
+  }
+
+  private static Path defaultLog(Path mnt) {
+    String name = mnt.toString().replaceAll("^/+", "").replace('/', '-') + ".log";
+    if (Posix.euid() == 0) {
+      return Path.of("/var/log/dedupfs", name.isEmpty() ? "root.log" : name);
+    }
+    String state = System.getenv("XDG_STATE_HOME");
+    Path base = state != null ? Path.of(state) : Path.of(System.getProperty("user.home"), ".local", "state");
+    return base.resolve("dedupfs").resolve(name);
+  }
+}

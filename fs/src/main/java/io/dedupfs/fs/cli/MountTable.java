@@ -1,0 +1,63 @@
+package io.dedupfs.fs.cli;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/** What /proc/self/mountinfo says about a mountpoint. */
+final class MountTable {
+  static final String FSTYPE = "fuse.dedupfs";
+
+  /** One mount: where, its type, and its source (for dedupfs, the store's path). */
+  record Mounted(Path mountpoint, String fstype, String source) {
+    boolean isDedupfs() {
+      return FSTYPE.equals(fstype);
+    }
+  }
+
+  private MountTable() {}
+
+  /** The topmost mount on exactly {@code mountpoint} (a real path), if any. */
+  static Optional<Mounted> at(Path mountpoint) throws IOException {
+    Mounted found = null;
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      String[] f = line.split(" ");
+      int dash = indexOf(f, "-");
+      if (f.length < 5 || dash < 0 || dash + 2 >= f.length) {
+        continue;
+      }
+      if (unescape(f[4]).equals(mountpoint.toString())) {
+        found = new Mounted(mountpoint, unescape(f[dash + 1]), unescape(f[dash + 2]));
+      }
+    }
+    return Optional.ofNullable(found);
+  }
+
+  private static int indexOf(String[] fields, String s) {
+    for (int i = 6; i < fields.length; i++) {
+      if (fields[i].equals(s)) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** mountinfo writes space, tab, newline and backslash as \ooo octal escapes. */
+  static String unescape(String s) {
+    if (s.indexOf('\\') < 0) {
+      return s;
+    }
+    StringBuilder b = new StringBuilder();
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 3 < s.length()) {
+        b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+        i += 3;
+      } else {
+        b.append(c);
+      }
+    }
+    return b.toString();
+  }
+}

@@ -1,0 +1,83 @@
+package io.dedupfs.fs.cli;
+
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DatastoreConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+
+/** Checks of the paths a command is given, made before anything is created or mounted. */
+final class StorePaths {
+  private StorePaths() {}
+
+  /** {@code store} will be created: it must be missing or an empty directory, and the leaf size valid. */
+  static void requireCreatable(Path store, int leafSize) throws IOException {
+    validLeafSize(leafSize);
+    if (Datastore.isStore(store)) {
+      throw new Main.UsageException(store + " is already a dedupfs store");
+    }
+    requireStoreOrEmpty(store, false);
+  }
+
+  /** {@code store} is a store, or (unless {@code mustExist}) a missing or empty directory to create one in. */
+  static void requireStoreOrEmpty(Path store, boolean mustExist) throws IOException {
+    if (Datastore.isStore(store)) {
+      return;
+    }
+    if (!Files.exists(store)) {
+      if (mustExist) {
+        throw new Main.UsageException(store + ": no such store");
+      }
+      Path parent = store.toAbsolutePath().getParent();
+      if (parent != null && Files.exists(parent) && !Files.isDirectory(parent)) {
+        throw new Main.UsageException(store + ": " + parent + " is not a directory");
+      }
+      return;
+    }
+    if (!Files.isDirectory(store)) {
+      throw new Main.UsageException(store + " is not a directory (a store is a directory)");
+    }
+    if (!isEmpty(store)) {
+      throw new Main.UsageException(store + " holds something other than a dedupfs store; "
+          + "give a dedupfs store, or a missing or empty directory to create one in");
+    }
+    if (mustExist) {
+      throw new Main.UsageException(store + " is an empty directory, not a store");
+    }
+  }
+
+  /** The mountpoint must be an existing, empty directory that nothing is mounted on. */
+  static Path requireMountpoint(Path mountpoint) throws IOException {
+    if (!Files.exists(mountpoint)) {
+      throw new Main.UsageException("mountpoint " + mountpoint + " does not exist (create it with mkdir)");
+    }
+    if (!Files.isDirectory(mountpoint)) {
+      throw new Main.UsageException("mountpoint " + mountpoint + " is not a directory");
+    }
+    Path real = mountpoint.toRealPath();
+    var mounted = MountTable.at(real);
+    if (mounted.isPresent()) {
+      throw new Main.UsageException("mountpoint " + real + " is already mounted ("
+          + mounted.get().fstype() + " from " + mounted.get().source() + ")");
+    }
+    if (!isEmpty(real)) {
+      throw new Main.UsageException("mountpoint " + real + " is not empty");
+    }
+    return real;
+  }
+
+  static void validLeafSize(int leafSize) {
+    try {
+      DatastoreConfig.defaults().withLeafSize(leafSize);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException(e.getMessage());
+    }
+  }
+
+  private static boolean isEmpty(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.findAny().isEmpty();
+    }
+  }
+}
