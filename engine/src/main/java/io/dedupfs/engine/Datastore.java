@@ -986,7 +986,8 @@ public final class Datastore implements Closeable {
     return blocks;
   }
 
-  Geometry geometry() {
-    return geometry;
+  /** Bytes of written leaves held in memory, not yet committed, over all files. */
+  long dirtyBytes() {
+    return dirtyBytes.get();
   }
 }

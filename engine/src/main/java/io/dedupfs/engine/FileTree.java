@@ -50,10 +50,6 @@ final class FileTree {
     return length;
   }
 
-  Hash root() {
-    return root;
-  }
-
   int height() {
     return rootHeight;
   }

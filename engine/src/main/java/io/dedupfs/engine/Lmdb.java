@@ -204,11 +204,6 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
-  /** Forces everything committed to the disk (commits are already durable; this is for safety at close). */
-  void sync() {
-    env.sync(true);
-  }
-
   @Override
   public void close() {
     mapLock.writeLock().lock();

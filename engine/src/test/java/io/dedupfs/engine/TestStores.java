@@ -25,6 +25,7 @@ final class TestStores {
   /** Flushes, applies every queued decrement, and asserts that Fsck finds nothing wrong. */
   static void assertConsistent(Datastore ds) throws IOException {
     ds.sync();
+    assertThat(ds.dirtyBytes()).as("dirty bytes after a sync").isZero();
     ds.reclaim();
     assertThat(new Fsck(ds).check()).as("fsck").isEmpty();
   }
