@@ -227,6 +227,22 @@ public final class FuseSession implements AutoCloseable {
         se = 0;
     }
 
+    /**
+     * Sets the kernel's readahead for this mount. The kernel caps it at 128 KiB whatever INIT asks for, so
+     * sequential reads arrive as 128 KiB requests unless the mount's bdi is told otherwise (root only).
+     */
+    public void setReadAheadKb(int kb) {
+        long dev = mountDevice();
+        Path f = Path.of("/sys/class/bdi/0:" + dev + "/read_ahead_kb");
+        try {
+            if (dev >= 0 && Files.isWritable(f)) {
+                Files.writeString(f, Integer.toString(kb));
+            }
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.INFO, "cannot set the readahead of " + mountpoint + ": " + e);
+        }
+    }
+
     /** Writes to /sys/fs/fuse/connections/N/abort for connections whose workers are still blocked. */
     private void abortConnections() {
         Path dir = Path.of("/sys/fs/fuse/connections");
