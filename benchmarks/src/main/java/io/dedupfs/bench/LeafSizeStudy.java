@@ -40,7 +40,11 @@ import java.util.SplittableRandom;
  *   <li>write MiB/s: non-zero-chunk bytes written per second of {@code write} + {@code flush} calls
  *       (reading the image, from the page cache, is not timed);
  *   <li>random 4 KiB writes per second into the first image's file (4 KiB-aligned, fresh random
- *       data, a flush every 256 writes), the other side of the trade: a 4 KiB write rewrites a leaf.
+ *       data, a flush every 256 writes), the other side of the trade: a 4 KiB write rewrites a leaf;
+ *   <li>random 4 KiB reads per second of the first image's file (as changed by those writes) after
+ *       reopening the store with a 32 MiB verified cache (the tree nodes fit, the leaves do not): a
+ *       4 KiB read loads and hashes a whole leaf;
+ *   <li>the unique bytes after each image, to show which image adds what.
  * </ul>
  */
 public final class LeafSizeStudy {
@@ -51,49 +55,68 @@ public final class LeafSizeStudy {
   public static void main(String[] args) throws Exception {
     List<Integer> leaves = List.of(4, 8, 16, 32, 64);
     Path stores = null;
-    int randomWrites = 8192;
+    int randomWrites = 16384;
+    int randomReads = 50000;
     List<Path> images = new ArrayList<>();
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--leaf-kib" -> leaves = parseList(args[++i]);
         case "--stores" -> stores = Path.of(args[++i]);
         case "--random-writes" -> randomWrites = Integer.parseInt(args[++i]);
+        case "--random-reads" -> randomReads = Integer.parseInt(args[++i]);
         default -> images.add(Path.of(args[i]));
       }
     }
     if (stores == null || images.isEmpty()) {
-      System.err.println("usage: LeafSizeStudy --stores DIR [--leaf-kib 4,8,16,32,64] [--random-writes N] IMAGE...");
+      System.err.println("usage: LeafSizeStudy --stores DIR [--leaf-kib 4,8,16,32,64] [--random-writes N] [--random-reads N] IMAGE...");
       System.exit(2);
     }
     List<Row> rows = new ArrayList<>();
     for (int kib : leaves) {
-      Row r = study(kib * 1024, stores.resolve("leaf-" + kib + "k"), images, randomWrites);
+      Row r = study(kib * 1024, stores.resolve("leaf-" + kib + "k"), images, randomWrites, randomReads);
       System.out.println(r.line());
       rows.add(r);
     }
     System.out.println();
     System.out.println("| leaf | logical MiB | non-zero MiB | unique MiB | store MiB | logical / unique | non-zero / unique"
-        + " | store / unique | store / logical | write MiB/s | random 4 KiB writes/s |");
-    System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+        + " | store / unique | store / logical | write MiB/s | random 4 KiB writes/s | random 4 KiB reads/s |");
+    System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (Row r : rows) {
       System.out.println(r.markdown());
+    }
+    System.out.println();
+    StringBuilder head = new StringBuilder("| leaf |");
+    StringBuilder rule = new StringBuilder("|---|");
+    for (Path image : images) {
+      head.append(" unique MiB after ").append(image.getFileName()).append(" |");
+      rule.append("---|");
+    }
+    System.out.println(head);
+    System.out.println(rule);
+    for (Row r : rows) {
+      StringBuilder b = new StringBuilder("| " + r.leafSize / 1024 + " KiB |");
+      for (long u : r.uniqueAfter) {
+        b.append(String.format(Locale.ROOT, " %,.0f |", Row.mib(u)));
+      }
+      System.out.println(b);
     }
   }
 
   private record Row(int leafSize, long logical, long nonZero, long unique, long store, long writeNanos, long written,
-      double randomPerSecond) {
+      double randomPerSecond, double readsPerSecond, List<Long> uniqueAfter) {
     String line() {
       return String.format(Locale.ROOT,
           "leaf %2d KiB: logical %,d B, non-zero %,d B, unique %,d B, store %,d B; dedupe %.2fx (non-zero %.2fx),"
-              + " store/unique %.3f; write %.0f MiB/s; random 4 KiB writes %.0f/s",
+              + " store/unique %.3f; write %.0f MiB/s; random 4 KiB writes %.0f/s, reads %.0f/s",
           leafSize / 1024, logical, nonZero, unique, store, (double) logical / unique, (double) nonZero / unique,
-          (double) store / unique, mibPerSecond(), randomPerSecond);
+          (double) store / unique, mibPerSecond(), randomPerSecond, readsPerSecond);
     }
 
     String markdown() {
-      return String.format(Locale.ROOT, "| %d KiB | %,.0f | %,.0f | %,.0f | %,.0f | %.2f | %.2f | %.3f | %.3f | %.0f | %,.0f |",
+      return String.format(Locale.ROOT, "| %d KiB | %,.0f | %,.0f | %,.0f | %,.0f | %.2f | %.2f | %.3f | %.3f | %.0f | %,.0f | %,.0f |",
           leafSize / 1024, mib(logical), mib(nonZero), mib(unique), mib(store), (double) logical / unique,
-          (double) nonZero / unique, (double) store / unique, (double) store / logical, mibPerSecond(), randomPerSecond);
+          (double) nonZero / unique, (double) store / unique, (double) store / logical, mibPerSecond(), randomPerSecond,
+          readsPerSecond);
     }
 
     double mibPerSecond() {
@@ -105,7 +128,8 @@ public final class LeafSizeStudy {
     }
   }
 
-  private static Row study(int leafSize, Path dir, List<Path> images, int randomWrites) throws IOException, NoSuchAlgorithmException {
+  private static Row study(int leafSize, Path dir, List<Path> images, int randomWrites, int randomReads)
+      throws IOException, NoSuchAlgorithmException {
     BenchSupport.deleteTree(dir);
     MessageDigest md = MessageDigest.getInstance("SHA-256");
     Set<ByteBuffer> distinct = new HashSet<>();
@@ -116,6 +140,8 @@ public final class LeafSizeStudy {
     long writeNanos = 0;
     long store;
     double randomPerSecond;
+    double readsPerSecond;
+    List<Long> uniqueAfter = new ArrayList<>();
     long firstIno = -1;
     long firstSize = 0;
     try (Datastore ds = Datastore.open(dir, DatastoreConfig.defaults().withLeafSize(leafSize))) {
@@ -157,14 +183,23 @@ public final class LeafSizeStudy {
         ds.flush(ino);
         writeNanos += System.nanoTime() - t0;
         logical += size;
+        uniqueAfter.add((long) distinct.size() * leafSize);
       }
       ds.sync();
       ds.reclaim();
       store = ds.stats().storeBytes();
       randomPerSecond = randomWrites(ds, firstIno, firstSize, randomWrites);
     }
+    // Reopened with a 32 MiB verified cache: room for the tree nodes (10 MiB at 4 KiB leaves), not
+    // for the leaves: nearly every leaf read comes from LMDB and is hashed.
+    DatastoreConfig small = DatastoreConfig.defaults();
+    small = new DatastoreConfig(leafSize, false, 32L << 20, small.dirtyLimitBytes(), small.flushInterval());
+    try (Datastore ds = Datastore.open(dir, small)) {
+      readsPerSecond = randomReads(ds, firstIno, firstSize, randomReads);
+    }
     BenchSupport.deleteTree(dir);
-    return new Row(leafSize, logical, nonZero, (long) distinct.size() * leafSize, store, writeNanos, written, randomPerSecond);
+    return new Row(leafSize, logical, nonZero, (long) distinct.size() * leafSize, store, writeNanos, written, randomPerSecond,
+        readsPerSecond, uniqueAfter);
   }
 
   /** Random 4 KiB-aligned writes of fresh random data, a flush every 256; writes per second. */
@@ -185,6 +220,20 @@ public final class LeafSizeStudy {
       }
     }
     ds.flush(ino);
+    return count / ((System.nanoTime() - t0) / 1e9);
+  }
+
+  /** Random 4 KiB-aligned 4 KiB reads; reads per second. */
+  private static double randomReads(Datastore ds, long ino, long size, int count) throws IOException {
+    if (count <= 0) {
+      return Double.NaN;
+    }
+    ByteBuffer b = ByteBuffer.allocateDirect(4096);
+    SplittableRandom random = new SplittableRandom(13);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < count; i++) {
+      ds.read(ino, random.nextLong(size / 4096) * 4096, b.clear());
+    }
     return count / ((System.nanoTime() - t0) / 1e9);
   }
 
