@@ -6,7 +6,8 @@
 # Called by scripts/setup.sh and scripts/test.sh; safe without a terminal.
 #   JDK 17+ (openjdk-17-jdk-headless unless a javac 17+ is on PATH), maven,
 #   libfuse3-3 and fuse3 (fusermount3; this removes libfuse2's `fuse`
-#   package, which conflicts), qemu-utils, fio, xfsprogs, attr, e2fsprogs,
+#   package, which conflicts), libfuse3-dev and gcc (StructLayoutTest checks
+#   the binding against the C headers), qemu-utils, fio, xfsprogs, attr, e2fsprogs,
 #   python3, util-linux, psmisc; then makes sure /dev/fuse exists.
 set -euo pipefail
 
@@ -41,7 +42,7 @@ if (($(javac_major) < 17)); then
 fi
 command -v mvn >/dev/null || missing+=(maven)
 command -v python3 >/dev/null || missing+=(python3)
-for pkg in libfuse3-3 fuse3 qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc; do
+for pkg in libfuse3-3 fuse3 libfuse3-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc; do
     installed "$pkg" || missing+=("$pkg")
 done
 
