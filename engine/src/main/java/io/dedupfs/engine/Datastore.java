@@ -22,6 +22,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Lock;
 import java.util.stream.Stream;
 import org.lmdbjava.Txn;
 
@@ -473,20 +474,15 @@ public final class Datastore implements Closeable {
     if (size > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + i.ino(), "beyond the largest file size");
     }
-    FileContent fc = content(i.ino());
-    fc.lock.writeLock().lock();
-    try {
-      long before = fc.tree.dirtyBytes();
+    withContent(i.ino(), true, fc -> {
       db.read(txn -> {
         fc.tree.truncate(txn, size);
         return null;
       });
-      dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
       fc.touch(now());
       commit(fc);
-    } finally {
-      fc.lock.writeLock().unlock();
-    }
+      return null;
+    });
   }
 
   /**
@@ -573,7 +569,6 @@ public final class Datastore implements Closeable {
     if (config.readOnly() || ino == ROOT) {
       return;
     }
-    FileContent fc = files.get(ino);
     boolean deleted = db.write(txn -> {
       Inode i;
       try {
@@ -588,19 +583,21 @@ public final class Datastore implements Closeable {
       blocks.decref(txn, i.root());
       return true;
     });
-    if (deleted) {
-      if (fc != null) {
-        fc.lock.writeLock().lock();
-        try {
+    FileContent fc = files.get(ino);
+    if (fc != null) {
+      fc.lock.writeLock().lock();
+      try {
+        if (deleted || !fc.isDirty()) { // a clean one is loaded again when needed
           dirtyBytes.addAndGet(-fc.tree.dirtyBytes());
-          files.remove(ino);
-        } finally {
-          fc.lock.writeLock().unlock();
+          fc.retired = true;
+          files.remove(ino, fc);
         }
+      } finally {
+        fc.lock.writeLock().unlock();
       }
+    }
+    if (deleted) {
       background.execute(this::reclaimQuietly);
-    } else if (fc != null && !fc.isDirty()) {
-      files.remove(ino, fc);
     }
   }
 
@@ -620,13 +617,7 @@ public final class Datastore implements Closeable {
 
   public int read(long ino, long offset, ByteBuffer dst) throws IOException {
     requireOffset(offset);
-    FileContent fc = content(ino);
-    fc.lock.readLock().lock();
-    try {
-      return db.read(txn -> fc.tree.read(txn, offset, dst));
-    } finally {
-      fc.lock.readLock().unlock();
-    }
+    return withContent(ino, false, fc -> db.read(txn -> fc.tree.read(txn, offset, dst)));
   }
 
   /** Writes all of {@code src} at {@code offset}; returns the count written. */
@@ -640,10 +631,7 @@ public final class Datastore implements Closeable {
     if (offset + n > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
-    FileContent fc = content(ino);
-    boolean flushNow;
-    fc.lock.writeLock().lock();
-    try {
+    return withContent(ino, true, fc -> {
       long before = fc.tree.dirtyBytes();
       db.read(txn -> {
         fc.tree.write(txn, offset, src);
@@ -651,15 +639,11 @@ public final class Datastore implements Closeable {
       });
       fc.touch(now());
       long mine = fc.tree.dirtyBytes();
-      long total = dirtyBytes.addAndGet(mine - before);
-      flushNow = mine >= config.dirtyLimitBytes() / 4 || total >= config.dirtyLimitBytes();
-      if (flushNow) {
+      if (mine >= config.dirtyLimitBytes() / 4 || dirtyBytes.get() + mine - before >= config.dirtyLimitBytes()) {
         commit(fc);
       }
-    } finally {
-      fc.lock.writeLock().unlock();
-    }
-    return n;
+      return n;
+    });
   }
 
   /** Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size stays. */
@@ -694,10 +678,7 @@ public final class Datastore implements Closeable {
     if (offset + length > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
-    FileContent fc = content(ino);
-    fc.lock.writeLock().lock();
-    try {
-      long before = fc.tree.dirtyBytes();
+    withContent(ino, true, fc -> {
       db.read(txn -> {
         change.apply(txn, fc.tree);
         if (grow && offset + length > fc.tree.length()) {
@@ -705,11 +686,9 @@ public final class Datastore implements Closeable {
         }
         return null;
       });
-      dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
       fc.touch(now());
-    } finally {
-      fc.lock.writeLock().unlock();
-    }
+      return null;
+    });
   }
 
   /** The first offset at or after {@code offset} holding data; ENXIO ({@link FsException.Kind#NO_SUCH_OFFSET}) if none. */
@@ -724,14 +703,7 @@ public final class Datastore implements Closeable {
 
   private long seek(long ino, long offset, boolean data) throws IOException {
     requireOffset(offset);
-    FileContent fc = content(ino);
-    fc.lock.readLock().lock();
-    long r;
-    try {
-      r = db.read(txn -> fc.tree.seek(txn, offset, data));
-    } finally {
-      fc.lock.readLock().unlock();
-    }
+    long r = withContent(ino, false, fc -> db.read(txn -> fc.tree.seek(txn, offset, data)));
     if (r < 0) {
       throw new FsException(FsException.Kind.NO_SUCH_OFFSET, "inode " + ino, "no " + (data ? "data" : "hole") + " at or after " + offset);
     }
@@ -748,57 +720,62 @@ public final class Datastore implements Closeable {
     requireWritable();
     requireOffset(srcOffset);
     requireOffset(dstOffset);
-    FileContent src = content(srcIno);
-    FileContent dst = content(dstIno);
-    FileContent first = srcIno <= dstIno ? src : dst;
-    FileContent second = srcIno <= dstIno ? dst : src;
-    first.lock.writeLock().lock();
-    second.lock.writeLock().lock();
-    try {
-      long n = Math.min(length, Math.max(0, src.tree.length() - srcOffset));
-      if (n == 0) {
-        return 0;
-      }
-      if (srcIno == dstIno && srcOffset < dstOffset + n && dstOffset < srcOffset + n) {
-        throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + srcIno, "overlapping copy within one file");
-      }
-      if (dstOffset + n > Geometry.MAX_FILE_SIZE) {
-        throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dstIno, "beyond the largest file size");
-      }
-      commit(src);
-      commit(dst); // so that a copy that fails can be undone by discarding dst's changes
-      long added = 0;
+    while (true) {
+      FileContent src = content(srcIno);
+      FileContent dst = content(dstIno);
+      FileContent first = srcIno <= dstIno ? src : dst;
+      FileContent second = srcIno <= dstIno ? dst : src;
+      first.lock.writeLock().lock();
+      second.lock.writeLock().lock();
+      long srcBefore = src.tree.dirtyBytes();
+      long dstBefore = dst.tree.dirtyBytes();
       try {
-        new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
-        added = dst.tree.dirtyBytes();
-        dirtyBytes.addAndGet(added);
-        dst.touch(now());
-        commit(dst); // now: the shared subtrees are counted for the source only until dst counts them
-      } catch (IOException | RuntimeException e) {
-        // dst's overlay may name blocks of src that only this commit would have counted: drop it
-        dirtyBytes.addAndGet(-added);
-        dst.tree.discard();
-        dst.timesDirty = false;
-        throw e;
+        if (!src.retired && !dst.retired) {
+          return copyLocked(src, srcOffset, dst, dstOffset, length);
+        }
+      } finally {
+        dirtyBytes.addAndGet(src.tree.dirtyBytes() - srcBefore + (src == dst ? 0 : dst.tree.dirtyBytes() - dstBefore));
+        second.lock.writeLock().unlock();
+        first.lock.writeLock().unlock();
       }
-      return n;
-    } finally {
-      second.lock.writeLock().unlock();
-      first.lock.writeLock().unlock();
     }
+  }
+
+  /** {@link #copyRange} with both files' locks held. */
+  private long copyLocked(FileContent src, long srcOffset, FileContent dst, long dstOffset, long length)
+      throws IOException {
+    long n = Math.min(length, Math.max(0, src.tree.length() - srcOffset));
+    if (n == 0) {
+      return 0;
+    }
+    if (src == dst && srcOffset < dstOffset + n && dstOffset < srcOffset + n) {
+      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + src.ino, "overlapping copy within one file");
+    }
+    if (dstOffset + n > Geometry.MAX_FILE_SIZE) {
+      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dst.ino, "beyond the largest file size");
+    }
+    commit(src);
+    commit(dst); // so that a copy that fails can be undone by discarding dst's changes
+    try {
+      new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
+      dst.touch(now());
+      commit(dst); // now: the shared subtrees are counted for the source only until dst counts them
+    } catch (IOException | RuntimeException e) {
+      // dst's overlay may name blocks of src that only this commit would have counted: drop it
+      dst.tree.discard();
+      dst.timesDirty = false;
+      throw e;
+    }
+    return n;
   }
 
   /** Commits a file's buffered writes. When it returns they survive a crash. */
   public void flush(long ino) throws IOException {
-    FileContent fc = files.get(ino);
-    if (fc == null) {
-      return;
-    }
-    fc.lock.writeLock().lock();
-    try {
-      commit(fc);
-    } finally {
-      fc.lock.writeLock().unlock();
+    if (files.containsKey(ino)) {
+      withContent(ino, true, fc -> {
+        commit(fc);
+        return null;
+      });
     }
   }
 
@@ -809,13 +786,12 @@ public final class Datastore implements Closeable {
     }
   }
 
-  /** Caller holds fc's write lock. */
+  /** Caller holds fc's write lock and accounts for the change in {@link #dirtyBytes}. */
   private void commit(FileContent fc) throws IOException {
     if (!fc.isDirty()) {
       return;
     }
     FileTree tree = fc.tree;
-    long dirty = tree.dirtyBytes();
     FileTree.Commit c = db.read(tree::prepareCommit);
     long length = tree.length();
     boolean applied = db.write(txn -> {
@@ -833,7 +809,6 @@ public final class Datastore implements Closeable {
       c.finish();
     }
     fc.timesDirty = false;
-    dirtyBytes.addAndGet(-dirty + tree.dirtyBytes());
     background.execute(this::reclaimQuietly);
   }
 
@@ -866,11 +841,13 @@ public final class Datastore implements Closeable {
         return;
       }
       if (fc.isDirty() && fc.dirtySince - cutoff <= 0 && fc.lock.writeLock().tryLock()) {
+        long before = fc.tree.dirtyBytes();
         try {
           commit(fc);
         } catch (IOException | RuntimeException e) {
           LOG.log(System.Logger.Level.WARNING, "timed flush of inode " + fc.ino + " failed; data stays buffered", e);
         } finally {
+          dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
           fc.lock.writeLock().unlock();
         }
       }
@@ -918,6 +895,35 @@ public final class Datastore implements Closeable {
     FileContent loaded = new FileContent(ino, new FileTree(geometry, blocks, i.root(), i.height(), i.size()));
     FileContent raced = files.putIfAbsent(ino, loaded);
     return raced != null ? raced : loaded;
+  }
+
+  /** What an operation does with a file's contents while it holds their lock. */
+  private interface ContentAction<T> {
+    T run(FileContent fc) throws IOException;
+  }
+
+  /**
+   * Runs {@code action} on the contents of {@code ino} holding their lock, shared or exclusive,
+   * and counts the dirty bytes it adds or commits. Contents that {@link #forget} retired while
+   * this waited for the lock are loaded afresh.
+   */
+  private <T> T withContent(long ino, boolean exclusive, ContentAction<T> action) throws IOException {
+    while (true) {
+      FileContent fc = content(ino);
+      Lock lock = exclusive ? fc.lock.writeLock() : fc.lock.readLock();
+      lock.lock();
+      long before = fc.tree.dirtyBytes();
+      try {
+        if (!fc.retired) {
+          return action.run(fc);
+        }
+      } finally {
+        if (exclusive) {
+          dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
+        }
+        lock.unlock();
+      }
+    }
   }
 
   private Attributes attributes(Inode i) {

@@ -20,6 +20,8 @@ final class FileContent {
   boolean timesDirty;
   /** When the oldest unflushed change was made (System.nanoTime), for the flush timer. */
   long dirtySince;
+  /** Dropped from the store's table of open contents by forget: whoever finds it so loads the inode again. */
+  boolean retired;
 
   FileContent(long ino, FileTree tree) {
     this.ino = ino;
