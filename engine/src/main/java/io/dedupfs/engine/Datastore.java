@@ -39,6 +39,11 @@ import org.lmdbjava.Txn;
  * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException},
  * {@link NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a
  * kind), {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
+ *
+ * <p>Locks, in the order they are taken: a file's {@link FileContent#lock} (two files: the
+ * smaller inode number first), then {@link Lmdb}'s writer and map locks, which are held only
+ * for one transaction. No file lock is taken inside a transaction. Namespace operations take only
+ * the LMDB locks: LMDB's single writer makes each of them atomic.
  */
 public final class Datastore implements Closeable {
   public static final long ROOT = Namespace.ROOT;
@@ -59,7 +64,9 @@ public final class Datastore implements Closeable {
   private final Geometry geometry;
   private final BlockStore blocks;
   private final Namespace ns;
+  /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
+  /** Bytes of leaves buffered in every file's overlay, changed only by holders of that file's lock. */
   private final AtomicLong dirtyBytes = new AtomicLong();
   private final ScheduledExecutorService background =
       Executors.newSingleThreadScheduledExecutor(r -> {
