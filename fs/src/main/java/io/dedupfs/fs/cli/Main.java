@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "A deduplicating FUSE filesystem for VM datastores.",
-    subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class})
+    subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class, NullFsCommand.class})
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;
