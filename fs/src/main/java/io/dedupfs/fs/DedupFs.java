@@ -12,6 +12,7 @@ import io.dedupfs.fs.fuse.DirectoryFiller;
 import io.dedupfs.fs.fuse.Entry;
 import io.dedupfs.fs.fuse.ErrnoException;
 import io.dedupfs.fs.fuse.FuseOperations;
+import io.dedupfs.fs.fuse.FuseSession;
 import io.dedupfs.fs.fuse.IoctlResult;
 import io.dedupfs.fs.fuse.OpenFile;
 import io.dedupfs.fs.fuse.OptionalOp;
@@ -50,15 +51,23 @@ final class DedupFs implements FuseOperations {
 
   private final Datastore store;
   private final boolean readOnly;
+  private final CloneIoctl clones;
+  private volatile FuseSession session;
   /** The kernel's lookup count per inode; an inode leaves the map when it drops to zero. */
   private final ConcurrentHashMap<Long, Long> lookups = new ConcurrentHashMap<>();
   /** Open files and directories by handle; a request with an unknown handle gets EBADF. */
-  private final ConcurrentHashMap<Long, Long> handles = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Long, Handle> handles = new ConcurrentHashMap<>();
   private final AtomicLong nextHandle = new AtomicLong(1);
 
   DedupFs(Datastore store, boolean readOnly) {
     this.store = store;
     this.readOnly = readOnly;
+    this.clones = new CloneIoctl(store);
+  }
+
+  /** The session serving this filesystem, for cache invalidation after changes the kernel did not make. */
+  void bind(FuseSession session) {
+    this.session = session;
   }
 
   @Override
@@ -159,13 +168,13 @@ final class DedupFs implements FuseOperations {
     if (writing && (flags & O_TRUNC) != 0) {
       store.setattr(ino, SetAttributes.size(0));
     }
-    return handle(ino);
+    return open(ino, flags, false);
   }
 
   @Override
   public CreatedFile create(RequestContext ctx, long parent, String name, int mode, int flags) throws IOException {
     Entry e = entry(store.mknod(parent, name, mode, 0, ctx.uid(), ctx.gid()));
-    return new CreatedFile(e, handle(e.attr().ino()));
+    return new CreatedFile(e, open(e.attr().ino(), flags, false));
   }
 
   @Override
@@ -230,8 +239,20 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public IoctlResult ioctl(long ino, long fh, int cmd, long arg, int flags, byte[] in, int outSize) {
-    throw new ErrnoException(Errno.ENOTTY, String.format("ioctl 0x%08x", cmd));
+  public IoctlResult ioctl(RequestContext ctx, long ino, long fh, int cmd, long arg, int flags, byte[] in,
+      int outSize) throws IOException {
+    if (cmd != CloneIoctl.CMD) {
+      throw new ErrnoException(Errno.ENOTTY, String.format("ioctl 0x%08x", cmd));
+    }
+    if ((handle(fh).flags() & O_ACCMODE) == O_RDONLY) {
+      throw new ErrnoException(Errno.EBADF, "the clone's destination is not open for writing");
+    }
+    FuseSession s = session;
+    long changed = clones.clone(ctx, ino, in, s == null ? -1 : s.deviceNumber());
+    if (s != null) {
+      s.invalidateInode(changed, 0, 0);
+    }
+    return IoctlResult.of(0);
   }
 
   // ---- directories
@@ -241,7 +262,7 @@ final class DedupFs implements FuseOperations {
     if (!store.getattr(ino).isDirectory()) {
       throw new ErrnoException(Errno.ENOTDIR);
     }
-    return handle(ino);
+    return open(ino, flags, true);
   }
 
   @Override
@@ -322,16 +343,25 @@ final class DedupFs implements FuseOperations {
         instant(a.atimeNs()), instant(a.mtimeNs()), instant(a.ctimeNs()));
   }
 
-  private OpenFile handle(long ino) {
+  /** An open file or directory: its inode and its open(2) flags. */
+  private record Handle(long ino, int flags) {}
+
+  private OpenFile open(long ino, int flags, boolean directory) {
     long fh = nextHandle.getAndIncrement();
-    handles.put(fh, ino);
-    return OpenFile.of(fh).withKeepCache(true);
+    handles.put(fh, new Handle(ino, flags));
+    return directory ? OpenFile.of(fh) : OpenFile.of(fh).withKeepCache(true);
+  }
+
+  private Handle handle(long fh) {
+    Handle h = handles.get(fh);
+    if (h == null) {
+      throw new ErrnoException(Errno.EBADF, "unknown file handle " + fh);
+    }
+    return h;
   }
 
   private void requireHandle(long fh) {
-    if (!handles.containsKey(fh)) {
-      throw new ErrnoException(Errno.EBADF, "unknown file handle " + fh);
-    }
+    handle(fh);
   }
 
   /** security.* and trusted.* would promise enforcement this filesystem does not do; system.* are ACLs. */

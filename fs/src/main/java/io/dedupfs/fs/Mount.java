@@ -21,6 +21,7 @@ public final class Mount implements AutoCloseable {
   public static Mount start(Datastore store, Path mountpoint, MountOptions options) throws IOException {
     DedupFs fs = new DedupFs(store, options.readOnly());
     FuseSession session = FuseSession.mount(mountpoint, options, fs, new Errnos());
+    fs.bind(session);
     session.setReadAheadKb(READ_AHEAD_KB);
     return new Mount(session);
   }

@@ -232,10 +232,12 @@ public interface FuseOperations {
      * {@code _IOC_SIZE(cmd)} bytes in ({@code in}, for _IOW/_IOWR) and out (at most {@code outSize} bytes,
      * for _IOR/_IOWR); pointers inside the payload are meaningless. Answer ENOTTY for unknown commands.
      *
+     * @param ctx   the caller (its pid lets a filesystem resolve file descriptors named in the payload)
      * @param arg   the caller's argument as a number (a user-space address for pointer arguments)
      * @param flags {@link #FUSE_IOCTL_COMPAT} and the kernel's other {@code FUSE_IOCTL_*} bits
      */
-    default IoctlResult ioctl(long ino, long fh, int cmd, long arg, int flags, byte[] in, int outSize) throws Exception {
+    default IoctlResult ioctl(RequestContext ctx, long ino, long fh, int cmd, long arg, int flags, byte[] in,
+                              int outSize) throws Exception {
         throw new ErrnoException(Errno.ENOSYS);
     }
 

@@ -257,6 +257,16 @@ public final class FuseSession implements AutoCloseable {
         }
     }
 
+    /**
+     * The device number ({@code st_dev}) of files on this mount: FUSE mounts have major 0 and the connection
+     * number as minor. -1 once the mount is gone.
+     */
+    public long deviceNumber() {
+        long minor = mountDevice();
+        // glibc's makedev(0, minor)
+        return minor < 0 ? -1 : ((minor & 0xfffff00L) << 12) | (minor & 0xffL);
+    }
+
     /** The minor device number of this mount (the FUSE connection number), or -1 once it is gone. */
     private long mountDevice() {
         try {
@@ -679,7 +689,7 @@ public final class FuseSession implements AutoCloseable {
             if (inSize > 0) {
                 MEM.getByteArray(inBuf, in, 0, in.length);
             }
-            IoctlResult r = ops.ioctl(ino, fh(fi), cmd, arg, flags, in, (int) outSize);
+            IoctlResult r = ops.ioctl(context(req), ino, fh(fi), cmd, arg, flags, in, (int) outSize);
             byte[] out = r.out();
             int n = (int) Math.min(out.length, outSize);
             long addr = 0;

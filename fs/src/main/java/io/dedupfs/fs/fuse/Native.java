@@ -103,6 +103,9 @@ final class Native {
         int dup2(int oldFd, int newFd);
 
         int close(int fd);
+
+        @SaveError
+        int ioctl(int fd, long request, @In byte[] arg);
     }
 
     /** Loads libfuse on first use; throws {@link UnsatisfiedLinkError} (again on every call) while it is missing. */

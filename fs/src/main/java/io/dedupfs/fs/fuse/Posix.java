@@ -14,6 +14,38 @@ public final class Posix {
     private Posix() {
     }
 
+    private static final int O_RDONLY = 0;
+
+    /**
+     * Opens {@code src} for reading and {@code dst} for writing (creating it with {@code mode} if missing) and
+     * issues {@code ioctl(dst, cmd, arg)} with {@code arg} built by {@code argument} from the source's descriptor.
+     *
+     * @throws IOException with the system's reason, naming the file or the ioctl that failed
+     */
+    public static void ioctlOnPair(Path src, Path dst, int mode, long cmd, java.util.function.IntFunction<byte[]> argument)
+            throws IOException {
+        Native.LibC c = Native.libc();
+        int s = c.open(src.toString(), O_RDONLY | O_CLOEXEC, 0);
+        if (s < 0) {
+            throw new IOException(src + ": " + Errno.valueOf(Native.lastErrno()).description());
+        }
+        try {
+            int d = c.open(dst.toString(), O_WRONLY | O_CREAT | O_CLOEXEC, mode);
+            if (d < 0) {
+                throw new IOException(dst + ": " + Errno.valueOf(Native.lastErrno()).description());
+            }
+            try {
+                if (c.ioctl(d, cmd, argument.apply(s)) < 0) {
+                    throw new IOException(Errno.valueOf(Native.lastErrno()).description());
+                }
+            } finally {
+                c.close(d);
+            }
+        } finally {
+            c.close(s);
+        }
+    }
+
     /** The effective user id of this process. */
     public static int euid() {
         return Native.libc().geteuid();
