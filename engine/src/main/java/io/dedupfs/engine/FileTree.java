@@ -32,6 +32,7 @@ final class FileTree {
   private long length;
   private long committedLength;
   private int dirtyLeaves;
+  private int dirtyNodes;
   /** The overlay holds references to blocks from outside this file's committed tree (a clone). */
   private boolean foreign;
 
@@ -58,9 +59,12 @@ final class FileTree {
     return top != root || topHeight != rootHeight || length != committedLength;
   }
 
-  /** Bytes of leaves held in the overlay, for the dirty-memory bound. */
+  /**
+   * Memory held by the overlay, for the dirty-memory bound: its leaves, and an estimate for its
+   * nodes, which matter when small writes land far apart (a 4 KiB write may bring in three nodes).
+   */
   long dirtyBytes() {
-    return (long) dirtyLeaves * g.leafSize;
+    return (long) dirtyLeaves * g.leafSize + (long) dirtyNodes * Node.MEMORY;
   }
 
   /** Forgets every change since the last commit. */
@@ -69,6 +73,7 @@ final class FileTree {
     topHeight = rootHeight;
     length = committedLength;
     dirtyLeaves = 0;
+    dirtyNodes = 0;
     foreign = false;
   }
 
@@ -278,6 +283,7 @@ final class FileTree {
       // The old root becomes the leftmost child, with its exact density bit: a node's bytes, and
       // so its hash, depend only on the data below it, whatever order it was written in.
       Node n = new Node(topHeight + 1, Hash.ZERO, null);
+      dirtyNodes++;
       n.kids[0] = top;
       if (top instanceof Hash h && isDense(txn, h, topHeight)) {
         Geometry.setDense(n.cleanDense, 0);
@@ -359,6 +365,7 @@ final class FileTree {
       dirtyLeaves++;
       return new Leaf(h, data);
     }
+    dirtyNodes++;
     return new Node(level, h, h.isZero() ? null : store.load(txn, h, level));
   }
 
@@ -367,6 +374,7 @@ final class FileTree {
     if (s instanceof Leaf) {
       dirtyLeaves--;
     } else if (s instanceof Node n) {
+      dirtyNodes--;
       for (Object k : n.kids) {
         drop(k);
       }
@@ -523,6 +531,7 @@ final class FileTree {
       top = root;
       topHeight = newHeight;
       dirtyLeaves = 0;
+      dirtyNodes = 0;
       foreign = false;
       committedLength = length;
     }
@@ -550,6 +559,8 @@ final class FileTree {
 
   /** A node being changed: its children, each a Hash, Node or Leaf. */
   static final class Node {
+    /** Roughly what a node in the overlay costs: two arrays of 128 references, up to 128 hashes, its content. */
+    static final int MEMORY = 16 * 1024;
     final int level;
     final Hash base;
     /** The base's children (null for a new node), to tell which children changed. */
