@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "A deduplicating FUSE filesystem for VM datastores.",
-    subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class, NullFsCommand.class})
+    subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class, StatsCommand.class, NullFsCommand.class})
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;
@@ -43,7 +43,7 @@ public final class Main implements Runnable {
       if (Boolean.getBoolean("dedupfs.debug")) {
         e.printStackTrace(commandLine.getErr());
       }
-      return e instanceof UsageException ? EXIT_USAGE : EXIT_FAILURE;
+      return e instanceof UsageException || (e instanceof Admin.RemoteFailure r && r.usage) ? EXIT_USAGE : EXIT_FAILURE;
     });
     return cl;
   }

@@ -152,7 +152,15 @@ final class MountCommand implements Callable<Integer> {
       ds.close();
       throw e;
     }
-    Stopper stopper = new Stopper(m, ds);
+    Admin.Server control;
+    try {
+      control = new Admin.Server(storeDir, new Admin.Context(ds, m));
+    } catch (IOException | RuntimeException e) {
+      m.close();
+      ds.close();
+      throw e;
+    }
+    Stopper stopper = new Stopper(m, control, ds);
     Runtime.getRuntime().addShutdownHook(new Thread(stopper::stop, "dedupfs-shutdown"));
     LOG.log(System.Logger.Level.INFO, "serving " + storeDir + " on " + mnt + " (pid " + ProcessHandle.current().pid()
         + ", leaf size " + ds.leafSize() + (readOnly ? ", read-only" : "") + ")");
@@ -181,14 +189,16 @@ final class MountCommand implements Callable<Integer> {
         .withExtraOptions(extra);
   }
 
-  /** Unmounts, then flushes and closes the store, once, whoever asks first (the main thread or a signal). */
+  /** Unmounts, closes the control socket, then flushes and closes the store, once, whoever asks first (the main thread or a signal). */
   private static final class Stopper {
     private final Mount mount;
+    private final Admin.Server control;
     private final Datastore store;
     private boolean stopped;
 
-    Stopper(Mount mount, Datastore store) {
+    Stopper(Mount mount, Admin.Server control, Datastore store) {
       this.mount = mount;
+      this.control = control;
       this.store = store;
     }
 
@@ -198,6 +208,7 @@ final class MountCommand implements Callable<Integer> {
       }
       stopped = true;
       mount.close();
+      control.close();
       try {
         store.close();
       } catch (IOException | RuntimeException e) {

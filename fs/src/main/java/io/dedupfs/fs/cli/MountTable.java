@@ -3,6 +3,8 @@ package io.dedupfs.fs.cli;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 
 /** What /proc/self/mountinfo says about a mountpoint. */
@@ -21,17 +23,38 @@ final class MountTable {
   /** The topmost mount on exactly {@code mountpoint} (a real path), if any. */
   static Optional<Mounted> at(Path mountpoint) throws IOException {
     Mounted found = null;
+    for (Mounted m : all()) {
+      if (m.mountpoint().equals(mountpoint)) {
+        found = m;
+      }
+    }
+    return Optional.ofNullable(found);
+  }
+
+  /** The dedupfs mount that holds {@code path} (a real path): the innermost one, if any. */
+  static Optional<Mounted> dedupfsHolding(Path path) throws IOException {
+    Mounted found = null;
+    for (Mounted m : all()) {
+      if (path.startsWith(m.mountpoint())
+          && (found == null || m.mountpoint().getNameCount() >= found.mountpoint().getNameCount())) {
+        found = m;
+      }
+    }
+    return found != null && found.isDedupfs() ? Optional.of(found) : Optional.empty();
+  }
+
+  /** Every mount, in mount order. */
+  static List<Mounted> all() throws IOException {
+    List<Mounted> out = new ArrayList<>();
     for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
       String[] f = line.split(" ");
       int dash = indexOf(f, "-");
       if (f.length < 5 || dash < 0 || dash + 2 >= f.length) {
         continue;
       }
-      if (unescape(f[4]).equals(mountpoint.toString())) {
-        found = new Mounted(mountpoint, unescape(f[dash + 1]), unescape(f[dash + 2]));
-      }
+      out.add(new Mounted(Path.of(unescape(f[4])), unescape(f[dash + 1]), unescape(f[dash + 2])));
     }
-    return Optional.ofNullable(found);
+    return out;
   }
 
   private static int indexOf(String[] fields, String s) {

@@ -39,7 +39,7 @@ final class StorePaths {
       throw new Main.UsageException(store + " is not a directory (a store is a directory)");
     }
     if (!isEmpty(store)) {
-      throw new Main.UsageException(store + " holds something other than a dedupfs store; "
+      throw new Main.UsageException(store + " is not a dedupfs store and not empty; "
           + "give a dedupfs store, or a missing or empty directory to create one in");
     }
     if (mustExist) {
