@@ -248,12 +248,60 @@ public final class Mounted implements AutoCloseable {
     }
 
     /**
-     * Environment for the launcher: DEDUPFS_JAR from system property dedupfs.jar if that file
-     * exists; otherwise the launcher uses its checkout's fs/target/dedupfs.jar (or says it is missing).
+     * Environment for the launcher: DEDUPFS_JAR is a private copy of the jar named by system
+     * property dedupfs.jar (or of the checkout's fs/target/dedupfs.jar), taken once per test JVM.
+     * A copy, because a JVM loads classes from its jar lazily: a build that rewrites
+     * fs/target/dedupfs.jar while a daemon runs (another developer's {@code mvn package}) makes
+     * the daemon's next new class a NoClassDefFoundError, answered with EIO.
      */
     public static Map<String, String> cliEnv() {
-        String jar = System.getProperty("dedupfs.jar");
-        return jar != null && Files.isRegularFile(Path.of(jar)) ? Map.of("DEDUPFS_JAR", jar) : Map.of();
+        Path jar = privateJar();
+        return jar != null ? Map.of("DEDUPFS_JAR", jar.toString()) : Map.of();
+    }
+
+    private static Path privateJar;
+
+    private static synchronized Path privateJar() {
+        if (privateJar != null) {
+            return privateJar;
+        }
+        String prop = System.getProperty("dedupfs.jar");
+        Path built = prop != null ? Path.of(prop) : repoRoot().resolve("fs/target/dedupfs.jar");
+        if (!Files.isRegularFile(built)) {
+            return null; // the launcher says what is missing
+        }
+        IOException last = null;
+        for (int attempt = 0; attempt < 10; attempt++) {
+            try {
+                Path copy = Files.createTempFile("dedupfs-it-", ".jar");
+                copy.toFile().deleteOnExit();
+                Files.copy(built, copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                verifyJar(copy); // a build may have been writing it while we copied
+                privateJar = copy;
+                return copy;
+            } catch (IOException e) {
+                last = e;
+                sleep(2000);
+            }
+        }
+        throw new UncheckedIOException("cannot take a consistent copy of " + built, last);
+    }
+
+    /** Reads every entry, so that a torn copy fails here (format or CRC error), not in a daemon. */
+    private static void verifyJar(Path jar) throws IOException {
+        try (java.util.zip.ZipFile zip = new java.util.zip.ZipFile(jar.toFile())) {
+            if (zip.getEntry("io/dedupfs/fs/cli/Main.class") == null) {
+                throw new IOException(jar + " has no io/dedupfs/fs/cli/Main.class");
+            }
+        }
+        try (java.util.zip.ZipInputStream in = new java.util.zip.ZipInputStream(Files.newInputStream(jar))) {
+            byte[] buf = new byte[1 << 16];
+            while (in.getNextEntry() != null) {
+                while (in.read(buf) >= 0) {
+                    // ZipInputStream checks each entry's CRC at its end
+                }
+            }
+        }
     }
 
     /** Runs {@code mount-scripts/dedupfs ARGS...} to completion. */
