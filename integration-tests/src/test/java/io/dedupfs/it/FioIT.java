@@ -129,7 +129,7 @@ class FioIT {
     private static List<String> job(Path dir, String name, int jobs, long size, String... extra) {
         List<String> cmd = new ArrayList<>(List.of("fio", "--name=" + name, "--directory=" + dir,
                 "--rw=randwrite", "--size=" + size, "--numjobs=" + jobs,
-                "--verify=crc32c", "--verify_fatal=1", "--verify_dump=0", "--randrepeat=1",
+                "--verify=crc32c", "--verify_fatal=1", "--verify_dump=0", "--verify_state_save=0", "--randrepeat=1",
                 "--output-format=json"));
         cmd.addAll(List.of(extra));
         return cmd;

@@ -85,7 +85,6 @@ class MountHelperIT {
     void installWithDestdirPutsEverythingInPlaceAndIsIdempotent() throws IOException {
         Path root = tmp.resolve("root");
         Path repo = Mounted.repoRoot();
-        Path jar = Path.of(Mounted.cliEnv().getOrDefault("DEDUPFS_JAR", repo.resolve("fs/target/dedupfs.jar").toString()));
         Map<String, String> env = Map.of("DESTDIR", root.toString());
         String install = repo.resolve("mount-scripts/install.sh").toString();
 
