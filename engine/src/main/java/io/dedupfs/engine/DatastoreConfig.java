@@ -15,7 +15,7 @@ import java.time.Duration;
 public record DatastoreConfig(
     int leafSize, boolean readOnly, long cacheBytes, long dirtyLimitBytes, Duration flushInterval) {
 
-  /** The default leaf size; README.md ("Choosing the leaf size") has the measurements behind it. */
+  /** The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio, write speed, space). */
   public static final int DEFAULT_LEAF_SIZE = 16 * 1024;
 
   public DatastoreConfig {
