@@ -91,7 +91,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A private copy of the jar: the daemons load classes from it lazily.
-cp -- "$built_jar" "$work/dedupfs.jar"
+# Taken whole: a build may be rewriting it right now (zip test, a few tries).
+for attempt in 1 2 3 4 5 6; do
+    cp -- "$built_jar" "$work/dedupfs.jar"
+    if python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
+        "$work/dedupfs.jar" 2>/dev/null; then
+        break
+    fi
+    ((attempt < 6)) || die "$built_jar is not a valid jar (a build in progress?)"
+    sleep 5
+done
 export DEDUPFS_JAR=$work/dedupfs.jar
 dedupfs=$root/mount-scripts/dedupfs
 
