@@ -30,7 +30,8 @@ work="${LEAF_STUDY_DIR:-/var/tmp/dedupfs-leaf-study}"
 leaf="${LEAF_KIB:-4,8,16,32,64}"
 img="$work/images"
 
-fstype="$(mkdir -p "$work" && stat -f -c %T "$work")"
+mkdir -p "$work"
+fstype="$(df --output=fstype "$work" | tail -1)"
 if [[ "$fstype" == "tmpfs" || "$fstype" == "ramfs" ]]; then
   echo "LEAF_STUDY_DIR=$work is on $fstype; point it at a disk" >&2
   exit 2

@@ -20,7 +20,8 @@ if [[ "${1:-}" == "--quick" ]]; then
 fi
 
 export DEDUPFS_BENCH_DIR="${DEDUPFS_BENCH_DIR:-/var/tmp}"
-fstype="$(stat -f -c %T "$DEDUPFS_BENCH_DIR")"
+mkdir -p "$DEDUPFS_BENCH_DIR"
+fstype="$(df --output=fstype "$DEDUPFS_BENCH_DIR" | tail -1)"
 if [[ "$fstype" == "tmpfs" || "$fstype" == "ramfs" ]]; then
   echo "DEDUPFS_BENCH_DIR=$DEDUPFS_BENCH_DIR is on $fstype; point it at a disk" >&2
   exit 2

@@ -3,7 +3,8 @@
 
 Usage: engine_report.py RESULTS.json [--markdown]
 Every throughput figure is in MiB/s (1 MiB = 1048576 bytes) or in operations per second; clone
-times are in microseconds. Exit status: 0 when every target is met, 3 when one is missed.
+times are in microseconds. A figure is JMH's score (the mean of the measurement iterations),
+followed by the lowest and highest iteration in parentheses; ratios are of the means. Exit status: 0 when every target is met, 3 when one is missed.
 """
 import json
 import sys
@@ -51,11 +52,9 @@ def table(results):
         key = short(r["benchmark"])
         extra = p.get("source") or p.get("size")
         m = r["primaryMetric"]
-        try:
-            err = float(m.get("scoreError"))
-        except (TypeError, ValueError):
-            err = float("nan")
-        fig[(key, extra)] = (float(m["score"]), err, m["scoreUnit"])
+        samples = [x for fork in m.get("rawData", []) for x in fork]
+        lo, hi = (min(samples), max(samples)) if samples else (float("nan"), float("nan"))
+        fig[(key, extra)] = (float(m["score"]), (lo, hi), m["scoreUnit"])
 
     def get(key, extra=None):
         return fig.get((key, extra))
@@ -66,8 +65,9 @@ def table(results):
     missed = False
 
     def num(v, unit):
-        err = "" if v[1] != v[1] else f" ± {v[1]:,.0f}"  # no error bar from fewer than 2 iterations
-        return f"{v[0]:,.0f}{err} {unit}"
+        lo, hi = v[1]
+        spread = "" if lo != lo or lo == hi else f" ({lo:,.0f}-{hi:,.0f})"
+        return f"{v[0]:,.0f} {unit}{spread}"
 
     def rate(v):
         return num(v, "MiB/s")
@@ -102,7 +102,7 @@ def table(results):
                 rows.append([NAMES[k], rate(v), "ceiling not run", "", ">= 0.70", "?"])
     v = get("RandomWriteBenchmark.random4k")
     if v:
-        rows.append([NAMES["RandomWriteBenchmark.random4k"], ops(v) + f" ({v[0] * 4096 / 2**20:,.1f} MiB/s)", "", "", "none", "info"])
+        rows.append([NAMES["RandomWriteBenchmark.random4k"], f"{v[0] * 4096 / 2**20:,.1f} MiB/s = " + ops(v), "", "", "none", "info"])
     for source, where in (("lmdb", "from LMDB, verified"), ("cache", "from the verified cache")):
         v = get("ReadBenchmark.sequential", source)
         if v:
