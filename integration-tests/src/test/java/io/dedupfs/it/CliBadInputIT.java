@@ -142,7 +142,18 @@ class CliBadInputIT {
 
             assertOneLineError(second, store.toString());
             assertThat(second.stderr()).containsPattern("(?i)(already|in use|locked|busy)");
+            assertThat(second.exitCode()).as("not a usage mistake").isEqualTo(1);
             assertThat(Mounted.isMounted(mnt2)).isFalse();
+            // in the foreground too (what systemd and the tests run)
+            Shell.Result foreground = Mounted.cli("mount", "-f", store.toString(), mnt2.toString());
+            assertOneLineError(foreground, store.toString());
+            assertThat(foreground.stderr()).containsPattern("(?i)(already|in use|locked|busy)");
+            assertThat(foreground.exitCode()).isEqualTo(1);
+            assertThat(Mounted.isMounted(mnt2)).isFalse();
+            // and it is not created over
+            Shell.Result create = Mounted.cli("create", store.toString());
+            assertOneLineError(create, store.toString());
+            assertThat(create.stderr()).containsPattern("(?i)already a dedupfs store");
             // the first mount is unharmed
             assertThat(first.isAlive()).isTrue();
             assertThat(Mounted.fstypeAt(mnt1)).contains(Mounted.FSTYPE);
@@ -165,12 +176,214 @@ class CliBadInputIT {
         assertThat(dir).isEmptyDirectory();
     }
 
+    @Test
+    void wrongCommandsAndOptionsAreUsageErrorsThatNameTheMistake() {
+        Path store = tmp.resolve("store");
+        Path mnt = mountpoint("mnt");
+        String s = store.toString();
+        String m = mnt.toString();
+        List<List<String>> cases = List.of(
+                List.of("", "missing command"),
+                List.of("frobnicate", "frobnicate"),
+                List.of("mount --bogus", "--bogus"),
+                List.of("mount --bogus=3 S M", "--bogus=3"),
+                List.of("mount -x S M", "-x"),
+                List.of("mount -o nosuchopt S M", "nosuchopt"),
+                List.of("mount -o ro,nosuchopt S M", "nosuchopt"),
+                List.of("mount -o threads=abc S M", "threads=abc"),
+                List.of("mount -o threads=0 S M", "threads"),
+                List.of("mount --threads 999 S M", "threads"),
+                List.of("mount -o leaf_size=3K S M", "leaf size"),
+                List.of("mount --leaf-size 5K S M", "leaf size"),
+                List.of("mount --leaf-size lots S M", "lots"),
+                List.of("mount -o log= S M", "log="),
+                List.of("mount S", "MOUNTPOINT"),
+                List.of("mount S M extra", "extra"),
+                List.of("create", "STORE"),
+                List.of("create --leaf-size 3K S", "leaf size"),
+                List.of("umount", "MOUNTPOINT"));
+        for (List<String> c : cases) {
+            String[] args = c.get(0).isEmpty() ? new String[0]
+                    : c.get(0).replace(" S", " " + s).replace(" M", " " + m).split(" ");
+            Shell.Result r = Mounted.cli(args);
+            assertOneLineError(r, c.get(1));
+            assertThat(r.exitCode()).as("a usage mistake\n%s", r.describe()).isEqualTo(2);
+        }
+        assertThat(store).doesNotExist();
+        assertThat(mnt).isEmptyDirectory();
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+    }
+
+    @Test
+    void storePathThatIsAFileIsRefusedUntouched() throws IOException {
+        Path file = tmp.resolve("store-is-a-file");
+        Files.writeString(file, "an ordinary file\n");
+        Path mnt = mountpoint("mnt");
+        Map<String, String> before = snapshot(tmp);
+
+        for (String[] args : List.of(
+                new String[] {"mount", file.toString(), mnt.toString()},
+                new String[] {"mount", "-f", file.toString(), mnt.toString()},
+                new String[] {"mount", "-o", "ro", file.toString(), mnt.toString()},
+                new String[] {"create", file.toString()},
+                new String[] {"mount", file.resolve("below").toString(), mnt.toString()},
+                new String[] {"create", file.resolve("below").toString()})) {
+            Shell.Result r = Mounted.cli(args);
+            assertOneLineError(r, file.toString());
+            assertThat(r.stderr()).containsPattern("(?i)not a directory");
+        }
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+        assertThat(snapshot(tmp)).isEqualTo(before);
+    }
+
+    @Test
+    void mountpointThatIsAFileIsRefusedAndNothingIsCreated() throws IOException {
+        Path store = tmp.resolve("new-store");
+        Path file = tmp.resolve("mountpoint-is-a-file");
+        Files.writeString(file, "keep me\n");
+        Map<String, String> before = snapshot(tmp);
+
+        Shell.Result r = Mounted.cli("mount", store.toString(), file.toString());
+        assertOneLineError(r, file.toString());
+        assertThat(r.stderr()).containsPattern("(?i)not a directory");
+        Shell.Result f = Mounted.cli("mount", "-f", store.toString(), file.toString());
+        assertOneLineError(f, file.toString());
+
+        assertThat(store).doesNotExist();
+        assertThat(snapshot(tmp)).isEqualTo(before);
+    }
+
+    @Test
+    void mountpointWithSomethingMountedOnItIsRefused() throws IOException {
+        Mounted.assumeFuseAvailable();
+        org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "mounting a tmpfs needs root");
+        Path store1 = tmp.resolve("store1");
+        Path store2 = tmp.resolve("store2");
+        Path mnt1 = mountpoint("mnt1");
+        try (Mounted first = Mounted.mount(store1, mnt1, tmp)) {
+            Files.writeString(mnt1.resolve("in-first.txt"), "first\n");
+            for (String[] args : List.of(
+                    new String[] {"mount", store2.toString(), mnt1.toString()},
+                    new String[] {"mount", "-f", store2.toString(), mnt1.toString()},
+                    new String[] {"mount", store1.toString(), mnt1.toString()})) {
+                Shell.Result r = Mounted.cli(args);
+                assertOneLineError(r, mnt1.toString());
+                assertThat(r.stderr()).containsPattern("(?i)already mounted");
+            }
+            assertThat(store2).doesNotExist();
+            assertThat(first.isAlive()).isTrue();
+            assertThat(Mounted.fstypeAt(mnt1)).contains(Mounted.FSTYPE);
+            assertThat(Files.readString(mnt1.resolve("in-first.txt"))).isEqualTo("first\n");
+        }
+
+        // another file system: an empty tmpfs is still a mount
+        Path tmpfs = mountpoint("tmpfs");
+        Tools.run("mount", "-t", "tmpfs", "-o", "size=1m", "dedupfs-it-tmpfs", tmpfs.toString());
+        try {
+            Shell.Result r = Mounted.cli("mount", store2.toString(), tmpfs.toString());
+            assertOneLineError(r, tmpfs.toString());
+            assertThat(r.stderr()).containsPattern("(?i)already mounted");
+            assertThat(Mounted.fstypeAt(tmpfs)).contains("tmpfs");
+            assertThat(store2).doesNotExist();
+        } finally {
+            Tools.run("umount", tmpfs.toString());
+        }
+    }
+
+    @Test
+    void damagedStoreIsRefusedAndItsFilesAreLeftAlone() throws IOException {
+        // a store whose data.mdb is not LMDB at all (a torn copy, a disk error)
+        Path store = Files.createDirectories(tmp.resolve("damaged"));
+        byte[] junk = new byte[1 << 20];
+        new Random(7).nextBytes(junk);
+        Files.write(store.resolve("data.mdb"), junk);
+        Files.createFile(store.resolve("dedupfs.lock"));
+        Map<String, String> before = snapshot(store);
+        Path mnt = mountpoint("mnt");
+
+        for (String[] args : List.of(
+                new String[] {"mount", store.toString(), mnt.toString()},
+                new String[] {"mount", "-f", store.toString(), mnt.toString()},
+                new String[] {"mount", "-o", "ro", store.toString(), mnt.toString()})) {
+            Shell.Result r = Mounted.cli(args);
+            assertOneLineError(r, store.toString());
+            assertThat(r.exitCode()).as("not a usage mistake").isEqualTo(1);
+        }
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+        // Known engine bug: LMDB leaves a lock.mdb beside the damaged data.mdb. What was there is unchanged.
+        Map<String, String> after = snapshot(store);
+        after.remove("lock.mdb");
+        assertThat(after).isEqualTo(before);
+    }
+
+    @Test
+    void readOnlyMountOfNoStoreIsRefusedAndCreatesNothing() throws IOException {
+        Path missing = tmp.resolve("missing-store");
+        Path empty = Files.createDirectories(tmp.resolve("empty-store"));
+        Path mnt = mountpoint("mnt");
+        for (Path store : List.of(missing, empty)) {
+            for (String ro : List.of("-o ro", "--read-only", "-r")) {
+                List<String> args = new ArrayList<>(List.of("mount"));
+                args.addAll(List.of(ro.split(" ")));
+                args.addAll(List.of(store.toString(), mnt.toString()));
+                Shell.Result r = Mounted.cli(args.toArray(String[]::new));
+                assertOneLineError(r, store.getFileName().toString());
+                assertThat(r.stderr()).containsPattern("(?i)(no such store|not a store|no dedupfs store)");
+            }
+        }
+        assertThat(missing).doesNotExist();
+        assertThat(empty).isEmptyDirectory();
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+    }
+
+    @Test
+    void createRefusesAStoreAndANonEmptyDirectory() throws IOException {
+        Path store = createStore("store");
+        Map<String, String> storeBefore = snapshot(store);
+        Path dir = Files.createDirectories(tmp.resolve("full"));
+        Files.writeString(dir.resolve("file.txt"), "mine\n");
+        Map<String, String> dirBefore = snapshot(dir);
+
+        Shell.Result again = Mounted.cli("create", store.toString());
+        assertOneLineError(again, store.toString());
+        assertThat(again.stderr()).containsPattern("(?i)already a dedupfs store");
+        Shell.Result full = Mounted.cli("create", dir.toString());
+        assertOneLineError(full, dir.toString());
+        assertThat(full.stderr()).containsPattern("(?i)not a dedupfs store");
+
+        assertThat(snapshot(store)).isEqualTo(storeBefore);
+        assertThat(snapshot(dir)).isEqualTo(dirBefore);
+    }
+
+    @Test
+    void umountOfAnotherFileSystemIsRefused() throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "mounting a tmpfs needs root");
+        Path tmpfs = mountpoint("tmpfs");
+        Tools.run("mount", "-t", "tmpfs", "-o", "size=1m", "dedupfs-it-tmpfs", tmpfs.toString());
+        try {
+            Files.writeString(tmpfs.resolve("keep.txt"), "keep\n");
+            Shell.Result r = Mounted.cli("umount", tmpfs.toString());
+            assertOneLineError(r, tmpfs.toString());
+            assertThat(r.stderr()).containsPattern("(?i)not a dedupfs mount");
+            assertThat(Mounted.fstypeAt(tmpfs)).contains("tmpfs");
+            assertThat(Files.readString(tmpfs.resolve("keep.txt"))).isEqualTo("keep\n");
+        } finally {
+            Tools.run("umount", tmpfs.toString());
+        }
+        Path file = tmp.resolve("a-file");
+        Files.writeString(file, "x");
+        Shell.Result r = Mounted.cli("umount", file.toString());
+        assertOneLineError(r, file.toString());
+        assertThat(file).hasContent("x");
+    }
+
     // ---- helpers -------------------------------------------------------------------------------
 
     private static void assertOneLineError(Shell.Result r, String mustMention) {
         assertThat(r.exitCode()).as("exit code of a refused command\n%s", r.describe()).isNotZero();
         List<String> lines = r.stderr().strip().lines().toList();
         assertThat(lines).as("stderr must be exactly one line\n%s", r.describe()).hasSize(1);
+        assertThat(lines.get(0)).as("errors start with 'dedupfs: '\n%s", r.describe()).startsWith("dedupfs: ");
         assertThat(lines.get(0)).as("the error must name %s\n%s", mustMention, r.describe())
                 .contains(mustMention);
     }

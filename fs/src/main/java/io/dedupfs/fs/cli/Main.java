@@ -35,7 +35,11 @@ public final class Main implements Runnable {
     CommandLine cl = new CommandLine(new Main());
     cl.setParameterExceptionHandler((e, args) -> {
       PrintWriter err = e.getCommandLine().getErr();
-      err.println("dedupfs: " + e.getMessage() + " (see 'dedupfs " + name(e.getCommandLine()) + " --help')");
+      // picocli reports missing parameters before unknown options: name the unknown option instead
+      String unknown = e instanceof CommandLine.MissingParameterException ? unknownOption(e.getCommandLine(), args) : null;
+      String message = unknown != null ? "Unknown option: '" + unknown + "'" : e.getMessage();
+      err.println("dedupfs: " + message + " (see '" + String.join(" ", "dedupfs", name(e.getCommandLine())).strip()
+          + " --help')");
       return EXIT_USAGE;
     });
     cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -46,6 +50,24 @@ public final class Main implements Runnable {
       return e instanceof UsageException || (e instanceof Admin.RemoteFailure r && r.usage) ? EXIT_USAGE : EXIT_FAILURE;
     });
     return cl;
+  }
+
+  /** The first argument that looks like an option but is none of {@code cl}'s, or null. */
+  private static String unknownOption(CommandLine cl, String[] args) {
+    for (String a : args) {
+      if (a.equals("--")) {
+        return null;
+      }
+      if (!a.startsWith("-") || a.length() < 2) {
+        continue;
+      }
+      String name = a.startsWith("--") && a.contains("=") ? a.substring(0, a.indexOf('='))
+          : a.startsWith("--") ? a : a.substring(0, 2); // -fo, -oro: the first letter decides
+      if (cl.getCommandSpec().findOption(name) == null) {
+        return a;
+      }
+    }
+    return null;
   }
 
   private static String name(CommandLine cl) {
