@@ -38,7 +38,17 @@ put() {
         printf 'install.sh: %s is up to date\n' "$dest"
         return 1
     fi
-    install -D -m "$mode" -- "$src" "$dest"
+    # Into a new file, then renamed over the old one: `install` alone rewrites DEST in place,
+    # and a running daemon loads classes from its jar lazily (a jar changed under it makes its
+    # next new class fail, and the request that needed it gets EIO). The old inode stays whole
+    # for whoever has it open.
+    local tmp
+    tmp=$(dirname -- "$dest")/.$(basename -- "$dest").new.$$
+    install -D -m "$mode" -- "$src" "$tmp"
+    mv -fT -- "$tmp" "$dest" || {
+        rm -f -- "$tmp"
+        die "cannot replace $dest"
+    }
     printf 'install.sh: installed %s\n' "$dest"
 }
 

@@ -150,6 +150,43 @@ class MountHelperIT {
         }
     }
 
+    /**
+     * An upgrade must not rewrite the jar in place: a daemon still running from it loads classes
+     * lazily, and would read the new jar's bytes at the old one's offsets (NoClassDefFoundError,
+     * EIO to the VM). install.sh must put a new file there and leave the old inode whole.
+     */
+    @Test
+    void reinstallReplacesTheJarWithANewFileAndLeavesTheOldOneWhole() throws IOException {
+        Path root = tmp.resolve("root");
+        Path repo = Mounted.repoRoot();
+        Map<String, String> env = Map.of("DESTDIR", root.toString());
+        String install = repo.resolve("mount-scripts/install.sh").toString();
+        assertThat(Shell.run(Duration.ofMinutes(2), env, List.of(install)).exitCode()).isZero();
+
+        Path jar = root.resolve("usr/local/lib/dedupfs/dedupfs.jar");
+        byte[] old = "an older dedupfs.jar, still open in a running daemon".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Files.write(jar, old);
+        Object oldInode = Files.getAttribute(jar, "unix:ino");
+        try (FileChannel running = FileChannel.open(jar, StandardOpenOption.READ)) {
+            Shell.Result r = Shell.run(Duration.ofMinutes(2), env, List.of(install));
+            assertThat(r.exitCode()).as("%s", r.describe()).isZero();
+            assertThat(r.stdout()).contains("installed " + jar);
+
+            assertThat(Files.getAttribute(jar, "unix:ino")).as("inode of the installed jar").isNotEqualTo(oldInode);
+            assertThat(Files.mismatch(repo.resolve("fs/target/dedupfs.jar"), jar)).isEqualTo(-1L);
+            java.nio.ByteBuffer seen = java.nio.ByteBuffer.allocate(old.length + 1);
+            while (running.read(seen, seen.position()) > 0) {
+                // read the old file to its end through the descriptor opened before the upgrade
+            }
+            assertThat(running.size()).as("size of the old file, still open").isEqualTo(old.length);
+            assertThat(java.util.Arrays.copyOf(seen.array(), seen.position())).isEqualTo(old);
+        }
+        try (var files = Files.list(jar.getParent())) {
+            assertThat(files.map(p -> p.getFileName().toString()).toList()).as("no temporary file left")
+                    .containsExactly("dedupfs.jar");
+        }
+    }
+
     // ---- mount(8) --------------------------------------------------------------------------------
 
     @Test
