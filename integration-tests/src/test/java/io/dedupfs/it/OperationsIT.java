@@ -103,6 +103,8 @@ class OperationsIT {
     static void unmount() {
         if (fs != null) {
             fs.close();
+            // every errno above was an answer, not an accident: no request failed unexpectedly (EIO)
+            assertThat(fs.output()).doesNotContain("request failed unexpectedly", "Exception", "Error:");
         }
     }
 
@@ -871,6 +873,160 @@ class OperationsIT {
         assertThat(Files.readAllBytes(g)).isEqualTo(data);
     }
 
+    @Test
+    void filesBeyond4GiBAndCopyFileRangeAcrossTheKernelsSplit(TestInfo test) throws IOException {
+        Path d = dir(test);
+        // data around the 4 GiB line, a 6 GiB sparse file, copied whole: the kernel splits that
+        // copy_file_range at 0xfffff000, which is not leaf-aligned
+        String out = Tools.python("""
+                import os, random, sys
+                os.chdir(sys.argv[1])
+                G = 1 << 30
+                rnd = random.Random(16)
+                chunks = {100: 5000, 4 * G - 100: 300, 0xfffff000 - 7: 20, 4 * G + (1 << 20): 1 << 20, 5 * G + 12345: 70000}
+                data = {off: rnd.randbytes(n) for off, n in chunks.items()}
+                fd = os.open('big', os.O_CREAT | os.O_RDWR, 0o644)
+                for off, b in data.items():
+                    os.pwrite(fd, b, off)
+                os.ftruncate(fd, 6 * G)
+                os.fsync(fd)
+                out = os.open('copy', os.O_CREAT | os.O_RDWR, 0o644)
+                total = 0
+                while total < 6 * G:
+                    n = os.copy_file_range(fd, out, 6 * G - total, total, total)
+                    if n == 0:
+                        break
+                    total += n
+                print('copied', total)
+                for name, f in (('big', fd), ('copy', out)):
+                    print(name, os.fstat(f).st_size,
+                          all(os.pread(f, len(b), off) == b for off, b in data.items()),
+                          os.pread(f, 4096, 3 * G) == bytes(4096),
+                          os.pread(f, 100, 6 * G - 100) == bytes(100),
+                          [os.lseek(f, o, os.SEEK_DATA) for o in (0, 8192, 4 * G - 50, 5 * G)])
+                """, d);
+        long g = 1L << 30;
+        String seeks = "[0, 8192, " + (4 * g - 50) + ", " + (5 * g) + "]";
+        assertThat(out).isEqualTo("copied " + 6 * g + "\n"
+                + "big " + 6 * g + " True True True " + seeks + "\n"
+                + "copy " + 6 * g + " True True True " + seeks + "\n");
+    }
+
+    @Test
+    void concurrentWritersToOneFile(TestInfo test) throws Exception {
+        stripedWriters(dir(test).resolve("striped"));
+    }
+
+    /**
+     * Four threads, each with its own descriptor, write interleaved 5001-byte stripes of one 8 MiB
+     * file in random order, so that neighbours in the same leaf are written at the same time.
+     */
+    static void stripedWriters(Path f) throws Exception {
+        int size = 8 << 20;
+        int stripe = 5001;
+        byte[] expected = random(17, size);
+        Files.write(f, new byte[0]);
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<?>> runs = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int mine = t;
+                runs.add(pool.submit(() -> {
+                    List<Integer> offsets = new ArrayList<>();
+                    for (int i = mine; i * stripe < size; i += 4) {
+                        offsets.add(i * stripe);
+                    }
+                    java.util.Collections.shuffle(offsets, new Random(mine));
+                    try (FileChannel ch = FileChannel.open(f, WRITE)) {
+                        for (int off : offsets) {
+                            ByteBuffer b = ByteBuffer.wrap(expected, off, Math.min(stripe, size - off)).slice();
+                            while (b.hasRemaining()) {
+                                ch.write(b, off + b.position());
+                            }
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> r : runs) {
+                r.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertContent(f, expected, size);
+    }
+
+    @Test
+    void locksExcludeOtherProcesses(TestInfo test) throws IOException {
+        Path d = dir(test);
+        Path f = writeFile(d.resolve("locked"), new byte[1000]);
+        // FUSE leaves flock and POSIX locks to the kernel here: they must still exclude each other
+        String other = "import errno, fcntl, os, sys\n"
+                + "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+                + "try:\n"
+                + "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50)\n"
+                + "    print('locked')\n"
+                + "except OSError as e:\n"
+                + "    print(errno.errorcode[e.errno])\n"
+                + "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 200)\n"
+                + "print('elsewhere')\n";
+        String out = Tools.python("""
+                import fcntl, os, subprocess, sys
+                fd = os.open(sys.argv[1], os.O_RDWR)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                print(subprocess.run(['flock', '-n', sys.argv[1], 'true']).returncode)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                print(subprocess.run(['flock', '-n', sys.argv[1], 'true']).returncode)
+                fcntl.lockf(fd, fcntl.LOCK_EX, 100, 0)
+                r = subprocess.run([sys.executable, '-c', sys.argv[2], sys.argv[1]], capture_output=True, text=True)
+                print(r.stdout + r.stderr, end='')
+                """, f, other);
+        assertThat(out).isEqualTo("1\n0\nEAGAIN\nelsewhere\n");
+    }
+
+    @Test
+    void documentedLimitsAnswerCleanErrnos(TestInfo test) throws IOException {
+        Path d = dir(test);
+        writeFile(d.resolve("f"), new byte[] {1});
+        // README, Limitations: names are UTF-8 (else EILSEQ); only user.* extended attributes
+        String out = Tools.python("""
+                import errno, os, sys
+                os.chdir(sys.argv[1])
+                bad = b'latin1-\\xe9t\\xe9'
+                attempts = [
+                    ('create', lambda: os.open(bad, os.O_CREAT | os.O_WRONLY, 0o644)),
+                    ('mkdir', lambda: os.mkdir(bad)),
+                    ('mknod', lambda: os.mknod(bad)),
+                    ('symlink', lambda: os.symlink(b'f', bad)),
+                    ('link', lambda: os.link(b'f', bad)),
+                    ('rename', lambda: os.rename(b'f', bad)),
+                    ('stat', lambda: os.stat(bad)),
+                    ('trusted', lambda: os.setxattr('f', 'trusted.a', b'1')),
+                    ('security', lambda: os.setxattr('f', 'security.a', b'1')),
+                ]
+                for name, attempt in attempts:
+                    try:
+                        attempt()
+                        print(name, 'OK')
+                    except OSError as e:
+                        print(name, errno.errorcode[e.errno])
+                print(sorted(os.listdir('.')))
+                """, d);
+        assertThat(out).isEqualTo("""
+                create EILSEQ
+                mkdir EILSEQ
+                mknod EILSEQ
+                symlink EILSEQ
+                link EILSEQ
+                rename EILSEQ
+                stat EILSEQ
+                trusted ENOTSUP
+                security ENOTSUP
+                ['f']
+                """);
+    }
+
     // ---- errno of common mistakes, compared with ext4 -------------------------------------------
 
     @Test
@@ -929,6 +1085,7 @@ class OperationsIT {
     void randomUnalignedWritesMatchAModelWithWritebackCache() throws Exception {
         try (Mounted wb = Mounted.mount(tmp.resolve("store-wb"), tmp.resolve("mnt-wb"), tmp, "--writeback-cache")) {
             runModels(wb.mountpoint(), 200);
+            stripedWriters(wb.mountpoint().resolve("striped"));
         }
     }
 
