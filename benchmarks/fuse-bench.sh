@@ -17,6 +17,8 @@
 #     dedupfs     dedupfs mount STORE MNT
 #     nullfs-wb   dedupfs nullfs --writeback-cache MNT
 #     dedupfs-wb  dedupfs mount --writeback-cache STORE MNT
+# Each mount first gets the same unmeasured warm-up (256 MiB written and read back with dd, 3 s
+# of fio random 4 KiB reads and writes on other files): the daemons are JVMs.
 # Measures, on each:
 #     seq write   dd bs=1M of a pre-generated random file (in /dev/shm; a different file for each
 #                 of the two writes, so dedupfs never sees data it already has), conv=fdatasync;
@@ -36,7 +38,7 @@
 #     DEDUPFS_BENCH_RUNTIME   seconds per fio run, after 1 s of ramp (default 8)
 #     DEDUPFS_BENCH_TARGETS   which targets, space-separated (default: all five)
 #     DEDUPFS_JAVA_OPTS       JVM options of the daemons (see mount-scripts/dedupfs)
-# A full run takes about 7-9 minutes on 2 cores. Results: the table on stdout, also saved
+# A full run takes about 7-9 minutes on 2 cores (idle; longer when the machine is busy). Results: the table on stdout, also saved
 # with the raw figures under benchmarks/target/results/.
 # Exit status: 0 all targets met, 3 a target missed, anything else: the run failed.
 set -euo pipefail
@@ -217,6 +219,15 @@ bench_target() { # TARGET
     local target=$1 dir=$work/$1
     log "$target: mounting"
     mount_target "$target" "$dir"
+    # The same warm-up everywhere, not measured: the daemons are JVMs, and the first gigabyte
+    # through a fresh one runs partly interpreted (a mount serving VMs runs warm). Its own data.
+    log "$target: warm-up"
+    dd if="$shm/warm" of="$dir/warm" bs=1M conv=fdatasync status=none
+    drop_caches
+    dd if="$dir/warm" of=/dev/null bs=1M status=none
+    fio --name=warm --directory="$dir" --filename_format='warm.$jobnum' --size=64M --rw=randrw --bs=4k \
+        --direct=1 --numjobs=2 --time_based --runtime=3 --refill_buffers=1 --output="$work/warm.txt" >/dev/null ||
+        die "fio warm-up failed in $dir"
     log "$target: sequential (dd, ${size_mb} MiB)"
     drop_caches
     measure "$target" seq_write_fdatasync dd_rate if="$shm/src1" of="$dir/seq1" bs=1M conv=fdatasync
@@ -246,9 +257,10 @@ bench_target() { # TARGET
 
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "generating 2 x ${size_mb} MiB of random data in $shm"
+log "generating 2 x ${size_mb} MiB + 256 MiB of random data in $shm"
 random_file "$shm/src1" "$size_mb" 1
 random_file "$shm/src2" "$size_mb" 2
+random_file "$shm/warm" 256 3
 for t in $targets; do
     bench_target "$t"
 done
