@@ -108,6 +108,8 @@ mkdir -p "$out"
 report="$out/leaf-size-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "commit:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+    "($(git -C "$root" status --porcelain -- engine 2>/dev/null | wc -l) uncommitted changes in engine/ built in)"
   echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load $(cut -d' ' -f1-3 /proc/loadavg) before the run"
   echo "images:  $(cat "$img/update.txt")"
   for i in vm-a vm-a-updated vm-b; do

@@ -37,13 +37,26 @@ json="$out/engine-$stamp.json"
   echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
   echo "java:    $(java -version 2>&1 | head -1)"
-  echo "commit:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "commit:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+    "($(git -C "$root" status --porcelain -- engine 2>/dev/null | wc -l) uncommitted changes in engine/ built in)"
   echo "disk:    $DEDUPFS_BENCH_DIR ($fstype)"
   echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before the run"
 } | tee "$out/engine-$stamp.txt"
 
-java -jar "$here/target/benchmarks.jar" "${quick[@]}" -rf json -rff "$json" "$@" \
-  | tee -a "$out/engine-$stamp.log"
+jmh() { # json-file jmh-args...
+  local f="$1"; shift
+  java -jar "$here/target/benchmarks.jar" "${quick[@]}" -rf json -rff "$f" "$@" | tee -a "$out/engine-$stamp.log"
+}
+if [[ $# -gt 0 ]]; then
+  jmh "$json" "$@"
+else
+  # Two rounds, so that each ratio compares figures taken within a few minutes of each other:
+  # the writes and clones with both ceilings, then reads and random writes.
+  jmh "$out/engine-$stamp.1.json" 'Ceiling|SequentialWrite|Clone'
+  jmh "$out/engine-$stamp.2.json" 'RandomWrite|ReadBenchmark'
+  python3 -c 'import json, sys; json.dump(sum((json.load(open(f)) for f in sys.argv[2:]), []), open(sys.argv[1], "w"), indent=1)' \
+    "$json" "$out/engine-$stamp.1.json" "$out/engine-$stamp.2.json"
+fi
 
 {
   echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) after the run"
