@@ -159,6 +159,9 @@ class QemuIT {
                     mnt.resolve("disk-direct.raw")));
             ok(qemuImg("convert", "-T", "none", "-c", "-f", "raw", "-O", "qcow2", mnt.resolve("disk.raw"),
                     mnt.resolve("disk-compressed.qcow2")));
+            // out-of-order writes by 16 coroutines at once, O_DIRECT, into a preallocated (fallocate) raw
+            ok(qemuImg("convert", "-W", "-m", "16", "-t", "none", "-f", "qcow2", "-O", "raw", "-o",
+                    "preallocation=falloc", originalQcow2, mnt.resolve("disk-parallel.raw")));
             checkConvertedImages(mnt);
         }
         try (Mounted m = mount()) {
@@ -169,11 +172,13 @@ class QemuIT {
     private static void checkConvertedImages(Path mnt) throws IOException {
         ok(qemuImg("check", mnt.resolve("disk.qcow2")));
         ok(qemuImg("check", mnt.resolve("disk-compressed.qcow2")));
-        for (String img : List.of("disk.qcow2", "disk.raw", "disk-direct.raw", "disk-compressed.qcow2")) {
+        for (String img : List.of("disk.qcow2", "disk.raw", "disk-direct.raw", "disk-compressed.qcow2",
+                "disk-parallel.raw")) {
             identical(originalRaw, "raw", mnt.resolve(img), img.endsWith(".qcow2") ? "qcow2" : "raw");
         }
         assertThat(sha256(mnt.resolve("disk.raw"))).isEqualTo(originalSha256);
         assertThat(sha256(mnt.resolve("disk-direct.raw"))).isEqualTo(originalSha256);
+        assertThat(sha256(mnt.resolve("disk-parallel.raw"))).isEqualTo(originalSha256);
         // The guest filesystem in the converted image is intact, read through the mount.
         ok(Shell.run(LONG, "e2fsck", "-fn", mnt.resolve("disk.raw").toString()));
     }
