@@ -236,11 +236,12 @@ class MountHelperIT {
     void theFstabExampleLineMountsAndUmountUnmounts() throws IOException {
         Mounted.assumeFuseAvailable();
         ensureSystemHelper();
-        Path store = tmp.resolve("store");
-        Path mnt = mountpoint("mnt");
+        // names with a space: fstab writes it \040, mount(8) must hand the helper the real path
+        Path store = tmp.resolve("the store");
+        Path mnt = mountpoint("the mnt");
         String line = fstabExampleLine()
-                .replace(DEFAULT_STORE, store.toString())
-                .replace(DEFAULT_MOUNT, mnt.toString());
+                .replace(DEFAULT_STORE, store.toString().replace(" ", "\\040"))
+                .replace(DEFAULT_MOUNT, mnt.toString().replace(" ", "\\040"));
         String[] fields = line.trim().split("\\s+");
         assertThat(fields).hasSize(6);
         fields[3] = fields[3] + ",log=" + tmp.resolve("fstab.log"); // keep the daemon's log out of /var/log
@@ -257,6 +258,25 @@ class MountHelperIT {
         unmountAndAwaitClose(mnt, pid, store);
         try (Mounted m = Mounted.mount(store, mnt, tmp)) {
             assertThat(Files.readString(m.mountpoint().resolve("from-fstab.txt"))).isEqualTo("fstab\n");
+        }
+    }
+
+    /** A failed mount through mount(8): its exit code is not 0, the daemon's one-line reason reaches the user. */
+    @Test
+    void mountTypeFuseDedupfsOfSomethingElseFailsCleanly() throws IOException {
+        Mounted.assumeFuseAvailable();
+        ensureSystemHelper();
+        Path notAStore = Files.createDirectories(tmp.resolve("photos"));
+        Files.writeString(notAStore.resolve("holiday.jpg"), "not a store\n");
+        Path mnt = mountpoint("mnt");
+        Shell.Result r = Shell.run(Duration.ofMinutes(2), Mounted.cliEnv(), List.of("mount", "-t", "fuse.dedupfs",
+                notAStore.toString(), mnt.toString(), "-o", "log=" + tmp.resolve("fail.log")));
+        assertThat(r.exitCode()).as("%s", r.describe()).isNotZero();
+        assertThat(r.stderr()).as("%s", r.describe()).contains(notAStore.toString()).containsPattern("(?i)not a dedupfs store");
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+        assertThat(Files.readString(notAStore.resolve("holiday.jpg"))).isEqualTo("not a store\n");
+        try (var files = Files.list(notAStore)) {
+            assertThat(files.map(p -> p.getFileName().toString()).toList()).containsExactly("holiday.jpg");
         }
     }
 
@@ -389,7 +409,17 @@ class MountHelperIT {
 
     private static String mountSource(Path mnt) {
         String[] f = mountinfo(mnt);
-        return f[List.of(f).indexOf("-") + 2];
+        return unescape(f[List.of(f).indexOf("-") + 2]);
+    }
+
+    /** mountinfo writes space, tab, newline and backslash as \ooo. */
+    private static String unescape(String s) {
+        Matcher m = Pattern.compile("\\\\([0-7]{3})").matcher(s);
+        StringBuilder b = new StringBuilder();
+        while (m.find()) {
+            m.appendReplacement(b, Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(m.group(1), 8))));
+        }
+        return m.appendTail(b).toString();
     }
 
     private static String[] mountinfo(Path mnt) {
@@ -397,7 +427,7 @@ class MountHelperIT {
             String[] found = null;
             for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
                 String[] f = line.split(" ");
-                if (f.length > 4 && f[4].equals(mnt.toString())) {
+                if (f.length > 4 && unescape(f[4]).equals(mnt.toString())) {
                     found = f;
                 }
             }
