@@ -17,6 +17,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -48,8 +51,10 @@ class CrashIT {
         Path mnt = tmp.resolve("mnt");
         List<Writer> writers = new ArrayList<>();
         Map<String, byte[]> closed = new ConcurrentHashMap<>();
+        List<Churn> churns = new ArrayList<>();
         for (int round = 0; round < 2; round++) {
-            Mounted m = Mounted.mount(store, mnt, tmp);
+            // the second round with the writeback cache: fsync must hand the kernel's pages over first
+            Mounted m = round == 0 ? Mounted.mount(store, mnt, tmp) : Mounted.mount(store, mnt, tmp, "--writeback-cache");
             try {
                 Path dir = Files.createDirectories(m.mountpoint().resolve("round-" + round));
                 // namespace changes are answered only once durable
@@ -60,19 +65,23 @@ class CrashIT {
                     now.add(new Writer(dir.resolve("fsynced-" + i), 1000L * round + i));
                 }
                 Closer closer = new Closer(dir, 77L + round, closed);
+                Churn churn = new Churn(Files.createDirectory(dir.resolve("namespace")), 99L + round);
+                churns.add(churn);
                 List<Thread> threads = new ArrayList<>();
-                for (Runnable r : List.of(now.get(0), now.get(1), now.get(2), closer)) {
+                for (Runnable r : List.of(now.get(0), now.get(1), now.get(2), closer, churn)) {
                     Thread t = new Thread(r, "crash-writer");
                     t.start();
                     threads.add(t);
                 }
                 // kill once every writer has fsynced a few times and the closer closed a few files
                 long deadline = System.currentTimeMillis() + PROGRESS_TIMEOUT_MS;
-                while (now.stream().anyMatch(w -> w.fsyncs.get() < 8) || closer.count.get() < 5) {
+                while (now.stream().anyMatch(w -> w.fsyncs.get() < 8) || closer.count.get() < 5
+                        || churn.count.get() < 200) {
                     for (Writer w : now) {
                         w.rethrow();
                     }
                     closer.rethrow();
+                    churn.rethrow();
                     assertThat(System.currentTimeMillis()).as("writers made no progress").isLessThan(deadline);
                     Thread.sleep(20);
                 }
@@ -102,6 +111,15 @@ class CrashIT {
                     Path f = root.resolve(e.getKey());
                     assertThat(Files.readAllBytes(f)).as("closed file %s", e.getKey()).isEqualTo(e.getValue());
                 }
+                for (int r = 0; r <= round; r++) {
+                    churns.get(r).verify(root.resolve("round-" + r + "/namespace"));
+                }
+                assertLinkCountsMatchTheTree(root);
+                // and it goes on working: every name can be removed, every directory then too
+                Path scratch = Files.createDirectory(root.resolve("scratch-" + round));
+                Tools.run("cp", "-a", root.resolve("round-" + round + "/namespace").toString(), scratch.toString());
+                Tools.run("rm", "-r", scratch.toString());
+                assertThat(scratch).doesNotExist();
             }
         }
         assertThat(closed).hasSizeGreaterThanOrEqualTo(10);
@@ -246,6 +264,238 @@ class CrashIT {
         }
     }
 
+    /**
+     * Random namespace changes (mkdir, create, rename with and without replacing, link, unlink,
+     * rmdir) under one directory, with a model of the tree after each completed change. A change
+     * is answered only once durable, so after a crash the tree is the model, or the model with
+     * the one change in flight applied.
+     */
+    private static final class Churn implements Runnable {
+        final Path base;
+        final Random rnd;
+        final AtomicInteger count = new AtomicInteger();
+        volatile Throwable failure;
+        volatile boolean died;
+        /** Completed: directories, and file paths -> inode identity (hard links share one). */
+        Set<String> dirs = new TreeSet<>();
+        Map<String, Integer> files = new TreeMap<>();
+        /** The same with the change in flight applied (equal to the above between changes). */
+        Set<String> nextDirs = new TreeSet<>();
+        Map<String, Integer> nextFiles = new TreeMap<>();
+        int names;
+
+        Churn(Path base, long seed) {
+            this.base = base;
+            this.rnd = new Random(seed);
+        }
+
+        @Override
+        public void run() {
+            try {
+                while (true) {
+                    step();
+                    synchronized (this) {
+                        dirs = new TreeSet<>(nextDirs);
+                        files = new TreeMap<>(nextFiles);
+                    }
+                    count.incrementAndGet();
+                }
+            } catch (IOException e) {
+                died = true;
+            } catch (Throwable t) {
+                failure = t;
+            }
+        }
+
+        private void step() throws IOException {
+            List<String> dirList = new ArrayList<>(dirs);
+            List<String> fileList = new ArrayList<>(files.keySet());
+            String parent = dirList.isEmpty() || rnd.nextInt(3) == 0 ? "" : dirList.get(rnd.nextInt(dirList.size())) + "/";
+            String fresh = parent + "n" + names++;
+            int k = rnd.nextInt(100);
+            synchronized (this) {
+                nextDirs = new TreeSet<>(dirs);
+                nextFiles = new TreeMap<>(files);
+            }
+            if (k < 12 && dirs.size() < 15) {
+                nextDirs.add("n" + (names - 1));
+                Files.createDirectory(base.resolve("n" + (names - 1)));
+            } else if (k < 40 || fileList.isEmpty()) {
+                nextFiles.put(fresh, names);
+                Files.createFile(base.resolve(fresh));
+            } else if (k < 55) {
+                String from = fileList.get(rnd.nextInt(fileList.size()));
+                nextFiles.put(fresh, nextFiles.get(from));
+                Files.createLink(base.resolve(fresh), base.resolve(from));
+            } else if (k < 70) {
+                String from = fileList.get(rnd.nextInt(fileList.size()));
+                String to = rnd.nextBoolean() || fileList.size() < 2 ? fresh : fileList.get(rnd.nextInt(fileList.size()));
+                // two names of one file: rename does nothing (POSIX), and Files.move does not call it
+                if (!nextFiles.get(from).equals(nextFiles.get(to))) {
+                    Integer id = nextFiles.remove(from);
+                    nextFiles.put(to, id);
+                    Files.move(base.resolve(from), base.resolve(to), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            } else if (k < 85) {
+                String victim = fileList.get(rnd.nextInt(fileList.size()));
+                nextFiles.remove(victim);
+                Files.delete(base.resolve(victim));
+            } else if (k < 93 && !dirList.isEmpty()) {
+                // rename a directory (with what is in it)
+                String from = dirList.get(rnd.nextInt(dirList.size()));
+                String to = "n" + (names - 1);
+                nextDirs.remove(from);
+                nextDirs.add(to);
+                for (String f : new ArrayList<>(nextFiles.keySet())) {
+                    if (f.startsWith(from + "/")) {
+                        nextFiles.put(to + f.substring(from.length()), nextFiles.remove(f));
+                    }
+                }
+                Files.move(base.resolve(from), base.resolve(to));
+            } else if (!dirList.isEmpty()) {
+                String d = dirList.get(rnd.nextInt(dirList.size()));
+                if (nextFiles.keySet().stream().noneMatch(f -> f.startsWith(d + "/"))) {
+                    nextDirs.remove(d);
+                    Files.delete(base.resolve(d));
+                }
+            }
+        }
+
+        void rethrow() {
+            if (failure != null || died) {
+                throw new AssertionError("namespace churn failed before the kill", failure);
+            }
+        }
+
+        /** The tree under base is the model before or after the change in flight, hard links included. */
+        synchronized void verify(Path root) throws IOException {
+            Set<String> actualDirs = new TreeSet<>();
+            Map<String, Long> actualFiles = new TreeMap<>();
+            try (var s = Files.walk(root)) {
+                for (Path p : (Iterable<Path>) s::iterator) {
+                    String rel = root.relativize(p).toString();
+                    if (rel.isEmpty()) {
+                        continue;
+                    }
+                    if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                        actualDirs.add(rel);
+                    } else {
+                        actualFiles.put(rel, OperationsIT.ino(p));
+                    }
+                }
+            }
+            String actual = shape(actualDirs, actualFiles);
+            String before = shape(dirs, files);
+            String after = shape(nextDirs, nextFiles);
+            if (!actual.equals(before) && !actual.equals(after)) {
+                throw new AssertionError("namespace after the crash is neither the last completed state nor the one"
+                        + " in flight\nactual:    " + actual + "\ncompleted: " + before + "\nin flight: " + after);
+            }
+        }
+
+        /** Directories and files, files grouped by identity (inode), in a canonical form. */
+        private static <T> String shape(Set<String> dirs, Map<String, T> files) {
+            Map<T, Set<String>> groups = new java.util.HashMap<>();
+            files.forEach((path, id) -> groups.computeIfAbsent(id, x -> new TreeSet<>()).add(path));
+            Set<String> linkSets = new TreeSet<>();
+            groups.values().forEach(g -> linkSets.add(g.toString()));
+            return "dirs=" + dirs + " files=" + linkSets;
+        }
+    }
+
+    /** Every directory's link count is 2 + its subdirectories; every file's, the names it has. */
+    static void assertLinkCountsMatchTheTree(Path root) throws IOException {
+        Map<Long, Integer> names = new java.util.HashMap<>();
+        Map<Long, Integer> nlink = new java.util.HashMap<>();
+        List<String> wrong = new ArrayList<>();
+        try (var s = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Map<String, Object> a = OperationsIT.unix(p);
+                if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    long subdirs;
+                    try (var l = Files.list(p)) {
+                        subdirs = l.filter(c -> Files.isDirectory(c, java.nio.file.LinkOption.NOFOLLOW_LINKS)).count();
+                    }
+                    if ((int) a.get("nlink") != 2 + subdirs) {
+                        wrong.add(p + ": nlink " + a.get("nlink") + ", subdirectories " + subdirs);
+                    }
+                } else {
+                    names.merge((long) a.get("ino"), 1, Integer::sum);
+                    nlink.put((long) a.get("ino"), (int) a.get("nlink"));
+                }
+            }
+        }
+        names.forEach((ino, n) -> {
+            if (!n.equals(nlink.get(ino))) {
+                wrong.add("inode " + ino + ": nlink " + nlink.get(ino) + ", names " + n);
+            }
+        });
+        assertThat(wrong).as("link counts that do not match the tree").isEmpty();
+    }
+
+    @Test
+    void aFullDiskGivesEnospcAndKeepsWhatWasFsynced() throws Exception {
+        Mounted.assumeFuseAvailable();
+        org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "mounting a tmpfs needs root");
+        Path tmp = tempDir.toRealPath();
+        Path disk = Files.createDirectories(tmp.resolve("small-disk"));
+        Tools.run("mount", "-t", "tmpfs", "-o", "size=40m", "dedupfs-it-small", disk.toString());
+        try {
+            Path store = disk.resolve("store");
+            Path mnt = tmp.resolve("mnt");
+            byte[] kept = OperationsIT.random(300, 3 << 20);
+            int synced;
+            try (Mounted m = Mounted.mount(store, mnt, tmp)) {
+                Files.write(m.mountpoint().resolve("kept"), kept);
+                String out = Tools.python("""
+                        import errno, os, random, sys
+                        rnd = random.Random(301)
+                        fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+                        written = synced = 0
+                        try:
+                            while written < 200 << 20:
+                                os.write(fd, rnd.randbytes(1 << 20))
+                                written += 1 << 20
+                                if written % (4 << 20) == 0:
+                                    os.fsync(fd)
+                                    synced = written
+                        except OSError as e:
+                            print(errno.errorcode[e.errno], synced)
+                        try:
+                            os.close(fd)
+                        except OSError as e:
+                            pass
+                        """, m.mountpoint().resolve("filler"));
+                String[] r = out.strip().split(" ");
+                assertThat(r[0]).as("the error when the disk under the store is full").isEqualTo("ENOSPC");
+                synced = Integer.parseInt(r[1]);
+                assertThat(synced).isPositive();
+                // the mount still reads
+                assertThat(Files.readAllBytes(m.mountpoint().resolve("kept"))).isEqualTo(kept);
+                assertThat(OperationsIT.df(m.mountpoint())[2]).isLessThan(1 << 20);
+            }
+            try (Mounted m = Mounted.mount(store, mnt, tmp)) {
+                assertThat(Files.readAllBytes(m.mountpoint().resolve("kept"))).isEqualTo(kept);
+                String out = Tools.python("""
+                        import hashlib, random, sys
+                        rnd = random.Random(301)
+                        n = int(sys.argv[2]) >> 20
+                        want = hashlib.sha256(b''.join(rnd.randbytes(1 << 20) for _ in range(n))).hexdigest()
+                        with open(sys.argv[1], 'rb') as f:
+                            got = hashlib.sha256(f.read(n << 20)).hexdigest()
+                        print(want == got)
+                        """, m.mountpoint().resolve("filler"), synced);
+                assertThat(out.strip()).as("the fsynced part of the file that filled the disk").isEqualTo("True");
+                // Not checked, a known engine bug: a store whose disk is full to the last page cannot
+                // commit the transaction that would free space, so deleting files there can fail with
+                // ENOSPC too (rm, and the background reclaim), and the store stays full until its disk grows.
+            }
+        } finally {
+            Mounted.forceUnmount(tmp.resolve("mnt"));
+            Tools.run("umount", disk.toString());
+        }
+    }
+
     @Test
     void sigtermAndSigintFlushEverythingUnmountAndExit() throws Exception {
         Mounted.assumeFuseAvailable();
@@ -254,8 +504,8 @@ class CrashIT {
         Path mnt = tmp.resolve("mnt");
         Map<String, byte[]> expected = new java.util.TreeMap<>();
         int n = 0;
-        for (String signal : List.of("TERM", "INT", "TERM")) {
-            String[] options = n == 2 ? new String[] {"--writeback-cache"} : new String[0];
+        for (String signal : List.of("TERM", "INT")) {
+            String[] options = n == 1 ? new String[] {"--writeback-cache"} : new String[0];
             Mounted m = Mounted.mount(store, mnt, tmp, options);
             FileChannel open = null;
             try {
@@ -273,7 +523,7 @@ class CrashIT {
                 while (b.hasRemaining()) {
                     open.write(b);
                 }
-                if (n == 2) {
+                if (n == 1) {
                     // with the writeback cache, written data may sit in the kernel until a
                     // flush; what the daemon must keep is what reached it: fsync hands it over
                     open.force(false);
