@@ -1046,24 +1046,42 @@ class OperationsIT {
             onExt4 = results(Tools.run(Tools.python3(), cases.toString(), e.toString()));
         }
         Map<String, String[]> onDedupfs = results(Tools.run(Tools.python3(), cases.toString(), d.toString()));
+        Map<String, String[]> onWriteback;
+        try (Mounted wb = Mounted.mount(tmp.resolve("store-errno-wb"), tmp.resolve("mnt-errno-wb"), tmp,
+                "--writeback-cache", "--allow-other")) {
+            Path w = Files.createDirectory(wb.mountpoint().resolve("cases"));
+            Files.setPosixFilePermissions(wb.mountpoint(), PosixFilePermissions.fromString("rwxr-xr-x"));
+            Files.setPosixFilePermissions(w, PosixFilePermissions.fromString("rwxr-xr-x"));
+            onWriteback = results(Tools.run(Tools.python3(), cases.toString(), w.toString()));
+        }
 
-        assertThat(onDedupfs.keySet()).containsExactlyElementsOf(onExt4.keySet());
         assertThat(onExt4).hasSizeGreaterThan(100);
         List<String> ext4Surprises = new ArrayList<>();
-        List<String> differences = new ArrayList<>();
-        for (var c : onExt4.entrySet()) {
-            String expected = c.getValue()[0];
-            String ext4 = c.getValue()[1];
-            String dedupfs = onDedupfs.get(c.getKey())[1];
-            if (!ext4.equals(expected)) {
-                ext4Surprises.add(c.getKey() + ": the script expects " + expected + ", ext4 answered " + ext4);
+        onExt4.forEach((name, r) -> {
+            if (!r[1].equals(r[0])) {
+                ext4Surprises.add(name + ": the script expects " + r[0] + ", ext4 answered " + r[1]);
             }
-            if (!dedupfs.equals(ext4)) {
-                differences.add(c.getKey() + ": ext4 " + ext4 + ", dedupfs " + dedupfs);
-            }
-        }
+        });
         assertThat(ext4Surprises).as("the cases themselves, on ext4").isEmpty();
-        assertThat(differences).as("errno differences between ext4 and dedupfs").isEmpty();
+        assertThat(differences(onExt4, onDedupfs)).as("errno differences between ext4 and dedupfs").isEmpty();
+        // Known limit of the writeback cache: the kernel takes a write at 2^62 into its cache (FUSE's
+        // s_maxbytes is the VFS maximum) and it fails only when written back (EIO at close), where ext4
+        // refuses the pwrite with EFBIG. Nothing below 1 PiB (the store's largest file) is affected.
+        Map<String, String> wbDifferences = differences(onExt4, onWriteback);
+        wbDifferences.remove("write_at_huge_offset");
+        assertThat(wbDifferences).as("errno differences between ext4 and dedupfs with the writeback cache").isEmpty();
+    }
+
+    /** Case -> "ext4 X, dedupfs Y" where they differ. */
+    private static Map<String, String> differences(Map<String, String[]> ext4, Map<String, String[]> dedupfs) {
+        assertThat(dedupfs.keySet()).containsExactlyElementsOf(ext4.keySet());
+        Map<String, String> d = new TreeMap<>();
+        ext4.forEach((name, r) -> {
+            if (!r[1].equals(dedupfs.get(name)[1])) {
+                d.put(name, "ext4 " + r[1] + ", dedupfs " + dedupfs.get(name)[1]);
+            }
+        });
+        return d;
     }
 
     /** case -> [expected, got], in the script's order. */
