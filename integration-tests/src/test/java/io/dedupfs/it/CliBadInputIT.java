@@ -377,6 +377,37 @@ class CliBadInputIT {
         assertThat(file).hasContent("x");
     }
 
+    @Test
+    void aMountWhoseDaemonDiedIsNamedAsSuchAndDedupfsUmountClearsIt() throws IOException {
+        Mounted.assumeFuseAvailable();
+        Path store = tmp.resolve("store");
+        Path mnt = mountpoint("mnt");
+        Mounted dead = Mounted.mount(store, mnt, tmp);
+        try {
+            Files.writeString(mnt.resolve("written.txt"), "before the crash\n");
+            dead.kill9();
+            assertThat(Mounted.fstypeAt(mnt)).contains(Mounted.FSTYPE); // stat there: ENOTCONN
+
+            // mounting again there says what is wrong and what to do (not "does not exist")
+            for (String[] args : List.of(
+                    new String[] {"mount", store.toString(), mnt.toString()},
+                    new String[] {"mount", "-f", store.toString(), mnt.toString()})) {
+                Shell.Result r = Mounted.cli(args);
+                assertOneLineError(r, mnt.toString());
+                assertThat(r.stderr()).containsPattern("(?i)daemon is gone").contains("dedupfs umount");
+            }
+            // and dedupfs umount clears it, so that the store mounts again
+            Shell.Result u = Mounted.cli("umount", mnt.toString());
+            assertThat(u.exitCode()).as(u.describe()).isZero();
+            assertThat(Mounted.isMounted(mnt)).isFalse();
+            try (Mounted again = Mounted.mount(store, mnt, tmp)) {
+                assertThat(Files.readString(mnt.resolve("written.txt"))).isEqualTo("before the crash\n");
+            }
+        } finally {
+            dead.close();
+        }
+    }
+
     // ---- helpers -------------------------------------------------------------------------------
 
     private static void assertOneLineError(Shell.Result r, String mustMention) {

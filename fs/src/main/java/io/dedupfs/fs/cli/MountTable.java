@@ -1,7 +1,9 @@
 package io.dedupfs.fs.cli;
 
 import java.io.IOException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,6 +43,40 @@ final class MountTable {
       }
     }
     return found != null && found.isDedupfs() ? Optional.of(found) : Optional.empty();
+  }
+
+  /**
+   * The real path of {@code path}, also when it is the mountpoint of a FUSE mount whose daemon is
+   * gone: stat fails there with ENOTCONN ("Transport endpoint is not connected"), so the path is
+   * resolved through its parent and accepted if the mount table has a mount on it.
+   *
+   * @throws NoSuchFileException if there is nothing at {@code path}
+   */
+  static Path realPath(Path path) throws IOException {
+    try {
+      return path.toRealPath();
+    } catch (NoSuchFileException e) {
+      throw e;
+    } catch (FileSystemException e) {
+      Path abs = path.toAbsolutePath().normalize();
+      if (abs.getParent() != null && abs.getFileName() != null) {
+        Path candidate = abs.getParent().toRealPath().resolve(abs.getFileName().toString());
+        if (at(candidate).isPresent()) {
+          return candidate;
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** Whether the file system mounted on {@code mountpoint} answers (a dead FUSE mount does not). */
+  static boolean answers(Path mountpoint) {
+    try {
+      Files.readAttributes(mountpoint, java.nio.file.attribute.BasicFileAttributes.class);
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   /** Every mount, in mount order. */

@@ -4,6 +4,7 @@ import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.stream.Stream;
 
@@ -49,14 +50,21 @@ final class StorePaths {
 
   /** The mountpoint must be an existing, empty directory that nothing is mounted on. */
   static Path requireMountpoint(Path mountpoint) throws IOException {
-    if (!Files.exists(mountpoint)) {
+    Path real;
+    try {
+      real = MountTable.realPath(mountpoint);
+    } catch (NoSuchFileException e) {
       throw new Main.UsageException("mountpoint " + mountpoint + " does not exist (create it with mkdir)");
     }
-    if (!Files.isDirectory(mountpoint)) {
+    var mounted = MountTable.at(real);
+    if (mounted.isPresent() && !MountTable.answers(real)) {
+      throw new Main.UsageException("mountpoint " + real + " is still mounted (" + mounted.get().fstype() + " from "
+          + mounted.get().source() + ") but its daemon is gone; unmount it first ("
+          + (mounted.get().isDedupfs() ? "dedupfs umount " : "umount ") + real + ")");
+    }
+    if (!Files.isDirectory(real)) {
       throw new Main.UsageException("mountpoint " + mountpoint + " is not a directory");
     }
-    Path real = mountpoint.toRealPath();
-    var mounted = MountTable.at(real);
     if (mounted.isPresent()) {
       throw new Main.UsageException("mountpoint " + real + " is already mounted ("
           + mounted.get().fstype() + " from " + mounted.get().source() + ")");

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Callable;
@@ -28,10 +29,12 @@ final class UmountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException, InterruptedException {
-    if (!Files.exists(mountpoint)) {
+    Path real;
+    try {
+      real = MountTable.realPath(mountpoint); // also a mount whose daemon died (kill -9, OOM)
+    } catch (NoSuchFileException e) {
       throw new Main.UsageException(mountpoint + ": no such directory");
     }
-    Path real = mountpoint.toRealPath();
     MountTable.Mounted m = MountTable.at(real)
         .orElseThrow(() -> new Main.UsageException(real + " is not mounted"));
     if (!m.isDedupfs()) {
