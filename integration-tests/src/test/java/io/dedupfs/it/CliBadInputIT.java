@@ -408,6 +408,26 @@ class CliBadInputIT {
         }
     }
 
+    @Test
+    void umountOfABusyMountIsRefusedAndTheMountKeepsServing() throws IOException {
+        Mounted.assumeFuseAvailable();
+        Path mnt = mountpoint("mnt");
+        try (Mounted m = Mounted.mount(tmp.resolve("store"), mnt, tmp)) {
+            Path f = mnt.resolve("open.txt");
+            Files.writeString(f, "open\n");
+            try (var open = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ)) {
+                Shell.Result r = Mounted.cli("umount", mnt.toString());
+                assertOneLineError(r, mnt.toString());
+                assertThat(r.stderr()).containsPattern("(?i)busy");
+                assertThat(r.exitCode()).isEqualTo(1);
+                assertThat(m.isAlive()).isTrue();
+                assertThat(Mounted.fstypeAt(mnt)).contains(Mounted.FSTYPE);
+                Files.writeString(mnt.resolve("after.txt"), "still serving\n");
+                assertThat(Files.readString(mnt.resolve("after.txt"))).isEqualTo("still serving\n");
+            }
+        } // close() unmounts with dedupfs umount, now that nothing is open
+    }
+
     // ---- helpers -------------------------------------------------------------------------------
 
     private static void assertOneLineError(Shell.Result r, String mustMention) {
