@@ -115,6 +115,17 @@ class CrashIT {
                     churns.get(r).verify(root.resolve("round-" + r + "/namespace"));
                 }
                 assertLinkCountsMatchTheTree(root);
+                // inode numbers handed out after the crash are new ones
+                Set<Long> existing = new java.util.HashSet<>();
+                try (var all = Files.walk(root)) {
+                    for (Path p : (Iterable<Path>) all::iterator) {
+                        existing.add(OperationsIT.ino(p));
+                    }
+                }
+                for (int i = 0; i < 10; i++) {
+                    Path fresh = Files.createFile(root.resolve("after-crash-" + round + "-" + i));
+                    assertThat(existing.add(OperationsIT.ino(fresh))).as("inode of %s is new", fresh).isTrue();
+                }
                 // and it goes on working: every name can be removed, every directory then too
                 Path scratch = Files.createDirectory(root.resolve("scratch-" + round));
                 Tools.run("cp", "-a", root.resolve("round-" + round + "/namespace").toString(), scratch.toString());
