@@ -1084,6 +1084,27 @@ class OperationsIT {
         return d;
     }
 
+    @Test
+    void timestampsMoveAsOnExt4(TestInfo test) throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "loop-mounting ext4 needs root");
+        Path script = tmp.resolve("timestamps.py");
+        try (var in = OperationsIT.class.getResourceAsStream("timestamps.py")) {
+            Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
+        }
+        String onExt4;
+        try (Tools.Ext4 ext4 = new Tools.Ext4(Files.createDirectories(tmp.resolve("ext4-for-times")), 64L << 20)) {
+            onExt4 = Tools.run(Tools.python3(), script.toString(), Files.createDirectory(ext4.root().resolve("t")).toString());
+        }
+        assertThat(onExt4).contains("create a:mY,cY", "write b/f:mY,cY", "chmod b/f:mn,cY", "read b/f:mn,cn");
+        String onDedupfs = Tools.run(Tools.python3(), script.toString(), dir(test).toString());
+        assertThat(onDedupfs).isEqualTo(onExt4);
+        try (Mounted wb = Mounted.mount(tmp.resolve("store-times-wb"), tmp.resolve("mnt-times-wb"), tmp,
+                "--writeback-cache")) {
+            String onWriteback = Tools.run(Tools.python3(), script.toString(), wb.mountpoint().toString());
+            assertThat(onWriteback).as("with the writeback cache").isEqualTo(onExt4);
+        }
+    }
+
     /** case -> [expected, got], in the script's order. */
     private static Map<String, String[]> results(String output) {
         Map<String, String[]> m = new LinkedHashMap<>();
