@@ -401,7 +401,7 @@ class CliBadInputIT {
             assertThat(u.exitCode()).as(u.describe()).isZero();
             assertThat(Mounted.isMounted(mnt)).isFalse();
             try (Mounted again = Mounted.mount(store, mnt, tmp)) {
-                assertThat(Files.readString(mnt.resolve("written.txt"))).isEqualTo("before the crash\n");
+                assertThat(Files.readString(again.mountpoint().resolve("written.txt"))).isEqualTo("before the crash\n");
             }
         } finally {
             dead.close();
@@ -419,6 +419,7 @@ class CliBadInputIT {
                 Shell.Result r = Mounted.cli("umount", mnt.toString());
                 assertOneLineError(r, mnt.toString());
                 assertThat(r.stderr()).containsPattern("(?i)busy");
+                assertThat(open.size()).isEqualTo(5);
                 assertThat(r.exitCode()).isEqualTo(1);
                 assertThat(m.isAlive()).isTrue();
                 assertThat(Mounted.fstypeAt(mnt)).contains(Mounted.FSTYPE);
