@@ -96,6 +96,14 @@ class CrashIT {
                 m.close(); // detaches the dead mount
             }
 
+            // an administrator may look first: read-only, right after the crash
+            if (round == 0) {
+                try (Mounted ro = Mounted.mount(store, mnt, tmp, "-o", "ro")) {
+                    for (Writer w : writers) {
+                        w.verify(ro.mountpoint().resolve(mnt.relativize(w.file)));
+                    }
+                }
+            }
             // the store opens again at once, and holds every fsynced byte and every closed file
             try (Mounted again = Mounted.mount(store, mnt, tmp)) {
                 Path root = again.mountpoint();
