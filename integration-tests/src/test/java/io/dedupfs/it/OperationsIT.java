@@ -1051,6 +1051,23 @@ class OperationsIT {
             Files.setPosixFilePermissions(wb.mountpoint(), PosixFilePermissions.fromString("rwxr-xr-x"));
             Files.setPosixFilePermissions(w, PosixFilePermissions.fromString("rwxr-xr-x"));
             onWriteback = results(Tools.run(Tools.python3(), cases.toString(), w.toString()));
+
+            // between two dedupfs mounts, rename and link are EXDEV (mv copies instead); within one, never
+            Path here = writeFile(d.resolve("cross-mount"), random(18, 100_000));
+            String cross = Tools.python("""
+                    import errno, os, sys
+                    src, other = sys.argv[1], sys.argv[2]
+                    for name, op in (('rename', os.rename), ('link', os.link)):
+                        try:
+                            op(src, other)
+                            print(name, 'OK')
+                        except OSError as e:
+                            print(name, errno.errorcode[e.errno])
+                    """, here, w.resolve("moved"));
+            assertThat(cross).isEqualTo("rename EXDEV\nlink EXDEV\n");
+            Tools.run("mv", here.toString(), w.resolve("moved").toString());
+            assertThat(here).doesNotExist();
+            assertThat(Files.readAllBytes(w.resolve("moved"))).isEqualTo(random(18, 100_000));
         }
 
         assertThat(onExt4).hasSizeGreaterThan(100);
