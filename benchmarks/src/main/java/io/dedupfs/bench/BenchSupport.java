@@ -55,10 +55,26 @@ final class BenchSupport {
     return Datastore.open(dir, config);
   }
 
+  /**
+   * Deletes a store, then syncs and pauses briefly: on a disk mounted with {@code discard} (as here),
+   * freeing a few GiB keeps the device busy for a moment, which would slow the next fsync measured.
+   */
   static void deleteTree(Path dir) {
     if (dir == null || !Files.exists(dir)) {
       return;
     }
+    deleteRecursively(dir);
+    try {
+      new ProcessBuilder("sync").inheritIO().start().waitFor();
+      Thread.sleep(500);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static void deleteRecursively(Path dir) {
     try {
       Files.walkFileTree(dir, new SimpleFileVisitor<>() {
         @Override
