@@ -869,6 +869,20 @@ class OperationsIT {
         Tools.run("dd", "if=" + g, "of=" + tmp.resolve("dd-back"), "bs=1M", "iflag=direct", "status=none");
         assertThat(Files.readAllBytes(tmp.resolve("dd-back"))).isEqualTo(data);
         assertThat(Files.readAllBytes(g)).isEqualTo(data);
+
+        directAndBuffered(d.resolve("mixed"));
+    }
+
+    /** O_DIRECT and buffered I/O on one file at once agree with a model (and so with each other). */
+    static void directAndBuffered(Path f) throws IOException {
+        Path script = tmp.resolve("direct_and_buffered.py");
+        try (var in = OperationsIT.class.getResourceAsStream("direct_and_buffered.py")) {
+            Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
+        }
+        for (int seed = 1; seed <= 2; seed++) {
+            assertThat(Tools.run(Tools.python3(), script.toString(), f + "-" + seed, Integer.toString(seed)))
+                    .startsWith("ok ");
+        }
     }
 
     @Test
@@ -1140,6 +1154,7 @@ class OperationsIT {
         try (Mounted wb = Mounted.mount(tmp.resolve("store-wb"), tmp.resolve("mnt-wb"), tmp, "--writeback-cache")) {
             runModels(wb.mountpoint(), 200);
             stripedWriters(wb.mountpoint().resolve("striped"));
+            directAndBuffered(wb.mountpoint().resolve("mixed"));
         }
     }
 
