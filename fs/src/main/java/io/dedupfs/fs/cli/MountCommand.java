@@ -178,6 +178,10 @@ final class MountCommand implements Callable<Integer> {
 
   private MountOptions mountOptions(Path storeDir) {
     List<String> extra = new ArrayList<>(kernelOptions);
+    // Reads never update atime here; say so in the mount table instead of the kernel's default relatime.
+    if (extra.stream().noneMatch(List.of("noatime", "atime", "relatime", "strictatime")::contains)) {
+      extra.add("noatime");
+    }
     return MountOptions.defaults()
         .withFsname(storeDir.toString())
         .withSubtype("dedupfs")
