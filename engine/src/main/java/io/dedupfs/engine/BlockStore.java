@@ -105,6 +105,26 @@ final class BlockStore {
     }
   }
 
+  /** Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when absent. */
+  long storedLength(Txn<ByteBuffer> txn, Hash hash) {
+    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
+        return 0;
+      }
+      ByteBuffer k = c.key();
+      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
+        return 0;
+      }
+      return k.remaining() - Hash.SIZE + c.val().remaining();
+    }
+  }
+
+  /** A block's level as recorded in {@code refs}; -1 when it has no row. */
+  int level(Txn<ByteBuffer> txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    return v == null ? -1 : v.get(v.position() + Long.BYTES);
+  }
+
   Hash hashOf(byte[] content, int level) {
     if (level == 0) {
       return Hasher.leaf(content, content.length, geometry.leafSize);

@@ -15,14 +15,23 @@ import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.SortedMap;
+import java.util.SortedSet;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.lmdbjava.Txn;
 
@@ -47,6 +56,8 @@ import org.lmdbjava.Txn;
  */
 public final class Datastore implements Closeable {
   public static final long ROOT = Namespace.ROOT;
+  /** The read-only directory below the root where snapshots are, {@code .snapshots/NAME}. */
+  public static final String SNAPSHOTS = Snapshots.DIR;
   public static final int RENAME_NOREPLACE = 1;
   public static final int RENAME_EXCHANGE = 2;
   public static final int XATTR_CREATE = 1;
@@ -64,6 +75,7 @@ public final class Datastore implements Closeable {
   private final Geometry geometry;
   private final BlockStore blocks;
   private final Namespace ns;
+  private final Snapshots snapshots;
   /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
   /** Bytes of leaves buffered in every file's overlay, changed only by holders of that file's lock. */
@@ -87,7 +99,9 @@ public final class Datastore implements Closeable {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
       this.blocks = new BlockStore(db, geometry, config.cacheBytes());
+      this.snapshots = new Snapshots(db, ns, blocks);
       if (!config.readOnly()) {
+        Lmdb.removeCompactDir(dir);
         purgeOrphans();
         long period = Math.max(100, config.flushInterval().toMillis() / 2);
         background.scheduleWithFixedDelay(this::flushOld, period, period, TimeUnit.MILLISECONDS);
@@ -166,7 +180,7 @@ public final class Datastore implements Closeable {
       putMeta(txn, "magic", Lmdb.MAGIC);
       putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
       putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
-      ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, Hash.ZERO, ""));
+      ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, 0, Hash.ZERO, ""));
       return null;
     });
     return config.leafSize();
@@ -216,12 +230,12 @@ public final class Datastore implements Closeable {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "mknod makes neither directories nor symlinks");
     }
     int m = type == 0 ? mode | Inode.S_IFREG : mode;
-    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 1, 0, now, now, now, rdev, 0, 0, 0, Hash.ZERO, ""));
+    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 1, 0, now, now, now, rdev, 0, 0, 0, 0, Hash.ZERO, ""));
   }
 
   public Attributes mkdir(long parent, String name, int mode, int uid, int gid) throws IOException {
     int m = (mode & 07777) | Inode.S_IFDIR;
-    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 2, 0, now, now, now, 0, parent, 0, 0, Hash.ZERO, ""));
+    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 2, 0, now, now, now, 0, parent, 0, 0, 0, Hash.ZERO, ""));
   }
 
   public Attributes symlink(long parent, String name, String target, int uid, int gid) throws IOException {
@@ -230,7 +244,7 @@ public final class Datastore implements Closeable {
     }
     long size = target.getBytes(StandardCharsets.UTF_8).length;
     return createEntry(parent, name,
-        (ino, now) -> new Inode(ino, Inode.S_IFLNK | 0777, uid, gid, 1, size, now, now, now, 0, 0, 0, 0, Hash.ZERO, target));
+        (ino, now) -> new Inode(ino, Inode.S_IFLNK | 0777, uid, gid, 1, size, now, now, now, 0, 0, 0, 0, 0, Hash.ZERO, target));
   }
 
   private interface InodeMaker {
@@ -243,6 +257,7 @@ public final class Datastore implements Closeable {
     long now = now();
     Inode created = db.write(txn -> {
       Inode p = requireLiveDir(ns.inode(txn, parent));
+      requireChangeable(p, parent, name);
       if (ns.entry(txn, parent, name) != null) {
         throw new FileAlreadyExistsException(name);
       }
@@ -273,6 +288,7 @@ public final class Datastore implements Closeable {
     long now = now();
     Inode linked = db.write(txn -> {
       Inode i = ns.inode(txn, ino);
+      requireChangeable(i);
       if (i.isDirectory()) {
         throw new FsException(FsException.Kind.NOT_PERMITTED, newName, "hard links to directories are not allowed");
       }
@@ -283,6 +299,7 @@ public final class Datastore implements Closeable {
         throw new FsException(FsException.Kind.TOO_MANY_LINKS, newName, "too many links");
       }
       Inode p = requireLiveDir(ns.inode(txn, newParent));
+      requireChangeable(p, newParent, newName);
       if (ns.entry(txn, newParent, newName) != null) {
         throw new FileAlreadyExistsException(newName);
       }
@@ -309,6 +326,7 @@ public final class Datastore implements Closeable {
     long now = now();
     db.write(txn -> {
       Inode p = requireDir(ns.inode(txn, parent));
+      requireChangeable(p, parent, name);
       long[] e = ns.entry(txn, parent, name);
       if (e == null) {
         throw new NoSuchFileException(name);
@@ -350,8 +368,8 @@ public final class Datastore implements Closeable {
     }
     long now = now();
     db.write(txn -> {
-      requireDir(ns.inode(txn, parent));
-      requireLiveDir(ns.inode(txn, newParent));
+      requireChangeable(requireDir(ns.inode(txn, parent)), parent, name);
+      requireChangeable(requireLiveDir(ns.inode(txn, newParent)), newParent, newName);
       long[] se = ns.entry(txn, parent, name);
       if (se == null) {
         throw new NoSuchFileException(name);
@@ -453,6 +471,7 @@ public final class Datastore implements Closeable {
     requireWritable();
     long now = now();
     Inode before = db.read(txn -> ns.inode(txn, ino));
+    requireChangeable(before);
     if (change.size() != null) {
       truncate(before, change.size());
     } else if (before.isRegular()) {
@@ -541,7 +560,7 @@ public final class Datastore implements Closeable {
     }
     long now = now();
     db.write(txn -> {
-      Inode i = ns.inode(txn, ino);
+      Inode i = requireChangeable(ns.inode(txn, ino));
       boolean exists = ns.xattr(txn, ino, name) != null;
       if (exists && (flags & XATTR_CREATE) != 0) {
         throw new FsException(FsException.Kind.ATTRIBUTE_EXISTS, name, "attribute exists");
@@ -559,7 +578,7 @@ public final class Datastore implements Closeable {
     requireWritable();
     long now = now();
     db.write(txn -> {
-      Inode i = ns.inode(txn, ino);
+      Inode i = requireChangeable(ns.inode(txn, ino));
       if (!ns.deleteXattr(txn, ino, name)) {
         throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
       }
@@ -616,7 +635,7 @@ public final class Datastore implements Closeable {
 
   public StoreStats stats() throws IOException {
     long inodes = db.read(ns::inodeCount);
-    long used = (db.env.info().lastPageNumber + 1) * db.pageSize;
+    long used = db.usedBytes();
     return new StoreStats(used, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
   }
 
@@ -639,18 +658,31 @@ public final class Datastore implements Closeable {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
     return withContent(ino, true, fc -> {
+      requireChangeable(fc);
+      if (overDirtyLimit(fc, 0)) {
+        commit(fc); // room first: when the disk is full, the write is refused before it changes anything
+      }
       long before = fc.tree.dirtyBytes();
       db.read(txn -> {
         fc.tree.write(txn, offset, src);
         return null;
       });
       fc.touch(now());
-      long mine = fc.tree.dirtyBytes();
-      if (mine >= config.dirtyLimitBytes() / 4 || dirtyBytes.get() + mine - before >= config.dirtyLimitBytes()) {
-        commit(fc);
+      if (overDirtyLimit(fc, fc.tree.dirtyBytes() - before)) {
+        try {
+          commit(fc);
+        } catch (StoreFullException e) {
+          // This write is buffered and stays so; the next write (above) or flush reports the full disk.
+          LOG.log(System.Logger.Level.DEBUG, "commit at the dirty limit failed: the disk is full", e);
+        }
       }
       return n;
     });
+  }
+
+  /** Whether fc's buffered data, or everyone's with {@code added} more, has reached its share of the dirty limit. Caller holds fc's lock. */
+  private boolean overDirtyLimit(FileContent fc, long added) {
+    return fc.tree.dirtyBytes() >= config.dirtyLimitBytes() / 4 || dirtyBytes.get() + added >= config.dirtyLimitBytes();
   }
 
   /** Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size stays. */
@@ -686,6 +718,7 @@ public final class Datastore implements Closeable {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
     withContent(ino, true, fc -> {
+      requireChangeable(fc);
       db.read(txn -> {
         change.apply(txn, fc.tree);
         if (grow && offset + length > fc.tree.length()) {
@@ -751,6 +784,7 @@ public final class Datastore implements Closeable {
   /** {@link #copyRange} with both files' locks held. */
   private long copyLocked(FileContent src, long srcOffset, FileContent dst, long dstOffset, long length)
       throws IOException {
+    requireChangeable(dst);
     long n = Math.min(length, Math.max(0, src.tree.length() - srcOffset));
     if (n == 0) {
       return 0;
@@ -817,6 +851,286 @@ public final class Datastore implements Closeable {
     }
     fc.timesDirty = false;
     background.execute(this::reclaimQuietly);
+  }
+
+  // ================================================================ paths
+
+  /** The inode at {@code path} ("/"-separated, relative to the root, "" for the root); symlinks are not followed. */
+  public long resolve(String path) throws IOException {
+    return db.read(txn -> ns.resolve(txn, path));
+  }
+
+  /** A path of {@code ino} (one of its names), for reports; NoSuchFileException if it has none. Reads every entry. */
+  public String pathOf(long ino) throws IOException {
+    return db.read(txn -> {
+      ns.inode(txn, ino);
+      String p = ns.paths(txn, Set.of(ino)).get(ino);
+      if (p == null) {
+        throw new NoSuchFileException("inode " + ino, null, "it has no name (unlinked while open)");
+      }
+      return p;
+    });
+  }
+
+  /** The regular files at or below {@code top}, each once, by inode number; the root's {@code .snapshots} is left out. */
+  private SortedMap<Long, Inode> regularFilesBelow(Txn<ByteBuffer> txn, long top) throws IOException {
+    SortedMap<Long, Inode> out = new TreeMap<>();
+    Inode t = ns.inode(txn, top);
+    if (t.isRegular()) {
+      out.put(top, t);
+    }
+    Deque<Long> dirs = new ArrayDeque<>();
+    if (t.isDirectory()) {
+      dirs.push(top);
+    }
+    while (!dirs.isEmpty()) {
+      long d = dirs.pop();
+      for (DirEntry e : ns.listAll(txn, d)) {
+        if (e.mode() == Inode.S_IFDIR && !(d == ROOT && e.name().equals(SNAPSHOTS))) {
+          dirs.push(e.ino());
+        } else if (e.mode() == Inode.S_IFREG && !out.containsKey(e.ino())) {
+          out.put(e.ino(), ns.inode(txn, e.ino()));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Commits the buffered writes of every file at or below {@code path}. */
+  private void flushBelow(String path) throws IOException {
+    if (config.readOnly()) {
+      return;
+    }
+    if (path.isEmpty()) {
+      sync();
+      return;
+    }
+    for (long ino : db.read(txn -> regularFilesBelow(txn, ns.resolve(txn, path))).keySet()) {
+      if (files.containsKey(ino)) {
+        flush(ino);
+      }
+    }
+  }
+
+  // ================================================================ snapshots
+
+  /**
+   * Takes snapshot {@code name} of the file or directory at {@code sourcePath} ("" for the whole
+   * store): flushes the files below it, then in one transaction copies its namespace records into
+   * {@code .snapshots/name} (a directory's contents directly there, a file under its own name)
+   * and gives each file's tree one more reference. It costs work per inode, none per byte: the
+   * snapshot shares every block, and later writes copy only the paths they change.
+   *
+   * @throws FileAlreadyExistsException when a snapshot of that name exists
+   */
+  public SnapshotInfo createSnapshot(String name, String sourcePath) throws IOException {
+    requireWritable();
+    checkName(name);
+    String source = Namespace.normalize(sourcePath);
+    flushBelow(source);
+    long now = now();
+    return db.write(txn -> snapshots.create(txn, name, source, now));
+  }
+
+  /** Every snapshot, oldest first. */
+  public List<SnapshotInfo> snapshots() throws IOException {
+    return db.read(snapshots::list);
+  }
+
+  /** Deletes snapshot {@code name}; the space only it used comes back with the next reclaim (soon, in the background). */
+  public void deleteSnapshot(String name) throws IOException {
+    requireWritable();
+    checkName(name);
+    long now = now();
+    db.write(txn -> {
+      snapshots.delete(txn, name, now, files::containsKey);
+      return null;
+    });
+    background.execute(this::reclaimQuietly);
+  }
+
+  /**
+   * Makes {@code targetPath} equal to {@code pathInSnapshot} of snapshot {@code name}, in one
+   * transaction. {@code pathInSnapshot} "" is the whole snapshot; {@code targetPath} null is where
+   * it came from. A regular file restored onto a regular file keeps its inode number: open
+   * handles see the snapshot's bytes (its unflushed writes are discarded). A directory's tree is
+   * made equal to the snapshot's: same-named files replaced in place, others created, entries the
+   * snapshot lacks removed ({@code .snapshots} excepted).
+   */
+  public Restored restoreSnapshot(String name, String pathInSnapshot, String targetPath) throws IOException {
+    requireWritable();
+    checkName(name);
+    String inSnapshot = Namespace.normalize(pathInSnapshot == null ? "" : pathInSnapshot);
+    RestorePlan plan = db.read(txn -> planRestore(txn, name, inSnapshot, targetPath));
+    Set<Long> openBefore = new HashSet<>();
+    for (long ino : plan.files()) {
+      if (files.containsKey(ino)) {
+        openBefore.add(ino);
+      }
+    }
+    List<FileContent> locked = lockContents(plan.files());
+    try {
+      Set<Long> lockedInos = new HashSet<>();
+      Set<Long> dirty = new HashSet<>();
+      for (FileContent fc : locked) {
+        lockedInos.add(fc.ino);
+        if (fc.isDirty()) {
+          dirty.add(fc.ino);
+        }
+      }
+      long now = now();
+      Restored r = db.write(txn -> {
+        RestorePlan p = planRestore(txn, name, inSnapshot, targetPath);
+        Restore restore = new Restore(ns, blocks, txn, now, lockedInos::contains, dirty::contains,
+            ino -> files.containsKey(ino) && (!lockedInos.contains(ino) || openBefore.contains(ino) || dirty.contains(ino)));
+        return restore.run(ns.inode(txn, p.source()), p.targetParent(), p.targetName());
+      });
+      Set<Long> replaced = new HashSet<>(r.changedInodes());
+      for (FileContent fc : locked) {
+        if (replaced.contains(fc.ino) || (!openBefore.contains(fc.ino) && !fc.isDirty())) {
+          retire(fc); // its overlay (discarded) and tree are of the old contents; whoever comes next loads the new
+        }
+      }
+      background.execute(this::reclaimQuietly);
+      return r;
+    } finally {
+      for (int i = locked.size() - 1; i >= 0; i--) {
+        locked.get(i).lock.writeLock().unlock();
+      }
+    }
+  }
+
+  /**
+   * What a restore works on: the snapshot inode, the target's directory and name (directory 0:
+   * the root itself), and the regular files now at or below the target, which it may replace in
+   * place.
+   */
+  private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files) {}
+
+  private RestorePlan planRestore(Txn<ByteBuffer> txn, String name, String inSnapshot, String targetPath)
+      throws IOException {
+    SnapshotInfo info = snapshots.find(txn, name);
+    long source;
+    String target;
+    if (info.directory()) {
+      source = ns.resolve(txn, info.ino(), inSnapshot);
+      target = targetPath != null ? targetPath : (info.sourcePath().isEmpty() ? inSnapshot
+          : inSnapshot.isEmpty() ? info.sourcePath() : info.sourcePath() + "/" + inSnapshot);
+    } else {
+      List<DirEntry> only = ns.listAll(txn, info.ino());
+      if (only.size() != 1 || !(inSnapshot.isEmpty() || inSnapshot.equals(only.get(0).name()))) {
+        throw new NoSuchFileException(inSnapshot, null, "snapshot " + name + " holds the file " + only.get(0).name() + " only");
+      }
+      source = only.get(0).ino();
+      target = targetPath != null ? targetPath : info.sourcePath();
+    }
+    List<String> parts = Namespace.components(target);
+    if (parts.isEmpty()) {
+      return new RestorePlan(source, 0, "", new TreeSet<>(regularFilesBelow(txn, ROOT).keySet()));
+    }
+    String last = parts.get(parts.size() - 1);
+    checkName(last);
+    long parent = ns.resolve(txn, String.join("/", parts.subList(0, parts.size() - 1)));
+    requireDir(ns.inode(txn, parent));
+    long[] e = ns.entry(txn, parent, last);
+    SortedSet<Long> below = e == null ? new TreeSet<>() : new TreeSet<>(regularFilesBelow(txn, e[0]).keySet());
+    return new RestorePlan(source, parent, last, below);
+  }
+
+  /** Loads and write-locks the contents of each of {@code inos} (regular files) in ascending order, the lock order; skips files gone meanwhile. */
+  private List<FileContent> lockContents(SortedSet<Long> inos) throws IOException {
+    List<FileContent> out = new ArrayList<>();
+    try {
+      for (long ino : inos) {
+        while (true) {
+          FileContent fc;
+          try {
+            fc = content(ino);
+          } catch (NoSuchFileException gone) {
+            break;
+          }
+          fc.lock.writeLock().lock();
+          if (!fc.retired) {
+            out.add(fc);
+            break;
+          }
+          fc.lock.writeLock().unlock();
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      for (int i = out.size() - 1; i >= 0; i--) {
+        out.get(i).lock.writeLock().unlock();
+      }
+      throw e;
+    }
+    return out;
+  }
+
+  /** Drops loaded contents (and their unflushed changes): the next user loads the inode afresh. Caller holds fc's write lock. */
+  private void retire(FileContent fc) {
+    dirtyBytes.addAndGet(-fc.tree.dirtyBytes());
+    fc.retired = true;
+    files.remove(fc.ino, fc);
+  }
+
+  // ================================================================ space, integrity
+
+  /**
+   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or
+   * of the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what
+   * {@code exclusiveBytes} names is what deleting those files would free. Flushes them first.
+   * Costs work per block of the files (nodes are read, leaves only looked up), never a scan of
+   * the store for one file.
+   */
+  public SpaceUsage usage(String path) throws IOException {
+    String p = Namespace.normalize(path);
+    flushBelow(p);
+    if (!config.readOnly()) {
+      reclaim(); // not needed for exactness, but it keeps the queue that must be simulated short
+    }
+    return db.read(txn -> {
+      PendingView pending = PendingView.of(txn, db, blocks);
+      SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
+      return p.isEmpty() ? counter.wholeStore() : counter.usage(regularFilesBelow(txn, ns.resolve(txn, p)).values());
+    });
+  }
+
+  /**
+   * Reads every block reachable from any inode (snapshots included), rehashes it and reports each
+   * damaged one per file that uses it, with the byte range it covers. Runs beside other work: it
+   * reads in short transactions. {@code progress} counts blocks.
+   */
+  public ScrubReport scrub(Consumer<Progress> progress) throws IOException {
+    return new Scrubber(db, ns, blocks, geometry, Progresses.throttled(progress)).run();
+  }
+
+  /**
+   * Checks that every reference resolves to an intact block, every count equals the references,
+   * and the namespace is consistent; one line per problem, none when all is well. Works on a store
+   * in use: it applies queued decrements first and accounts for any queued meanwhile, in one read
+   * transaction. {@code progress} counts blocks, then inodes.
+   */
+  public List<String> fsck(Consumer<Progress> progress) throws IOException {
+    if (!config.readOnly()) {
+      try {
+        reclaim();
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.WARNING, "reclaim before fsck failed; fsck goes on and will say why", e);
+      }
+    }
+    return new Fsck(this).check(Progresses.throttled(progress));
+  }
+
+  /**
+   * Gives the free pages of {@code data.mdb} back to the disk: a compacted copy is written next to
+   * it and renamed over it. Works on a store in use: readers go on, writers wait for the copy (at
+   * worst a few seconds per GiB). Needs room on the disk for the copy, else
+   * {@link StoreFullException} and nothing changed.
+   */
+  public CompactResult compact(Consumer<Progress> progress) throws IOException {
+    requireWritable();
+    reclaim();
+    return db.compact(Progresses.throttled(progress));
   }
 
   // ================================================================ maintenance
@@ -899,7 +1213,7 @@ public final class Datastore implements Closeable {
     if (!i.isRegular()) {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
     }
-    FileContent loaded = new FileContent(ino, new FileTree(geometry, blocks, i.root(), i.height(), i.size()));
+    FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size()));
     FileContent raced = files.putIfAbsent(ino, loaded);
     return raced != null ? raced : loaded;
   }
@@ -963,6 +1277,31 @@ public final class Datastore implements Closeable {
     return i;
   }
 
+  /** Refuses to change an inode of the snapshot area (EROFS). */
+  private static Inode requireChangeable(Inode i) throws FsException {
+    if (i.isReadOnly()) {
+      throw new FsException(FsException.Kind.READ_ONLY, "inode " + i.ino(), "snapshots are read-only");
+    }
+    return i;
+  }
+
+  private static void requireChangeable(FileContent fc) throws FsException {
+    if (fc.readOnly) {
+      throw new FsException(FsException.Kind.READ_ONLY, "inode " + fc.ino, "snapshots are read-only");
+    }
+  }
+
+  /**
+   * Refuses to add, remove or rename {@code name} in directory {@code dir}: a directory of the
+   * snapshot area, or {@code .snapshots} in the root, whether it exists yet or not.
+   */
+  private static void requireChangeable(Inode dir, long dirIno, String name) throws FsException {
+    requireChangeable(dir);
+    if (dirIno == ROOT && name.equals(SNAPSHOTS)) {
+      throw new FsException(FsException.Kind.READ_ONLY, name, "the name " + SNAPSHOTS + " is kept for snapshots");
+    }
+  }
+
   private static void checkName(String name) throws FsException {
     if (name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0 || name.indexOf('\0') >= 0) {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "not a valid file name");
@@ -997,6 +1336,11 @@ public final class Datastore implements Closeable {
 
   BlockStore blockStore() {
     return blocks;
+  }
+
+  /** What the last snapshot taken copied. */
+  Snapshots.Cost snapshotCost() {
+    return snapshots.lastCost();
   }
 
   /** Bytes of written leaves held in memory, not yet committed, over all files. */

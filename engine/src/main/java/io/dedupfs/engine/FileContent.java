@@ -12,6 +12,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 final class FileContent {
   final long ino;
+  /** A file of a snapshot: nothing may change it. Fixed for the inode's life. */
+  final boolean readOnly;
   final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   final FileTree tree;
   /** Times set by writes not yet flushed; meaningful while {@link #timesDirty}. */
@@ -23,8 +25,9 @@ final class FileContent {
   /** Dropped from the store's table of open contents by forget: whoever finds it so loads the inode again. */
   boolean retired;
 
-  FileContent(long ino, FileTree tree) {
+  FileContent(long ino, boolean readOnly, FileTree tree) {
     this.ino = ino;
+    this.readOnly = readOnly;
     this.tree = tree;
   }
 

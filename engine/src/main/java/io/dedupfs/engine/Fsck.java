@@ -8,18 +8,23 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import org.lmdbjava.Cursor;
 import org.lmdbjava.Txn;
 
 /**
  * Recounts every reference from the inodes down and compares the result with the store: each
  * block reachable must be stored, intact, and counted exactly as often as it is referenced; no
- * block may be stored that nothing references. Run it on a store whose queued decrements have
- * been applied ({@link Datastore#reclaim}) and whose files are flushed.
+ * block may be stored that nothing references. Checks the namespace and the snapshots' records
+ * too. Works in one read transaction on a store in use: counts are compared as they will be once
+ * the queued decrements are applied ({@link PendingView}), and blocks the queue frees may still be
+ * stored. What is not flushed yet is not seen.
  */
 final class Fsck {
   private final Lmdb db;
   private final BlockStore blocks;
+  /** Decrements that were queued when the last check ran. */
+  private long queued;
 
   Fsck(Datastore store) {
     this.db = store.lmdb();
@@ -28,43 +33,67 @@ final class Fsck {
 
   /** What is wrong, one line each; empty when the store is consistent. */
   List<String> check() throws IOException {
+    return check(p -> {});
+  }
+
+  /** Decrements that were queued (not applied yet) in the store the last {@link #check} saw. */
+  long queued() {
+    return queued;
+  }
+
+  List<String> check(Consumer<Progress> progress) throws IOException {
     return db.read(txn -> {
       List<String> problems = new ArrayList<>();
+      PendingView pending = PendingView.of(txn, db, blocks);
+      queued = pending.queued();
+      problems.addAll(pending.problems());
       Map<Hash, Long> expected = new HashMap<>();
       Map<Hash, Integer> levels = new HashMap<>();
+      long totalBlocks = db.refs.stat(txn).entries;
+      long[] visited = new long[1];
+      progress.accept(new Progress("blocks", 0, totalBlocks));
       try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
           if (!i.root().isZero()) {
-            count(txn, i.root(), i.height(), expected, levels, problems);
+            count(txn, i.root(), i.height(), expected, levels, problems, () -> {
+              visited[0]++;
+              progress.accept(new Progress("blocks", visited[0], Math.max(totalBlocks, visited[0])));
+            });
           }
         }
       }
+      progress.accept(new Progress("counts", 0, totalBlocks));
       long actualBlocks = 0;
       try (Cursor<ByteBuffer> c = db.refs.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           actualBlocks++;
           Hash h = Hash.read(c.key(), c.key().position());
-          long count = c.val().getLong(c.val().position());
+          long count = pending.count(txn, blocks, h);
           int level = c.val().get(c.val().position() + Long.BYTES);
           Long want = expected.get(h);
+          if (want == null && pending.frees(h)) {
+            continue; // still stored until reclaim applies the queue
+          }
           if (want == null) {
             problems.add("block " + h + " is stored with count " + count + " but nothing references it");
           } else if (want != count) {
-            problems.add("block " + h + " has count " + count + " but " + want + " references");
+            problems.add("block " + h + " has count " + count + (count == c.val().getLong(c.val().position()) ? "" : " (after the queued decrements)")
+                + " but " + want + " references");
           } else if (levels.get(h) != level) {
             problems.add("block " + h + " is recorded at level " + level + " but referenced at level " + levels.get(h));
           }
         }
       }
+      progress.accept(new Progress("counts", totalBlocks, totalBlocks));
       long storedBlocks = db.blocks.stat(txn).entries;
       if (storedBlocks != actualBlocks) {
         problems.add(storedBlocks + " blocks stored but " + actualBlocks + " reference counts");
       }
-      if (blocks.hasPending(txn)) {
-        problems.add("decrements are still queued (run reclaim first)");
-      }
+      long inodes = db.inodes.stat(txn).entries;
+      progress.accept(new Progress("namespace", 0, inodes));
       checkNamespace(txn, problems);
+      progress.accept(new Progress("namespace", inodes, inodes));
       return problems;
     });
   }
@@ -74,7 +103,7 @@ final class Fsck {
    * ".." points to; link counts match the names (plus "." and the subdirectories' ".." for a
    * directory); an inode without names is an orphan; attributes belong to inodes.
    */
-  private void checkNamespace(Txn<ByteBuffer> txn, List<String> problems) {
+  private void checkNamespace(Txn<ByteBuffer> txn, List<String> problems) throws IOException {
     Map<Long, Inode> inodes = new HashMap<>();
     try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
@@ -82,6 +111,9 @@ final class Fsck {
         inodes.put(ino, Inode.decode(ino, c.val()));
       }
     }
+    Namespace ns = new Namespace(db);
+    long[] snapsEntry = ns.entry(txn, Namespace.ROOT, Snapshots.DIR);
+    long snaps = snapsEntry == null ? 0 : snapsEntry[0];
     Map<Long, Integer> names = new HashMap<>();
     Map<Long, Integer> subdirs = new HashMap<>();
     try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
@@ -109,6 +141,13 @@ final class Fsck {
           problems.add(what + " has type " + Integer.toOctalString(type) + " but inode " + ino + " has mode "
               + Integer.toOctalString(i.mode()));
         }
+        if (d != null) {
+          // inside a snapshot: its id; a snapshot's own directory and .snapshots: their own number; else 0
+          long want = d.ino() == snaps || (dir == Namespace.ROOT && ino == snaps) ? ino : d.snapshot();
+          if (i.snapshot() != want) {
+            problems.add(what + ": inode " + ino + " belongs to snapshot " + i.snapshot() + ", not " + want);
+          }
+        }
         names.merge(ino, 1, Integer::sum);
         if (i.isDirectory()) {
           subdirs.merge(dir, 1, Integer::sum);
@@ -118,8 +157,9 @@ final class Fsck {
         }
       }
     }
-    Set<Long> orphans = new HashSet<>(new Namespace(db).orphans(txn));
-    long nextIno = new Namespace(db).peekNextIno(txn);
+    checkSnapshots(txn, ns, snaps, problems);
+    Set<Long> orphans = new HashSet<>(ns.orphans(txn));
+    long nextIno = ns.peekNextIno(txn);
     for (Inode i : inodes.values()) {
       int n = names.getOrDefault(i.ino(), 0) + (i.ino() == Namespace.ROOT ? 1 : 0);
       int expected = i.isDirectory() ? (n == 0 ? 0 : 1 + n + subdirs.getOrDefault(i.ino(), 0)) : n;
@@ -151,12 +191,32 @@ final class Fsck {
     }
   }
 
+  /** Each snapshot record has its directory in {@code .snapshots} under its name, and each directory there a record. */
+  private void checkSnapshots(Txn<ByteBuffer> txn, Namespace ns, long snaps, List<String> problems) throws IOException {
+    Set<Long> recorded = new HashSet<>();
+    for (SnapshotInfo info : new Snapshots(db, ns, blocks).list(txn)) {
+      recorded.add(info.ino());
+      long[] e = snaps == 0 ? null : ns.entry(txn, snaps, info.name());
+      if (e == null || e[0] != info.ino()) {
+        problems.add("snapshot " + info.name() + " (" + info.ino() + ") has no directory " + Snapshots.DIR + "/" + info.name());
+      }
+    }
+    if (snaps != 0) {
+      for (DirEntry e : ns.listAll(txn, snaps)) {
+        if (!recorded.contains(e.ino())) {
+          problems.add(Snapshots.DIR + "/" + e.name() + " is not a recorded snapshot");
+        }
+      }
+    }
+  }
+
   private void count(Txn<ByteBuffer> txn, Hash h, int level, Map<Hash, Long> expected, Map<Hash, Integer> levels,
-      List<String> problems) {
+      List<String> problems, Runnable visited) {
     Long before = expected.merge(h, 1L, Long::sum);
     if (before != 1L) {
       return; // children counted on the first visit
     }
+    visited.run();
     levels.put(h, level);
     byte[] content;
     try {
@@ -174,7 +234,7 @@ final class Fsck {
     for (int i = 0; i < Geometry.FANOUT; i++) {
       Hash child = Geometry.child(content, i);
       if (!child.isZero()) {
-        count(txn, child, level - 1, expected, levels, problems);
+        count(txn, child, level - 1, expected, levels, problems, visited);
       }
     }
   }

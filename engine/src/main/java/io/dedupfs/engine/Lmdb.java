@@ -1,19 +1,26 @@
 package io.dedupfs.engine;
 
-import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.lmdbjava.CopyFlags;
 import org.lmdbjava.Dbi;
 import org.lmdbjava.DbiFlags;
 import org.lmdbjava.Env;
 import org.lmdbjava.EnvFlags;
 import org.lmdbjava.LmdbException;
 import org.lmdbjava.LmdbNativeException;
+import org.lmdbjava.Stat;
 import org.lmdbjava.Txn;
 
 /**
@@ -38,21 +45,29 @@ final class Lmdb implements AutoCloseable {
   /** Below this much free space, an EIO from LMDB is taken for a full disk (see {@link #write}). */
   private static final long NEARLY_FULL = 1 << 20;
 
-  final Env<ByteBuffer> env;
-  final Dbi<ByteBuffer> meta;
-  final Dbi<ByteBuffer> inodes;
-  final Dbi<ByteBuffer> dirents;
-  final Dbi<ByteBuffer> xattrs;
-  final Dbi<ByteBuffer> blocks;
-  final Dbi<ByteBuffer> refs;
-  final Dbi<ByteBuffer> pending;
-  final Dbi<ByteBuffer> orphans;
+  /** Where {@link #compact} writes its copy, inside the store's directory; removed when done (or at the next open). */
+  static final String COMPACT_DIR = "compact.tmp";
+
+  // The environment and its tables are replaced only by compact(), with mapLock held exclusively:
+  // read them only inside read() or write() (or in a single-threaded test), never keep a reference.
+  Env<ByteBuffer> env;
+  Dbi<ByteBuffer> meta;
+  Dbi<ByteBuffer> inodes;
+  Dbi<ByteBuffer> dirents;
+  Dbi<ByteBuffer> xattrs;
+  Dbi<ByteBuffer> blocks;
+  Dbi<ByteBuffer> refs;
+  Dbi<ByteBuffer> pending;
+  Dbi<ByteBuffer> orphans;
+  /** The snapshot index; null only in a store opened read-only that has never had it (a store written before snapshots). */
+  Dbi<ByteBuffer> snapshots;
   final int pageSize;
   /** The store has no format record yet: it is being created (or its creation was interrupted before its first commit). */
   final boolean isNew;
   /** The most bytes a key may hold after a 32-byte hash. */
   final int maxKeyTail;
   private final Path dir;
+  private final boolean readOnly;
 
   private final ReentrantLock writer = new ReentrantLock();
   private final ReentrantReadWriteLock mapLock = new ReentrantReadWriteLock();
@@ -66,20 +81,13 @@ final class Lmdb implements AutoCloseable {
   /**
    * Opens the environment in {@code dir} and checks its format record before touching anything
    * else; creates the tables only when {@code fresh} (the directory was empty) or when a
-   * creation was interrupted before its first commit.
+   * creation was interrupted before its first commit. The {@code snapshots} table, which stores
+   * written before snapshots existed lack, is created in a store opened for writing.
    */
   Lmdb(Path dir, boolean readOnly, boolean fresh, long mapSize) throws StoreException {
-    EnvFlags[] flags =
-        readOnly
-            ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
-            : new EnvFlags[] {EnvFlags.MDB_NOTLS};
     this.dir = dir;
-    File file = dir.toFile();
-    try {
-      env = Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(file, flags);
-    } catch (LmdbException e) {
-      throw new StoreException(dir + " does not hold a readable LMDB environment: " + e.getMessage());
-    }
+    this.readOnly = readOnly;
+    env = openEnv(mapSize);
     try {
       env.readerCheck(); // frees reader slots that a killed process left behind
       meta = env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
@@ -87,14 +95,7 @@ final class Lmdb implements AutoCloseable {
       if (isNew && readOnly) {
         throw new StoreException(dir + " holds no dedupfs store yet, and a read-only open cannot create one");
       }
-      DbiFlags[] create = isNew ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0];
-      inodes = env.openDbi("inodes", create);
-      dirents = env.openDbi("dirents", create);
-      xattrs = env.openDbi("xattrs", create);
-      blocks = env.openDbi("blocks", create);
-      refs = env.openDbi("refs", create);
-      pending = env.openDbi("pending", create);
-      orphans = env.openDbi("orphans", create);
+      openTables(isNew);
     } catch (LmdbException e) {
       env.close();
       throw new StoreException(dir + " is an LMDB environment but not a dedupfs store: " + e.getMessage());
@@ -104,6 +105,45 @@ final class Lmdb implements AutoCloseable {
     }
     pageSize = env.stat().pageSize;
     maxKeyTail = env.getMaxKeySize() - Hash.SIZE;
+  }
+
+  private Env<ByteBuffer> openEnv(long mapSize) throws StoreException {
+    EnvFlags[] flags =
+        readOnly
+            ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
+            : new EnvFlags[] {EnvFlags.MDB_NOTLS};
+    try {
+      return Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(dir.toFile(), flags);
+    } catch (LmdbException e) {
+      throw new StoreException(dir + " does not hold a readable LMDB environment: " + e.getMessage());
+    }
+  }
+
+  /** Opens every table but {@code meta}; {@code create}: the store is being made. */
+  private void openTables(boolean create) {
+    DbiFlags[] flags = create ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0];
+    inodes = env.openDbi("inodes", flags);
+    dirents = env.openDbi("dirents", flags);
+    xattrs = env.openDbi("xattrs", flags);
+    blocks = env.openDbi("blocks", flags);
+    refs = env.openDbi("refs", flags);
+    pending = env.openDbi("pending", flags);
+    orphans = env.openDbi("orphans", flags);
+    if (!readOnly) {
+      snapshots = env.openDbi("snapshots", DbiFlags.MDB_CREATE);
+    } else if (hasTable("snapshots")) {
+      snapshots = env.openDbi("snapshots");
+    }
+  }
+
+  private boolean hasTable(String name) {
+    byte[] want = name.getBytes(StandardCharsets.US_ASCII);
+    for (byte[] n : env.getDbiNames()) {
+      if (java.util.Arrays.equals(n, want)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Refuses another program's environment or another format version; true when there is no format record yet. */
@@ -202,6 +242,196 @@ final class Lmdb implements AutoCloseable {
     } finally {
       mapLock.writeLock().unlock();
     }
+  }
+
+  /** Bytes up to LMDB's last page: what the store's tables and their free pages take. */
+  long usedBytes() {
+    mapLock.readLock().lock();
+    try {
+      return (env.info().lastPageNumber + 1) * pageSize;
+    } finally {
+      mapLock.readLock().unlock();
+    }
+  }
+
+  /** Bytes of the pages that hold data (every table's B-tree and overflow pages, and the two meta pages): what a compacting copy writes. */
+  private long pagesInUse() {
+    long pages = 2 + pages(env.stat());
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      for (Dbi<ByteBuffer> t : tables()) {
+        pages += pages(t.stat(txn));
+      }
+    }
+    return pages * pageSize;
+  }
+
+  private static long pages(Stat s) {
+    return s.branchPages + s.leafPages + s.overflowPages;
+  }
+
+  private List<Dbi<ByteBuffer>> tables() {
+    List<Dbi<ByteBuffer>> all = new ArrayList<>(List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans));
+    if (snapshots != null) {
+      all.add(snapshots);
+    }
+    return all;
+  }
+
+  /** The entries of each table, in {@link #tables} order, to check a copy against. */
+  private static List<Long> entries(Env<ByteBuffer> e, List<String> names) {
+    List<Long> out = new ArrayList<>();
+    try (Txn<ByteBuffer> txn = e.txnRead()) {
+      for (String n : names) {
+        out.add(e.openDbi(n).stat(txn).entries);
+      }
+    }
+    return out;
+  }
+
+  private static final List<String> TABLE_NAMES =
+      List.of("meta", "inodes", "dirents", "xattrs", "blocks", "refs", "pending", "orphans");
+
+  /**
+   * Gives free pages back to the disk: writes a compacted copy of the environment (LMDB's
+   * MDB_CP_COMPACT: pages in use only, renumbered) into {@link #COMPACT_DIR}, checks it, and
+   * renames it over {@code data.mdb} with no transaction open (writer held, then mapLock
+   * exclusively: close, rename, reopen). Writers wait for the whole copy, so that it misses no
+   * commit; readers go on until the swap. Without room on the disk for the copy this throws
+   * {@link StoreFullException} and the store is unchanged.
+   */
+  CompactResult compact(Consumer<Progress> progress) throws IOException {
+    Path data = dir.resolve("data.mdb");
+    Path tmp = dir.resolve(COMPACT_DIR);
+    Path copy = tmp.resolve("data.mdb");
+    writer.lock();
+    try {
+      long before = Files.size(data);
+      long need;
+      mapLock.readLock().lock();
+      try {
+        need = pagesInUse();
+      } finally {
+        mapLock.readLock().unlock();
+      }
+      removeCompactDir(dir);
+      long free = Files.getFileStore(dir).getUsableSpace();
+      if (free < need + NEARLY_FULL) {
+        throw new StoreFullException("compacting the store " + dir + " needs " + need + " bytes free on its disk; "
+            + free + " are", null);
+      }
+      Files.createDirectory(tmp);
+      try {
+        copyCompacted(tmp, copy, need, progress);
+        progress.accept(new Progress("check", 0, 1));
+        List<String> names = new ArrayList<>(TABLE_NAMES);
+        if (snapshots != null) {
+          names.add("snapshots");
+        }
+        List<Long> want;
+        mapLock.readLock().lock();
+        try {
+          want = entries(env, names);
+        } finally {
+          mapLock.readLock().unlock();
+        }
+        try (Env<ByteBuffer> c = Env.create().setMaxDbs(16).open(tmp.toFile(), EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK)) {
+          List<Long> got = entries(c, names);
+          if (!got.equals(want)) {
+            throw new IOException("the compacted copy of " + dir + " does not hold what the store holds: " + got + " entries, not " + want);
+          }
+        }
+        try (FileChannel ch = FileChannel.open(copy, StandardOpenOption.WRITE)) {
+          ch.force(true);
+        }
+        progress.accept(new Progress("swap", 0, 1));
+        swapIn(copy, data);
+      } finally {
+        removeCompactDir(dir);
+      }
+      long after = Files.size(data);
+      progress.accept(new Progress("done", 1, 1));
+      return new CompactResult(before, after);
+    } finally {
+      writer.unlock();
+    }
+  }
+
+  /** Runs LMDB's compacting copy on a helper thread (holding mapLock shared) and reports the copy's growth from this one. */
+  private void copyCompacted(Path tmp, Path copy, long need, Consumer<Progress> progress) throws IOException {
+    RuntimeException[] failure = new RuntimeException[1];
+    Thread t = new Thread(() -> {
+      mapLock.readLock().lock();
+      try {
+        env.copy(tmp.toFile(), CopyFlags.MDB_CP_COMPACT);
+      } catch (RuntimeException e) {
+        failure[0] = e;
+      } finally {
+        mapLock.readLock().unlock();
+      }
+    }, "dedupfs-compact");
+    t.start();
+    progress.accept(new Progress("copy", 0, need));
+    try {
+      while (t.isAlive()) {
+        t.join(250);
+        progress.accept(new Progress("copy", Files.exists(copy) ? Math.min(need, Files.size(copy)) : 0, need));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      joinUninterruptibly(t);
+      throw new java.io.InterruptedIOException("compact interrupted; the store is unchanged");
+    }
+    if (failure[0] instanceof LmdbNativeException e && isDiskFull(e.getResultCode())) {
+      throw new StoreFullException("no space left on the disk under the store " + dir + " for its compacted copy", e);
+    }
+    if (failure[0] != null) {
+      throw new IOException("LMDB could not copy the store " + dir + ": " + failure[0].getMessage(), failure[0]);
+    }
+  }
+
+  private static void joinUninterruptibly(Thread t) {
+    while (t.isAlive()) {
+      try {
+        t.join();
+      } catch (InterruptedException again) {
+        // the copy holds the map lock: wait for it to end whatever happens
+      }
+    }
+  }
+
+  /** Caller holds the writer lock: closes the environment, renames the copy over {@code data.mdb}, reopens it. */
+  private void swapIn(Path copy, Path data) throws IOException {
+    mapLock.writeLock().lock();
+    try {
+      long mapSize = env.info().mapSize;
+      env.close();
+      try {
+        Files.move(copy, data, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+          d.force(true); // the rename itself
+        }
+      } finally {
+        env = openEnv(mapSize); // the new file after a rename, else the old one
+        meta = env.openDbi("meta");
+        openTables(false);
+      }
+    } finally {
+      mapLock.writeLock().unlock();
+    }
+  }
+
+  /** Removes what an interrupted {@link #compact} left in the store's directory. */
+  static void removeCompactDir(Path dir) throws IOException {
+    Path tmp = dir.resolve(COMPACT_DIR);
+    if (!Files.isDirectory(tmp, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> files = Files.list(tmp)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        Files.delete(f);
+      }
+    }
+    Files.delete(tmp);
   }
 
   @Override

@@ -3,9 +3,14 @@ package io.dedupfs.engine;
 import com.google.common.hash.Hashing;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.io.IOException;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.lmdbjava.Cursor;
 import org.lmdbjava.GetOp;
 import org.lmdbjava.Txn;
@@ -140,6 +145,91 @@ final class Namespace {
     return h < FIRST_COOKIE ? h + FIRST_COOKIE : h;
   }
 
+  /** Every entry of {@code dir}. */
+  List<DirEntry> listAll(Txn<ByteBuffer> txn, long dir) {
+    return list(txn, dir, FIRST_COOKIE, Integer.MAX_VALUE);
+  }
+
+  // ---- paths: "/"-separated, relative to the root, "" for the root itself
+
+  /** The components of {@code path}; empty components (doubled or outer slashes) are ignored. */
+  static List<String> components(String path) throws FsException {
+    List<String> out = new ArrayList<>();
+    for (String part : path.split("/")) {
+      if (part.isEmpty()) {
+        continue;
+      }
+      if (part.equals(".") || part.equals("..")) {
+        throw new FsException(FsException.Kind.INVALID_ARGUMENT, path, "a store path has no . or .. components");
+      }
+      out.add(part);
+    }
+    return out;
+  }
+
+  /** {@code path} as this store writes paths: components joined by "/", no outer slashes. */
+  static String normalize(String path) throws FsException {
+    return String.join("/", components(path));
+  }
+
+  /** The inode at {@code path}; a symlink is not followed, not even in the middle (NotDirectoryException). */
+  long resolve(Txn<ByteBuffer> txn, String path) throws IOException {
+    return resolve(txn, ROOT, path);
+  }
+
+  /** {@link #resolve(Txn, String)} relative to directory {@code from}. */
+  long resolve(Txn<ByteBuffer> txn, long from, String path) throws IOException {
+    long ino = from;
+    for (String part : components(path)) {
+      if (!inode(txn, ino).isDirectory()) {
+        throw new NotDirectoryException(path);
+      }
+      long[] e = entry(txn, ino, part);
+      if (e == null) {
+        throw new NoSuchFileException(path);
+      }
+      ino = e[0];
+    }
+    return ino;
+  }
+
+  /**
+   * A path of each of {@code wanted} that has a name (one of them, for a hard-linked file); an
+   * inode without a name (an orphan) is left out. One pass over all entries.
+   */
+  Map<Long, String> paths(Txn<ByteBuffer> txn, Set<Long> wanted) {
+    Map<Long, Long> parentOf = new HashMap<>();
+    Map<Long, String> nameOf = new HashMap<>();
+    try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        ByteBuffer v = c.val();
+        long ino = v.getLong(v.position());
+        boolean dir = v.getInt(v.position() + 8) == Inode.S_IFDIR;
+        if ((dir || wanted.contains(ino)) && !nameOf.containsKey(ino)) {
+          ByteBuffer k = c.key();
+          byte[] name = new byte[k.remaining() - 16];
+          k.get(k.position() + 16, name);
+          parentOf.put(ino, k.getLong(k.position()));
+          nameOf.put(ino, new String(name, StandardCharsets.UTF_8));
+        }
+      }
+    }
+    Map<Long, String> out = new HashMap<>();
+    for (long ino : wanted) {
+      StringBuilder path = new StringBuilder();
+      long at = ino;
+      int depth = 0;
+      while (at != ROOT && nameOf.containsKey(at) && depth++ < 10_000) {
+        path.insert(0, path.length() == 0 ? nameOf.get(at) : nameOf.get(at) + "/");
+        at = parentOf.get(at);
+      }
+      if (at == ROOT) {
+        out.put(ino, path.toString());
+      }
+    }
+    return out;
+  }
+
   // ---- extended attributes
 
   byte[] xattr(Txn<ByteBuffer> txn, long ino, String name) {
@@ -163,6 +253,23 @@ final class Namespace {
       out.add(new String(key, 8, key.length - 8, StandardCharsets.UTF_8));
     }
     return out;
+  }
+
+  /** Every extended attribute of {@code ino}, by name, in name order. */
+  Map<String, byte[]> xattrs(Txn<ByteBuffer> txn, long ino) {
+    Map<String, byte[]> out = new java.util.TreeMap<>();
+    for (String name : xattrNames(txn, ino)) {
+      out.put(name, xattr(txn, ino, name));
+    }
+    return out;
+  }
+
+  /** Makes {@code to}'s extended attributes those of {@code from}. */
+  void replaceXattrs(Txn<ByteBuffer> txn, long from, long to) {
+    for (String name : xattrNames(txn, to)) {
+      deleteXattr(txn, to, name);
+    }
+    xattrs(txn, from).forEach((name, value) -> putXattr(txn, to, name, value));
   }
 
   private static ByteBuffer xattrKey(long ino, String name) {

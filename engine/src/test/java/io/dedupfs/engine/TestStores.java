@@ -27,7 +27,9 @@ final class TestStores {
     ds.sync();
     assertThat(ds.dirtyBytes()).as("dirty bytes after a sync").isZero();
     ds.reclaim();
-    assertThat(new Fsck(ds).check()).as("fsck").isEmpty();
+    Fsck fsck = new Fsck(ds);
+    assertThat(fsck.check()).as("fsck").isEmpty();
+    assertThat(fsck.queued()).as("decrements queued after a reclaim").isZero();
   }
 
   static long create(Datastore ds, String name) throws IOException {

@@ -1,0 +1,150 @@
+package io.dedupfs.engine;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.lmdbjava.Cursor;
+import org.lmdbjava.Txn;
+
+/**
+ * Space figures of a set of regular files, exact, inside one read transaction (FORMAT.md,
+ * Statistics). Counts are those after the queued decrements ({@link PendingView}).
+ *
+ * <p>Stored bytes: a walk of every distinct block below the files' roots. A block of count 1 has
+ * one reference in the whole store, so it is reached once and needs no memory; only blocks of
+ * higher counts are remembered, to count them once.
+ *
+ * <p>Exclusive bytes: a block is freed by deleting the files when the references to it from their
+ * roots and from freed parents equal its count. Walking down level by level: a root or child of
+ * count 1 is freed at once; one of a higher count waits, adding up its references, until every
+ * level above it is done, and is freed if they make up its count. The work is proportional to the
+ * freed blocks and their children, never to the rest of the store.
+ */
+final class SpaceCounter {
+  private final Txn<ByteBuffer> txn;
+  private final Lmdb db;
+  private final BlockStore blocks;
+  private final PendingView pending;
+
+  SpaceCounter(Txn<ByteBuffer> txn, Lmdb db, BlockStore blocks, PendingView pending) {
+    this.txn = txn;
+    this.db = db;
+    this.blocks = blocks;
+    this.pending = pending;
+  }
+
+  /** Figures of {@code files}: distinct regular-file inodes. */
+  SpaceUsage usage(Collection<Inode> files) throws CorruptBlockException {
+    long logical = 0;
+    int top = 0;
+    for (Inode f : files) {
+      logical += f.size();
+      top = Math.max(top, f.height());
+    }
+    long stored = stored(files);
+    long exclusive = exclusive(files, top);
+    return new SpaceUsage(files.size(), logical, stored, exclusive, stored - exclusive);
+  }
+
+  /** Figures of the whole store: every inode, and every block the queue does not free. */
+  SpaceUsage wholeStore() {
+    long count = 0;
+    long logical = 0;
+    try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
+        if (i.isRegular()) {
+          count++;
+          logical += i.size();
+        }
+      }
+    }
+    long stored = 0;
+    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        stored += c.key().remaining() - Hash.SIZE + c.val().remaining();
+      }
+    }
+    for (Hash h : pending.freed()) {
+      stored -= blocks.storedLength(txn, h);
+    }
+    return new SpaceUsage(count, logical, stored, stored, 0);
+  }
+
+  // ---- stored
+
+  private long stored(Collection<Inode> files) throws CorruptBlockException {
+    Set<Hash> shared = new HashSet<>();
+    long[] sum = new long[1];
+    for (Inode f : files) {
+      walk(f.root(), f.height(), shared, sum);
+    }
+    return sum[0];
+  }
+
+  private void walk(Hash h, int level, Set<Hash> shared, long[] sum) throws CorruptBlockException {
+    if (h.isZero() || (count(h) > 1 && !shared.add(h))) {
+      return;
+    }
+    sum[0] += blocks.storedLength(txn, h);
+    if (level > 0) {
+      byte[] content = blocks.load(txn, h, level);
+      for (int i = 0; i < Geometry.FANOUT; i++) {
+        walk(Geometry.child(content, i), level - 1, shared, sum);
+      }
+    }
+  }
+
+  // ---- exclusive
+
+  private long exclusive(Collection<Inode> files, int top) throws CorruptBlockException {
+    List<Map<Hash, Long>> waiting = new ArrayList<>();
+    for (int l = 0; l <= top; l++) {
+      waiting.add(new HashMap<>());
+    }
+    long[] sum = new long[1];
+    for (Inode f : files) {
+      reference(f.root(), f.height(), waiting, sum);
+    }
+    for (int l = top; l >= 0; l--) {
+      for (Map.Entry<Hash, Long> e : waiting.get(l).entrySet()) {
+        if (e.getValue() >= count(e.getKey())) {
+          free(e.getKey(), l, waiting, sum);
+        }
+      }
+      waiting.set(l, null);
+    }
+    return sum[0];
+  }
+
+  /** One reference to {@code h} from the files or from a freed parent. */
+  private void reference(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum) throws CorruptBlockException {
+    if (h.isZero()) {
+      return;
+    }
+    if (count(h) <= 1) {
+      free(h, level, waiting, sum);
+    } else {
+      waiting.get(level).merge(h, 1L, Long::sum);
+    }
+  }
+
+  private void free(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum) throws CorruptBlockException {
+    sum[0] += blocks.storedLength(txn, h);
+    if (level > 0) {
+      byte[] content = blocks.load(txn, h, level);
+      for (int i = 0; i < Geometry.FANOUT; i++) {
+        reference(Geometry.child(content, i), level - 1, waiting, sum);
+      }
+    }
+  }
+
+  private long count(Hash h) {
+    return pending.count(txn, blocks, h);
+  }
+}
