@@ -1,0 +1,133 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.lmdbjava.Cursor;
+
+/**
+ * Space figures the slow, obvious way, for checking {@link Datastore#usage}: every reference in
+ * the whole store is listed (who refers to each block: inodes and parent nodes), then for a set of
+ * inodes the reachable blocks are summed, and the freed ones found by repeating "a block all of
+ * whose referrers are in the set or freed is freed" until nothing changes. Run it on a store whose
+ * queued decrements are applied.
+ */
+final class Recount {
+  private final Map<Long, Inode> inodes = new HashMap<>();
+  /** Block -> its referrers: a Long (inode) or a Hash (node), once per reference. */
+  private final Map<Hash, List<Object>> referrers = new HashMap<>();
+  private final Map<Hash, List<Hash>> children = new HashMap<>();
+  private final Map<Hash, Long> lengths = new HashMap<>();
+
+  static Recount of(Datastore ds) throws IOException {
+    Recount r = new Recount();
+    Lmdb db = ds.lmdb();
+    BlockStore blocks = ds.blockStore();
+    db.read(txn -> {
+      try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+        for (boolean ok = c.first(); ok; ok = c.next()) {
+          r.lengths.put(Hash.read(c.key(), c.key().position()), (long) c.key().remaining() - Hash.SIZE + c.val().remaining());
+        }
+      }
+      try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+        for (boolean ok = c.first(); ok; ok = c.next()) {
+          Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
+          r.inodes.put(i.ino(), i);
+        }
+      }
+      Deque<Object[]> work = new ArrayDeque<>();
+      for (Inode i : r.inodes.values()) {
+        if (!i.root().isZero()) {
+          r.referrers.computeIfAbsent(i.root(), k -> new ArrayList<>()).add(i.ino());
+          work.add(new Object[] {i.root(), i.height()});
+        }
+      }
+      while (!work.isEmpty()) {
+        Object[] w = work.poll();
+        Hash h = (Hash) w[0];
+        int level = (Integer) w[1];
+        if (r.children.containsKey(h)) {
+          continue;
+        }
+        List<Hash> kids = new ArrayList<>();
+        r.children.put(h, kids);
+        if (level > 0) {
+          byte[] content = blocks.loadFromDisk(txn, h, level);
+          for (int i = 0; i < Geometry.FANOUT; i++) {
+            Hash k = Geometry.child(content, i);
+            if (!k.isZero()) {
+              kids.add(k);
+              r.referrers.computeIfAbsent(k, x -> new ArrayList<>()).add(h);
+              work.add(new Object[] {k, level - 1});
+            }
+          }
+        }
+      }
+      return null;
+    });
+    return r;
+  }
+
+  Inode inode(long ino) {
+    return inodes.get(ino);
+  }
+
+  Collection<Inode> allInodes() {
+    return inodes.values();
+  }
+
+  /** Figures of a set of inodes (regular files count; others are ignored). */
+  SpaceUsage usage(Set<Long> set) {
+    long files = 0;
+    long logical = 0;
+    Set<Hash> reachable = new HashSet<>();
+    Deque<Hash> work = new ArrayDeque<>();
+    for (long ino : set) {
+      Inode i = inodes.get(ino);
+      if (i.isRegular()) {
+        files++;
+        logical += i.size();
+        if (!i.root().isZero()) {
+          work.add(i.root());
+        }
+      }
+    }
+    while (!work.isEmpty()) {
+      Hash h = work.poll();
+      if (reachable.add(h)) {
+        work.addAll(children.get(h));
+      }
+    }
+    Set<Hash> freed = new HashSet<>();
+    for (boolean changed = true; changed; ) {
+      changed = false;
+      for (Hash h : reachable) {
+        if (!freed.contains(h) && referrers.get(h).stream().allMatch(x -> x instanceof Long l ? set.contains(l) : freed.contains(x))) {
+          freed.add(h);
+          changed = true;
+        }
+      }
+    }
+    long stored = reachable.stream().mapToLong(lengths::get).sum();
+    long exclusive = freed.stream().mapToLong(lengths::get).sum();
+    return new SpaceUsage(files, logical, stored, exclusive, stored - exclusive);
+  }
+
+  /** Every inode of the store. */
+  SpaceUsage wholeStore() {
+    return usage(inodes.keySet());
+  }
+
+  /** Every block stored, by its length: what the whole store holds. */
+  long storedBytes() {
+    return lengths.values().stream().mapToLong(Long::longValue).sum();
+  }
+}
