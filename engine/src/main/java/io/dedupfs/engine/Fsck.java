@@ -63,6 +63,7 @@ final class Fsck {
           }
         }
       }
+      progress.accept(new Progress("blocks", visited[0], visited[0]));
       progress.accept(new Progress("counts", 0, totalBlocks));
       long actualBlocks = 0;
       try (Cursor<ByteBuffer> c = db.refs.openCursor(txn)) {

@@ -9,8 +9,8 @@ final class Progresses {
   private Progresses() {}
 
   /**
-   * Passes on the first report of each phase, the last one ({@code done == total}), and others at
-   * most five times a second. Null: reports go nowhere.
+   * Passes on the first report of each phase, every report of a phase's end ({@code done >= total}:
+   * each phase ends with one), and others at most five times a second. Null: reports go nowhere.
    */
   static Consumer<Progress> throttled(Consumer<Progress> to) {
     if (to == null) {

@@ -78,7 +78,7 @@ final class Scrubber {
     for (Inode f : files) {
       walk(f, this::check);
     }
-    progress.accept(new Progress("scrub", blocksChecked, Math.max(total, blocksChecked)));
+    progress.accept(new Progress("scrub", blocksChecked, blocksChecked)); // done: what it read is the total
     List<Found> found = new ArrayList<>();
     if (!bad.isEmpty()) {
       for (int n = 0; n < files.size(); n++) {
