@@ -278,11 +278,11 @@ final class Lmdb implements AutoCloseable {
   }
 
   /** The entries of each table, in {@link #tables} order, to check a copy against. */
-  private static List<Long> entries(Env<ByteBuffer> e, List<String> names) {
+  private static List<Long> entries(Env<ByteBuffer> e, List<Dbi<ByteBuffer>> tables) {
     List<Long> out = new ArrayList<>();
     try (Txn<ByteBuffer> txn = e.txnRead()) {
-      for (String n : names) {
-        out.add(e.openDbi(n).stat(txn).entries);
+      for (Dbi<ByteBuffer> t : tables) {
+        out.add(t.stat(txn).entries);
       }
     }
     return out;
@@ -330,12 +330,16 @@ final class Lmdb implements AutoCloseable {
         List<Long> want;
         mapLock.readLock().lock();
         try {
-          want = entries(env, names);
+          want = entries(env, tables());
         } finally {
           mapLock.readLock().unlock();
         }
         try (Env<ByteBuffer> c = Env.create().setMaxDbs(16).open(tmp.toFile(), EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK)) {
-          List<Long> got = entries(c, names);
+          List<Dbi<ByteBuffer>> copied = new ArrayList<>();
+          for (String n : names) {
+            copied.add(c.openDbi(n));
+          }
+          List<Long> got = entries(c, copied);
           if (!got.equals(want)) {
             throw new IOException("the compacted copy of " + dir + " does not hold what the store holds: " + got + " entries, not " + want);
           }

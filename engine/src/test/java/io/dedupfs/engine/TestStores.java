@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.SplittableRandom;
 import org.lmdbjava.Cursor;
@@ -91,6 +92,26 @@ final class TestStores {
       }
     }
     return b;
+  }
+
+  /** Whether this test may mount a tmpfs (it runs as root). */
+  static boolean canMount() {
+    return "root".equals(System.getProperty("user.name"));
+  }
+
+  /** Mounts a tmpfs of {@code megabytes} on {@code dir}; false when that failed. Unmount with {@link #unmount}. */
+  static boolean mountTmpfs(Path dir, int megabytes) throws Exception {
+    return run("mount", "-t", "tmpfs", "-o", "size=" + megabytes + "m", "tmpfs", dir.toString());
+  }
+
+  static void unmount(Path dir) throws Exception {
+    run("umount", dir.toString());
+  }
+
+  private static boolean run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    p.getInputStream().readAllBytes();
+    return p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS) && p.exitValue() == 0;
   }
 
   /** Entries and bytes of the block tables, read straight from LMDB. */
