@@ -1135,13 +1135,33 @@ public final class Datastore implements Closeable {
 
   // ================================================================ maintenance
 
-  /** Frees every block that nothing references any more; returns how many decrements it applied. */
+  /**
+   * Frees every block that nothing references any more; returns how many decrements it applied.
+   * Each transaction applies up to {@value #RECLAIM_BATCH} decrements; on a full disk, where a
+   * transaction finds few free pages, batches shrink (down to one decrement) and grow again as
+   * the pages they free become usable.
+   */
   public long reclaim() throws IOException {
     long total = 0;
-    for (int n; (n = db.write(txn -> blocks.reclaim(txn, RECLAIM_BATCH))) > 0; ) {
+    int batch = RECLAIM_BATCH;
+    while (true) {
+      int max = batch;
+      int n;
+      try {
+        n = db.write(txn -> blocks.reclaim(txn, max));
+      } catch (StoreFullException e) {
+        if (batch == 1) {
+          throw e;
+        }
+        batch = Math.max(1, batch / 16);
+        continue;
+      }
+      if (n == 0) {
+        return total;
+      }
       total += n;
+      batch = Math.min(RECLAIM_BATCH, batch * 2);
     }
-    return total;
   }
 
   private void reclaimQuietly() {

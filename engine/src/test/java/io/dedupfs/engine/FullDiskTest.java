@@ -1,0 +1,96 @@
+package io.dedupfs.engine;
+
+import static io.dedupfs.engine.Datastore.ROOT;
+import static io.dedupfs.engine.TestStores.assertConsistent;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A store that fills its disk by itself (a small tmpfs, nothing else on it): writers get
+ * StoreFullException, nothing flushed is lost, buffered data stays buffered, and deleting files
+ * inside the store, then reclaiming, makes room for it and for new writes, without a reopen.
+ */
+class FullDiskTest {
+  private static final int MIB = 1 << 20;
+
+  @TempDir Path tmp;
+
+  @Test
+  void theStoreFillsItsDiskThenDeletesReclaimsAndWritesAgain() throws Exception {
+    assumeTrue(TestStores.canMount(), "mounting a small tmpfs needs root");
+    Path mnt = Files.createDirectory(tmp.resolve("small"));
+    assumeTrue(TestStores.mountTmpfs(mnt, 40), "mount -t tmpfs failed");
+    try {
+      Path store = mnt.resolve("store");
+      SplittableRandom r = new SplittableRandom(6);
+      List<Long> inos = new ArrayList<>();
+      List<byte[]> contents = new ArrayList<>();
+      byte[] pending;
+      long last;
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(4 * MIB))) {
+        StoreFullException full = null;
+        pending = null;
+        last = 0;
+        for (int i = 0; i < 100 && full == null; i++) {
+          last = ds.mknod(ROOT, "f" + i, 0644, 0, 0, 0).ino();
+          pending = TestStores.randomBytes(r, 2 * MIB);
+          TestStores.write(ds, last, 0, pending);
+          try {
+            ds.flush(last);
+            inos.add(last);
+            contents.add(pending);
+          } catch (StoreFullException e) {
+            full = e;
+          }
+        }
+        assertThat(full).as("a 40 MiB disk fills up").isNotNull();
+        assertThat(ds.dirtyBytes()).as("the write that did not fit stays buffered").isGreaterThanOrEqualTo(2L * MIB);
+        TestStores.assertSameBytes(TestStores.read(ds, last, 0, pending.length), pending, "the buffered write, read back");
+        long stuck = last;
+        assertThatThrownBy(() -> {
+          for (int i = 0; i < 10; i++) { // past the dirty limit, a writer is told
+            ds.write(stuck, (2L + i) * MIB, ByteBuffer.wrap(TestStores.randomBytes(r, MIB)));
+          }
+        }).isInstanceOf(StoreFullException.class);
+        for (int i = 0; i < inos.size(); i++) {
+          TestStores.assertSameBytes(TestStores.read(ds, inos.get(i), 0, 2 * MIB), contents.get(i), "flushed file " + i);
+        }
+
+        // delete half of the files inside the store itself, and reclaim
+        for (int i = 0; i < inos.size(); i += 2) {
+          ds.unlink(ROOT, "f" + i);
+          ds.forget(inos.get(i));
+        }
+        ds.reclaim();
+        ds.setattr(stuck, SetAttributes.size(2L * MIB)); // drop what was written past the refusal, if anything
+        ds.flush(stuck);
+        TestStores.assertSameBytes(TestStores.read(ds, stuck, 0, pending.length), pending, "the buffered write, committed at last");
+        long more = ds.mknod(ROOT, "more", 0644, 0, 0, 0).ino();
+        byte[] moreData = TestStores.randomBytes(r, 4 * MIB);
+        TestStores.write(ds, more, 0, moreData);
+        ds.flush(more);
+        TestStores.assertSameBytes(TestStores.read(ds, more, 0, moreData.length), moreData, "written after space came back");
+        assertConsistent(ds);
+      }
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        for (int i = 1; i < inos.size(); i += 2) {
+          TestStores.assertSameBytes(TestStores.read(ds, inos.get(i), 0, 2 * MIB), contents.get(i), "file " + i + " reopened");
+        }
+        TestStores.assertSameBytes(TestStores.read(ds, last, 0, pending.length), pending, "the late file reopened");
+        assertConsistent(ds);
+      }
+    } finally {
+      TestStores.unmount(mnt);
+    }
+  }
+}
