@@ -5,6 +5,7 @@
 #
 #   benchmarks/leaf-size-study.sh              # about 5-8 minutes on 2 cores (images built once, then reused)
 #   benchmarks/leaf-size-study.sh --rebuild    # build the images again
+#   benchmarks/leaf-size-study.sh --committed  # measure HEAD as committed (git archive), not the working tree
 #   LEAF_KIB=16,64 benchmarks/leaf-size-study.sh
 #
 # Work directory: $LEAF_STUDY_DIR (default /var/tmp/dedupfs-leaf-study), on a disk: about 4 GiB of
@@ -104,26 +105,45 @@ build_images() {
   (cd "$img" && sha256sum vm-a.img vm-a-updated.img vm-b.img > SHA256SUMS)
 }
 
-if [[ "${1:-}" == "--rebuild" || ! -f "$img/SHA256SUMS" ]]; then
+rebuild=""
+committed=""
+for arg in "$@"; do
+  case "$arg" in
+    --rebuild) rebuild=yes ;;
+    --committed) committed=yes ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+if [[ -n "$rebuild" || ! -f "$img/SHA256SUMS" ]]; then
   build_images
 fi
 
-(cd "$root" && mvn -q -B -pl benchmarks -am -DskipTests package)
+jar="$here/target/benchmarks.jar"
+if [[ -n "$committed" ]]; then
+  src="$here/target/committed-src"
+  rm -rf "$src" && mkdir -p "$src"
+  git -C "$root" archive HEAD | tar -x -C "$src"
+  (cd "$src" && mvn -q -B -pl benchmarks -am -DskipTests package)
+  jar="$src/benchmarks/target/benchmarks.jar"
+  built="$(git -C "$root" rev-parse --short HEAD) as committed"
+else
+  (cd "$root" && mvn -q -B -pl benchmarks -am -DskipTests package)
+  built="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?') + the working tree ($(git -C "$root" status --porcelain -- engine 2>/dev/null | wc -l) uncommitted changes in engine/)"
+fi
 
 out="$here/target/results"
 mkdir -p "$out"
 report="$out/leaf-size-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit:  $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-    "($(git -C "$root" status --porcelain -- engine 2>/dev/null | wc -l) uncommitted changes in engine/ built in)"
+  echo "built:   $built"
   echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load $(cut -d' ' -f1-3 /proc/loadavg) before the run"
   echo "images:  $(cat "$img/update.txt")"
   for i in vm-a vm-a-updated vm-b; do
     echo "         $i.img: $(stat -c %s "$img/$i.img") bytes, $(du -k "$img/$i.img" | cut -f1) KiB allocated, sha256 $(grep " $i.img" "$img/SHA256SUMS" | cut -c1-16)..."
   done
   java --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED -Xmx6g \
-    -cp "$here/target/benchmarks.jar" io.dedupfs.bench.LeafSizeStudy \
+    -cp "$jar" io.dedupfs.bench.LeafSizeStudy \
     --leaf-kib "$leaf" --stores "$work/stores" "$img/vm-a.img" "$img/vm-a-updated.img" "$img/vm-b.img"
   echo "load $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 } 2>&1 | tee "$report"
