@@ -2,6 +2,7 @@ package io.dedupfs.engine;
 
 import static io.dedupfs.engine.TestStores.assertConsistent;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -21,7 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
  * A child JVM writes and flushes in a loop and is killed with SIGKILL at a random moment; on
  * reopen every write whose flush it reported is intact, every directory it reported exists, any
  * later record is either whole or absent, and the store is consistent. The rounds share one store,
- * so each reopen recovers from the previous kill too.
+ * so each reopen recovers from the previous kill too. A second case kills a child in the middle of
+ * reclaiming a large deleted file: fsck is clean before anything is applied, and after the next
+ * reclaim nothing unreferenced remains and everything still referenced is there.
  */
 class CrashTest {
   @TempDir Path dir;
@@ -57,6 +60,93 @@ class CrashTest {
         assertConsistent(ds);
       }
     }
+  }
+
+  @Test
+  void aKillDuringReclaimLeaksNothingAndFreesNothingStillReferenced() throws Exception {
+    SplittableRandom r = new SplittableRandom(43);
+    int killedMidway = 0;
+    // kill at once, or when the queue is down to this many decrements once reclaim is on the leaves
+    // (the root, 2 nodes, the 192 nodes above the leaves, then the 12544 leaves big does not share
+    // with keep, 2048 at a time)
+    long[] killAtQueued = {1, 10_000, 3_000};
+    for (int round = 0; round < killAtQueued.length; round++) {
+      Path store = dir.resolve("reclaim" + round);
+      byte[] keep;
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        long big = TestStores.create(ds, "big");
+        for (int mib = 0; mib < 96; mib++) {
+          TestStores.write(ds, big, (long) mib << 20, TestStores.randomBytes(r, 1 << 20));
+        }
+        long k = TestStores.create(ds, "keep"); // shares half of big's subtrees, plus changes of its own
+        ds.copyRange(big, 0, k, 0, 48L << 20);
+        TestStores.write(ds, k, 5_000_000, TestStores.randomBytes(r, 300_000));
+        ds.createSnapshot("s", "keep");
+        TestStores.write(ds, k, 40_000_000, TestStores.randomBytes(r, 100_000));
+        ds.flush(k);
+        keep = TestStores.read(ds, k, 0, 48 << 20);
+      }
+      Process child = start(CrashReclaimer.class, store.toString());
+      try (BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+        assertThat(out.readLine()).isEqualTo("deleted");
+        boolean onLeaves = round == 0;
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (System.nanoTime() < deadline && !out.ready()) { // the child prints again when its reclaim is done
+          long queued = pendingRows(store);
+          onLeaves |= queued > 1000;
+          if (onLeaves && queued <= killAtQueued[round]) {
+            break;
+          }
+        }
+        child.destroyForcibly();
+        assertThat(child.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      } finally {
+        child.destroyForcibly();
+      }
+      assertThat(child.exitValue()).as("the child was killed, not stopped by an error").isEqualTo(137);
+
+      long queued = pendingRows(store);
+      killedMidway += queued > 0 ? 1 : 0;
+      System.out.printf("crash during reclaim: killed with %d decrements still queued%n", queued);
+      SpaceUsage before;
+      try (Datastore ro = Datastore.open(store, TestStores.config(4096).withReadOnly(true))) {
+        assertThat(ro.fsck(null)).as("round %d: fsck of the killed store, %d decrements queued", round, queued).isEmpty();
+        before = ro.usage("");
+      }
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        ds.reclaim();
+        assertConsistent(ds);
+        Recount recount = Recount.of(ds);
+        assertThat(recount.wholeStore().storedBytes()).as("round %d: every stored block is referenced", round)
+            .isEqualTo(recount.storedBytes());
+        assertThat(ds.usage("")).as("round %d: the figures seen before the reclaim", round).isEqualTo(before);
+        TestStores.assertSameBytes(TestStores.read(ds, ds.resolve("keep"), 0, keep.length), keep, "round " + round + ": keep");
+        assertThat(Trees.sha256(ds, ds.resolve(".snapshots/s/keep"), 48 << 20)).isNotEmpty();
+        assertThatThrownBy(() -> ds.resolve("big")).isInstanceOf(java.nio.file.NoSuchFileException.class);
+      }
+    }
+    assertThat(killedMidway).as("rounds killed with decrements still queued").isPositive();
+  }
+
+  /** Rows of table pending, read with raw LMDB (beside a child's open, or before a dedupfs open can reclaim them). */
+  private static long pendingRows(Path store) {
+    try (org.lmdbjava.Env<java.nio.ByteBuffer> env = org.lmdbjava.Env.create().setMaxDbs(16).setMapSize(Lmdb.DEFAULT_MAP_SIZE)
+        .open(store.toFile(), org.lmdbjava.EnvFlags.MDB_RDONLY_ENV);
+        org.lmdbjava.Txn<java.nio.ByteBuffer> txn = env.txnRead()) {
+      return env.openDbi(txn, "pending".getBytes(StandardCharsets.US_ASCII), null, false).stat(txn).entries;
+    }
+  }
+
+  /** Starts {@code main} of a test class in a child JVM with the store's JVM flags. */
+  private static Process start(Class<?> main, String... args) throws IOException {
+    String jvmFlags = Objects.requireNonNull(System.getProperty("lmdb.jvm.args"),
+        "lmdb.jvm.args is not set: run this test through Maven, whose surefire passes it");
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.addAll(Arrays.asList(jvmFlags.trim().split("\\s+")));
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), main.getName()));
+    cmd.addAll(Arrays.asList(args));
+    return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
   }
 
   private record Reported(int lastFlushed, List<Integer> dirs) {}
