@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The leaf-size study: builds three VM-like raw disk images from this machine's /usr, then, for
-# leaf sizes of 4, 8, 16, 32 and 64 KiB, writes all three into a fresh store and reports the
+# The leaf-size study: builds four VM-like raw disk images from this machine's /usr, then, for
+# leaf sizes of 4, 8, 16, 32 and 64 KiB, writes all four into a fresh store and reports the
 # dedupe ratio, the store's size per unique byte, and write speed (io.dedupfs.bench.LeafSizeStudy).
 #
 #   benchmarks/leaf-size-study.sh              # about 5-8 minutes on 2 cores (images built once, then reused)
@@ -8,18 +8,20 @@
 #   benchmarks/leaf-size-study.sh --committed  # measure HEAD as committed (git archive), not the working tree
 #   LEAF_KIB=16,64 benchmarks/leaf-size-study.sh
 #
-# Work directory: $LEAF_STUDY_DIR (default /var/tmp/dedupfs-leaf-study), on a disk: about 4 GiB of
-# sparse images (~3 GB allocated) and, during a run, one store of ~1.5 GB.
+# Work directory: $LEAF_STUDY_DIR (default /var/tmp/dedupfs-leaf-study), on a disk: about 5.3 GiB of
+# sparse images (~4 GB allocated) and, during a run, one store of up to ~2.3 GB.
 #
 # The images (raw ext4 file systems, written by mkfs.ext4 -d and debugfs; no mount needed):
-#   vm-a.img          1280 MiB  "template VM": /usr/share + /usr/lib/python3.11 + /usr/lib/gcc
-#   vm-a-updated.img  1280 MiB  a copy of vm-a.img, then changed in place with debugfs as an update
-#                               would: every 8th .py file under lib/python3.11 replaced by a new
-#                               version (one comment line added at its top), every 3rd .mo file
-#                               under share/locale deleted, lib/postgresql and lib/git-core added
-#   vm-b.img          1536 MiB  "second VM installed from the same distribution":
-#                               /usr/share + /usr/lib/python3.11 + /usr/lib/llvm-14, laid out
-#                               afresh by mkfs (the same files, at other offsets)
+#   vm-a.img       1280 MiB  "template VM": /usr/share + /usr/lib/python3.11 + /usr/lib/gcc
+#   vm-a-upd1.img  1280 MiB  a clone of vm-a.img updated in place with debugfs: every 8th .py file
+#                            under lib/python3.11 replaced by a new version (a comment line added at
+#                            its top), every 3rd .mo file under share/locale deleted, the files of
+#                            /usr/lib/postgresql and /usr/lib/git-core added
+#   vm-a-upd2.img  1280 MiB  another clone of vm-a.img with the same update, its files written in
+#                            the reverse order, so the same new files land at other offsets
+#   vm-b.img       1536 MiB  "second VM installed from the same distribution":
+#                            /usr/share + /usr/lib/python3.11 + /usr/lib/llvm-14, laid out afresh
+#                            by mkfs (the same files as vm-a, at other offsets)
 # Deleted files keep their old bytes in the image, as on a real disk. Paths with characters other
 # than [A-Za-z0-9._+,@=-] are left out of the debugfs changes. The images depend on what /usr holds
 # on this machine: the script prints their sizes and allocated sizes. Two builds from the same /usr
@@ -32,6 +34,7 @@ root="$(dirname "$here")"
 work="${LEAF_STUDY_DIR:-/var/tmp/dedupfs-leaf-study}"
 leaf="${LEAF_KIB:-4,8,16,32,64}"
 img="$work/images"
+images="vm-a vm-a-upd1 vm-a-upd2 vm-b"
 
 mkdir -p "$work"
 fstype="$(df --output=fstype "$work" | tail -1)"
@@ -69,40 +72,47 @@ build_images() {
   mkimage vm-a.img 1280 4b1e52b0-0000-4000-8000-00000000000a "$work/trees/a"
   mkimage vm-b.img 1536 4b1e52b0-0000-4000-8000-00000000000b "$work/trees/b"
 
-  # The update: a debugfs command file, applied to a copy of vm-a.img.
-  local upd="$work/trees/update" cmds="$work/trees/update.cmds"
+  # The update, as debugfs commands: removals, new directories, then one "cd + write" per file.
+  local upd="$work/trees/update" t="$work/trees"
   mkdir -p "$upd"
-  : > "$cmds"
-  (cd "$work/trees/a" && find lib/python3.11 -type f -name '*.py' | LC_ALL=C sort | safe | awk 'NR % 8 == 0') |
+  : > "$t/rm.cmds"; : > "$t/mkdir.cmds"; : > "$t/write.cmds"
+  (cd "$t/a" && find lib/python3.11 -type f -name '*.py' | LC_ALL=C sort | safe | awk 'NR % 8 == 0') |
     while read -r f; do
       mkdir -p "$upd/$(dirname "$f")"
-      { echo "# updated $f"; cat "$work/trees/a/$f"; } > "$upd/$f"
-      printf 'rm /%s\ncd /%s\nwrite %s %s\n' "$f" "$(dirname "$f")" "$upd/$f" "$(basename "$f")" >> "$cmds"
+      { echo "# updated $f"; cat "$t/a/$f"; } > "$upd/$f"
+      printf 'rm /%s\n' "$f" >> "$t/rm.cmds"
+      printf 'cd /%s\nwrite %s %s\n' "$(dirname "$f")" "$upd/$f" "$(basename "$f")" >> "$t/write.cmds"
     done
-  (cd "$work/trees/a" && find share/locale -type f -name '*.mo' | LC_ALL=C sort | safe | awk 'NR % 3 == 0') |
-    while read -r f; do printf 'rm /%s\n' "$f" >> "$cmds"; done
+  (cd "$t/a" && find share/locale -type f -name '*.mo' | LC_ALL=C sort | safe | awk 'NR % 3 == 0') |
+    while read -r f; do printf 'rm /%s\n' "$f" >> "$t/rm.cmds"; done
   for pkg in postgresql git-core; do
-    (cd /usr/lib && find "$pkg" -type d | LC_ALL=C sort | safe) | while read -r d; do printf 'mkdir /lib/%s\n' "$d" >> "$cmds"; done
+    (cd /usr/lib && find "$pkg" -type d | LC_ALL=C sort | safe) | while read -r d; do printf 'mkdir /lib/%s\n' "$d" >> "$t/mkdir.cmds"; done
     (cd /usr/lib && find "$pkg" -type f | LC_ALL=C sort | safe) | while read -r f; do
-      printf 'cd /lib/%s\nwrite /usr/lib/%s %s\n' "$(dirname "$f")" "$f" "$(basename "$f")" >> "$cmds"
+      printf 'cd /lib/%s\nwrite /usr/lib/%s %s\n' "$(dirname "$f")" "$f" "$(basename "$f")" >> "$t/write.cmds"
     done
   done
-  cp --sparse=always "$img/vm-a.img" "$img/vm-a-updated.img"
-  debugfs -w -f "$cmds" "$img/vm-a-updated.img" >/dev/null 2>"$work/trees/debugfs.err" || { cat "$work/trees/debugfs.err" >&2; exit 1; }
-  if grep -v '^debugfs' "$work/trees/debugfs.err" | grep -q .; then
-    echo "debugfs complained (first lines):" >&2; grep -v '^debugfs' "$work/trees/debugfs.err" | head -5 >&2
-  fi
-  for i in vm-a vm-a-updated vm-b; do
+  # Clone 1 gets the writes in order; clone 2 the same writes in reverse order, so that the same
+  # new files land at other offsets, as when one update is installed in two VMs.
+  cat "$t/rm.cmds" "$t/mkdir.cmds" "$t/write.cmds" > "$t/update1.cmds"
+  { cat "$t/rm.cmds" "$t/mkdir.cmds"; paste -d '\t' - - < "$t/write.cmds" | tac | tr '\t' '\n'; } > "$t/update2.cmds"
+  for n in 1 2; do
+    cp --sparse=always "$img/vm-a.img" "$img/vm-a-upd$n.img"
+    debugfs -w -f "$t/update$n.cmds" "$img/vm-a-upd$n.img" >/dev/null 2>"$t/debugfs.err" || { cat "$t/debugfs.err" >&2; exit 1; }
+    if grep -v '^debugfs' "$t/debugfs.err" | grep -q .; then
+      echo "debugfs complained (first lines):" >&2; grep -v '^debugfs' "$t/debugfs.err" | head -5 >&2
+    fi
+  done
+  for i in $images; do
     e2fsck -fn "$img/$i.img" >/dev/null 2>&1 || { echo "e2fsck finds $i.img inconsistent" >&2; exit 1; }
   done
   local replaced added added_kib removed
-  replaced="$(grep -c '^write .*/update/' "$cmds")"
-  added="$(grep '^write /usr/lib/' "$cmds" | wc -l)"
-  added_kib="$(grep '^write /usr/lib/' "$cmds" | awk '{print $2}' | xargs du -ck | tail -1 | cut -f1)"
-  removed="$(( $(grep -c '^rm' "$cmds") - replaced ))"
+  replaced="$(grep -c '^write .*/update/' "$t/write.cmds")"
+  added="$(grep -c '^write /usr/lib/' "$t/write.cmds")"
+  added_kib="$(grep '^write /usr/lib/' "$t/write.cmds" | awk '{print $2}' | xargs du -ck | tail -1 | cut -f1)"
+  removed="$(( $(wc -l < "$t/rm.cmds") - replaced ))"
   echo "the update replaced $replaced .py files, removed $removed .mo files, added $added files ($(( added_kib / 1024 )) MiB)" > "$img/update.txt"
   rm -rf "$work/trees"
-  (cd "$img" && sha256sum vm-a.img vm-a-updated.img vm-b.img > SHA256SUMS)
+  (cd "$img" && sha256sum $(for i in $images; do echo "$i.img"; done) > SHA256SUMS)
 }
 
 rebuild=""
@@ -114,7 +124,7 @@ for arg in "$@"; do
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
-if [[ -n "$rebuild" || ! -f "$img/SHA256SUMS" ]]; then
+if [[ -n "$rebuild" || ! -f "$img/vm-a-upd2.img" ]]; then
   build_images
 fi
 
@@ -139,11 +149,11 @@ report="$out/leaf-size-$(date -u +%Y%m%dT%H%M%SZ).txt"
   echo "built:   $built"
   echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; load $(cut -d' ' -f1-3 /proc/loadavg) before the run"
   echo "images:  $(cat "$img/update.txt")"
-  for i in vm-a vm-a-updated vm-b; do
+  for i in $images; do
     echo "         $i.img: $(stat -c %s "$img/$i.img") bytes, $(du -k "$img/$i.img" | cut -f1) KiB allocated, sha256 $(grep " $i.img" "$img/SHA256SUMS" | cut -c1-16)..."
   done
   java --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED -Xmx6g \
     -cp "$jar" io.dedupfs.bench.LeafSizeStudy \
-    --leaf-kib "$leaf" --stores "$work/stores" "$img/vm-a.img" "$img/vm-a-updated.img" "$img/vm-b.img"
+    --leaf-kib "$leaf" --stores "$work/stores" $(for i in $images; do echo "$img/$i.img"; done)
   echo "load $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 } 2>&1 | tee "$report"
