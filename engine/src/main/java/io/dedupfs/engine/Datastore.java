@@ -49,10 +49,15 @@ import org.lmdbjava.Txn;
  * {@link NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a
  * kind), {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
  *
- * <p>Locks, in the order they are taken: a file's {@link FileContent#lock} (two files: the
- * smaller inode number first), then {@link Lmdb}'s writer and map locks, which are held only
- * for one transaction. No file lock is taken inside a transaction. Namespace operations take only
- * the LMDB locks: LMDB's single writer makes each of them atomic.
+ * <p>Locks, in the order they are taken: a file's {@link FileContent#lock} (several files: in
+ * ascending inode order, as a copy takes two and a restore all it may replace), then
+ * {@link Lmdb}'s writer and map locks, which are held only for one transaction (or for a
+ * compact's copy and swap). No file lock is taken inside a transaction. Namespace operations,
+ * snapshots and their deletion take only the LMDB locks: LMDB's single writer makes each of them
+ * atomic.
+ *
+ * <p>Snapshots live under {@link #SNAPSHOTS} in the root; nothing there can be changed through
+ * this class but by {@link #deleteSnapshot} ({@link FsException.Kind#READ_ONLY} otherwise).
  */
 public final class Datastore implements Closeable {
   public static final long ROOT = Namespace.ROOT;
@@ -646,7 +651,13 @@ public final class Datastore implements Closeable {
     return withContent(ino, false, fc -> db.read(txn -> fc.tree.read(txn, offset, dst)));
   }
 
-  /** Writes all of {@code src} at {@code offset}; returns the count written. */
+  /**
+   * Writes all of {@code src} at {@code offset}; returns the count written. The data is buffered
+   * until a flush, or until the file's buffered data reaches its share of the dirty limit, when
+   * the file is committed first: on a full disk that commit fails and this write is refused with
+   * {@link StoreFullException} before it changes anything, while what was buffered stays buffered
+   * (and readable) until a flush finds room.
+   */
   public int write(long ino, long offset, ByteBuffer src) throws IOException {
     requireWritable();
     requireOffset(offset);
@@ -961,7 +972,7 @@ public final class Datastore implements Closeable {
     requireWritable();
     checkName(name);
     String inSnapshot = Namespace.normalize(pathInSnapshot == null ? "" : pathInSnapshot);
-    RestorePlan plan = db.read(txn -> planRestore(txn, name, inSnapshot, targetPath));
+    RestorePlan plan = db.read(txn -> planRestore(txn, name, inSnapshot, targetPath, true));
     Set<Long> openBefore = new HashSet<>();
     for (long ino : plan.files()) {
       if (files.containsKey(ino)) {
@@ -980,7 +991,7 @@ public final class Datastore implements Closeable {
       }
       long now = now();
       Restored r = db.write(txn -> {
-        RestorePlan p = planRestore(txn, name, inSnapshot, targetPath);
+        RestorePlan p = planRestore(txn, name, inSnapshot, targetPath, false); // as it is now
         Restore restore = new Restore(ns, blocks, txn, now, lockedInos::contains, dirty::contains,
             ino -> files.containsKey(ino) && (!lockedInos.contains(ino) || openBefore.contains(ino) || dirty.contains(ino)));
         return restore.run(ns.inode(txn, p.source()), p.targetParent(), p.targetName());
@@ -1007,8 +1018,8 @@ public final class Datastore implements Closeable {
    */
   private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files) {}
 
-  private RestorePlan planRestore(Txn<ByteBuffer> txn, String name, String inSnapshot, String targetPath)
-      throws IOException {
+  private RestorePlan planRestore(Txn<ByteBuffer> txn, String name, String inSnapshot, String targetPath,
+      boolean withFiles) throws IOException {
     SnapshotInfo info = snapshots.find(txn, name);
     long source;
     String target;
@@ -1026,14 +1037,14 @@ public final class Datastore implements Closeable {
     }
     List<String> parts = Namespace.components(target);
     if (parts.isEmpty()) {
-      return new RestorePlan(source, 0, "", new TreeSet<>(regularFilesBelow(txn, ROOT).keySet()));
+      return new RestorePlan(source, 0, "", withFiles ? new TreeSet<>(regularFilesBelow(txn, ROOT).keySet()) : new TreeSet<>());
     }
     String last = parts.get(parts.size() - 1);
     checkName(last);
     long parent = ns.resolve(txn, String.join("/", parts.subList(0, parts.size() - 1)));
     requireDir(ns.inode(txn, parent));
     long[] e = ns.entry(txn, parent, last);
-    SortedSet<Long> below = e == null ? new TreeSet<>() : new TreeSet<>(regularFilesBelow(txn, e[0]).keySet());
+    SortedSet<Long> below = e == null || !withFiles ? new TreeSet<>() : new TreeSet<>(regularFilesBelow(txn, e[0]).keySet());
     return new RestorePlan(source, parent, last, below);
   }
 

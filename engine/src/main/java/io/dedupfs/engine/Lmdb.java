@@ -29,8 +29,9 @@ import org.lmdbjava.Txn;
  *
  * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding
  * a Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by
- * every transaction and exclusively only while the map is resized, which LMDB requires to happen
- * with no transaction open in the process. Order: writer, then mapLock.
+ * every transaction and exclusively only while the map is resized, or the environment is closed
+ * and reopened by {@link #compact}, both of which LMDB requires to happen with no transaction open
+ * in the process. Order: writer, then mapLock.
  */
 final class Lmdb implements AutoCloseable {
   /** What {@code meta} holds under {@code magic} in every dedupfs store. */

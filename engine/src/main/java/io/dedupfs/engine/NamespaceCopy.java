@@ -76,7 +76,7 @@ final class NamespaceCopy {
     Long done = src.isDirectory() ? null : copies.get(src.ino());
     if (done != null) {
       Inode c = ns.inode(txn, done);
-      ns.put(txn, c.withNlink(c.nlink() + 1, c.ctimeNs()));
+      ns.put(txn, c.withNlink(c.nlink() + 1, ctimeNs == null ? c.ctimeNs() : ctimeNs));
       ns.putEntry(txn, dir, name, done, src.mode());
       return done;
     }
