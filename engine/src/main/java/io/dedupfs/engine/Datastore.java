@@ -1096,9 +1096,7 @@ public final class Datastore implements Closeable {
   public SpaceUsage usage(String path) throws IOException {
     String p = Namespace.normalize(path);
     flushBelow(p);
-    if (!config.readOnly()) {
-      reclaim(); // not needed for exactness, but it keeps the queue that must be simulated short
-    }
+    reclaimFirst("usage"); // not needed for exactness, but it keeps the queue to work through short
     return db.read(txn -> {
       PendingView pending = PendingView.of(txn, db, blocks);
       SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
@@ -1122,14 +1120,20 @@ public final class Datastore implements Closeable {
    * transaction. {@code progress} counts blocks, then inodes.
    */
   public List<String> fsck(Consumer<Progress> progress) throws IOException {
-    if (!config.readOnly()) {
-      try {
-        reclaim();
-      } catch (IOException | RuntimeException e) {
-        LOG.log(System.Logger.Level.WARNING, "reclaim before fsck failed; fsck goes on and will say why", e);
-      }
-    }
+    reclaimFirst("fsck");
     return new Fsck(this).check(Progresses.throttled(progress));
+  }
+
+  /** Applies the queued decrements before {@code what}, which accounts for any it cannot apply. */
+  private void reclaimFirst(String what) {
+    if (config.readOnly()) {
+      return;
+    }
+    try {
+      reclaim();
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "reclaim before " + what + " failed; " + what + " goes on with the queue", e);
+    }
   }
 
   /**
