@@ -4,6 +4,7 @@ import io.dedupfs.engine.Attributes;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DirEntry;
 import io.dedupfs.engine.SetAttributes;
+import io.dedupfs.engine.SpaceUsage;
 import io.dedupfs.engine.StoreStats;
 import io.dedupfs.fs.fuse.Attr;
 import io.dedupfs.fs.fuse.ConnectionInfo;
@@ -39,6 +40,8 @@ import jnr.constants.platform.Errno;
 final class DedupFs implements FuseOperations {
   /** {@code st_blksize}: what cp and friends use as their buffer size (they take at least 128 KiB anyway). */
   private static final int BLKSIZE = 128 * 1024;
+  /** Prefix of the computed space figures readable as extended attributes. */
+  static final String FIGURES = "user.dedupfs.";
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
@@ -312,6 +315,9 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public byte[] getxattr(long ino, String name) throws IOException {
+    if (name.startsWith(FIGURES)) {
+      return figure(ino, name.substring(FIGURES.length()));
+    }
     return store.getxattr(ino, name);
   }
 
@@ -332,6 +338,24 @@ final class DedupFs implements FuseOperations {
   }
 
   // ---- helpers
+
+  /**
+   * The space figures of {@code ino} as extended attributes {@code user.dedupfs.NAME} (decimal
+   * ASCII), computed when read and not listed by listxattr, so that copies with {@code cp -a} or
+   * {@code rsync -X} do not carry stale figures along.
+   */
+  private byte[] figure(long ino, String name) throws IOException {
+    SpaceUsage u = store.usage(store.pathOf(ino));
+    String value = switch (name) {
+      case "logical" -> Long.toString(u.logicalBytes());
+      case "stored" -> Long.toString(u.storedBytes());
+      case "exclusive" -> Long.toString(u.exclusiveBytes());
+      case "shared" -> Long.toString(u.sharedBytes());
+      case "ratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.dedupeRatio());
+      default -> throw new ErrnoException(Errno.ENODATA, FIGURES + name);
+    };
+    return value.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  }
 
   private Entry entry(Attributes a) {
     lookups.merge(a.ino(), 1L, Long::sum);
@@ -366,6 +390,9 @@ final class DedupFs implements FuseOperations {
 
   /** security.* and trusted.* would promise enforcement this filesystem does not do; system.* are ACLs. */
   private void requireUserNamespace(String name) {
+    if (name.startsWith(FIGURES)) {
+      throw new ErrnoException(Errno.EPERM, name + " is a figure dedupfs computes; it cannot be set");
+    }
     if (readOnly) {
       throw new ErrnoException(Errno.EROFS);
     }

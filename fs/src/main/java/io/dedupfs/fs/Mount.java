@@ -1,10 +1,12 @@
 package io.dedupfs.fs;
 
 import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DirName;
 import io.dedupfs.fs.fuse.FuseSession;
 import io.dedupfs.fs.fuse.MountOptions;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /** A datastore served on a mountpoint: the one way in from the command line to the FUSE adapter. */
 public final class Mount implements AutoCloseable {
@@ -24,6 +26,19 @@ public final class Mount implements AutoCloseable {
     fs.bind(session);
     session.setReadAheadKb(READ_AHEAD_KB);
     return new Mount(session);
+  }
+
+  /**
+   * Tells the kernel that the store changed these inodes and names behind its back (a snapshot
+   * restore), so that it drops its cached pages, attributes and lookups of them.
+   */
+  public void invalidate(List<Long> inodes, List<DirName> entries) {
+    for (long ino : inodes) {
+      session.invalidateInode(ino, 0, 0);
+    }
+    for (DirName e : entries) {
+      session.invalidateEntry(e.parent(), e.name());
+    }
   }
 
   /** Blocks until the filesystem is unmounted (from outside, or by {@link #close}). */
