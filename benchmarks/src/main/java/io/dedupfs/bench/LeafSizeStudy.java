@@ -56,7 +56,7 @@ public final class LeafSizeStudy {
     List<Integer> leaves = List.of(4, 8, 16, 32, 64);
     Path stores = null;
     int randomWrites = 16384;
-    int randomReads = 50000;
+    int randomReads = 200000;
     List<Path> images = new ArrayList<>();
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
