@@ -140,11 +140,23 @@ public final class Datastore implements Closeable {
     if (!fresh && !Files.exists(dir.resolve("data.mdb"))) {
       throw new StoreException(dir + " is not a dedupfs store (it is not empty and has no data.mdb)");
     }
-    Files.createDirectories(dir);
-    FileChannel ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    if (!fresh) {
+      Lmdb.requireLmdbFile(dir.resolve("data.mdb"));
+    }
+    FileChannel ch;
+    if (config.readOnly()) {
+      // Shared, and with read access only: works on a read-only filesystem, and excludes a writer.
+      if (!Files.exists(dir.resolve("dedupfs.lock"))) {
+        throw new StoreException(dir + " is not a dedupfs store (it has no dedupfs.lock)");
+      }
+      ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.READ);
+    } else {
+      Files.createDirectories(dir);
+      ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    }
     FileLock lock;
     try {
-      lock = ch.tryLock();
+      lock = ch.tryLock(0, Long.MAX_VALUE, config.readOnly());
     } catch (OverlappingFileLockException e) {
       lock = null;
     }
@@ -489,7 +501,8 @@ public final class Datastore implements Closeable {
       int gid = change.gid() == null ? i.gid() : change.gid();
       long atime = change.atimeNs() == null ? i.atimeNs() : change.atimeNs() == SetAttributes.NOW ? now : change.atimeNs();
       long mtime = change.mtimeNs() == null ? i.mtimeNs() : change.mtimeNs() == SetAttributes.NOW ? now : change.mtimeNs();
-      ns.put(txn, i.withOwner(mode, uid, gid, now).withTimes(atime, mtime, now));
+      long ctime = change.ctimeNs() == null ? now : change.ctimeNs();
+      ns.put(txn, i.withOwner(mode, uid, gid, ctime).withTimes(atime, mtime, ctime));
       return null;
     });
     return getattr(ino);

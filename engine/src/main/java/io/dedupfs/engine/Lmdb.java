@@ -2,9 +2,11 @@ package io.dedupfs.engine;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -85,6 +87,10 @@ final class Lmdb implements AutoCloseable {
    * creation was interrupted before its first commit. The {@code snapshots} table, which stores
    * written before snapshots existed lack, is created in a store opened for writing.
    */
+  /** Where the first meta page holds LMDB's magic number (after the 16-byte page header). */
+  private static final long LMDB_MAGIC_OFFSET = 16;
+  private static final int LMDB_MAGIC = 0xBEEFC0DE;
+
   Lmdb(Path dir, boolean readOnly, boolean fresh, long mapSize) throws StoreException {
     this.dir = dir;
     this.readOnly = readOnly;
@@ -109,14 +115,41 @@ final class Lmdb implements AutoCloseable {
   }
 
   private Env<ByteBuffer> openEnv(long mapSize) throws StoreException {
-    EnvFlags[] flags =
-        readOnly
-            ? new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV}
-            : new EnvFlags[] {EnvFlags.MDB_NOTLS};
+    EnvFlags[] flags;
+    if (!readOnly) {
+      flags = new EnvFlags[] {EnvFlags.MDB_NOTLS};
+    } else if (Files.isWritable(dir)) {
+      flags = new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV};
+    } else {
+      // A store on a read-only filesystem (a backup, a read-only bind mount): LMDB cannot keep its
+      // reader table in lock.mdb there, and needs none, since nothing can write the store.
+      flags = new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK};
+    }
     try {
       return Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(dir.toFile(), flags);
     } catch (LmdbException e) {
       throw new StoreException(dir + " does not hold a readable LMDB environment: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Refuses a {@code data.mdb} that is not an LMDB environment before anything is created beside it
+   * (LMDB would leave a {@code lock.mdb}; an open, its {@code dedupfs.lock}). An empty one is a creation that stopped before its first
+   * commit, which LMDB initialises.
+   */
+  static void requireLmdbFile(Path data) throws StoreException {
+    try (FileChannel ch = FileChannel.open(data, StandardOpenOption.READ)) {
+      if (ch.size() == 0) {
+        return;
+      }
+      ByteBuffer b = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+      if (ch.read(b, LMDB_MAGIC_OFFSET) != 4 || b.getInt(0) != LMDB_MAGIC) {
+        throw new StoreException(data + " is not an LMDB environment, so not a dedupfs store");
+      }
+    } catch (NoSuchFileException e) {
+      // a new store: LMDB creates it
+    } catch (IOException e) {
+      throw new StoreException("cannot read " + data + ": " + e.getMessage());
     }
   }
 

@@ -40,6 +40,38 @@ class BadInputTest {
     Files.write(garbage.resolve("data.mdb"), new byte[8192]);
     assertThatThrownBy(() -> Datastore.open(garbage, TestStores.config(4096)))
         .isInstanceOf(StoreException.class).hasMessageContaining("LMDB");
+    assertThat(Files.list(garbage).map(p -> p.getFileName().toString()))
+        .as("a damaged store gets nothing new beside it").containsExactly("data.mdb");
+  }
+
+  @Test
+  void aStoreOnAReadOnlyFilesystemOpensReadOnly() throws Exception {
+    assumeTrue("root".equals(System.getProperty("user.name")), "a read-only bind mount needs root");
+    Path store = tmp.resolve("store");
+    byte[] data = "kept on a read-only backup".getBytes(StandardCharsets.UTF_8);
+    long ino;
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      ino = TestStores.create(ds, "f");
+      TestStores.write(ds, ino, 0, data);
+    }
+    Files.deleteIfExists(store.resolve("lock.mdb")); // as a copy of a store would not carry it
+    Path ro = Files.createDirectory(tmp.resolve("ro"));
+    assumeTrue(run("mount", "--bind", store.toString(), ro.toString()), "mount --bind failed");
+    try {
+      assertThat(run("mount", "-o", "remount,bind,ro", ro.toString())).isTrue();
+      try (Datastore ds = Datastore.open(ro, TestStores.config(4096).withReadOnly(true))) {
+        assertThat(TestStores.read(ds, ino, 0, data.length)).containsExactly(data);
+      }
+      assertThatThrownBy(() -> Datastore.open(ro, TestStores.config(4096)))
+          .as("a writable open of a read-only filesystem fails cleanly").isInstanceOf(IOException.class);
+    } finally {
+      run("umount", ro.toString());
+    }
+    try (Datastore writer = Datastore.open(store, TestStores.config(4096))) {
+      assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096).withReadOnly(true)))
+          .as("a read-only open is refused while a writer has the store").isInstanceOf(StoreException.class)
+          .hasMessageContaining("in use");
+    }
   }
 
   @Test

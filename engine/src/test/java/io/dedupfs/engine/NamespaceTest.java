@@ -344,6 +344,17 @@ class NamespaceTest {
   }
 
   @Test
+  void setattrKeepsAChangeTimeTheCallerGives() throws IOException {
+    long f = file(ROOT, "f");
+    Attributes a = ds.setattr(f, new SetAttributes(null, null, null, null, null, 5_000_000_007L, 6_000_000_009L));
+    assertThat(a.mtimeNs()).isEqualTo(5_000_000_007L);
+    assertThat(a.ctimeNs()).isEqualTo(6_000_000_009L);
+    ds.close();
+    ds = Datastore.open(dir, TestStores.config(4096));
+    assertThat(ds.getattr(f).ctimeNs()).isEqualTo(6_000_000_009L);
+  }
+
+  @Test
   void everythingSurvivesAReopen() throws IOException {
     long d = mkdir(ROOT, "d");
     long f = file(d, "f");

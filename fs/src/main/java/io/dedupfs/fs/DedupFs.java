@@ -119,7 +119,8 @@ final class DedupFs implements FuseOperations {
         c.gid().isPresent() ? c.gid().getAsInt() : null,
         c.size().isPresent() ? c.size().getAsLong() : null,
         c.atime().map(DedupFs::nanos).orElse(null),
-        c.mtime().map(DedupFs::nanos).orElse(null));
+        c.mtime().map(DedupFs::nanos).orElse(null),
+        c.ctime().map(DedupFs::nanos).orElse(null));
     return attr(store.setattr(ino, change));
   }
 
