@@ -3,7 +3,7 @@
 # leaf sizes of 4, 8, 16, 32 and 64 KiB, writes all four into a fresh store and reports the
 # dedupe ratio, the store's size per unique byte, and write speed (io.dedupfs.bench.LeafSizeStudy).
 #
-#   benchmarks/leaf-size-study.sh              # about 5-8 minutes on 2 cores (images built once, then reused)
+#   benchmarks/leaf-size-study.sh              # about 3 minutes on 2 cores, plus 1.5 to build the images once
 #   benchmarks/leaf-size-study.sh --rebuild    # build the images again
 #   benchmarks/leaf-size-study.sh --committed  # measure HEAD as committed (git archive), not the working tree
 #   LEAF_KIB=16,64 benchmarks/leaf-size-study.sh

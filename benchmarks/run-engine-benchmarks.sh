@@ -2,7 +2,7 @@
 # Builds the benchmarks, runs the engine's JMH benchmarks and their ceilings in one run, and
 # prints the table: benchmark, figure, ceiling, ratio, target, pass/fail.
 #
-#   benchmarks/run-engine-benchmarks.sh            # full settings, about 6-7 minutes on 2 cores
+#   benchmarks/run-engine-benchmarks.sh            # full settings, about 6 minutes on 2 cores
 #   benchmarks/run-engine-benchmarks.sh --quick    # 1 short iteration each, about 3 minutes: a smoke test
 #   benchmarks/run-engine-benchmarks.sh [--quick] [JMH args...]   # e.g. -p leafSize=65536, or a regexp
 #   benchmarks/run-engine-benchmarks.sh --committed [...]   # build HEAD as committed (git archive), not the working tree
