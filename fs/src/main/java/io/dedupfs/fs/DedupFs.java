@@ -171,6 +171,12 @@ final class DedupFs implements FuseOperations {
     boolean writing = (flags & O_ACCMODE) != O_RDONLY;
     if (writing && (flags & O_TRUNC) != 0) {
       store.setattr(ino, SetAttributes.size(0));
+    } else if (writing) {
+      // A snapshot's file opened for writing would let a shared mmap change the kernel's cached
+      // pages, which every reader then sees although the store refuses the write-back: refuse the
+      // open itself with EROFS, as a read-only filesystem does. An empty copy into the file is
+      // refused (READ_ONLY) for a snapshot's file and changes nothing otherwise.
+      store.copyRange(ino, 0, ino, 0, 0);
     }
     return open(ino, flags, false);
   }
