@@ -174,7 +174,11 @@ final class Admin {
             out.flush();
           } catch (Exception | Error e) {
             out.flush();
-            if (!(e instanceof Main.UsageException)) {
+            if (e instanceof java.nio.file.FileSystemException) {
+              // refused as the mount would refuse it (a read-only snapshot, a missing name...): the
+              // user sees the message; the log needs no stack trace
+              LOG.log(System.Logger.Level.INFO, "control operation " + name + " refused: " + Main.message(e));
+            } else if (!(e instanceof Main.UsageException)) {
               LOG.log(System.Logger.Level.WARNING, "control operation " + name + " failed", e);
             }
             answer.writeByte('E');

@@ -3,6 +3,7 @@ package io.dedupfs.fs.cli;
 import io.dedupfs.engine.CompactResult;
 import io.dedupfs.engine.Damage;
 import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DirName;
 import io.dedupfs.engine.Progress;
 import io.dedupfs.engine.Restored;
 import io.dedupfs.engine.ScrubReport;
@@ -64,7 +65,9 @@ final class Ops {
   }
 
   private static int snapshotCreate(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+    boolean areaExisted = snapshotArea(ctx.store()) != null;
     SnapshotInfo s = ctx.store().createSnapshot(p.get("name"), p.get("path"));
+    forgetSnapshotEntry(ctx, s.name(), !areaExisted); // a lookup that found nothing there may be cached
     out.printf("created snapshot %s of /%s, browsable at %s/%s%n", s.name(), s.sourcePath(),
         Datastore.SNAPSHOTS, s.name());
     return 0;
@@ -82,8 +85,35 @@ final class Ops {
 
   private static int snapshotDelete(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
     ctx.store().deleteSnapshot(p.get("name"));
+    forgetSnapshotEntry(ctx, p.get("name"), false);
     out.printf("deleted snapshot %s%n", p.get("name"));
     return 0;
+  }
+
+  /**
+   * The kernel caches lookups and attributes: after a snapshot is created or deleted behind its
+   * back, it must forget {@code .snapshots/NAME}, the attributes of {@code .snapshots} (its link
+   * count and times changed) and, when the first snapshot created it, {@code .snapshots} in the root.
+   */
+  private static void forgetSnapshotEntry(Admin.Context ctx, String name, boolean areaIsNew) throws Exception {
+    Long area = snapshotArea(ctx.store());
+    if (ctx.mount() == null || area == null) {
+      return;
+    }
+    List<DirName> entries = new java.util.ArrayList<>(List.of(new DirName(area, name)));
+    if (areaIsNew) {
+      entries.add(new DirName(Datastore.ROOT, Datastore.SNAPSHOTS));
+    }
+    ctx.mount().invalidate(List.of(area), entries);
+  }
+
+  /** The inode of {@code .snapshots}, or null before the first snapshot. */
+  private static Long snapshotArea(Datastore store) throws java.io.IOException {
+    try {
+      return store.resolve(Datastore.SNAPSHOTS);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return null;
+    }
   }
 
   private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
