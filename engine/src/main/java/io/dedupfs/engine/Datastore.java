@@ -26,6 +26,7 @@ import java.util.SortedSet;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -49,12 +50,21 @@ import org.lmdbjava.Txn;
  * {@link NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a
  * kind), {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
  *
- * <p>Locks, in the order they are taken: a file's {@link FileContent#lock} (several files: in
- * ascending inode order, as a copy takes two and a restore all it may replace), then
- * {@link Lmdb}'s writer and map locks, which are held only for one transaction (or for a
- * compact's copy and swap). No file lock is taken inside a transaction. Namespace operations,
- * snapshots and their deletion take only the LMDB locks: LMDB's single writer makes each of them
- * atomic.
+ * <p>Commits. A file's buffered changes are committed by a flush, a sync, the timer, or in the
+ * background once the file buffers its share of the dirty limit (a quarter). A commit freezes the
+ * file's overlay under the file's lock, then hashes and stores it without that lock (holding only
+ * the file's {@link FileContent#commitLock}), so writers and readers go on meanwhile (see
+ * {@link FileTree}); a flush waits for the commit in flight, then commits what is left. A writer
+ * that finds the whole store's buffered data, frozen or not, at the dirty limit waits for commits
+ * first (back-pressure).
+ *
+ * <p>Locks, in the order they are taken: a file's {@link FileContent#commitLock}, then its
+ * {@link FileContent#lock} (several files: in ascending inode order, each file's pair together,
+ * as a copy takes two and a restore all it may replace), then {@link Lmdb}'s writer and map
+ * locks, which are held only for one transaction (or for a compact's copy and swap). No file lock
+ * is taken inside a transaction, and whoever holds a file's lock waits for no commit lock.
+ * Namespace operations, snapshots and their deletion take only the LMDB locks: LMDB's single
+ * writer makes each of them atomic.
  *
  * <p>Snapshots live under {@link #SNAPSHOTS} in the root; nothing there can be changed through
  * this class but by {@link #deleteSnapshot} ({@link FsException.Kind#READ_ONLY} otherwise).
@@ -70,6 +80,8 @@ public final class Datastore implements Closeable {
   private static final int MAX_LINKS = 65000;
   private static final int XATTR_MAX = 64 * 1024;
   private static final int RECLAIM_BATCH = 2048;
+  /** After a failed commit (a full disk), a file is not committed in the background again for this long. */
+  private static final long RETRY_FAILED_NS = 1_000_000_000L;
   private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
 
   private final Path dir;
@@ -83,8 +95,20 @@ public final class Datastore implements Closeable {
   private final Snapshots snapshots;
   /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
-  /** Bytes of leaves buffered in every file's overlay, changed only by holders of that file's lock. */
+  /** Bytes of leaves and nodes buffered in every file's overlay and not frozen by a commit (each FileTree keeps it). */
   private final AtomicLong dirtyBytes = new AtomicLong();
+  /** Bytes frozen by commits in flight: buffered still, until their commits end. */
+  private final AtomicLong inFlightBytes = new AtomicLong();
+  /** Counts commits that ended (stored or not); {@link #commitEnded} is notified at each. */
+  private long commitsEnded;
+  private final Object commitEnded = new Object();
+  /** Runs the commits of files that reached their share of the dirty limit, so that their writers go on. */
+  private final ExecutorService committer =
+      Executors.newFixedThreadPool(2, r -> {
+        Thread t = new Thread(r, "dedupfs-committer");
+        t.setDaemon(true);
+        return t;
+      });
   private final ScheduledExecutorService background =
       Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "dedupfs-background");
@@ -114,6 +138,7 @@ public final class Datastore implements Closeable {
       }
     } catch (IOException | RuntimeException e) {
       background.shutdownNow();
+      committer.shutdownNow();
       db.close();
       throw e;
     }
@@ -524,9 +549,9 @@ public final class Datastore implements Closeable {
         return null;
       });
       fc.touch(now());
-      commit(fc);
       return null;
     });
+    flush(i.ino());
   }
 
   /**
@@ -631,8 +656,8 @@ public final class Datastore implements Closeable {
     if (fc != null) {
       fc.lock.writeLock().lock();
       try {
-        if (deleted || !fc.isDirty()) { // a clean one is loaded again when needed
-          dirtyBytes.addAndGet(-fc.tree.dirtyBytes());
+        if (deleted || !fc.busy()) { // a clean one is loaded again when needed
+          fc.tree.release();
           fc.retired = true;
           files.remove(ino, fc);
         }
@@ -666,10 +691,12 @@ public final class Datastore implements Closeable {
 
   /**
    * Writes all of {@code src} at {@code offset}; returns the count written. The data is buffered
-   * until a flush, or until the file's buffered data reaches its share of the dirty limit, when
-   * the file is committed first: on a full disk that commit fails and this write is refused with
-   * {@link StoreFullException} before it changes anything, while what was buffered stays buffered
-   * (and readable) until a flush finds room.
+   * until a flush. A file whose buffered data reaches its share of the dirty limit is committed
+   * in the background while its writers go on. A writer that finds the store's buffered data
+   * (including commits in flight) at the dirty limit waits for commits to make room first; on a
+   * full disk such a commit fails and this write is refused with {@link StoreFullException}
+   * before it changes anything, while what was buffered stays buffered (and readable) until a
+   * flush finds room.
    */
   public int write(long ino, long offset, ByteBuffer src) throws IOException {
     requireWritable();
@@ -681,32 +708,139 @@ public final class Datastore implements Closeable {
     if (offset + n > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
-    return withContent(ino, true, fc -> {
+    while (true) {
+      FileContent fc = content(ino);
       requireChangeable(fc);
-      if (overDirtyLimit(fc, 0)) {
-        commit(fc); // room first: when the disk is full, the write is refused before it changes anything
+      if (dirtyBytes.get() + inFlightBytes.get() >= config.dirtyLimitBytes()) {
+        makeRoom(fc); // room first: when the disk is full, the write is refused before it changes anything
       }
-      long before = fc.tree.dirtyBytes();
-      db.read(txn -> {
-        fc.tree.write(txn, offset, src);
-        return null;
-      });
-      fc.touch(now());
-      if (overDirtyLimit(fc, fc.tree.dirtyBytes() - before)) {
-        try {
-          commit(fc);
-        } catch (StoreFullException e) {
-          // This write is buffered and stays so; the next write (above) or flush reports the full disk.
-          LOG.log(System.Logger.Level.DEBUG, "commit at the dirty limit failed: the disk is full", e);
+      fc.lock.writeLock().lock();
+      try {
+        if (fc.retired) {
+          continue;
         }
+        db.read(txn -> {
+          fc.tree.write(txn, offset, src);
+          return null;
+        });
+        fc.touch(now());
+        if (fc.tree.dirtyBytes() >= fileShare()) {
+          scheduleCommit(fc);
+        }
+        return n;
+      } finally {
+        fc.lock.writeLock().unlock();
       }
-      return n;
-    });
+    }
   }
 
-  /** Whether fc's buffered data, or everyone's with {@code added} more, has reached its share of the dirty limit. Caller holds fc's lock. */
-  private boolean overDirtyLimit(FileContent fc, long added) {
-    return fc.tree.dirtyBytes() >= config.dirtyLimitBytes() / 4 || dirtyBytes.get() + added >= config.dirtyLimitBytes();
+  /** How much one file may buffer before it is committed in the background. */
+  private long fileShare() {
+    return config.dirtyLimitBytes() / 4;
+  }
+
+  /**
+   * Waits until the store's buffered data is below the dirty limit: for commits in flight to end,
+   * or, when none is, by committing the writer's own file (or else the file that buffers most)
+   * itself. Throws what such a commit throws, and {@link StoreFullException} when a commit of
+   * this file ended in a full disk while the limit is reached. Holds no lock.
+   */
+  private void makeRoom(FileContent fc) throws IOException {
+    long limit = config.dirtyLimitBytes();
+    while (dirtyBytes.get() + inFlightBytes.get() >= limit) {
+      if (inFlightBytes.get() > 0) {
+        long seen;
+        synchronized (commitEnded) {
+          seen = commitsEnded;
+        }
+        kickCommits();
+        synchronized (commitEnded) {
+          while (commitsEnded == seen && inFlightBytes.get() > 0) {
+            try {
+              commitEnded.wait(100);
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+              throw new java.io.InterruptedIOException("interrupted while waiting for room in the dirty limit");
+            }
+          }
+        }
+        if (fc.lastFailure instanceof StoreFullException full) {
+          throw new StoreFullException(full.getMessage(), full);
+        }
+        continue;
+      }
+      FileContent victim = fc.tree.dirtyBytes() > 0 || fc.isDirty() ? fc : largestDirty();
+      if (victim != null) {
+        commitFile(victim);
+      }
+      return;
+    }
+  }
+
+  /** Makes sure the files that buffer the most have background commits coming. */
+  private void kickCommits() {
+    FileContent largest = largestDirty();
+    if (largest != null) {
+      largest.lock.writeLock().lock();
+      try {
+        scheduleCommit(largest);
+      } finally {
+        largest.lock.writeLock().unlock();
+      }
+    }
+  }
+
+  /** The loaded file with the most unfrozen buffered data, or null when none has any (read without locks: a hint). */
+  private FileContent largestDirty() {
+    FileContent best = null;
+    long most = 0;
+    for (FileContent fc : files.values()) {
+      long b = fc.tree.dirtyBytes();
+      if (b > most) {
+        most = b;
+        best = fc;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Queues a background commit of fc unless one is queued or running, or its last commit failed
+   * less than a second ago (a full disk: writers then meet the dirty limit and are told). Caller
+   * holds fc's write lock.
+   */
+  private void scheduleCommit(FileContent fc) {
+    if (fc.commitScheduled || closed || (fc.failedAt != 0 && System.nanoTime() - fc.failedAt < RETRY_FAILED_NS)) {
+      return;
+    }
+    fc.commitScheduled = true;
+    try {
+      committer.execute(() -> backgroundCommit(fc));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      fc.commitScheduled = false; // closing
+    }
+  }
+
+  /** Commits fc, again while it has reached its share meanwhile. */
+  private void backgroundCommit(FileContent fc) {
+    while (true) {
+      boolean failed = false;
+      try {
+        commitFile(fc);
+      } catch (IOException | RuntimeException e) {
+        failed = true;
+        LOG.log(System.Logger.Level.DEBUG, "background commit of inode " + fc.ino + " failed; its data stays buffered", e);
+      }
+      fc.lock.writeLock().lock();
+      try {
+        if (failed || closed || fc.retired || fc.tree.dirtyBytes() < fileShare()) {
+          fc.commitScheduled = false;
+          return;
+        }
+      } finally {
+        fc.lock.writeLock().unlock();
+      }
+    }
   }
 
   /** Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size stays. */
@@ -787,25 +921,38 @@ public final class Datastore implements Closeable {
     while (true) {
       FileContent src = content(srcIno);
       FileContent dst = content(dstIno);
-      FileContent first = srcIno <= dstIno ? src : dst;
-      FileContent second = srcIno <= dstIno ? dst : src;
-      first.lock.writeLock().lock();
-      second.lock.writeLock().lock();
-      long srcBefore = src.tree.dirtyBytes();
-      long dstBefore = dst.tree.dirtyBytes();
+      List<FileContent> both = src == dst ? List.of(src) : srcIno < dstIno ? List.of(src, dst) : List.of(dst, src);
+      List<FileContent> locked = new ArrayList<>();
       try {
+        for (FileContent fc : both) {
+          lockForCommit(fc);
+          locked.add(fc);
+        }
         if (!src.retired && !dst.retired) {
           return copyLocked(src, srcOffset, dst, dstOffset, length);
         }
       } finally {
-        dirtyBytes.addAndGet(src.tree.dirtyBytes() - srcBefore + (src == dst ? 0 : dst.tree.dirtyBytes() - dstBefore));
-        second.lock.writeLock().unlock();
-        first.lock.writeLock().unlock();
+        unlockAll(locked);
       }
     }
   }
 
-  /** {@link #copyRange} with both files' locks held. */
+  /** Takes fc's commit lock, then its write lock: no commit of it is in flight until {@link #unlockAll}. */
+  private static void lockForCommit(FileContent fc) {
+    fc.commitLock.lock();
+    fc.lock.writeLock().lock();
+  }
+
+  /** Undoes {@link #lockForCommit} of each, in reverse order. */
+  private static void unlockAll(List<FileContent> locked) {
+    for (int i = locked.size() - 1; i >= 0; i--) {
+      FileContent fc = locked.get(i);
+      fc.lock.writeLock().unlock();
+      fc.commitLock.unlock();
+    }
+  }
+
+  /** {@link #copyRange} with both files' commit locks and locks held. */
   private long copyLocked(FileContent src, long srcOffset, FileContent dst, long dstOffset, long length)
       throws IOException {
     requireChangeable(dst);
@@ -819,28 +966,30 @@ public final class Datastore implements Closeable {
     if (dstOffset + n > Geometry.MAX_FILE_SIZE) {
       throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dst.ino, "beyond the largest file size");
     }
-    commit(src);
-    commit(dst); // so that a copy that fails can be undone by discarding dst's changes
+    commitLocked(src, true);
+    commitLocked(dst, true); // so that a copy that fails can be undone by discarding dst's changes
     try {
       new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
       dst.touch(now());
-      commit(dst); // now: the shared subtrees are counted for the source only until dst counts them
+      commitLocked(dst, true); // now: the shared subtrees are counted for the source only until dst counts them
     } catch (IOException | RuntimeException e) {
       // dst's overlay may name blocks of src that only this commit would have counted: drop it
       dst.tree.discard();
+      dst.timesChanged = false;
       dst.timesDirty = false;
       throw e;
     }
     return n;
   }
 
-  /** Commits a file's buffered writes. When it returns they survive a crash. */
+  /**
+   * Commits a file's buffered writes, after the commit of it in flight, if any. When it returns,
+   * everything written to the file before it was called survives a crash.
+   */
   public void flush(long ino) throws IOException {
-    if (files.containsKey(ino)) {
-      withContent(ino, true, fc -> {
-        commit(fc);
-        return null;
-      });
+    FileContent fc = files.get(ino);
+    if (fc != null) {
+      commitFile(fc);
     }
   }
 
@@ -851,30 +1000,124 @@ public final class Datastore implements Closeable {
     }
   }
 
-  /** Caller holds fc's write lock and accounts for the change in {@link #dirtyBytes}. */
-  private void commit(FileContent fc) throws IOException {
-    if (!fc.isDirty()) {
-      return;
+  /** One whole commit of fc: waits for the one in flight, then freezes, stores and settles what is buffered. Holds no lock of fc. */
+  private void commitFile(FileContent fc) throws IOException {
+    fc.commitLock.lock();
+    try {
+      commitLocked(fc, false);
+    } finally {
+      fc.commitLock.unlock();
     }
-    FileTree tree = fc.tree;
-    FileTree.Commit c = db.read(tree::prepareCommit);
-    long length = tree.length();
-    boolean applied = db.write(txn -> {
-      Inode i;
-      try {
-        i = ns.inode(txn, fc.ino);
-      } catch (NoSuchFileException gone) {
-        return false;
+  }
+
+  /** What a commit froze of a file, beside its tree: the times to store, and what to give back if it fails. */
+  private record Frozen(FileTree.Commit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
+
+  /**
+   * Commits fc's buffered changes. The caller holds fc's commit lock; with {@code holding}, also
+   * fc's write lock, kept throughout. Otherwise the write lock is taken only to freeze the
+   * overlay and to settle it afterwards: hashing and the durable transaction run without it,
+   * while writers change copies of what is frozen and readers still read it. On failure the
+   * frozen changes are buffered again (nothing is lost) and the failure is thrown.
+   */
+  private void commitLocked(FileContent fc, boolean holding) throws IOException {
+    Lock w = fc.lock.writeLock();
+    Frozen f;
+    if (!holding) {
+      w.lock();
+    }
+    try {
+      if (fc.retired || !fc.isDirty()) {
+        return;
       }
-      c.apply(txn);
-      ns.put(txn, i.withContent(c.root(), c.newHeight, length, fc.mtimeNs, fc.ctimeNs));
-      return true;
-    });
-    if (applied) {
-      c.finish();
+      FileTree.Commit c = db.read(fc.tree::freeze);
+      f = new Frozen(c, fc.timesChanged, fc.mtimeNs, fc.ctimeNs, fc.touches, fc.dirtySince);
+      fc.timesChanged = false;
+      inFlightBytes.addAndGet(c.bytes);
+    } finally {
+      if (!holding) {
+        w.unlock();
+      }
     }
-    fc.timesDirty = false;
-    background.execute(this::reclaimQuietly);
+    boolean applied = false;
+    Throwable failure = null;
+    CommitHook hook = commitHook;
+    try {
+      if (hook != null) {
+        hook.frozen(fc.ino);
+      }
+      FileTree.Commit c = f.tree();
+      c.hash();
+      applied = db.write(txn -> {
+        Inode i;
+        try {
+          i = ns.inode(txn, fc.ino);
+        } catch (NoSuchFileException gone) {
+          return false;
+        }
+        c.apply(txn);
+        ns.put(txn, i.withContent(c.root(), c.newHeight, c.length,
+            f.times() ? f.mtimeNs() : i.mtimeNs(), f.times() ? f.ctimeNs() : i.ctimeNs()));
+        return true;
+      });
+    } catch (IOException | RuntimeException | Error e) {
+      failure = e;
+    }
+    if (!holding) {
+      w.lock();
+    }
+    try {
+      if (applied) {
+        fc.tree.finish(f.tree());
+        if (fc.touches == f.touches()) {
+          fc.timesDirty = false;
+        }
+        fc.failedAt = 0;
+        fc.lastFailure = null;
+      } else {
+        fc.tree.rollback(f.tree());
+        fc.timesChanged |= f.times();
+        fc.dirtySince = f.dirtySince();
+        if (fc.retired) {
+          fc.tree.release(); // nobody counts a retired file's buffer
+        }
+        if (failure != null) {
+          fc.failedAt = Math.max(1, System.nanoTime());
+          fc.lastFailure = failure instanceof Exception e ? e : new IOException(failure);
+        }
+      }
+    } finally {
+      inFlightBytes.addAndGet(-f.tree().bytes);
+      if (!holding) {
+        w.unlock();
+      }
+      synchronized (commitEnded) {
+        commitsEnded++;
+        commitEnded.notifyAll();
+      }
+      if (hook != null) {
+        hook.ended(fc.ino, applied);
+      }
+    }
+    if (failure instanceof IOException e) {
+      throw e;
+    } else if (failure instanceof RuntimeException e) {
+      throw e;
+    } else if (failure instanceof Error e) {
+      throw e;
+    }
+    if (applied) {
+      reclaimSoon();
+    }
+  }
+
+  /** Queues a reclaim in the background (none once the store is closing). */
+  private void reclaimSoon() {
+    try {
+      background.execute(this::reclaimQuietly);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing: the next open reclaims
+    }
   }
 
   // ================================================================ paths
@@ -1018,9 +1261,7 @@ public final class Datastore implements Closeable {
       background.execute(this::reclaimQuietly);
       return r;
     } finally {
-      for (int i = locked.size() - 1; i >= 0; i--) {
-        locked.get(i).lock.writeLock().unlock();
-      }
+      unlockAll(locked);
     }
   }
 
@@ -1061,7 +1302,7 @@ public final class Datastore implements Closeable {
     return new RestorePlan(source, parent, last, below);
   }
 
-  /** Loads and write-locks the contents of each of {@code inos} (regular files) in ascending order, the lock order; skips files gone meanwhile. */
+  /** Loads the contents of each of {@code inos} (regular files) and takes their commit locks and write locks in ascending order, the lock order; skips files gone meanwhile. */
   private List<FileContent> lockContents(SortedSet<Long> inos) throws IOException {
     List<FileContent> out = new ArrayList<>();
     try {
@@ -1073,18 +1314,16 @@ public final class Datastore implements Closeable {
           } catch (NoSuchFileException gone) {
             break;
           }
-          fc.lock.writeLock().lock();
+          lockForCommit(fc);
           if (!fc.retired) {
             out.add(fc);
             break;
           }
-          fc.lock.writeLock().unlock();
+          unlockAll(List.of(fc));
         }
       }
     } catch (IOException | RuntimeException e) {
-      for (int i = out.size() - 1; i >= 0; i--) {
-        out.get(i).lock.writeLock().unlock();
-      }
+      unlockAll(out);
       throw e;
     }
     return out;
@@ -1092,7 +1331,7 @@ public final class Datastore implements Closeable {
 
   /** Drops loaded contents (and their unflushed changes): the next user loads the inode afresh. Caller holds fc's write lock. */
   private void retire(FileContent fc) {
-    dirtyBytes.addAndGet(-fc.tree.dirtyBytes());
+    fc.tree.release();
     fc.retired = true;
     files.remove(fc.ino, fc);
   }
@@ -1209,14 +1448,12 @@ public final class Datastore implements Closeable {
       if (closed) {
         return;
       }
-      if (fc.isDirty() && fc.dirtySince - cutoff <= 0 && fc.lock.writeLock().tryLock()) {
-        long before = fc.tree.dirtyBytes();
+      if (fc.lock.writeLock().tryLock()) {
         try {
-          commit(fc);
-        } catch (IOException | RuntimeException e) {
-          LOG.log(System.Logger.Level.WARNING, "timed flush of inode " + fc.ino + " failed; data stays buffered", e);
+          if (fc.isDirty() && fc.dirtySince - cutoff <= 0) {
+            scheduleCommit(fc);
+          }
         } finally {
-          dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
           fc.lock.writeLock().unlock();
         }
       }
@@ -1235,8 +1472,10 @@ public final class Datastore implements Closeable {
       }
     } finally {
       closed = true;
+      committer.shutdown();
       background.shutdown();
       try {
+        committer.awaitTermination(60, TimeUnit.SECONDS);
         background.awaitTermination(30, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
@@ -1261,7 +1500,7 @@ public final class Datastore implements Closeable {
     if (!i.isRegular()) {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
     }
-    FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size()));
+    FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
     FileContent raced = files.putIfAbsent(ino, loaded);
     return raced != null ? raced : loaded;
   }
@@ -1272,8 +1511,8 @@ public final class Datastore implements Closeable {
   }
 
   /**
-   * Runs {@code action} on the contents of {@code ino} holding their lock, shared or exclusive,
-   * and counts the dirty bytes it adds or commits. Contents that {@link #forget} retired while
+   * Runs {@code action} on the contents of {@code ino} holding their lock, shared or exclusive
+   * (each FileTree counts the dirty bytes it adds). Contents that {@link #forget} retired while
    * this waited for the lock are loaded afresh.
    */
   private <T> T withContent(long ino, boolean exclusive, ContentAction<T> action) throws IOException {
@@ -1281,15 +1520,11 @@ public final class Datastore implements Closeable {
       FileContent fc = content(ino);
       Lock lock = exclusive ? fc.lock.writeLock() : fc.lock.readLock();
       lock.lock();
-      long before = fc.tree.dirtyBytes();
       try {
         if (!fc.retired) {
           return action.run(fc);
         }
       } finally {
-        if (exclusive) {
-          dirtyBytes.addAndGet(fc.tree.dirtyBytes() - before);
-        }
         lock.unlock();
       }
     }
@@ -1391,8 +1626,30 @@ public final class Datastore implements Closeable {
     return snapshots.lastCost();
   }
 
-  /** Bytes of written leaves held in memory, not yet committed, over all files. */
+  /** For tests: told of every commit once it has frozen a file's overlay, before hashing and storing it, and when it has ended. */
+  interface CommitHook {
+    /** Runs without the file's lock (but for commits made under it, as a copy's); what it throws fails the commit. */
+    void frozen(long ino) throws IOException;
+
+    default void ended(long ino, boolean stored) {}
+  }
+
+  volatile CommitHook commitHook;
+
+  /** For tests: starts a commit of {@code ino} on a committer thread, as a writer that reaches its share does. */
+  void commitInBackground(long ino) throws IOException {
+    FileContent fc = content(ino);
+    committer.execute(() -> {
+      try {
+        commitFile(fc);
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.DEBUG, "background commit of inode " + fc.ino + " failed", e);
+      }
+    });
+  }
+
+  /** Bytes of written leaves (and nodes) held in memory, not yet committed, over all files: buffered and frozen by commits in flight. */
   long dirtyBytes() {
-    return dirtyBytes.get();
+    return dirtyBytes.get() + inFlightBytes.get();
   }
 }

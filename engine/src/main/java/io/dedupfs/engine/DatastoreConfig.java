@@ -8,8 +8,9 @@ import java.time.Duration;
  * @param leafSize bytes per data leaf; used only when a store is created (an existing store keeps its own)
  * @param readOnly open without changing anything
  * @param cacheBytes memory for blocks already checked against their hash
- * @param dirtyLimitBytes memory for written data not yet flushed; a writer that finds the limit
- *     reached flushes its file before going on
+ * @param dirtyLimitBytes memory for written data not yet committed (buffered, or frozen by a commit
+ *     in flight); a file that buffers a quarter of it is committed in the background, and a writer
+ *     that finds the limit reached waits for commits before going on
  * @param flushInterval the longest that written data stays in memory before a flush
  */
 public record DatastoreConfig(

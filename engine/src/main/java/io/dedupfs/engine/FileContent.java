@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -7,23 +8,39 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * modification times those changes set.
  *
  * <p>{@link #lock} guards every field and the tree: reads share it; writes, truncates, punches,
- * clones and flushes hold it exclusively. When two files are locked at once (a copy between
- * files), the one with the smaller inode number is locked first.
+ * clones and the two short steps of a commit (freezing the overlay, then settling it once stored)
+ * hold it exclusively. {@link #commitLock} is held for a whole commit, so that one file's commits
+ * follow each other; while a commit stores its frozen overlay it holds only this lock, and
+ * writers and readers go on. Order: commitLock before lock. When several files are locked at
+ * once (a copy between files, a restore), they are taken in ascending inode order, each file's
+ * commitLock then its lock. Whoever holds a file's lock never waits for any commitLock.
  */
 final class FileContent {
   final long ino;
   /** A file of a snapshot: nothing may change it. Fixed for the inode's life. */
   final boolean readOnly;
   final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  final ReentrantLock commitLock = new ReentrantLock();
   final FileTree tree;
-  /** Times set by writes not yet flushed; meaningful while {@link #timesDirty}. */
+  /** Times set by the last write; meaningful while {@link #timesDirty}. */
   long mtimeNs;
   long ctimeNs;
+  /** The times above are not stored yet (until the commit that carries them is durable). */
   boolean timesDirty;
+  /** The times changed since the last freeze: the next commit stores them. */
+  boolean timesChanged;
+  /** How many times the times were set, to tell at the end of a commit whether they changed meanwhile. */
+  long touches;
   /** When the oldest unflushed change was made (System.nanoTime), for the flush timer. */
   long dirtySince;
   /** Dropped from the store's table of open contents by forget: whoever finds it so loads the inode again. */
   boolean retired;
+  /** A background commit is queued or running. */
+  boolean commitScheduled;
+  /** When the last commit of this file failed (System.nanoTime), 0 if the last one succeeded. */
+  long failedAt;
+  /** Why the last commit of this file failed; null if it succeeded. */
+  volatile Exception lastFailure;
 
   FileContent(long ino, boolean readOnly, FileTree tree) {
     this.ino = ino;
@@ -31,8 +48,14 @@ final class FileContent {
     this.tree = tree;
   }
 
+  /** Something changed since the last freeze: a commit has work to do. */
   boolean isDirty() {
-    return timesDirty || tree.isDirty();
+    return timesChanged || tree.isDirty();
+  }
+
+  /** Dirty, or a commit of it is in flight: not to be dropped from memory. */
+  boolean busy() {
+    return isDirty() || tree.committing();
   }
 
   void touch(long nowNs) {
@@ -42,5 +65,7 @@ final class FileContent {
     mtimeNs = nowNs;
     ctimeNs = nowNs;
     timesDirty = true;
+    timesChanged = true;
+    touches++;
   }
 }

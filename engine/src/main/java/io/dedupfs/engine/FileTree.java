@@ -4,26 +4,41 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 import org.lmdbjava.Txn;
 
 /**
  * One file's contents: the committed Merkle tree (a root hash and a height) and, over it, an
  * overlay of the nodes and leaves changed since the last commit. Writes, punches, truncates and
- * range clones change only the overlay; {@link #prepareCommit} hashes it bottom-up and
- * {@link Commit#apply} stores what is new, from the root down, stopping wherever a subtree is
- * already stored.
+ * range clones change only the overlay; {@link #freeze} turns the overlay into a {@link Commit},
+ * which is hashed and {@link Commit#apply applied} (stores what is new, from the root down,
+ * stopping wherever a subtree is already stored) without the owner's lock, while writes go on.
  *
- * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock.
+ * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock. The one exception
+ * is a frozen commit's {@link Commit#hash} and {@link Commit#apply}, which run without that lock
+ * (see below).
  *
  * <p>A slot of the overlay (the root, or a child of a {@link Node}) holds one of: a {@link Hash}
  * (a subtree as committed, untouched), a {@link Node} or a {@link Leaf} (materialized and perhaps
  * changed). Invariant: every byte at or beyond {@link #length} is zero.
+ *
+ * <p>Freezing and layering. {@link #freeze} marks every {@link Piece} of the overlay frozen: from
+ * then on they never change, so the commit may hash and store them without the lock while
+ * readers still read them. A change that reaches a frozen piece changes a copy of it instead
+ * (copy on write), whose base is the frozen piece: the block the commit is about to store.
+ * When the commit is durable, {@link #finish} makes its root the committed one, replaces every
+ * frozen piece still in the overlay by its (now stored) hash and resolves the copies' bases to
+ * hashes. If it failed, {@link #rollback} thaws the frozen pieces (they are dirty again) and
+ * gives the copies the bases of the pieces they were copied from, so nothing written is lost.
+ * Only one commit of a tree is in flight at a time (the owner's commit lock).
  */
 final class FileTree {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
   private final Geometry g;
   private final BlockStore store;
+  /** The store-wide count of unfrozen overlay memory, kept in step with {@link #dirtyBytes}. */
+  private final AtomicLong dirtyTotal;
 
   private Hash root;
   private int rootHeight;
@@ -31,14 +46,24 @@ final class FileTree {
   private int topHeight;
   private long length;
   private long committedLength;
+  /** Unfrozen pieces of the overlay (frozen ones are counted by the commit in flight). */
   private int dirtyLeaves;
   private int dirtyNodes;
   /** The overlay holds references to blocks from outside this file's committed tree (a clone). */
   private boolean foreign;
+  /** Something changed since the last freeze (or the load). */
+  private boolean changed;
+  /** The commit between {@link #freeze} and {@link #finish} or {@link #rollback}; null when none. */
+  private Commit inFlight;
 
   FileTree(Geometry g, BlockStore store, Hash root, int height, long length) {
+    this(g, store, root, height, length, new AtomicLong());
+  }
+
+  FileTree(Geometry g, BlockStore store, Hash root, int height, long length, AtomicLong dirtyTotal) {
     this.g = g;
     this.store = store;
+    this.dirtyTotal = dirtyTotal;
     this.root = root;
     this.rootHeight = height;
     this.top = root;
@@ -55,26 +80,61 @@ final class FileTree {
     return rootHeight;
   }
 
+  /** Changed since the last freeze: a commit now would have something to do. */
   boolean isDirty() {
-    return top != root || topHeight != rootHeight || length != committedLength;
+    return changed;
+  }
+
+  /** A frozen commit is being hashed or stored. */
+  boolean committing() {
+    return inFlight != null;
   }
 
   /**
-   * Memory held by the overlay, for the dirty-memory bound: its leaves, and an estimate for its
-   * nodes, which matter when small writes land far apart (a 4 KiB write may bring in three nodes).
+   * Memory held by the unfrozen part of the overlay, for the dirty-memory bound: its leaves, and
+   * an estimate for its nodes, which matter when small writes land far apart (a 4 KiB write may
+   * bring in three nodes).
    */
   long dirtyBytes() {
-    return (long) dirtyLeaves * g.leafSize + (long) dirtyNodes * Node.MEMORY;
+    return bytes(dirtyLeaves, dirtyNodes);
   }
 
-  /** Forgets every change since the last commit. */
+  private long bytes(long leaves, long nodes) {
+    return leaves * g.leafSize + nodes * Node.MEMORY;
+  }
+
+  private void countLeaf(int n) {
+    dirtyLeaves += n;
+    dirtyTotal.addAndGet((long) n * g.leafSize);
+  }
+
+  private void countNode(int n) {
+    dirtyNodes += n;
+    dirtyTotal.addAndGet((long) n * Node.MEMORY);
+  }
+
+  /** Forgets every change since the last commit. Not while a commit is in flight. */
   void discard() {
+    requireNoCommit();
     top = root;
     topHeight = rootHeight;
     length = committedLength;
+    release();
+    foreign = false;
+    changed = false;
+  }
+
+  /** Gives back the dirty-memory count of the overlay (the contents are being dropped). */
+  void release() {
+    dirtyTotal.addAndGet(-dirtyBytes());
     dirtyLeaves = 0;
     dirtyNodes = 0;
-    foreign = false;
+  }
+
+  private void requireNoCommit() {
+    if (inFlight != null) {
+      throw new IllegalStateException("a commit of this file is in flight");
+    }
   }
 
   // ---------------------------------------------------------------- reading
@@ -107,7 +167,7 @@ final class FileTree {
     return total;
   }
 
-  /** The leaf at {@code leafIndex}, as a dirty {@link Leaf} or the committed leaf's hash. */
+  /** The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash. */
   private Object leafSlot(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
     Object s = top;
     for (int level = topHeight; level > 0; level--) {
@@ -182,6 +242,7 @@ final class FileTree {
     if (total == 0) {
       return;
     }
+    changed = true;
     growTo(txn, offset + total);
     int done = 0;
     while (done < total) {
@@ -198,11 +259,13 @@ final class FileTree {
   void zero(Txn<ByteBuffer> txn, long offset, long end) throws CorruptBlockException {
     end = Math.min(end, g.span(topHeight));
     if (offset < end) {
+      changed = true;
       top = zeroIn(txn, top, topHeight, 0, offset, end);
     }
   }
 
   void truncate(Txn<ByteBuffer> txn, long newLength) throws CorruptBlockException {
+    changed = true;
     if (newLength < length) {
       zero(txn, newLength, length);
     } else {
@@ -218,6 +281,7 @@ final class FileTree {
    */
   void share(Txn<ByteBuffer> txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
     long start = index * g.span(level);
+    changed = true;
     growTo(txn, Math.max(start + 1, g.span(level)));
     foreign = true;
     if (level == topHeight) {
@@ -225,18 +289,11 @@ final class FileTree {
       top = subtree;
       return;
     }
-    if (top instanceof Hash h) {
-      top = materialize(txn, h, topHeight);
-    }
+    top = mutable(txn, top, topHeight);
     Node n = (Node) top;
     for (int l = topHeight; l > level + 1; l--) {
       int i = Geometry.childIndex(start, g.span(l - 1));
-      Object k = n.kids[i];
-      if (k instanceof Hash h) {
-        k = materialize(txn, h, l - 1);
-        n.kids[i] = k;
-      }
-      n = (Node) k;
+      n = (Node) mutableKid(txn, n, i, l - 1);
     }
     int i = Geometry.childIndex(start, g.span(level));
     drop(n.kids[i]);
@@ -250,7 +307,7 @@ final class FileTree {
 
   /** The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a clean tree. */
   Hash subtree(Txn<ByteBuffer> txn, int level, long index, boolean[] dense) throws CorruptBlockException {
-    if (isDirty()) {
+    if (isDirty() || committing()) {
       throw new IllegalStateException("subtree() needs a committed tree");
     }
     if (level > rootHeight) {
@@ -283,7 +340,7 @@ final class FileTree {
       // The old root becomes the leftmost child, with its exact density bit: a node's bytes, and
       // so its hash, depend only on the data below it, whatever order it was written in.
       Node n = new Node(topHeight + 1, Hash.ZERO, null);
-      dirtyNodes++;
+      countNode(1);
       n.kids[0] = top;
       if (top instanceof Hash h && isDense(txn, h, topHeight)) {
         Geometry.setDense(n.cleanDense, 0);
@@ -311,21 +368,40 @@ final class FileTree {
   }
 
   private Leaf leafFor(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
-    if (top instanceof Hash h) {
-      top = materialize(txn, h, topHeight);
-    }
+    top = mutable(txn, top, topHeight);
     Object s = top;
     for (int level = topHeight; level > 0; level--) {
-      Node n = (Node) s;
-      int i = index(leafIndex, level);
-      Object k = n.kids[i];
-      if (k instanceof Hash h) {
-        k = materialize(txn, h, level - 1);
-        n.kids[i] = k;
-      }
-      s = k;
+      s = mutableKid(txn, (Node) s, index(leafIndex, level), level - 1);
     }
     return (Leaf) s;
+  }
+
+  /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */
+  private Object mutableKid(Txn<ByteBuffer> txn, Node n, int i, int level) throws CorruptBlockException {
+    Object k = n.kids[i];
+    if (k instanceof Piece p && !p.frozen) {
+      return k;
+    }
+    k = mutable(txn, k, level);
+    n.kids[i] = k;
+    return k;
+  }
+
+  /** What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen piece, or s itself. */
+  private Object mutable(Txn<ByteBuffer> txn, Object s, int level) throws CorruptBlockException {
+    if (s instanceof Hash h) {
+      return materialize(txn, h, level);
+    }
+    Piece p = (Piece) s;
+    if (!p.frozen) {
+      return p;
+    }
+    if (p instanceof Leaf l) {
+      countLeaf(1);
+      return new Leaf(l, l.data.clone());
+    }
+    countNode(1);
+    return new Node((Node) p);
   }
 
   private Object zeroIn(Txn<ByteBuffer> txn, Object s, int level, long start, long offset, long end)
@@ -338,7 +414,7 @@ final class FileTree {
     if (s instanceof Hash h && h.isZero()) {
       return s;
     }
-    Object m = s instanceof Hash h ? materialize(txn, h, level) : s;
+    Object m = mutable(txn, s, level);
     long from = Math.max(offset, start);
     long to = Math.min(end, start + span);
     if (m instanceof Leaf l) {
@@ -362,19 +438,19 @@ final class FileTree {
         byte[] content = store.load(txn, h, 0);
         System.arraycopy(content, 0, data, 0, content.length);
       }
-      dirtyLeaves++;
+      countLeaf(1);
       return new Leaf(h, data);
     }
-    dirtyNodes++;
+    countNode(1);
     return new Node(level, h, h.isZero() ? null : store.load(txn, h, level));
   }
 
-  /** Forgets an overlay subtree that is being replaced, for the dirty-memory count. */
+  /** Forgets an overlay subtree that is being replaced, for the dirty-memory count. Frozen pieces are the commit's. */
   private void drop(Object s) {
-    if (s instanceof Leaf) {
-      dirtyLeaves--;
-    } else if (s instanceof Node n) {
-      dirtyNodes--;
+    if (s instanceof Leaf l && !l.frozen) {
+      countLeaf(-1);
+    } else if (s instanceof Node n && !n.frozen) {
+      countNode(-1);
       for (Object k : n.kids) {
         drop(k);
       }
@@ -387,13 +463,15 @@ final class FileTree {
 
   // ---------------------------------------------------------------- committing
 
-  /** Hashes the overlay (leaves in parallel) and returns what committing it would do. */
-  Commit prepareCommit(Txn<ByteBuffer> txn) throws CorruptBlockException {
-    List<Leaf> leaves = new ArrayList<>();
-    collectLeaves(top, leaves);
-    leaves.parallelStream().forEach(l -> l.hash(g.leafSize));
+  /**
+   * Freezes the overlay as the next commit (the caller holds the owner's lock and its commit
+   * lock; no other commit may be in flight). The tree first drops to the height its length needs.
+   * From here on the commit's pieces are immutable: {@link Commit#hash} and {@link Commit#apply}
+   * may run without the lock. The unfrozen overlay starts empty.
+   */
+  Commit freeze(Txn<ByteBuffer> txn) throws CorruptBlockException {
+    requireNoCommit();
     Object newTop = top;
-    hashNodes(newTop);
     int h = topHeight;
     for (int min = g.heightFor(length); h > min; h--) {
       if (newTop instanceof Node n) {
@@ -402,25 +480,122 @@ final class FileTree {
         newTop = Geometry.child(store.load(txn, (Hash) newTop, h), 0);
       }
     }
-    return new Commit(newTop, h);
+    top = newTop; // what was above holds nothing but zeros (every byte at or beyond length is zero)
+    topHeight = h;
+    List<Leaf> leaves = new ArrayList<>();
+    List<Node> nodes = new ArrayList<>();
+    collect(newTop, leaves, nodes);
+    Commit c = new Commit(newTop, h, length, foreign, leaves, nodes, dirtyBytes());
+    release();
+    foreign = false;
+    changed = false;
+    inFlight = c;
+    return c;
   }
 
-  private static void collectLeaves(Object s, List<Leaf> out) {
+  /** Marks the pieces below {@code s} frozen: leaves in any order, nodes children first. */
+  private static void collect(Object s, List<Leaf> leaves, List<Node> nodes) {
     if (s instanceof Leaf l) {
-      out.add(l);
+      l.frozen = true;
+      leaves.add(l);
     } else if (s instanceof Node n) {
+      n.frozen = true;
       for (Object k : n.kids) {
-        collectLeaves(k, out);
+        collect(k, leaves, nodes);
+      }
+      nodes.add(n);
+    }
+  }
+
+  /**
+   * After {@code c} is durable (the caller holds the owner's lock): its root is the committed
+   * tree; every frozen piece left in the overlay becomes its hash, and bases that name frozen
+   * pieces become their hashes.
+   */
+  void finish(Commit c) {
+    if (c != inFlight) {
+      throw new IllegalStateException("not the commit in flight");
+    }
+    Hash r = c.root();
+    root = r;
+    rootHeight = c.newHeight;
+    committedLength = c.length;
+    inFlight = null;
+    if (top instanceof Piece p) {
+      if (p.frozen) {
+        top = r; // nothing changed since the freeze: the overlay is empty
+      } else {
+        settle(p, true);
       }
     }
   }
 
-  private static void hashNodes(Object s) {
-    if (s instanceof Node n) {
-      for (Object k : n.kids) {
-        hashNodes(k);
+  /**
+   * After {@code c} failed or was given up (the caller holds the owner's lock): nothing of it is
+   * stored, the committed tree stays, and its pieces are dirty again, so a later commit stores
+   * them. Copies made meanwhile take over the bases of the pieces they were copied from.
+   */
+  void rollback(Commit c) {
+    if (c != inFlight) {
+      throw new IllegalStateException("not the commit in flight");
+    }
+    inFlight = null;
+    changed = true;
+    foreign |= c.foreign;
+    if (top instanceof Piece p) {
+      settle(p, false);
+    }
+  }
+
+  /**
+   * Settles an overlay piece after the commit in flight ended ({@code stored}: durably). A frozen
+   * piece is thawed (not stored) or replaced by its hash in its parent (stored); an unfrozen one
+   * has its bases resolved and its children settled.
+   */
+  private void settle(Piece p, boolean stored) {
+    if (p.frozen) {
+      if (stored) {
+        throw new IllegalStateException("a stored piece is replaced by its parent");
       }
-      n.hash();
+      p.frozen = false;
+      if (p instanceof Leaf) {
+        countLeaf(1);
+        return;
+      }
+      countNode(1);
+    } else if (p.base instanceof Piece from) {
+      // a copy of a piece of the commit: its base is what that piece was to become, or was
+      p.base = stored ? hashOf(from) : from.base;
+      if (p instanceof Node n) {
+        Node f = (Node) from;
+        if (stored) {
+          for (int i = 0; i < Geometry.FANOUT; i++) {
+            if (n.baseKids[i] instanceof Piece k) {
+              n.baseKids[i] = hashOf(k);
+            }
+          }
+        } else {
+          n.baseKids = f.baseKids;
+        }
+      }
+    }
+    if (p instanceof Node n) {
+      for (int i = 0; i < Geometry.FANOUT; i++) {
+        if (n.kids[i] instanceof Piece k) {
+          if (stored && k.frozen) {
+            Hash kh = hashOf(k);
+            n.kids[i] = kh;
+            boolean dense = k instanceof Leaf ? !kh.isZero() : ((Node) k).dense;
+            if (dense) {
+              Geometry.setDense(n.cleanDense, i);
+            } else {
+              n.cleanDense[i >>> 3] &= (byte) ~(1 << (i & 7));
+            }
+          } else {
+            settle(k, stored);
+          }
+        }
+      }
     }
   }
 
@@ -428,14 +603,52 @@ final class FileTree {
     return s instanceof Hash h ? h : s instanceof Leaf l ? l.hash : ((Node) s).hash;
   }
 
-  /** The outcome of hashing an overlay: a new root, to be stored by {@link #apply}. */
+  private static Hash baseOf(Piece p) {
+    return (Hash) p.base; // a frozen piece's base is always resolved
+  }
+
+  /**
+   * A frozen overlay: a new root, to be hashed ({@link #hash}) and stored ({@link #apply}). Both
+   * may run without the owner's lock: nothing they read changes until {@link #finish} or
+   * {@link #rollback}.
+   */
   final class Commit {
     final Object newTop;
     final int newHeight;
+    /** The file's length as frozen. */
+    final long length;
+    /** Memory the frozen pieces hold (as counted while they were dirty). */
+    final long bytes;
+    private final boolean foreign;
+    private final List<Leaf> leaves;
+    private final List<Node> nodes;
+    private boolean hashed;
 
-    private Commit(Object newTop, int newHeight) {
+    private Commit(Object newTop, int newHeight, long length, boolean foreign, List<Leaf> leaves, List<Node> nodes,
+        long bytes) {
       this.newTop = newTop;
       this.newHeight = newHeight;
+      this.length = length;
+      this.foreign = foreign;
+      this.leaves = leaves;
+      this.nodes = nodes;
+      this.bytes = bytes;
+    }
+
+    /** Hashes the frozen pieces: leaves in parallel, then nodes, children first. */
+    void hash() {
+      if (hashed) {
+        return;
+      }
+      if (leaves.size() > 8) {
+        leaves.parallelStream().forEach(l -> l.hash(g.leafSize));
+      } else {
+        leaves.forEach(l -> l.hash(g.leafSize));
+      }
+      for (Node n : nodes) {
+        n.hash();
+      }
+      hashed = true;
     }
 
     Hash root() {
@@ -448,6 +661,7 @@ final class FileTree {
      * the transaction is retried.
      */
     void apply(Txn<ByteBuffer> txn) throws CorruptBlockException {
+      hash();
       if (newTop instanceof Hash h) {
         if (!h.equals(root)) {
           incref(txn, h);
@@ -455,7 +669,7 @@ final class FileTree {
         }
         return;
       }
-      Hash base = newTop instanceof Leaf l ? l.base : ((Node) newTop).base;
+      Hash base = baseOf((Piece) newTop);
       boolean owns = newHeight == rootHeight && base.equals(root) && !root.isZero();
       swap(txn, newTop, owns);
       if (!owns) {
@@ -471,7 +685,7 @@ final class FileTree {
      */
     private void swap(Txn<ByteBuffer> txn, Object slot, boolean owns) throws CorruptBlockException {
       Hash h = hashOf(slot);
-      Hash base = slot instanceof Leaf l ? l.base : ((Node) slot).base;
+      Hash base = baseOf((Piece) slot);
       if (owns && h.equals(base)) {
         return;
       }
@@ -494,7 +708,7 @@ final class FileTree {
       store.putNew(txn, h, n.level, n.padded, n.storedLength);
       for (int i = 0; i < Geometry.FANOUT; i++) {
         Object k = n.kids[i];
-        Hash baseKid = transfer ? n.baseKids[i] : null;
+        Hash baseKid = transfer ? (Hash) n.baseKids[i] : null;
         if (k instanceof Hash kh) {
           if (!transfer) {
             incref(txn, kh);
@@ -503,7 +717,7 @@ final class FileTree {
             store.decref(txn, baseKid);
           }
         } else {
-          Hash kBase = k instanceof Leaf l ? l.base : ((Node) k).base;
+          Hash kBase = baseOf((Piece) k);
           boolean kidOwns = transfer && kBase.equals(baseKid);
           swap(txn, k, kidOwns);
           if (transfer && !kidOwns) {
@@ -523,31 +737,33 @@ final class FileTree {
         store.incref(txn, h);
       }
     }
-
-    /** After the transaction committed: the new tree is the committed one, the overlay is empty. */
-    void finish() {
-      root = root();
-      rootHeight = newHeight;
-      top = root;
-      topHeight = newHeight;
-      dirtyLeaves = 0;
-      dirtyNodes = 0;
-      foreign = false;
-      committedLength = length;
-    }
   }
 
   // ---------------------------------------------------------------- overlay values
 
+  /**
+   * A leaf or node of the overlay. {@link #base} is what the slot held in the committed tree: a
+   * {@link Hash}, or, for a copy of a frozen piece made while its commit is in flight, that
+   * piece (resolved to a hash when the commit ends).
+   */
+  abstract static class Piece {
+    Object base;
+    /** Part of the commit in flight: never changed (a change copies it). Guarded by the owner's lock. */
+    boolean frozen;
+
+    Piece(Object base) {
+      this.base = base;
+    }
+  }
+
   /** A leaf being changed: a full leaf-size copy. */
-  static final class Leaf {
-    final Hash base;
+  static final class Leaf extends Piece {
     final byte[] data;
     Hash hash;
     int storedLength;
 
-    Leaf(Hash base, byte[] data) {
-      this.base = base;
+    Leaf(Object base, byte[] data) {
+      super(base);
       this.data = data;
     }
 
@@ -558,35 +774,45 @@ final class FileTree {
   }
 
   /** A node being changed: its children, each a Hash, Node or Leaf. */
-  static final class Node {
+  static final class Node extends Piece {
     /** Roughly what a node in the overlay costs: two arrays of 128 references, up to 128 hashes, its content. */
     static final int MEMORY = 16 * 1024;
     final int level;
-    final Hash base;
-    /** The base's children (null for a new node), to tell which children changed. */
-    final Hash[] baseKids;
-    final Object[] kids = new Object[Geometry.FANOUT];
+    /** The base's children (null for a new node), to tell which children changed: hashes, or frozen pieces (see {@link Piece#base}). */
+    Object[] baseKids;
+    final Object[] kids;
     /** Density bits of the children that are still plain hashes. */
-    final byte[] cleanDense = new byte[Geometry.BITMAP_BYTES];
+    final byte[] cleanDense;
     Hash hash;
     boolean dense;
     byte[] padded;
     int storedLength;
 
     Node(int level, Hash base, byte[] baseContent) {
+      super(base);
       this.level = level;
-      this.base = base;
+      this.kids = new Object[Geometry.FANOUT];
+      this.cleanDense = new byte[Geometry.BITMAP_BYTES];
       if (baseContent == null) {
         baseKids = null;
         Arrays.fill(kids, Hash.ZERO);
       } else {
-        baseKids = new Hash[Geometry.FANOUT];
+        baseKids = new Object[Geometry.FANOUT];
         for (int i = 0; i < Geometry.FANOUT; i++) {
           baseKids[i] = Geometry.child(baseContent, i);
           kids[i] = baseKids[i];
         }
         System.arraycopy(baseContent, 0, cleanDense, 0, Geometry.BITMAP_BYTES);
       }
+    }
+
+    /** A changeable copy of a frozen node: the same children, and the frozen node as its base. */
+    Node(Node frozen) {
+      super(frozen);
+      this.level = frozen.level;
+      this.kids = frozen.kids.clone();
+      this.baseKids = frozen.kids.clone();
+      this.cleanDense = frozen.cleanDense.clone();
     }
 
     void hash() {
