@@ -199,11 +199,16 @@ final class DedupFs implements FuseOperations {
     return store.write(ino, offset, data);
   }
 
-  /** Every close(2): what was written through this file becomes durable before close returns. */
+  /**
+   * Every close(2) of a descriptor open for writing: what was written through this file becomes
+   * durable before close returns. A read-only descriptor wrote nothing, and its close must not fail
+   * because another writer's data cannot be committed (a full disk).
+   */
   @Override
   public void flush(long ino, long fh) throws IOException {
-    requireHandle(fh);
-    store.flush(ino);
+    if ((handle(fh).flags() & O_ACCMODE) != O_RDONLY) {
+      store.flush(ino);
+    }
   }
 
   @Override
