@@ -125,6 +125,11 @@ final class StoreTools {
         return xattr(mnt, "stored");
     }
 
+    /** logical, stored, exclusive and shared from the user.dedupfs.* attributes ({@code files} and storeOnDisk -1). */
+    static Figures xattrFigures(Path p) {
+        return new Figures(-1, xattr(p, "logical"), xattr(p, "stored"), xattr(p, "exclusive"), xattr(p, "shared"), -1);
+    }
+
     /** A computed figure: user.dedupfs.NAME of {@code p} (not listed, readable by name). */
     static long xattr(Path p, String name) {
         try {
