@@ -61,6 +61,169 @@ final class BlockStore {
     return content;
   }
 
+  /**
+   * Reads leaves into a destination buffer for one read request, inside the caller's read
+   * transaction: leaves in the verified cache are copied at once; the others are found in LMDB
+   * (one cursor for the request) and copied and checked against their hashes by {@link #finish},
+   * straight from LMDB's map into the destination, on two threads for a large request. A leaf
+   * read whole is checked in the destination, after the copy: what is checked is what is
+   * delivered. Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
+   */
+  final class LeafReader implements AutoCloseable {
+    private final Txn<ByteBuffer> txn;
+    private final ByteBuffer dst;
+    private final boolean cache;
+    private Cursor<ByteBuffer> cursor;
+    private final List<LeafRead> pending = new ArrayList<>();
+
+    /** {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of large ones would only churn it). */
+    LeafReader(Txn<ByteBuffer> txn, ByteBuffer dst, boolean cache) {
+      this.txn = txn;
+      this.dst = dst;
+      this.cache = cache;
+    }
+
+    /** Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to dst's absolute index {@code at}. */
+    void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
+      byte[] cached = verified.getIfPresent(hash);
+      if (cached != null) {
+        copyOut(cached, cached.length, from, n, dst, at);
+        return;
+      }
+      if (cursor == null) {
+        cursor = db.blocks.openCursor(txn);
+      }
+      pending.add(find(cursor, hash, at, from, n, cache));
+    }
+
+    /** Copies and checks the leaves found in LMDB. */
+    void finish() throws CorruptBlockException {
+      int count = pending.size();
+      if ((long) count * geometry.leafSize < PARALLEL_BYTES) {
+        for (LeafRead r : pending) {
+          complete(r, dst);
+        }
+        return;
+      }
+      int half = count / 2;
+      java.util.concurrent.CompletableFuture<Void> other = java.util.concurrent.CompletableFuture.runAsync(() -> {
+        try {
+          for (int i = half; i < count; i++) {
+            complete(pending.get(i), dst);
+          }
+        } catch (CorruptBlockException e) {
+          throw new java.util.concurrent.CompletionException(e);
+        }
+      }, java.util.concurrent.ForkJoinPool.commonPool()); // (CompletableFuture's own default is a thread per task on 2 cores)
+      CorruptBlockException mine = null;
+      try {
+        for (int i = 0; i < half; i++) {
+          complete(pending.get(i), dst);
+        }
+      } catch (CorruptBlockException e) {
+        mine = e;
+      }
+      try {
+        other.join();
+      } catch (java.util.concurrent.CompletionException e) {
+        if (mine == null && e.getCause() instanceof CorruptBlockException c) {
+          mine = c;
+        } else if (mine == null) {
+          throw e;
+        }
+      }
+      if (mine != null) {
+        throw mine;
+      }
+    }
+
+    @Override
+    public void close() {
+      if (cursor != null) {
+        cursor.close();
+      }
+    }
+  }
+
+  /** A request for at least this many bytes of leaves from LMDB is copied and checked on two threads. */
+  private static final int PARALLEL_BYTES = 256 * 1024;
+
+  /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
+  private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
+
+  private LeafRead find(Cursor<ByteBuffer> c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
+    if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) || !hash.isAt(c.key(), c.key().position())) {
+      throw new CorruptBlockException(hash, "missing from the store");
+    }
+    ByteBuffer k = c.key();
+    byte[] tail = new byte[k.remaining() - Hash.SIZE];
+    k.get(k.position() + Hash.SIZE, tail);
+    ByteBuffer v = c.val().duplicate(); // lmdbjava reuses its buffer object; the bytes stay put until the transaction ends
+    if (v.remaining() + tail.length > geometry.leafSize) {
+      throw new CorruptBlockException(hash, "longer than a leaf");
+    }
+    return new LeafRead(hash, v, tail, at, from, n, cache);
+  }
+
+  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[Geometry.MAX_LEAF_SIZE]);
+  private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
+
+  /** Copies and checks one leaf found in LMDB (any thread; absolute puts only, so threads may share dst). */
+  private void complete(LeafRead r, ByteBuffer dst) throws CorruptBlockException {
+    int head = r.value().remaining();
+    int stored = head + r.tail().length;
+    int leafSize = geometry.leafSize;
+    if (r.from() == 0 && r.n() == leafSize && !r.cache()) {
+      dst.put(r.at(), r.value(), r.value().position(), head);
+      dst.put(r.at() + head, r.tail());
+      dst.put(r.at() + stored, ZEROS, 0, leafSize - stored);
+      if (!Hasher.leaf(dst, r.at(), stored, leafSize).equals(r.hash())) {
+        throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
+      }
+      return;
+    }
+    byte[] content = r.cache() ? new byte[stored] : SCRATCH.get();
+    r.value().get(r.value().position(), content, 0, head);
+    System.arraycopy(r.tail(), 0, content, head, r.tail().length);
+    if (!Hasher.leaf(content, stored, leafSize).equals(r.hash())) {
+      throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
+    }
+    if (r.cache()) {
+      verified.put(r.hash(), content);
+    }
+    copyOut(content, stored, r.from(), r.n(), dst, r.at());
+  }
+
+  /** Bytes [from, from + n) of a leaf whose stored content is content[0, length) (zeros after it) into dst at absolute {@code at}. */
+  private static void copyOut(byte[] content, int length, int from, int n, ByteBuffer dst, int at) {
+    int have = Math.max(0, Math.min(n, length - from));
+    if (have > 0) {
+      dst.put(at, content, from, have);
+    }
+    dst.put(at + have, ZEROS, 0, n - have);
+  }
+
+  /**
+   * The whole leaf {@code hash} into {@code data} (a zeroed leaf-size array), checked, without
+   * keeping it in the cache: for a leaf about to be changed.
+   */
+  void loadLeafInto(Txn<ByteBuffer> txn, Hash hash, byte[] data) throws CorruptBlockException {
+    byte[] cached = verified.getIfPresent(hash);
+    if (cached != null) {
+      System.arraycopy(cached, 0, data, 0, cached.length);
+      return;
+    }
+    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      LeafRead r = find(c, hash, 0, 0, data.length, false);
+      int head = r.value().remaining();
+      r.value().get(r.value().position(), data, 0, head);
+      System.arraycopy(r.tail(), 0, data, head, r.tail().length);
+      if (!Hasher.leaf(data, head + r.tail().length, geometry.leafSize).equals(hash)) {
+        throw new CorruptBlockException(hash, "its bytes do not match its hash");
+      }
+    }
+  }
+
   /** Like {@link #load}, but always from the store and checked again: for Fsck and scrubbing. */
   byte[] loadFromDisk(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
     byte[] content = loadUnchecked(txn, hash);

@@ -145,27 +145,31 @@ final class FileTree {
       return 0;
     }
     int total = (int) Math.min(dst.remaining(), length - offset);
-    int done = 0;
-    while (done < total) {
-      long pos = offset + done;
-      int inLeaf = (int) (pos & (g.leafSize - 1));
-      int n = Math.min(total - done, g.leafSize - inLeaf);
-      Object leaf = leafSlot(txn, pos >>> g.leafShift);
-      if (leaf instanceof Leaf l) {
-        dst.put(l.data, inLeaf, n);
-      } else {
-        Hash h = (Hash) leaf;
-        byte[] content = h.isZero() ? ZEROS : store.load(txn, h, 0);
-        int have = Math.max(0, Math.min(n, content.length - inLeaf)); // stored leaves lack their trailing zeros
-        if (have > 0) {
-          dst.put(content, inLeaf, have);
+    int start = dst.position();
+    try (BlockStore.LeafReader leaves = store.new LeafReader(txn, dst, total < STREAMING_READ)) {
+      int done = 0;
+      while (done < total) {
+        long pos = offset + done;
+        int inLeaf = (int) (pos & (g.leafSize - 1));
+        int n = Math.min(total - done, g.leafSize - inLeaf);
+        Object leaf = leafSlot(txn, pos >>> g.leafShift);
+        if (leaf instanceof Leaf l) {
+          dst.put(start + done, l.data, inLeaf, n);
+        } else if (((Hash) leaf).isZero()) {
+          dst.put(start + done, ZEROS, 0, n);
+        } else {
+          leaves.read((Hash) leaf, start + done, inLeaf, n);
         }
-        dst.put(ZEROS, 0, n - have);
+        done += n;
       }
-      done += n;
+      leaves.finish();
     }
+    dst.position(start + total);
     return total;
   }
+
+  /** Reads of at least this many bytes (sequential streams, in practice) leave the verified cache to the small ones. */
+  static final int STREAMING_READ = 128 * 1024;
 
   /** The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash. */
   private Object leafSlot(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
@@ -435,8 +439,7 @@ final class FileTree {
     if (level == 0) {
       byte[] data = new byte[g.leafSize];
       if (!h.isZero()) {
-        byte[] content = store.load(txn, h, 0);
-        System.arraycopy(content, 0, data, 0, content.length);
+        store.loadLeafInto(txn, h, data);
       }
       countLeaf(1);
       return new Leaf(h, data);

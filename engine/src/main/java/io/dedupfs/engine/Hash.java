@@ -46,6 +46,19 @@ public final class Hash {
     return this == ZERO;
   }
 
+  /** Whether the 32 bytes at the buffer's absolute {@code offset} are this hash. */
+  boolean isAt(ByteBuffer buf, int offset) {
+    if (buf.limit() - offset < SIZE) {
+      return false;
+    }
+    for (int i = 0; i < SIZE; i++) {
+      if (buf.get(offset + i) != bytes[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   void writeTo(ByteBuffer buf) {
     buf.put(bytes);
   }

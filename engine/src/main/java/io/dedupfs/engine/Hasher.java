@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 
@@ -24,6 +25,26 @@ final class Hasher {
   static Hash leaf(byte[] data, int length, int leafSize) {
     MessageDigest md = SHA256.get();
     md.update(data, 0, length);
+    for (int left = leafSize - length; left > 0; ) {
+      int n = Math.min(left, ZEROS.length);
+      md.update(ZEROS, 0, n);
+      left -= n;
+    }
+    return Hash.wrap(md.digest());
+  }
+
+  /**
+   * Hash of a leaf whose first {@code length} bytes are those of {@code buf} at absolute index
+   * {@code at} (the buffer's position and limit are not used or changed) and whose remaining
+   * {@code leafSize - length} bytes are zero.
+   */
+  static Hash leaf(ByteBuffer buf, int at, int length, int leafSize) {
+    MessageDigest md = SHA256.get();
+    if (buf.hasArray()) {
+      md.update(buf.array(), buf.arrayOffset() + at, length);
+    } else {
+      md.update(buf.duplicate().limit(at + length).position(at));
+    }
     for (int left = leafSize - length; left > 0; ) {
       int n = Math.min(left, ZEROS.length);
       md.update(ZEROS, 0, n);
