@@ -45,8 +45,9 @@ class SpaceIT {
      * How much data.mdb may grow when 2 GiB of new data follow the delete of 2 GiB and its reclaim:
      * 1/16 of the data (128 MiB). Freed pages are reused, but not perfectly: LMDB keeps its free list
      * in pages of its own and a 16 KiB leaf needs four contiguous free pages. Measured on this
-     * machine: +18 to +93 MB. (Writes that start while the background reclaim of the delete still
-     * runs find fewer pages free: +93 to +181 MB measured; hence the test waits for the reclaim.)
+     * machine (2 cores, loaded): +11 to +58 MB. (Writes that start while the background reclaim of
+     * the delete still runs find fewer pages free: +93 and +181 MB measured; hence the test waits
+     * for the reclaim.)
      * A store that did not reuse freed pages would grow by 2.1 GB.
      */
     static final long SLACK = 2 * G / 16;
@@ -202,7 +203,7 @@ class SpaceIT {
         StoreTools.unique(mnt.resolve("small.img"), 3 * M, 122);
         cli("snapshot", "create", "keep", mnt.resolve("small.img").toString());
         Files.delete(big);
-        m.kill9(); // at once: its reclaim (16,384 blocks to free) is queued or under way
+        m.kill9(); // at once: its reclaim (65,536 leaves and 520 nodes to free) is queued or under way
         m.close();
 
         Mounted again = mount();
