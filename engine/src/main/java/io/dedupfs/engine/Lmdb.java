@@ -45,8 +45,15 @@ final class Lmdb implements AutoCloseable {
   private static final int EIO = 5;
   private static final int ENOSPC = 28;
   private static final int EDQUOT = 122;
-  /** Below this much free space, an EIO from LMDB is taken for a full disk (see {@link #write}). */
+  /** Room kept beside a compacted copy of the store. */
   private static final long NEARLY_FULL = 1 << 20;
+  /**
+   * Below this much unallocated space (statvfs f_bfree), an EIO from LMDB is taken for a full disk
+   * (see {@link #isDiskFull}). Filesystems keep space back that f_bfree still counts as free but
+   * nobody can allocate: ext4 min(2 %, 4096) clusters (16 MiB on disks of 800 MiB or more), XFS
+   * min(5 %, 8192) blocks (32 MiB); so the bound is above both.
+   */
+  private static final long FULL_BELOW = 64L << 20;
 
   /** Where {@link #compact} writes its copy, inside the store's directory; removed when done (or at the next open). */
   static final String COMPACT_DIR = "compact.tmp";
@@ -259,7 +266,7 @@ final class Lmdb implements AutoCloseable {
       return true;
     }
     try {
-      return rc == EIO && Files.getFileStore(dir).getUnallocatedSpace() < NEARLY_FULL;
+      return rc == EIO && Files.getFileStore(dir).getUnallocatedSpace() < FULL_BELOW;
     } catch (IOException e) {
       return false;
     }

@@ -8,7 +8,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -142,14 +141,11 @@ class FullDiskIT {
      * The errno of a full disk is ENOSPC, for the write that does not fit and for fsync and close
      * of what could not be committed: never EIO, which means damage.
      *
-     * <p>Disabled: on ext4 the writer gets EIO. LMDB reports a short write to a full disk as EIO,
-     * and Lmdb.isDiskFull (engine) takes EIO for a full disk only when less than 1 MiB is unallocated
-     * (statvfs f_bfree); ext4 keeps min(2 %, 4096) clusters that nobody can allocate (5 MiB on this
-     * 256 MiB disk, 16 MiB on any disk of 800 MiB or more: /sys/fs/ext4/DEV/reserved_clusters), so
-     * f_bfree never drops below 1 MiB and a full ext4 is reported as EIO. Enable once that is fixed.
+     * <p>On ext4, LMDB reports the short write to the full disk as EIO, and f_bfree never drops
+     * below ext4's reserved clusters (5 MiB on this 256 MiB disk): the engine takes such an EIO for a
+     * full disk (Lmdb.isDiskFull).
      */
     @Test
-    @Disabled("engine: a full ext4 gives EIO, not ENOSPC (Lmdb.isDiskFull's 1 MiB threshold is below ext4's reserved clusters)")
     void theWriterGetsEnospcNotEio() throws IOException {
         Mounted.assumeFuseAvailable();
         Path tmp = tempDir.toRealPath();
