@@ -121,7 +121,7 @@ final class Ops {
     if (ctx.mount() != null) {
       ctx.mount().invalidate(r.changedInodes(), r.changedEntries());
     }
-    out.printf("restored %s%s (%d files and directories changed)%n", p.get("name"),
+    out.printf("restored %s%s; files and directories changed: %d%n", p.get("name"),
         p.get("path").isEmpty() ? "" : "/" + p.get("path"), r.changedInodes().size());
     return 0;
   }
