@@ -42,6 +42,8 @@ final class DedupFs implements FuseOperations {
   private static final int BLKSIZE = 128 * 1024;
   /** Prefix of the computed space figures readable as extended attributes. */
   static final String FIGURES = "user.dedupfs.";
+  /** Stackless and shared: see {@link #getxattr}. */
+  private static final ErrnoException NO_SUCH_ATTRIBUTE = new ErrnoException(Errno.ENODATA);
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
@@ -329,6 +331,12 @@ final class DedupFs implements FuseOperations {
   public byte[] getxattr(long ino, String name) throws IOException {
     if (name.startsWith(FIGURES)) {
       return figure(ino, name.substring(FIGURES.length()));
+    }
+    if (!name.startsWith("user.")) {
+      // Only user.* can be set (requireUserNamespace). The kernel asks for security.capability
+      // before every write to a file (FUSE keeps no "has no xattrs" flag): answered here, without
+      // a store transaction or an exception with a stack trace.
+      throw NO_SUCH_ATTRIBUTE;
     }
     return store.getxattr(ino, name);
   }

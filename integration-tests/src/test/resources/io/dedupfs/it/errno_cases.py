@@ -635,6 +635,13 @@ def getxattr_missing():
 
 
 @case("ENODATA")
+def getxattr_security_capability():
+    # the kernel's probe before every write; answered without the store
+    touch("f")
+    mistake(os.getxattr, "f", "security.capability")
+
+
+@case("ENODATA")
 def removexattr_missing():
     touch("f")
     mistake(os.removexattr, "f", "user.missing")
