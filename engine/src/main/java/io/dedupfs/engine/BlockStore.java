@@ -122,6 +122,14 @@ final class BlockStore {
         }
       } catch (CorruptBlockException e) {
         mine = e;
+      } catch (RuntimeException | Error e) {
+        // the other half copies from LMDB's map into dst: it must end before the read transaction does
+        try {
+          other.join();
+        } catch (RuntimeException again) {
+          e.addSuppressed(again);
+        }
+        throw e;
       }
       try {
         other.join();
