@@ -95,6 +95,12 @@ public final class Datastore implements Closeable {
   private final Snapshots snapshots;
   /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
+  /**
+   * Counts contents removed from {@link #files} (forget, restore): {@link #content} loads a file's
+   * inode outside any lock, and loads again when a removal happened meanwhile, since what it read
+   * may be contents that a restore has just replaced.
+   */
+  private final AtomicLong removals = new AtomicLong();
   /** Bytes of leaves and nodes buffered in every file's overlay and not frozen by a commit (each FileTree keeps it). */
   private final AtomicLong dirtyBytes = new AtomicLong();
   /** Bytes frozen by commits in flight: buffered still, until their commits end. */
@@ -657,9 +663,7 @@ public final class Datastore implements Closeable {
       fc.lock.writeLock().lock();
       try {
         if (deleted || !fc.busy()) { // a clean one is loaded again when needed
-          fc.tree.release();
-          fc.retired = true;
-          files.remove(ino, fc);
+          retire(fc);
         }
       } finally {
         fc.lock.writeLock().unlock();
@@ -1333,6 +1337,7 @@ public final class Datastore implements Closeable {
   private void retire(FileContent fc) {
     fc.tree.release();
     fc.retired = true;
+    removals.incrementAndGet(); // before the removal: a load that then finds no contents sees it (content)
     files.remove(fc.ino, fc);
   }
 
@@ -1489,20 +1494,40 @@ public final class Datastore implements Closeable {
   // ================================================================ helpers
 
   FileContent content(long ino) throws IOException {
-    FileContent fc = files.get(ino);
-    if (fc != null) {
-      return fc;
+    while (true) {
+      FileContent fc = files.get(ino);
+      if (fc != null) {
+        return fc;
+      }
+      long seen = removals.get(); // before the inode is read: see removals
+      Inode i = db.read(txn -> ns.inode(txn, ino));
+      LoadHook hook = loadHook;
+      if (hook != null) {
+        hook.inodeRead(ino);
+      }
+      if (i.isDirectory()) {
+        throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + ino, "is a directory");
+      }
+      if (!i.isRegular()) {
+        throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
+      }
+      FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
+      FileContent raced = files.putIfAbsent(ino, loaded);
+      if (raced != null) {
+        return raced;
+      }
+      if (removals.get() == seen) {
+        return loaded;
+      }
+      // Contents were removed while the inode was read: perhaps this file's, replaced by a restore
+      // that committed after the read. Whoever took these meanwhile finds them retired and loads again.
+      loaded.lock.writeLock().lock();
+      try {
+        retire(loaded);
+      } finally {
+        loaded.lock.writeLock().unlock();
+      }
     }
-    Inode i = db.read(txn -> ns.inode(txn, ino));
-    if (i.isDirectory()) {
-      throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + ino, "is a directory");
-    }
-    if (!i.isRegular()) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
-    }
-    FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
-    FileContent raced = files.putIfAbsent(ino, loaded);
-    return raced != null ? raced : loaded;
   }
 
   /** What an operation does with a file's contents while it holds their lock. */
@@ -1635,6 +1660,13 @@ public final class Datastore implements Closeable {
   }
 
   volatile CommitHook commitHook;
+
+  /** For tests: told when {@link #content} has read a file's inode, before it publishes the contents it loads from it. */
+  interface LoadHook {
+    void inodeRead(long ino) throws IOException;
+  }
+
+  volatile LoadHook loadHook;
 
   /** For tests: starts a commit of {@code ino} on a committer thread, as a writer that reaches its share does. */
   void commitInBackground(long ino) throws IOException {

@@ -238,6 +238,35 @@ class SnapshotTest {
   }
 
   @Test
+  void contentsLoadedWhileARestoreReplacesThemAreLoadedAgain() throws IOException {
+    byte[] before = TestStores.randomBytes(r, 3 * LEAF);
+    long f = file(ROOT, "f", before);
+    ds.flush(f);
+    ds.createSnapshot("s", "f");
+    TestStores.write(ds, f, 0, TestStores.randomBytes(r, 3 * LEAF));
+    ds.flush(f);
+    ds.forget(f); // clean: its contents are dropped, the next use loads them
+    AtomicBoolean restored = new AtomicBoolean();
+    ds.loadHook = ino -> {
+      if (ino == f && restored.compareAndSet(false, true)) {
+        ds.restoreSnapshot("s", "", null); // between the reader's inode read and its publishing what it read
+      }
+    };
+    byte[] read;
+    try {
+      read = contents(f);
+    } finally {
+      ds.loadHook = null;
+    }
+    assertThat(restored).isTrue();
+    TestStores.assertSameBytes(read, before, "a read that loaded the file while a restore replaced it");
+    TestStores.write(ds, f, 0, new byte[] {1}); // a commit from stale contents would release their root twice
+    ds.flush(f);
+    before[0] = 1;
+    TestStores.assertSameBytes(contents(f), before, "after a write");
+  }
+
+  @Test
   void restoringADirectoryReplacesFilesInPlaceRemovesExtrasAndKeepsOpenFilesConsistent() throws IOException {
     long vm = mkdir(ROOT, "vm");
     byte[] d1 = TestStores.randomBytes(r, 200_000);
