@@ -6,6 +6,8 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import org.lmdbjava.Cursor;
 import org.lmdbjava.GetOp;
@@ -114,7 +116,7 @@ final class BlockStore {
         } catch (CorruptBlockException e) {
           throw new java.util.concurrent.CompletionException(e);
         }
-      }, java.util.concurrent.ForkJoinPool.commonPool()); // (CompletableFuture's own default is a thread per task on 2 cores)
+      }, READ_HELPERS);
       CorruptBlockException mine = null;
       try {
         for (int i = 0; i < half; i++) {
@@ -155,6 +157,18 @@ final class BlockStore {
 
   /** A request for at least this many bytes of leaves from LMDB is copied and checked on two threads. */
   private static final int PARALLEL_BYTES = 256 * 1024;
+
+  /**
+   * Copies and checks the second half of such requests: daemon threads shared by every store in
+   * the JVM, one per core but the caller's. (Handed the common pool, CompletableFuture starts a
+   * thread per task where that pool has a single worker, as on 2 cores.)
+   */
+  private static final ExecutorService READ_HELPERS =
+      Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors() - 1), r -> {
+        Thread t = new Thread(r, "dedupfs-read-helper");
+        t.setDaemon(true);
+        return t;
+      });
 
   /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
   private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
