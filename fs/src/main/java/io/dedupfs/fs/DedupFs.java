@@ -82,10 +82,7 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public ConnectionInfo init(ConnectionInfo conn) {
-    return conn.withMaxReadahead(1 << 20)
-        .withWanted(ConnectionInfo.CAP_ATOMIC_O_TRUNC, true)
-        .withWanted(ConnectionInfo.CAP_PARALLEL_DIROPS, true)
-        .withWanted(ConnectionInfo.CAP_ASYNC_DIO, true);
+    return Connection.negotiate(conn);
   }
 
   @Override

@@ -10,14 +10,6 @@ import java.util.List;
 
 /** A datastore served on a mountpoint: the one way in from the command line to the FUSE adapter. */
 public final class Mount implements AutoCloseable {
-  /**
-   * Four of the largest read requests (1 MiB): the kernel keeps several in flight, so a sequential
-   * read keeps both the daemon's workers (each checking the SHA-256 of what it reads) busy.
-   * Measured cold dd reads of 1 GiB, alternating on one mount: 710-820 MB/s with 4 MiB, 670-720
-   * with 1 MiB (loaded 2-core machine).
-   */
-  private static final int READ_AHEAD_KB = 4096;
-
   private final FuseSession session;
 
   private Mount(FuseSession session) {
@@ -29,7 +21,7 @@ public final class Mount implements AutoCloseable {
     DedupFs fs = new DedupFs(store, options.readOnly());
     FuseSession session = FuseSession.mount(mountpoint, options, fs, new Errnos());
     fs.bind(session);
-    session.setReadAheadKb(READ_AHEAD_KB);
+    Connection.tune(session);
     return new Mount(session);
   }
 

@@ -1,5 +1,6 @@
 package io.dedupfs.fs.bench;
 
+import io.dedupfs.fs.Connection;
 import io.dedupfs.fs.fuse.Attr;
 import io.dedupfs.fs.fuse.ConnectionInfo;
 import io.dedupfs.fs.fuse.CreatedFile;
@@ -36,9 +37,9 @@ import jnr.constants.platform.Errno;
  * zeros up to the size. fsync, flush and release do nothing. Directories, links, xattrs and the
  * optional operations other than fallocate are not there (ENOSYS, or EPERM for mkdir and friends).
  *
- * <p>It negotiates the connection like dedupfs does (1 MiB readahead, atomic O_TRUNC, parallel
- * directory operations, async direct I/O; writeback cache per mount option) and answers opens with
- * {@code keep_cache} as dedupfs does, so that the two differ only in the work behind each request.
+ * <p>It sets up the connection as dedupfs does ({@link Connection}: the same INIT, the same 4 MiB
+ * readahead; writeback cache per mount option) and answers opens with {@code keep_cache} as dedupfs
+ * does, so that the two differ only in the work behind each request.
  */
 public final class NullFs implements FuseOperations {
     /** Same {@code st_blksize} as dedupfs: tools size their buffers from it. */
@@ -119,10 +120,7 @@ public final class NullFs implements FuseOperations {
 
     @Override
     public ConnectionInfo init(ConnectionInfo conn) {
-        return conn.withMaxReadahead(1 << 20)
-                .withWanted(ConnectionInfo.CAP_ATOMIC_O_TRUNC, true)
-                .withWanted(ConnectionInfo.CAP_PARALLEL_DIROPS, true)
-                .withWanted(ConnectionInfo.CAP_ASYNC_DIO, true);
+        return Connection.negotiate(conn);
     }
 
     // ---- names

@@ -1,5 +1,6 @@
 package io.dedupfs.fs.cli;
 
+import io.dedupfs.fs.Connection;
 import io.dedupfs.fs.bench.NullFs;
 import io.dedupfs.fs.fuse.FuseSession;
 import io.dedupfs.fs.fuse.MountOptions;
@@ -62,6 +63,7 @@ final class NullFsCommand implements Callable<Integer> {
     int uid = Posix.euid();
     NullFs fs = new NullFs(files, fileSize, uid, uid); // gid: Posix has no getegid; benchmarks run as root
     FuseSession session = FuseSession.mount(mnt, options, fs, NullFs.errorMapper());
+    Connection.tune(session);
     Runtime.getRuntime().addShutdownHook(new Thread(session::close, "nullfs-shutdown"));
     System.err.println("dedupfs nullfs: serving on " + mnt + " (pid " + ProcessHandle.current().pid()
         + (writebackCache ? ", writeback cache" : "") + ")");
