@@ -599,6 +599,15 @@ public final class Datastore implements Closeable {
     });
   }
 
+  /**
+   * Whether any file or directory has an extended attribute called {@code name}: a scan of every
+   * attribute, for a mount that wants to answer a frequent probe (the kernel's
+   * {@code security.capability} before each write) without a transaction while none exists.
+   */
+  public boolean anyXattrNamed(String name) throws IOException {
+    return db.read(txn -> ns.anyXattrNamed(txn, name));
+  }
+
   public void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
     requireWritable();
     if (name.isEmpty() || name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {

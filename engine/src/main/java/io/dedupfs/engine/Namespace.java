@@ -255,6 +255,20 @@ final class Namespace {
     return out;
   }
 
+  /** Whether any inode has an extended attribute called {@code name}: one pass over the table. */
+  boolean anyXattrNamed(Txn<ByteBuffer> txn, String name) {
+    byte[] n = name.getBytes(StandardCharsets.UTF_8);
+    try (Cursor<ByteBuffer> c = db.xattrs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        ByteBuffer k = c.key();
+        if (k.remaining() == 8 + n.length && k.slice(k.position() + 8, n.length).equals(ByteBuffer.wrap(n))) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   /** Every extended attribute of {@code ino}, by name, in name order. */
   Map<String, byte[]> xattrs(Txn<ByteBuffer> txn, long ino) {
     Map<String, byte[]> out = new java.util.TreeMap<>();

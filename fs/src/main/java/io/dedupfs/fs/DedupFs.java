@@ -44,6 +44,11 @@ final class DedupFs implements FuseOperations {
   static final String FIGURES = "user.dedupfs.";
   /** Stackless and shared: see {@link #getxattr}. */
   private static final ErrnoException NO_SUCH_ATTRIBUTE = new ErrnoException(Errno.ENODATA);
+  private static final System.Logger LOG = System.getLogger(DedupFs.class.getName());
+  /** What the kernel asks for before every write to a file (to drop it, as a write must). */
+  static final String CAPABILITY = "security.capability";
+  /** The namespaces stored as given; the kernel decides who may read and set each. */
+  private static final List<String> NAMESPACES = List.of("user.", "trusted.", "security.");
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
@@ -58,6 +63,12 @@ final class DedupFs implements FuseOperations {
   private final boolean readOnly;
   private final CloneIoctl clones;
   private volatile FuseSession session;
+  /**
+   * Whether some file may have {@link #CAPABILITY}: false until one is set, so that the kernel's
+   * probe before every write is answered without a store transaction on the usual store that has
+   * none. Only ever turns true while mounted.
+   */
+  private volatile boolean capabilities;
   /** The kernel's lookup count per inode; an inode leaves the map when it drops to zero. */
   private final ConcurrentHashMap<Long, Long> lookups = new ConcurrentHashMap<>();
   /** Open files and directories by handle; a request with an unknown handle gets EBADF. */
@@ -68,6 +79,12 @@ final class DedupFs implements FuseOperations {
     this.store = store;
     this.readOnly = readOnly;
     this.clones = new CloneIoctl(store);
+    try {
+      this.capabilities = store.anyXattrNamed(CAPABILITY);
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "cannot tell whether any file has " + CAPABILITY + "; asking the store each time", e);
+      this.capabilities = true;
+    }
   }
 
   /** The session serving this filesystem, for cache invalidation after changes the kernel did not make. */
@@ -320,7 +337,10 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
-    requireUserNamespace(name);
+    requireStorableName(name);
+    if (name.equals(CAPABILITY)) {
+      capabilities = true; // before the store has it: a probe in between goes to the store
+    }
     store.setxattr(ino, name, value, flags);
   }
 
@@ -329,11 +349,13 @@ final class DedupFs implements FuseOperations {
     if (name.startsWith(FIGURES)) {
       return figure(ino, name.substring(FIGURES.length()));
     }
-    if (!name.startsWith("user.")) {
-      // Only user.* can be set (requireUserNamespace). The kernel asks for security.capability
-      // before every write to a file (FUSE keeps no "has no xattrs" flag): answered here, without
-      // a store transaction or an exception with a stack trace.
+    if (name.equals(CAPABILITY) && !capabilities) {
+      // The kernel asks for it before every write to a file (FUSE keeps no "has no xattrs" flag):
+      // answered here while no file has one, without a store transaction or a stack trace.
       throw NO_SUCH_ATTRIBUTE;
+    }
+    if (!storable(name)) {
+      throw NO_SUCH_ATTRIBUTE; // could never have been set
     }
     return store.getxattr(ino, name);
   }
@@ -406,15 +428,25 @@ final class DedupFs implements FuseOperations {
   }
 
   /** security.* and trusted.* would promise enforcement this filesystem does not do; system.* are ACLs. */
-  private void requireUserNamespace(String name) {
+  private static boolean storable(String name) {
+    for (String ns : NAMESPACES) {
+      if (name.startsWith(ns) && name.length() > ns.length()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private void requireStorableName(String name) {
     if (name.startsWith(FIGURES)) {
       throw new ErrnoException(Errno.EPERM, name + " is a figure dedupfs computes; it cannot be set");
     }
     if (readOnly) {
       throw new ErrnoException(Errno.EROFS);
     }
-    if (!name.startsWith("user.")) {
-      throw new ErrnoException(Errno.EOPNOTSUPP, "extended attribute " + name + ": only user.* are supported");
+    if (!storable(name)) {
+      throw new ErrnoException(Errno.EOPNOTSUPP,
+          "extended attribute " + name + ": only user.*, trusted.* and security.* are supported");
     }
   }
 

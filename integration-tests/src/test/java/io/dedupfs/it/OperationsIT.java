@@ -573,6 +573,65 @@ class OperationsIT {
         assertThat(out).isEqualTo("c2 dir value False ['user.on-dir']\n[]\n");
     }
 
+    /**
+     * libvirt's DAC driver records an image's owner in trusted.libvirt.security.* before it starts a
+     * VM (remember_owner = 1, the default): trusted.* and security.* are stored as on ext4, cp -a
+     * carries them, and the kernel's killpriv removes a security.capability when the file is written.
+     */
+    @Test
+    void trustedAndSecurityAttributes(TestInfo test) throws IOException {
+        Path d = dir(test);
+        Path f = d.resolve("boot.img");
+        writeFile(f, random(7, 64 * 1024));
+        String out = Tools.python("""
+                import errno, os, struct, subprocess, sys
+                f, copy = sys.argv[1], sys.argv[2]
+                os.setxattr(f, 'trusted.libvirt.security.dac', b'+0:+0')
+                os.setxattr(f, 'trusted.libvirt.security.ref_dac', b'1')
+                os.setxattr(f, 'security.dedupfs-test', b'label')
+                print(os.getxattr(f, 'trusted.libvirt.security.dac').decode(), sorted(os.listxattr(f)))
+                os.removexattr(f, 'trusted.libvirt.security.ref_dac')
+                try:
+                    os.setxattr(f, 'trusted.libvirt.security.dac', b'x', os.XATTR_CREATE)
+                except OSError as e:
+                    print('create over existing', errno.errorcode[e.errno])
+                subprocess.run(['cp', '-a', f, copy], check=True)
+                print(sorted(os.listxattr(copy)), os.getxattr(copy, 'security.dedupfs-test').decode())
+                # file capabilities (VFS_CAP_REVISION_2, cap_net_bind_service+ep) read back, and a
+                # write drops them as on any filesystem
+                cap = struct.pack('<5I', 0x02000001, 1 << 10, 0, 0, 0)
+                os.setxattr(f, 'security.capability', cap)
+                print(os.getxattr(f, 'security.capability') == cap)
+                with open(f, 'r+b') as w:
+                    w.write(b'changed')
+                try:
+                    os.getxattr(f, 'security.capability')
+                    print('capability kept after write')
+                except OSError as e:
+                    print('after write', errno.errorcode[e.errno])
+                """, f, d.resolve("copy.img"));
+        assertThat(out).isEqualTo("""
+                +0:+0 ['security.dedupfs-test', 'trusted.libvirt.security.dac', 'trusted.libvirt.security.ref_dac']
+                create over existing EEXIST
+                ['security.dedupfs-test', 'trusted.libvirt.security.dac'] label
+                True
+                after write ENODATA
+                """);
+        // as an unprivileged user the kernel refuses trusted.* before the request reaches dedupfs
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-rw-rw-"));
+        String nobody = Tools.python("""
+                import errno, os, sys
+                os.setgid(65534); os.setuid(65534)
+                for attempt in (lambda: os.setxattr(sys.argv[1], 'trusted.x', b'1'),
+                                lambda: os.getxattr(sys.argv[1], 'trusted.libvirt.security.dac')):
+                    try:
+                        attempt(); print('OK')
+                    except OSError as e:
+                        print(errno.errorcode[e.errno])
+                """, f);
+        assertThat(nobody).isEqualTo("EPERM\nENODATA\n");
+    }
+
     // ---- access ---------------------------------------------------------------------------------
 
     @Test
@@ -1001,7 +1060,7 @@ class OperationsIT {
     void documentedLimitsAnswerCleanErrnos(TestInfo test) throws IOException {
         Path d = dir(test);
         writeFile(d.resolve("f"), new byte[] {1});
-        // README, Limitations: names are UTF-8 (else EILSEQ); only user.* extended attributes
+        // README, Limitations: names are UTF-8 (else EILSEQ); no system.* extended attributes
         String out = Tools.python("""
                 import errno, os, sys
                 os.chdir(sys.argv[1])
@@ -1014,8 +1073,7 @@ class OperationsIT {
                     ('link', lambda: os.link(b'f', bad)),
                     ('rename', lambda: os.rename(b'f', bad)),
                     ('stat', lambda: os.stat(bad)),
-                    ('trusted', lambda: os.setxattr('f', 'trusted.a', b'1')),
-                    ('security', lambda: os.setxattr('f', 'security.a', b'1')),
+                    ('system', lambda: os.setxattr('f', 'system.a', b'1')),
                 ]
                 for name, attempt in attempts:
                     try:
@@ -1033,8 +1091,7 @@ class OperationsIT {
                 link EILSEQ
                 rename EILSEQ
                 stat EILSEQ
-                trusted ENOTSUP
-                security ENOTSUP
+                system ENOTSUP
                 ['f']
                 """);
     }
