@@ -69,7 +69,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$dedupfs" mount --leaf-size 16K --log "$work/daemon.log" "$work/store" "$mnt" >/dev/null
+"$dedupfs" create --leaf-size 16K "$work/store" >/dev/null
+"$dedupfs" mount --log "$work/daemon.log" "$work/store" "$mnt" >/dev/null
 mkdir "$mnt/img" "$mnt/copies"
 
 # --- the images ------------------------------------------------------------------------------

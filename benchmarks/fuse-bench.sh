@@ -177,6 +177,7 @@ mount_target() { # TARGET MNT
             local opts=()
             [[ "$target" == dedupfs-wb ]] && opts+=(--writeback-cache)
             local out
+            out=$("$dedupfs" create "$work/$target-store" 2>&1) || die "dedupfs create failed: $out"
             out=$("$dedupfs" mount "${opts[@]}" --log "$work/$target.log" "$work/$target-store" "$mnt" 2>&1) ||
                 die "dedupfs mount failed: $out"
             ;;

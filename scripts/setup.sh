@@ -35,6 +35,9 @@ if findmnt -rn --mountpoint "$mnt" >/dev/null 2>&1; then
     exit 0
 fi
 mkdir -p -- "$(dirname -- "$store")" "$mnt"
+if [[ ! -e "$store/data.mdb" ]]; then
+    /usr/local/bin/dedupfs create "$store" # mount never makes a store
+fi
 /usr/local/bin/dedupfs mount --allow-other "$store" "$mnt"
 
 step "Mounted"

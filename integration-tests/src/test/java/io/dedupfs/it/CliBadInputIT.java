@@ -258,7 +258,8 @@ class CliBadInputIT {
         Mounted.assumeFuseAvailable();
         org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "mounting a tmpfs needs root");
         Path store1 = tmp.resolve("store1");
-        Path store2 = tmp.resolve("store2");
+        Path store2 = createStore("store2");
+        Map<String, String> store2Before = snapshot(store2);
         Path mnt1 = mountpoint("mnt1");
         try (Mounted first = Mounted.mount(store1, mnt1, tmp)) {
             Files.writeString(mnt1.resolve("in-first.txt"), "first\n");
@@ -270,7 +271,7 @@ class CliBadInputIT {
                 assertOneLineError(r, mnt1.toString());
                 assertThat(r.stderr()).containsPattern("(?i)already mounted");
             }
-            assertThat(store2).doesNotExist();
+            assertThat(snapshot(store2)).isEqualTo(store2Before);
             assertThat(first.isAlive()).isTrue();
             assertThat(Mounted.fstypeAt(mnt1)).contains(Mounted.FSTYPE);
             assertThat(Files.readString(mnt1.resolve("in-first.txt"))).isEqualTo("first\n");
@@ -284,7 +285,7 @@ class CliBadInputIT {
             assertOneLineError(r, tmpfs.toString());
             assertThat(r.stderr()).containsPattern("(?i)already mounted");
             assertThat(Mounted.fstypeAt(tmpfs)).contains("tmpfs");
-            assertThat(store2).doesNotExist();
+            assertThat(snapshot(store2)).isEqualTo(store2Before);
         } finally {
             Tools.run("umount", tmpfs.toString());
         }

@@ -140,6 +140,7 @@ class MountHelperIT {
         assertThat(Mounted.isMounted(mnt)).as("-f must not mount").isFalse();
         assertThat(store).doesNotExist();
 
+        createStore(store);
         long pid = mountOk(installedEnv, List.of(root.resolve("sbin/mount.fuse.dedupfs").toString(), store.toString(),
                 mnt.toString(), "-o", "allow_other,log=" + tmp.resolve("installed.log")), mnt);
         assertThat(superOptions(mnt)).contains("allow_other");
@@ -193,7 +194,7 @@ class MountHelperIT {
     void mountTypeFuseDedupfsWithAllowOtherThenUmount() throws IOException {
         Mounted.assumeFuseAvailable();
         ensureSystemHelper();
-        Path store = tmp.resolve("store");
+        Path store = createStore(tmp.resolve("store"));
         Path mnt = mountpoint("mnt");
 
         long pid = mountOk(Mounted.cliEnv(), List.of("mount", "-t", "fuse.dedupfs", store.toString(), mnt.toString(),
@@ -237,7 +238,7 @@ class MountHelperIT {
         Mounted.assumeFuseAvailable();
         ensureSystemHelper();
         // names with a space: fstab writes it \040, mount(8) must hand the helper the real path
-        Path store = tmp.resolve("the store");
+        Path store = createStore(tmp.resolve("the store"));
         Path mnt = mountpoint("the mnt");
         String line = fstabExampleLine()
                 .replace(DEFAULT_STORE, store.toString().replace(" ", "\\040"))
@@ -277,6 +278,36 @@ class MountHelperIT {
         assertThat(Files.readString(notAStore.resolve("holiday.jpg"))).isEqualTo("not a store\n");
         try (var files = Files.list(notAStore)) {
             assertThat(files.map(p -> p.getFileName().toString()).toList()).containsExactly("holiday.jpg");
+        }
+    }
+
+    /**
+     * A mistyped store path in a mount command or an fstab line makes no new, empty datastore (VMs
+     * would start on it with blank disks): the mount fails, naming dedupfs create, and nothing is
+     * created. An empty directory is no store either.
+     */
+    @Test
+    void aMistypedStoreIsRefusedAndNothingIsCreated() throws IOException {
+        Mounted.assumeFuseAvailable();
+        ensureSystemHelper();
+        createStore(tmp.resolve("store"));
+        Path typo = tmp.resolve("stroe");
+        Path empty = Files.createDirectories(tmp.resolve("empty"));
+        Path mnt = mountpoint("mnt");
+        Path fstab = tmp.resolve("fstab");
+        Files.writeString(fstab, typo + "  " + mnt + "  fuse.dedupfs  allow_other,log=" + tmp.resolve("f.log") + "  0  0\n");
+        for (List<String> cmd : List.of(
+                List.of(Mounted.script().toString(), "mount", typo.toString(), mnt.toString()),
+                List.of(Mounted.script().toString(), "mount", "-f", typo.toString(), mnt.toString()),
+                List.of("mount", "-t", "fuse.dedupfs", typo.toString(), mnt.toString(), "-o", "log=" + tmp.resolve("t.log")),
+                List.of("mount", "--fstab", fstab.toString(), mnt.toString()),
+                List.of(Mounted.script().toString(), "mount", empty.toString(), mnt.toString()))) {
+            Shell.Result r = Shell.run(Duration.ofMinutes(2), Mounted.cliEnv(), cmd);
+            assertThat(r.exitCode()).as("%s", r.describe()).isNotZero();
+            assertThat(r.stderr()).as("%s", r.describe()).contains("dedupfs create").containsPattern("(?i)no such store|not a store");
+            assertThat(Mounted.isMounted(mnt)).as("%s", r.describe()).isFalse();
+            assertThat(typo).as("%s", r.describe()).doesNotExist();
+            assertThat(empty).as("%s", r.describe()).isEmptyDirectory();
         }
     }
 
@@ -342,6 +373,12 @@ class MountHelperIT {
     // ---- helpers ---------------------------------------------------------------------------------
 
     /** Runs a mount command; it must exit 0 with the mount in place. Returns the daemon's pid from its message. */
+    private static Path createStore(Path store) {
+        Shell.Result r = Mounted.cli("create", store.toString());
+        assertThat(r.exitCode()).as("%s", r.describe()).isZero();
+        return store;
+    }
+
     private static long mountOk(Map<String, String> env, List<String> cmd, Path mnt) {
         Shell.Result r = Shell.run(Duration.ofMinutes(2), env, cmd);
         assertThat(r.exitCode()).as("%s", r.describe()).isZero();

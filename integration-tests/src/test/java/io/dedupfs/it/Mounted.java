@@ -60,9 +60,25 @@ public final class Mounted implements AutoCloseable {
     /**
      * Runs {@code dedupfs mount -f OPTIONS STORE MOUNTPOINT} and returns once {@code
      * /proc/self/mountinfo} shows a {@value #FSTYPE} mount on MOUNTPOINT. Creates MOUNTPOINT if
-     * missing. Fails with the daemon's output if it exits first or does not mount in time.
+     * missing, and STORE with {@code dedupfs create} if it is no store yet (a {@code --leaf-size
+     * SIZE} among the options goes to create, not to mount). Fails with the daemon's output if it
+     * exits first or does not mount in time.
      */
     public static Mounted mount(Path store, Path mountpoint, Path logDir, String... options) {
+        List<String> mountOptions = new ArrayList<>(List.of(options));
+        int leaf = mountOptions.indexOf("--leaf-size");
+        List<String> create = new ArrayList<>(List.of("create"));
+        if (leaf >= 0) {
+            create.addAll(mountOptions.subList(leaf, leaf + 2));
+            mountOptions.subList(leaf, leaf + 2).clear();
+        }
+        if (!io.dedupfs.engine.Datastore.isStore(store)) {
+            create.add(store.toString());
+            Shell.Result r = cli(create.toArray(String[]::new));
+            if (r.exitCode() != 0) {
+                throw new AssertionError("`dedupfs " + String.join(" ", create) + "` failed: " + r.stderr());
+            }
+        }
         try {
             Files.createDirectories(mountpoint);
             Path mnt = mountpoint.toRealPath();
@@ -72,7 +88,7 @@ public final class Mounted implements AutoCloseable {
             Files.createDirectories(logDir);
             Path log = Files.createTempFile(logDir, "dedupfs-" + mnt.getFileName() + "-", ".log");
             List<String> cmd = new ArrayList<>(List.of(script().toString(), "mount", "-f"));
-            cmd.addAll(List.of(options));
+            cmd.addAll(mountOptions);
             cmd.add(store.toString());
             cmd.add(mnt.toString());
             ProcessBuilder pb = new ProcessBuilder(cmd)

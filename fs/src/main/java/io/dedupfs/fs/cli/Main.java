@@ -40,8 +40,7 @@ public final class Main implements Runnable {
       // picocli reports missing parameters before unknown options: name the unknown option instead
       String unknown = e instanceof CommandLine.MissingParameterException ? unknownOption(e.getCommandLine(), args) : null;
       String message = unknown != null ? "Unknown option: '" + unknown + "'" : e.getMessage();
-      err.println("dedupfs: " + message + " (see '" + String.join(" ", "dedupfs", name(e.getCommandLine())).strip()
-          + " --help')");
+      err.println("dedupfs: " + message + " (see '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
       return EXIT_USAGE;
     });
     cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -70,10 +69,6 @@ public final class Main implements Runnable {
       }
     }
     return null;
-  }
-
-  private static String name(CommandLine cl) {
-    return cl.getParent() == null ? "" : cl.getCommandName();
   }
 
   static String message(Throwable e) {

@@ -15,7 +15,7 @@ final class MaintenanceCommands {
 
   /** The part the three share: where, and which operation. */
   abstract static class StoreWide implements Callable<Integer> {
-    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount.")
+    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
 
     @Option(names = "--store", paramLabel = "STORE", description = "A store (mounted or not).")

@@ -34,7 +34,7 @@ import picocli.CommandLine.Model.CommandSpec;
  */
 @Command(name = "mount", mixinStandardHelpOptions = true, sortOptions = false,
     description = {"Mount the datastore STORE on MOUNTPOINT (an empty directory).",
-        "A missing or empty STORE directory gets a new store."})
+        "STORE must be a store: 'dedupfs create STORE' makes one; mount never does."})
 final class MountCommand implements Callable<Integer> {
   private static final System.Logger LOG = System.getLogger(MountCommand.class.getName());
   static final String READY = "dedupfs-daemon-ready";
@@ -44,13 +44,17 @@ final class MountCommand implements Callable<Integer> {
   boolean foreground;
 
   @Option(names = "-o", paramLabel = "OPT[,OPT...]", split = ",",
-      description = {"Mount options: allow_other, ro, rw, writeback_cache, leaf_size=SIZE, threads=N,",
+      description = {"Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N,",
           "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
           "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."})
   List<String> options = new ArrayList<>();
 
-  @Option(names = "--allow-other", description = "Let users other than root use the mount (libvirt's qemu).")
-  boolean allowOther;
+  /** Null until {@link #call}: then the flag, the -o option, or {@link #defaultAllowOther()}. */
+  @Option(names = "--allow-other", negatable = true,
+      description = {"Let users other than the mounting one use the mount, by its files' permissions",
+          "(libvirt's qemu runs as its own user). Default: on as root, and for other users where",
+          "/etc/fuse.conf says user_allow_other."})
+  Boolean allowOther;
 
   @Option(names = {"-r", "--read-only"}, description = "Mount read-only.")
   boolean readOnly;
@@ -58,9 +62,9 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--writeback-cache", description = "Let the kernel cache writes (faster small writes).")
   boolean writebackCache;
 
-  @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class,
-      description = "Block size for a NEW store, 4K to 64K (default: ${DEFAULT-VALUE}); an existing store keeps its own.")
-  int leafSize = DatastoreConfig.DEFAULT_LEAF_SIZE;
+  /** Refused with a pointer to {@code dedupfs create}: a mount never makes a store, so has no leaf size to choose. */
+  @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class, hidden = true)
+  Integer leafSize;
 
   @Option(names = "--threads", paramLabel = "N", description = "Requests served at once (default: ${DEFAULT-VALUE}).")
   int threads = 8;
@@ -86,9 +90,15 @@ final class MountCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     applyOptions();
-    StorePaths.validLeafSize(leafSize);
-    StorePaths.requireStoreOrEmpty(store, readOnly);
+    if (leafSize != null) {
+      throw new Main.UsageException("the leaf size is fixed when a store is created "
+          + "(dedupfs create --leaf-size SIZE STORE); a mount uses the store's own");
+    }
     Path mnt = StorePaths.requireMountpoint(mountpoint);
+    StorePaths.requireStore(store);
+    if (allowOther == null) {
+      allowOther = defaultAllowOther();
+    }
     return foreground ? serve(mnt) : daemonize(mnt);
   }
 
@@ -98,6 +108,7 @@ final class MountCommand implements Callable<Integer> {
       String value = o.contains("=") ? o.substring(o.indexOf('=') + 1) : null;
       switch (key) {
         case "allow_other" -> allowOther = true;
+        case "noallow_other" -> allowOther = false;
         case "ro" -> readOnly = true;
         case "rw" -> readOnly = false;
         case "writeback_cache" -> writebackCache = true;
@@ -121,6 +132,24 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * A datastore is shared by the host's users (libvirt runs qemu as its own user): other users get
+   * in, by the files' permissions (the kernel checks them, default_permissions), wherever FUSE
+   * lets the mounting user say so: always for root, else only with user_allow_other.
+   */
+  private static boolean defaultAllowOther() {
+    if (Posix.euid() == 0) {
+      return true;
+    }
+    try {
+      return Files.readAllLines(Path.of("/etc/fuse.conf")).stream()
+          .map(String::strip)
+          .anyMatch("user_allow_other"::equals);
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   private static String required(String option, String value) {
     if (value == null || value.isEmpty()) {
       throw new Main.UsageException("mount option '" + option + "' needs a value");
@@ -140,11 +169,7 @@ final class MountCommand implements Callable<Integer> {
 
   private int serve(Path mnt) throws Exception {
     Path storeDir = store.toAbsolutePath().normalize();
-    DatastoreConfig config = DatastoreConfig.defaults().withLeafSize(leafSize).withReadOnly(readOnly);
-    Datastore ds = Datastore.open(storeDir, config);
-    if (leafSize != ds.leafSize() && spec.commandLine().getParseResult().hasMatchedOption("--leaf-size")) {
-      LOG.log(System.Logger.Level.WARNING, "--leaf-size ignored: " + storeDir + " has leaf size " + ds.leafSize());
-    }
+    Datastore ds = Datastore.open(storeDir, DatastoreConfig.defaults().withReadOnly(readOnly));
     Mount m;
     try {
       m = Mount.start(ds, mnt, mountOptions(storeDir));

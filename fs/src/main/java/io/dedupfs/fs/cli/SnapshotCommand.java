@@ -41,7 +41,7 @@ final class SnapshotCommand implements Runnable {
     String name;
 
     @Parameters(index = "1", arity = "0..1", paramLabel = "PATH",
-        description = "What to snapshot; with --store, relative to the store's root (default: everything).")
+        description = "What to snapshot (default: the current directory); with --store, relative to the store's root (default: everything).")
     Path path;
 
     @picocli.CommandLine.Mixin
@@ -60,7 +60,7 @@ final class SnapshotCommand implements Runnable {
 
   @Command(name = "list", mixinStandardHelpOptions = true, description = "List the snapshots of a datastore.")
   static final class ListSnapshots implements Callable<Integer> {
-    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount.")
+    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
 
     @picocli.CommandLine.Mixin
@@ -82,7 +82,7 @@ final class SnapshotCommand implements Runnable {
     @Parameters(index = "0", paramLabel = "NAME")
     String name;
 
-    @Parameters(index = "1", arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount.")
+    @Parameters(index = "1", arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
 
     @picocli.CommandLine.Mixin
@@ -105,7 +105,7 @@ final class SnapshotCommand implements Runnable {
     @Parameters(index = "0", paramLabel = "NAME")
     String name;
 
-    @Parameters(index = "1", arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount.")
+    @Parameters(index = "1", arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
 
     @Option(names = "--path", paramLabel = "PATH-IN-SNAPSHOT",

@@ -15,7 +15,7 @@ final class StatsCommand implements Callable<Integer> {
   @Option(names = "--store", paramLabel = "STORE", description = "A store (mounted or not); PATH is then relative to its root.")
   Path store;
 
-  @Parameters(arity = "0..1", paramLabel = "PATH", description = "A file or directory inside a dedupfs mount.")
+  @Parameters(arity = "0..1", paramLabel = "PATH", description = "A file or directory inside a dedupfs mount (default: the current directory).")
   Path path;
 
   @Spec

@@ -21,18 +21,27 @@ final class StorePaths {
     requireStoreOrEmpty(store, false);
   }
 
+  /**
+   * {@code store} is a store. A missing path or an empty directory is refused with a pointer to
+   * {@code dedupfs create}: a mistyped path in an fstab line or a unit must not make a new, empty
+   * datastore that VMs then write into.
+   */
+  static void requireStore(Path store) throws IOException {
+    requireStoreOrEmpty(store, true);
+  }
+
   /** {@code store} is a store, or (unless {@code mustExist}) a missing or empty directory to create one in. */
-  static void requireStoreOrEmpty(Path store, boolean mustExist) throws IOException {
+  private static void requireStoreOrEmpty(Path store, boolean mustExist) throws IOException {
     if (Datastore.isStore(store)) {
       return;
     }
     if (!Files.exists(store)) {
-      if (mustExist) {
-        throw new Main.UsageException(store + ": no such store");
-      }
       Path parent = store.toAbsolutePath().getParent();
       if (parent != null && Files.exists(parent) && !Files.isDirectory(parent)) {
         throw new Main.UsageException(store + ": " + parent + " is not a directory");
+      }
+      if (mustExist) {
+        throw new Main.UsageException(store + ": no such store (create one with 'dedupfs create " + store + "')");
       }
       return;
     }
@@ -44,7 +53,8 @@ final class StorePaths {
           + "give a dedupfs store, or a missing or empty directory to create one in");
     }
     if (mustExist) {
-      throw new Main.UsageException(store + " is an empty directory, not a store");
+      throw new Main.UsageException(store + " is an empty directory, not a store (create one in it with 'dedupfs create "
+          + store + "')");
     }
   }
 

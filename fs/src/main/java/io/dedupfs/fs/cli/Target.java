@@ -8,7 +8,7 @@ import java.nio.file.Path;
 /**
  * Where an administrative command acts: a store, and a path inside it relative to its root ("" for
  * the root). Given a path inside a mounted dedupfs, the store is the mount's; given {@code --store},
- * the path is taken as relative to the store's root.
+ * the path is taken as relative to the store's root; given neither, the current directory.
  */
 record Target(Path store, String path) {
 
@@ -21,8 +21,17 @@ record Target(Path store, String path) {
       return new Target(s, path == null ? "" : relative(path.toString()));
     }
     if (path == null) {
-      throw new Main.UsageException("give a path inside a dedupfs mount, or --store STORE");
+      Path cwd = Path.of("").toAbsolutePath();
+      if (MountTable.dedupfsHolding(cwd.toRealPath()).isEmpty()) {
+        throw new Main.UsageException("the current directory, " + cwd + ", is not inside a dedupfs mount: "
+            + "give a path inside one, or --store STORE");
+      }
+      return inMount(cwd);
     }
+    return inMount(path);
+  }
+
+  private static Target inMount(Path path) throws IOException {
     if (!Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
       throw new Main.UsageException(path + ": no such file or directory");
     }

@@ -1,0 +1,111 @@
+package io.dedupfs.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The administrator's everyday path: a mount made without options serves libvirt's qemu (another
+ * user), the administrative commands act where the shell stands, and a usage mistake names the
+ * command it was made in.
+ */
+@ExtendWith(Mounted.PrintLogsOnFailure.class)
+class AdminIT {
+
+    @TempDir
+    Path tempDir;
+
+    /** libvirt runs qemu as its own user: `dedupfs mount STORE MNT`, as the README shows it, must let it in. */
+    @Test
+    void aPlainMountLetsOtherUsersInByTheFilesPermissions() throws IOException {
+        Mounted.assumeFuseAvailable();
+        org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "switching to another user needs root");
+        Path tmp = tempDir.toRealPath();
+        Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x")); // @TempDir is 0700
+        Path store = tmp.resolve("store");
+        try (Mounted m = Mounted.mount(store, tmp.resolve("mnt"), tmp)) {
+            Path image = m.mountpoint().resolve("boot.img");
+            Files.writeString(image, "disk\n");
+            Files.setPosixFilePermissions(image, PosixFilePermissions.fromString("rw-r--r--"));
+            Path secret = m.mountpoint().resolve("secret.img");
+            Files.writeString(secret, "root only\n");
+            Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
+            assertThat(asNobody("cat", image.toString()).stdout()).isEqualTo("disk\n");
+            Shell.Result denied = asNobody("cat", secret.toString());
+            assertThat(denied.exitCode()).isNotZero();
+            assertThat(denied.stderr()).containsIgnoringCase("permission denied");
+        }
+        // --no-allow-other keeps everyone but the mounting user out
+        try (Mounted m = Mounted.mount(store, tmp.resolve("mnt"), tmp, "--no-allow-other")) {
+            Shell.Result r = asNobody("cat", m.mountpoint().resolve("boot.img").toString());
+            assertThat(r.exitCode()).isNotZero();
+            assertThat(r.stderr()).containsIgnoringCase("permission denied");
+        }
+    }
+
+    /** `cd MNT/vms; dedupfs stats` and friends act on the mount the shell stands in. */
+    @Test
+    void commandsWithoutAPathActOnTheCurrentDirectory() throws IOException {
+        Mounted.assumeFuseAvailable();
+        Path tmp = tempDir.toRealPath();
+        try (Mounted m = Mounted.mount(tmp.resolve("store"), tmp.resolve("mnt"), tmp)) {
+            Path vms = Files.createDirectories(m.mountpoint().resolve("vms"));
+            Files.write(vms.resolve("vm1.img"), new byte[1 << 20]);
+            byte[] data = new byte[1 << 20];
+            new java.util.Random(3).nextBytes(data);
+            Files.write(vms.resolve("vm2.img"), data);
+
+            Shell.Result stats = inDirectory(vms, "stats");
+            assertThat(stats.exitCode()).as("%s", stats.describe()).isZero();
+            assertThat(stats.stdout()).as("the figures of vms/, not of the store").containsPattern("path: +/vms\n");
+            assertThat(inDirectory(vms, "snapshot", "create", "here").exitCode()).isZero();
+            assertThat(m.mountpoint().resolve(".snapshots/here/vm2.img")).hasSameBinaryContentAs(vms.resolve("vm2.img"));
+            Shell.Result list = inDirectory(vms, "snapshot", "list");
+            assertThat(list.exitCode()).as("%s", list.describe()).isZero();
+            assertThat(list.stdout()).contains("here");
+            Shell.Result scrub = inDirectory(vms, "scrub");
+            assertThat(scrub.exitCode()).as("%s", scrub.describe()).isZero();
+
+            Shell.Result outside = inDirectory(tmp, "stats");
+            assertThat(outside.exitCode()).isEqualTo(2);
+            assertThat(outside.stderr().strip()).isEqualTo("dedupfs: the current directory, " + tmp
+                    + ", is not inside a dedupfs mount: give a path inside one, or --store STORE");
+        }
+    }
+
+    @Test
+    void aUsageMistakeNamesTheWholeCommand() {
+        for (List<String> c : List.of(
+                List.of("snapshot create", "snapshot create"),
+                List.of("snapshot list --bogus", "snapshot list"),
+                List.of("snapshot", "snapshot"),
+                List.of("mount --bogus", "mount"))) {
+            Shell.Result r = Mounted.cli(c.get(0).split(" "));
+            assertThat(r.exitCode()).as("%s", r.describe()).isEqualTo(2);
+            assertThat(r.stderr()).as("%s", r.describe()).startsWith("dedupfs: ")
+                    .endsWith("(see 'dedupfs " + c.get(1) + " --help')\n");
+        }
+    }
+
+    private static Shell.Result asNobody(String... command) {
+        List<String> cmd = new java.util.ArrayList<>(List.of("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"));
+        cmd.addAll(List.of(command));
+        return Shell.run(cmd.toArray(String[]::new));
+    }
+
+    /** {@code dedupfs ARGS} run from {@code dir}. */
+    private static Shell.Result inDirectory(Path dir, String... args) {
+        List<String> cmd = new java.util.ArrayList<>(List.of("sh", "-c", "cd \"$0\" && exec \"$@\"", dir.toString(),
+                Mounted.script().toString()));
+        cmd.addAll(List.of(args));
+        return Shell.run(Duration.ofMinutes(2), Mounted.cliEnv(), cmd);
+    }
+}
