@@ -61,6 +61,8 @@ final class DedupFs implements FuseOperations {
 
   private final Datastore store;
   private final boolean readOnly;
+  /** Whether readdir of the root lists {@code .snapshots} (a lookup by name always finds it). */
+  private final boolean snapdirVisible;
   private final CloneIoctl clones;
   private volatile FuseSession session;
   /**
@@ -75,9 +77,10 @@ final class DedupFs implements FuseOperations {
   private final ConcurrentHashMap<Long, Handle> handles = new ConcurrentHashMap<>();
   private final AtomicLong nextHandle = new AtomicLong(1);
 
-  DedupFs(Datastore store, boolean readOnly) {
+  DedupFs(Datastore store, boolean readOnly, boolean snapdirVisible) {
     this.store = store;
     this.readOnly = readOnly;
+    this.snapdirVisible = snapdirVisible;
     this.clones = new CloneIoctl(store);
     try {
       this.capabilities = store.anyXattrNamed(CAPABILITY);
@@ -303,7 +306,9 @@ final class DedupFs implements FuseOperations {
     while (true) {
       List<DirEntry> batch = store.readdir(ino, at, 256);
       for (DirEntry e : batch) {
-        if (!filler.add(e.name(), e.ino(), e.mode(), e.nextOffset())) {
+        // Like ZFS's snapdir=hidden: libvirt's pool listing, du and find leave the snapshots alone.
+        boolean hidden = ino == Datastore.ROOT && !snapdirVisible && e.name().equals(Datastore.SNAPSHOTS);
+        if (!hidden && !filler.add(e.name(), e.ino(), e.mode(), e.nextOffset())) {
           return;
         }
         at = e.nextOffset();

@@ -81,6 +81,37 @@ class AdminIT {
         }
     }
 
+    /**
+     * libvirt's pool listing, du and find see the VMs, not the snapshots: .snapshots is left out of
+     * the root's listing (ZFS's snapdir=hidden) and still reached by name; --snapdir visible lists it.
+     */
+    @Test
+    void snapshotsAreHiddenFromListingsAndReachableByName() throws IOException {
+        Mounted.assumeFuseAvailable();
+        Path tmp = tempDir.toRealPath();
+        Path store = tmp.resolve("store");
+        byte[] data = new byte[4 << 20];
+        new java.util.Random(5).nextBytes(data);
+        try (Mounted m = Mounted.mount(store, tmp.resolve("mnt"), tmp)) {
+            Path mnt = m.mountpoint();
+            Files.write(mnt.resolve("vm1.img"), data);
+            assertThat(Mounted.cli("snapshot", "create", "nightly", mnt.toString()).exitCode()).isZero();
+
+            assertThat(Shell.checked("ls", "-a", mnt.toString()).stdout()).isEqualTo(".\n..\nvm1.img\n");
+            assertThat(Shell.checked("ls", mnt.resolve(".snapshots").toString()).stdout()).isEqualTo("nightly\n");
+            assertThat(Shell.checked("ls", mnt.resolve(".snapshots/nightly").toString()).stdout()).isEqualTo("vm1.img\n");
+            assertThat(mnt.resolve(".snapshots/nightly/vm1.img")).hasBinaryContent(data);
+            String du = Shell.checked("du", "-s", "--apparent-size", "--block-size=1M", mnt.toString()).stdout();
+            assertThat(du).as("du counts the image once, not its snapshot").startsWith("4\t");
+            Shell.Result find = Shell.checked("find", mnt.toString(), "-name", "vm1.img");
+            assertThat(find.stdout()).isEqualTo(mnt.resolve("vm1.img") + "\n");
+        }
+        try (Mounted m = Mounted.mount(store, tmp.resolve("mnt"), tmp, "-o", "snapdir=visible")) {
+            assertThat(Shell.checked("ls", "-a", m.mountpoint().toString()).stdout())
+                    .isEqualTo(".\n..\n.snapshots\nvm1.img\n");
+        }
+    }
+
     @Test
     void aUsageMistakeNamesTheWholeCommand() {
         for (List<String> c : List.of(

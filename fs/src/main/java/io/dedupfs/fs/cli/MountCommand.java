@@ -44,7 +44,7 @@ final class MountCommand implements Callable<Integer> {
   boolean foreground;
 
   @Option(names = "-o", paramLabel = "OPT[,OPT...]", split = ",",
-      description = {"Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N,",
+      description = {"Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
           "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
           "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."})
   List<String> options = new ArrayList<>();
@@ -65,6 +65,14 @@ final class MountCommand implements Callable<Integer> {
   /** Refused with a pointer to {@code dedupfs create}: a mount never makes a store, so has no leaf size to choose. */
   @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class, hidden = true)
   Integer leafSize;
+
+  @Option(names = "--snapdir", paramLabel = "hidden|visible",
+      description = {"Whether listing the mount's root shows .snapshots (default: ${DEFAULT-VALUE});",
+          "hidden, it is still there by name: ls MOUNTPOINT/.snapshots."})
+  Snapdir snapdir = Snapdir.hidden;
+
+  /** ZFS's names for the same choice. */
+  enum Snapdir { hidden, visible }
 
   @Option(names = "--threads", paramLabel = "N", description = "Requests served at once (default: ${DEFAULT-VALUE}).")
   int threads = 8;
@@ -114,6 +122,11 @@ final class MountCommand implements Callable<Integer> {
         case "writeback_cache" -> writebackCache = true;
         case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
         case "threads" -> threads = parseThreads(o, required(o, value));
+        case "snapdir" -> snapdir = switch (required(o, value)) {
+          case "hidden" -> Snapdir.hidden;
+          case "visible" -> Snapdir.visible;
+          default -> throw new Main.UsageException("mount option '" + o + "': hidden or visible");
+        };
         case "log" -> log = Path.of(required(o, value));
         case "debug" -> debugFuse = true;
         case "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "relatime", "strictatime",
@@ -172,7 +185,7 @@ final class MountCommand implements Callable<Integer> {
     Datastore ds = Datastore.open(storeDir, DatastoreConfig.defaults().withReadOnly(readOnly));
     Mount m;
     try {
-      m = Mount.start(ds, mnt, mountOptions(storeDir));
+      m = Mount.start(ds, mnt, mountOptions(storeDir), snapdir == Snapdir.visible);
     } catch (IOException | RuntimeException e) {
       ds.close();
       throw e;
