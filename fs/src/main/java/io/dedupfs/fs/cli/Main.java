@@ -1,6 +1,9 @@
 package io.dedupfs.fs.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
+import java.util.Properties;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -91,11 +94,29 @@ public final class Main implements Runnable {
     }
   }
 
+  /** "dedupfs 0.1.0-SNAPSHOT (commit 0123456789)", from version.properties, which the build writes. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
-    public String[] getVersion() {
-      String v = Main.class.getPackage().getImplementationVersion();
-      return new String[] {"dedupfs " + (v == null ? "(development build)" : v)};
+    public String[] getVersion() throws IOException {
+      Properties p = new Properties();
+      try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+        if (in != null) {
+          p.load(in);
+        }
+      }
+      String version = known(p.getProperty("version"));
+      String commit = known(p.getProperty("commit"));
+      String dirty = "true".equals(p.getProperty("dirty")) ? ", with uncommitted changes" : "";
+      return new String[] {
+        "dedupfs " + (version == null ? "(unknown version)" : version)
+            + " (commit " + (commit == null ? "unknown" : commit) + dirty + ")",
+        "Java " + Runtime.version() + ", " + System.getProperty("os.name") + " " + System.getProperty("os.arch")
+      };
+    }
+
+    /** Null for a value the build did not fill in (left as ${...}) or left empty. */
+    private static String known(String v) {
+      return v == null || v.isBlank() || v.startsWith("${") ? null : v.strip();
     }
   }
 }
