@@ -9,6 +9,10 @@
 #     mount-scripts/dedupfs             -> /usr/local/bin/dedupfs
 #     mount-scripts/mount.fuse.dedupfs  -> /sbin/mount.fuse.dedupfs  (mount -t fuse.dedupfs, fstab)
 #     mount-scripts/dedupfs@.service    -> /etc/systemd/system/dedupfs@.service
+#     mount-scripts/dedupfs-default.conf -> /etc/systemd/system/dedupfs@default.service.d/paths.conf
+#     mount-scripts/dedupfs.logrotate   -> /etc/logrotate.d/dedupfs
+#     `dedupfs man`                     -> /usr/local/share/man/man1/dedupfs.1
+#     `dedupfs generate-completion`     -> /usr/share/bash-completion/completions/dedupfs
 # and runs `systemctl daemon-reload` if systemd is running.
 # DESTDIR=/some/root installs under that root instead (packaging, tests).
 set -euo pipefail
@@ -58,6 +62,17 @@ put "$here/mount.fuse.dedupfs" /sbin/mount.fuse.dedupfs 0755 || true
 if put "$here/dedupfs@.service" /etc/systemd/system/dedupfs@.service 0644; then
     unit_changed=1
 fi
+if put "$here/dedupfs-default.conf" /etc/systemd/system/dedupfs@default.service.d/paths.conf 0644; then
+    unit_changed=1
+fi
+put "$here/dedupfs.logrotate" /etc/logrotate.d/dedupfs 0644 || true
+# The manual page and bash completion come from the jar's own command definitions.
+generated=$(mktemp -d)
+trap 'rm -rf -- "$generated"' EXIT
+java -jar "$jar" man >"$generated/dedupfs.1" || die "dedupfs man failed"
+java -jar "$jar" generate-completion >"$generated/dedupfs.bash" || die "dedupfs generate-completion failed"
+put "$generated/dedupfs.1" /usr/local/share/man/man1/dedupfs.1 0644 || true
+put "$generated/dedupfs.bash" /usr/share/bash-completion/completions/dedupfs 0644 || true
 install -d -m 0755 -- "$destdir/etc/dedupfs"
 
 if [[ -z "$destdir" && -d /run/systemd/system ]]; then

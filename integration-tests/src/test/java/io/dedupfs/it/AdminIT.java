@@ -126,6 +126,65 @@ class AdminIT {
         }
     }
 
+    /**
+     * The daemon's log tells the story (started, the version, stopped by a signal, closed) and
+     * nothing else: the mount command's own output is one line, looking at figures is not logged.
+     */
+    @Test
+    void theDaemonLogsItsLifeAndNotEveryLook() throws Exception {
+        Mounted.assumeFuseAvailable();
+        Path tmp = tempDir.toRealPath();
+        Path store = tmp.resolve("store");
+        Path mnt = Files.createDirectories(tmp.resolve("mnt"));
+        Path log = tmp.resolve("daemon.log");
+        assertThat(Mounted.cli("create", store.toString()).exitCode()).isZero();
+        Shell.Result mount = Mounted.cli("mount", "--log", log.toString(), store.toString(), mnt.toString());
+        try {
+            assertThat(mount.exitCode()).as("%s", mount.describe()).isZero();
+            assertThat(mount.stderr()).as("one line, no log record").matches("dedupfs: mounted .*\\(daemon pid \\d+, log .*\\)\n");
+            assertThat(Mounted.cli("stats", mnt.toString()).exitCode()).isZero();
+            assertThat(Mounted.cli("snapshot", "create", "s1", mnt.toString()).exitCode()).isZero();
+            long pid = Long.parseLong(mount.stderr().replaceAll("(?s).*daemon pid (\\d+).*", "$1"));
+            Shell.checked("kill", "-TERM", Long.toString(pid));
+            ProcessHandle.of(pid).ifPresent(p -> p.onExit().orTimeout(60, java.util.concurrent.TimeUnit.SECONDS).join());
+        } finally {
+            Mounted.forceUnmount(mnt);
+        }
+        String text = Files.readString(log);
+        assertThat(text).containsPattern("INFO .*serving " + store + " on " + mnt + " .*dedupfs \\S+ \\(commit ")
+                .contains("control: snapshot.create")
+                .containsPattern("INFO .*SIGTERM: flushing, unmounting " + mnt)
+                .containsPattern("INFO .*unmounted " + mnt + "; store closed")
+                .doesNotContain("control: stats");
+        assertThat(Mounted.isMounted(mnt)).isFalse();
+    }
+
+    /** help, did you mean, version with the commit, the manual page and shell completion. */
+    @Test
+    void theCommandExplainsItself() {
+        Shell.Result bare = Mounted.cli();
+        assertThat(bare.exitCode()).isEqualTo(2);
+        assertThat(bare.stderr()).startsWith("dedupfs: missing command: one of create, mount, umount, clone, snapshot, "
+                + "stats, scrub, fsck, compact, help");
+        Shell.Result typo = Mounted.cli("snapshto", "list");
+        assertThat(typo.exitCode()).isEqualTo(2);
+        assertThat(typo.stderr()).contains("'snapshto'").contains("did you mean 'snapshot'?");
+        Shell.Result help = Mounted.cli("help", "snapshot");
+        assertThat(help.exitCode()).isZero();
+        assertThat(help.stdout()).startsWith("Usage: dedupfs snapshot ").contains("restore");
+        Shell.Result version = Mounted.cli("--version");
+        assertThat(version.stdout()).containsPattern("^dedupfs \\d+\\.\\d+\\.\\d+\\S* \\(commit [0-9a-f]{10}");
+        Shell.Result man = Shell.run(Duration.ofMinutes(1), Mounted.cliEnv(), List.of("sh", "-c",
+                "\"$0\" man | MANWIDTH=100 man -l -Tutf8 - | col -b", Mounted.script().toString()));
+        assertThat(man.exitCode()).as("%s", man.describe()).isZero();
+        assertThat(man.stdout()).contains("dedupfs - A deduplicating FUSE filesystem")
+                .contains("dedupfs snapshot restore").contains("Usage: dedupfs mount ").contains("EXIT STATUS");
+        Shell.Result completion = Shell.run(Duration.ofMinutes(1), Mounted.cliEnv(), List.of("bash", "-c",
+                "source <(\"$0\" generate-completion) && COMP_WORDS=(dedupfs snap) COMP_CWORD=1 && _picocli_dedupfs "
+                        + "&& echo \"${COMPREPLY[@]}\"", Mounted.script().toString()));
+        assertThat(completion.stdout()).as("%s", completion.describe()).isEqualTo("snapshot\n");
+    }
+
     private static Shell.Result asNobody(String... command) {
         List<String> cmd = new java.util.ArrayList<>(List.of("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"));
         cmd.addAll(List.of(command));

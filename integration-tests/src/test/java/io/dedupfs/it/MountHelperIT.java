@@ -94,7 +94,11 @@ class MountHelperIT {
                 "usr/local/lib/dedupfs/dedupfs.jar", "rw-r--r--",
                 "usr/local/bin/dedupfs", "rwxr-xr-x",
                 "sbin/mount.fuse.dedupfs", "rwxr-xr-x",
-                "etc/systemd/system/dedupfs@.service", "rw-r--r--");
+                "etc/systemd/system/dedupfs@.service", "rw-r--r--",
+                "etc/systemd/system/dedupfs@default.service.d/paths.conf", "rw-r--r--",
+                "etc/logrotate.d/dedupfs", "rw-r--r--",
+                "usr/local/share/man/man1/dedupfs.1", "rw-r--r--",
+                "usr/share/bash-completion/completions/dedupfs", "rw-r--r--");
         for (var e : expected.entrySet()) {
             Path p = root.resolve(e.getKey());
             assertThat(p).as(e.getKey()).isRegularFile();

@@ -166,7 +166,9 @@ final class Admin {
         for (int n = in.readInt(); n > 0; n--) {
           params.put(in.readUTF(), in.readUTF());
         }
-        LOG.log(System.Logger.Level.INFO, "control: " + name + " " + params);
+        // What changes the store goes into the log; looking (stats, listing snapshots) only when debugging.
+        boolean looks = name.equals("stats") || name.equals("snapshot.list");
+        LOG.log(looks ? System.Logger.Level.DEBUG : System.Logger.Level.INFO, "control: " + name + " " + params);
         int code;
         try (PrintWriter out = new PrintWriter(new FrameWriter(answer))) {
           try {

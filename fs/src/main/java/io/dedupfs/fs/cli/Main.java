@@ -3,9 +3,14 @@ package io.dedupfs.fs.cli;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
+import java.util.List;
+import java.util.Map;
 import java.util.Properties;
+import picocli.AutoComplete;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code dedupfs}: create, mount and unmount datastores. Errors are one line on stderr, prefixed
@@ -18,14 +23,21 @@ import picocli.CommandLine.Command;
     description = "A deduplicating FUSE filesystem for VM datastores.",
     subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class,
         SnapshotCommand.class, StatsCommand.class, MaintenanceCommands.Scrub.class, MaintenanceCommands.Fsck.class, MaintenanceCommands.Compact.class,
-        NullFsCommand.class})
+        NullFsCommand.class, CommandLine.HelpCommand.class, ManPage.class, AutoComplete.GenerateCompletion.class})
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;
 
+  @Spec
+  CommandSpec spec;
+
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(new CommandLine(this), "missing command (create, mount or umount)");
+    List<String> names = spec.subcommands().entrySet().stream()
+        .filter(e -> !e.getValue().getCommandSpec().usageMessage().hidden())
+        .map(Map.Entry::getKey)
+        .toList();
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command: one of " + String.join(", ", names));
   }
 
   public static void main(String[] args) {
@@ -43,6 +55,10 @@ public final class Main implements Runnable {
       // picocli reports missing parameters before unknown options: name the unknown option instead
       String unknown = e instanceof CommandLine.MissingParameterException ? unknownOption(e.getCommandLine(), args) : null;
       String message = unknown != null ? "Unknown option: '" + unknown + "'" : e.getMessage();
+      if (e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
+        message += " (did you mean " + u.getSuggestions().stream().limit(3).map(x -> "'" + x + "'")
+            .collect(java.util.stream.Collectors.joining(" or ")) + "?)";
+      }
       err.println("dedupfs: " + message + " (see '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
       return EXIT_USAGE;
     });

@@ -200,14 +200,22 @@ final class MountCommand implements Callable<Integer> {
     }
     Stopper stopper = new Stopper(m, control, ds);
     Runtime.getRuntime().addShutdownHook(new Thread(stopper::stop, "dedupfs-shutdown"));
-    LOG.log(System.Logger.Level.INFO, "serving " + storeDir + " on " + mnt + " (pid " + ProcessHandle.current().pid()
-        + ", leaf size " + ds.leafSize() + (readOnly ? ", read-only" : "") + ")");
+    // Logged while the process is not yet shutting down (java.util.logging closes its handlers then).
+    for (String signal : List.of("TERM", "INT", "HUP")) {
+      sun.misc.Signal.handle(new sun.misc.Signal(signal), s -> {
+        LOG.log(System.Logger.Level.INFO, "SIG" + s.getName() + ": flushing, unmounting " + mnt + " and closing the store");
+        stopper.stop();
+      });
+    }
     String daemonLog = System.getenv(READY_LOG_ENV);
     if (daemonLog != null) {
       System.out.println(READY);
       System.out.flush();
-      Posix.redirectStdoutAndStderr(Path.of(daemonLog));
+      Posix.redirectStdoutAndStderr(Path.of(daemonLog)); // from here on, everything goes to the log
     }
+    LOG.log(System.Logger.Level.INFO, "serving " + storeDir + " on " + mnt + " (pid " + ProcessHandle.current().pid()
+        + ", leaf size " + ds.leafSize() + (readOnly ? ", read-only" : "") + (allowOther ? ", allow_other" : "")
+        + ", " + new Main.Version().getVersion()[0] + ")");
     m.awaitUnmounted();
     stopper.stop();
     LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
