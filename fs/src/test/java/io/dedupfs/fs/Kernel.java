@@ -164,6 +164,13 @@ final class Kernel implements AutoCloseable {
     }
   }
 
+  /** A FORGET of some of the lookups of {@code ino} (the kernel may return them in parts). */
+  void forget(long ino, long n) throws Exception {
+    assertThat(lookups.get(ino)).as("lookups of %d", ino).isGreaterThan(n);
+    lookups.merge(ino, -n, Long::sum);
+    fs.forget(ino, n);
+  }
+
   /** write(2) of {@code data} at {@code offset}, sent in requests of {@code piece} bytes. */
   void write(Open f, long offset, byte[] data, int piece) throws Exception {
     for (int at = 0; at < data.length; at += piece) {

@@ -202,6 +202,7 @@ class ProgramsTest {
     Open f = k.create(ROOT, "tmpfile", 0600, O_RDWR);
     k.write(f, 0, data);
 
+    assertThat(k.lookup(ROOT, "tmpfile")).isEqualTo(f.ino()); // the kernel holds two lookups now
     k.fs.unlink(ROOT, "tmpfile");
 
     k.lookupMissing(ROOT, "tmpfile");
@@ -218,6 +219,8 @@ class ProgramsTest {
 
     k.close(f);
     assertThat(k.getattr(f.ino()).nlink()).isZero(); // the kernel still knows it: not yet gone
+    k.forget(f.ino(), 1);
+    assertThat(k.getattr(f.ino()).nlink()).isZero(); // one lookup left
     k.forget(f.ino());
     assertThat(k.errno(() -> k.getattr(f.ino()))).isEqualTo(Errnos.ENOENT);
     assertThat(k.errno(() -> k.fs.read(f.ino(), f.fh(), 0, java.nio.ByteBuffer.allocate(1))))
