@@ -78,7 +78,7 @@ class ErrnosTest {
         arguments(fs(Kind.NOT_PERMITTED), Errno.EPERM),
         arguments(fs(Kind.NOT_SUPPORTED), Errno.EOPNOTSUPP),
         arguments(fs(Kind.NO_SUCH_OFFSET), Errno.ENXIO),
-        // java.nio.file's exceptions that the engine throws, and one it does not
+        // java.nio.file's exceptions (the engine throws the first four)
         arguments(new NoSuchFileException("f"), Errno.ENOENT),
         arguments(new FileAlreadyExistsException("f"), Errno.EEXIST),
         arguments(new NotDirectoryException("f"), Errno.ENOTDIR),

@@ -19,6 +19,7 @@ import io.dedupfs.fs.Kernel.Model;
 import io.dedupfs.fs.Kernel.Open;
 import io.dedupfs.fs.fuse.Attr;
 import io.dedupfs.fs.fuse.Statfs;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -27,9 +28,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Random;
 import java.util.Set;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -250,6 +253,70 @@ class FileOperationsTest {
     k.close(f);
   }
 
+  @Test
+  void copyFileRangeCopiesPartsAndStopsAtTheSourcesEnd() throws Exception {
+    byte[] a = random(11, 200_003);
+    long src = k.cpFromOutside(a, ROOT, "a");
+    Model model = new Model();
+    model.write(0, random(12, 50_000));
+    long dst = k.cpFromOutside(model.bytes(), ROOT, "b");
+    Open in = k.open(src, O_RDONLY);
+    Open out = k.open(dst, O_WRONLY);
+
+    // unaligned, into the middle; then beyond the end of the destination (it grows, with a hole)
+    assertThat(k.fs.copyFileRange(src, in.fh(), 1234, dst, out.fh(), 777, 30_000, 0)).isEqualTo(30_000);
+    model.write(777, Arrays.copyOfRange(a, 1234, 31_234));
+    assertThat(k.fs.copyFileRange(src, in.fh(), 16_384, dst, out.fh(), 100_000 + 16_384, 65_536, 0)).isEqualTo(65_536);
+    model.write(100_000 + 16_384, Arrays.copyOfRange(a, 16_384, 81_920));
+    // at the source's end the count is short, past it zero
+    assertThat(k.fs.copyFileRange(src, in.fh(), 200_000, dst, out.fh(), 0, 100, 0)).isEqualTo(3);
+    model.write(0, Arrays.copyOfRange(a, 200_000, 200_003));
+    assertThat(k.fs.copyFileRange(src, in.fh(), 200_003, dst, out.fh(), 0, 100, 0)).isZero();
+    assertThat(k.fs.copyFileRange(src, in.fh(), 300_000, dst, out.fh(), 0, 100, 0)).isZero();
+    k.close(out);
+    k.close(in);
+
+    assertThat(k.getattr(dst).size()).isEqualTo(model.size());
+    assertThat(k.contents(dst)).isEqualTo(model.bytes());
+    assertThat(k.contents(src)).isEqualTo(a);
+  }
+
+  @Test
+  void randomRequestsOnOneFileMatchAModel() throws Exception {
+    Random r = new Random(13);
+    Model model = new Model();
+    Open f = k.create(ROOT, "f", 0644, O_RDWR);
+    for (int op = 0; op < 300; op++) {
+      long at = r.nextInt(1 << 20);
+      int len = 1 + r.nextInt(100_000);
+      switch (r.nextInt(6)) {
+        case 0, 1 -> {
+          byte[] data = random(r.nextLong(), len);
+          k.write(f, at, data, 1 + r.nextInt(1 << 20));
+          model.write(at, data);
+        }
+        case 2 -> {
+          k.setattr(f.ino(), Kernel.size(at, f));
+          model.resize(at);
+        }
+        case 3 -> {
+          k.fs.fallocate(f.ino(), f.fh(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len);
+          model.zero(at, len);
+        }
+        case 4 -> k.fs.flush(f.ino(), f.fh());
+        default -> {
+          int n = (int) Math.max(0, Math.min(len, model.size() - at));
+          assertThat(k.read(f, at, len)).as("read %d+%d after %d requests", at, len, op)
+              .isEqualTo(Arrays.copyOfRange(model.bytes(), (int) Math.min(at, model.size()),
+                  (int) Math.min(at, model.size()) + n));
+        }
+      }
+      assertThat(k.fstat(f).size()).as("size after %d requests", op).isEqualTo(model.size());
+    }
+    k.close(f);
+    assertThat(k.contents(f.ino())).isEqualTo(model.bytes());
+  }
+
   // ---- ioctl
 
   @Test
@@ -302,7 +369,7 @@ class FileOperationsTest {
           if (Files.readSymbolicLink(fd).equals(file.toRealPath())) {
             return Long.parseLong(fd.getFileName().toString());
           }
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
           // the descriptor of the listing itself, closed meanwhile
         }
       }

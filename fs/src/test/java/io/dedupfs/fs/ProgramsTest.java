@@ -11,9 +11,12 @@ import io.dedupfs.fs.Kernel.Model;
 import io.dedupfs.fs.Kernel.Open;
 import io.dedupfs.fs.fuse.Attr;
 import io.dedupfs.fs.fuse.FuseOperations;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -168,7 +171,7 @@ class ProgramsTest {
     // convert -n onto an image full of other data: the holes are punched, the size stays
     long existing = k.cpFromOutside(random(8, 5 << 20), ROOT, "old.raw");
     k.qemuImgConvert(src, ROOT, "old.raw", true);
-    byte[] expected = java.util.Arrays.copyOf(model.bytes(), 5 << 20);
+    byte[] expected = Arrays.copyOf(model.bytes(), 5 << 20);
     System.arraycopy(random(8, 5 << 20), 4 << 20, expected, 4 << 20, 1 << 20);
     assertThat(k.getattr(existing).size()).isEqualTo(5 << 20);
     assertThat(k.contents(existing)).isEqualTo(expected);
@@ -252,7 +255,7 @@ class ProgramsTest {
     assertThat(k.getattr(f.ino()).nlink()).isZero(); // one lookup left
     k.forget(f.ino());
     assertThat(k.errno(() -> k.getattr(f.ino()))).isEqualTo(Errnos.ENOENT);
-    assertThat(k.errno(() -> k.fs.read(f.ino(), f.fh(), 0, java.nio.ByteBuffer.allocate(1))))
+    assertThat(k.errno(() -> k.fs.read(f.ino(), f.fh(), 0, ByteBuffer.allocate(1))))
         .isEqualTo(Errnos.EBADF);
     assertThat(k.contents(again)).isEqualTo(ascii("new"));
   }
@@ -261,7 +264,7 @@ class ProgramsTest {
     return Long.parseLong(new String(k.fs.getxattr(ino, DedupFs.FIGURES + name), StandardCharsets.US_ASCII));
   }
 
-  private java.util.List<String> names(long dirIno) throws Exception {
+  private List<String> names(long dirIno) throws Exception {
     return k.readdir(dirIno, 100).stream().map(Kernel.Listed::name).toList();
   }
 
