@@ -125,7 +125,8 @@ class ErrnosTest {
   /** The engine makes these only when a block does not match its hash; its constructor is not public. */
   private static CorruptBlockException corruptBlock() {
     try {
-      Constructor<CorruptBlockException> c = CorruptBlockException.class.getDeclaredConstructor(Hash.class, String.class);
+      Constructor<CorruptBlockException> c =
+          CorruptBlockException.class.getDeclaredConstructor(Hash.class, String.class);
       c.setAccessible(true);
       return c.newInstance(Hash.ZERO, "its bytes hash to something else");
     } catch (ReflectiveOperationException e) {
