@@ -109,14 +109,15 @@ class FileOperationsTest {
    * ENODATA. Update the table when a namespace becomes storable.
    */
   @Test
-  void xattrNamespacesOtherThanUserAreRefused() throws Exception {
+  void xattrNamespacesUserTrustedAndSecurityAreStoredOthersRefused() throws Exception {
     long f = k.cpFromOutside(ascii("x"), ROOT, "f");
     int ok = 0;
     List<Namespace> table = List.of(
         new Namespace("user.name", ok, ok, ok),
-        new Namespace("trusted.name", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
-        new Namespace("security.name", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
-        new Namespace("security.capability", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
+        new Namespace("trusted.libvirt.security.dac", ok, ok, ok),
+        new Namespace("security.name", ok, ok, ok),
+        new Namespace("security.capability", ok, ok, ok),
+        new Namespace("trusted.", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
         new Namespace("system.posix_acl_access", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
         new Namespace("other.name", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA));
     List<String> stored = new ArrayList<>();

@@ -57,7 +57,7 @@ final class Kernel implements AutoCloseable {
 
   private Kernel(Datastore store, boolean readOnly) {
     this.store = store;
-    this.fs = new DedupFs(store, readOnly);
+    this.fs = new DedupFs(store, readOnly, false); // .snapshots hidden from the root's listing, as mounted by default
   }
 
   /** A new store in {@code dir}, served read-write. */

@@ -59,8 +59,11 @@ class ReadOnlyTest {
       k.write(w, 0, new byte[] {1, 2, 3});
       k.close(w);
 
+      // hidden from the root's listing (snapdir=hidden), found by name
+      assertThat(k.readdir(ROOT, 100)).extracting(Kernel.Listed::name).doesNotContain(Datastore.SNAPSHOTS).contains("f");
       long snapshots = k.lookup(ROOT, Datastore.SNAPSHOTS);
       long s1 = k.lookup(snapshots, "s1");
+      assertThat(k.readdir(snapshots, 100)).extracting(Kernel.Listed::name).contains("s1");
       long f = k.lookup(s1, "f");
       long d = k.lookup(s1, "d");
       assertThat(f).isNotEqualTo(live);
