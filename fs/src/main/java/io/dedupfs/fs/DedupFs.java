@@ -389,7 +389,14 @@ final class DedupFs implements FuseOperations {
    * {@code rsync -X} do not carry stale figures along.
    */
   private byte[] figure(long ino, String name) throws IOException {
-    SpaceUsage u = store.usage(store.pathOf(ino));
+    String path;
+    try {
+      path = store.pathOf(ino);
+    } catch (java.nio.file.NoSuchFileException e) {
+      store.getattr(ino); // ENOENT if the inode itself is gone
+      throw new ErrnoException(Errno.ENODATA, "an unlinked file has no space figures (they are computed by path)");
+    }
+    SpaceUsage u = store.usage(path);
     String value = switch (name) {
       case "logical" -> Long.toString(u.logicalBytes());
       case "stored" -> Long.toString(u.storedBytes());
