@@ -8,7 +8,11 @@
 #   libfuse3-3 and fuse3 (fusermount3; this removes libfuse2's `fuse`
 #   package, which conflicts), libfuse3-dev and gcc (StructLayoutTest checks
 #   the binding against the C headers), qemu-utils, fio, xfsprogs, attr, e2fsprogs,
-#   python3, util-linux, psmisc; then makes sure /dev/fuse exists.
+#   python3, util-linux, psmisc, and for LibvirtIT libvirt-daemon-system
+#   (libvirtd, virtlogd, the default qemu.conf and the libvirt-qemu user),
+#   libvirt-clients (virsh) and qemu-system-x86 (with SeaBIOS); then makes
+#   sure /dev/fuse exists. Installing libvirt starts no daemon where systemd
+#   is not running; the tests start their own.
 set -euo pipefail
 
 log() { printf 'deps.sh: %s\n' "$*"; }
@@ -42,7 +46,8 @@ if (($(javac_major) < 17)); then
 fi
 command -v mvn >/dev/null || missing+=(maven)
 command -v python3 >/dev/null || missing+=(python3)
-for pkg in libfuse3-3 fuse3 libfuse3-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc; do
+for pkg in libfuse3-3 fuse3 libfuse3-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc \
+    libvirt-daemon-system libvirt-clients qemu-system-x86; do
     installed "$pkg" || missing+=("$pkg")
 done
 
