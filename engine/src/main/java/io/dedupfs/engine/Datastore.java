@@ -720,7 +720,7 @@ public final class Datastore implements Closeable {
       }
       fc.lock.writeLock().lock();
       try {
-        if (fc.retired) {
+        if (fc.isRetired()) {
           continue;
         }
         db.read(txn -> {
@@ -768,7 +768,7 @@ public final class Datastore implements Closeable {
             }
           }
         }
-        if (fc.lastFailure instanceof StoreFullException full) {
+        if (fc.lastFailure() instanceof StoreFullException full) {
           throw new StoreFullException(full.getMessage(), full);
         }
         continue;
@@ -814,14 +814,13 @@ public final class Datastore implements Closeable {
    * holds fc's write lock.
    */
   private void scheduleCommit(FileContent fc) {
-    if (fc.commitScheduled || closed || (fc.failedAt != 0 && System.nanoTime() - fc.failedAt < RETRY_FAILED_NS)) {
+    if (closed || !fc.claimBackgroundCommit(RETRY_FAILED_NS)) {
       return;
     }
-    fc.commitScheduled = true;
     try {
       committer.execute(() -> backgroundCommit(fc));
     } catch (java.util.concurrent.RejectedExecutionException e) {
-      fc.commitScheduled = false; // closing
+      fc.backgroundCommitEnded(); // closing
     }
   }
 
@@ -837,8 +836,8 @@ public final class Datastore implements Closeable {
       }
       fc.lock.writeLock().lock();
       try {
-        if (failed || closed || fc.retired || fc.tree.dirtyBytes() < fileShare()) {
-          fc.commitScheduled = false;
+        if (failed || closed || fc.isRetired() || fc.tree.dirtyBytes() < fileShare()) {
+          fc.backgroundCommitEnded();
           return;
         }
       } finally {
@@ -932,7 +931,7 @@ public final class Datastore implements Closeable {
           lockForCommit(fc);
           locked.add(fc);
         }
-        if (!src.retired && !dst.retired) {
+        if (!src.isRetired() && !dst.isRetired()) {
           return copyLocked(src, srcOffset, dst, dstOffset, length);
         }
       } finally {
@@ -978,9 +977,7 @@ public final class Datastore implements Closeable {
       commitLocked(dst, true); // now: the shared subtrees are counted for the source only until dst counts them
     } catch (IOException | RuntimeException e) {
       // dst's overlay may name blocks of src that only this commit would have counted: drop it
-      dst.tree.discard();
-      dst.timesChanged = false;
-      dst.timesDirty = false;
+      dst.discardChanges();
       throw e;
     }
     return n;
@@ -1014,9 +1011,6 @@ public final class Datastore implements Closeable {
     }
   }
 
-  /** What a commit froze of a file, beside its tree: the times to store, and what to give back if it fails. */
-  private record Frozen(FileTree.Commit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
-
   /**
    * Commits fc's buffered changes. The caller holds fc's commit lock; with {@code holding}, also
    * fc's write lock, kept throughout. Otherwise the write lock is taken only to freeze the
@@ -1026,18 +1020,16 @@ public final class Datastore implements Closeable {
    */
   private void commitLocked(FileContent fc, boolean holding) throws IOException {
     Lock w = fc.lock.writeLock();
-    Frozen f;
+    FileContent.Frozen f;
     if (!holding) {
       w.lock();
     }
     try {
-      if (fc.retired || !fc.isDirty()) {
+      if (fc.isRetired() || !fc.isDirty()) {
         return;
       }
-      FileTree.Commit c = db.read(fc.tree::freeze);
-      f = new Frozen(c, fc.timesChanged, fc.mtimeNs, fc.ctimeNs, fc.touches, fc.dirtySince);
-      fc.timesChanged = false;
-      inFlightBytes.addAndGet(c.bytes);
+      f = db.read(fc::freeze);
+      inFlightBytes.addAndGet(f.tree().bytes);
     } finally {
       if (!holding) {
         w.unlock();
@@ -1072,23 +1064,9 @@ public final class Datastore implements Closeable {
     }
     try {
       if (applied) {
-        fc.tree.finish(f.tree());
-        if (fc.touches == f.touches()) {
-          fc.timesDirty = false;
-        }
-        fc.failedAt = 0;
-        fc.lastFailure = null;
+        fc.committed(f);
       } else {
-        fc.tree.rollback(f.tree());
-        fc.timesChanged |= f.times();
-        fc.dirtySince = f.dirtySince();
-        if (fc.retired) {
-          fc.tree.release(); // nobody counts a retired file's buffer
-        }
-        if (failure != null) {
-          fc.failedAt = Math.max(1, System.nanoTime());
-          fc.lastFailure = failure instanceof Exception e ? e : new IOException(failure);
-        }
+        fc.notCommitted(f, failure);
       }
     } finally {
       inFlightBytes.addAndGet(-f.tree().bytes);
@@ -1319,7 +1297,7 @@ public final class Datastore implements Closeable {
             break;
           }
           lockForCommit(fc);
-          if (!fc.retired) {
+          if (!fc.isRetired()) {
             out.add(fc);
             break;
           }
@@ -1335,8 +1313,7 @@ public final class Datastore implements Closeable {
 
   /** Drops loaded contents (and their unflushed changes): the next user loads the inode afresh. Caller holds fc's write lock. */
   private void retire(FileContent fc) {
-    fc.tree.release();
-    fc.retired = true;
+    fc.retire();
     removals.incrementAndGet(); // before the removal: a load that then finds no contents sees it (content)
     files.remove(fc.ino, fc);
   }
@@ -1455,7 +1432,7 @@ public final class Datastore implements Closeable {
       }
       if (fc.lock.writeLock().tryLock()) {
         try {
-          if (fc.isDirty() && fc.dirtySince - cutoff <= 0) {
+          if (fc.dirtySinceBefore(cutoff)) {
             scheduleCommit(fc);
           }
         } finally {
@@ -1546,7 +1523,7 @@ public final class Datastore implements Closeable {
       Lock lock = exclusive ? fc.lock.writeLock() : fc.lock.readLock();
       lock.lock();
       try {
-        if (!fc.retired) {
+        if (!fc.isRetired()) {
           return action.run(fc);
         }
       } finally {
@@ -1562,9 +1539,7 @@ public final class Datastore implements Closeable {
     }
     fc.lock.readLock().lock();
     try {
-      return fc.timesDirty
-          ? Attributes.of(i, fc.tree.length(), fc.mtimeNs, fc.ctimeNs)
-          : Attributes.of(i, fc.tree.length(), i.mtimeNs(), i.ctimeNs());
+      return fc.attributes(i);
     } finally {
       fc.lock.readLock().unlock();
     }
