@@ -65,17 +65,18 @@ public final class Datastore implements Closeable {
   private final Path dir;
   private final DatastoreConfig config;
   private final StoreDirectory home;
-  // The parts, each with one job (see above). Package-private: the engine's tests reach them.
+  // The parts, each with one job (see above). Those package-private are reached by the engine's
+  // tests: the tables, the block store, the contents in use, write-back and snapshots.
   final Lmdb db;
-  final Geometry geometry;
+  private final Geometry geometry;
   final BlockStore blocks;
   private final Namespace ns;
   final OpenFiles files;
   final WriteBack writeBack;
-  final Contents contents;
-  final NamespaceOps namespace;
+  private final Contents contents;
+  private final NamespaceOps namespace;
   final SnapshotOps snapshotOps;
-  final Maintenance maintenance;
+  private final Maintenance maintenance;
 
   /**
    * A store over {@code db}, the LMDB environment opened in {@code home}; it owns both from here
