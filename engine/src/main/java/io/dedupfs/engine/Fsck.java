@@ -26,9 +26,9 @@ final class Fsck {
   /** Decrements that were queued when the last check ran. */
   private long queued;
 
-  Fsck(Datastore store) {
-    this.db = store.lmdb();
-    this.blocks = store.blockStore();
+  Fsck(Lmdb db, BlockStore blocks) {
+    this.db = db;
+    this.blocks = blocks;
   }
 
   /** What is wrong, one line each; empty when the store is consistent. */

@@ -49,7 +49,7 @@ class BackgroundCommitTest {
   // ------------------------------------------------------------------ a hook that holds commits
 
   /** Holds the next commit of one file between its freeze and its transaction, until told to store or fail it. */
-  static final class Gate implements Datastore.CommitHook {
+  static final class Gate implements WriteBack.CommitHook {
     private volatile long holdIno = -1;
     private volatile long heldIno = -1;
     private volatile boolean fail;
@@ -80,10 +80,18 @@ class BackgroundCommitTest {
       }
     }
 
-    /** Starts a background commit of {@code ino} and returns once it has frozen the overlay and waits. */
+    /** Starts a commit of {@code ino} on a thread of its own, as a background commit, and returns once it has frozen the overlay and waits. */
     void hold(Datastore ds, long ino) throws Exception {
       holdIno = ino;
-      ds.commitInBackground(ino);
+      Thread committer = new Thread(() -> {
+        try {
+          ds.flush(ino);
+        } catch (IOException | RuntimeException e) {
+          // as a background commit: its data stays buffered
+        }
+      }, "test-committer");
+      committer.setDaemon(true);
+      committer.start();
       if (!arrived.tryAcquire(60, TimeUnit.SECONDS)) {
         throw new AssertionError("the background commit of inode " + ino + " did not freeze within 60 s");
       }
@@ -197,7 +205,7 @@ class BackgroundCommitTest {
       // A dirty limit far above what the test buffers: commits happen only where the test says.
       ds = Datastore.open(dir, TestStores.config(leaf).withDirtyLimit(4L << 30));
       gate = new Gate();
-      ds.commitHook = gate;
+      ds.writeBack.commitHook = gate;
     }
 
     private void log(String op) {
@@ -385,11 +393,11 @@ class BackgroundCommitTest {
 
     /** What LMDB holds for f (its inode's size and tree, read straight from the store) equals {@code want}. */
     private void verifyCommitted(int f, FileModel want) throws IOException {
-      Lmdb db = ds.lmdb();
+      Lmdb db = ds.db;
       db.read(txn -> {
         Inode i = new Namespace(db).inode(txn, inos[f]);
         assertThat(i.size()).as("committed size of f%d", f).isEqualTo(want.size());
-        FileTree t = new FileTree(new Geometry(leaf), ds.blockStore(), i.root(), i.height(), i.size());
+        FileTree t = new FileTree(new Geometry(leaf), ds.blocks, i.root(), i.height(), i.size());
         for (long page : want.dataPageOffsets()) {
           ByteBuffer b = ByteBuffer.allocate(FileModel.PAGE);
           t.read(txn, page, b);
@@ -477,12 +485,12 @@ class BackgroundCommitTest {
   void aFlushWaitsForTheCommitInFlightAndWritersDoNot() throws Exception {
     try (Datastore ds = Datastore.open(tmp.resolve("s"), TestStores.config(4096).withDirtyLimit(4L << 30))) {
       Gate gate = new Gate();
-      ds.commitHook = gate;
+      ds.writeBack.commitHook = gate;
       long f = TestStores.create(ds, "f");
       byte[] a = TestStores.randomBytes(new SplittableRandom(1), 3 * MIB);
       TestStores.write(ds, f, 0, a);
       gate.hold(ds, f);
-      assertThat(ds.dirtyBytes()).as("frozen bytes still count as buffered").isGreaterThanOrEqualTo(3L * MIB);
+      assertThat(ds.writeBack.bufferedBytes()).as("frozen bytes still count as buffered").isGreaterThanOrEqualTo(3L * MIB);
       ExecutorService t = Executors.newSingleThreadExecutor();
       try {
         Future<?> flush = t.submit((Callable<Void>) () -> {
@@ -503,7 +511,7 @@ class BackgroundCommitTest {
         assertThat(TestStores.root(ds, f).isZero()).as("nothing is committed yet").isTrue();
         assertThat(gate.release(false)).isTrue();
         flush.get(60, TimeUnit.SECONDS);
-        assertThat(ds.dirtyBytes()).isZero();
+        assertThat(ds.writeBack.bufferedBytes()).isZero();
         TestStores.assertSameBytes(TestStores.read(ds, f, 0, want.length), want, "after the flush");
       } finally {
         t.shutdownNow();
@@ -533,7 +541,7 @@ class BackgroundCommitTest {
     AtomicInteger failed = new AtomicInteger();
     AtomicInteger stored = new AtomicInteger();
     SplittableRandom hookRandom = new SplittableRandom(seed);
-    Datastore.CommitHook hook = new Datastore.CommitHook() {
+    WriteBack.CommitHook hook = new WriteBack.CommitHook() {
       @Override
       public void frozen(long ino) throws IOException {
         int k;
@@ -561,7 +569,7 @@ class BackgroundCommitTest {
     long[] inos = new long[writers];
     byte[][] models = new byte[writers][region];
     try (Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(2 * MIB))) {
-      ds.commitHook = hook;
+      ds.writeBack.commitHook = hook;
       for (int w = 0; w < writers; w++) {
         inos[w] = w == 3 ? inos[2] : TestStores.create(ds, "f" + w); // writers 2 and 3 share a file
       }
@@ -620,7 +628,7 @@ class BackgroundCommitTest {
       pool.shutdown();
       failing.set(false);
       ds.sync();
-      assertThat(ds.dirtyBytes()).isZero();
+      assertThat(ds.writeBack.bufferedBytes()).isZero();
       System.out.println("  commits stored " + stored.get() + ", failed on purpose " + failed.get());
       assertThat(failed.get()).as("some commits failed").isPositive();
       for (int w = 0; w < writers; w++) {
@@ -694,13 +702,13 @@ class BackgroundCommitTest {
         for (int w = 0; w < writers; w++) {
           TestStores.assertSameBytes(TestStores.read(ds, inos[w], 0, models[w].length), models[w], "writer " + w + ", refused");
         }
-        assertThat(ds.dirtyBytes()).as("something is still buffered").isPositive();
+        assertThat(ds.writeBack.bufferedBytes()).as("something is still buffered").isPositive();
         ds.unlink(ROOT, "filler");
         ds.forget(filler);
         ds.reclaim();
         ds.reclaim();
         ds.sync();
-        assertThat(ds.dirtyBytes()).as("everything committed once there is room").isZero();
+        assertThat(ds.writeBack.bufferedBytes()).as("everything committed once there is room").isZero();
         for (int w = 0; w < writers; w++) {
           TestStores.assertSameBytes(TestStores.read(ds, inos[w], 0, models[w].length), models[w], "writer " + w + ", committed");
         }

@@ -139,7 +139,7 @@ class BadInputTest {
       }
       assertThat(corrupt).as("exactly the damaged leaf fails").isEqualTo(1);
       assertThat(damagedLeaf).isGreaterThanOrEqualTo(0);
-      assertThat(new Fsck(ds).check()).anyMatch(p -> p.contains("do not match its hash"));
+      assertThat(new Fsck(ds.db, ds.blocks).check()).anyMatch(p -> p.contains("do not match its hash"));
     }
     flipAByte(store, 1); // the root node: every read fails
     try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
@@ -151,13 +151,13 @@ class BadInputTest {
   void aFullMapGrowsWithoutAReopen() throws IOException {
     Path store = tmp.resolve("store");
     byte[] data = TestStores.randomBytes(new SplittableRandom(4), 24 << 20);
-    try (Datastore ds = Datastore.open(store, TestStores.config(4096), 1 << 20)) {
+    try (Datastore ds = TestStores.open(store, TestStores.config(4096), 1 << 20)) {
       long ino = TestStores.create(ds, "f");
       for (int off = 0; off < data.length; off += 1 << 20) {
         ds.write(ino, off, ByteBuffer.wrap(data, off, 1 << 20));
         ds.flush(ino);
       }
-      assertThat(ds.lmdb().env.info().mapSize).isGreaterThanOrEqualTo(24L << 20);
+      assertThat(ds.db.env.info().mapSize).isGreaterThanOrEqualTo(24L << 20);
       TestStores.assertSameBytes(TestStores.read(ds, ino, 0, data.length), data, "the file");
       assertConsistent(ds);
     }

@@ -32,8 +32,8 @@ class BlockStoreTest {
   @CsvSource({"3000, 1", "4080, 1", "4096, 1", "4112, 1", "4500, 1", "4600, 2", "8192, 2", "16384, 4", "65536, 16"})
   void storedValuesTakeWholePages(int length, int pages) throws IOException {
     try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
-      Lmdb db = ds.lmdb();
-      BlockStore store = ds.blockStore();
+      Lmdb db = ds.db;
+      BlockStore store = ds.blocks;
       byte[] content = TestStores.randomBytes(new SplittableRandom(length), length);
       Hash h = Hash.wrap(java.util.Arrays.copyOf(content, Hash.SIZE)); // any key will do here
       db.write(txn -> {

@@ -54,7 +54,7 @@ class FullDiskTest {
           }
         }
         assertThat(full).as("a 40 MiB disk fills up").isNotNull();
-        assertThat(ds.dirtyBytes()).as("the write that did not fit stays buffered").isGreaterThanOrEqualTo(2L * MIB);
+        assertThat(ds.writeBack.bufferedBytes()).as("the write that did not fit stays buffered").isGreaterThanOrEqualTo(2L * MIB);
         TestStores.assertSameBytes(TestStores.read(ds, last, 0, pending.length), pending, "the buffered write, read back");
         long stuck = last;
         assertThatThrownBy(() -> {

@@ -90,10 +90,10 @@ class IntegrityTest {
 
   /** The hash at {@code level}, {@code index} (in subtrees of that level) of a file's committed tree. */
   private static Hash block(Datastore ds, long ino, int level, long index) throws IOException {
-    Lmdb db = ds.lmdb();
+    Lmdb db = ds.db;
     return db.read(txn -> {
       Inode i = new Namespace(db).inode(txn, ino);
-      FileTree t = new FileTree(new Geometry(ds.leafSize()), ds.blockStore(), i.root(), i.height(), i.size());
+      FileTree t = new FileTree(new Geometry(ds.leafSize()), ds.blocks, i.root(), i.height(), i.size());
       return t.subtree(txn, level, index, new boolean[1]);
     });
   }
@@ -192,7 +192,7 @@ class IntegrityTest {
           List<Progress> progress = new ArrayList<>();
           assertThat(ds.fsck(progress::add)).as("fsck, round %d", round).isEmpty();
           assertThat(progress).extracting(Progress::phase).contains("blocks", "counts", "namespace");
-          Fsck internal = new Fsck(ds); // without the reclaim before it
+          Fsck internal = new Fsck(ds.db, ds.blocks); // without the reclaim before it
           assertThat(internal.check()).as("fsck without a reclaim first, round %d", round).isEmpty();
           sawQueued += internal.queued() > 0 ? 1 : 0;
           assertThat(ds.scrub(null).damaged()).as("scrub, round %d", round).isEmpty();

@@ -34,8 +34,8 @@ class LeafReaderTest {
       ds.flush(ino);
       Hash leaf = TestStores.root(ds, ino); // a one-leaf file's root is its leaf
       ByteBuffer dst = ByteBuffer.allocate(PIECES * PIECE);
-      ds.lmdb().read(txn -> {
-        try (BlockStore.LeafReader reader = ds.blockStore().new LeafReader(txn, dst, false)) {
+      ds.db.read(txn -> {
+        try (BlockStore.LeafReader reader = ds.blocks.new LeafReader(txn, dst, false)) {
           // This thread's half (the first) fails at once: a destination index out of range stands
           // for any unchecked failure (an Error, say). The other half fills the buffer, piece by piece.
           reader.read(leaf, dst.capacity(), 0, PIECE);

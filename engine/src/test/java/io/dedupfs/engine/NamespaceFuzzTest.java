@@ -100,12 +100,12 @@ class NamespaceFuzzTest {
           // the mount maps each of these to an errno
         }
         if (i % 100 == 99) {
-          assertThat(new Fsck(ds).check()).as("fsck after operation %d", i).isEmpty();
+          assertThat(new Fsck(ds.db, ds.blocks).check()).as("fsck after operation %d", i).isEmpty();
         }
         if (i == ops / 2) {
           ds.close();
           ds = Datastore.open(dir, TestStores.config(4096));
-          assertThat(new Fsck(ds).check()).as("fsck after reopening").isEmpty();
+          assertThat(new Fsck(ds.db, ds.blocks).check()).as("fsck after reopening").isEmpty();
         }
       }
       for (long d : dirs) {

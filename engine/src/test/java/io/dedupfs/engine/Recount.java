@@ -29,8 +29,8 @@ final class Recount {
 
   static Recount of(Datastore ds) throws IOException {
     Recount r = new Recount();
-    Lmdb db = ds.lmdb();
-    BlockStore blocks = ds.blockStore();
+    Lmdb db = ds.db;
+    BlockStore blocks = ds.blocks;
     db.read(txn -> {
       try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {

@@ -247,7 +247,7 @@ class SnapshotTest {
     ds.flush(f);
     ds.forget(f); // clean: its contents are dropped, the next use loads them
     AtomicBoolean restored = new AtomicBoolean();
-    ds.loadHook = ino -> {
+    ds.files.loadHook = ino -> {
       if (ino == f && restored.compareAndSet(false, true)) {
         ds.restoreSnapshot("s", "", null); // between the reader's inode read and its publishing what it read
       }
@@ -256,7 +256,7 @@ class SnapshotTest {
     try {
       read = contents(f);
     } finally {
-      ds.loadHook = null;
+      ds.files.loadHook = null;
     }
     assertThat(restored).isTrue();
     TestStores.assertSameBytes(read, before, "a read that loaded the file while a restore replaced it");
@@ -515,7 +515,7 @@ class SnapshotTest {
       long t0 = System.nanoTime();
       ds.createSnapshot("of-" + names[i], names[i]);
       nanos[i] = System.nanoTime() - t0;
-      cost[i] = ds.snapshotCost();
+      cost[i] = ds.snapshotOps.snapshots.lastCost();
       TestStores.Counts after = TestStores.counts(ds);
       assertThat(after).as("no block stored or freed, nothing queued").isEqualTo(before);
     }
@@ -530,7 +530,7 @@ class SnapshotTest {
     long t0 = System.nanoTime();
     ds.createSnapshot("of-many", "many");
     long manyNanos = System.nanoTime() - t0;
-    assertThat(ds.snapshotCost()).isEqualTo(new Snapshots.Cost(1001, 1000));
+    assertThat(ds.snapshotOps.snapshots.lastCost()).isEqualTo(new Snapshots.Cost(1001, 1000));
     System.out.printf("snapshot cost: 64 KiB file %.2f ms, 64 MiB file %.2f ms (2 inodes, 1 root each); "
         + "1000 files %.2f ms (1001 inodes, 1000 roots)%n", nanos[0] / 1e6, nanos[1] / 1e6, manyNanos / 1e6);
     assertThat(small + big).isPositive();

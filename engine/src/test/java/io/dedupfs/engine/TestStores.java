@@ -23,12 +23,26 @@ final class TestStores {
     return DatastoreConfig.defaults().withLeafSize(leafSize).withFlushInterval(Duration.ofHours(1));
   }
 
+  /**
+   * Opens a store as {@link Datastore#open} does, but with the LMDB map starting at {@code mapSize}
+   * bytes (small, so that a test sees it grow).
+   */
+  static Datastore open(Path dir, DatastoreConfig config, long mapSize) throws IOException {
+    StoreDirectory home = StoreDirectory.lock(dir, config.readOnly());
+    try {
+      return new Datastore(home, config, home.openLmdb(mapSize));
+    } catch (IOException | RuntimeException e) {
+      home.close();
+      throw e;
+    }
+  }
+
   /** Flushes, applies every queued decrement, and asserts that Fsck finds nothing wrong. */
   static void assertConsistent(Datastore ds) throws IOException {
     ds.sync();
-    assertThat(ds.dirtyBytes()).as("dirty bytes after a sync").isZero();
+    assertThat(ds.writeBack.bufferedBytes()).as("dirty bytes after a sync").isZero();
     ds.reclaim();
-    Fsck fsck = new Fsck(ds);
+    Fsck fsck = new Fsck(ds.db, ds.blocks);
     assertThat(fsck.check()).as("fsck").isEmpty();
     assertThat(fsck.queued()).as("decrements queued after a reclaim").isZero();
   }
@@ -118,7 +132,7 @@ final class TestStores {
   record Counts(long blocks, long refs, long storedBytes, long pending) {}
 
   static Counts counts(Datastore ds) throws IOException {
-    Lmdb db = ds.lmdb();
+    Lmdb db = ds.db;
     return db.read(txn -> {
       long bytes = 0;
       try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
@@ -132,7 +146,7 @@ final class TestStores {
 
   /** The committed root of a file, from its inode record. */
   static Hash root(Datastore ds, long ino) throws IOException {
-    Lmdb db = ds.lmdb();
+    Lmdb db = ds.db;
     return db.read(txn -> new Namespace(db).inode(txn, ino).root());
   }
 }

@@ -271,10 +271,10 @@ class UsageTest {
         ds.flush(f);
         ds.unlink(ROOT, "f" + round);
         ds.forget(f); // queues one decrement; reclaim runs in the background meanwhile
-        Lmdb db = ds.lmdb();
+        Lmdb db = ds.db;
         SpaceUsage[] seen = db.read(txn -> {
-          PendingView pending = PendingView.of(txn, db, ds.blockStore());
-          SpaceCounter counter = new SpaceCounter(txn, db, ds.blockStore(), pending);
+          PendingView pending = PendingView.of(txn, db, ds.blocks);
+          SpaceCounter counter = new SpaceCounter(txn, db, ds.blocks, pending);
           return new SpaceUsage[] {counter.wholeStore(), counter.usage(List.of(new Namespace(db).inode(txn, keep)))};
         });
         ds.reclaim();

@@ -1,0 +1,115 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * Upkeep of the store as a whole: reclaiming what nothing references, space figures, scrubbing,
+ * checking (fsck) and compacting. Each works in its own short transactions beside the store's
+ * other work; a reclaim applies the queued decrements in batches.
+ */
+final class Maintenance {
+  static final int RECLAIM_BATCH = 2048;
+  private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
+
+  private final Path dir;
+  private final DatastoreConfig config;
+  private final Lmdb db;
+  private final Namespace ns;
+  private final Geometry geometry;
+  private final BlockStore blocks;
+
+  Maintenance(Path dir, DatastoreConfig config, Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks) {
+    this.dir = dir;
+    this.config = config;
+    this.db = db;
+    this.ns = ns;
+    this.geometry = geometry;
+    this.blocks = blocks;
+  }
+
+  /**
+   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or
+   * of the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what
+   * {@code exclusiveBytes} names is what deleting those files would free; the caller has flushed
+   * them ({@code p} is normalized). Costs work per block of the files (nodes are read, leaves
+   * only looked up), never a scan of the store for one file.
+   */
+  SpaceUsage usage(String p) throws IOException {
+    reclaimFirst("usage"); // not needed for exactness, but it keeps the queue to work through short
+    return db.read(txn -> {
+      PendingView pending = PendingView.of(txn, db, blocks);
+      SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
+      return p.isEmpty() ? counter.wholeStore() : counter.usage(NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, p)).values());
+    });
+  }
+
+  /** See {@link Datastore#scrub}. */
+  ScrubReport scrub(Consumer<Progress> progress) throws IOException {
+    return new Scrubber(db, ns, blocks, geometry, Progresses.throttled(progress)).run();
+  }
+
+  /** See {@link Datastore#fsck}. */
+  List<String> fsck(Consumer<Progress> progress) throws IOException {
+    reclaimFirst("fsck");
+    return new Fsck(db, blocks).check(Progresses.throttled(progress));
+  }
+
+  /** Applies the queued decrements before {@code what}, which accounts for any it cannot apply. */
+  private void reclaimFirst(String what) {
+    if (config.readOnly()) {
+      return;
+    }
+    try {
+      reclaim();
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "reclaim before " + what + " failed; " + what + " goes on with the queue", e);
+    }
+  }
+
+  /** See {@link Datastore#compact}. */
+  CompactResult compact(Consumer<Progress> progress) throws IOException {
+    requireWritable();
+    reclaim();
+    return db.compact(Progresses.throttled(progress));
+  }
+
+  /** See {@link Datastore#reclaim}. */
+  long reclaim() throws IOException {
+    long total = 0;
+    int batch = RECLAIM_BATCH;
+    while (true) {
+      int max = batch;
+      int n;
+      try {
+        n = db.write(txn -> blocks.reclaim(txn, max));
+      } catch (StoreFullException e) {
+        if (batch == 1) {
+          throw e;
+        }
+        batch = Math.max(1, batch / 16);
+        continue;
+      }
+      if (n == 0) {
+        return total;
+      }
+      total += n;
+      batch = Math.min(RECLAIM_BATCH, batch * 2);
+    }
+  }
+
+  /** {@link #reclaim}, logging a failure: for the background, which retries after the next change. */
+  void reclaimQuietly() {
+    try {
+      reclaim();
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "reclaiming space failed; will retry after the next change", e);
+    }
+  }
+
+  private void requireWritable() throws FsException {
+    Checks.requireWritable(config, dir);
+  }
+}
