@@ -236,7 +236,7 @@ public final class Datastore implements Closeable {
    * {@code security.capability} before each write) without a transaction while none exists.
    */
   public boolean anyXattrNamed(String name) throws IOException {
-    return db.read(txn -> ns.anyXattrNamed(txn, name));
+    return namespace.anyXattrNamed(name);
   }
 
   public void setxattr(long ino, String name, byte[] value, int flags) throws IOException {

@@ -382,6 +382,11 @@ final class NamespaceOps {
     });
   }
 
+  /** Whether any inode has an extended attribute called {@code name}: one pass over the table. */
+  boolean anyXattrNamed(String name) throws IOException {
+    return db.read(txn -> ns.anyXattrNamed(txn, name));
+  }
+
   void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
     requireWritable();
     if (name.isEmpty() || name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {
