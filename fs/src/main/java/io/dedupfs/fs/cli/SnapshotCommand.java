@@ -59,8 +59,8 @@ final class SnapshotCommand implements Runnable {
   }
 
   @Command(name = "list", mixinStandardHelpOptions = true,
-      description = {"List the snapshots of a datastore, with their logical and stored bytes and the bytes",
-          "only they hold (EXCLUSIVE: what deleting one frees)."})
+      description = "List the snapshots of a datastore: their logical bytes, the bytes stored for them and the "
+          + "bytes only they hold (EXCLUSIVE: what deleting one frees).")
   static final class ListSnapshots implements Callable<Integer> {
     @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
