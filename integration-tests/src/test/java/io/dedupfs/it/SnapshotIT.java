@@ -106,9 +106,10 @@ class SnapshotIT {
         report.add(String.format("three snapshots (a file, a folder, everything: %d files) in %.2f s", state0.size(),
                 (System.nanoTime() - t0) / 1e9));
         String list = cli("snapshot", "list", mnt.toString());
-        assertThat(list).containsPattern("(?m)^base-snap\\s+\\S+ \\S+\\s+file\\s+/base\\.img$")
-                .containsPattern("(?m)^vm1-snap\\s+\\S+ \\S+\\s+directory\\s+/vm1$")
-                .containsPattern("(?m)^all-snap\\s+\\S+ \\S+\\s+directory\\s+/$");
+        // NAME CREATED KIND LOGICAL STORED EXCLUSIVE SOURCE
+        assertThat(list).containsPattern("(?m)^base-snap\\s+\\S+ \\S+\\s+file\\s.*\\s/base\\.img$")
+                .containsPattern("(?m)^vm1-snap\\s+\\S+ \\S+\\s+directory\\s.*\\s/vm1$")
+                .containsPattern("(?m)^all-snap\\s+\\S+ \\S+\\s+directory\\s.*\\s/$");
         Map<String, String> base0 = sub(state0, "base.img");
         Map<String, String> vm10 = sub(state0, "vm1");
         Map<String, String> vm20 = sub(state0, "vm2");

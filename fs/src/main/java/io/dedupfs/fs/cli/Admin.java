@@ -39,10 +39,23 @@ final class Admin {
   /** What an operation runs against. {@code mount} is null when the store is not mounted. */
   record Context(Datastore store, Mount mount) {}
 
-  /** One administrative operation. Writes its report to {@code out}; returns an exit code. */
+  /** One administrative operation. Writes its report to {@code reply}; returns an exit code. */
   @FunctionalInterface
   interface Op {
-    int run(Context ctx, Map<String, String> params, PrintWriter out) throws Exception;
+    int run(Context ctx, Map<String, String> params, Reply reply) throws Exception;
+  }
+
+  /**
+   * Where an operation's output goes: text (or JSON) to {@code out}, and how far it has come to
+   * {@code progress}, which the client renders (a redrawn line on a terminal, plain lines in a
+   * pipe, JSON objects with --json).
+   */
+  record Reply(PrintWriter out, Progress progress) {}
+
+  /** {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step) of {@code phase}. */
+  @FunctionalInterface
+  interface Progress {
+    void report(String phase, String unit, long done, long total);
   }
 
   private Admin() {}
@@ -53,22 +66,41 @@ final class Admin {
    */
   static int execute(Path store, String name, Map<String, String> params, boolean readOnly, PrintWriter out)
       throws Exception {
-    OptionalInt remote = remote(store, name, params, out);
-    if (remote.isPresent()) {
-      return remote.getAsInt();
-    }
-    if (!Datastore.isStore(store)) {
-      throw new Main.UsageException(store + " is not a dedupfs store");
-    }
-    try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withReadOnly(readOnly))) {
-      return Ops.get(name).run(new Context(ds, null), params, out);
+    return execute(store, name, params, readOnly, out, null);
+  }
+
+  /** As above, with the operation's progress shown by {@code progress} (null: not shown). */
+  static int execute(Path store, String name, Map<String, String> params, boolean readOnly, PrintWriter out,
+      ProgressRenderer progress) throws Exception {
+    try {
+      OptionalInt remote = remote(store, name, params, out, progress);
+      if (remote.isPresent()) {
+        return remote.getAsInt();
+      }
+      if (!Datastore.isStore(store)) {
+        throw new Main.UsageException(store + " is not a dedupfs store");
+      }
+      try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withReadOnly(readOnly));
+          PrintWriter shown = new PrintWriter(new ClearingWriter(out, progress))) {
+        Reply reply = new Reply(shown, (phase, unit, done, total) -> {
+          if (progress != null) {
+            shown.flush();
+            progress.update(phase, unit, done, total);
+          }
+        });
+        return Ops.get(name).run(new Context(ds, null), params, reply);
+      }
+    } finally {
+      if (progress != null) {
+        progress.clear();
+      }
     }
   }
 
   // ---------------------------------------------------------------- client
 
-  private static OptionalInt remote(Path store, String name, Map<String, String> params, PrintWriter out)
-      throws IOException {
+  private static OptionalInt remote(Path store, String name, Map<String, String> params, PrintWriter out,
+      ProgressRenderer progress) throws IOException {
     Path socket = store.resolve(SOCKET);
     if (!Files.exists(socket)) {
       return OptionalInt.empty();
@@ -77,6 +109,10 @@ final class Admin {
     try {
       ch = SocketChannel.open(UnixDomainSocketAddress.of(socket));
     } catch (IOException e) {
+      if (!Files.isWritable(socket) && isMounted(store)) {
+        // not "in use by another process" (what opening it here would say): the daemon is there, but only root may ask it
+        throw new IOException("the store is mounted and its control socket " + socket + " is root-only: run as root");
+      }
       return OptionalInt.empty(); // a socket left by a daemon that was killed: the store is not in use
     }
     try (ch) {
@@ -98,8 +134,21 @@ final class Admin {
         }
         switch (type) {
           case 'O' -> {
-            out.print(in.readUTF());
+            String text = in.readUTF();
+            if (progress != null) {
+              progress.clear();
+            }
+            out.print(text);
             out.flush();
+          }
+          case 'P' -> {
+            String phase = in.readUTF();
+            String unit = in.readUTF();
+            long done = in.readLong();
+            long total = in.readLong();
+            if (progress != null) {
+              progress.update(phase, unit, done, total);
+            }
           }
           case 'E' -> throw new RemoteFailure(in.readUTF(), in.readBoolean());
           case 'X' -> {
@@ -109,6 +158,20 @@ final class Admin {
         }
       }
     }
+  }
+
+  /** Whether a dedupfs mount of {@code store} is in the mount table. */
+  private static boolean isMounted(Path store) {
+    try {
+      for (MountTable.Mounted m : MountTable.all()) {
+        if (m.isDedupfs() && Path.of(m.source()).toAbsolutePath().normalize().equals(store.toAbsolutePath().normalize())) {
+          return true;
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // cannot tell: say nothing about it
+    }
+    return false;
   }
 
   /** The daemon's operation failed; its message is shown as if the operation had run here. */
@@ -170,9 +233,11 @@ final class Admin {
         boolean looks = name.equals("stats") || name.equals("snapshot.list");
         LOG.log(looks ? System.Logger.Level.DEBUG : System.Logger.Level.INFO, "control: " + name + " " + params);
         int code;
-        try (PrintWriter out = new PrintWriter(new FrameWriter(answer))) {
+        FrameWriter frames = new FrameWriter(answer);
+        try (PrintWriter out = new PrintWriter(frames)) {
+          Reply reply = new Reply(out, (phase, unit, done, total) -> frames.progress(phase, unit, done, total));
           try {
-            code = Ops.get(name).run(context, params, out);
+            code = Ops.get(name).run(context, params, reply);
             out.flush();
           } catch (Exception | Error e) {
             out.flush();
@@ -209,7 +274,10 @@ final class Admin {
     }
   }
 
-  /** Sends each line (or whatever is flushed) as one 'O' frame, so progress shows as it happens. */
+  /**
+   * Sends each line (or whatever is flushed) as one 'O' frame, so output shows as it happens, and
+   * each progress report as a 'P' frame (phase, unit, done, total) for the client to render.
+   */
   private static final class FrameWriter extends Writer {
     private final DataOutputStream out;
     private final StringBuilder pending = new StringBuilder();
@@ -228,6 +296,23 @@ final class Admin {
       }
     }
 
+    /** After the text written so far. Locks as the PrintWriter around this writer does (on this writer). */
+    void progress(String phase, String unit, long done, long total) {
+      synchronized (this) {
+        try {
+          flush();
+          out.writeByte('P');
+          out.writeUTF(phase);
+          out.writeUTF(unit);
+          out.writeLong(done);
+          out.writeLong(total);
+          out.flush();
+        } catch (IOException e) {
+          // the client went away: the operation goes on; its end is logged
+        }
+      }
+    }
+
     @Override
     public void flush() throws IOException {
       if (pending.length() > 0) {
@@ -241,6 +326,35 @@ final class Admin {
     @Override
     public void close() throws IOException {
       flush();
+    }
+  }
+
+  /** Writes to {@code out}, first clearing the progress line, if any (an operation run in this process). */
+  private static final class ClearingWriter extends Writer {
+    private final PrintWriter out;
+    private final ProgressRenderer progress;
+
+    ClearingWriter(PrintWriter out, ProgressRenderer progress) {
+      this.out = out;
+      this.progress = progress;
+    }
+
+    @Override
+    public void write(char[] buf, int off, int len) {
+      if (progress != null && len > 0) {
+        progress.clear();
+      }
+      out.write(buf, off, len);
+    }
+
+    @Override
+    public void flush() {
+      out.flush();
+    }
+
+    @Override
+    public void close() {
+      out.flush(); // not out's close: it is the command's stdout
     }
   }
 }

@@ -1,7 +1,6 @@
 package io.dedupfs.fs.cli;
 
 import java.nio.file.Path;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -21,6 +20,9 @@ final class MaintenanceCommands {
     @Option(names = "--store", paramLabel = "STORE", description = "A store (mounted or not).")
     Path store;
 
+    @picocli.CommandLine.Mixin
+    OutputOptions output = new OutputOptions();
+
     @Spec
     CommandSpec spec;
 
@@ -31,7 +33,9 @@ final class MaintenanceCommands {
     @Override
     public Integer call() throws Exception {
       Target t = Target.of(path, store);
-      return Admin.execute(t.store(), operation(), Map.of(), readOnly(), spec.commandLine().getOut());
+      java.io.PrintWriter out = spec.commandLine().getOut();
+      return Admin.execute(t.store(), operation(), output.addTo(new java.util.LinkedHashMap<>()), readOnly(), out,
+          output.progress(out));
     }
   }
 

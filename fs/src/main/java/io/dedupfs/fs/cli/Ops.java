@@ -1,8 +1,10 @@
 package io.dedupfs.fs.cli;
 
+import io.dedupfs.engine.Attributes;
 import io.dedupfs.engine.CompactResult;
 import io.dedupfs.engine.Damage;
 import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DirEntry;
 import io.dedupfs.engine.DirName;
 import io.dedupfs.engine.Progress;
 import io.dedupfs.engine.Restored;
@@ -14,9 +16,16 @@ import java.io.PrintWriter;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.function.Consumer;
 
 /** Every administrative operation, by the name that travels over the control socket. */
@@ -44,49 +53,247 @@ final class Ops {
     return op;
   }
 
-  private static int stats(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+  /** The output options a command passes on: --json, -p (exact figures), -H (scripted tables). */
+  private record Format(boolean json, boolean exact, boolean scripted) {
+    static Format of(Map<String, String> p) {
+      return new Format("json".equals(p.get("format")), "true".equals(p.get("exact")), "true".equals(p.get("noheader")));
+    }
+
+    /** A byte figure on its own line: "4.0 MiB (4,194,304 bytes)", or with -p "4194304". */
+    String bytes(long n) {
+      return exact ? Long.toString(n) : Ops.bytes(n);
+    }
+
+    /** A byte figure in a table cell: "4.0 MiB", or with -p "4194304". */
+    String cell(long n) {
+      return exact ? Long.toString(n) : shortBytes(n);
+    }
+
+    String count(long n) {
+      return exact ? Long.toString(n) : String.format(Locale.ROOT, "%,d", n);
+    }
+  }
+
+  /** The store-relative paths a command names: "paths" (a count) and "path.0"...; else the one "path" ("" by default). */
+  private static List<String> paths(Map<String, String> p) {
+    if (!p.containsKey("paths")) {
+      return List.of(p.getOrDefault("path", ""));
+    }
+    List<String> out = new ArrayList<>();
+    for (int i = 0, n = Integer.parseInt(p.get("paths")); i < n; i++) {
+      out.add(p.get("path." + i));
+    }
+    return out;
+  }
+
+  private static String shown(String path) {
+    return "/" + path;
+  }
+
+  private static int stats(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
     Datastore ds = ctx.store();
-    String path = p.getOrDefault("path", "");
-    SpaceUsage u = ds.usage(path);
-    out.printf("%-16s %s%n", "path:", path.isEmpty() ? "/ (the whole datastore)" : "/" + path);
-    out.printf("%-16s %,d%n", "files:", u.files());
-    out.printf("%-16s %s%n", "logical:", bytes(u.logicalBytes()));
-    out.printf("%-16s %s%n", "stored:", bytes(u.storedBytes()));
-    out.printf("%-16s %s   (what deleting it would free)%n", "exclusive:", bytes(u.exclusiveBytes()));
-    out.printf("%-16s %s%n", "shared:", bytes(u.sharedBytes()));
-    out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
-    if (path.isEmpty()) {
+    PrintWriter out = reply.out();
+    Format f = Format.of(p);
+    boolean perFile = "true".equals(p.get("perfile"));
+    List<String> paths = paths(p);
+    Map<String, SpaceUsage> usage = new LinkedHashMap<>();
+    Map<String, Map<String, SpaceUsage>> files = new LinkedHashMap<>();
+    for (String path : paths) {
+      usage.put(path, ds.usage(path));
+      if (perFile) {
+        Map<String, SpaceUsage> below = new TreeMap<>();
+        for (String file : regularFiles(ds, path)) {
+          below.put(file, ds.usage(file));
+        }
+        files.put(path, below);
+      }
+    }
+    if (f.json()) {
       StoreStats s = ds.stats();
-      out.printf("%-16s %s%n", "store on disk:", bytes(s.storeBytes()));
-      out.printf("%-16s %s%n", "disk free:", bytes(s.diskFreeBytes()));
-      out.printf("%-16s %,d bytes%n", "leaf size:", s.leafSize());
+      JsonWriter j = new JsonWriter().beginObject().field("type", "stats").name("paths").beginArray();
+      for (var e : usage.entrySet()) {
+        j.beginObject().field("path", shown(e.getKey()));
+        figures(j, e.getValue());
+        j.name("dedupe_ratio").value(e.getValue().dedupeRatio(), 2);
+        if (perFile) {
+          j.name("per_file").beginArray();
+          for (var file : files.get(e.getKey()).entrySet()) {
+            j.beginObject().field("path", shown(file.getKey()));
+            figures(j, file.getValue());
+            j.endObject();
+          }
+          j.endArray();
+        }
+        j.endObject();
+      }
+      j.endArray().name("store").beginObject().field("store_bytes", s.storeBytes())
+          .field("disk_free_bytes", s.diskFreeBytes()).field("leaf_size", s.leafSize()).endObject().endObject();
+      out.println(j);
+      return 0;
+    }
+    if (perFile) {
+      Table t = new Table(">LOGICAL", ">STORED", ">EXCLUSIVE", ">SHARED", "PATH");
+      for (var e : usage.entrySet()) {
+        Map<String, SpaceUsage> below = files.get(e.getKey());
+        for (var file : below.entrySet()) {
+          usageRow(t, f, file.getValue(), shown(file.getKey()));
+        }
+        if (!(below.size() == 1 && below.containsKey(e.getKey()))) { // a file is its own total
+          usageRow(t, f, e.getValue(), shown(e.getKey()));
+        }
+      }
+      t.print(out, f.scripted());
+      return 0;
+    }
+    if (f.scripted()) {
+      Table t = new Table("PATH", ">FILES", ">LOGICAL", ">STORED", ">EXCLUSIVE", ">SHARED");
+      for (var e : usage.entrySet()) {
+        SpaceUsage u = e.getValue();
+        t.row(shown(e.getKey()), f.count(u.files()), f.cell(u.logicalBytes()), f.cell(u.storedBytes()),
+            f.cell(u.exclusiveBytes()), f.cell(u.sharedBytes()));
+      }
+      t.print(out, true);
+      return 0;
+    }
+    boolean first = true;
+    for (var e : usage.entrySet()) {
+      String path = e.getKey();
+      SpaceUsage u = e.getValue();
+      if (!first) {
+        out.println();
+      }
+      first = false;
+      out.printf("%-16s %s%n", "path:", path.isEmpty() ? "/ (the whole datastore)" : "/" + path);
+      out.printf("%-16s %s%n", "files:", f.count(u.files()));
+      out.printf("%-16s %s%n", "logical:", f.bytes(u.logicalBytes()));
+      out.printf("%-16s %s%n", "stored:", f.bytes(u.storedBytes()));
+      out.printf("%-16s %s   (what deleting it would free)%n", "exclusive:", f.bytes(u.exclusiveBytes()));
+      out.printf("%-16s %s%n", "shared:", f.bytes(u.sharedBytes()));
+      out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
+      if (path.isEmpty()) {
+        StoreStats s = ds.stats();
+        out.printf("%-16s %s%n", "store on disk:", f.bytes(s.storeBytes()));
+        out.printf("%-16s %s%n", "disk free:", f.bytes(s.diskFreeBytes()));
+        out.printf("%-16s %s%n", "leaf size:", f.exact() ? Integer.toString(s.leafSize())
+            : String.format("%,d bytes", s.leafSize()));
+      }
     }
     return 0;
   }
 
-  private static int snapshotCreate(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+  private static void figures(JsonWriter j, SpaceUsage u) {
+    j.field("files", u.files()).field("logical_bytes", u.logicalBytes()).field("stored_bytes", u.storedBytes())
+        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes());
+  }
+
+  private static void usageRow(Table t, Format f, SpaceUsage u, String name) {
+    t.row(f.cell(u.logicalBytes()), f.cell(u.storedBytes()), f.cell(u.exclusiveBytes()), f.cell(u.sharedBytes()), name);
+  }
+
+  /** The regular files at or below {@code path} (store-relative), each inode once, by one of its paths. */
+  private static List<String> regularFiles(Datastore ds, String path) throws java.io.IOException {
+    List<String> out = new ArrayList<>();
+    Set<Long> seen = new HashSet<>();
+    long ino = ds.resolve(path);
+    Attributes a = ds.getattr(ino);
+    if (a.isRegularFile()) {
+      return List.of(path);
+    }
+    if (!a.isDirectory()) {
+      return List.of();
+    }
+    Deque<Map.Entry<String, Long>> dirs = new ArrayDeque<>(List.of(Map.entry(path, ino)));
+    while (!dirs.isEmpty()) {
+      var dir = dirs.pop();
+      long offset = 0;
+      while (true) {
+        List<DirEntry> batch = ds.readdir(dir.getValue(), offset, 1024);
+        if (batch.isEmpty()) {
+          break;
+        }
+        for (DirEntry e : batch) {
+          offset = e.nextOffset();
+          if (e.name().equals(".") || e.name().equals("..")) {
+            continue;
+          }
+          String child = dir.getKey().isEmpty() ? e.name() : dir.getKey() + "/" + e.name();
+          int type = e.mode() & 0170000;
+          if (type == 0040000) {
+            dirs.push(Map.entry(child, e.ino()));
+          } else if (type == 0100000 && seen.add(e.ino())) {
+            out.add(child);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private static int snapshotCreate(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
     boolean areaExisted = snapshotArea(ctx.store()) != null;
     SnapshotInfo s = ctx.store().createSnapshot(p.get("name"), p.get("path"));
     forgetSnapshotEntry(ctx, s.name(), !areaExisted); // a lookup that found nothing there may be cached
-    out.printf("created snapshot %s of /%s, browsable at %s/%s%n", s.name(), s.sourcePath(),
+    reply.out().printf("created snapshot %s of /%s, browsable at %s/%s%n", s.name(), s.sourcePath(),
         Datastore.SNAPSHOTS, s.name());
     return 0;
   }
 
-  private static int snapshotList(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+  /**
+   * Every snapshot with its space: logical bytes, stored (every block it reaches, once: what it
+   * refers to) and exclusive (what deleting it frees), as {@code zfs list -t snapshot -o refer,used}.
+   */
+  private static int snapshotList(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    PrintWriter out = reply.out();
+    Format f = Format.of(p);
     List<SnapshotInfo> all = ctx.store().snapshots();
-    out.printf("%-24s %-19s %-9s %s%n", "NAME", "CREATED", "KIND", "SOURCE");
+    Map<String, SpaceUsage> usage = new LinkedHashMap<>();
     for (SnapshotInfo s : all) {
-      out.printf("%-24s %-19s %-9s /%s%n", s.name(), TIME.format(Instant.EPOCH.plusNanos(s.createdNs())),
-          s.directory() ? "directory" : "file", s.sourcePath());
+      usage.put(s.name(), ctx.store().usage(Datastore.SNAPSHOTS + "/" + s.name()));
     }
+    if (f.json()) {
+      JsonWriter j = new JsonWriter().beginObject().field("type", "snapshots").name("snapshots").beginArray();
+      for (SnapshotInfo s : all) {
+        j.beginObject().field("name", s.name())
+            .field("created", DateTimeFormatter.ISO_INSTANT.format(Instant.EPOCH.plusNanos(s.createdNs())))
+            .field("created_ns", s.createdNs()).field("kind", s.directory() ? "directory" : "file")
+            .field("source", shown(s.sourcePath()));
+        figures(j, usage.get(s.name()));
+        j.endObject();
+      }
+      out.println(j.endArray().endObject());
+      return 0;
+    }
+    Table t = new Table("NAME", "CREATED", "KIND", ">LOGICAL", ">STORED", ">EXCLUSIVE", "SOURCE");
+    for (SnapshotInfo s : all) {
+      Instant created = Instant.EPOCH.plusNanos(s.createdNs());
+      SpaceUsage u = usage.get(s.name());
+      t.row(s.name(), f.exact() ? Long.toString(created.getEpochSecond()) : TIME.format(created),
+          s.directory() ? "directory" : "file", f.cell(u.logicalBytes()), f.cell(u.storedBytes()),
+          f.cell(u.exclusiveBytes()), shown(s.sourcePath()));
+    }
+    t.print(out, f.scripted());
     return 0;
   }
 
-  private static int snapshotDelete(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+  /** Snapshot {@code name}; else a usage error that names it and the snapshots there are. */
+  private static SnapshotInfo snapshot(Datastore ds, String name) throws java.io.IOException {
+    List<SnapshotInfo> all = ds.snapshots();
+    for (SnapshotInfo s : all) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    List<String> names = all.stream().map(SnapshotInfo::name).toList();
+    throw new Main.UsageException("no such snapshot: " + name + (names.isEmpty() ? " (there are no snapshots)"
+        : names.size() <= 20 ? " (snapshots: " + String.join(", ", names) + ")"
+        : " (" + names.size() + " snapshots: see 'dedupfs snapshot list')"));
+  }
+
+  private static int snapshotDelete(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    snapshot(ctx.store(), p.get("name"));
     ctx.store().deleteSnapshot(p.get("name"));
     forgetSnapshotEntry(ctx, p.get("name"), false);
-    out.printf("deleted snapshot %s%n", p.get("name"));
+    reply.out().printf("deleted snapshot %s%n", p.get("name"));
     return 0;
   }
 
@@ -116,78 +323,162 @@ final class Ops {
     }
   }
 
-  private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
+  private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    checkRestore(ctx.store(), p);
     Restored r = ctx.store().restoreSnapshot(p.get("name"), p.get("path"), p.get("to"));
     if (ctx.mount() != null) {
       ctx.mount().invalidate(r.changedInodes(), r.changedEntries());
     }
-    out.printf("restored %s%s; files and directories changed: %d%n", p.get("name"),
+    reply.out().printf("restored %s%s; files and directories changed: %d%n", p.get("name"),
         p.get("path").isEmpty() ? "" : "/" + p.get("path"), r.changedInodes().size());
     return 0;
   }
 
-  private static int scrub(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
-    ScrubReport r = ctx.store().scrub(progress(out));
-    out.printf("scrub: %,d blocks, %s checked; %d damaged%n", r.blocksChecked(), bytes(r.bytesChecked()),
-        r.damaged().size());
-    for (Damage d : r.damaged()) {
-      out.printf("damaged: /%s bytes %d-%d (inode %d): %s%n", d.path(), d.offset(), d.offset() + d.length() - 1,
-          d.ino(), d.reason());
+  /**
+   * Refuses a restore the engine would refuse, with a message that names what is wrong (the
+   * engine's names only the last component): a missing snapshot or path in it, a --to whose
+   * directory is missing, a directory onto a file, a file onto a directory.
+   */
+  private static void checkRestore(Datastore ds, Map<String, String> p) throws java.io.IOException {
+    String name = p.get("name");
+    SnapshotInfo info = snapshot(ds, name);
+    String inSnapshot = p.get("path") == null ? "" : p.get("path");
+    String what = "snapshot " + name + (inSnapshot.isEmpty() ? "" : "/" + inSnapshot);
+    boolean sourceIsDirectory;
+    if (info.directory()) {
+      String source = Datastore.SNAPSHOTS + "/" + name + (inSnapshot.isEmpty() ? "" : "/" + inSnapshot);
+      Attributes a = attributes(ds, source);
+      if (a == null) {
+        throw new Main.UsageException("--path " + inSnapshot + ": no such file or directory in snapshot " + name);
+      }
+      sourceIsDirectory = a.isDirectory();
+    } else {
+      sourceIsDirectory = false; // the engine names the one file it holds when --path names another
+    }
+    String to = p.get("to");
+    if (to == null) {
+      return;
+    }
+    String shownTo = "--to " + p.getOrDefault("to.shown", "/" + to);
+    int slash = to.lastIndexOf('/');
+    String parent = slash < 0 ? "" : to.substring(0, slash);
+    Attributes dir = attributes(ds, parent);
+    if (dir == null) {
+      throw new Main.UsageException(shownTo + ": its directory does not exist");
+    }
+    if (!dir.isDirectory()) {
+      throw new Main.UsageException(shownTo + ": /" + parent + " is not a directory");
+    }
+    Attributes target = to.isEmpty() ? dir : attributes(ds, to);
+    if (target == null) {
+      return; // created
+    }
+    if (sourceIsDirectory && !target.isDirectory()) {
+      throw new Main.UsageException(shownTo + ": is a file, and " + what + " is a directory: restore it to a "
+          + "directory or a new name, or one file of it with --path");
+    }
+    if (!sourceIsDirectory && target.isDirectory()) {
+      String file = info.directory() ? inSnapshot.substring(inSnapshot.lastIndexOf('/') + 1)
+          : info.sourcePath().substring(info.sourcePath().lastIndexOf('/') + 1);
+      throw new Main.UsageException(shownTo + ": is a directory, and " + what + " is a file: give the file's path, "
+          + "e.g. --to " + p.getOrDefault("to.shown", "/" + to) + "/" + file);
+    }
+  }
+
+  /** The attributes at {@code path} (store-relative), or null when nothing is there. */
+  private static Attributes attributes(Datastore ds, String path) throws java.io.IOException {
+    try {
+      return ds.getattr(ds.resolve(path));
+    } catch (java.nio.file.NoSuchFileException | java.nio.file.NotDirectoryException e) {
+      return null;
+    }
+  }
+
+  private static int scrub(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    PrintWriter out = reply.out();
+    Format f = Format.of(p);
+    ScrubReport r = ctx.store().scrub(progress(reply, "scrub"));
+    if (f.json()) {
+      JsonWriter j = new JsonWriter().beginObject().field("type", "scrub").field("blocks_checked", r.blocksChecked())
+          .field("bytes_checked", r.bytesChecked()).name("damaged").beginArray();
+      for (Damage d : r.damaged()) {
+        j.beginObject().field("path", shown(d.path())).field("ino", d.ino()).field("offset", d.offset())
+            .field("length", d.length()).field("reason", d.reason()).endObject();
+      }
+      out.println(j.endArray().endObject());
+    } else {
+      out.printf("scrub: %s blocks, %s%s checked; %d damaged%n", f.count(r.blocksChecked()), f.bytes(r.bytesChecked()),
+          f.exact() ? " bytes" : "", r.damaged().size());
+      for (Damage d : r.damaged()) {
+        out.printf("damaged: /%s bytes %d-%d (inode %d): %s%n", d.path(), d.offset(), d.offset() + d.length() - 1,
+            d.ino(), d.reason());
+      }
     }
     return r.damaged().isEmpty() ? 0 : 1;
   }
 
-  private static int fsck(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
-    List<String> problems = ctx.store().fsck(progress(out));
-    problems.forEach(x -> out.println("problem: " + x));
-    out.println(problems.isEmpty() ? "fsck: clean" : "fsck: " + problems.size() + " problems");
+  private static int fsck(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    PrintWriter out = reply.out();
+    List<String> problems = ctx.store().fsck(progress(reply, "fsck"));
+    if (Format.of(p).json()) {
+      JsonWriter j = new JsonWriter().beginObject().field("type", "fsck").field("clean", problems.isEmpty())
+          .name("problems").beginArray();
+      problems.forEach(j::value);
+      out.println(j.endArray().endObject());
+    } else {
+      problems.forEach(x -> out.println("problem: " + x));
+      out.println(problems.isEmpty() ? "fsck: clean" : "fsck: " + problems.size() + " problems");
+    }
     return problems.isEmpty() ? 0 : 1;
   }
 
-  private static int compact(Admin.Context ctx, Map<String, String> p, PrintWriter out) throws Exception {
-    CompactResult r = ctx.store().compact(progress(out));
-    out.printf("compact: %s -> %s on disk%n", bytes(r.bytesBefore()), bytes(r.bytesAfter()));
+  private static int compact(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    PrintWriter out = reply.out();
+    Format f = Format.of(p);
+    CompactResult r = ctx.store().compact(progress(reply, "compact"));
+    if (f.json()) {
+      out.println(new JsonWriter().beginObject().field("type", "compact").field("bytes_before", r.bytesBefore())
+          .field("bytes_after", r.bytesAfter()).endObject());
+    } else {
+      out.printf("compact: %s -> %s%s on disk%n", f.bytes(r.bytesBefore()), f.bytes(r.bytesAfter()),
+          f.exact() ? " bytes" : "");
+    }
     return 0;
   }
 
-  /** Prints progress at most about once a second, and whenever the phase changes. */
-  private static Consumer<Progress> progress(PrintWriter out) {
-    return new Consumer<>() {
-      private String phase;
-      private long done = -1;
-      private long last;
+  /** Passes the engine's progress on to the client, with the unit of each phase of {@code op}. */
+  private static Consumer<Progress> progress(Admin.Reply reply, String op) {
+    return pr -> reply.progress().report(pr.phase(), unit(op, pr.phase()), pr.done(), pr.total());
+  }
 
-      @Override
-      public void accept(Progress pr) {
-        long now = System.nanoTime();
-        boolean samePhase = pr.phase().equals(phase);
-        if (samePhase && (pr.done() == done || (now - last < 1_000_000_000L && pr.done() < pr.total()))) {
-          return;
-        }
-        phase = pr.phase();
-        done = pr.done();
-        last = now;
-        if (pr.total() > 0) {
-          out.printf(Locale.ROOT, "%s: %,d/%,d (%.0f%%)%n", pr.phase(), pr.done(), pr.total(), 100.0 * pr.done() / pr.total());
-        } else {
-          out.printf("%s: %,d%n", pr.phase(), pr.done());
-        }
-        out.flush();
-      }
+  /** What the engine counts in each phase (Scrubber, Fsck, Lmdb.compact): "" for a step that is begun (0/1) or done (1/1). */
+  static String unit(String op, String phase) {
+    return switch (op + "." + phase) {
+      case "scrub.scrub", "fsck.blocks", "fsck.counts" -> "blocks";
+      case "scrub.locate" -> "files";
+      case "fsck.namespace" -> "inodes";
+      case "compact.copy" -> "bytes";
+      default -> "";
     };
   }
 
-  static String bytes(long n) {
+  /** "812 B", "4.0 MiB": a figure for a table cell or a progress line. */
+  static String shortBytes(long n) {
     if (n < 1024) {
       return n + " B";
     }
-    String[] units = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    String[] units = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     double v = n;
     int u = -1;
     while (v >= 1024 && u < units.length - 1) {
       v /= 1024;
       u++;
     }
-    return String.format(Locale.ROOT, "%.1f %s (%,d bytes)", v, units[u], n);
+    return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
+  }
+
+  /** "812 B", "4.0 MiB (4,194,304 bytes)": a figure on its own line, for people, with the exact count. */
+  static String bytes(long n) {
+    return n < 1024 ? n + " B" : shortBytes(n) + String.format(Locale.ROOT, " (%,d bytes)", n);
   }
 }

@@ -58,7 +58,9 @@ final class SnapshotCommand implements Runnable {
     }
   }
 
-  @Command(name = "list", mixinStandardHelpOptions = true, description = "List the snapshots of a datastore.")
+  @Command(name = "list", mixinStandardHelpOptions = true,
+      description = "List the snapshots of a datastore: their logical bytes, the bytes stored for them and the "
+          + "bytes only they hold (EXCLUSIVE: what deleting one frees).")
   static final class ListSnapshots implements Callable<Integer> {
     @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
     Path path;
@@ -66,13 +68,17 @@ final class SnapshotCommand implements Runnable {
     @picocli.CommandLine.Mixin
     StoreOption where = new StoreOption();
 
+    @picocli.CommandLine.Mixin
+    OutputOptions.Tables output = new OutputOptions.Tables();
+
     @Spec
     CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
       Target t = Target.of(path, where.store);
-      return Admin.execute(t.store(), "snapshot.list", Map.of(), true, spec.commandLine().getOut());
+      return Admin.execute(t.store(), "snapshot.list", output.addTo(new LinkedHashMap<>()), true,
+          spec.commandLine().getOut());
     }
   }
 
@@ -130,6 +136,7 @@ final class SnapshotCommand implements Runnable {
       params.put("path", Target.relative(inSnapshot));
       if (to != null) {
         params.put("to", targetPath(t));
+        params.put("to.shown", to.toString());
       }
       return Admin.execute(t.store(), "snapshot.restore", params, false, spec.commandLine().getOut());
     }
