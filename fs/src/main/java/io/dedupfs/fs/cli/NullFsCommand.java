@@ -54,12 +54,13 @@ final class NullFsCommand implements Callable<Integer> {
       throw new Main.UsageException("--files must not be negative");
     }
     Path mnt = StorePaths.requireMountpoint(mountpoint);
-    MountOptions options = MountOptions.defaults()
-        .withFsname("nullfs")
-        .withSubtype("nullfs")
-        .withAllowOther(allowOther)
-        .withWritebackCache(writebackCache)
-        .withThreads(threads);
+    MountOptions options = MountOptions.builder()
+        .fsname("nullfs")
+        .subtype("nullfs")
+        .allowOther(allowOther)
+        .writebackCache(writebackCache)
+        .threads(threads)
+        .build();
     int uid = Posix.euid();
     NullFs fs = new NullFs(files, fileSize, uid, uid); // gid: Posix has no getegid; benchmarks run as root
     FuseSession session = FuseSession.mount(mnt, options, fs, NullFs.errorMapper());
