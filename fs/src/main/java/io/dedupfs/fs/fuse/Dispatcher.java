@@ -23,11 +23,28 @@ import jnr.ffi.provider.ClosureManager;
  * {@code fuse_session_process_buf}) and use the worker's native scratch memory for replies, so a request
  * allocates nothing here beyond what the filesystem's answer is made of.
  *
- * <p>Every callback catches everything: an exception never crosses into native code. A failure is answered
- * with the errno that the {@link FuseSession.ErrorMapper} decides.
+ * <p>Each request callback answers exactly once and lets nothing escape into native code: its work runs in
+ * {@link #run}, which answers any failure with an errno ({@link ErrnoException}'s own, else the one the
+ * {@link FuseSession.ErrorMapper} decides). init, destroy and forget have no error reply and catch for
+ * themselves.
  */
 final class Dispatcher {
     private static final System.Logger LOG = System.getLogger(FuseSession.class.getName());
+    private static final int EIO = Errno.EIO.intValue();
+
+    /**
+     * A request's work: decode, call the filesystem, reply. Whatever it throws, {@link #run} answers.
+     *
+     * <p>It gets everything as arguments: the dispatcher, the request and the callback's arguments after it
+     * ({@code int}s widened; 0 where the callback has fewer), so the lambdas capture nothing and the JVM
+     * makes each of them once, not once per request. (A capturing lambda was measured being allocated per
+     * request: {@link #run}, shared by all callbacks, is compiled on its own and not inlined into them, so
+     * escape analysis cannot remove it.)
+     */
+    @FunctionalInterface
+    private interface Op {
+        void run(Dispatcher d, long req, long a1, long a2, long a3, long a4, long a5) throws Exception;
+    }
 
     private final Native.LibFuse lib;
     private final FuseOperations ops;
@@ -150,12 +167,9 @@ final class Dispatcher {
         }
     }
 
-    private void lookup(long req, long parent, long name) {
-        try {
-            replyEntry(req, ops.lookup(parent, worker().name(name)));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void lookup(long req, long a1, long a2) {
+        run(req, "lookup", a1, a2, 0, 0, 0, (d, r, parent, name, u3, u4, u5) ->
+                d.replyEntry(r, d.ops.lookup(parent, worker().name(name))));
     }
 
     private void forget(long req, long ino, long nlookup) {
@@ -184,199 +198,154 @@ final class Dispatcher {
         }
     }
 
-    private void getattr(long req, long ino, long fi) {
-        try {
-            replyAttr(req, ops.getattr(ino, fi == 0 ? OptionalLong.empty() : OptionalLong.of(fh(fi))));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void getattr(long req, long a1, long a2) {
+        run(req, "getattr", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) ->
+                d.replyAttr(r, d.ops.getattr(ino, fi == 0 ? OptionalLong.empty() : OptionalLong.of(fh(fi)))));
     }
 
-    private void setattr(long req, long ino, long attr, int toSet, long fi) {
-        try {
-            SetAttr changes = SetAttr.decode(attr, toSet, fi == 0 ? OptionalLong.empty() : OptionalLong.of(fh(fi)));
-            replyAttr(req, ops.setattr(context(req), ino, changes));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void setattr(long req, long a1, long a2, int a3, long a4) {
+        run(req, "setattr", a1, a2, a3, a4, 0, (d, r, ino, attr, toSet, fi, u5) -> {
+            SetAttr changes = SetAttr.decode(attr, (int) toSet,
+                    fi == 0 ? OptionalLong.empty() : OptionalLong.of(fh(fi)));
+            d.replyAttr(r, d.ops.setattr(d.context(r), ino, changes));
+        });
     }
 
-    private void readlink(long req, long ino) {
-        try {
-            String target = ops.readlink(ino);
-            lib.fuse_reply_readlink(req, worker().cString(target));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void readlink(long req, long a1) {
+        run(req, "readlink", a1, 0, 0, 0, 0, (d, r, ino, u2, u3, u4, u5) ->
+                d.lib.fuse_reply_readlink(r, worker().cString(d.ops.readlink(ino))));
     }
 
-    private void mknod(long req, long parent, long name, int mode, long rdev) {
-        try {
-            replyEntry(req, ops.mknod(context(req), parent, worker().name(name), mode, rdev));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void mknod(long req, long a1, long a2, int a3, long a4) {
+        run(req, "mknod", a1, a2, a3, a4, 0, (d, r, parent, name, mode, rdev, u5) ->
+                d.replyEntry(r, d.ops.mknod(d.context(r), parent, worker().name(name), (int) mode, rdev)));
     }
 
-    private void mkdir(long req, long parent, long name, int mode) {
-        try {
-            replyEntry(req, ops.mkdir(context(req), parent, worker().name(name), mode));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void mkdir(long req, long a1, long a2, int a3) {
+        run(req, "mkdir", a1, a2, a3, 0, 0, (d, r, parent, name, mode, u4, u5) ->
+                d.replyEntry(r, d.ops.mkdir(d.context(r), parent, worker().name(name), (int) mode)));
     }
 
-    private void unlink(long req, long parent, long name) {
-        try {
-            ops.unlink(parent, worker().name(name));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void unlink(long req, long a1, long a2) {
+        run(req, "unlink", a1, a2, 0, 0, 0, (d, r, parent, name, u3, u4, u5) -> {
+            d.ops.unlink(parent, worker().name(name));
+            d.ok(r);
+        });
     }
 
-    private void rmdir(long req, long parent, long name) {
-        try {
-            ops.rmdir(parent, worker().name(name));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void rmdir(long req, long a1, long a2) {
+        run(req, "rmdir", a1, a2, 0, 0, 0, (d, r, parent, name, u3, u4, u5) -> {
+            d.ops.rmdir(parent, worker().name(name));
+            d.ok(r);
+        });
     }
 
-    private void symlink(long req, long link, long parent, long name) {
-        try {
+    private void symlink(long req, long a1, long a2, long a3) {
+        run(req, "symlink", a1, a2, a3, 0, 0, (d, r, link, parent, name, u4, u5) -> {
             Worker w = worker();
-            replyEntry(req, ops.symlink(context(req), w.name(link), parent, w.name(name)));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            d.replyEntry(r, d.ops.symlink(d.context(r), w.name(link), parent, w.name(name)));
+        });
     }
 
-    private void rename(long req, long parent, long name, long newParent, long newName, int flags) {
-        try {
+    private void rename(long req, long a1, long a2, long a3, long a4, int a5) {
+        run(req, "rename", a1, a2, a3, a4, a5, (d, r, parent, name, newParent, newName, flags) -> {
             Worker w = worker();
-            ops.rename(parent, w.name(name), newParent, w.name(newName), flags);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            d.ops.rename(parent, w.name(name), newParent, w.name(newName), (int) flags);
+            d.ok(r);
+        });
     }
 
-    private void link(long req, long ino, long newParent, long newName) {
-        try {
-            replyEntry(req, ops.link(ino, newParent, worker().name(newName)));
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void link(long req, long a1, long a2, long a3) {
+        run(req, "link", a1, a2, a3, 0, 0, (d, r, ino, newParent, newName, u4, u5) ->
+                d.replyEntry(r, d.ops.link(ino, newParent, worker().name(newName))));
     }
 
-    private void open(long req, long ino, long fi) {
-        try {
-            OpenFile f = ops.open(ino, MEM.getInt(fi + Layout.FI_FLAGS));
+    private void open(long req, long a1, long a2) {
+        run(req, "open", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) -> {
+            OpenFile f = d.ops.open(ino, MEM.getInt(fi + Layout.FI_FLAGS));
             setOpenFile(fi, f);
-            if (lib.fuse_reply_open(req, fi) != 0) {
+            if (d.lib.fuse_reply_open(r, fi) != 0) {
                 // The opener was interrupted: the kernel will never send release for this handle.
-                ops.release(ino, f.fh(), MEM.getInt(fi + Layout.FI_FLAGS));
+                d.ops.release(ino, f.fh(), MEM.getInt(fi + Layout.FI_FLAGS));
             }
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+        });
     }
 
-    private void read(long req, long ino, long size, long off, long fi) {
-        try {
+    private void read(long req, long a1, long a2, long a3, long a4) {
+        run(req, "read", a1, a2, a3, a4, 0, (d, r, ino, size, off, fi, u5) -> {
             Worker w = worker();
             ByteBuffer dst = w.replyBuffer((int) size);
-            int n = ops.read(ino, fh(fi), off, dst);
-            lib.fuse_reply_buf(req, w.replyAddress(), n);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            int n = d.ops.read(ino, fh(fi), off, dst);
+            d.lib.fuse_reply_buf(r, w.replyAddress(), n);
+        });
     }
 
-    private void write(long req, long ino, long buf, long size, long off, long fi) {
-        try {
-            int n = ops.write(ino, fh(fi), off, worker().payload(buf, (int) size));
-            lib.fuse_reply_write(req, n);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void write(long req, long a1, long a2, long a3, long a4, long a5) {
+        run(req, "write", a1, a2, a3, a4, a5, (d, r, ino, buf, size, off, fi) -> {
+            int n = d.ops.write(ino, fh(fi), off, worker().payload(buf, (int) size));
+            d.lib.fuse_reply_write(r, n);
+        });
     }
 
-    private void flush(long req, long ino, long fi) {
-        try {
-            ops.flush(ino, fh(fi));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void flush(long req, long a1, long a2) {
+        run(req, "flush", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) -> {
+            d.ops.flush(ino, fh(fi));
+            d.ok(r);
+        });
     }
 
-    private void release(long req, long ino, long fi) {
-        try {
-            ops.release(ino, fh(fi), MEM.getInt(fi + Layout.FI_FLAGS));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void release(long req, long a1, long a2) {
+        run(req, "release", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) -> {
+            d.ops.release(ino, fh(fi), MEM.getInt(fi + Layout.FI_FLAGS));
+            d.ok(r);
+        });
     }
 
-    private void fsync(long req, long ino, int datasync, long fi) {
-        try {
-            ops.fsync(ino, fh(fi), datasync != 0);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void fsync(long req, long a1, int a2, long a3) {
+        run(req, "fsync", a1, a2, a3, 0, 0, (d, r, ino, datasync, fi, u4, u5) -> {
+            d.ops.fsync(ino, fh(fi), datasync != 0);
+            d.ok(r);
+        });
     }
 
-    private void opendir(long req, long ino, long fi) {
-        try {
-            setOpenFile(fi, ops.opendir(ino, MEM.getInt(fi + Layout.FI_FLAGS)));
-            lib.fuse_reply_open(req, fi);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void opendir(long req, long a1, long a2) {
+        run(req, "opendir", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) -> {
+            setOpenFile(fi, d.ops.opendir(ino, MEM.getInt(fi + Layout.FI_FLAGS)));
+            d.lib.fuse_reply_open(r, fi);
+        });
     }
 
-    private void readdir(long req, long ino, long size, long off, long fi) {
-        Worker w = null;
-        try {
-            w = worker();
+    private void readdir(long req, long a1, long a2, long a3, long a4) {
+        run(req, "readdir", a1, a2, a3, a4, 0, (d, r, ino, size, off, fi, u5) -> {
+            Worker w = worker();
             w.filler.begin((int) size);
-            ops.readdir(ino, fh(fi), off, w.filler);
-            int n = w.filler.end();
-            lib.fuse_reply_buf(req, w.replyAddress(), n);
-        } catch (Throwable t) {
-            if (w != null) {
-                w.filler.end();
+            int n;
+            try {
+                d.ops.readdir(ino, fh(fi), off, w.filler);
+            } finally {
+                n = w.filler.end();
             }
-            fail(req, t);
-        }
+            d.lib.fuse_reply_buf(r, w.replyAddress(), n);
+        });
     }
 
-    private void releasedir(long req, long ino, long fi) {
-        try {
-            ops.releasedir(ino, fh(fi));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void releasedir(long req, long a1, long a2) {
+        run(req, "releasedir", a1, a2, 0, 0, 0, (d, r, ino, fi, u3, u4, u5) -> {
+            d.ops.releasedir(ino, fh(fi));
+            d.ok(r);
+        });
     }
 
-    private void fsyncdir(long req, long ino, int datasync, long fi) {
-        try {
-            ops.fsyncdir(ino, fh(fi), datasync != 0);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void fsyncdir(long req, long a1, int a2, long a3) {
+        run(req, "fsyncdir", a1, a2, a3, 0, 0, (d, r, ino, datasync, fi, u4, u5) -> {
+            d.ops.fsyncdir(ino, fh(fi), datasync != 0);
+            d.ok(r);
+        });
     }
 
-    private void statfs(long req, long ino) {
-        try {
-            Statfs s = ops.statfs(ino);
+    private void statfs(long req, long a1) {
+        run(req, "statfs", a1, 0, 0, 0, 0, (d, r, ino, u2, u3, u4, u5) -> {
+            Statfs s = d.ops.statfs(ino);
             long v = worker().statvfs();
             MEM.setMemory(v, Layout.SV_SIZEOF, (byte) 0);
             MEM.putLong(v + Layout.SV_BSIZE, s.blockSize());
@@ -388,83 +357,70 @@ final class Dispatcher {
             MEM.putLong(v + Layout.SV_FFREE, s.filesFree());
             MEM.putLong(v + Layout.SV_FAVAIL, s.filesFree());
             MEM.putLong(v + Layout.SV_NAMEMAX, s.nameMax());
-            lib.fuse_reply_statfs(req, v);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            d.lib.fuse_reply_statfs(r, v);
+        });
     }
 
-    private void setxattr(long req, long ino, long name, long value, long size, int flags) {
-        try {
+    private void setxattr(long req, long a1, long a2, long a3, long a4, int a5) {
+        run(req, "setxattr", a1, a2, a3, a4, a5, (d, r, ino, name, value, size, flags) -> {
             byte[] v = new byte[(int) size];
             MEM.getByteArray(value, v, 0, v.length);
-            ops.setxattr(ino, worker().name(name), v, flags);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            d.ops.setxattr(ino, worker().name(name), v, (int) flags);
+            d.ok(r);
+        });
     }
 
-    private void getxattr(long req, long ino, long name, long size) {
-        try {
-            replySized(req, ops.getxattr(ino, worker().name(name)), size);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void getxattr(long req, long a1, long a2, long a3) {
+        run(req, "getxattr", a1, a2, a3, 0, 0, (d, r, ino, name, size, u4, u5) ->
+                d.replySized(r, d.ops.getxattr(ino, worker().name(name)), size));
     }
 
-    private void listxattr(long req, long ino, long size) {
-        try {
+    private void listxattr(long req, long a1, long a2) {
+        run(req, "listxattr", a1, a2, 0, 0, 0, (d, r, ino, size, u3, u4, u5) -> {
             StringBuilder names = new StringBuilder();
-            for (String n : ops.listxattr(ino)) {
+            for (String n : d.ops.listxattr(ino)) {
                 names.append(n).append('\0');
             }
-            replySized(req, names.toString().getBytes(StandardCharsets.UTF_8), size);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            d.replySized(r, names.toString().getBytes(StandardCharsets.UTF_8), size);
+        });
     }
 
-    private void removexattr(long req, long ino, long name) {
-        try {
-            ops.removexattr(ino, worker().name(name));
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void removexattr(long req, long a1, long a2) {
+        run(req, "removexattr", a1, a2, 0, 0, 0, (d, r, ino, name, u3, u4, u5) -> {
+            d.ops.removexattr(ino, worker().name(name));
+            d.ok(r);
+        });
     }
 
-    private void access(long req, long ino, int mask) {
-        try {
-            ops.access(context(req), ino, mask);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void access(long req, long a1, int a2) {
+        run(req, "access", a1, a2, 0, 0, 0, (d, r, ino, mask, u3, u4, u5) -> {
+            d.ops.access(d.context(r), ino, (int) mask);
+            d.ok(r);
+        });
     }
 
-    private void create(long req, long parent, long name, int mode, long fi) {
-        try {
-            CreatedFile c = ops.create(context(req), parent, worker().name(name), mode, MEM.getInt(fi + Layout.FI_FLAGS));
+    private void create(long req, long a1, long a2, int a3, long a4) {
+        run(req, "create", a1, a2, a3, a4, 0, (d, r, parent, name, mode, fi, u5) -> {
+            int flags = MEM.getInt(fi + Layout.FI_FLAGS);
+            CreatedFile c = d.ops.create(d.context(r), parent, worker().name(name), (int) mode, flags);
             setOpenFile(fi, c.file());
-            long ep = fillEntry(c.entry());
-            if (lib.fuse_reply_create(req, ep, fi) != 0) {
-                ops.release(c.entry().attr().ino(), c.file().fh(), MEM.getInt(fi + Layout.FI_FLAGS));
+            long ep = d.fillEntry(c.entry());
+            if (d.lib.fuse_reply_create(r, ep, fi) != 0) {
+                d.ops.release(c.entry().attr().ino(), c.file().fh(), flags);
             }
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+        });
     }
 
+    /** Rare, and with more arguments than {@link Op} has: a capturing lambda (allocated per request). */
     private void ioctl(long req, long ino, int cmd, long arg, long fi, int flags, long inBuf, long inSize,
                        long outSize) {
-        try {
+        run(req, "ioctl", 0, 0, 0, 0, 0, (d, r, u1, u2, u3, u4, u5) -> {
             byte[] in = new byte[(int) inSize];
             if (inSize > 0) {
                 MEM.getByteArray(inBuf, in, 0, in.length);
             }
-            IoctlResult r = ops.ioctl(context(req), ino, fh(fi), cmd, arg, flags, in, (int) outSize);
-            byte[] out = r.out();
+            IoctlResult res = ops.ioctl(context(r), ino, fh(fi), cmd, arg, flags, in, (int) outSize);
+            byte[] out = res.out();
             int n = (int) Math.min(out.length, outSize);
             long addr = 0;
             if (n > 0) {
@@ -472,36 +428,73 @@ final class Dispatcher {
                 w.replyBuffer(n).put(out, 0, n);
                 addr = w.replyAddress();
             }
-            lib.fuse_reply_ioctl(req, r.result(), addr, n);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+            lib.fuse_reply_ioctl(r, res.result(), addr, n);
+        });
     }
 
-    private void fallocate(long req, long ino, int mode, long offset, long length, long fi) {
-        try {
-            ops.fallocate(ino, fh(fi), mode, offset, length);
-            ok(req);
-        } catch (Throwable t) {
-            fail(req, t);
-        }
+    private void fallocate(long req, long a1, int a2, long a3, long a4, long a5) {
+        run(req, "fallocate", a1, a2, a3, a4, a5, (d, r, ino, mode, offset, length, fi) -> {
+            d.ops.fallocate(ino, fh(fi), (int) mode, offset, length);
+            d.ok(r);
+        });
     }
 
+    /** Rare, and with more arguments than {@link Op} has: a capturing lambda (allocated per request). */
     private void copyFileRange(long req, long inoIn, long offIn, long fiIn, long inoOut, long offOut, long fiOut,
                                long len, int flags) {
+        run(req, "copy_file_range", 0, 0, 0, 0, 0, (d, r, u1, u2, u3, u4, u5) ->
+                lib.fuse_reply_write(r, ops.copyFileRange(inoIn, fh(fiIn), offIn, inoOut, fh(fiOut), offOut, len,
+                        flags)));
+    }
+
+    private void lseek(long req, long a1, long a2, int a3, long a4) {
+        run(req, "lseek", a1, a2, a3, a4, 0, (d, r, ino, off, whence, fi, u5) ->
+                d.lib.fuse_reply_lseek(r, d.ops.lseek(ino, fh(fi), off, (int) whence)));
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // The one error path of requests
+
+    /**
+     * Runs a request's {@code op} with the callback's arguments; if it throws, answers the request with an
+     * errno instead (see {@link #fail}). Nothing escapes into native code.
+     *
+     * @param name the operation, for the debug log
+     */
+    private void run(long req, String name, long a1, long a2, long a3, long a4, long a5, Op op) {
         try {
-            long n = ops.copyFileRange(inoIn, fh(fiIn), offIn, inoOut, fh(fiOut), offOut, len, flags);
-            lib.fuse_reply_write(req, n);
+            op.run(this, req, a1, a2, a3, a4, a5);
         } catch (Throwable t) {
-            fail(req, t);
+            fail(req, name, t);
         }
     }
 
-    private void lseek(long req, long ino, long off, int whence, long fi) {
+    /**
+     * Answers a failed request: an {@link ErrnoException}'s own errno (an expected answer, such as ENOENT),
+     * else the error mapper's (which logs what it did not expect), EIO if the mapper itself fails.
+     */
+    private void fail(long req, String name, Throwable t) {
+        int errno;
+        if (t instanceof ErrnoException e) {
+            errno = e.errno();
+        } else {
+            try {
+                errno = errors.errno(t);
+            } catch (Throwable mapperFailure) {
+                LOG.log(System.Logger.Level.ERROR, "the error mapper failed on " + t, mapperFailure);
+                errno = EIO;
+            }
+        }
+        if (errno <= 0) {
+            errno = EIO;
+        }
+        if (LOG.isLoggable(System.Logger.Level.DEBUG)) {
+            LOG.log(System.Logger.Level.DEBUG, name + ": errno " + errno + " (" + t + ")");
+        }
         try {
-            lib.fuse_reply_lseek(req, ops.lseek(ino, fh(fi), off, whence));
-        } catch (Throwable t) {
-            fail(req, t);
+            lib.fuse_reply_err(req, errno);
+        } catch (Throwable replyFailure) {
+            LOG.log(System.Logger.Level.ERROR, "cannot send an error reply", replyFailure);
         }
     }
 
@@ -518,21 +511,6 @@ final class Dispatcher {
 
     private void ok(long req) {
         lib.fuse_reply_err(req, 0);
-    }
-
-    private void fail(long req, Throwable t) {
-        int errno;
-        try {
-            errno = errors.errno(t);
-        } catch (Throwable mapperFailure) {
-            LOG.log(System.Logger.Level.ERROR, "the error mapper failed on " + t, mapperFailure);
-            errno = Errno.EIO.intValue();
-        }
-        try {
-            lib.fuse_reply_err(req, errno > 0 ? errno : Errno.EIO.intValue());
-        } catch (Throwable replyFailure) {
-            LOG.log(System.Logger.Level.ERROR, "cannot send an error reply", replyFailure);
-        }
     }
 
     /** Answers a size probe ({@code size == 0}) with the length, else the bytes, or ERANGE if they do not fit. */

@@ -24,7 +24,7 @@ import jnr.constants.platform.Errno;
  * <p>This class is the session's lifecycle: mount, workers, readahead, invalidation, unmount and abort. The
  * operations table, whose callbacks decode each request, call {@link FuseOperations} and reply, is the
  * {@link Dispatcher}'s. No callback lets an exception cross into native code: a failure is answered with
- * the errno that the {@link ErrorMapper} given to {@link #mount} decides.
+ * an {@link ErrnoException}'s errno, or else the one the {@link ErrorMapper} given to {@link #mount} decides.
  *
  * <p>The session ends when the filesystem is unmounted from outside ({@code umount}, {@code fusermount3 -u}),
  * which makes every worker's receive return 0, or when {@link #close} is called.
