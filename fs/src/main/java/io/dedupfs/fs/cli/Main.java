@@ -14,8 +14,7 @@ import picocli.CommandLine.Command;
     versionProvider = Main.Version.class,
     description = "A deduplicating FUSE filesystem for VM datastores.",
     subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class,
-        SnapshotCommand.class, StatsCommand.class, MaintenanceCommands.Scrub.class, MaintenanceCommands.Fsck.class, MaintenanceCommands.Compact.class,
-        NullFsCommand.class})
+        SnapshotCommand.class, StatsCommand.class, MaintenanceCommands.Scrub.class, MaintenanceCommands.Fsck.class, MaintenanceCommands.Compact.class})
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;

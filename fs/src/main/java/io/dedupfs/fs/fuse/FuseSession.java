@@ -60,6 +60,22 @@ public final class FuseSession implements AutoCloseable {
     }
 
     /**
+     * Mounts {@code ops}, whose only expected failures are {@link ErrnoException}s, with the default error
+     * mapper: anything else is logged with its stack trace and answered with EIO. For a filesystem that has
+     * no exceptions of its own to map, such as the benchmarks' do-nothing one.
+     *
+     * @see #mount(Path, MountOptions, FuseOperations, ErrorMapper)
+     */
+    public static FuseSession mount(Path mountpoint, MountOptions options, FuseOperations ops) throws IOException {
+        return mount(mountpoint, options, ops, FuseSession::unexpected);
+    }
+
+    private static int unexpected(Throwable failure) {
+        LOG.log(System.Logger.Level.WARNING, "request failed unexpectedly; answering EIO", failure);
+        return Errno.EIO.intValue();
+    }
+
+    /**
      * Mounts {@code ops} on {@code mountpoint} and returns once the kernel's INIT has been answered.
      *
      * @throws IOException when libfuse cannot be loaded, the session cannot be created or mounted, or INIT
