@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuse-bench.sh — dd and fio through a dedupfs mount, beside a do-nothing FUSE filesystem on the
-# same binding (`dedupfs nullfs`) and beside the plain disk, in one run on one machine, and the
+# same binding (`benchmarks/nullfs`) and beside the plain disk, in one run on one machine, and the
 # table of figures, ratios and the issue's targets:
 #     sequential write of unique data  >= 40 % of the do-nothing mount
 #     sequential read                  >= 60 %
@@ -8,14 +8,15 @@
 #
 # Usage (as root: it mounts, and drops the page cache before every read):
 #     benchmarks/fuse-bench.sh
-# after `mvn -q -B -DskipTests package -pl engine,fs` (it uses a private copy of
-# fs/target/dedupfs.jar, or of $DEDUPFS_JAR, so a rebuild during the run cannot break it).
+# after `mvn -q -B -DskipTests package -pl engine,fs,benchmarks` (it uses private copies of
+# fs/target/dedupfs.jar, or of $DEDUPFS_JAR, and of benchmarks/target/benchmarks.jar, or of
+# $DEDUPFS_BENCH_JAR, so a rebuild during the run cannot break it).
 #
 # Targets measured, in this order, each on a fresh mount (and a fresh store):
 #     disk        a directory on the disk that holds the stores ($DEDUPFS_BENCH_DIR)
-#     nullfs      dedupfs nullfs MNT                     (writes discarded, reads return zeros)
+#     nullfs      benchmarks/nullfs MNT                  (writes discarded, reads return zeros)
 #     dedupfs     dedupfs mount STORE MNT
-#     nullfs-wb   dedupfs nullfs --writeback-cache MNT
+#     nullfs-wb   benchmarks/nullfs --writeback-cache MNT
 #     dedupfs-wb  dedupfs mount --writeback-cache STORE MNT
 # Each mount first gets the same unmeasured warm-up (256 MiB written and read back with dd, 3 s
 # of fio random 4 KiB reads and writes on other files): the daemons are JVMs.
@@ -64,7 +65,10 @@ done
 fstype=$(findmnt -n -o FSTYPE --target "$base" 2>/dev/null || stat -f -c %T "$base")
 [[ "$fstype" != tmpfs && "$fstype" != ramfs ]] || die "DEDUPFS_BENCH_DIR=$base is on $fstype; point it at a disk"
 built_jar=${DEDUPFS_JAR:-$root/fs/target/dedupfs.jar}
-[[ -f "$built_jar" ]] || die "$built_jar not found: run mvn -q -B -DskipTests package -pl engine,fs first"
+built_bench_jar=${DEDUPFS_BENCH_JAR:-$root/benchmarks/target/benchmarks.jar}
+for j in "$built_jar" "$built_bench_jar"; do
+    [[ -f "$j" ]] || die "$j not found: run mvn -q -B -DskipTests package -pl engine,fs,benchmarks first"
+done
 
 work=$(mktemp -d "$base/dedupfs-fuse-bench.XXXXXX")
 shm=$(mktemp -d /dev/shm/dedupfs-fuse-bench.XXXXXX)
@@ -92,19 +96,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A private copy of the jar: the daemons load classes from it lazily.
-# Taken whole: a build may be rewriting it right now (zip test, a few tries).
-for attempt in 1 2 3 4 5 6; do
-    cp -- "$built_jar" "$work/dedupfs.jar"
-    if python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
-        "$work/dedupfs.jar" 2>/dev/null; then
-        break
-    fi
-    ((attempt < 6)) || die "$built_jar is not a valid jar (a build in progress?)"
-    sleep 5
-done
-export DEDUPFS_JAR=$work/dedupfs.jar
+# Private copies of the jars: the daemons load classes from them lazily.
+# Taken whole: a build may be rewriting one right now (zip test, a few tries).
+private_copy() { # BUILT COPY
+    local attempt
+    for attempt in 1 2 3 4 5 6; do
+        cp -- "$1" "$2"
+        if python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' \
+            "$2" 2>/dev/null; then
+            return
+        fi
+        ((attempt < 6)) || die "$1 is not a valid jar (a build in progress?)"
+        sleep 5
+    done
+}
+private_copy "$built_jar" "$work/dedupfs.jar"
+private_copy "$built_bench_jar" "$work/benchmarks.jar"
+export DEDUPFS_JAR=$work/dedupfs.jar DEDUPFS_BENCH_JAR=$work/benchmarks.jar
 dedupfs=$root/mount-scripts/dedupfs
+nullfs=$here/nullfs
 
 drop_caches() {
     sync
@@ -185,15 +195,15 @@ mount_target() { # TARGET MNT
             current_kind=nullfs
             local opts=()
             [[ "$target" == nullfs-wb ]] && opts+=(--writeback-cache)
-            "$dedupfs" nullfs -f "${opts[@]}" "$mnt" >"$work/$target.log" 2>&1 &
+            "$nullfs" -f "${opts[@]}" "$mnt" >"$work/$target.log" 2>&1 &
             nullfs_pid=$!
             local i
             for ((i = 0; i < 600; i++)); do
                 findmnt -rn --mountpoint "$mnt" >/dev/null 2>&1 && break
-                kill -0 "$nullfs_pid" 2>/dev/null || die "dedupfs nullfs exited: $(cat "$work/$target.log")"
+                kill -0 "$nullfs_pid" 2>/dev/null || die "nullfs exited: $(cat "$work/$target.log")"
                 sleep 0.1
             done
-            findmnt -rn --mountpoint "$mnt" >/dev/null 2>&1 || die "dedupfs nullfs did not mount in 60 s"
+            findmnt -rn --mountpoint "$mnt" >/dev/null 2>&1 || die "nullfs did not mount in 60 s"
             ;;
         *) die "unknown target $target" ;;
     esac

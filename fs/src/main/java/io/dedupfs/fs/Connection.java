@@ -4,9 +4,10 @@ import io.dedupfs.fs.fuse.ConnectionInfo;
 import io.dedupfs.fs.fuse.FuseSession;
 
 /**
- * How a dedupfs mount sets up its connection with the kernel. The do-nothing filesystem that the
- * benchmarks compare dedupfs with ({@code bench.NullFs}) uses it too, so that the two differ only
- * in the work behind each request.
+ * How a dedupfs mount sets up its connection with the kernel. Public for the do-nothing filesystem
+ * that the benchmarks compare dedupfs with ({@code io.dedupfs.bench.fuse.NullFs}, in the benchmarks
+ * module, outside the product jar): it uses this too, so that the two differ only in the work
+ * behind each request.
  */
 public final class Connection {
   /**

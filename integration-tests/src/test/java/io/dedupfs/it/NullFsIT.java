@@ -16,8 +16,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The do-nothing filesystem that benchmarks/fuse-bench.sh measures dedupfs against ({@code dedupfs
- * nullfs}, hidden): it mounts, dd and fio run on it unmodified (with and without the writeback
+ * The do-nothing filesystem that benchmarks/fuse-bench.sh measures dedupfs against ({@code
+ * benchmarks/nullfs}, from the benchmarks module: not in the product jar): it mounts, dd and fio run on it unmodified (with and without the writeback
  * cache, whose close sends a utimens setattr), reads return zeros up to the size written, and
  * {@code umount} ends the process with exit code 0. A smoke test, so that the benchmark's ceiling
  * does not silently rot.
@@ -41,7 +41,7 @@ class NullFsIT {
     void ddAndFioRunOnTheDoNothingMount(String option) throws Exception {
         Path mnt = Files.createDirectories(tmp.resolve("mnt"));
         Path log = tmp.resolve("nullfs.log");
-        List<String> cmd = new ArrayList<>(List.of(Mounted.script().toString(), "nullfs", "-f", option,
+        List<String> cmd = new ArrayList<>(List.of(Mounted.repoRoot().resolve("benchmarks/nullfs").toString(), "-f", option,
                 "--files=3", "--file-size=8M", mnt.toString()));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(log.toFile()).redirectErrorStream(true);

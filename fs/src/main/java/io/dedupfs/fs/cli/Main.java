@@ -23,7 +23,7 @@ import picocli.CommandLine.Spec;
     description = "A deduplicating FUSE filesystem for VM datastores.",
     subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class,
         SnapshotCommand.class, StatsCommand.class, MaintenanceCommands.Scrub.class, MaintenanceCommands.Fsck.class, MaintenanceCommands.Compact.class,
-        NullFsCommand.class, CommandLine.HelpCommand.class, ManPage.class, AutoComplete.GenerateCompletion.class})
+        CommandLine.HelpCommand.class, ManPage.class, AutoComplete.GenerateCompletion.class})
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;

@@ -228,15 +228,16 @@ final class MountCommand implements Callable<Integer> {
     if (extra.stream().noneMatch(List.of("noatime", "atime", "relatime", "strictatime")::contains)) {
       extra.add("noatime");
     }
-    return MountOptions.defaults()
-        .withFsname(storeDir.toString())
-        .withSubtype("dedupfs")
-        .withAllowOther(allowOther)
-        .withReadOnly(readOnly)
-        .withWritebackCache(writebackCache)
-        .withThreads(threads)
-        .withDebug(debugFuse)
-        .withExtraOptions(extra);
+    return MountOptions.builder()
+        .fsname(storeDir.toString())
+        .subtype("dedupfs")
+        .allowOther(allowOther)
+        .readOnly(readOnly)
+        .writebackCache(writebackCache)
+        .threads(threads)
+        .debug(debugFuse)
+        .extraOptions(extra)
+        .build();
   }
 
   /** Unmounts, closes the control socket, then flushes and closes the store, once, whoever asks first (the main thread or a signal). */

@@ -7,8 +7,8 @@ import jnr.constants.platform.Errno;
  *
  * <p>Unchecked so that it can leave lambdas and streams. It carries no stack trace: it is a normal
  * reply, some are frequent (ENOENT lookups), and filling in a trace would dominate their cost. The
- * binding never turns it into an errno itself; the application's error mapper (given to
- * {@link FuseSession}) is expected to answer {@link #errno()} for it.
+ * binding answers {@link #errno()} for it without asking the application's error mapper (given to
+ * {@link FuseSession}), which sees every other failure.
  */
 public class ErrnoException extends RuntimeException {
     private static final long serialVersionUID = 1L;

@@ -6,7 +6,8 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * How to mount and serve a {@link FuseSession}.
+ * How to mount and serve a {@link FuseSession}. Made with {@link #builder()}, e.g.
+ * {@code MountOptions.builder().fsname("store").threads(4).build()}.
  *
  * @param fsname             first field of /proc/mounts (the "device"); empty for libfuse's default
  * @param subtype            mount type becomes {@code fuse.<subtype>}; empty for plain {@code fuse}
@@ -41,68 +42,124 @@ public record MountOptions(String fsname, String subtype, boolean allowOther, bo
 
     /** fsname {@code dedupfs}, default_permissions, 8 threads, 1 s caches, no writeback cache. */
     public static MountOptions defaults() {
-        return new MountOptions("dedupfs", "", false, false, true, List.of(), 8, false, 1.0, 1.0,
-                Duration.ofSeconds(10), Duration.ofSeconds(5), false);
+        return builder().build();
     }
 
-    public MountOptions withFsname(String fsname) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
+    /** A builder starting from {@link #defaults()}. */
+    public static Builder builder() {
+        return new Builder();
     }
 
-    public MountOptions withSubtype(String subtype) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
+    /** A builder starting from these options. */
+    public Builder toBuilder() {
+        return new Builder(this);
     }
 
-    public MountOptions withAllowOther(boolean allowOther) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+    /** Builds {@link MountOptions}; each setter names the record component it sets. */
+    public static final class Builder {
+        private String fsname = "dedupfs";
+        private String subtype = "";
+        private boolean allowOther;
+        private boolean readOnly;
+        private boolean defaultPermissions = true;
+        private List<String> extraOptions = List.of();
+        private int threads = 8;
+        private boolean writebackCache;
+        private double attrTimeout = 1.0;
+        private double entryTimeout = 1.0;
+        private Duration initTimeout = Duration.ofSeconds(10);
+        private Duration unmountTimeout = Duration.ofSeconds(5);
+        private boolean debug;
 
-    public MountOptions withReadOnly(boolean readOnly) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        private Builder() {
+        }
 
-    public MountOptions withDefaultPermissions(boolean defaultPermissions) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        private Builder(MountOptions o) {
+            fsname = o.fsname;
+            subtype = o.subtype;
+            allowOther = o.allowOther;
+            readOnly = o.readOnly;
+            defaultPermissions = o.defaultPermissions;
+            extraOptions = o.extraOptions;
+            threads = o.threads;
+            writebackCache = o.writebackCache;
+            attrTimeout = o.attrTimeout;
+            entryTimeout = o.entryTimeout;
+            initTimeout = o.initTimeout;
+            unmountTimeout = o.unmountTimeout;
+            debug = o.debug;
+        }
 
-    public MountOptions withExtraOptions(List<String> extraOptions) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder fsname(String fsname) {
+            this.fsname = fsname;
+            return this;
+        }
 
-    public MountOptions withThreads(int threads) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder subtype(String subtype) {
+            this.subtype = subtype;
+            return this;
+        }
 
-    public MountOptions withWritebackCache(boolean writebackCache) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder allowOther(boolean allowOther) {
+            this.allowOther = allowOther;
+            return this;
+        }
 
-    public MountOptions withTimeouts(double attrTimeout, double entryTimeout) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder readOnly(boolean readOnly) {
+            this.readOnly = readOnly;
+            return this;
+        }
 
-    public MountOptions withInitTimeout(Duration initTimeout) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder defaultPermissions(boolean defaultPermissions) {
+            this.defaultPermissions = defaultPermissions;
+            return this;
+        }
 
-    public MountOptions withUnmountTimeout(Duration unmountTimeout) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
-    }
+        public Builder extraOptions(List<String> extraOptions) {
+            this.extraOptions = extraOptions;
+            return this;
+        }
 
-    public MountOptions withDebug(boolean debug) {
-        return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
-                writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
+        public Builder threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        public Builder writebackCache(boolean writebackCache) {
+            this.writebackCache = writebackCache;
+            return this;
+        }
+
+        public Builder attrTimeout(double attrTimeout) {
+            this.attrTimeout = attrTimeout;
+            return this;
+        }
+
+        public Builder entryTimeout(double entryTimeout) {
+            this.entryTimeout = entryTimeout;
+            return this;
+        }
+
+        public Builder initTimeout(Duration initTimeout) {
+            this.initTimeout = initTimeout;
+            return this;
+        }
+
+        public Builder unmountTimeout(Duration unmountTimeout) {
+            this.unmountTimeout = unmountTimeout;
+            return this;
+        }
+
+        public Builder debug(boolean debug) {
+            this.debug = debug;
+            return this;
+        }
+
+        /** The options; checked as the record's constructor checks them. */
+        public MountOptions build() {
+            return new MountOptions(fsname, subtype, allowOther, readOnly, defaultPermissions, extraOptions, threads,
+                    writebackCache, attrTimeout, entryTimeout, initTimeout, unmountTimeout, debug);
+        }
     }
 
     /**

@@ -1,4 +1,4 @@
-package io.dedupfs.fs.bench;
+package io.dedupfs.bench.fuse;
 
 import io.dedupfs.fs.Connection;
 import io.dedupfs.fs.fuse.Attr;
@@ -8,7 +8,6 @@ import io.dedupfs.fs.fuse.DirectoryFiller;
 import io.dedupfs.fs.fuse.Entry;
 import io.dedupfs.fs.fuse.ErrnoException;
 import io.dedupfs.fs.fuse.FuseOperations;
-import io.dedupfs.fs.fuse.FuseSession;
 import io.dedupfs.fs.fuse.OpenFile;
 import io.dedupfs.fs.fuse.OptionalOp;
 import io.dedupfs.fs.fuse.RequestContext;
@@ -36,6 +35,9 @@ import jnr.constants.platform.Errno;
  * sizes are kept: writes are discarded and answered as done (they extend the size), reads return
  * zeros up to the size. fsync, flush and release do nothing. Directories, links, xattrs and the
  * optional operations other than fallocate are not there (ENOSYS, or EPERM for mkdir and friends).
+ *
+ * <p>Its failures are {@link ErrnoException}s, which the binding answers with their errno; anything
+ * else would be a bug here, answered with EIO and logged (the binding's default error mapper).
  *
  * <p>It sets up the connection as dedupfs does ({@link Connection}: the same INIT, the same 4 MiB
  * readahead; writeback cache per mount option) and answers opens with {@code keep_cache} as dedupfs
@@ -99,18 +101,6 @@ public final class NullFs implements FuseOperations {
             inodes.put(n.ino, n);
             root.put("file" + i, n);
         }
-    }
-
-    /** Maps {@link ErrnoException} to its errno and anything else to EIO (logged: it is a bug here). */
-    public static FuseSession.ErrorMapper errorMapper() {
-        System.Logger log = System.getLogger(NullFs.class.getName());
-        return t -> {
-            if (t instanceof ErrnoException e) {
-                return e.errno();
-            }
-            log.log(System.Logger.Level.WARNING, "request failed unexpectedly; answering EIO", t);
-            return Errno.EIO.intValue();
-        };
     }
 
     @Override
