@@ -268,7 +268,8 @@ public final class Datastore implements Closeable {
   public StoreStats stats() throws IOException {
     long inodes = db.read(ns::inodeCount);
     long used = db.usedBytes();
-    return new StoreStats(used, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
+    long live = Math.min(used, db.pagesInUse());
+    return new StoreStats(used, live, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
   }
 
   // ================================================================ contents (Contents, WriteBack)

@@ -295,8 +295,12 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
-  /** Bytes of the pages that hold data (every table's B-tree and overflow pages, and the two meta pages): what a compacting copy writes. */
-  private long pagesInUse() {
+  /**
+   * Bytes of the pages that hold data (every table's B-tree and overflow pages, and the two meta
+   * pages): what a compacting copy writes. The rest of the file up to {@link #usedBytes} is free
+   * pages that later commits reuse.
+   */
+  long pagesInUse() {
     long pages = 2 + pages(env.stat());
     try (Txn<ByteBuffer> txn = env.txnRead()) {
       for (Dbi<ByteBuffer> t : tables()) {

@@ -333,9 +333,11 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public Statfs statfs(long ino) throws IOException {
+    // As ZFS after a delete: used is what the store's live pages take, available the disk's free
+    // space plus the store's free pages (writes reuse them before the file grows).
     StoreStats s = store.stats();
-    long used = ceilDiv(s.storeBytes(), STATFS_BLOCK);
-    long free = s.diskFreeBytes() / STATFS_BLOCK;
+    long used = ceilDiv(s.liveBytes(), STATFS_BLOCK);
+    long free = s.availableBytes() / STATFS_BLOCK;
     return new Statfs(BLKSIZE, STATFS_BLOCK, used + free, free, free, STATFS_FILES,
         Math.max(0, STATFS_FILES - s.inodes()), 255);
   }

@@ -112,6 +112,35 @@ class AdminIT {
         }
     }
 
+    /**
+     * df tells the truth after a delete, as on ZFS: Used falls and Available rises within seconds
+     * (the store's freed pages are counted as available: writes reuse them), without a compact.
+     */
+    @Test
+    void dfShowsTheSpaceADeleteFreed() throws Exception {
+        Mounted.assumeFuseAvailable();
+        Path tmp = tempDir.toRealPath();
+        long mib = 1 << 20;
+        try (Mounted m = Mounted.mount(tmp.resolve("store"), tmp.resolve("mnt"), tmp)) {
+            Path image = m.mountpoint().resolve("old-vm.img");
+            Shell.checked(Duration.ofMinutes(5), "dd", "if=/dev/urandom", "of=" + image, "bs=1M", "count=512",
+                    "conv=fsync", "status=none");
+            long[] full = OperationsIT.df(m.mountpoint());
+            assertThat(full[1]).as("used with the image").isGreaterThan(500 * mib);
+            Files.delete(image);
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            long[] now = OperationsIT.df(m.mountpoint());
+            while (full[1] - now[1] < 480 * mib && System.nanoTime() < deadline) {
+                Thread.sleep(200);
+                now = OperationsIT.df(m.mountpoint());
+            }
+            assertThat(full[1] - now[1]).as("Used fell by (df before %s, after %s)", java.util.Arrays.toString(full),
+                    java.util.Arrays.toString(now)).isGreaterThanOrEqualTo(480 * mib);
+            assertThat(now[2] - full[2]).as("Available rose by").isGreaterThanOrEqualTo(480 * mib);
+            assertThat(now[0]).as("Size = Used + Available").isEqualTo(now[1] + now[2]);
+        }
+    }
+
     @Test
     void aUsageMistakeNamesTheWholeCommand() {
         for (List<String> c : List.of(

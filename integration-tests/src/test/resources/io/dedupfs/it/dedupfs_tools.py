@@ -276,6 +276,8 @@ def cmd_recount(root, leaf, *paths):
     rc = Recount(int(leaf))
     by_path = {}  # relative path of each regular file -> key
     for d, dirs, files in os.walk(root):
+        if d == root and '.snapshots' not in dirs and os.path.isdir(os.path.join(root, '.snapshots')):
+            dirs.append('.snapshots')  # hidden from the root's listing (snapdir=hidden), there by name
         dirs.sort()
         for f in sorted(files):
             p = os.path.join(d, f)

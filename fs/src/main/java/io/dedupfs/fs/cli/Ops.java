@@ -127,7 +127,8 @@ final class Ops {
         j.endObject();
       }
       j.endArray().name("store").beginObject().field("store_bytes", s.storeBytes())
-          .field("disk_free_bytes", s.diskFreeBytes()).field("leaf_size", s.leafSize()).endObject().endObject();
+          .field("live_bytes", s.liveBytes()).field("disk_free_bytes", s.diskFreeBytes())
+          .field("available_bytes", s.availableBytes()).field("leaf_size", s.leafSize()).endObject().endObject();
       out.println(j);
       return 0;
     }
@@ -173,7 +174,11 @@ final class Ops {
       if (path.isEmpty()) {
         StoreStats s = ds.stats();
         out.printf("%-16s %s%n", "store on disk:", f.bytes(s.storeBytes()));
+        out.printf("%-16s %s   (df's used; the rest of the file is free pages that writes reuse)%n", "store in use:",
+            f.bytes(s.liveBytes()));
         out.printf("%-16s %s%n", "disk free:", f.bytes(s.diskFreeBytes()));
+        out.printf("%-16s %s   (df's available: disk free + the store's free pages)%n", "available:",
+            f.bytes(s.availableBytes()));
         out.printf("%-16s %s%n", "leaf size:", f.exact() ? Integer.toString(s.leafSize())
             : String.format("%,d bytes", s.leafSize()));
       }
