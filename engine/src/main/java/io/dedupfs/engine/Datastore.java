@@ -1015,7 +1015,7 @@ public final class Datastore implements Closeable {
   }
 
   /** What a commit froze of a file, beside its tree: the times to store, and what to give back if it fails. */
-  private record Frozen(FileTree.Commit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
+  private record Frozen(TreeCommit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
 
   /**
    * Commits fc's buffered changes. The caller holds fc's commit lock; with {@code holding}, also
@@ -1034,7 +1034,7 @@ public final class Datastore implements Closeable {
       if (fc.retired || !fc.isDirty()) {
         return;
       }
-      FileTree.Commit c = db.read(fc.tree::freeze);
+      TreeCommit c = db.read(fc.tree::freeze);
       f = new Frozen(c, fc.timesChanged, fc.mtimeNs, fc.ctimeNs, fc.touches, fc.dirtySince);
       fc.timesChanged = false;
       inFlightBytes.addAndGet(c.bytes);
@@ -1050,7 +1050,7 @@ public final class Datastore implements Closeable {
       if (hook != null) {
         hook.frozen(fc.ino);
       }
-      FileTree.Commit c = f.tree();
+      TreeCommit c = f.tree();
       c.hash();
       applied = db.write(txn -> {
         Inode i;
