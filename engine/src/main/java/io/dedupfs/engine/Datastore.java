@@ -133,7 +133,7 @@ public final class Datastore implements Closeable {
     try {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
-      this.blocks = new BlockStore(db, geometry, config.cacheBytes());
+      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes());
       this.snapshots = new Snapshots(db, ns, blocks);
       if (!config.readOnly()) {
         Lmdb.removeCompactDir(dir);
@@ -1355,7 +1355,7 @@ public final class Datastore implements Closeable {
     flushBelow(p);
     reclaimFirst("usage"); // not needed for exactness, but it keeps the queue to work through short
     return db.read(txn -> {
-      PendingView pending = PendingView.of(txn, db, blocks);
+      PendingView pending = PendingView.of(txn, blocks);
       SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
       return p.isEmpty() ? counter.wholeStore() : counter.usage(regularFilesBelow(txn, ns.resolve(txn, p)).values());
     });

@@ -149,7 +149,7 @@ final class FileTree {
     }
     int total = (int) Math.min(dst.remaining(), length - offset);
     int start = dst.position();
-    try (BlockStore.LeafReader leaves = store.new LeafReader(txn, dst, total < STREAMING_READ)) {
+    try (BlockStore.LeafReader leaves = store.leafReader(txn, dst, total < STREAMING_READ)) {
       int done = 0;
       while (done < total) {
         long pos = offset + done;

@@ -44,7 +44,7 @@ final class Fsck {
   List<String> check(Consumer<Progress> progress) throws IOException {
     return db.read(txn -> {
       List<String> problems = new ArrayList<>();
-      PendingView pending = PendingView.of(txn, db, blocks);
+      PendingView pending = PendingView.of(txn, blocks);
       queued = pending.queued();
       problems.addAll(pending.problems());
       Map<Hash, Long> expected = new HashMap<>();

@@ -10,7 +10,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.lmdbjava.Cursor;
 import org.lmdbjava.Txn;
 
 /**
@@ -32,13 +31,9 @@ final class PendingView {
     this.queued = queued;
   }
 
-  static PendingView of(Txn<ByteBuffer> txn, Lmdb db, BlockStore blocks) {
+  static PendingView of(Txn<ByteBuffer> txn, BlockStore blocks) {
     Deque<Hash> queue = new ArrayDeque<>();
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        queue.add(Hash.read(c.val(), c.val().position()));
-      }
-    }
+    blocks.forEachQueued(txn, queue::add);
     PendingView view = new PendingView(queue.size());
     while (!queue.isEmpty()) {
       Hash h = queue.poll();

@@ -74,7 +74,7 @@ final class TreeCommit {
     hash();
     if (newTop instanceof Hash h) {
       if (!h.equals(oldRoot)) {
-        incref(txn, h);
+        store.incref(txn, h);
         store.decref(txn, oldRoot);
       }
       return;
@@ -100,7 +100,7 @@ final class TreeCommit {
       return;
     }
     if (h.isZero() || store.exists(txn, h)) {
-      incref(txn, h);
+      store.incref(txn, h);
       if (owns) {
         store.decref(txn, base);
       }
@@ -114,16 +114,17 @@ final class TreeCommit {
       return;
     }
     Node n = (Node) slot;
-    boolean transfer = owns && !foreign && !base.isZero() && store.refcount(txn, base) == 1;
+    // the new node inherits the old one's references to the children it keeps, when the old one was only this slot's
+    boolean transfer = owns && !foreign && !base.isZero() && store.soleReference(txn, base);
     store.putNew(txn, h, n.level, n.padded, n.storedLength);
     for (int i = 0; i < Geometry.FANOUT; i++) {
       Slot k = n.kids[i];
       Hash baseKid = transfer ? (Hash) n.baseKids[i] : null;
       if (k instanceof Hash kh) {
         if (!transfer) {
-          incref(txn, kh);
+          store.incref(txn, kh);
         } else if (!kh.equals(baseKid)) {
-          incref(txn, kh);
+          store.incref(txn, kh);
           store.decref(txn, baseKid);
         }
       } else {
@@ -136,15 +137,9 @@ final class TreeCommit {
       }
     }
     if (transfer) {
-      store.deleteTransferred(txn, base);
+      store.takeOver(txn, base);
     } else if (owns) {
       store.decref(txn, base);
-    }
-  }
-
-  private void incref(Txn<ByteBuffer> txn, Hash h) {
-    if (!h.isZero()) {
-      store.incref(txn, h);
     }
   }
 }

@@ -273,7 +273,7 @@ class UsageTest {
         ds.forget(f); // queues one decrement; reclaim runs in the background meanwhile
         Lmdb db = ds.lmdb();
         SpaceUsage[] seen = db.read(txn -> {
-          PendingView pending = PendingView.of(txn, db, ds.blockStore());
+          PendingView pending = PendingView.of(txn, ds.blockStore());
           SpaceCounter counter = new SpaceCounter(txn, db, ds.blockStore(), pending);
           return new SpaceUsage[] {counter.wholeStore(), counter.usage(List.of(new Namespace(db).inode(txn, keep)))};
         });
