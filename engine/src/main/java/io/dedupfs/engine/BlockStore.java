@@ -2,7 +2,6 @@ package io.dedupfs.engine;
 
 import java.nio.ByteBuffer;
 import java.util.function.Consumer;
-import org.lmdbjava.Txn;
 
 /**
  * Content-addressed blocks and their reference counts: the one place that stores, fetches (checked
@@ -43,20 +42,20 @@ interface BlockStore {
    *
    * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
    */
-  byte[] load(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException;
+  byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
 
   /**
    * The whole leaf {@code hash} into {@code data} (a zeroed leaf-size array), checked, without
    * keeping it in a cache: for a leaf about to be changed.
    */
-  void loadLeafInto(Txn<ByteBuffer> txn, Hash hash, byte[] data) throws CorruptBlockException;
+  void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException;
 
   /**
    * Reads leaves straight into {@code dst} for one read request, checked against their hashes by
    * {@link LeafReader#finish}. {@code cache}: keep the leaves read in the cache of checked contents
    * (small reads; a stream of large ones would only churn it).
    */
-  LeafReader leafReader(Txn<ByteBuffer> txn, ByteBuffer dst, boolean cache);
+  LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache);
 
   /** Leaves of one read request: {@link #read} names them, {@link #finish} copies and checks them. */
   interface LeafReader extends AutoCloseable {
@@ -76,30 +75,48 @@ interface BlockStore {
   // ---- inspecting (fsck, scrub, space figures)
 
   /** Like {@link #load}, but always from storage and checked again. */
-  byte[] loadFromDisk(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException;
+  byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
 
   /** Content as stored, unchecked; null when absent. */
-  byte[] loadUnchecked(Txn<ByteBuffer> txn, Hash hash);
+  byte[] loadUnchecked(ReadTxn txn, Hash hash);
 
   /** Bytes of a block's stored content; 0 when absent. */
-  long storedLength(Txn<ByteBuffer> txn, Hash hash);
+  long storedLength(ReadTxn txn, Hash hash);
 
   /** A block's level as recorded with its count; -1 when it is not stored. */
-  int level(Txn<ByteBuffer> txn, Hash hash);
+  int level(ReadTxn txn, Hash hash);
 
   /** The hash that content of a block at {@code level} must have. */
   Hash hashOf(byte[] content, int level);
 
-  boolean exists(Txn<ByteBuffer> txn, Hash hash);
+  boolean exists(ReadTxn txn, Hash hash);
 
   /** The block's count as stored (queued decrements not applied); 0 when it is not stored. */
-  long refcount(Txn<ByteBuffer> txn, Hash hash);
+  long refcount(ReadTxn txn, Hash hash);
+
+  /** How many blocks have a count (are stored, as far as counting goes). */
+  long countedBlocks(ReadTxn txn);
+
+  /** How many blocks have stored content: the same as {@link #countedBlocks} in a sound store. */
+  long storedBlocks(ReadTxn txn);
+
+  /** Bytes of every block's stored content. */
+  long storedBytes(ReadTxn txn);
+
+  /** Passes every counted block to {@code visitor}, in hash order, with its stored count and level. */
+  void forEachCount(ReadTxn txn, CountVisitor visitor);
+
+  /** What {@link #forEachCount} calls for each block. */
+  @FunctionalInterface
+  interface CountVisitor {
+    void visit(Hash hash, long count, int level);
+  }
 
   /** Passes every queued decrement's hash to {@code action}, oldest first (one per queued decrement). */
-  void forEachQueued(Txn<ByteBuffer> txn, Consumer<Hash> action);
+  void forEachQueued(ReadTxn txn, Consumer<Hash> action);
 
   /** Whether decrements are queued. */
-  boolean hasPending(Txn<ByteBuffer> txn);
+  boolean hasPending(ReadTxn txn);
 
   // ---- storing and counting (see the class comment for who calls which)
 
@@ -108,20 +125,20 @@ interface BlockStore {
    * caller's reference. {@code content[0, length)} is its content; for a node, the references to
    * its children are the caller's to count.
    */
-  void putNew(Txn<ByteBuffer> txn, Hash hash, int level, byte[] content, int length);
+  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length);
 
   /** Adds a reference to a stored block. */
-  void incref(Txn<ByteBuffer> txn, Hash hash);
+  void incref(WriteTxn txn, Hash hash);
 
   /** Drops a reference: queues one decrement of {@code hash}, which {@link #reclaim} applies. */
-  void decref(Txn<ByteBuffer> txn, Hash hash);
+  void decref(WriteTxn txn, Hash hash);
 
   /**
    * Whether the caller's reference to the stored node {@code hash} is its only one: then the caller
    * may, within the same transaction, inherit the references the node holds to its children and
    * end with {@link #takeOver}; otherwise it drops its reference with {@link #decref}.
    */
-  boolean soleReference(Txn<ByteBuffer> txn, Hash hash);
+  boolean soleReference(ReadTxn txn, Hash hash);
 
   /**
    * Frees the node {@code hash} at once, its children's counts untouched: the caller held its only
@@ -129,12 +146,12 @@ interface BlockStore {
    * node held to its children (a new version of the node now holds those it keeps, and the
    * caller has dropped the others with {@link #decref}).
    */
-  void takeOver(Txn<ByteBuffer> txn, Hash hash);
+  void takeOver(WriteTxn txn, Hash hash);
 
   /**
    * Applies up to {@code max} queued decrements, oldest first: a block whose count reaches zero is
    * freed and decrements of its children are queued. Returns how many were applied; zero means
    * the queue is empty.
    */
-  int reclaim(Txn<ByteBuffer> txn, int max) throws CorruptBlockException;
+  int reclaim(WriteTxn txn, int max) throws CorruptBlockException;
 }

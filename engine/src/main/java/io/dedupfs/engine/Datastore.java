@@ -34,7 +34,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
-import org.lmdbjava.Txn;
 
 /**
  * A dedupfs datastore: the whole namespace and every file's contents, as Merkle trees of
@@ -238,7 +237,7 @@ public final class Datastore implements Closeable {
     return db.read(txn -> db.metaString(txn, key));
   }
 
-  private void putMeta(Txn<ByteBuffer> txn, String key, String value) {
+  private void putMeta(WriteTxn txn, String key, String value) {
     byte[] v = value.getBytes(StandardCharsets.UTF_8);
     db.meta.put(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(), Lmdb.value(v.length).put(v).flip());
   }
@@ -398,7 +397,7 @@ public final class Datastore implements Closeable {
   }
 
   /** One name of {@code victim} is gone; with none left it becomes an orphan until {@link #forget}. */
-  private void dropLink(Txn<ByteBuffer> txn, Inode victim, long now) {
+  private void dropLink(WriteTxn txn, Inode victim, long now) {
     int links = victim.isDirectory() ? 0 : victim.nlink() - 1;
     ns.put(txn, victim.withNlink(links, now));
     if (links == 0) {
@@ -483,7 +482,7 @@ public final class Datastore implements Closeable {
   }
 
   /** A directory moved from {@code from} to {@code to}: its ".." and both link counts follow. */
-  private void moveDir(Txn<ByteBuffer> txn, Inode moved, long from, long to, long now) throws IOException {
+  private void moveDir(WriteTxn txn, Inode moved, long from, long to, long now) throws IOException {
     if (!moved.isDirectory() || from == to) {
       return;
     }
@@ -494,7 +493,7 @@ public final class Datastore implements Closeable {
     ns.put(txn, t.withNlink(t.nlink() + 1, now));
   }
 
-  private void touchDirs(Txn<ByteBuffer> txn, long a, long b, long now) throws IOException {
+  private void touchDirs(WriteTxn txn, long a, long b, long now) throws IOException {
     Inode x = ns.inode(txn, a);
     ns.put(txn, x.withTimes(x.atimeNs(), now, now));
     if (b != a) {
@@ -504,7 +503,7 @@ public final class Datastore implements Closeable {
   }
 
   /** Refuses to move directory {@code moved} into itself or below it (EINVAL, as ext4). */
-  private void requireNotInside(Txn<ByteBuffer> txn, long target, long moved, String name) throws IOException {
+  private void requireNotInside(ReadTxn txn, long target, long moved, String name) throws IOException {
     for (long d = target; ; d = ns.inode(txn, d).parent()) {
       if (d == moved) {
         throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a directory cannot move below itself");
@@ -867,7 +866,7 @@ public final class Datastore implements Closeable {
   }
 
   private interface TreeChange {
-    void apply(Txn<ByteBuffer> txn, FileTree tree) throws IOException;
+    void apply(ReadTxn txn, FileTree tree) throws IOException;
   }
 
   private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change) throws IOException {
@@ -1144,7 +1143,7 @@ public final class Datastore implements Closeable {
   }
 
   /** The regular files at or below {@code top}, each once, by inode number; the root's {@code .snapshots} is left out. */
-  private SortedMap<Long, Inode> regularFilesBelow(Txn<ByteBuffer> txn, long top) throws IOException {
+  private SortedMap<Long, Inode> regularFilesBelow(ReadTxn txn, long top) throws IOException {
     SortedMap<Long, Inode> out = new TreeMap<>();
     Inode t = ns.inode(txn, top);
     if (t.isRegular()) {
@@ -1276,7 +1275,7 @@ public final class Datastore implements Closeable {
    */
   private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files) {}
 
-  private RestorePlan planRestore(Txn<ByteBuffer> txn, String name, String inSnapshot, String targetPath,
+  private RestorePlan planRestore(ReadTxn txn, String name, String inSnapshot, String targetPath,
       boolean withFiles) throws IOException {
     SnapshotInfo info = snapshots.find(txn, name);
     long source;

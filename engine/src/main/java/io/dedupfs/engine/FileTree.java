@@ -8,7 +8,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
-import org.lmdbjava.Txn;
 
 /**
  * One file's contents: the committed Merkle tree (a root hash and a height) and, over it, an
@@ -143,7 +142,7 @@ final class FileTree {
   // ---------------------------------------------------------------- reading
 
   /** Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file. */
-  int read(Txn<ByteBuffer> txn, long offset, ByteBuffer dst) throws CorruptBlockException {
+  int read(ReadTxn txn, long offset, ByteBuffer dst) throws CorruptBlockException {
     if (offset >= length) {
       return 0;
     }
@@ -175,7 +174,7 @@ final class FileTree {
   static final int STREAMING_READ = 128 * 1024;
 
   /** The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash. */
-  private Slot leafSlot(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
+  private Slot leafSlot(ReadTxn txn, long leafIndex) throws CorruptBlockException {
     Slot s = top;
     for (int level = topHeight; level > 0; level--) {
       int i = index(leafIndex, level);
@@ -194,7 +193,7 @@ final class FileTree {
    * The first offset at or after {@code from} that holds data ({@code wantData}) or is in a hole;
    * -1 when there is none before the end of the file (for a hole, the end of the file counts).
    */
-  long seek(Txn<ByteBuffer> txn, long from, boolean wantData) throws CorruptBlockException {
+  long seek(ReadTxn txn, long from, boolean wantData) throws CorruptBlockException {
     if (from >= length) {
       return -1;
     }
@@ -205,7 +204,7 @@ final class FileTree {
     return found >= 0 ? Math.min(found, length) : length;
   }
 
-  private long find(Txn<ByteBuffer> txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
+  private long find(ReadTxn txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
       throws CorruptBlockException {
     long at = Math.max(from, start);
     if (s instanceof Leaf l) {
@@ -242,7 +241,7 @@ final class FileTree {
 
   // ---------------------------------------------------------------- changing
 
-  void write(Txn<ByteBuffer> txn, long offset, ByteBuffer src) throws CorruptBlockException {
+  void write(ReadTxn txn, long offset, ByteBuffer src) throws CorruptBlockException {
     int total = src.remaining();
     if (total == 0) {
       return;
@@ -261,7 +260,7 @@ final class FileTree {
   }
 
   /** Makes {@code [offset, end)} read as zeros (punch hole, zero range); whole subtrees become holes. */
-  void zero(Txn<ByteBuffer> txn, long offset, long end) throws CorruptBlockException {
+  void zero(ReadTxn txn, long offset, long end) throws CorruptBlockException {
     end = Math.min(end, g.span(topHeight));
     if (offset < end) {
       changed = true;
@@ -269,7 +268,7 @@ final class FileTree {
     }
   }
 
-  void truncate(Txn<ByteBuffer> txn, long newLength) throws CorruptBlockException {
+  void truncate(ReadTxn txn, long newLength) throws CorruptBlockException {
     changed = true;
     if (newLength < length) {
       zero(txn, newLength, length);
@@ -284,7 +283,7 @@ final class FileTree {
    * start of the file) the given committed subtree of another tree: a range clone without copying.
    * The caller must commit before the other tree can change.
    */
-  void share(Txn<ByteBuffer> txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
+  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
     long start = index * g.span(level);
     changed = true;
     growTo(txn, Math.max(start + 1, g.span(level)));
@@ -307,7 +306,7 @@ final class FileTree {
   }
 
   /** The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a clean tree. */
-  Hash subtree(Txn<ByteBuffer> txn, int level, long index, boolean[] dense) throws CorruptBlockException {
+  Hash subtree(ReadTxn txn, int level, long index, boolean[] dense) throws CorruptBlockException {
     if (isDirty() || committing()) {
       throw new IllegalStateException("subtree() needs a committed tree");
     }
@@ -332,7 +331,7 @@ final class FileTree {
     return h;
   }
 
-  private void growTo(Txn<ByteBuffer> txn, long end) throws CorruptBlockException {
+  private void growTo(ReadTxn txn, long end) throws CorruptBlockException {
     if (end > Geometry.MAX_FILE_SIZE) {
       throw new IllegalArgumentException("beyond the largest file size");
     }
@@ -352,7 +351,7 @@ final class FileTree {
   }
 
   /** Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in its bitmap. */
-  private boolean isDense(Txn<ByteBuffer> txn, Hash h, int level) throws CorruptBlockException {
+  private boolean isDense(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
     if (h.isZero()) {
       return false;
     }
@@ -368,7 +367,7 @@ final class FileTree {
     return true;
   }
 
-  private Leaf leafFor(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
+  private Leaf leafFor(ReadTxn txn, long leafIndex) throws CorruptBlockException {
     Piece s = mutable(txn, top, topHeight);
     top = s;
     for (int level = topHeight; level > 0; level--) {
@@ -378,7 +377,7 @@ final class FileTree {
   }
 
   /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */
-  private Piece mutableKid(Txn<ByteBuffer> txn, Node n, int i, int level) throws CorruptBlockException {
+  private Piece mutableKid(ReadTxn txn, Node n, int i, int level) throws CorruptBlockException {
     if (n.kids[i] instanceof Piece p && !p.frozen) {
       return p;
     }
@@ -388,7 +387,7 @@ final class FileTree {
   }
 
   /** What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen piece, or s itself. */
-  private Piece mutable(Txn<ByteBuffer> txn, Slot s, int level) throws CorruptBlockException {
+  private Piece mutable(ReadTxn txn, Slot s, int level) throws CorruptBlockException {
     if (s instanceof Hash h) {
       return materialize(txn, h, level);
     }
@@ -404,7 +403,7 @@ final class FileTree {
     return new Node((Node) p);
   }
 
-  private Slot zeroIn(Txn<ByteBuffer> txn, Slot s, int level, long start, long offset, long end)
+  private Slot zeroIn(ReadTxn txn, Slot s, int level, long start, long offset, long end)
       throws CorruptBlockException {
     long span = g.span(level);
     if (offset <= start && start + span <= end) {
@@ -431,7 +430,7 @@ final class FileTree {
     return n;
   }
 
-  private Piece materialize(Txn<ByteBuffer> txn, Hash h, int level) throws CorruptBlockException {
+  private Piece materialize(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
     if (level == 0) {
       byte[] data = new byte[g.leafSize];
       if (!h.isZero()) {
@@ -468,7 +467,7 @@ final class FileTree {
    * From here on the commit's pieces are immutable: {@link TreeCommit#hash} and {@link TreeCommit#apply}
    * may run without the lock. The unfrozen overlay starts empty.
    */
-  TreeCommit freeze(Txn<ByteBuffer> txn) throws CorruptBlockException {
+  TreeCommit freeze(ReadTxn txn) throws CorruptBlockException {
     requireNoCommit();
     Slot newTop = top;
     int h = topHeight;

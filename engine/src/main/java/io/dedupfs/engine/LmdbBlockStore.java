@@ -2,6 +2,7 @@ package io.dedupfs.engine;
 
 import com.google.common.cache.Cache;
 import com.google.common.cache.CacheBuilder;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -10,9 +11,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.GetOp;
-import org.lmdbjava.Txn;
 
 /**
  * The {@link BlockStore} in the store's LMDB environment: tables {@code blocks}, {@code refs} and
@@ -29,9 +27,10 @@ final class LmdbBlockStore implements BlockStore {
   private final Geometry geometry;
   /** Contents already checked against their hash. Content-addressed, so never stale. */
   private final Cache<Hash, byte[]> verified;
+  /** The key of the next queued decrement: one past the newest in {@code pending} at open, then counted in memory. */
   private final AtomicLong nextPendingSeq;
 
-  LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes) {
+  LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes) throws IOException {
     this.db = db;
     this.geometry = geometry;
     this.verified =
@@ -40,7 +39,7 @@ final class LmdbBlockStore implements BlockStore {
             .weigher((Hash h, byte[] b) -> b.length + 64)
             .concurrencyLevel(8)
             .build();
-    this.nextPendingSeq = new AtomicLong(lastPendingSeq() + 1);
+    this.nextPendingSeq = new AtomicLong(db.read(this::lastPendingSeq) + 1);
   }
 
   /**
@@ -50,7 +49,7 @@ final class LmdbBlockStore implements BlockStore {
    * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
    */
   @Override
-  public byte[] load(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
+  public byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
     byte[] cached = verified.getIfPresent(hash);
     if (cached != null) {
       return cached;
@@ -69,14 +68,14 @@ final class LmdbBlockStore implements BlockStore {
    * delivered. Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
    */
   private final class LmdbLeafReader implements LeafReader {
-    private final Txn<ByteBuffer> txn;
+    private final ReadTxn txn;
     private final ByteBuffer dst;
     private final boolean cache;
-    private Cursor<ByteBuffer> cursor;
+    private TableCursor cursor;
     private final List<LeafRead> pending = new ArrayList<>();
 
     /** {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of large ones would only churn it). */
-    LmdbLeafReader(Txn<ByteBuffer> txn, ByteBuffer dst, boolean cache) {
+    LmdbLeafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
       this.txn = txn;
       this.dst = dst;
       this.cache = cache;
@@ -172,8 +171,8 @@ final class LmdbBlockStore implements BlockStore {
   /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
   private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
 
-  private LeafRead find(Cursor<ByteBuffer> c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
-    if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) || !hash.isAt(c.key(), c.key().position())) {
+  private LeafRead find(TableCursor c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
+    if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
       throw new CorruptBlockException(hash, "missing from the store");
     }
     ByteBuffer k = c.key();
@@ -229,13 +228,13 @@ final class LmdbBlockStore implements BlockStore {
    * keeping it in the cache: for a leaf about to be changed.
    */
   @Override
-  public void loadLeafInto(Txn<ByteBuffer> txn, Hash hash, byte[] data) throws CorruptBlockException {
+  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException {
     byte[] cached = verified.getIfPresent(hash);
     if (cached != null) {
       System.arraycopy(cached, 0, data, 0, cached.length);
       return;
     }
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
       LeafRead r = find(c, hash, 0, 0, data.length, false);
       int head = r.value().remaining();
       r.value().get(r.value().position(), data, 0, head);
@@ -248,7 +247,7 @@ final class LmdbBlockStore implements BlockStore {
 
   /** Like {@link #load}, but always from the store and checked again: for Fsck and scrubbing. */
   @Override
-  public byte[] loadFromDisk(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
+  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
     byte[] content = loadUnchecked(txn, hash);
     if (content == null) {
       throw new CorruptBlockException(hash, "missing from the store");
@@ -273,9 +272,9 @@ final class LmdbBlockStore implements BlockStore {
 
   /** Content as stored, unchecked; null when absent. The content is the value followed by the key's bytes after the hash. */
   @Override
-  public byte[] loadUnchecked(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
+  public byte[] loadUnchecked(ReadTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (!c.seek(Lmdb.key(hash))) {
         return null;
       }
       ByteBuffer k = c.key();
@@ -294,9 +293,9 @@ final class LmdbBlockStore implements BlockStore {
 
   /** Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when absent. */
   @Override
-  public long storedLength(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
+  public long storedLength(ReadTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (!c.seek(Lmdb.key(hash))) {
         return 0;
       }
       ByteBuffer k = c.key();
@@ -309,7 +308,7 @@ final class LmdbBlockStore implements BlockStore {
 
   /** A block's level as recorded in {@code refs}; -1 when it has no row. */
   @Override
-  public int level(Txn<ByteBuffer> txn, Hash hash) {
+  public int level(ReadTxn txn, Hash hash) {
     ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
     return v == null ? -1 : v.get(v.position() + Long.BYTES);
   }
@@ -325,19 +324,19 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public boolean exists(Txn<ByteBuffer> txn, Hash hash) {
+  public boolean exists(ReadTxn txn, Hash hash) {
     return db.refs.get(txn, Lmdb.key(hash)) != null;
   }
 
   @Override
-  public long refcount(Txn<ByteBuffer> txn, Hash hash) {
+  public long refcount(ReadTxn txn, Hash hash) {
     ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
     return v == null ? 0 : v.getLong(v.position());
   }
 
   /** Stores a block that is not stored yet, with a count of one. */
   @Override
-  public void putNew(Txn<ByteBuffer> txn, Hash hash, int level, byte[] content, int length) {
+  public void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length) {
     int tail = keyTail(length, db.pageSize, db.maxKeyTail);
     ByteBuffer key = Lmdb.key();
     hash.writeTo(key);
@@ -351,7 +350,7 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public void incref(Txn<ByteBuffer> txn, Hash hash) {
+  public void incref(WriteTxn txn, Hash hash) {
     if (hash.isZero()) {
       return;
     }
@@ -364,7 +363,7 @@ final class LmdbBlockStore implements BlockStore {
 
   /** Queues one decrement of {@code hash}; {@link #reclaim} applies it. */
   @Override
-  public void decref(Txn<ByteBuffer> txn, Hash hash) {
+  public void decref(WriteTxn txn, Hash hash) {
     if (hash.isZero()) {
       return;
     }
@@ -374,18 +373,49 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public boolean soleReference(Txn<ByteBuffer> txn, Hash hash) {
+  public boolean soleReference(ReadTxn txn, Hash hash) {
     return refcount(txn, hash) == 1;
   }
 
   @Override
-  public void takeOver(Txn<ByteBuffer> txn, Hash hash) {
+  public void takeOver(WriteTxn txn, Hash hash) {
     deleteBlock(txn, hash);
   }
 
   @Override
-  public void forEachQueued(Txn<ByteBuffer> txn, Consumer<Hash> action) {
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+  public long countedBlocks(ReadTxn txn) {
+    return db.refs.stat(txn).entries;
+  }
+
+  @Override
+  public long storedBlocks(ReadTxn txn) {
+    return db.blocks.stat(txn).entries;
+  }
+
+  @Override
+  public long storedBytes(ReadTxn txn) {
+    long stored = 0;
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        stored += c.key().remaining() - Hash.SIZE + c.val().remaining();
+      }
+    }
+    return stored;
+  }
+
+  @Override
+  public void forEachCount(ReadTxn txn, CountVisitor visitor) {
+    try (TableCursor c = db.refs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        ByteBuffer v = c.val();
+        visitor.visit(Hash.read(c.key(), c.key().position()), v.getLong(v.position()), v.get(v.position() + Long.BYTES));
+      }
+    }
+  }
+
+  @Override
+  public void forEachQueued(ReadTxn txn, Consumer<Hash> action) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         action.accept(Hash.read(c.val(), c.val().position()));
       }
@@ -393,7 +423,7 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public LeafReader leafReader(Txn<ByteBuffer> txn, ByteBuffer dst, boolean cache) {
+  public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
     return new LmdbLeafReader(txn, dst, cache);
   }
 
@@ -402,10 +432,10 @@ final class LmdbBlockStore implements BlockStore {
    * queue is empty.
    */
   @Override
-  public int reclaim(Txn<ByteBuffer> txn, int max) throws CorruptBlockException {
+  public int reclaim(WriteTxn txn, int max) throws CorruptBlockException {
     List<Long> seqs = new ArrayList<>();
     List<Hash> hashes = new ArrayList<>();
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
       for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
         seqs.add(c.key().getLong(c.key().position()));
         hashes.add(Hash.read(c.val(), c.val().position()));
@@ -419,13 +449,13 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public boolean hasPending(Txn<ByteBuffer> txn) {
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+  public boolean hasPending(ReadTxn txn) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
       return c.first();
     }
   }
 
-  private void applyDecrement(Txn<ByteBuffer> txn, Hash hash) throws CorruptBlockException {
+  private void applyDecrement(WriteTxn txn, Hash hash) throws CorruptBlockException {
     ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
     if (v == null) {
       throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
@@ -445,23 +475,24 @@ final class LmdbBlockStore implements BlockStore {
     deleteBlock(txn, hash);
   }
 
-  private void deleteBlock(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) && Hash.read(c.key(), c.key().position()).equals(hash)) {
+  private void deleteBlock(WriteTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (c.seek(Lmdb.key(hash)) && Hash.read(c.key(), c.key().position()).equals(hash)) {
         c.delete();
       }
     }
     db.refs.delete(txn, Lmdb.key(hash));
   }
 
-  private void putRef(Txn<ByteBuffer> txn, Hash hash, long count, int level) {
+  private void putRef(WriteTxn txn, Hash hash, long count, int level) {
     ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
     val.putLong(count).put((byte) level).flip();
     db.refs.put(txn, Lmdb.key(hash), val);
   }
 
-  private long lastPendingSeq() {
-    try (Txn<ByteBuffer> txn = db.env.txnRead(); Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
+  /** The sequence number of the newest queued decrement; 0 when none is queued. */
+  private long lastPendingSeq(ReadTxn txn) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
       return c.last() ? c.key().getLong(c.key().position()) : 0;
     }
   }

@@ -5,7 +5,6 @@ import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
 import java.nio.ByteBuffer;
 import java.util.List;
-import org.lmdbjava.Txn;
 
 /**
  * A frozen overlay of a {@link FileTree} ({@link FileTree#freeze}): a new root, to be hashed
@@ -70,7 +69,7 @@ final class TreeCommit {
    * the caller's write transaction. Pure with respect to this object: it may be run again if
    * the transaction is retried.
    */
-  void apply(Txn<ByteBuffer> txn) throws CorruptBlockException {
+  void apply(WriteTxn txn) throws CorruptBlockException {
     hash();
     if (newTop instanceof Hash h) {
       if (!h.equals(oldRoot)) {
@@ -93,7 +92,7 @@ final class TreeCommit {
    * reference takes over the base's references to unchanged children instead of counting them
    * again, so a change costs work along its path only.
    */
-  private void swap(Txn<ByteBuffer> txn, Slot slot, boolean owns) throws CorruptBlockException {
+  private void swap(WriteTxn txn, Slot slot, boolean owns) throws CorruptBlockException {
     Hash h = Slot.hashOf(slot);
     Hash base = ((Piece) slot).baseHash();
     if (owns && h.equals(base)) {
