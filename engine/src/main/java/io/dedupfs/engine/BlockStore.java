@@ -1,437 +1,157 @@
 package io.dedupfs.engine;
 
-import com.google.common.cache.Cache;
-import com.google.common.cache.CacheBuilder;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicLong;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.GetOp;
-import org.lmdbjava.Txn;
+import java.util.function.Consumer;
 
 /**
- * The deduplicated block store: tables {@code blocks}, {@code refs} and {@code pending} (FORMAT.md).
- * Every method runs inside a transaction its caller holds; nothing here commits.
+ * Content-addressed blocks and their reference counts: the one place that stores, fetches (checked
+ * against the hash), counts and frees blocks. The trees ({@link FileTree}, {@link TreeCommit}) and
+ * the namespace name blocks by hash and hand their references to this interface; they never see
+ * how blocks are kept. {@link LmdbBlockStore} is the implementation in the store's LMDB
+ * environment; a decorator (compression) or another implementation (a distributed store) plugs in
+ * here. Every method runs inside a transaction its caller holds; nothing here commits, so what a
+ * method changes is as durable, and as atomic, as the caller's transaction.
  *
- * <p>Reference counting. A block's count is the number of references to it from stored tree
- * nodes plus those from file roots (inodes). Increments happen at once. Decrements are queued in
- * {@code pending} and applied by {@link #reclaim}, after the transaction that queued them has made
- * all its increments, so a block shared by the old and the new version of a tree never drops to
- * zero in between; a block whose count reaches zero is deleted and its children are queued in turn.
- * Freeing a large file is therefore spread over many short transactions, not done in the delete.
+ * <p>A block's content is what {@link #load} returns: a leaf without its trailing zeros, or a
+ * node's bitmap and child hashes without trailing zero hashes. {@link Hash#ZERO} (an all-zero leaf
+ * or subtree) is never stored and never counted: {@link #incref} and {@link #decref} ignore it.
+ *
+ * <p>References: who owns them. A block's count is the number of references to it: one from each
+ * stored node that names it as a child, and one from each file root (an inode, live or in a
+ * snapshot) that names it. The holder that creates a reference counts it: {@link #putNew} stores a
+ * new block with the count one for its creator; {@link #incref} adds a reference to a stored
+ * block. The holder that drops a reference (a file's root replaced or deleted, a node replaced by
+ * a new version) calls {@link #decref}, which only queues the decrement, durably with the caller's
+ * transaction. {@link #reclaim}, in later transactions, applies queued decrements: a block whose
+ * count reaches zero is freed and the references it held to its children are dropped in turn
+ * (queued). So within one transaction a block shared by the old and the new version of a tree
+ * never drops to zero between the decrement of the old and the increment of the new, a crash
+ * leaves either the old state or the new one with its queue, and freeing a large file is spread
+ * over many short transactions. The one exception is {@link #takeOver}: a holder replacing a node
+ * whose only reference is its own ({@link #soleReference}) inherits the references the node held
+ * to its children, instead of counting the unchanged children again, and frees the node at once
+ * instead of queueing its decrement.
  */
-final class BlockStore {
-  private static final int REF_VALUE_BYTES = Long.BYTES + 1;
-  /** LMDB keeps a value of more than about half a page on overflow pages, behind a header of this size. */
-  private static final int OVERFLOW_HEADER = 16;
+interface BlockStore {
 
-  private final Lmdb db;
-  private final Geometry geometry;
-  /** Contents already checked against their hash. Content-addressed, so never stale. */
-  private final Cache<Hash, byte[]> verified;
-  private final AtomicLong nextPendingSeq;
-
-  BlockStore(Lmdb db, Geometry geometry, long cacheBytes) {
-    this.db = db;
-    this.geometry = geometry;
-    this.verified =
-        CacheBuilder.newBuilder()
-            .maximumWeight(cacheBytes)
-            .weigher((Hash h, byte[] b) -> b.length + 64)
-            .concurrencyLevel(8)
-            .build();
-    this.nextPendingSeq = new AtomicLong(lastPendingSeq() + 1);
-  }
+  // ---- fetching
 
   /**
-   * The stored content of a block (a leaf without its trailing zeros; a node's bitmap and child
-   * hashes without trailing zero hashes), checked against its hash.
+   * The stored content of a block, checked against its hash (perhaps from a cache of checked
+   * contents: never changed by the caller).
    *
    * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
    */
-  byte[] load(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
-    byte[] cached = verified.getIfPresent(hash);
-    if (cached != null) {
-      return cached;
-    }
-    byte[] content = loadFromDisk(txn, hash, level);
-    verified.put(hash, content);
-    return content;
-  }
-
-  /**
-   * Reads leaves into a destination buffer for one read request, inside the caller's read
-   * transaction: leaves in the verified cache are copied at once; the others are found in LMDB
-   * (one cursor for the request) and copied and checked against their hashes by {@link #finish},
-   * straight from LMDB's map into the destination, on two threads for a large request. A leaf
-   * read whole is checked in the destination, after the copy: what is checked is what is
-   * delivered. Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
-   */
-  final class LeafReader implements AutoCloseable {
-    private final Txn<ByteBuffer> txn;
-    private final ByteBuffer dst;
-    private final boolean cache;
-    private Cursor<ByteBuffer> cursor;
-    private final List<LeafRead> pending = new ArrayList<>();
-
-    /** {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of large ones would only churn it). */
-    LeafReader(Txn<ByteBuffer> txn, ByteBuffer dst, boolean cache) {
-      this.txn = txn;
-      this.dst = dst;
-      this.cache = cache;
-    }
-
-    /** Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to dst's absolute index {@code at}. */
-    void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
-      byte[] cached = verified.getIfPresent(hash);
-      if (cached != null) {
-        copyOut(cached, cached.length, from, n, dst, at);
-        return;
-      }
-      if (cursor == null) {
-        cursor = db.blocks.openCursor(txn);
-      }
-      pending.add(find(cursor, hash, at, from, n, cache));
-    }
-
-    /** Copies and checks the leaves found in LMDB. */
-    void finish() throws CorruptBlockException {
-      int count = pending.size();
-      if ((long) count * geometry.leafSize < PARALLEL_BYTES) {
-        for (LeafRead r : pending) {
-          complete(r, dst);
-        }
-        return;
-      }
-      int half = count / 2;
-      java.util.concurrent.CompletableFuture<Void> other = java.util.concurrent.CompletableFuture.runAsync(() -> {
-        try {
-          for (int i = half; i < count; i++) {
-            complete(pending.get(i), dst);
-          }
-        } catch (CorruptBlockException e) {
-          throw new java.util.concurrent.CompletionException(e);
-        }
-      }, READ_HELPERS);
-      CorruptBlockException mine = null;
-      try {
-        for (int i = 0; i < half; i++) {
-          complete(pending.get(i), dst);
-        }
-      } catch (CorruptBlockException e) {
-        mine = e;
-      } catch (RuntimeException | Error e) {
-        // the other half copies from LMDB's map into dst: it must end before the read transaction does
-        try {
-          other.join();
-        } catch (RuntimeException again) {
-          e.addSuppressed(again);
-        }
-        throw e;
-      }
-      try {
-        other.join();
-      } catch (java.util.concurrent.CompletionException e) {
-        if (mine == null && e.getCause() instanceof CorruptBlockException c) {
-          mine = c;
-        } else if (mine == null) {
-          throw e;
-        }
-      }
-      if (mine != null) {
-        throw mine;
-      }
-    }
-
-    @Override
-    public void close() {
-      if (cursor != null) {
-        cursor.close();
-      }
-    }
-  }
-
-  /** A request for at least this many bytes of leaves from LMDB is copied and checked on two threads. */
-  private static final int PARALLEL_BYTES = 256 * 1024;
-
-  /**
-   * Copies and checks the second half of such requests: daemon threads shared by every store in
-   * the JVM, one per core but the caller's. (Handed the common pool, CompletableFuture starts a
-   * thread per task where that pool has a single worker, as on 2 cores.)
-   */
-  private static final ExecutorService READ_HELPERS =
-      Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors() - 1), r -> {
-        Thread t = new Thread(r, "dedupfs-read-helper");
-        t.setDaemon(true);
-        return t;
-      });
-
-  /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
-  private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
-
-  private LeafRead find(Cursor<ByteBuffer> c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
-    if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) || !hash.isAt(c.key(), c.key().position())) {
-      throw new CorruptBlockException(hash, "missing from the store");
-    }
-    ByteBuffer k = c.key();
-    byte[] tail = new byte[k.remaining() - Hash.SIZE];
-    k.get(k.position() + Hash.SIZE, tail);
-    ByteBuffer v = c.val().duplicate(); // lmdbjava reuses its buffer object; the bytes stay put until the transaction ends
-    if (v.remaining() + tail.length > geometry.leafSize) {
-      throw new CorruptBlockException(hash, "longer than a leaf");
-    }
-    return new LeafRead(hash, v, tail, at, from, n, cache);
-  }
-
-  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[Geometry.MAX_LEAF_SIZE]);
-  private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
-
-  /** Copies and checks one leaf found in LMDB (any thread; absolute puts only, so threads may share dst). */
-  private void complete(LeafRead r, ByteBuffer dst) throws CorruptBlockException {
-    int head = r.value().remaining();
-    int stored = head + r.tail().length;
-    int leafSize = geometry.leafSize;
-    if (r.from() == 0 && r.n() == leafSize && !r.cache()) {
-      dst.put(r.at(), r.value(), r.value().position(), head);
-      dst.put(r.at() + head, r.tail());
-      dst.put(r.at() + stored, ZEROS, 0, leafSize - stored);
-      if (!Hasher.leaf(dst, r.at(), stored, leafSize).equals(r.hash())) {
-        throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
-      }
-      return;
-    }
-    byte[] content = r.cache() ? new byte[stored] : SCRATCH.get();
-    r.value().get(r.value().position(), content, 0, head);
-    System.arraycopy(r.tail(), 0, content, head, r.tail().length);
-    if (!Hasher.leaf(content, stored, leafSize).equals(r.hash())) {
-      throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
-    }
-    if (r.cache()) {
-      verified.put(r.hash(), content);
-    }
-    copyOut(content, stored, r.from(), r.n(), dst, r.at());
-  }
-
-  /** Bytes [from, from + n) of a leaf whose stored content is content[0, length) (zeros after it) into dst at absolute {@code at}. */
-  private static void copyOut(byte[] content, int length, int from, int n, ByteBuffer dst, int at) {
-    int have = Math.max(0, Math.min(n, length - from));
-    if (have > 0) {
-      dst.put(at, content, from, have);
-    }
-    dst.put(at + have, ZEROS, 0, n - have);
-  }
+  byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
 
   /**
    * The whole leaf {@code hash} into {@code data} (a zeroed leaf-size array), checked, without
-   * keeping it in the cache: for a leaf about to be changed.
+   * keeping it in a cache: for a leaf about to be changed.
    */
-  void loadLeafInto(Txn<ByteBuffer> txn, Hash hash, byte[] data) throws CorruptBlockException {
-    byte[] cached = verified.getIfPresent(hash);
-    if (cached != null) {
-      System.arraycopy(cached, 0, data, 0, cached.length);
-      return;
-    }
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      LeafRead r = find(c, hash, 0, 0, data.length, false);
-      int head = r.value().remaining();
-      r.value().get(r.value().position(), data, 0, head);
-      System.arraycopy(r.tail(), 0, data, head, r.tail().length);
-      if (!Hasher.leaf(data, head + r.tail().length, geometry.leafSize).equals(hash)) {
-        throw new CorruptBlockException(hash, "its bytes do not match its hash");
-      }
-    }
-  }
-
-  /** Like {@link #load}, but always from the store and checked again: for Fsck and scrubbing. */
-  byte[] loadFromDisk(Txn<ByteBuffer> txn, Hash hash, int level) throws CorruptBlockException {
-    byte[] content = loadUnchecked(txn, hash);
-    if (content == null) {
-      throw new CorruptBlockException(hash, "missing from the store");
-    }
-    if (!hashOf(content, level).equals(hash)) {
-      throw new CorruptBlockException(hash, "its bytes do not match its hash");
-    }
-    return content;
-  }
+  void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException;
 
   /**
-   * How many of a block's last bytes go into its key rather than its value: those that would
-   * spill onto one more overflow page, when the key has room for them. An overflow value of n
-   * bytes takes ceil((n + 16) / pageSize) pages, so a 4096-byte leaf would take two 4 KiB pages
-   * and takes one, and so does a full tree node (4112 bytes). A longer key costs its extra bytes
-   * once in a B-tree leaf page; the page it saves costs 4096.
+   * Reads leaves straight into {@code dst} for one read request, checked against their hashes by
+   * {@link LeafReader#finish}. {@code cache}: keep the leaves read in the cache of checked contents
+   * (small reads; a stream of large ones would only churn it).
    */
-  static int keyTail(int length, int pageSize, int maxTail) {
-    int over = (length + OVERFLOW_HEADER) % pageSize;
-    return length + OVERFLOW_HEADER > pageSize && over <= maxTail ? over : 0;
+  LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache);
+
+  /** Leaves of one read request: {@link #read} names them, {@link #finish} copies and checks them. */
+  interface LeafReader extends AutoCloseable {
+    /**
+     * Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to
+     * dst's absolute index {@code at}, at once or by {@link #finish}.
+     */
+    void read(Hash hash, int at, int from, int n) throws CorruptBlockException;
+
+    /** Completes and checks every read named so far. */
+    void finish() throws CorruptBlockException;
+
+    @Override
+    void close();
   }
 
-  /** Content as stored, unchecked; null when absent. The content is the value followed by the key's bytes after the hash. */
-  byte[] loadUnchecked(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
-        return null;
-      }
-      ByteBuffer k = c.key();
-      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
-        return null;
-      }
-      ByteBuffer v = c.val();
-      int head = v.remaining();
-      int tail = k.remaining() - Hash.SIZE;
-      byte[] content = new byte[head + tail];
-      v.get(v.position(), content, 0, head);
-      k.get(k.position() + Hash.SIZE, content, head, tail);
-      return content;
-    }
+  // ---- inspecting (fsck, scrub, space figures)
+
+  /** Like {@link #load}, but always from storage and checked again. */
+  byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
+
+  /** Content as stored, unchecked; null when absent. */
+  byte[] loadUnchecked(ReadTxn txn, Hash hash);
+
+  /** Bytes of a block's stored content; 0 when absent. */
+  long storedLength(ReadTxn txn, Hash hash);
+
+  /** A block's level as recorded with its count; -1 when it is not stored. */
+  int level(ReadTxn txn, Hash hash);
+
+  /** The hash that content of a block at {@code level} must have. */
+  Hash hashOf(byte[] content, int level);
+
+  boolean exists(ReadTxn txn, Hash hash);
+
+  /** The block's count as stored (queued decrements not applied); 0 when it is not stored. */
+  long refcount(ReadTxn txn, Hash hash);
+
+  /** How many blocks have a count (are stored, as far as counting goes). */
+  long countedBlocks(ReadTxn txn);
+
+  /** How many blocks have stored content: the same as {@link #countedBlocks} in a sound store. */
+  long storedBlocks(ReadTxn txn);
+
+  /** Bytes of every block's stored content. */
+  long storedBytes(ReadTxn txn);
+
+  /** Passes every counted block to {@code visitor}, in hash order, with its stored count and level. */
+  void forEachCount(ReadTxn txn, CountVisitor visitor);
+
+  /** What {@link #forEachCount} calls for each block. */
+  @FunctionalInterface
+  interface CountVisitor {
+    void visit(Hash hash, long count, int level);
   }
 
-  /** Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when absent. */
-  long storedLength(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (!c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE)) {
-        return 0;
-      }
-      ByteBuffer k = c.key();
-      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
-        return 0;
-      }
-      return k.remaining() - Hash.SIZE + c.val().remaining();
-    }
-  }
+  /** Passes every queued decrement's hash to {@code action}, oldest first (one per queued decrement). */
+  void forEachQueued(ReadTxn txn, Consumer<Hash> action);
 
-  /** A block's level as recorded in {@code refs}; -1 when it has no row. */
-  int level(Txn<ByteBuffer> txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? -1 : v.get(v.position() + Long.BYTES);
-  }
+  /** Whether decrements are queued. */
+  boolean hasPending(ReadTxn txn);
 
-  Hash hashOf(byte[] content, int level) {
-    if (level == 0) {
-      return Hasher.leaf(content, content.length, geometry.leafSize);
-    }
-    byte[] padded = new byte[Geometry.NODE_BYTES];
-    System.arraycopy(content, 0, padded, 0, content.length);
-    return Hasher.node(level, padded);
-  }
-
-  boolean exists(Txn<ByteBuffer> txn, Hash hash) {
-    return db.refs.get(txn, Lmdb.key(hash)) != null;
-  }
-
-  long refcount(Txn<ByteBuffer> txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? 0 : v.getLong(v.position());
-  }
-
-  /** Stores a block that is not stored yet, with a count of one. */
-  void putNew(Txn<ByteBuffer> txn, Hash hash, int level, byte[] content, int length) {
-    int tail = keyTail(length, db.pageSize, db.maxKeyTail);
-    ByteBuffer key = Lmdb.key();
-    hash.writeTo(key);
-    key.put(content, length - tail, tail).flip();
-    ByteBuffer value = db.blocks.reserve(txn, key, length - tail);
-    value.put(0, content, 0, length - tail);
-    putRef(txn, hash, 1, level);
-    if (level > 0) {
-      verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
-    }
-  }
-
-  void incref(Txn<ByteBuffer> txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("reference to block " + hash + ", which is not stored");
-    }
-    putRef(txn, hash, v.getLong(v.position()) + 1, v.get(v.position() + Long.BYTES));
-  }
-
-  /** Queues one decrement of {@code hash}; {@link #reclaim} applies it. */
-  void decref(Txn<ByteBuffer> txn, Hash hash) {
-    if (hash.isZero()) {
-      return;
-    }
-    ByteBuffer val = Lmdb.value(Hash.SIZE);
-    hash.writeTo(val);
-    db.pending.put(txn, Lmdb.key(nextPendingSeq.getAndIncrement()), val.flip());
-  }
+  // ---- storing and counting (see the class comment for who calls which)
 
   /**
-   * Deletes a block whose only reference is being handed over to its replacement, which has
-   * taken over its children's references: no cascade.
+   * Stores a block that is not stored yet ({@link #exists} is false), with a count of one: the
+   * caller's reference. {@code content[0, length)} is its content; for a node, the references to
+   * its children are the caller's to count.
    */
-  void deleteTransferred(Txn<ByteBuffer> txn, Hash hash) {
-    deleteBlock(txn, hash);
-  }
+  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length);
+
+  /** Adds a reference to a stored block. */
+  void incref(WriteTxn txn, Hash hash);
+
+  /** Drops a reference: queues one decrement of {@code hash}, which {@link #reclaim} applies. */
+  void decref(WriteTxn txn, Hash hash);
 
   /**
-   * Applies up to {@code max} queued decrements. Returns how many were applied; zero means the
-   * queue is empty.
+   * Whether the caller's reference to the stored node {@code hash} is its only one: then the caller
+   * may, within the same transaction, inherit the references the node holds to its children and
+   * end with {@link #takeOver}; otherwise it drops its reference with {@link #decref}.
    */
-  int reclaim(Txn<ByteBuffer> txn, int max) throws CorruptBlockException {
-    List<Long> seqs = new ArrayList<>();
-    List<Hash> hashes = new ArrayList<>();
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
-        seqs.add(c.key().getLong(c.key().position()));
-        hashes.add(Hash.read(c.val(), c.val().position()));
-      }
-    }
-    for (int i = 0; i < hashes.size(); i++) {
-      db.pending.delete(txn, Lmdb.key(seqs.get(i)));
-      applyDecrement(txn, hashes.get(i));
-    }
-    return hashes.size();
-  }
+  boolean soleReference(ReadTxn txn, Hash hash);
 
-  boolean hasPending(Txn<ByteBuffer> txn) {
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
-      return c.first();
-    }
-  }
+  /**
+   * Frees the node {@code hash} at once, its children's counts untouched: the caller held its only
+   * reference ({@link #soleReference}, in this transaction) and has inherited the references the
+   * node held to its children (a new version of the node now holds those it keeps, and the
+   * caller has dropped the others with {@link #decref}).
+   */
+  void takeOver(WriteTxn txn, Hash hash);
 
-  private void applyDecrement(Txn<ByteBuffer> txn, Hash hash) throws CorruptBlockException {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
-    }
-    long count = v.getLong(v.position());
-    int level = v.get(v.position() + Long.BYTES);
-    if (count > 1) {
-      putRef(txn, hash, count - 1, level);
-      return;
-    }
-    if (level > 0) {
-      byte[] content = load(txn, hash, level);
-      for (int i = 0; i < Geometry.FANOUT; i++) {
-        decref(txn, Geometry.child(content, i));
-      }
-    }
-    deleteBlock(txn, hash);
-  }
-
-  private void deleteBlock(Txn<ByteBuffer> txn, Hash hash) {
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      if (c.get(Lmdb.key(hash), GetOp.MDB_SET_RANGE) && Hash.read(c.key(), c.key().position()).equals(hash)) {
-        c.delete();
-      }
-    }
-    db.refs.delete(txn, Lmdb.key(hash));
-  }
-
-  private void putRef(Txn<ByteBuffer> txn, Hash hash, long count, int level) {
-    ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
-    val.putLong(count).put((byte) level).flip();
-    db.refs.put(txn, Lmdb.key(hash), val);
-  }
-
-  private long lastPendingSeq() {
-    try (Txn<ByteBuffer> txn = db.env.txnRead(); Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
-      return c.last() ? c.key().getLong(c.key().position()) : 0;
-    }
-  }
+  /**
+   * Applies up to {@code max} queued decrements, oldest first: a block whose count reaches zero is
+   * freed and decrements of its children are queued. Returns how many were applied; zero means
+   * the queue is empty.
+   */
+  int reclaim(WriteTxn txn, int max) throws CorruptBlockException;
 }

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import org.lmdbjava.Txn;
 
 /**
  * Regular files' contents but for buffered writes ({@link WriteBack}): reads, seeks, truncates,
@@ -68,7 +67,7 @@ final class Contents {
   }
 
   private interface TreeChange {
-    void apply(Txn<ByteBuffer> txn, FileTree tree) throws IOException;
+    void apply(ReadTxn txn, FileTree tree) throws IOException;
   }
 
   private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change) throws IOException {

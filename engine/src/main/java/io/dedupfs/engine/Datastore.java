@@ -12,7 +12,6 @@ import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.function.Consumer;
-import org.lmdbjava.Txn;
 
 /**
  * A dedupfs datastore: the whole namespace and every file's contents, as Merkle trees of
@@ -93,7 +92,7 @@ public final class Datastore implements Closeable {
     try {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
-      this.blocks = new BlockStore(db, geometry, config.cacheBytes());
+      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes());
       this.files = new OpenFiles(db, ns, geometry, blocks);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack = wb = new WriteBack(db, ns, config, files, maintenance::reclaimQuietly);
@@ -154,7 +153,7 @@ public final class Datastore implements Closeable {
     return db.read(txn -> db.metaString(txn, key));
   }
 
-  private void putMeta(Txn<ByteBuffer> txn, String key, String value) {
+  private void putMeta(WriteTxn txn, String key, String value) {
     byte[] v = value.getBytes(StandardCharsets.UTF_8);
     db.meta.put(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(), Lmdb.value(v.length).put(v).flip());
   }

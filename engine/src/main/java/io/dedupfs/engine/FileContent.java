@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
-import org.lmdbjava.Txn;
 
 /**
  * The live state of one regular file's contents: its tree with unflushed changes, and the
@@ -53,7 +52,7 @@ final class FileContent {
   }
 
   /** What a commit froze of a file, beside its tree: the times to store, and what to give back if it fails. */
-  record Frozen(FileTree.Commit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
+  record Frozen(TreeCommit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
 
   /** Something changed since the last freeze: a commit has work to do. */
   boolean isDirty() {
@@ -131,8 +130,8 @@ final class FileContent {
   }
 
   /** Freezes the overlay and the times for a commit. Caller holds the write lock. */
-  Frozen freeze(Txn<ByteBuffer> txn) throws IOException {
-    FileTree.Commit c = tree.freeze(txn);
+  Frozen freeze(ReadTxn txn) throws IOException {
+    TreeCommit c = tree.freeze(txn);
     Frozen f = new Frozen(c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince);
     timesChanged = false;
     return f;

@@ -5,22 +5,24 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import org.lmdbjava.Txn;
+import io.dedupfs.engine.Slot.Leaf;
+import io.dedupfs.engine.Slot.Node;
+import io.dedupfs.engine.Slot.Piece;
 
 /**
  * One file's contents: the committed Merkle tree (a root hash and a height) and, over it, an
  * overlay of the nodes and leaves changed since the last commit. Writes, punches, truncates and
- * range clones change only the overlay; {@link #freeze} turns the overlay into a {@link Commit},
- * which is hashed and {@link Commit#apply applied} (stores what is new, from the root down,
+ * range clones change only the overlay; {@link #freeze} turns the overlay into a {@link TreeCommit},
+ * which is hashed and {@link TreeCommit#apply applied} (stores what is new, from the root down,
  * stopping wherever a subtree is already stored) without the owner's lock, while writes go on.
  *
  * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock. The one exception
- * is a frozen commit's {@link Commit#hash} and {@link Commit#apply}, which run without that lock
+ * is a frozen commit's {@link TreeCommit#hash} and {@link TreeCommit#apply}, which run without that lock
  * (see below).
  *
- * <p>A slot of the overlay (the root, or a child of a {@link Node}) holds one of: a {@link Hash}
- * (a subtree as committed, untouched), a {@link Node} or a {@link Leaf} (materialized and perhaps
- * changed). Invariant: every byte at or beyond {@link #length} is zero.
+ * <p>A {@link Slot} of the overlay (the root, or a child of a {@link Node}) holds one of: a
+ * {@link Hash} (a subtree as committed, untouched), a {@link Node} or a {@link Leaf} (materialized
+ * and perhaps changed). Invariant: every byte at or beyond {@link #length} is zero.
  *
  * <p>Freezing and layering. {@link #freeze} marks every {@link Piece} of the overlay frozen: from
  * then on they never change, so the commit may hash and store them without the lock while
@@ -42,7 +44,7 @@ final class FileTree {
 
   private Hash root;
   private int rootHeight;
-  private Object top;
+  private Slot top;
   private int topHeight;
   private long length;
   private long committedLength;
@@ -54,7 +56,7 @@ final class FileTree {
   /** Something changed since the last freeze (or the load). */
   private boolean changed;
   /** The commit between {@link #freeze} and {@link #finish} or {@link #rollback}; null when none. */
-  private Commit inFlight;
+  private TreeCommit inFlight;
 
   FileTree(Geometry g, BlockStore store, Hash root, int height, long length) {
     this(g, store, root, height, length, new AtomicLong());
@@ -140,25 +142,25 @@ final class FileTree {
   // ---------------------------------------------------------------- reading
 
   /** Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file. */
-  int read(Txn<ByteBuffer> txn, long offset, ByteBuffer dst) throws CorruptBlockException {
+  int read(ReadTxn txn, long offset, ByteBuffer dst) throws CorruptBlockException {
     if (offset >= length) {
       return 0;
     }
     int total = (int) Math.min(dst.remaining(), length - offset);
     int start = dst.position();
-    try (BlockStore.LeafReader leaves = store.new LeafReader(txn, dst, total < STREAMING_READ)) {
+    try (BlockStore.LeafReader leaves = store.leafReader(txn, dst, total < STREAMING_READ)) {
       int done = 0;
       while (done < total) {
         long pos = offset + done;
         int inLeaf = (int) (pos & (g.leafSize - 1));
         int n = Math.min(total - done, g.leafSize - inLeaf);
-        Object leaf = leafSlot(txn, pos >>> g.leafShift);
+        Slot leaf = leafSlot(txn, pos >>> g.leafShift);
         if (leaf instanceof Leaf l) {
           dst.put(start + done, l.data, inLeaf, n);
-        } else if (((Hash) leaf).isZero()) {
-          dst.put(start + done, ZEROS, 0, n);
+        } else if (leaf instanceof Hash h && !h.isZero()) {
+          leaves.read(h, start + done, inLeaf, n);
         } else {
-          leaves.read((Hash) leaf, start + done, inLeaf, n);
+          dst.put(start + done, ZEROS, 0, n);
         }
         done += n;
       }
@@ -172,18 +174,16 @@ final class FileTree {
   static final int STREAMING_READ = 128 * 1024;
 
   /** The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash. */
-  private Object leafSlot(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
-    Object s = top;
+  private Slot leafSlot(ReadTxn txn, long leafIndex) throws CorruptBlockException {
+    Slot s = top;
     for (int level = topHeight; level > 0; level--) {
       int i = index(leafIndex, level);
       if (s instanceof Node n) {
         s = n.kids[i];
-      } else {
-        Hash h = (Hash) s;
-        if (h.isZero()) {
-          return h;
-        }
+      } else if (s instanceof Hash h && !h.isZero()) {
         s = Geometry.child(store.load(txn, h, level), i);
+      } else {
+        return s; // a hole (a leaf is only at level 0)
       }
     }
     return s;
@@ -193,7 +193,7 @@ final class FileTree {
    * The first offset at or after {@code from} that holds data ({@code wantData}) or is in a hole;
    * -1 when there is none before the end of the file (for a hole, the end of the file counts).
    */
-  long seek(Txn<ByteBuffer> txn, long from, boolean wantData) throws CorruptBlockException {
+  long seek(ReadTxn txn, long from, boolean wantData) throws CorruptBlockException {
     if (from >= length) {
       return -1;
     }
@@ -204,7 +204,7 @@ final class FileTree {
     return found >= 0 ? Math.min(found, length) : length;
   }
 
-  private long find(Txn<ByteBuffer> txn, Object s, int level, long start, long from, boolean wantData, boolean knownDense)
+  private long find(ReadTxn txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
       throws CorruptBlockException {
     long at = Math.max(from, start);
     if (s instanceof Leaf l) {
@@ -241,7 +241,7 @@ final class FileTree {
 
   // ---------------------------------------------------------------- changing
 
-  void write(Txn<ByteBuffer> txn, long offset, ByteBuffer src) throws CorruptBlockException {
+  void write(ReadTxn txn, long offset, ByteBuffer src) throws CorruptBlockException {
     int total = src.remaining();
     if (total == 0) {
       return;
@@ -260,7 +260,7 @@ final class FileTree {
   }
 
   /** Makes {@code [offset, end)} read as zeros (punch hole, zero range); whole subtrees become holes. */
-  void zero(Txn<ByteBuffer> txn, long offset, long end) throws CorruptBlockException {
+  void zero(ReadTxn txn, long offset, long end) throws CorruptBlockException {
     end = Math.min(end, g.span(topHeight));
     if (offset < end) {
       changed = true;
@@ -268,7 +268,7 @@ final class FileTree {
     }
   }
 
-  void truncate(Txn<ByteBuffer> txn, long newLength) throws CorruptBlockException {
+  void truncate(ReadTxn txn, long newLength) throws CorruptBlockException {
     changed = true;
     if (newLength < length) {
       zero(txn, newLength, length);
@@ -283,7 +283,7 @@ final class FileTree {
    * start of the file) the given committed subtree of another tree: a range clone without copying.
    * The caller must commit before the other tree can change.
    */
-  void share(Txn<ByteBuffer> txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
+  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
     long start = index * g.span(level);
     changed = true;
     growTo(txn, Math.max(start + 1, g.span(level)));
@@ -302,15 +302,11 @@ final class FileTree {
     int i = Geometry.childIndex(start, g.span(level));
     drop(n.kids[i]);
     n.kids[i] = subtree;
-    if (dense) {
-      Geometry.setDense(n.cleanDense, i);
-    } else {
-      n.cleanDense[i >>> 3] &= (byte) ~(1 << (i & 7));
-    }
+    n.setCleanDense(i, dense);
   }
 
   /** The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a clean tree. */
-  Hash subtree(Txn<ByteBuffer> txn, int level, long index, boolean[] dense) throws CorruptBlockException {
+  Hash subtree(ReadTxn txn, int level, long index, boolean[] dense) throws CorruptBlockException {
     if (isDirty() || committing()) {
       throw new IllegalStateException("subtree() needs a committed tree");
     }
@@ -335,7 +331,7 @@ final class FileTree {
     return h;
   }
 
-  private void growTo(Txn<ByteBuffer> txn, long end) throws CorruptBlockException {
+  private void growTo(ReadTxn txn, long end) throws CorruptBlockException {
     if (end > Geometry.MAX_FILE_SIZE) {
       throw new IllegalArgumentException("beyond the largest file size");
     }
@@ -355,7 +351,7 @@ final class FileTree {
   }
 
   /** Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in its bitmap. */
-  private boolean isDense(Txn<ByteBuffer> txn, Hash h, int level) throws CorruptBlockException {
+  private boolean isDense(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
     if (h.isZero()) {
       return false;
     }
@@ -371,9 +367,9 @@ final class FileTree {
     return true;
   }
 
-  private Leaf leafFor(Txn<ByteBuffer> txn, long leafIndex) throws CorruptBlockException {
-    top = mutable(txn, top, topHeight);
-    Object s = top;
+  private Leaf leafFor(ReadTxn txn, long leafIndex) throws CorruptBlockException {
+    Piece s = mutable(txn, top, topHeight);
+    top = s;
     for (int level = topHeight; level > 0; level--) {
       s = mutableKid(txn, (Node) s, index(leafIndex, level), level - 1);
     }
@@ -381,18 +377,17 @@ final class FileTree {
   }
 
   /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */
-  private Object mutableKid(Txn<ByteBuffer> txn, Node n, int i, int level) throws CorruptBlockException {
-    Object k = n.kids[i];
-    if (k instanceof Piece p && !p.frozen) {
-      return k;
+  private Piece mutableKid(ReadTxn txn, Node n, int i, int level) throws CorruptBlockException {
+    if (n.kids[i] instanceof Piece p && !p.frozen) {
+      return p;
     }
-    k = mutable(txn, k, level);
+    Piece k = mutable(txn, n.kids[i], level);
     n.kids[i] = k;
     return k;
   }
 
   /** What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen piece, or s itself. */
-  private Object mutable(Txn<ByteBuffer> txn, Object s, int level) throws CorruptBlockException {
+  private Piece mutable(ReadTxn txn, Slot s, int level) throws CorruptBlockException {
     if (s instanceof Hash h) {
       return materialize(txn, h, level);
     }
@@ -408,7 +403,7 @@ final class FileTree {
     return new Node((Node) p);
   }
 
-  private Object zeroIn(Txn<ByteBuffer> txn, Object s, int level, long start, long offset, long end)
+  private Slot zeroIn(ReadTxn txn, Slot s, int level, long start, long offset, long end)
       throws CorruptBlockException {
     long span = g.span(level);
     if (offset <= start && start + span <= end) {
@@ -418,7 +413,7 @@ final class FileTree {
     if (s instanceof Hash h && h.isZero()) {
       return s;
     }
-    Object m = mutable(txn, s, level);
+    Piece m = mutable(txn, s, level);
     long from = Math.max(offset, start);
     long to = Math.min(end, start + span);
     if (m instanceof Leaf l) {
@@ -435,7 +430,7 @@ final class FileTree {
     return n;
   }
 
-  private Object materialize(Txn<ByteBuffer> txn, Hash h, int level) throws CorruptBlockException {
+  private Piece materialize(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
     if (level == 0) {
       byte[] data = new byte[g.leafSize];
       if (!h.isZero()) {
@@ -449,12 +444,12 @@ final class FileTree {
   }
 
   /** Forgets an overlay subtree that is being replaced, for the dirty-memory count. Frozen pieces are the commit's. */
-  private void drop(Object s) {
+  private void drop(Slot s) {
     if (s instanceof Leaf l && !l.frozen) {
       countLeaf(-1);
     } else if (s instanceof Node n && !n.frozen) {
       countNode(-1);
-      for (Object k : n.kids) {
+      for (Slot k : n.kids) {
         drop(k);
       }
     }
@@ -469,18 +464,18 @@ final class FileTree {
   /**
    * Freezes the overlay as the next commit (the caller holds the owner's lock and its commit
    * lock; no other commit may be in flight). The tree first drops to the height its length needs.
-   * From here on the commit's pieces are immutable: {@link Commit#hash} and {@link Commit#apply}
+   * From here on the commit's pieces are immutable: {@link TreeCommit#hash} and {@link TreeCommit#apply}
    * may run without the lock. The unfrozen overlay starts empty.
    */
-  Commit freeze(Txn<ByteBuffer> txn) throws CorruptBlockException {
+  TreeCommit freeze(ReadTxn txn) throws CorruptBlockException {
     requireNoCommit();
-    Object newTop = top;
+    Slot newTop = top;
     int h = topHeight;
     for (int min = g.heightFor(length); h > min; h--) {
       if (newTop instanceof Node n) {
         newTop = n.kids[0];
-      } else if (!((Hash) newTop).isZero()) {
-        newTop = Geometry.child(store.load(txn, (Hash) newTop, h), 0);
+      } else if (newTop instanceof Hash t && !t.isZero()) {
+        newTop = Geometry.child(store.load(txn, t, h), 0);
       }
     }
     top = newTop; // what was above holds nothing but zeros (every byte at or beyond length is zero)
@@ -488,7 +483,8 @@ final class FileTree {
     List<Leaf> leaves = new ArrayList<>();
     List<Node> nodes = new ArrayList<>();
     collect(newTop, leaves, nodes);
-    Commit c = new Commit(newTop, h, length, foreign, leaves, nodes, dirtyBytes());
+    TreeCommit c = new TreeCommit(g.leafSize, store, root, rootHeight, newTop, h, length, foreign, leaves, nodes,
+        dirtyBytes());
     release();
     foreign = false;
     changed = false;
@@ -497,13 +493,13 @@ final class FileTree {
   }
 
   /** Marks the pieces below {@code s} frozen: leaves in any order, nodes children first. */
-  private static void collect(Object s, List<Leaf> leaves, List<Node> nodes) {
+  private static void collect(Slot s, List<Leaf> leaves, List<Node> nodes) {
     if (s instanceof Leaf l) {
       l.frozen = true;
       leaves.add(l);
     } else if (s instanceof Node n) {
       n.frozen = true;
-      for (Object k : n.kids) {
+      for (Slot k : n.kids) {
         collect(k, leaves, nodes);
       }
       nodes.add(n);
@@ -515,7 +511,7 @@ final class FileTree {
    * tree; every frozen piece left in the overlay becomes its hash, and bases that name frozen
    * pieces become their hashes.
    */
-  void finish(Commit c) {
+  void finish(TreeCommit c) {
     if (c != inFlight) {
       throw new IllegalStateException("not the commit in flight");
     }
@@ -538,7 +534,7 @@ final class FileTree {
    * stored, the committed tree stays, and its pieces are dirty again, so a later commit stores
    * them. Copies made meanwhile take over the bases of the pieces they were copied from.
    */
-  void rollback(Commit c) {
+  void rollback(TreeCommit c) {
     if (c != inFlight) {
       throw new IllegalStateException("not the commit in flight");
     }
@@ -568,13 +564,12 @@ final class FileTree {
       countNode(1);
     } else if (p.base instanceof Piece from) {
       // a copy of a piece of the commit: its base is what that piece was to become, or was
-      p.base = stored ? hashOf(from) : from.base;
-      if (p instanceof Node n) {
-        Node f = (Node) from;
+      p.base = stored ? Slot.hashOf(from) : from.base;
+      if (p instanceof Node n && from instanceof Node f) {
         if (stored) {
           for (int i = 0; i < Geometry.FANOUT; i++) {
             if (n.baseKids[i] instanceof Piece k) {
-              n.baseKids[i] = hashOf(k);
+              n.baseKids[i] = Slot.hashOf(k);
             }
           }
         } else {
@@ -586,14 +581,9 @@ final class FileTree {
       for (int i = 0; i < Geometry.FANOUT; i++) {
         if (n.kids[i] instanceof Piece k) {
           if (stored && k.frozen) {
-            Hash kh = hashOf(k);
+            Hash kh = Slot.hashOf(k);
             n.kids[i] = kh;
-            boolean dense = k instanceof Leaf ? !kh.isZero() : ((Node) k).dense;
-            if (dense) {
-              Geometry.setDense(n.cleanDense, i);
-            } else {
-              n.cleanDense[i >>> 3] &= (byte) ~(1 << (i & 7));
-            }
+            n.setCleanDense(i, k instanceof Node kn ? kn.dense : !kh.isZero());
           } else {
             settle(k, stored);
           }
@@ -602,251 +592,4 @@ final class FileTree {
     }
   }
 
-  private static Hash hashOf(Object s) {
-    return s instanceof Hash h ? h : s instanceof Leaf l ? l.hash : ((Node) s).hash;
-  }
-
-  private static Hash baseOf(Piece p) {
-    return (Hash) p.base; // a frozen piece's base is always resolved
-  }
-
-  /**
-   * A frozen overlay: a new root, to be hashed ({@link #hash}) and stored ({@link #apply}). Both
-   * may run without the owner's lock: nothing they read changes until {@link #finish} or
-   * {@link #rollback}.
-   */
-  final class Commit {
-    final Object newTop;
-    final int newHeight;
-    /** The file's length as frozen. */
-    final long length;
-    /** Memory the frozen pieces hold (as counted while they were dirty). */
-    final long bytes;
-    private final boolean foreign;
-    private final List<Leaf> leaves;
-    private final List<Node> nodes;
-    private boolean hashed;
-
-    private Commit(Object newTop, int newHeight, long length, boolean foreign, List<Leaf> leaves, List<Node> nodes,
-        long bytes) {
-      this.newTop = newTop;
-      this.newHeight = newHeight;
-      this.length = length;
-      this.foreign = foreign;
-      this.leaves = leaves;
-      this.nodes = nodes;
-      this.bytes = bytes;
-    }
-
-    /** Hashes the frozen pieces: leaves in parallel, then nodes, children first. */
-    void hash() {
-      if (hashed) {
-        return;
-      }
-      if (leaves.size() > 8) {
-        leaves.parallelStream().forEach(l -> l.hash(g.leafSize));
-      } else {
-        leaves.forEach(l -> l.hash(g.leafSize));
-      }
-      for (Node n : nodes) {
-        n.hash();
-      }
-      hashed = true;
-    }
-
-    Hash root() {
-      return hashOf(newTop);
-    }
-
-    /**
-     * Stores the new blocks and moves reference counts from the old tree to the new one, inside
-     * the caller's write transaction. Pure with respect to this object: it may be run again if
-     * the transaction is retried.
-     */
-    void apply(Txn<ByteBuffer> txn) throws CorruptBlockException {
-      hash();
-      if (newTop instanceof Hash h) {
-        if (!h.equals(root)) {
-          incref(txn, h);
-          store.decref(txn, root);
-        }
-        return;
-      }
-      Hash base = baseOf((Piece) newTop);
-      boolean owns = newHeight == rootHeight && base.equals(root) && !root.isZero();
-      swap(txn, newTop, owns);
-      if (!owns) {
-        store.decref(txn, root);
-      }
-    }
-
-    /**
-     * Gives the new content of a slot one reference. With {@code owns}, the slot's old content
-     * (its base) loses the reference its old parent held; a node whose base had no other
-     * reference takes over the base's references to unchanged children instead of counting them
-     * again, so a change costs work along its path only.
-     */
-    private void swap(Txn<ByteBuffer> txn, Object slot, boolean owns) throws CorruptBlockException {
-      Hash h = hashOf(slot);
-      Hash base = baseOf((Piece) slot);
-      if (owns && h.equals(base)) {
-        return;
-      }
-      if (h.isZero() || store.exists(txn, h)) {
-        incref(txn, h);
-        if (owns) {
-          store.decref(txn, base);
-        }
-        return;
-      }
-      if (slot instanceof Leaf l) {
-        store.putNew(txn, h, 0, l.data, l.storedLength);
-        if (owns) {
-          store.decref(txn, base);
-        }
-        return;
-      }
-      Node n = (Node) slot;
-      boolean transfer = owns && !foreign && !base.isZero() && store.refcount(txn, base) == 1;
-      store.putNew(txn, h, n.level, n.padded, n.storedLength);
-      for (int i = 0; i < Geometry.FANOUT; i++) {
-        Object k = n.kids[i];
-        Hash baseKid = transfer ? (Hash) n.baseKids[i] : null;
-        if (k instanceof Hash kh) {
-          if (!transfer) {
-            incref(txn, kh);
-          } else if (!kh.equals(baseKid)) {
-            incref(txn, kh);
-            store.decref(txn, baseKid);
-          }
-        } else {
-          Hash kBase = baseOf((Piece) k);
-          boolean kidOwns = transfer && kBase.equals(baseKid);
-          swap(txn, k, kidOwns);
-          if (transfer && !kidOwns) {
-            store.decref(txn, baseKid);
-          }
-        }
-      }
-      if (transfer) {
-        store.deleteTransferred(txn, base);
-      } else if (owns) {
-        store.decref(txn, base);
-      }
-    }
-
-    private void incref(Txn<ByteBuffer> txn, Hash h) {
-      if (!h.isZero()) {
-        store.incref(txn, h);
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- overlay values
-
-  /**
-   * A leaf or node of the overlay. {@link #base} is what the slot held in the committed tree: a
-   * {@link Hash}, or, for a copy of a frozen piece made while its commit is in flight, that
-   * piece (resolved to a hash when the commit ends).
-   */
-  abstract static class Piece {
-    Object base;
-    /** Part of the commit in flight: never changed (a change copies it). Guarded by the owner's lock. */
-    boolean frozen;
-
-    Piece(Object base) {
-      this.base = base;
-    }
-  }
-
-  /** A leaf being changed: a full leaf-size copy. */
-  static final class Leaf extends Piece {
-    final byte[] data;
-    Hash hash;
-    int storedLength;
-
-    Leaf(Object base, byte[] data) {
-      super(base);
-      this.data = data;
-    }
-
-    void hash(int leafSize) {
-      storedLength = Geometry.storedLeafLength(data);
-      hash = storedLength == 0 ? Hash.ZERO : Hasher.leaf(data, storedLength, leafSize);
-    }
-  }
-
-  /** A node being changed: its children, each a Hash, Node or Leaf. */
-  static final class Node extends Piece {
-    /** Roughly what a node in the overlay costs: two arrays of 128 references, up to 128 hashes, its content. */
-    static final int MEMORY = 16 * 1024;
-    final int level;
-    /** The base's children (null for a new node), to tell which children changed: hashes, or frozen pieces (see {@link Piece#base}). */
-    Object[] baseKids;
-    final Object[] kids;
-    /** Density bits of the children that are still plain hashes. */
-    final byte[] cleanDense;
-    Hash hash;
-    boolean dense;
-    byte[] padded;
-    int storedLength;
-
-    Node(int level, Hash base, byte[] baseContent) {
-      super(base);
-      this.level = level;
-      this.kids = new Object[Geometry.FANOUT];
-      this.cleanDense = new byte[Geometry.BITMAP_BYTES];
-      if (baseContent == null) {
-        baseKids = null;
-        Arrays.fill(kids, Hash.ZERO);
-      } else {
-        baseKids = new Object[Geometry.FANOUT];
-        for (int i = 0; i < Geometry.FANOUT; i++) {
-          baseKids[i] = Geometry.child(baseContent, i);
-          kids[i] = baseKids[i];
-        }
-        System.arraycopy(baseContent, 0, cleanDense, 0, Geometry.BITMAP_BYTES);
-      }
-    }
-
-    /** A changeable copy of a frozen node: the same children, and the frozen node as its base. */
-    Node(Node frozen) {
-      super(frozen);
-      this.level = frozen.level;
-      this.kids = frozen.kids.clone();
-      this.baseKids = frozen.kids.clone();
-      this.cleanDense = frozen.cleanDense.clone();
-    }
-
-    void hash() {
-      padded = new byte[Geometry.NODE_BYTES];
-      boolean allDense = true;
-      boolean allZero = true;
-      for (int i = 0; i < Geometry.FANOUT; i++) {
-        Object k = kids[i];
-        Hash kh;
-        boolean kd;
-        if (k instanceof Hash h) {
-          kh = h;
-          kd = !h.isZero() && Geometry.dense(cleanDense, i);
-        } else if (k instanceof Leaf l) {
-          kh = l.hash;
-          kd = !kh.isZero();
-        } else {
-          Node c = (Node) k;
-          kh = c.hash;
-          kd = c.dense;
-        }
-        kh.writeTo(padded, Geometry.BITMAP_BYTES + i * Hash.SIZE);
-        if (kd) {
-          Geometry.setDense(padded, i);
-        }
-        allDense &= kd;
-        allZero &= kh.isZero();
-      }
-      hash = allZero ? Hash.ZERO : Hasher.node(level, padded);
-      dense = allDense;
-      storedLength = Geometry.storedNodeLength(padded);
-    }
-  }
 }

@@ -9,8 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.Txn;
 
 /**
  * Recounts every reference from the inodes down and compares the result with the store: each
@@ -44,15 +42,15 @@ final class Fsck {
   List<String> check(Consumer<Progress> progress) throws IOException {
     return db.read(txn -> {
       List<String> problems = new ArrayList<>();
-      PendingView pending = PendingView.of(txn, db, blocks);
+      PendingView pending = PendingView.of(txn, blocks);
       queued = pending.queued();
       problems.addAll(pending.problems());
       Map<Hash, Long> expected = new HashMap<>();
       Map<Hash, Integer> levels = new HashMap<>();
-      long totalBlocks = db.refs.stat(txn).entries;
+      long totalBlocks = blocks.countedBlocks(txn);
       long[] visited = new long[1];
       progress.accept(new Progress("blocks", 0, totalBlocks));
-      try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+      try (TableCursor c = db.inodes.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
           if (!i.root().isZero()) {
@@ -65,31 +63,27 @@ final class Fsck {
       }
       progress.accept(new Progress("blocks", visited[0], visited[0]));
       progress.accept(new Progress("counts", 0, totalBlocks));
-      long actualBlocks = 0;
-      try (Cursor<ByteBuffer> c = db.refs.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          actualBlocks++;
-          Hash h = Hash.read(c.key(), c.key().position());
-          long count = pending.count(txn, blocks, h);
-          int level = c.val().get(c.val().position() + Long.BYTES);
-          Long want = expected.get(h);
-          if (want == null && pending.frees(h)) {
-            continue; // still stored until reclaim applies the queue
-          }
-          if (want == null) {
-            problems.add("block " + h + " is stored with count " + count + " but nothing references it");
-          } else if (want != count) {
-            problems.add("block " + h + " has count " + count + (count == c.val().getLong(c.val().position()) ? "" : " (after the queued decrements)")
-                + " but " + want + " references");
-          } else if (levels.get(h) != level) {
-            problems.add("block " + h + " is recorded at level " + level + " but referenced at level " + levels.get(h));
-          }
+      long[] actualBlocks = new long[1];
+      blocks.forEachCount(txn, (h, stored, level) -> {
+        actualBlocks[0]++;
+        long count = pending.count(txn, blocks, h);
+        Long want = expected.get(h);
+        if (want == null && pending.frees(h)) {
+          return; // still stored until reclaim applies the queue
         }
-      }
+        if (want == null) {
+          problems.add("block " + h + " is stored with count " + count + " but nothing references it");
+        } else if (want != count) {
+          problems.add("block " + h + " has count " + count + (count == stored ? "" : " (after the queued decrements)")
+              + " but " + want + " references");
+        } else if (levels.get(h) != level) {
+          problems.add("block " + h + " is recorded at level " + level + " but referenced at level " + levels.get(h));
+        }
+      });
       progress.accept(new Progress("counts", totalBlocks, totalBlocks));
-      long storedBlocks = db.blocks.stat(txn).entries;
-      if (storedBlocks != actualBlocks) {
-        problems.add(storedBlocks + " blocks stored but " + actualBlocks + " reference counts");
+      long storedBlocks = blocks.storedBlocks(txn);
+      if (storedBlocks != actualBlocks[0]) {
+        problems.add(storedBlocks + " blocks stored but " + actualBlocks[0] + " reference counts");
       }
       long inodes = db.inodes.stat(txn).entries;
       progress.accept(new Progress("namespace", 0, inodes));
@@ -104,9 +98,9 @@ final class Fsck {
    * ".." points to; link counts match the names (plus "." and the subdirectories' ".." for a
    * directory); an inode without names is an orphan; attributes belong to inodes.
    */
-  private void checkNamespace(Txn<ByteBuffer> txn, List<String> problems) throws IOException {
+  private void checkNamespace(ReadTxn txn, List<String> problems) throws IOException {
     Map<Long, Inode> inodes = new HashMap<>();
-    try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+    try (TableCursor c = db.inodes.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         long ino = c.key().getLong(c.key().position());
         inodes.put(ino, Inode.decode(ino, c.val()));
@@ -117,7 +111,7 @@ final class Fsck {
     long snaps = snapsEntry == null ? 0 : snapsEntry[0];
     Map<Long, Integer> names = new HashMap<>();
     Map<Long, Integer> subdirs = new HashMap<>();
-    try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
+    try (TableCursor c = db.dirents.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         ByteBuffer k = c.key();
         long dir = k.getLong(k.position());
@@ -182,7 +176,7 @@ final class Fsck {
         problems.add("orphan " + o + " is not an inode");
       }
     }
-    try (Cursor<ByteBuffer> c = db.xattrs.openCursor(txn)) {
+    try (TableCursor c = db.xattrs.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         long ino = c.key().getLong(c.key().position());
         if (!inodes.containsKey(ino)) {
@@ -193,7 +187,7 @@ final class Fsck {
   }
 
   /** Each snapshot record has its directory in {@code .snapshots} under its name, and each directory there a record. */
-  private void checkSnapshots(Txn<ByteBuffer> txn, Namespace ns, long snaps, List<String> problems) throws IOException {
+  private void checkSnapshots(ReadTxn txn, Namespace ns, long snaps, List<String> problems) throws IOException {
     Set<Long> recorded = new HashSet<>();
     for (SnapshotInfo info : new Snapshots(db, ns, blocks).list(txn)) {
       recorded.add(info.ino());
@@ -211,7 +205,7 @@ final class Fsck {
     }
   }
 
-  private void count(Txn<ByteBuffer> txn, Hash h, int level, Map<Hash, Long> expected, Map<Hash, Integer> levels,
+  private void count(ReadTxn txn, Hash h, int level, Map<Hash, Long> expected, Map<Hash, Integer> levels,
       List<String> problems, Runnable visited) {
     Long before = expected.merge(h, 1L, Long::sum);
     if (before != 1L) {

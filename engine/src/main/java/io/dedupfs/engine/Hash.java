@@ -8,7 +8,7 @@ import java.util.HexFormat;
  * The SHA-256 of a block: an immutable 32-byte value. {@link #ZERO} (all zero bytes) stands for
  * an all-zero leaf or subtree of any level; it is never stored.
  */
-public final class Hash {
+public final class Hash implements Slot {
   public static final int SIZE = 32;
   public static final Hash ZERO = new Hash(new byte[SIZE]);
 

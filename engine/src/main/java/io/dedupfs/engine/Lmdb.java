@@ -26,8 +26,12 @@ import org.lmdbjava.Stat;
 import org.lmdbjava.Txn;
 
 /**
- * The one LMDB environment of a store and its tables (see FORMAT.md). Every transaction goes
- * through {@link #read} or {@link #write}; lmdbjava types stay inside this package.
+ * The one LMDB environment of a store and its tables (see FORMAT.md): the one door to LMDB.
+ * Only this class and its helpers {@link Table}, {@link TableCursor}, {@link ReadTxn} and
+ * {@link WriteTxn} use lmdbjava; the rest of the engine reads and changes the tables through them.
+ * Every transaction goes through {@link #read} or {@link #write}, for the length of one callback
+ * (so it is short and always closed); a full map grows and a full disk becomes
+ * {@link StoreFullException} here.
  *
  * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding
  * a Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by
@@ -58,19 +62,19 @@ final class Lmdb implements AutoCloseable {
   /** Where {@link #compact} writes its copy, inside the store's directory; removed when done (or at the next open). */
   static final String COMPACT_DIR = "compact.tmp";
 
-  // The environment and its tables are replaced only by compact(), with mapLock held exclusively:
-  // read them only inside read() or write() (or in a single-threaded test), never keep a reference.
-  Env<ByteBuffer> env;
-  Dbi<ByteBuffer> meta;
-  Dbi<ByteBuffer> inodes;
-  Dbi<ByteBuffer> dirents;
-  Dbi<ByteBuffer> xattrs;
-  Dbi<ByteBuffer> blocks;
-  Dbi<ByteBuffer> refs;
-  Dbi<ByteBuffer> pending;
-  Dbi<ByteBuffer> orphans;
-  /** The snapshot index; null only in a store opened read-only that has never had it (a store written before snapshots). */
-  Dbi<ByteBuffer> snapshots;
+  // The environment (and what the tables refer to) is replaced only by compact(), with mapLock held
+  // exclusively: use it only inside read() or write(), never keep a reference.
+  private Env<ByteBuffer> env;
+  final Table meta = new Table("meta");
+  final Table inodes = new Table("inodes");
+  final Table dirents = new Table("dirents");
+  final Table xattrs = new Table("xattrs");
+  final Table blocks = new Table("blocks");
+  final Table refs = new Table("refs");
+  final Table pending = new Table("pending");
+  final Table orphans = new Table("orphans");
+  /** The snapshot index; not {@link Table#present} only in a store opened read-only that has never had it (a store written before snapshots). */
+  final Table snapshots = new Table("snapshots");
   final int pageSize;
   /** The store has no format record yet: it is being created (or its creation was interrupted before its first commit). */
   final boolean isNew;
@@ -79,13 +83,21 @@ final class Lmdb implements AutoCloseable {
   private final Path dir;
   private final boolean readOnly;
 
+  /** Held for every write transaction, and by {@link #compact} for the whole copy: one writer at a time. */
   private final ReentrantLock writer = new ReentrantLock();
+  /** Held shared by every transaction, exclusively to resize the map or swap in a compacted copy. */
   private final ReentrantReadWriteLock mapLock = new ReentrantReadWriteLock();
 
-  /** A unit of work inside one transaction; a write may run more than once (after a map resize). */
+  /** A unit of work inside one read transaction. */
   @FunctionalInterface
-  interface TxnWork<T> {
-    T run(Txn<ByteBuffer> txn) throws IOException;
+  interface ReadWork<T> {
+    T run(ReadTxn txn) throws IOException;
+  }
+
+  /** A unit of work inside one write transaction; it may run more than once (after a map resize). */
+  @FunctionalInterface
+  interface WriteWork<T> {
+    T run(WriteTxn txn) throws IOException;
   }
 
   /**
@@ -104,7 +116,7 @@ final class Lmdb implements AutoCloseable {
     env = openEnv(mapSize);
     try {
       env.readerCheck(); // frees reader slots that a killed process left behind
-      meta = env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
+      meta.dbi = env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
       isNew = checkFormat(dir);
       if (isNew && readOnly) {
         throw new StoreException(dir + " holds no dedupfs store yet, and a read-only open cannot create one");
@@ -163,17 +175,13 @@ final class Lmdb implements AutoCloseable {
   /** Opens every table but {@code meta}; {@code create}: the store is being made. */
   private void openTables(boolean create) {
     DbiFlags[] flags = create ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0];
-    inodes = env.openDbi("inodes", flags);
-    dirents = env.openDbi("dirents", flags);
-    xattrs = env.openDbi("xattrs", flags);
-    blocks = env.openDbi("blocks", flags);
-    refs = env.openDbi("refs", flags);
-    pending = env.openDbi("pending", flags);
-    orphans = env.openDbi("orphans", flags);
+    for (Table t : List.of(inodes, dirents, xattrs, blocks, refs, pending, orphans)) {
+      t.dbi = env.openDbi(t.name, flags);
+    }
     if (!readOnly) {
-      snapshots = env.openDbi("snapshots", DbiFlags.MDB_CREATE);
-    } else if (hasTable("snapshots")) {
-      snapshots = env.openDbi("snapshots");
+      snapshots.dbi = env.openDbi(snapshots.name, DbiFlags.MDB_CREATE);
+    } else if (hasTable(snapshots.name)) {
+      snapshots.dbi = env.openDbi(snapshots.name);
     }
   }
 
@@ -189,7 +197,8 @@ final class Lmdb implements AutoCloseable {
 
   /** Refuses another program's environment or another format version; true when there is no format record yet. */
   private boolean checkFormat(Path dir) throws StoreException {
-    try (Txn<ByteBuffer> txn = env.txnRead()) {
+    try (Txn<ByteBuffer> t = env.txnRead()) {
+      ReadTxn txn = new ReadTxn(t);
       if (meta.stat(txn).entries == 0) {
         return true;
       }
@@ -207,15 +216,15 @@ final class Lmdb implements AutoCloseable {
   }
 
   /** A text record of {@code meta}, or null. */
-  String metaString(Txn<ByteBuffer> txn, String key) {
+  String metaString(ReadTxn txn, String key) {
     ByteBuffer v = meta.get(txn, key().put(key.getBytes(StandardCharsets.US_ASCII)).flip());
     return v == null ? null : new String(bytes(v), StandardCharsets.UTF_8);
   }
 
-  <T> T read(TxnWork<T> work) throws IOException {
+  <T> T read(ReadWork<T> work) throws IOException {
     mapLock.readLock().lock();
     try (Txn<ByteBuffer> txn = env.txnRead()) {
-      return work.run(txn);
+      return work.run(new ReadTxn(txn));
     } finally {
       mapLock.readLock().unlock();
     }
@@ -226,7 +235,7 @@ final class Lmdb implements AutoCloseable {
    * work run again; a full disk aborts the transaction and throws {@link StoreFullException},
    * leaving the store as it was.
    */
-  <T> T write(TxnWork<T> work) throws IOException {
+  <T> T write(WriteWork<T> work) throws IOException {
     writer.lock();
     try {
       while (true) {
@@ -246,10 +255,10 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
-  private <T> T writeOnce(TxnWork<T> work) throws IOException {
+  private <T> T writeOnce(WriteWork<T> work) throws IOException {
     mapLock.readLock().lock();
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
-      T result = work.run(txn);
+      T result = work.run(new WriteTxn(txn));
       txn.commit();
       return result;
     } finally {
@@ -285,6 +294,16 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
+  /** The map's current size: how far the store may grow before the map is resized. */
+  long mapSize() {
+    mapLock.readLock().lock();
+    try {
+      return env.info().mapSize;
+    } finally {
+      mapLock.readLock().unlock();
+    }
+  }
+
   /** Bytes up to LMDB's last page: what the store's tables and their free pages take. */
   long usedBytes() {
     mapLock.readLock().lock();
@@ -315,9 +334,11 @@ final class Lmdb implements AutoCloseable {
   }
 
   private List<Dbi<ByteBuffer>> tables() {
-    List<Dbi<ByteBuffer>> all = new ArrayList<>(List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans));
-    if (snapshots != null) {
-      all.add(snapshots);
+    List<Dbi<ByteBuffer>> all = new ArrayList<>();
+    for (Table t : List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots)) {
+      if (t.present()) {
+        all.add(t.dbi);
+      }
     }
     return all;
   }
@@ -369,7 +390,7 @@ final class Lmdb implements AutoCloseable {
         copyCompacted(tmp, copy, need, progress);
         progress.accept(new Progress("check", 0, 1));
         List<String> names = new ArrayList<>(TABLE_NAMES);
-        if (snapshots != null) {
+        if (snapshots.present()) {
           names.add("snapshots");
         }
         List<Long> want;
@@ -461,7 +482,7 @@ final class Lmdb implements AutoCloseable {
         }
       } finally {
         env = openEnv(mapSize); // the new file after a rename, else the old one
-        meta = env.openDbi("meta");
+        meta.dbi = env.openDbi("meta");
         openTables(false);
       }
     } finally {

@@ -40,7 +40,7 @@ final class Maintenance {
   SpaceUsage usage(String p) throws IOException {
     reclaimFirst("usage"); // not needed for exactness, but it keeps the queue to work through short
     return db.read(txn -> {
-      PendingView pending = PendingView.of(txn, db, blocks);
+      PendingView pending = PendingView.of(txn, blocks);
       SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
       return p.isEmpty() ? counter.wholeStore() : counter.usage(NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, p)).values());
     });

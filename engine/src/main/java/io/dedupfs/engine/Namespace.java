@@ -11,9 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.GetOp;
-import org.lmdbjava.Txn;
 
 /**
  * Tables {@code inodes}, {@code dirents}, {@code xattrs}, {@code orphans} and the inode counter in
@@ -40,7 +37,7 @@ final class Namespace {
 
   // ---- inodes
 
-  Inode inode(Txn<ByteBuffer> txn, long ino) throws NoSuchFileException {
+  Inode inode(ReadTxn txn, long ino) throws NoSuchFileException {
     ByteBuffer v = db.inodes.get(txn, Lmdb.key(ino));
     if (v == null) {
       throw new NoSuchFileException("inode " + ino);
@@ -48,11 +45,11 @@ final class Namespace {
     return Inode.decode(ino, v);
   }
 
-  void put(Txn<ByteBuffer> txn, Inode inode) {
+  void put(WriteTxn txn, Inode inode) {
     db.inodes.put(txn, Lmdb.key(inode.ino()), inode.encode(Lmdb.value(inode.encodedSize())));
   }
 
-  void delete(Txn<ByteBuffer> txn, long ino) {
+  void delete(WriteTxn txn, long ino) {
     db.inodes.delete(txn, Lmdb.key(ino));
     db.orphans.delete(txn, Lmdb.key(ino));
     ByteBuffer prefix = Lmdb.key(ino);
@@ -61,7 +58,7 @@ final class Namespace {
     }
   }
 
-  long allocateIno(Txn<ByteBuffer> txn) {
+  long allocateIno(WriteTxn txn) {
     long ino = peekNextIno(txn);
     ByteBuffer val = Lmdb.value(8).putLong(ino + 1).flip();
     db.meta.put(txn, Lmdb.key().put(NEXT_INO).flip(), val);
@@ -69,22 +66,22 @@ final class Namespace {
   }
 
   /** The number the next new inode will get. */
-  long peekNextIno(Txn<ByteBuffer> txn) {
+  long peekNextIno(ReadTxn txn) {
     ByteBuffer v = db.meta.get(txn, Lmdb.key().put(NEXT_INO).flip());
     return v == null ? ROOT + 1 : v.getLong(v.position());
   }
 
-  long inodeCount(Txn<ByteBuffer> txn) {
+  long inodeCount(ReadTxn txn) {
     return db.inodes.stat(txn).entries;
   }
 
-  void markOrphan(Txn<ByteBuffer> txn, long ino) {
+  void markOrphan(WriteTxn txn, long ino) {
     db.orphans.put(txn, Lmdb.key(ino), Lmdb.value(0).flip());
   }
 
-  List<Long> orphans(Txn<ByteBuffer> txn) {
+  List<Long> orphans(ReadTxn txn) {
     List<Long> out = new ArrayList<>();
-    try (Cursor<ByteBuffer> c = db.orphans.openCursor(txn)) {
+    try (TableCursor c = db.orphans.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         out.add(c.key().getLong(c.key().position()));
       }
@@ -95,30 +92,30 @@ final class Namespace {
   // ---- directory entries
 
   /** The inode number and type bits of {@code name} in {@code dir}, or null. */
-  long[] entry(Txn<ByteBuffer> txn, long dir, String name) {
+  long[] entry(ReadTxn txn, long dir, String name) {
     ByteBuffer v = db.dirents.get(txn, direntKey(dir, name));
     return v == null ? null : new long[] {v.getLong(v.position()), v.getInt(v.position() + 8)};
   }
 
-  void putEntry(Txn<ByteBuffer> txn, long dir, String name, long ino, int mode) {
+  void putEntry(WriteTxn txn, long dir, String name, long ino, int mode) {
     ByteBuffer val = Lmdb.value(12).putLong(ino).putInt(mode & Inode.S_IFMT).flip();
     db.dirents.put(txn, direntKey(dir, name), val);
   }
 
-  void deleteEntry(Txn<ByteBuffer> txn, long dir, String name) {
+  void deleteEntry(WriteTxn txn, long dir, String name) {
     db.dirents.delete(txn, direntKey(dir, name));
   }
 
-  boolean isEmpty(Txn<ByteBuffer> txn, long dir) {
+  boolean isEmpty(ReadTxn txn, long dir) {
     return list(txn, dir, FIRST_COOKIE, 1).isEmpty();
   }
 
   /** Up to {@code max} entries of {@code dir} whose cookie is at least {@code fromCookie}. */
-  List<DirEntry> list(Txn<ByteBuffer> txn, long dir, long fromCookie, int max) {
+  List<DirEntry> list(ReadTxn txn, long dir, long fromCookie, int max) {
     List<DirEntry> out = new ArrayList<>();
     ByteBuffer start = Lmdb.key().putLong(dir).putLong(fromCookie).flip();
-    try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
-      for (boolean ok = c.get(start, GetOp.MDB_SET_RANGE); ok && out.size() < max; ok = c.next()) {
+    try (TableCursor c = db.dirents.openCursor(txn)) {
+      for (boolean ok = c.seek(start); ok && out.size() < max; ok = c.next()) {
         ByteBuffer k = c.key();
         int p = k.position();
         if (k.getLong(p) != dir) {
@@ -146,7 +143,7 @@ final class Namespace {
   }
 
   /** Every entry of {@code dir}. */
-  List<DirEntry> listAll(Txn<ByteBuffer> txn, long dir) {
+  List<DirEntry> listAll(ReadTxn txn, long dir) {
     return list(txn, dir, FIRST_COOKIE, Integer.MAX_VALUE);
   }
 
@@ -173,12 +170,12 @@ final class Namespace {
   }
 
   /** The inode at {@code path}; a symlink is not followed, not even in the middle (NotDirectoryException). */
-  long resolve(Txn<ByteBuffer> txn, String path) throws IOException {
+  long resolve(ReadTxn txn, String path) throws IOException {
     return resolve(txn, ROOT, path);
   }
 
   /** {@link #resolve(Txn, String)} relative to directory {@code from}. */
-  long resolve(Txn<ByteBuffer> txn, long from, String path) throws IOException {
+  long resolve(ReadTxn txn, long from, String path) throws IOException {
     long ino = from;
     for (String part : components(path)) {
       if (!inode(txn, ino).isDirectory()) {
@@ -197,10 +194,10 @@ final class Namespace {
    * A path of each of {@code wanted} that has a name (one of them, for a hard-linked file); an
    * inode without a name (an orphan) is left out. One pass over all entries.
    */
-  Map<Long, String> paths(Txn<ByteBuffer> txn, Set<Long> wanted) {
+  Map<Long, String> paths(ReadTxn txn, Set<Long> wanted) {
     Map<Long, Long> parentOf = new HashMap<>();
     Map<Long, String> nameOf = new HashMap<>();
-    try (Cursor<ByteBuffer> c = db.dirents.openCursor(txn)) {
+    try (TableCursor c = db.dirents.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         ByteBuffer v = c.val();
         long ino = v.getLong(v.position());
@@ -232,22 +229,22 @@ final class Namespace {
 
   // ---- extended attributes
 
-  byte[] xattr(Txn<ByteBuffer> txn, long ino, String name) {
+  byte[] xattr(ReadTxn txn, long ino, String name) {
     ByteBuffer v = db.xattrs.get(txn, xattrKey(ino, name));
     return v == null ? null : Lmdb.bytes(v);
   }
 
-  void putXattr(Txn<ByteBuffer> txn, long ino, String name, byte[] value) {
+  void putXattr(WriteTxn txn, long ino, String name, byte[] value) {
     ByteBuffer key = xattrKey(ino, name);
     ByteBuffer v = db.xattrs.reserve(txn, key, value.length);
     v.put(0, value);
   }
 
-  boolean deleteXattr(Txn<ByteBuffer> txn, long ino, String name) {
+  boolean deleteXattr(WriteTxn txn, long ino, String name) {
     return db.xattrs.delete(txn, xattrKey(ino, name));
   }
 
-  List<String> xattrNames(Txn<ByteBuffer> txn, long ino) {
+  List<String> xattrNames(ReadTxn txn, long ino) {
     List<String> out = new ArrayList<>();
     for (byte[] key : keysWithPrefix(txn, db.xattrs, Lmdb.key(ino))) {
       out.add(new String(key, 8, key.length - 8, StandardCharsets.UTF_8));
@@ -256,9 +253,9 @@ final class Namespace {
   }
 
   /** Whether any inode has an extended attribute called {@code name}: one pass over the table. */
-  boolean anyXattrNamed(Txn<ByteBuffer> txn, String name) {
+  boolean anyXattrNamed(ReadTxn txn, String name) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    try (Cursor<ByteBuffer> c = db.xattrs.openCursor(txn)) {
+    try (TableCursor c = db.xattrs.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         ByteBuffer k = c.key();
         if (k.remaining() == 8 + n.length && k.slice(k.position() + 8, n.length).equals(ByteBuffer.wrap(n))) {
@@ -270,7 +267,7 @@ final class Namespace {
   }
 
   /** Every extended attribute of {@code ino}, by name, in name order. */
-  Map<String, byte[]> xattrs(Txn<ByteBuffer> txn, long ino) {
+  Map<String, byte[]> xattrs(ReadTxn txn, long ino) {
     Map<String, byte[]> out = new java.util.TreeMap<>();
     for (String name : xattrNames(txn, ino)) {
       out.put(name, xattr(txn, ino, name));
@@ -279,7 +276,7 @@ final class Namespace {
   }
 
   /** Makes {@code to}'s extended attributes those of {@code from}. */
-  void replaceXattrs(Txn<ByteBuffer> txn, long from, long to) {
+  void replaceXattrs(WriteTxn txn, long from, long to) {
     for (String name : xattrNames(txn, to)) {
       deleteXattr(txn, to, name);
     }
@@ -290,11 +287,11 @@ final class Namespace {
     return Lmdb.key().putLong(ino).put(name.getBytes(StandardCharsets.UTF_8)).flip();
   }
 
-  private static List<byte[]> keysWithPrefix(Txn<ByteBuffer> txn, org.lmdbjava.Dbi<ByteBuffer> dbi, ByteBuffer prefix) {
+  private static List<byte[]> keysWithPrefix(ReadTxn txn, Table table, ByteBuffer prefix) {
     byte[] p = Lmdb.bytes(prefix);
     List<byte[]> out = new ArrayList<>();
-    try (Cursor<ByteBuffer> c = dbi.openCursor(txn)) {
-      for (boolean ok = c.get(prefix, GetOp.MDB_SET_RANGE); ok; ok = c.next()) {
+    try (TableCursor c = table.openCursor(txn)) {
+      for (boolean ok = c.seek(prefix); ok; ok = c.next()) {
         byte[] k = Lmdb.bytes(c.key());
         if (k.length < p.length || !java.util.Arrays.equals(k, 0, p.length, p, 0, p.length)) {
           break;

@@ -6,7 +6,6 @@ import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.Map;
-import org.lmdbjava.Txn;
 
 /**
  * Copies namespace records (inodes, directory entries, extended attributes) under new inode
@@ -19,7 +18,7 @@ import org.lmdbjava.Txn;
 final class NamespaceCopy {
   private final Namespace ns;
   private final BlockStore blocks;
-  private final Txn<ByteBuffer> txn;
+  private final WriteTxn txn;
   private final long snapshot;
   private final Long ctimeNs;
   /** Inode copied (or, for a restore, restored in place) -> its copy. */
@@ -32,7 +31,7 @@ final class NamespaceCopy {
    * @param snapshot the {@link Inode#snapshot} of the copies
    * @param ctimeNs the change time of the copies; null keeps the originals'
    */
-  NamespaceCopy(Namespace ns, BlockStore blocks, Txn<ByteBuffer> txn, long snapshot, Long ctimeNs) {
+  NamespaceCopy(Namespace ns, BlockStore blocks, WriteTxn txn, long snapshot, Long ctimeNs) {
     this.ns = ns;
     this.blocks = blocks;
     this.txn = txn;

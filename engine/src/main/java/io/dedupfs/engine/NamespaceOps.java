@@ -25,7 +25,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
-import org.lmdbjava.Txn;
 
 /**
  * The namespace rules: names, links, directories, renames, attributes and extended attributes,
@@ -205,7 +204,7 @@ final class NamespaceOps {
   }
 
   /** One name of {@code victim} is gone; with none left it becomes an orphan until {@link #forget}. */
-  private void dropLink(Txn<ByteBuffer> txn, Inode victim, long now) {
+  private void dropLink(WriteTxn txn, Inode victim, long now) {
     int links = victim.isDirectory() ? 0 : victim.nlink() - 1;
     ns.put(txn, victim.withNlink(links, now));
     if (links == 0) {
@@ -290,7 +289,7 @@ final class NamespaceOps {
   }
 
   /** A directory moved from {@code from} to {@code to}: its ".." and both link counts follow. */
-  private void moveDir(Txn<ByteBuffer> txn, Inode moved, long from, long to, long now) throws IOException {
+  private void moveDir(WriteTxn txn, Inode moved, long from, long to, long now) throws IOException {
     if (!moved.isDirectory() || from == to) {
       return;
     }
@@ -301,7 +300,7 @@ final class NamespaceOps {
     ns.put(txn, t.withNlink(t.nlink() + 1, now));
   }
 
-  private void touchDirs(Txn<ByteBuffer> txn, long a, long b, long now) throws IOException {
+  private void touchDirs(WriteTxn txn, long a, long b, long now) throws IOException {
     Inode x = ns.inode(txn, a);
     ns.put(txn, x.withTimes(x.atimeNs(), now, now));
     if (b != a) {
@@ -311,7 +310,7 @@ final class NamespaceOps {
   }
 
   /** Refuses to move directory {@code moved} into itself or below it (EINVAL, as ext4). */
-  private void requireNotInside(Txn<ByteBuffer> txn, long target, long moved, String name) throws IOException {
+  private void requireNotInside(ReadTxn txn, long target, long moved, String name) throws IOException {
     for (long d = target; ; d = ns.inode(txn, d).parent()) {
       if (d == moved) {
         throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a directory cannot move below itself");
@@ -483,7 +482,7 @@ final class NamespaceOps {
   }
 
   /** The regular files at or below {@code top}, each once, by inode number; the root's {@code .snapshots} is left out. */
-  static SortedMap<Long, Inode> regularFilesBelow(Namespace ns, Txn<ByteBuffer> txn, long top) throws IOException {
+  static SortedMap<Long, Inode> regularFilesBelow(Namespace ns, ReadTxn txn, long top) throws IOException {
     SortedMap<Long, Inode> out = new TreeMap<>();
     Inode t = ns.inode(txn, top);
     if (t.isRegular()) {

@@ -10,8 +10,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.Txn;
 
 /**
  * The reference counts that applying every queued decrement ({@code pending}) would leave, worked
@@ -32,13 +30,9 @@ final class PendingView {
     this.queued = queued;
   }
 
-  static PendingView of(Txn<ByteBuffer> txn, Lmdb db, BlockStore blocks) {
+  static PendingView of(ReadTxn txn, BlockStore blocks) {
     Deque<Hash> queue = new ArrayDeque<>();
-    try (Cursor<ByteBuffer> c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        queue.add(Hash.read(c.val(), c.val().position()));
-      }
-    }
+    blocks.forEachQueued(txn, queue::add);
     PendingView view = new PendingView(queue.size());
     while (!queue.isEmpty()) {
       Hash h = queue.poll();
@@ -70,7 +64,7 @@ final class PendingView {
   }
 
   /** The count block {@code h} will have once the queue is applied (0: freed, or not stored). */
-  long count(Txn<ByteBuffer> txn, BlockStore blocks, Hash h) {
+  long count(ReadTxn txn, BlockStore blocks, Hash h) {
     Long c = counts.get(h);
     return c != null ? c : blocks.refcount(txn, h);
   }

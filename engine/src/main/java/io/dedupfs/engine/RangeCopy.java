@@ -84,7 +84,7 @@ final class RangeCopy {
     return i % span == 0 && Math.floorMod(deltaLeaves, span) == 0 && (open || i + span <= endLeaf);
   }
 
-  private void copyBytes(org.lmdbjava.Txn<ByteBuffer> txn, long from, long to, long count) throws IOException {
+  private void copyBytes(ReadTxn txn, long from, long to, long count) throws IOException {
     ByteBuffer buf = ByteBuffer.allocate((int) Math.min(Math.max(count, 0), CHUNK));
     for (long done = 0; done < count; ) {
       buf.clear().limit((int) Math.min(CHUNK, count - done));

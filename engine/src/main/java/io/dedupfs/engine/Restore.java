@@ -11,7 +11,6 @@ import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.LongPredicate;
-import org.lmdbjava.Txn;
 
 /**
  * Makes a file or directory tree of the store equal to one in a snapshot, inside its caller's
@@ -30,7 +29,7 @@ import org.lmdbjava.Txn;
 final class Restore {
   private final Namespace ns;
   private final BlockStore blocks;
-  private final Txn<ByteBuffer> txn;
+  private final WriteTxn txn;
   private final long now;
   private final LongPredicate lockedFiles;
   private final LongPredicate dirtyFiles;
@@ -46,7 +45,7 @@ final class Restore {
    * @param dirtyFiles of those, the ones with changes not yet committed (they are discarded)
    * @param openFiles regular files whose contents are in use: removed, they become orphans
    */
-  Restore(Namespace ns, BlockStore blocks, Txn<ByteBuffer> txn, long now, LongPredicate lockedFiles,
+  Restore(Namespace ns, BlockStore blocks, WriteTxn txn, long now, LongPredicate lockedFiles,
       LongPredicate dirtyFiles, LongPredicate openFiles) {
     this.ns = ns;
     this.blocks = blocks;

@@ -13,8 +13,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.Txn;
 
 /**
  * A scrub: reads every block reachable from any inode's root (snapshots and orphans included)
@@ -62,9 +60,9 @@ final class Scrubber {
 
   ScrubReport run() throws IOException {
     List<Inode> files = db.read(txn -> {
-      total = db.refs.stat(txn).entries;
+      total = blocks.countedBlocks(txn);
       List<Inode> out = new ArrayList<>();
-      try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+      try (TableCursor c = db.inodes.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
           if (!i.root().isZero()) {
@@ -102,7 +100,7 @@ final class Scrubber {
   /** What to do with one block of file {@code f}; false: the file changed under the walk, stop walking it. */
   @FunctionalInterface
   private interface Step {
-    boolean visit(Txn<ByteBuffer> txn, Inode f, Visit v, Deque<Visit> stack) throws IOException;
+    boolean visit(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack) throws IOException;
   }
 
   /** Walks a file's tree depth first, in offset order, a bounded number of blocks per read transaction. */
@@ -122,7 +120,7 @@ final class Scrubber {
   }
 
   /** Phase 1: read and rehash the block, once. */
-  private boolean check(Txn<ByteBuffer> txn, Inode f, Visit v, Deque<Visit> stack) {
+  private boolean check(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack) {
     if (bad.containsKey(v.hash())) {
       return true;
     }
@@ -153,7 +151,7 @@ final class Scrubber {
   }
 
   /** Phase 2: note where a damaged block is used; descend through intact nodes. */
-  private boolean locate(Txn<ByteBuffer> txn, Inode f, Visit v, Deque<Visit> stack, List<Found> found) {
+  private boolean locate(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack, List<Found> found) {
     String reason = bad.get(v.hash());
     if (reason == null && v.level() > 0) {
       try {
@@ -186,7 +184,7 @@ final class Scrubber {
   }
 
   /** Whether file {@code f} still has the root it was listed with. */
-  private boolean unchanged(Txn<ByteBuffer> txn, Inode f) {
+  private boolean unchanged(ReadTxn txn, Inode f) {
     try {
       return ns.inode(txn, f.ino()).root().equals(f.root());
     } catch (NoSuchFileException e) {

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.SortedSet;
 import java.util.TreeSet;
-import org.lmdbjava.Txn;
 
 /**
  * Snapshots as the store offers them: taking one (after flushing what it covers), listing,
@@ -122,7 +121,7 @@ final class SnapshotOps {
    */
   private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files) {}
 
-  private RestorePlan planRestore(Txn<ByteBuffer> txn, String name, String inSnapshot, String targetPath,
+  private RestorePlan planRestore(ReadTxn txn, String name, String inSnapshot, String targetPath,
       boolean withFiles) throws IOException {
     SnapshotInfo info = snapshots.find(txn, name);
     long source;

@@ -12,8 +12,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.LongPredicate;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.Txn;
 
 /**
  * Snapshots: copies of a file's or a directory's namespace records under {@code .snapshots/NAME}
@@ -37,7 +35,7 @@ final class Snapshots {
   }
 
   /** The inode number of {@code .snapshots}, or 0 before the first snapshot. */
-  long dir(Txn<ByteBuffer> txn) throws IOException {
+  long dir(ReadTxn txn) throws IOException {
     long[] e = ns.entry(txn, Namespace.ROOT, DIR);
     if (e == null) {
       return 0;
@@ -48,7 +46,7 @@ final class Snapshots {
     return e[0];
   }
 
-  private long makeDir(Txn<ByteBuffer> txn, long now) throws IOException {
+  private long makeDir(WriteTxn txn, long now) throws IOException {
     long d = dir(txn);
     if (d != 0) {
       return d;
@@ -75,7 +73,7 @@ final class Snapshots {
    * {@code .snapshots/name}: a directory's entries directly below it (the store's own
    * {@code .snapshots} left out), a file under its own name. Its files must have been flushed.
    */
-  SnapshotInfo create(Txn<ByteBuffer> txn, String name, String source, long now) throws IOException {
+  SnapshotInfo create(WriteTxn txn, String name, String source, long now) throws IOException {
     Inode src = ns.inode(txn, ns.resolve(txn, source));
     if (src.isReadOnly()) {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, source, "is in " + DIR + ", which holds snapshots already");
@@ -109,12 +107,12 @@ final class Snapshots {
     return info;
   }
 
-  List<SnapshotInfo> list(Txn<ByteBuffer> txn) throws IOException {
+  List<SnapshotInfo> list(ReadTxn txn) throws IOException {
     List<SnapshotInfo> out = new ArrayList<>();
-    if (db.snapshots == null) {
+    if (!db.snapshots.present()) {
       return out;
     }
-    try (Cursor<ByteBuffer> c = db.snapshots.openCursor(txn)) {
+    try (TableCursor c = db.snapshots.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         out.add(decode(c.key().getLong(c.key().position()), c.val()));
       }
@@ -123,10 +121,10 @@ final class Snapshots {
   }
 
   /** The snapshot named {@code name}; NoSuchFileException if there is none. */
-  SnapshotInfo find(Txn<ByteBuffer> txn, String name) throws IOException {
+  SnapshotInfo find(ReadTxn txn, String name) throws IOException {
     long snaps = dir(txn);
     long[] e = snaps == 0 ? null : ns.entry(txn, snaps, name);
-    ByteBuffer v = e == null || db.snapshots == null ? null : db.snapshots.get(txn, Lmdb.key(e[0]));
+    ByteBuffer v = e == null || !db.snapshots.present() ? null : db.snapshots.get(txn, Lmdb.key(e[0]));
     if (v == null) {
       throw new NoSuchFileException(name, null, "no such snapshot");
     }
@@ -137,7 +135,7 @@ final class Snapshots {
    * Deletes a snapshot's records and queues one decrement per file root. A file whose contents
    * are open ({@code open}) becomes an orphan instead, deleted when it is forgotten.
    */
-  void delete(Txn<ByteBuffer> txn, String name, long now, LongPredicate open) throws IOException {
+  void delete(WriteTxn txn, String name, long now, LongPredicate open) throws IOException {
     SnapshotInfo info = find(txn, name);
     Map<Long, Inode> seen = new LinkedHashMap<>();
     Deque<Long> dirs = new ArrayDeque<>();
@@ -175,7 +173,7 @@ final class Snapshots {
   // ---- records of table snapshots: id (int64) -> createdNs (int64), kind (1 byte), name length
   // (uint16), name, source path (the rest)
 
-  private void put(Txn<ByteBuffer> txn, SnapshotInfo info) {
+  private void put(WriteTxn txn, SnapshotInfo info) {
     byte[] name = info.name().getBytes(StandardCharsets.UTF_8);
     byte[] source = info.sourcePath().getBytes(StandardCharsets.UTF_8);
     ByteBuffer v = Lmdb.value(8 + 1 + 2 + name.length + source.length);

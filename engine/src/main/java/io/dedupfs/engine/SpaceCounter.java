@@ -8,8 +8,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.lmdbjava.Cursor;
-import org.lmdbjava.Txn;
 
 /**
  * Space figures of a set of regular files, exact, inside one read transaction (FORMAT.md,
@@ -26,12 +24,12 @@ import org.lmdbjava.Txn;
  * freed blocks and their children, never to the rest of the store.
  */
 final class SpaceCounter {
-  private final Txn<ByteBuffer> txn;
+  private final ReadTxn txn;
   private final Lmdb db;
   private final BlockStore blocks;
   private final PendingView pending;
 
-  SpaceCounter(Txn<ByteBuffer> txn, Lmdb db, BlockStore blocks, PendingView pending) {
+  SpaceCounter(ReadTxn txn, Lmdb db, BlockStore blocks, PendingView pending) {
     this.txn = txn;
     this.db = db;
     this.blocks = blocks;
@@ -55,7 +53,7 @@ final class SpaceCounter {
   SpaceUsage wholeStore() {
     long count = 0;
     long logical = 0;
-    try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+    try (TableCursor c = db.inodes.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
         if (i.isRegular()) {
@@ -64,12 +62,7 @@ final class SpaceCounter {
         }
       }
     }
-    long stored = 0;
-    try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        stored += c.key().remaining() - Hash.SIZE + c.val().remaining();
-      }
-    }
+    long stored = blocks.storedBytes(txn);
     for (Hash h : pending.freed()) {
       stored -= blocks.storedLength(txn, h);
     }

@@ -302,7 +302,7 @@ final class WriteBack {
       if (hook != null) {
         hook.frozen(fc.ino);
       }
-      FileTree.Commit c = f.tree();
+      TreeCommit c = f.tree();
       c.hash();
       applied = db.write(txn -> {
         Inode i;

@@ -18,14 +18,14 @@ class BlockStoreTest {
   void keyTailMovesOnlyTheBytesThatWouldCostAPage() {
     int page = 4096;
     int max = 511 - Hash.SIZE;
-    assertThat(BlockStore.keyTail(100, page, max)).as("small values stay in the B-tree page").isZero();
-    assertThat(BlockStore.keyTail(4080, page, max)).as("one page exactly").isZero();
-    assertThat(BlockStore.keyTail(4096, page, max)).isEqualTo(16);
-    assertThat(BlockStore.keyTail(Geometry.NODE_BYTES, page, max)).as("a full node").isEqualTo(32);
-    assertThat(BlockStore.keyTail(4080 + max, page, max)).isEqualTo(max);
-    assertThat(BlockStore.keyTail(4080 + max + 1, page, max)).as("too many for a key: two pages").isZero();
-    assertThat(BlockStore.keyTail(16384, page, max)).isEqualTo(16);
-    assertThat(BlockStore.keyTail(8176, page, max)).isZero();
+    assertThat(LmdbBlockStore.keyTail(100, page, max)).as("small values stay in the B-tree page").isZero();
+    assertThat(LmdbBlockStore.keyTail(4080, page, max)).as("one page exactly").isZero();
+    assertThat(LmdbBlockStore.keyTail(4096, page, max)).isEqualTo(16);
+    assertThat(LmdbBlockStore.keyTail(Geometry.NODE_BYTES, page, max)).as("a full node").isEqualTo(32);
+    assertThat(LmdbBlockStore.keyTail(4080 + max, page, max)).isEqualTo(max);
+    assertThat(LmdbBlockStore.keyTail(4080 + max + 1, page, max)).as("too many for a key: two pages").isZero();
+    assertThat(LmdbBlockStore.keyTail(16384, page, max)).isEqualTo(16);
+    assertThat(LmdbBlockStore.keyTail(8176, page, max)).isZero();
   }
 
   @ParameterizedTest(name = "{0} bytes take {1} overflow pages")

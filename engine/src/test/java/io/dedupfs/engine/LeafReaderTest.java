@@ -35,7 +35,7 @@ class LeafReaderTest {
       Hash leaf = TestStores.root(ds, ino); // a one-leaf file's root is its leaf
       ByteBuffer dst = ByteBuffer.allocate(PIECES * PIECE);
       ds.db.read(txn -> {
-        try (BlockStore.LeafReader reader = ds.blocks.new LeafReader(txn, dst, false)) {
+        try (BlockStore.LeafReader reader = ds.blocks.leafReader(txn, dst, false)) {
           // This thread's half (the first) fails at once: a destination index out of range stands
           // for any unchecked failure (an Error, say). The other half fills the buffer, piece by piece.
           reader.read(leaf, dst.capacity(), 0, PIECE);

@@ -11,7 +11,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.lmdbjava.Cursor;
 
 /**
  * Space figures the slow, obvious way, for checking {@link Datastore#usage}: every reference in
@@ -32,12 +31,12 @@ final class Recount {
     Lmdb db = ds.db;
     BlockStore blocks = ds.blocks;
     db.read(txn -> {
-      try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      try (TableCursor c = db.blocks.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           r.lengths.put(Hash.read(c.key(), c.key().position()), (long) c.key().remaining() - Hash.SIZE + c.val().remaining());
         }
       }
-      try (Cursor<ByteBuffer> c = db.inodes.openCursor(txn)) {
+      try (TableCursor c = db.inodes.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
           r.inodes.put(i.ino(), i);

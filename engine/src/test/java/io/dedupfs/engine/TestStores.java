@@ -7,7 +7,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.SplittableRandom;
-import org.lmdbjava.Cursor;
 
 /** Small helpers shared by the engine's tests. */
 final class TestStores {
@@ -135,7 +134,7 @@ final class TestStores {
     Lmdb db = ds.db;
     return db.read(txn -> {
       long bytes = 0;
-      try (Cursor<ByteBuffer> c = db.blocks.openCursor(txn)) {
+      try (TableCursor c = db.blocks.openCursor(txn)) {
         for (boolean ok = c.first(); ok; ok = c.next()) {
           bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
         }

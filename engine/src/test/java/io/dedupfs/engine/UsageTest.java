@@ -273,7 +273,7 @@ class UsageTest {
         ds.forget(f); // queues one decrement; reclaim runs in the background meanwhile
         Lmdb db = ds.db;
         SpaceUsage[] seen = db.read(txn -> {
-          PendingView pending = PendingView.of(txn, db, ds.blocks);
+          PendingView pending = PendingView.of(txn, ds.blocks);
           SpaceCounter counter = new SpaceCounter(txn, db, ds.blocks, pending);
           return new SpaceUsage[] {counter.wholeStore(), counter.usage(List.of(new Namespace(db).inode(txn, keep)))};
         });

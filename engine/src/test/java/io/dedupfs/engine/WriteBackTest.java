@@ -40,7 +40,7 @@ class WriteBackTest {
       for (int i = 0; i < 3000; i++) {
         TestStores.write(ds, files[i % 3], r.nextLong(64 << 20), TestStores.randomBytes(r, 1 + r.nextInt(8192)));
         // one write may add three leaves and a path of nodes for each before the bound is checked
-        assertThat(ds.writeBack.bufferedBytes()).isLessThanOrEqualTo(limit + 3 * (4096 + 4 * FileTree.Node.MEMORY));
+        assertThat(ds.writeBack.bufferedBytes()).isLessThanOrEqualTo(limit + 3 * (4096 + 4 * Slot.Node.MEMORY));
       }
       assertThat(TestStores.counts(ds).blocks()).as("reaching the bound committed some").isPositive();
       assertConsistent(ds);

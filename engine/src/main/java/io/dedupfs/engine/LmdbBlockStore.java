@@ -1,0 +1,499 @@
+package io.dedupfs.engine;
+
+import com.google.common.cache.Cache;
+import com.google.common.cache.CacheBuilder;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+
+/**
+ * The {@link BlockStore} in the store's LMDB environment: tables {@code blocks}, {@code refs} and
+ * {@code pending} (FORMAT.md). Every method runs inside a transaction its caller holds; nothing
+ * here commits. A queued decrement is a row of {@code pending} (key: a sequence number, value: the
+ * hash), written in the caller's transaction, so it is as durable as the change that queued it.
+ */
+final class LmdbBlockStore implements BlockStore {
+  private static final int REF_VALUE_BYTES = Long.BYTES + 1;
+  /** LMDB keeps a value of more than about half a page on overflow pages, behind a header of this size. */
+  private static final int OVERFLOW_HEADER = 16;
+
+  private final Lmdb db;
+  private final Geometry geometry;
+  /** Contents already checked against their hash. Content-addressed, so never stale. */
+  private final Cache<Hash, byte[]> verified;
+  /** The key of the next queued decrement: one past the newest in {@code pending} at open, then counted in memory. */
+  private final AtomicLong nextPendingSeq;
+
+  LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes) throws IOException {
+    this.db = db;
+    this.geometry = geometry;
+    this.verified =
+        CacheBuilder.newBuilder()
+            .maximumWeight(cacheBytes)
+            .weigher((Hash h, byte[] b) -> b.length + 64)
+            .concurrencyLevel(8)
+            .build();
+    this.nextPendingSeq = new AtomicLong(db.read(this::lastPendingSeq) + 1);
+  }
+
+  /**
+   * The stored content of a block (a leaf without its trailing zeros; a node's bitmap and child
+   * hashes without trailing zero hashes), checked against its hash.
+   *
+   * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
+   */
+  @Override
+  public byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
+    byte[] cached = verified.getIfPresent(hash);
+    if (cached != null) {
+      return cached;
+    }
+    byte[] content = loadFromDisk(txn, hash, level);
+    verified.put(hash, content);
+    return content;
+  }
+
+  /**
+   * Reads leaves into a destination buffer for one read request, inside the caller's read
+   * transaction: leaves in the verified cache are copied at once; the others are found in LMDB
+   * (one cursor for the request) and copied and checked against their hashes by {@link #finish},
+   * straight from LMDB's map into the destination, on two threads for a large request. A leaf
+   * read whole is checked in the destination, after the copy: what is checked is what is
+   * delivered. Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
+   */
+  private final class LmdbLeafReader implements LeafReader {
+    private final ReadTxn txn;
+    private final ByteBuffer dst;
+    private final boolean cache;
+    private TableCursor cursor;
+    private final List<LeafRead> pending = new ArrayList<>();
+
+    /** {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of large ones would only churn it). */
+    LmdbLeafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
+      this.txn = txn;
+      this.dst = dst;
+      this.cache = cache;
+    }
+
+    /** Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to dst's absolute index {@code at}. */
+    @Override
+    public void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
+      byte[] cached = verified.getIfPresent(hash);
+      if (cached != null) {
+        copyOut(cached, cached.length, from, n, dst, at);
+        return;
+      }
+      if (cursor == null) {
+        cursor = db.blocks.openCursor(txn);
+      }
+      pending.add(find(cursor, hash, at, from, n, cache));
+    }
+
+    /** Copies and checks the leaves found in LMDB. */
+    @Override
+    public void finish() throws CorruptBlockException {
+      int count = pending.size();
+      if ((long) count * geometry.leafSize < PARALLEL_BYTES) {
+        for (LeafRead r : pending) {
+          complete(r, dst);
+        }
+        return;
+      }
+      int half = count / 2;
+      java.util.concurrent.CompletableFuture<Void> other = java.util.concurrent.CompletableFuture.runAsync(() -> {
+        try {
+          for (int i = half; i < count; i++) {
+            complete(pending.get(i), dst);
+          }
+        } catch (CorruptBlockException e) {
+          throw new java.util.concurrent.CompletionException(e);
+        }
+      }, READ_HELPERS);
+      CorruptBlockException mine = null;
+      try {
+        for (int i = 0; i < half; i++) {
+          complete(pending.get(i), dst);
+        }
+      } catch (CorruptBlockException e) {
+        mine = e;
+      } catch (RuntimeException | Error e) {
+        // the other half copies from LMDB's map into dst: it must end before the read transaction does
+        try {
+          other.join();
+        } catch (RuntimeException again) {
+          e.addSuppressed(again);
+        }
+        throw e;
+      }
+      try {
+        other.join();
+      } catch (java.util.concurrent.CompletionException e) {
+        if (mine == null && e.getCause() instanceof CorruptBlockException c) {
+          mine = c;
+        } else if (mine == null) {
+          throw e;
+        }
+      }
+      if (mine != null) {
+        throw mine;
+      }
+    }
+
+    @Override
+    public void close() {
+      if (cursor != null) {
+        cursor.close();
+      }
+    }
+  }
+
+  /** A request for at least this many bytes of leaves from LMDB is copied and checked on two threads. */
+  private static final int PARALLEL_BYTES = 256 * 1024;
+
+  /**
+   * Copies and checks the second half of such requests: daemon threads shared by every store in
+   * the JVM, one per core but the caller's. (Handed the common pool, CompletableFuture starts a
+   * thread per task where that pool has a single worker, as on 2 cores.)
+   */
+  private static final ExecutorService READ_HELPERS =
+      Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors() - 1), r -> {
+        Thread t = new Thread(r, "dedupfs-read-helper");
+        t.setDaemon(true);
+        return t;
+      });
+
+  /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
+  private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
+
+  private LeafRead find(TableCursor c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
+    if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+      throw new CorruptBlockException(hash, "missing from the store");
+    }
+    ByteBuffer k = c.key();
+    byte[] tail = new byte[k.remaining() - Hash.SIZE];
+    k.get(k.position() + Hash.SIZE, tail);
+    ByteBuffer v = c.val().duplicate(); // lmdbjava reuses its buffer object; the bytes stay put until the transaction ends
+    if (v.remaining() + tail.length > geometry.leafSize) {
+      throw new CorruptBlockException(hash, "longer than a leaf");
+    }
+    return new LeafRead(hash, v, tail, at, from, n, cache);
+  }
+
+  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[Geometry.MAX_LEAF_SIZE]);
+  private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
+
+  /** Copies and checks one leaf found in LMDB (any thread; absolute puts only, so threads may share dst). */
+  private void complete(LeafRead r, ByteBuffer dst) throws CorruptBlockException {
+    int head = r.value().remaining();
+    int stored = head + r.tail().length;
+    int leafSize = geometry.leafSize;
+    if (r.from() == 0 && r.n() == leafSize && !r.cache()) {
+      dst.put(r.at(), r.value(), r.value().position(), head);
+      dst.put(r.at() + head, r.tail());
+      dst.put(r.at() + stored, ZEROS, 0, leafSize - stored);
+      if (!Hasher.leaf(dst, r.at(), stored, leafSize).equals(r.hash())) {
+        throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
+      }
+      return;
+    }
+    byte[] content = r.cache() ? new byte[stored] : SCRATCH.get();
+    r.value().get(r.value().position(), content, 0, head);
+    System.arraycopy(r.tail(), 0, content, head, r.tail().length);
+    if (!Hasher.leaf(content, stored, leafSize).equals(r.hash())) {
+      throw new CorruptBlockException(r.hash(), "its bytes do not match its hash");
+    }
+    if (r.cache()) {
+      verified.put(r.hash(), content);
+    }
+    copyOut(content, stored, r.from(), r.n(), dst, r.at());
+  }
+
+  /** Bytes [from, from + n) of a leaf whose stored content is content[0, length) (zeros after it) into dst at absolute {@code at}. */
+  private static void copyOut(byte[] content, int length, int from, int n, ByteBuffer dst, int at) {
+    int have = Math.max(0, Math.min(n, length - from));
+    if (have > 0) {
+      dst.put(at, content, from, have);
+    }
+    dst.put(at + have, ZEROS, 0, n - have);
+  }
+
+  /**
+   * The whole leaf {@code hash} into {@code data} (a zeroed leaf-size array), checked, without
+   * keeping it in the cache: for a leaf about to be changed.
+   */
+  @Override
+  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException {
+    byte[] cached = verified.getIfPresent(hash);
+    if (cached != null) {
+      System.arraycopy(cached, 0, data, 0, cached.length);
+      return;
+    }
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      LeafRead r = find(c, hash, 0, 0, data.length, false);
+      int head = r.value().remaining();
+      r.value().get(r.value().position(), data, 0, head);
+      System.arraycopy(r.tail(), 0, data, head, r.tail().length);
+      if (!Hasher.leaf(data, head + r.tail().length, geometry.leafSize).equals(hash)) {
+        throw new CorruptBlockException(hash, "its bytes do not match its hash");
+      }
+    }
+  }
+
+  /** Like {@link #load}, but always from the store and checked again: for Fsck and scrubbing. */
+  @Override
+  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
+    byte[] content = loadUnchecked(txn, hash);
+    if (content == null) {
+      throw new CorruptBlockException(hash, "missing from the store");
+    }
+    if (!hashOf(content, level).equals(hash)) {
+      throw new CorruptBlockException(hash, "its bytes do not match its hash");
+    }
+    return content;
+  }
+
+  /**
+   * How many of a block's last bytes go into its key rather than its value: those that would
+   * spill onto one more overflow page, when the key has room for them. An overflow value of n
+   * bytes takes ceil((n + 16) / pageSize) pages, so a 4096-byte leaf would take two 4 KiB pages
+   * and takes one, and so does a full tree node (4112 bytes). A longer key costs its extra bytes
+   * once in a B-tree leaf page; the page it saves costs 4096.
+   */
+  static int keyTail(int length, int pageSize, int maxTail) {
+    int over = (length + OVERFLOW_HEADER) % pageSize;
+    return length + OVERFLOW_HEADER > pageSize && over <= maxTail ? over : 0;
+  }
+
+  /** Content as stored, unchecked; null when absent. The content is the value followed by the key's bytes after the hash. */
+  @Override
+  public byte[] loadUnchecked(ReadTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (!c.seek(Lmdb.key(hash))) {
+        return null;
+      }
+      ByteBuffer k = c.key();
+      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
+        return null;
+      }
+      ByteBuffer v = c.val();
+      int head = v.remaining();
+      int tail = k.remaining() - Hash.SIZE;
+      byte[] content = new byte[head + tail];
+      v.get(v.position(), content, 0, head);
+      k.get(k.position() + Hash.SIZE, content, head, tail);
+      return content;
+    }
+  }
+
+  /** Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when absent. */
+  @Override
+  public long storedLength(ReadTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (!c.seek(Lmdb.key(hash))) {
+        return 0;
+      }
+      ByteBuffer k = c.key();
+      if (k.remaining() < Hash.SIZE || !Hash.read(k, k.position()).equals(hash)) {
+        return 0;
+      }
+      return k.remaining() - Hash.SIZE + c.val().remaining();
+    }
+  }
+
+  /** A block's level as recorded in {@code refs}; -1 when it has no row. */
+  @Override
+  public int level(ReadTxn txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    return v == null ? -1 : v.get(v.position() + Long.BYTES);
+  }
+
+  @Override
+  public Hash hashOf(byte[] content, int level) {
+    if (level == 0) {
+      return Hasher.leaf(content, content.length, geometry.leafSize);
+    }
+    byte[] padded = new byte[Geometry.NODE_BYTES];
+    System.arraycopy(content, 0, padded, 0, content.length);
+    return Hasher.node(level, padded);
+  }
+
+  @Override
+  public boolean exists(ReadTxn txn, Hash hash) {
+    return db.refs.get(txn, Lmdb.key(hash)) != null;
+  }
+
+  @Override
+  public long refcount(ReadTxn txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    return v == null ? 0 : v.getLong(v.position());
+  }
+
+  /** Stores a block that is not stored yet, with a count of one. */
+  @Override
+  public void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length) {
+    int tail = keyTail(length, db.pageSize, db.maxKeyTail);
+    ByteBuffer key = Lmdb.key();
+    hash.writeTo(key);
+    key.put(content, length - tail, tail).flip();
+    ByteBuffer value = db.blocks.reserve(txn, key, length - tail);
+    value.put(0, content, 0, length - tail);
+    putRef(txn, hash, 1, level);
+    if (level > 0) {
+      verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
+    }
+  }
+
+  @Override
+  public void incref(WriteTxn txn, Hash hash) {
+    if (hash.isZero()) {
+      return;
+    }
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    if (v == null) {
+      throw new IllegalStateException("reference to block " + hash + ", which is not stored");
+    }
+    putRef(txn, hash, v.getLong(v.position()) + 1, v.get(v.position() + Long.BYTES));
+  }
+
+  /** Queues one decrement of {@code hash}; {@link #reclaim} applies it. */
+  @Override
+  public void decref(WriteTxn txn, Hash hash) {
+    if (hash.isZero()) {
+      return;
+    }
+    ByteBuffer val = Lmdb.value(Hash.SIZE);
+    hash.writeTo(val);
+    db.pending.put(txn, Lmdb.key(nextPendingSeq.getAndIncrement()), val.flip());
+  }
+
+  @Override
+  public boolean soleReference(ReadTxn txn, Hash hash) {
+    return refcount(txn, hash) == 1;
+  }
+
+  @Override
+  public void takeOver(WriteTxn txn, Hash hash) {
+    deleteBlock(txn, hash);
+  }
+
+  @Override
+  public long countedBlocks(ReadTxn txn) {
+    return db.refs.stat(txn).entries;
+  }
+
+  @Override
+  public long storedBlocks(ReadTxn txn) {
+    return db.blocks.stat(txn).entries;
+  }
+
+  @Override
+  public long storedBytes(ReadTxn txn) {
+    long stored = 0;
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        stored += c.key().remaining() - Hash.SIZE + c.val().remaining();
+      }
+    }
+    return stored;
+  }
+
+  @Override
+  public void forEachCount(ReadTxn txn, CountVisitor visitor) {
+    try (TableCursor c = db.refs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        ByteBuffer v = c.val();
+        visitor.visit(Hash.read(c.key(), c.key().position()), v.getLong(v.position()), v.get(v.position() + Long.BYTES));
+      }
+    }
+  }
+
+  @Override
+  public void forEachQueued(ReadTxn txn, Consumer<Hash> action) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        action.accept(Hash.read(c.val(), c.val().position()));
+      }
+    }
+  }
+
+  @Override
+  public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
+    return new LmdbLeafReader(txn, dst, cache);
+  }
+
+  /**
+   * Applies up to {@code max} queued decrements. Returns how many were applied; zero means the
+   * queue is empty.
+   */
+  @Override
+  public int reclaim(WriteTxn txn, int max) throws CorruptBlockException {
+    List<Long> seqs = new ArrayList<>();
+    List<Hash> hashes = new ArrayList<>();
+    try (TableCursor c = db.pending.openCursor(txn)) {
+      for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
+        seqs.add(c.key().getLong(c.key().position()));
+        hashes.add(Hash.read(c.val(), c.val().position()));
+      }
+    }
+    for (int i = 0; i < hashes.size(); i++) {
+      db.pending.delete(txn, Lmdb.key(seqs.get(i)));
+      applyDecrement(txn, hashes.get(i));
+    }
+    return hashes.size();
+  }
+
+  @Override
+  public boolean hasPending(ReadTxn txn) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
+      return c.first();
+    }
+  }
+
+  private void applyDecrement(WriteTxn txn, Hash hash) throws CorruptBlockException {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    if (v == null) {
+      throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
+    }
+    long count = v.getLong(v.position());
+    int level = v.get(v.position() + Long.BYTES);
+    if (count > 1) {
+      putRef(txn, hash, count - 1, level);
+      return;
+    }
+    if (level > 0) {
+      byte[] content = load(txn, hash, level);
+      for (int i = 0; i < Geometry.FANOUT; i++) {
+        decref(txn, Geometry.child(content, i));
+      }
+    }
+    deleteBlock(txn, hash);
+  }
+
+  private void deleteBlock(WriteTxn txn, Hash hash) {
+    try (TableCursor c = db.blocks.openCursor(txn)) {
+      if (c.seek(Lmdb.key(hash)) && Hash.read(c.key(), c.key().position()).equals(hash)) {
+        c.delete();
+      }
+    }
+    db.refs.delete(txn, Lmdb.key(hash));
+  }
+
+  private void putRef(WriteTxn txn, Hash hash, long count, int level) {
+    ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
+    val.putLong(count).put((byte) level).flip();
+    db.refs.put(txn, Lmdb.key(hash), val);
+  }
+
+  /** The sequence number of the newest queued decrement; 0 when none is queued. */
+  private long lastPendingSeq(ReadTxn txn) {
+    try (TableCursor c = db.pending.openCursor(txn)) {
+      return c.last() ? c.key().getLong(c.key().position()) : 0;
+    }
+  }
+}

@@ -1,0 +1,144 @@
+package io.dedupfs.engine;
+
+import io.dedupfs.engine.Slot.Leaf;
+import io.dedupfs.engine.Slot.Node;
+import io.dedupfs.engine.Slot.Piece;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * A frozen overlay of a {@link FileTree} ({@link FileTree#freeze}): a new root, to be hashed
+ * ({@link #hash}) and stored ({@link #apply}). Both may run without the owner's lock: nothing they
+ * read changes until {@link FileTree#finish} or {@link FileTree#rollback}.
+ */
+final class TreeCommit {
+  final Slot newTop;
+  final int newHeight;
+  /** The file's length as frozen. */
+  final long length;
+  /** Memory the frozen pieces hold (as counted while they were dirty). */
+  final long bytes;
+  /** The overlay held references to blocks from outside the file's committed tree (a clone). */
+  final boolean foreign;
+  private final int leafSize;
+  private final BlockStore store;
+  /** The committed tree this commit replaces (it stays committed until this one is finished). */
+  private final Hash oldRoot;
+  private final int oldHeight;
+  private final List<Leaf> leaves;
+  private final List<Node> nodes;
+  private boolean hashed;
+
+  TreeCommit(int leafSize, BlockStore store, Hash oldRoot, int oldHeight, Slot newTop, int newHeight, long length,
+      boolean foreign, List<Leaf> leaves, List<Node> nodes, long bytes) {
+    this.leafSize = leafSize;
+    this.store = store;
+    this.oldRoot = oldRoot;
+    this.oldHeight = oldHeight;
+    this.newTop = newTop;
+    this.newHeight = newHeight;
+    this.length = length;
+    this.foreign = foreign;
+    this.leaves = leaves;
+    this.nodes = nodes;
+    this.bytes = bytes;
+  }
+
+  /** Hashes the frozen pieces: leaves in parallel, then nodes, children first. */
+  void hash() {
+    if (hashed) {
+      return;
+    }
+    if (leaves.size() > 8) {
+      leaves.parallelStream().forEach(l -> l.hash(leafSize));
+    } else {
+      leaves.forEach(l -> l.hash(leafSize));
+    }
+    for (Node n : nodes) {
+      n.hash();
+    }
+    hashed = true;
+  }
+
+  Hash root() {
+    return Slot.hashOf(newTop);
+  }
+
+  /**
+   * Stores the new blocks and moves reference counts from the old tree to the new one, inside
+   * the caller's write transaction. Pure with respect to this object: it may be run again if
+   * the transaction is retried.
+   */
+  void apply(WriteTxn txn) throws CorruptBlockException {
+    hash();
+    if (newTop instanceof Hash h) {
+      if (!h.equals(oldRoot)) {
+        store.incref(txn, h);
+        store.decref(txn, oldRoot);
+      }
+      return;
+    }
+    Hash base = ((Piece) newTop).baseHash();
+    boolean owns = newHeight == oldHeight && base.equals(oldRoot) && !oldRoot.isZero();
+    swap(txn, newTop, owns);
+    if (!owns) {
+      store.decref(txn, oldRoot);
+    }
+  }
+
+  /**
+   * Gives the new content of a slot one reference. With {@code owns}, the slot's old content
+   * (its base) loses the reference its old parent held; a node whose base had no other
+   * reference takes over the base's references to unchanged children instead of counting them
+   * again, so a change costs work along its path only.
+   */
+  private void swap(WriteTxn txn, Slot slot, boolean owns) throws CorruptBlockException {
+    Hash h = Slot.hashOf(slot);
+    Hash base = ((Piece) slot).baseHash();
+    if (owns && h.equals(base)) {
+      return;
+    }
+    if (h.isZero() || store.exists(txn, h)) {
+      store.incref(txn, h);
+      if (owns) {
+        store.decref(txn, base);
+      }
+      return;
+    }
+    if (slot instanceof Leaf l) {
+      store.putNew(txn, h, 0, l.data, l.storedLength);
+      if (owns) {
+        store.decref(txn, base);
+      }
+      return;
+    }
+    Node n = (Node) slot;
+    // the new node inherits the old one's references to the children it keeps, when the old one was only this slot's
+    boolean transfer = owns && !foreign && !base.isZero() && store.soleReference(txn, base);
+    store.putNew(txn, h, n.level, n.padded, n.storedLength);
+    for (int i = 0; i < Geometry.FANOUT; i++) {
+      Slot k = n.kids[i];
+      Hash baseKid = transfer ? (Hash) n.baseKids[i] : null;
+      if (k instanceof Hash kh) {
+        if (!transfer) {
+          store.incref(txn, kh);
+        } else if (!kh.equals(baseKid)) {
+          store.incref(txn, kh);
+          store.decref(txn, baseKid);
+        }
+      } else {
+        Hash kBase = ((Piece) k).baseHash();
+        boolean kidOwns = transfer && kBase.equals(baseKid);
+        swap(txn, k, kidOwns);
+        if (transfer && !kidOwns) {
+          store.decref(txn, baseKid);
+        }
+      }
+    }
+    if (transfer) {
+      store.takeOver(txn, base);
+    } else if (owns) {
+      store.decref(txn, base);
+    }
+  }
+}
