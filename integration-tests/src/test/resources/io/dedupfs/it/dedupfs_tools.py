@@ -26,7 +26,9 @@ store ("") and each PATH (relative to ROOT) it prints files, logical, stored (di
 blocks reachable from them, a leaf without its trailing zeros, a node as 16 + 32 x (last non-zero
 child + 1) bytes), exclusive (what deleting their roots frees: a block is freed when the
 decrements from the set's roots and from freed parents reach its count) and shared; and the same
-at the leaf level only (leaf_stored, leaf_exclusive) and the node part (node_stored).
+at the leaf level only (leaf_stored, leaf_exclusive) and the node part (node_stored); and
+referenced: each file's non-zero leaves, each up to its last non-zero byte, read from the file
+itself (a leaf counts every time a file holds it; a hard-linked inode once).
 """
 import errno
 import fcntl
@@ -160,6 +162,7 @@ class Recount:
         self.children = {}   # node hash -> list of non-zero child hashes (with repeats)
         self.roots = {}      # (dev, ino) -> root hash
         self.sizes = {}      # (dev, ino) -> size
+        self.referenced = {} # (dev, ino) -> bytes of its non-zero leaves, each up to its last non-zero byte
 
     def span(self, level):
         return self.leaf * FANOUT ** level
@@ -179,6 +182,7 @@ class Recount:
             level = []
             off = 0
             zero_leaf = bytes(self.leaf)
+            referenced = 0
             for i in range(nleaves):
                 b = b''
                 while len(b) < self.leaf and off + len(b) < size:
@@ -193,6 +197,7 @@ class Recount:
                 full = b + zero_leaf[:self.leaf - len(b)]
                 h = hashlib.sha256(full).digest()
                 self.stored[h] = len(b.rstrip(b'\0'))
+                referenced += self.stored[h]
                 self.level[h] = 0
                 level.append((h, True))
         finally:
@@ -221,6 +226,7 @@ class Recount:
         assert len(level) == 1, (path, size, height, len(level))
         self.roots[key] = level[0][0]
         self.sizes[key] = size
+        self.referenced[key] = referenced
 
     def finish(self):
         self.count = {h: 0 for h in self.stored}
@@ -264,6 +270,7 @@ class Recount:
             'stored': stored,
             'exclusive': exclusive,
             'shared': stored - exclusive,
+            'referenced': sum(self.referenced[k] for k in keys),
             'leaf_stored': sum(self.stored[h] for h in reach if self.level[h] == 0),
             'leaf_exclusive': sum(self.stored[h] for h in freed if self.level[h] == 0),
             'node_stored': sum(self.stored[h] for h in reach if self.level[h] > 0),

@@ -169,6 +169,7 @@ final class Ops {
       out.printf("%-16s %s%n", "stored:", f.bytes(u.storedBytes()));
       out.printf("%-16s %s   (what deleting it would free)%n", "exclusive:", f.bytes(u.exclusiveBytes()));
       out.printf("%-16s %s%n", "shared:", f.bytes(u.sharedBytes()));
+      out.printf("%-16s %s   (data its files reference, holes excluded)%n", "referenced:", f.bytes(u.referencedBytes()));
       out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
       if (path.isEmpty()) {
         StoreStats s = ds.stats();
@@ -183,7 +184,8 @@ final class Ops {
 
   private static void figures(JsonWriter j, SpaceUsage u) {
     j.field("files", u.files()).field("logical_bytes", u.logicalBytes()).field("stored_bytes", u.storedBytes())
-        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes());
+        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes())
+        .field("referenced_bytes", u.referencedBytes());
   }
 
   private static void usageRow(Table t, Format f, SpaceUsage u, String name) {
