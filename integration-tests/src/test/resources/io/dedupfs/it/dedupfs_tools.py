@@ -17,7 +17,8 @@ FullDiskIT), run as `python3 dedupfs_tools.py COMMAND ARGS...`:
                                "errno NAME MESSAGE"; DST is opened without O_CREAT unless "create"
   recount ROOT LEAF PATH...    a brute-force recount of `dedupfs stats` (JSON, below)
 
-The recount reads every regular file under ROOT (the mountpoint, .snapshots included), each inode
+The recount reads every regular file under ROOT (the mountpoint, .snapshots included even when
+the root's listing hides it), each inode
 once, rebuilds its Merkle tree as engine/FORMAT.md describes it (leaves of LEAF bytes, nodes of 128
 children, SHA-256 of the leaf / of level || density bitmap || 128 child hashes, the zero hash for
 all-zero leaves and subtrees, the smallest height covering the size), and counts references as
@@ -282,7 +283,11 @@ class Recount:
 def cmd_recount(root, leaf, *paths):
     rc = Recount(int(leaf))
     by_path = {}  # relative path of each regular file -> key
-    for d, dirs, files in os.walk(root):
+    tops = [root]
+    snaps = os.path.join(root, '.snapshots')
+    if os.path.isdir(snaps) and '.snapshots' not in os.listdir(root):
+        tops.append(snaps)  # hidden from the root's listing (snapdir=hidden), reachable by name
+    for d, dirs, files in (w for top in tops for w in os.walk(top)):
         dirs.sort()
         for f in sorted(files):
             p = os.path.join(d, f)
