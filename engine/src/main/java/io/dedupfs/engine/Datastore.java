@@ -392,6 +392,16 @@ public final class Datastore implements Closeable {
     return snapshotOps.restore(name, pathInSnapshot, targetPath);
   }
 
+  /**
+   * {@link #restoreSnapshot(String, String, String)}, or with {@code dryRun} the very same restore
+   * in a transaction that is aborted: it reports in {@link Restored#changes} what the restore would
+   * change (each path: replaced, created, removed, or a directory's attributes) and changes nothing
+   * (no block reference, queued decrement or file contents; unflushed writes are kept).
+   */
+  public Restored restoreSnapshot(String name, String pathInSnapshot, String targetPath, boolean dryRun) throws IOException {
+    return snapshotOps.restore(name, pathInSnapshot, targetPath, dryRun);
+  }
+
   // ================================================================ maintenance (Maintenance)
 
   /**

@@ -255,6 +255,34 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs {@code work} in a write transaction as {@link #write} does (one writer at a time, a full
+   * map grown and the work run again), then aborts the transaction instead of committing it:
+   * nothing it wrote is ever seen. For a dry run of a change: its result says what the change
+   * would do.
+   */
+  @SuppressWarnings("unchecked")
+  <T> T writeAndAbort(WriteWork<T> work) throws IOException {
+    try {
+      write(txn -> {
+        throw new Aborted(work.run(txn)); // leaves writeOnce before its commit: closing the transaction aborts it
+      });
+    } catch (Aborted a) {
+      return (T) a.result;
+    }
+    throw new AssertionError("a dry run's transaction was committed");
+  }
+
+  /** Carries the result of {@link #writeAndAbort}'s work out of its transaction, uncommitted. */
+  private static final class Aborted extends RuntimeException {
+    final transient Object result;
+
+    Aborted(Object result) {
+      super(null, null, false, false);
+      this.result = result;
+    }
+  }
+
   private <T> T writeOnce(WriteWork<T> work) throws IOException {
     mapLock.readLock().lock();
     try (Txn<ByteBuffer> txn = env.txnWrite()) {

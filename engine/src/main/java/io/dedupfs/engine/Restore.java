@@ -5,9 +5,11 @@ import java.nio.ByteBuffer;
 import java.nio.file.NotDirectoryException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.LongPredicate;
@@ -39,6 +41,12 @@ final class Restore {
   private final Set<Long> taken = new HashSet<>();
   private final Set<Long> changedInodes = new LinkedHashSet<>();
   private final Set<DirName> changedEntries = new LinkedHashSet<>();
+  /** Each path changed and how ({@link Restored#changes}), in the order of the walk. */
+  private final Map<String, Restored.Action> changes = new LinkedHashMap<>();
+  /** The path of each directory of the store the walk is in (or removes), to name what changes in it. */
+  private final Map<Long, String> dirPaths = new HashMap<>();
+  /** The target's path, store-relative ("" the root). */
+  private String targetPath = "";
 
   /**
    * @param lockedFiles regular files whose contents' locks the caller holds
@@ -55,6 +63,19 @@ final class Restore {
     this.dirtyFiles = dirtyFiles;
     this.openFiles = openFiles;
     this.copier = new NamespaceCopy(ns, blocks, txn, 0, now);
+  }
+
+  /**
+   * {@link #run(Inode, long, String)}, with {@code path} the target's path (store-relative, "" the
+   * root): the paths {@link Restored#changes} names.
+   */
+  Restored run(Inode src, long parent, String name, String path) throws IOException {
+    targetPath = path;
+    if (parent != 0) {
+      int slash = path.lastIndexOf('/');
+      dirPaths.put(parent, slash < 0 ? "" : path.substring(0, slash));
+    }
+    return run(src, parent, name);
   }
 
   /**
@@ -79,12 +100,15 @@ final class Restore {
     if (target == null) {
       copier.copy(parent, name, src);
       entryChanged(parent, name);
+      created(targetPath, src);
     } else if (src.isDirectory()) {
       if (!target.isDirectory()) {
         throw new NotDirectoryException(name);
       }
       copier.copies.put(src.ino(), target.ino());
+      dirPaths.put(target.ino(), targetPath);
       setAttributes(target, src);
+      attributesChanged(targetPath, target.ino());
       sync(src.ino(), target.ino());
     } else if (target.isDirectory()) {
       throw new FsException(FsException.Kind.IS_DIRECTORY, name, "a file cannot be restored onto a directory");
@@ -95,7 +119,9 @@ final class Restore {
       Inode p = ns.inode(txn, parent);
       ns.put(txn, p.withTimes(p.atimeNs(), now, now));
     }
-    return new Restored(new ArrayList<>(changedInodes), new ArrayList<>(changedEntries));
+    List<Restored.Change> list = new ArrayList<>();
+    changes.forEach((path, action) -> list.add(new Restored.Change(path, action)));
+    return new Restored(new ArrayList<>(changedInodes), new ArrayList<>(changedEntries), list);
   }
 
   /** Makes directory {@code to}'s entries, recursively, those of snapshot directory {@code from}. */
@@ -119,9 +145,15 @@ final class Restore {
         }
         copier.copy(to, w.name(), s);
         entryChanged(to, w.name());
+        created(path(to, w.name()), s);
+        if (h != null) {
+          changes.put(path(to, w.name()), Restored.Action.REPLACED);
+        }
       } else if (s.isDirectory()) {
         copier.copies.put(s.ino(), h.ino());
+        dirPaths.put(h.ino(), path(to, w.name()));
         setAttributes(ns.inode(txn, h.ino()), s);
+        attributesChanged(path(to, w.name()), h.ino());
         sync(s.ino(), h.ino());
       } else {
         restoreNonDirectory(to, w.name(), s, ns.inode(txn, h.ino()));
@@ -137,6 +169,7 @@ final class Restore {
         remove(dir, name, t.ino());
         copier.copy(dir, name, s);
         entryChanged(dir, name);
+        changes.put(path(dir, name), Restored.Action.REPLACED);
       }
       return;
     }
@@ -145,6 +178,7 @@ final class Restore {
       remove(dir, name, t.ino());
       copier.copy(dir, name, s);
       entryChanged(dir, name);
+      changes.put(path(dir, name), Restored.Action.REPLACED);
       return;
     }
     taken.add(t.ino());
@@ -162,6 +196,7 @@ final class Restore {
     ns.put(txn, t.withContentsOf(s, now));
     ns.replaceXattrs(txn, s.ino(), t.ino());
     changedInodes.add(t.ino());
+    changes.put(path(dir, name), Restored.Action.REPLACED);
   }
 
   /** Gives directory {@code t} the mode, owner, times and extended attributes of snapshot directory {@code s}. */
@@ -195,9 +230,11 @@ final class Restore {
   /** Removes the entry {@code name} of {@code dir}, naming {@code ino}, with everything below it. */
   private void remove(long dir, String name, long ino) throws IOException {
     entryChanged(dir, name);
+    changes.put(path(dir, name), Restored.Action.REMOVED);
     ns.deleteEntry(txn, dir, name);
     Inode v = ns.inode(txn, ino);
     if (v.isDirectory()) {
+      dirPaths.put(ino, path(dir, name));
       for (DirEntry e : ns.listAll(txn, ino)) {
         remove(ino, e.name(), e.ino());
       }
@@ -219,6 +256,29 @@ final class Restore {
 
   private void entryChanged(long dir, String name) {
     changedEntries.add(new DirName(dir, name));
+  }
+
+  /** The path of entry {@code name} of directory {@code dir}, one the walk has been in. */
+  private String path(long dir, String name) {
+    String d = dirPaths.get(dir);
+    return d == null || d.isEmpty() ? name : d + "/" + name;
+  }
+
+  /** Records {@code path} as created from snapshot inode {@code s}, and each path below it, from the snapshot's tree. */
+  private void created(String path, Inode s) throws IOException {
+    changes.put(path, Restored.Action.CREATED);
+    if (s.isDirectory()) {
+      for (DirEntry e : ns.listAll(txn, s.ino())) {
+        created(path.isEmpty() ? e.name() : path + "/" + e.name(), ns.inode(txn, e.ino()));
+      }
+    }
+  }
+
+  /** Records directory {@code ino} at {@code path} when {@link #setAttributes} changed it. */
+  private void attributesChanged(String path, long ino) {
+    if (changedInodes.contains(ino)) {
+      changes.putIfAbsent(path, Restored.Action.ATTRIBUTES);
+    }
   }
 
   private Map<String, DirEntry> byName(long dir) {

@@ -74,6 +74,16 @@ final class SnapshotOps {
 
   /** See {@link Datastore#restoreSnapshot}. */
   Restored restore(String name, String pathInSnapshot, String targetPath) throws IOException {
+    return restore(name, pathInSnapshot, targetPath, false);
+  }
+
+  /**
+   * See {@link Datastore#restoreSnapshot}. A {@code dryRun} runs the very same restore, with the
+   * same locks, in a write transaction that it aborts: it reports what the restore would change
+   * and changes nothing (no commit, so no block reference or queued decrement escapes; the file
+   * contents it loaded only to lock them are dropped again, as a restore drops them).
+   */
+  Restored restore(String name, String pathInSnapshot, String targetPath, boolean dryRun) throws IOException {
     requireWritable();
     checkName(name);
     String inSnapshot = Namespace.normalize(pathInSnapshot == null ? "" : pathInSnapshot);
@@ -95,12 +105,22 @@ final class SnapshotOps {
         }
       }
       long now = now();
-      Restored r = db.write(txn -> {
+      Lmdb.WriteWork<Restored> work = txn -> {
         RestorePlan p = planRestore(txn, name, inSnapshot, targetPath, false); // as it is now
         Restore restore = new Restore(ns, blocks, txn, now, lockedInos::contains, dirty::contains,
             ino -> files.isLoaded(ino) && (!lockedInos.contains(ino) || openBefore.contains(ino) || dirty.contains(ino)));
-        return restore.run(ns.inode(txn, p.source()), p.targetParent(), p.targetName());
-      });
+        return restore.run(ns.inode(txn, p.source()), p.targetParent(), p.targetName(), p.targetPath());
+      };
+      if (dryRun) {
+        Restored r = db.writeAndAbort(work);
+        for (FileContent fc : locked) {
+          if (!openBefore.contains(fc.ino) && !fc.isDirty()) {
+            files.retire(fc); // loaded only to be locked: unchanged, and not kept loaded
+          }
+        }
+        return r;
+      }
+      Restored r = db.write(work);
       Set<Long> replaced = new HashSet<>(r.changedInodes());
       for (FileContent fc : locked) {
         if (replaced.contains(fc.ino) || (!openBefore.contains(fc.ino) && !fc.isDirty())) {
@@ -117,9 +137,9 @@ final class SnapshotOps {
   /**
    * What a restore works on: the snapshot inode, the target's directory and name (directory 0:
    * the root itself), and the regular files now at or below the target, which it may replace in
-   * place.
+   * place; and the target's path (store-relative, normalized).
    */
-  private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files) {}
+  private record RestorePlan(long source, long targetParent, String targetName, SortedSet<Long> files, String targetPath) {}
 
   private RestorePlan planRestore(ReadTxn txn, String name, String inSnapshot, String targetPath,
       boolean withFiles) throws IOException {
@@ -140,7 +160,7 @@ final class SnapshotOps {
     }
     List<String> parts = Namespace.components(target);
     if (parts.isEmpty()) {
-      return new RestorePlan(source, 0, "", withFiles ? new TreeSet<>(NamespaceOps.regularFilesBelow(ns, txn, ROOT).keySet()) : new TreeSet<>());
+      return new RestorePlan(source, 0, "", withFiles ? new TreeSet<>(NamespaceOps.regularFilesBelow(ns, txn, ROOT).keySet()) : new TreeSet<>(), "");
     }
     String last = parts.get(parts.size() - 1);
     checkName(last);
@@ -148,7 +168,7 @@ final class SnapshotOps {
     requireDir(ns.inode(txn, parent));
     long[] e = ns.entry(txn, parent, last);
     SortedSet<Long> below = e == null || !withFiles ? new TreeSet<>() : new TreeSet<>(NamespaceOps.regularFilesBelow(ns, txn, e[0]).keySet());
-    return new RestorePlan(source, parent, last, below);
+    return new RestorePlan(source, parent, last, below, String.join("/", parts));
   }
 
 

@@ -22,6 +22,10 @@ import java.util.Set;
  * count 1 is freed at once; one of a higher count waits, adding up its references, until every
  * level above it is done, and is freed if they make up its count. The work is proportional to the
  * freed blocks and their children, never to the rest of the store.
+ *
+ * <p>Referenced bytes: a walk of every file's tree, adding up its non-zero leaves' stored lengths
+ * once per reference; the sum below a node of count above 1 is remembered, so each distinct node
+ * is read once and each leaf looked up once per distinct parent.
  */
 final class SpaceCounter {
   private final ReadTxn txn;
@@ -46,19 +50,27 @@ final class SpaceCounter {
     }
     long stored = stored(files);
     long exclusive = exclusive(files, top);
-    return new SpaceUsage(files.size(), logical, stored, exclusive, stored - exclusive);
+    long referenced = 0;
+    Map<Hash, Long> memo = new HashMap<>();
+    for (Inode f : files) {
+      referenced += referenced(f.root(), f.height(), memo);
+    }
+    return new SpaceUsage(files.size(), logical, stored, exclusive, stored - exclusive, referenced);
   }
 
   /** Figures of the whole store: every inode, and every block the queue does not free. */
-  SpaceUsage wholeStore() {
+  SpaceUsage wholeStore() throws CorruptBlockException {
     long count = 0;
     long logical = 0;
+    long referenced = 0;
+    Map<Hash, Long> memo = new HashMap<>();
     try (TableCursor c = db.inodes.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
         if (i.isRegular()) {
           count++;
           logical += i.size();
+          referenced += referenced(i.root(), i.height(), memo);
         }
       }
     }
@@ -66,7 +78,36 @@ final class SpaceCounter {
     for (Hash h : pending.freed()) {
       stored -= blocks.storedLength(txn, h);
     }
-    return new SpaceUsage(count, logical, stored, stored, 0);
+    return new SpaceUsage(count, logical, stored, stored, 0, referenced);
+  }
+
+  // ---- referenced
+
+  /**
+   * The stored length of every non-zero leaf below {@code h}, once per reference (see
+   * {@link SpaceUsage#referencedBytes}). The sum below a node of count above 1, which other
+   * references may reach, is remembered in {@code memo}: every distinct node is read once.
+   */
+  private long referenced(Hash h, int level, Map<Hash, Long> memo) throws CorruptBlockException {
+    if (h.isZero()) {
+      return 0;
+    }
+    if (level == 0) {
+      return blocks.storedLength(txn, h);
+    }
+    Long known = memo.get(h);
+    if (known != null) {
+      return known;
+    }
+    byte[] content = blocks.load(txn, h, level);
+    long sum = 0;
+    for (int i = 0; i < Geometry.FANOUT; i++) {
+      sum += referenced(Geometry.child(content, i), level - 1, memo);
+    }
+    if (count(h) > 1) {
+      memo.put(h, sum);
+    }
+    return sum;
   }
 
   // ---- stored

@@ -16,7 +16,8 @@ import java.util.Set;
  * Space figures the slow, obvious way, for checking {@link Datastore#usage}: every reference in
  * the whole store is listed (who refers to each block: inodes and parent nodes), then for a set of
  * inodes the reachable blocks are summed, and the freed ones found by repeating "a block all of
- * whose referrers are in the set or freed is freed" until nothing changes. Run it on a store whose
+ * whose referrers are in the set or freed is freed" until nothing changes; referenced bytes by a
+ * walk of each tree with no memory of what it saw. Run it on a store whose
  * queued decrements are applied.
  */
 final class Recount {
@@ -25,6 +26,8 @@ final class Recount {
   private final Map<Hash, List<Object>> referrers = new HashMap<>();
   private final Map<Hash, List<Hash>> children = new HashMap<>();
   private final Map<Hash, Long> lengths = new HashMap<>();
+  /** Block -> its level (0: a leaf). */
+  private final Map<Hash, Integer> levels = new HashMap<>();
 
   static Recount of(Datastore ds) throws IOException {
     Recount r = new Recount();
@@ -58,6 +61,7 @@ final class Recount {
         }
         List<Hash> kids = new ArrayList<>();
         r.children.put(h, kids);
+        r.levels.put(h, level);
         if (level > 0) {
           byte[] content = blocks.loadFromDisk(txn, h, level);
           for (int i = 0; i < Geometry.FANOUT; i++) {
@@ -87,6 +91,7 @@ final class Recount {
   SpaceUsage usage(Set<Long> set) {
     long files = 0;
     long logical = 0;
+    long referenced = 0;
     Set<Hash> reachable = new HashSet<>();
     Deque<Hash> work = new ArrayDeque<>();
     for (long ino : set) {
@@ -96,6 +101,7 @@ final class Recount {
         logical += i.size();
         if (!i.root().isZero()) {
           work.add(i.root());
+          referenced += referenced(i.root());
         }
       }
     }
@@ -117,7 +123,19 @@ final class Recount {
     }
     long stored = reachable.stream().mapToLong(lengths::get).sum();
     long exclusive = freed.stream().mapToLong(lengths::get).sum();
-    return new SpaceUsage(files, logical, stored, exclusive, stored - exclusive);
+    return new SpaceUsage(files, logical, stored, exclusive, stored - exclusive, referenced);
+  }
+
+  /** The lengths of the leaves below {@code h}, each as often as a path from {@code h} leads to it: no memory of what was seen. */
+  private long referenced(Hash h) {
+    if (levels.get(h) == 0) {
+      return lengths.get(h);
+    }
+    long sum = 0;
+    for (Hash k : children.get(h)) {
+      sum += referenced(k);
+    }
+    return sum;
   }
 
   /** Every inode of the store. */

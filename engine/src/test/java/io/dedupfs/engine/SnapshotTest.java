@@ -266,6 +266,109 @@ class SnapshotTest {
     TestStores.assertSameBytes(contents(f), before, "after a write");
   }
 
+  /** What a dry run must leave as it was: figures, the queue, the next inode number, the loaded contents. */
+  private record State(SpaceUsage usage, long pending, long nextIno, java.util.Set<Long> loaded, Map<String, String> tree,
+      Map<String, Long> inodes) {}
+
+  /** The store's state, read without flushing anything (unflushed writes stay unflushed). */
+  private State state(long top) throws IOException {
+    Lmdb db = ds.db;
+    Object[] figures = db.read(txn -> new Object[] {
+        new SpaceCounter(txn, db, ds.blocks, PendingView.of(txn, ds.blocks)).wholeStore(),
+        db.pending.stat(txn).entries, new Namespace(db).peekNextIno(txn)});
+    return new State((SpaceUsage) figures[0], (Long) figures[1], (Long) figures[2], new java.util.TreeSet<>(ds.files.inos()),
+        Trees.describe(ds, top), Trees.inodes(ds, top));
+  }
+
+  private static Map<String, Restored.Action> byPath(Restored r) {
+    Map<String, Restored.Action> out = new java.util.LinkedHashMap<>();
+    for (Restored.Change c : r.changes()) {
+      assertThat(out.put(c.path(), c.action())).as("%s listed once", c.path()).isNull();
+    }
+    return out;
+  }
+
+  @Test
+  void aDryRunListsExactlyWhatTheRestoreThenDoesAndChangesNothing() throws IOException {
+    long vm = mkdir(ROOT, "vm");
+    long disk = file(vm, "disk", TestStores.randomBytes(r, 200_000));
+    file(vm, "conf", TestStores.randomBytes(r, 5_000));
+    file(vm, "gone", TestStores.randomBytes(r, 9_000));
+    long perm = file(vm, "perm", new byte[] {1});
+    long dirty = file(vm, "dirty", TestStores.randomBytes(r, 30_000));
+    file(vm, "kind", new byte[] {2});
+    long sub = mkdir(vm, "sub");
+    file(sub, "a", new byte[] {3});
+    ds.mkdir(sub, "empty", 0755, 0, 0);
+    ds.createSnapshot("s", "vm");
+
+    TestStores.write(ds, disk, 4096, TestStores.randomBytes(r, 8192));
+    ds.flush(disk);
+    ds.unlink(vm, "gone");
+    ds.unlink(sub, "a");
+    ds.rmdir(sub, "empty");
+    ds.rmdir(vm, "sub");
+    ds.setattr(perm, SetAttributes.mode(0600));
+    ds.unlink(vm, "kind");
+    long kind = mkdir(vm, "kind"); // a file in the snapshot, a directory now
+    file(kind, "y", new byte[] {4});
+    long extra = file(vm, "extra", TestStores.randomBytes(r, 50_000));
+    ds.flush(extra);
+    long newdir = mkdir(vm, "newdir");
+    ds.flush(file(newdir, "x", TestStores.randomBytes(r, 70_000)));
+    ds.sync();
+    ds.reclaim();
+    byte[] unflushed = TestStores.randomBytes(r, 100);
+    TestStores.write(ds, dirty, 1000, unflushed); // unflushed: a dry run keeps it, the restore discards it
+    byte[] dirtyContents = contents(dirty);
+
+    State before = state(vm);
+    Restored dry = ds.restoreSnapshot("s", "", null, true);
+    State after = state(vm);
+    assertThat(after).as("a dry run changes nothing: figures, queue, inode numbers, loaded contents, tree").isEqualTo(before);
+    TestStores.assertSameBytes(contents(dirty), dirtyContents, "unflushed writes after a dry run");
+    assertThat(ds.files.content(dirty).isDirty()).as("still unflushed").isTrue();
+    assertThat(ds.fsck(p -> { })).as("fsck after a dry run").isEmpty();
+
+    Map<String, Restored.Action> want = new java.util.LinkedHashMap<>();
+    want.put("vm", Restored.Action.ATTRIBUTES);
+    want.put("vm/disk", Restored.Action.REPLACED);
+    want.put("vm/gone", Restored.Action.CREATED);
+    want.put("vm/perm", Restored.Action.REPLACED);
+    want.put("vm/dirty", Restored.Action.REPLACED);
+    want.put("vm/kind", Restored.Action.REPLACED);
+    want.put("vm/kind/y", Restored.Action.REMOVED);
+    want.put("vm/sub", Restored.Action.CREATED);
+    want.put("vm/sub/a", Restored.Action.CREATED);
+    want.put("vm/sub/empty", Restored.Action.CREATED);
+    want.put("vm/extra", Restored.Action.REMOVED);
+    want.put("vm/newdir", Restored.Action.REMOVED);
+    want.put("vm/newdir/x", Restored.Action.REMOVED);
+    assertThat(byPath(dry)).as("the dry run's list").containsExactlyInAnyOrderEntriesOf(want);
+    List<String> order = dry.changes().stream().map(Restored.Change::path).toList();
+    assertThat(order.indexOf("vm/newdir")).as("a directory before what is below it").isLessThan(order.indexOf("vm/newdir/x"));
+    assertThat(order.indexOf("vm/sub")).isLessThan(order.indexOf("vm/sub/a"));
+
+    Restored real = ds.restoreSnapshot("s", "", null);
+    assertThat(real.changes()).as("the restore does what the dry run listed, in the same order").isEqualTo(dry.changes());
+    assertThat(real.changedInodes()).isEqualTo(dry.changedInodes());
+    assertThat(real.changedEntries()).isEqualTo(dry.changedEntries());
+    assertThat(Trees.describe(ds, vm)).isEqualTo(Trees.describe(ds, ds.resolve(".snapshots/s")));
+    assertThat(ds.restoreSnapshot("s", "", null, true).changes()).as("nothing left to do").isEmpty();
+
+    // one file to a new name, and the whole store, dry
+    Restored copy = ds.restoreSnapshot("s", "disk", "vm/copy", true);
+    assertThat(copy.changes()).containsExactly(new Restored.Change("vm/copy", Restored.Action.CREATED));
+    assertThatThrownBy(() -> ds.resolve("vm/copy")).isInstanceOf(NoSuchFileException.class);
+    ds.createSnapshot("all", "");
+    file(ROOT, "later", new byte[] {5});
+    before = state(ROOT);
+    Restored all = ds.restoreSnapshot("all", "", null, true);
+    assertThat(byPath(all)).containsEntry("later", Restored.Action.REMOVED).doesNotContainKey(".snapshots");
+    assertThat(state(ROOT)).isEqualTo(before);
+    assertThat(ds.restoreSnapshot("all", "", null).changes()).isEqualTo(all.changes());
+  }
+
   @Test
   void restoringADirectoryReplacesFilesInPlaceRemovesExtrasAndKeepsOpenFilesConsistent() throws IOException {
     long vm = mkdir(ROOT, "vm");

@@ -35,20 +35,24 @@ class UsageTest {
     try (Datastore ds = Datastore.open(tmp, TestStores.config(LEAF))) {
       SplittableRandom r = new SplittableRandom(1);
       long a = ds.mknod(ROOT, "a", 0644, 0, 0, 0).ino();
-      TestStores.write(ds, a, 0, TestStores.randomBytes(r, 1 << 20)); // 256 leaves, 2 nodes, a root
+      byte[] data = TestStores.randomBytes(r, 1 << 20);
+      TestStores.write(ds, a, 0, data); // 256 leaves, 2 nodes, a root
       SpaceUsage one = ds.usage("a");
       long stored = TestStores.counts(ds).storedBytes();
+      long referenced = referencedOf(data, 1 << 20);
       assertThat(stored).isGreaterThan(1 << 20);
-      assertThat(one).isEqualTo(new SpaceUsage(1, 1 << 20, stored, stored, 0));
-      assertThat(one.dedupeRatio()).isLessThan(1);
+      assertThat(referenced).isGreaterThan((1 << 20) - 256 * 4);
+      assertThat(one).isEqualTo(new SpaceUsage(1, 1 << 20, stored, stored, 0, referenced));
+      assertThat(one.dedupeRatio()).as("unshared: the nodes only are not referenced data").isBetween(0.99, 1.0);
       assertThat(ds.usage("")).isEqualTo(one);
 
       long b = ds.mknod(ROOT, "b", 0644, 0, 0, 0).ino();
       ds.copyRange(a, 0, b, 0, 1 << 20);
       SpaceUsage shared = ds.usage("a");
-      assertThat(shared).as("a clone shares everything").isEqualTo(new SpaceUsage(1, 1 << 20, one.storedBytes(), 0, one.storedBytes()));
-      assertThat(ds.usage("")).isEqualTo(new SpaceUsage(2, 2 << 20, one.storedBytes(), one.storedBytes(), 0));
-      assertThat(ds.usage("").dedupeRatio()).isGreaterThan(1.9);
+      assertThat(shared).as("a clone shares everything")
+          .isEqualTo(new SpaceUsage(1, 1 << 20, one.storedBytes(), 0, one.storedBytes(), referenced));
+      assertThat(ds.usage("")).isEqualTo(new SpaceUsage(2, 2 << 20, one.storedBytes(), one.storedBytes(), 0, 2 * referenced));
+      assertThat(ds.usage("").dedupeRatio()).isBetween(1.98, 2.0);
 
       TestStores.write(ds, b, 0, TestStores.randomBytes(r, LEAF)); // one new leaf, two new nodes above it
       long pathBytes = Geometry.NODE_BYTES + Geometry.BITMAP_BYTES + 2 * Hash.SIZE; // a full node, a root of two
@@ -62,6 +66,56 @@ class UsageTest {
       assertThat(ds.usage(".snapshots")).isEqualTo(ds.usage(".snapshots/s"));
       ds.link(a, ROOT, "a2");
       assertThat(ds.usage("").files()).as("a hard-linked file counts once").isEqualTo(3);
+      assertConsistent(ds);
+    }
+  }
+
+  /** The bytes of {@code data} (a file's contents from offset 0) that its leaves reference: each non-zero leaf up to its last non-zero byte. */
+  static long referencedOf(byte[] data, int leaf) {
+    long sum = 0;
+    for (int at = 0; at < data.length; at += leaf) {
+      int end = Math.min(data.length, at + leaf);
+      while (end > at && data[end - 1] == 0) {
+        end--;
+      }
+      sum += end - at;
+    }
+    return sum;
+  }
+
+  @Test
+  void ratioOfSparseFilesCountsNoHoles() throws IOException {
+    try (Datastore ds = Datastore.open(tmp, TestStores.config(LEAF))) {
+      assertThat(ds.usage("")).as("an empty store").isEqualTo(new SpaceUsage(0, 0, 0, 0, 0, 0));
+      assertThat(ds.usage("").dedupeRatio()).as("nothing stored").isEqualTo(1.0);
+      long holes = ds.mknod(ROOT, "holes", 0644, 0, 0, 0).ino();
+      ds.setattr(holes, SetAttributes.size(1L << 40));
+      SpaceUsage h = ds.usage("holes");
+      assertThat(h).isEqualTo(new SpaceUsage(1, 1L << 40, 0, 0, 0, 0));
+      assertThat(h.dedupeRatio()).as("a hole-only file").isEqualTo(1.0);
+
+      long sparse = ds.mknod(ROOT, "sparse", 0644, 0, 0, 0).ino();
+      ds.setattr(sparse, SetAttributes.size(1L << 30));
+      byte[] data = new byte[3 * LEAF];
+      java.util.Arrays.fill(data, 0, LEAF, (byte) 7);
+      java.util.Arrays.fill(data, 2 * LEAF, 2 * LEAF + 100, (byte) 7); // a leaf of 100 bytes and zeros
+      TestStores.write(ds, sparse, 1L << 29, data);
+      TestStores.write(ds, sparse, (1L << 30) - 10, new byte[] {1, 2, 3}); // the last leaf: data, then zeros to the end
+      SpaceUsage s = ds.usage("sparse");
+      long referenced = LEAF + 100 + (LEAF - 10 + 3);
+      assertThat(s.referencedBytes()).as("holes and trailing zeros are not referenced").isEqualTo(referenced);
+      assertThat(s.dedupeRatio()).as("nothing shared: referenced over stored, nodes included")
+          .isEqualTo((double) referenced / s.storedBytes()).isBetween(0.3, 1.0);
+      assertThat(s.storedBytes() - referenced).as("the rest is tree nodes").isLessThan(6 * Geometry.NODE_BYTES);
+
+      ds.setattr(sparse, SetAttributes.size((1L << 30) - 9)); // past-the-end bytes become zero: the last leaf is clipped
+      assertThat(ds.usage("sparse").referencedBytes()).isEqualTo(LEAF + 100 + (LEAF - 10 + 1));
+
+      long clone = ds.mknod(ROOT, "clone", 0644, 0, 0, 0).ino();
+      ds.copyRange(sparse, 0, clone, 0, 1L << 30);
+      SpaceUsage all = ds.usage("");
+      assertThat(all.referencedBytes()).as("a leaf counts once per reference").isEqualTo(2 * ds.usage("sparse").referencedBytes());
+      assertThat(all.dedupeRatio()).isEqualTo(2.0 * ds.usage("sparse").referencedBytes() / all.storedBytes());
       assertConsistent(ds);
     }
   }
@@ -235,6 +289,12 @@ class UsageTest {
         assertThat(got.get(i)).as("usage of '%s'", p).isEqualTo(want);
       }
       assertThat(got.get(0).storedBytes()).as("the whole store holds every stored block").isEqualTo(recount.storedBytes());
+      for (int i = 0; i < 3 && !files.isEmpty(); i++) { // referenced bytes from the file's contents, too
+        long f = pick(files);
+        int size = (int) ds.getattr(f).size();
+        assertThat(ds.usage(ds.pathOf(f)).referencedBytes()).as("referenced bytes of inode %d read back", f)
+            .isEqualTo(referencedOf(TestStores.read(ds, f, 0, size), LEAF));
+      }
     }
 
     /** Inodes at or below {@code top}, each once (the root's .snapshots left out). */

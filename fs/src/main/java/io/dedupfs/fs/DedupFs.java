@@ -404,6 +404,7 @@ final class DedupFs implements FuseOperations {
       case "stored" -> Long.toString(u.storedBytes());
       case "exclusive" -> Long.toString(u.exclusiveBytes());
       case "shared" -> Long.toString(u.sharedBytes());
+      case "referenced" -> Long.toString(u.referencedBytes());
       case "ratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.dedupeRatio());
       default -> throw new ErrnoException(Errno.ENODATA, FIGURES + name);
     };

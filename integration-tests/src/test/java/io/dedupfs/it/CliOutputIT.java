@@ -54,6 +54,12 @@ class CliOutputIT {
             assertThat(stored).isBetween(4 * MIB, 4 * MIB + NODES);
             assertThat(Json.longAt(stats, "paths", 0, "exclusive_bytes")).isEqualTo(stored);
             assertThat(Json.longAt(stats, "paths", 0, "shared_bytes")).isZero();
+            // referenced: each file's non-zero leaves up to their last non-zero byte; the ratio is referenced / stored
+            long referenced = 2 * referencedOf(data, 16384);
+            assertThat(Json.longAt(stats, "paths", 0, "referenced_bytes")).isEqualTo(referenced);
+            assertThat((Double) Json.at(stats, "paths", 0, "dedupe_ratio")).as("two files sharing every block")
+                    .isEqualTo(Math.round(100.0 * referenced / stored) / 100.0).isEqualTo(2.0);
+            assertThat(Json.longAt(stats, "paths", 1, "referenced_bytes")).isEqualTo(referenced / 2);
             assertThat(Json.at(stats, "paths", 1, "path")).isEqualTo("/vms/vm1.img");
             assertThat(Json.longAt(stats, "paths", 1, "files")).isEqualTo(1);
             assertThat(Json.longAt(stats, "paths", 1, "logical_bytes")).isEqualTo(4 * MIB);
@@ -63,6 +69,8 @@ class CliOutputIT {
             assertThat(Json.longAt(stats, "store", "store_bytes")).isGreaterThan(stored);
             StoreTools.Figures x = StoreTools.xattrFigures(vms);
             assertThat(x.stored()).as("the figures of user.dedupfs.stored").isEqualTo(stored);
+            assertThat(x.referenced()).as("the figures of user.dedupfs.referenced").isEqualTo(referenced);
+            assertThat(StoreTools.xattrText(vms, "ratio")).isEqualTo(String.format(java.util.Locale.ROOT, "%.3f", x.ratio()));
 
             // --per-file: each file, then the directory's total (as btrfs filesystem du)
             String s = Long.toString(stored);
@@ -115,6 +123,7 @@ class CliOutputIT {
             assertThat(two).containsPattern("(?m)^path: +/ \\(the whole datastore\\)$").containsPattern("(?m)^path: +/vms$")
                     .containsPattern("(?m)^logical: +16\\.0 MiB \\(16,777,216 bytes\\)$");
             assertThat(cli("stats", "-p", vms.toString())).containsPattern("(?m)^logical: +8388608$")
+                    .containsPattern("(?m)^referenced: +" + referenced + " ")
                     .containsPattern("(?m)^exclusive: +0 ").containsPattern("(?m)^files: +2$");
             assertThat(cli("stats", "-H", "-p", vms.toString(), mnt.toString()).lines()).containsExactly(
                     String.join("\t", "/vms", "2", "8388608", s, "0", s),
@@ -274,5 +283,18 @@ class CliOutputIT {
         assertThat(r.exitCode()).as("%s", r).isEqualTo(code);
         assertThat(r.stderr()).as("%s", r).isEqualTo("dedupfs: " + message + "\n");
         assertThat(r.stdout()).as("%s", r).isEmpty();
+    }
+
+    /** The bytes {@code data} (a file from offset 0) references: each non-zero leaf up to its last non-zero byte. */
+    static long referencedOf(byte[] data, int leaf) {
+        long sum = 0;
+        for (int at = 0; at < data.length; at += leaf) {
+            int end = Math.min(data.length, at + leaf);
+            while (end > at && data[end - 1] == 0) {
+                end--;
+            }
+            sum += end - at;
+        }
+        return sum;
     }
 }

@@ -486,6 +486,84 @@ class SnapshotIT {
         assertThat(cli("snapshot", "list", mnt.toString())).doesNotContain("space-snap");
     }
 
+    /**
+     * Issue 11, item 10: {@code snapshot restore --dry-run} lists what the restore would replace,
+     * create and remove, and changes nothing (the folder's bytes, modes and inode numbers, the
+     * store's figures); the restore then prints the same list, and does it. --json gives the list too.
+     */
+    @Test
+    void aDryRunListsWhatARestoreWouldChangeAndTheRestorePrintsTheSameList() throws Exception {
+        Path dir = Files.createDirectory(mnt.resolve("dry"));
+        Files.write(dir.resolve("disk.img"), OperationsIT.random(41, 3 * (int) M));
+        Files.write(dir.resolve("gone.img"), OperationsIT.random(42, (int) M));
+        Files.writeString(dir.resolve("same.conf"), "same\n");
+        Files.createDirectory(dir.resolve("logs"));
+        Files.writeString(dir.resolve("logs/a.log"), "a\n");
+        cli("snapshot", "create", "dry-snap", dir.toString());
+        Map<String, String> atSnapshot = contents(dir);
+
+        // since the snapshot: a file changed, a file and a folder deleted, a file and a folder created
+        try (FileChannel ch = FileChannel.open(dir.resolve("disk.img"), StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(OperationsIT.random(43, 4096)), 8192);
+        }
+        Files.delete(dir.resolve("gone.img"));
+        Files.delete(dir.resolve("logs/a.log"));
+        Files.delete(dir.resolve("logs"));
+        Files.write(dir.resolve("new.img"), OperationsIT.random(44, (int) M));
+        Files.createDirectory(dir.resolve("newdir"));
+        Files.writeString(dir.resolve("newdir/x"), "x\n");
+        Map<String, String> before = contents(dir);
+        Map<String, Object> inodesBefore = inodes(dir);
+        StoreTools.Figures figuresBefore = StoreTools.xattrFigures(mnt);
+
+        List<String> dry = cli("snapshot", "restore", "dry-snap", "--dry-run", mnt.toString()).lines().toList();
+        report.add("restore --dry-run: " + String.join(" | ", dry));
+        assertThat(dry.get(dry.size() - 1)).startsWith("dry run: restoring dry-snap would make these changes (")
+                .endsWith("); nothing was changed");
+        List<String> listed = dry.subList(0, dry.size() - 1);
+        assertThat(listed).containsExactlyInAnyOrder(
+                "attributes /dry", // its modification time
+                "replaced   /dry/disk.img",
+                "created    /dry/gone.img",
+                "created    /dry/logs",
+                "created    /dry/logs/a.log",
+                "removed    /dry/new.img",
+                "removed    /dry/newdir",
+                "removed    /dry/newdir/x");
+        assertThat(contents(dir)).as("nothing changed by the dry run").isEqualTo(before);
+        assertThat(inodes(dir)).isEqualTo(inodesBefore);
+        assertThat(StoreTools.xattrFigures(mnt)).as("the store's figures after the dry run").isEqualTo(figuresBefore);
+
+        Object json = Json.parse(cli("snapshot", "restore", "dry-snap", "--dry-run", "--json", mnt.toString()).strip());
+        assertThat(Json.at(json, "type")).isEqualTo("restore");
+        assertThat(Json.at(json, "snapshot")).isEqualTo("dry-snap");
+        assertThat(Json.at(json, "dry_run")).isEqualTo(true);
+        List<String> fromJson = new ArrayList<>();
+        for (Object c : (List<?>) Json.at(json, "changes")) {
+            fromJson.add(String.format("%-10s %s", Json.at(c, "action"), Json.at(c, "path")));
+        }
+        assertThat(fromJson).as("--json lists the same changes, in the same order").isEqualTo(listed);
+
+        List<String> real = cli("snapshot", "restore", "dry-snap", mnt.toString()).lines().toList();
+        assertThat(real.subList(0, real.size() - 1)).as("the restore prints what the dry run listed").isEqualTo(listed);
+        assertThat(real.get(real.size() - 1)).startsWith("restored dry-snap: ").contains("1 replaced", "3 created", "3 removed");
+        assertThat(contents(dir)).as("the folder as it was at the snapshot").isEqualTo(atSnapshot);
+        assertThat(cli("snapshot", "restore", "dry-snap", "--dry-run", mnt.toString()).strip())
+                .isEqualTo("dry run: restoring dry-snap would change nothing");
+        cli("snapshot", "delete", "dry-snap", mnt.toString());
+    }
+
+    /** Relative path -> inode number, for everything below root. */
+    private static Map<String, Object> inodes(Path root) throws IOException {
+        Map<String, Object> m = new TreeMap<>();
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) walk::iterator) {
+                m.put(root.relativize(p).toString(), Files.getAttribute(p, "unix:ino", NOFOLLOW_LINKS));
+            }
+        }
+        return m;
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------
 
     private static String cli(String... args) {

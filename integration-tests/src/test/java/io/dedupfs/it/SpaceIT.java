@@ -182,8 +182,18 @@ class SpaceIT {
             for (var e : attrs.entrySet()) {
                 StoreTools.Figures r = recount.get(e.getKey()).figures();
                 assertThat(e.getValue()).as("user.dedupfs.* of /%s against the recount", e.getKey())
-                        .isEqualTo(new StoreTools.Figures(-1, r.logical(), r.stored(), r.exclusive(), r.shared(), -1));
+                        .isEqualTo(new StoreTools.Figures(-1, r.logical(), r.stored(), r.exclusive(), r.shared(),
+                                r.referenced(), -1));
+                // the ratio: referenced over stored (holes count on neither side), 1 when nothing is stored
+                assertThat(StoreTools.xattrText(mnt.resolve(e.getKey()), "ratio")).as("user.dedupfs.ratio of /%s", e.getKey())
+                        .isEqualTo(String.format(java.util.Locale.ROOT, "%.3f", r.ratio()));
             }
+            // a sparse 1 GiB image: its ratio is about 1 (it shares nothing), not logical / stored
+            StoreTools.Figures sparse = attrs.get("d2/sparse.img");
+            assertThat(sparse.referenced()).as("a sparse image references its data only").isLessThan(sparse.logical() / 100);
+            assertThat(sparse.ratio()).isBetween(0.9, 1.0);
+            assertThat(attrs.get("d3/empty").ratio()).as("nothing stored").isEqualTo(1.0);
+            assertThat(attrs.get("d3/dups").ratio()).as("200 copies of one leaf").isGreaterThan(100);
             for (String p : List.of("", "d3", "d1/a", ".snapshots/s1")) {
                 assertThat(StoreTools.stats(mnt.resolve(p)).figuresOnly()).as("dedupfs stats /%s against the recount", p)
                         .isEqualTo(recount.get(p).figures());

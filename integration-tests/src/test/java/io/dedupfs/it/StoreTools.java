@@ -80,10 +80,15 @@ final class StoreTools {
     // ---- space figures -------------------------------------------------------------------------
 
     /** The figures of {@code dedupfs stats}, in bytes; {@code storeOnDisk} only for the whole store (else -1). */
-    record Figures(long files, long logical, long stored, long exclusive, long shared, long storeOnDisk) {
+    record Figures(long files, long logical, long stored, long exclusive, long shared, long referenced, long storeOnDisk) {
         /** Without storeOnDisk, to compare with a recount. */
         Figures figuresOnly() {
-            return new Figures(files, logical, stored, exclusive, shared, -1);
+            return new Figures(files, logical, stored, exclusive, shared, referenced, -1);
+        }
+
+        /** The dedupe ratio these figures give: referenced / stored, 1 when nothing is stored. */
+        double ratio() {
+            return stored == 0 ? 1 : (double) referenced / stored;
         }
     }
 
@@ -100,7 +105,7 @@ final class StoreTools {
         }
         try {
             return new Figures(Long.parseLong(f.get("files").replace(",", "")), bytes(f.get("logical")),
-                    bytes(f.get("stored")), bytes(f.get("exclusive")), bytes(f.get("shared")),
+                    bytes(f.get("stored")), bytes(f.get("exclusive")), bytes(f.get("shared")), bytes(f.get("referenced")),
                     f.containsKey("store on disk") ? bytes(f.get("store on disk")) : -1);
         } catch (RuntimeException e) {
             throw new AssertionError("cannot parse `dedupfs stats " + path + "`:\n" + r, e);
@@ -125,18 +130,24 @@ final class StoreTools {
         return xattr(mnt, "stored");
     }
 
-    /** logical, stored, exclusive and shared from the user.dedupfs.* attributes ({@code files} and storeOnDisk -1). */
+    /** logical, stored, exclusive, shared and referenced from the user.dedupfs.* attributes ({@code files} and storeOnDisk -1). */
     static Figures xattrFigures(Path p) {
-        return new Figures(-1, xattr(p, "logical"), xattr(p, "stored"), xattr(p, "exclusive"), xattr(p, "shared"), -1);
+        return new Figures(-1, xattr(p, "logical"), xattr(p, "stored"), xattr(p, "exclusive"), xattr(p, "shared"),
+                xattr(p, "referenced"), -1);
     }
 
     /** A computed figure: user.dedupfs.NAME of {@code p} (not listed, readable by name). */
     static long xattr(Path p, String name) {
+        return Long.parseLong(xattrText(p, name));
+    }
+
+    /** user.dedupfs.NAME of {@code p} as text (the ratio: "2.000"). */
+    static String xattrText(Path p, String name) {
         try {
             var view = Files.getFileAttributeView(p, java.nio.file.attribute.UserDefinedFileAttributeView.class);
             java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(64);
             view.read("dedupfs." + name, buf);
-            return Long.parseLong(new String(buf.array(), 0, buf.position(), java.nio.charset.StandardCharsets.US_ASCII));
+            return new String(buf.array(), 0, buf.position(), java.nio.charset.StandardCharsets.US_ASCII);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -165,7 +176,7 @@ final class StoreTools {
             Object v = e.getValue();
             result.put(e.getKey(), new Recount(
                     new Figures(Json.longAt(v, "files"), Json.longAt(v, "logical"), Json.longAt(v, "stored"),
-                            Json.longAt(v, "exclusive"), Json.longAt(v, "shared"), -1),
+                            Json.longAt(v, "exclusive"), Json.longAt(v, "shared"), Json.longAt(v, "referenced"), -1),
                     Json.longAt(v, "leaf_stored"), Json.longAt(v, "leaf_exclusive"), Json.longAt(v, "node_stored"),
                     Json.longAt(v, "leaves"), Json.longAt(v, "nodes")));
         }

@@ -17,7 +17,8 @@ FullDiskIT), run as `python3 dedupfs_tools.py COMMAND ARGS...`:
                                "errno NAME MESSAGE"; DST is opened without O_CREAT unless "create"
   recount ROOT LEAF PATH...    a brute-force recount of `dedupfs stats` (JSON, below)
 
-The recount reads every regular file under ROOT (the mountpoint, .snapshots included), each inode
+The recount reads every regular file under ROOT (the mountpoint, .snapshots included even when
+the root's listing hides it), each inode
 once, rebuilds its Merkle tree as engine/FORMAT.md describes it (leaves of LEAF bytes, nodes of 128
 children, SHA-256 of the leaf / of level || density bitmap || 128 child hashes, the zero hash for
 all-zero leaves and subtrees, the smallest height covering the size), and counts references as
@@ -26,7 +27,9 @@ store ("") and each PATH (relative to ROOT) it prints files, logical, stored (di
 blocks reachable from them, a leaf without its trailing zeros, a node as 16 + 32 x (last non-zero
 child + 1) bytes), exclusive (what deleting their roots frees: a block is freed when the
 decrements from the set's roots and from freed parents reach its count) and shared; and the same
-at the leaf level only (leaf_stored, leaf_exclusive) and the node part (node_stored).
+at the leaf level only (leaf_stored, leaf_exclusive) and the node part (node_stored); and
+referenced: each file's non-zero leaves, each up to its last non-zero byte, read from the file
+itself (a leaf counts every time a file holds it; a hard-linked inode once).
 """
 import errno
 import fcntl
@@ -160,6 +163,7 @@ class Recount:
         self.children = {}   # node hash -> list of non-zero child hashes (with repeats)
         self.roots = {}      # (dev, ino) -> root hash
         self.sizes = {}      # (dev, ino) -> size
+        self.referenced = {} # (dev, ino) -> bytes of its non-zero leaves, each up to its last non-zero byte
 
     def span(self, level):
         return self.leaf * FANOUT ** level
@@ -179,6 +183,7 @@ class Recount:
             level = []
             off = 0
             zero_leaf = bytes(self.leaf)
+            referenced = 0
             for i in range(nleaves):
                 b = b''
                 while len(b) < self.leaf and off + len(b) < size:
@@ -193,6 +198,7 @@ class Recount:
                 full = b + zero_leaf[:self.leaf - len(b)]
                 h = hashlib.sha256(full).digest()
                 self.stored[h] = len(b.rstrip(b'\0'))
+                referenced += self.stored[h]
                 self.level[h] = 0
                 level.append((h, True))
         finally:
@@ -221,6 +227,7 @@ class Recount:
         assert len(level) == 1, (path, size, height, len(level))
         self.roots[key] = level[0][0]
         self.sizes[key] = size
+        self.referenced[key] = referenced
 
     def finish(self):
         self.count = {h: 0 for h in self.stored}
@@ -264,6 +271,7 @@ class Recount:
             'stored': stored,
             'exclusive': exclusive,
             'shared': stored - exclusive,
+            'referenced': sum(self.referenced[k] for k in keys),
             'leaf_stored': sum(self.stored[h] for h in reach if self.level[h] == 0),
             'leaf_exclusive': sum(self.stored[h] for h in freed if self.level[h] == 0),
             'node_stored': sum(self.stored[h] for h in reach if self.level[h] > 0),
@@ -275,9 +283,11 @@ class Recount:
 def cmd_recount(root, leaf, *paths):
     rc = Recount(int(leaf))
     by_path = {}  # relative path of each regular file -> key
-    for d, dirs, files in os.walk(root):
-        if d == root and '.snapshots' not in dirs and os.path.isdir(os.path.join(root, '.snapshots')):
-            dirs.append('.snapshots')  # hidden from the root's listing (snapdir=hidden), there by name
+    tops = [root]
+    snaps = os.path.join(root, '.snapshots')
+    if os.path.isdir(snaps) and '.snapshots' not in os.listdir(root):
+        tops.append(snaps)  # hidden from the root's listing (snapdir=hidden), reachable by name
+    for d, dirs, files in (w for top in tops for w in os.walk(top)):
         dirs.sort()
         for f in sorted(files):
             p = os.path.join(d, f)

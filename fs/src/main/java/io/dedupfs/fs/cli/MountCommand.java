@@ -200,11 +200,15 @@ final class MountCommand implements Callable<Integer> {
     }
     Stopper stopper = new Stopper(m, control, ds);
     Runtime.getRuntime().addShutdownHook(new Thread(stopper::stop, "dedupfs-shutdown"));
-    // Logged while the process is not yet shutting down (java.util.logging closes its handlers then).
+    // Logged while the process is not yet shutting down (java.util.logging closes its handlers
+    // then). The process exits afterwards, as it did on the signal before: a file still open on
+    // the mount keeps the kernel's connection (and so the session) alive after the unmount.
     for (String signal : List.of("TERM", "INT", "HUP")) {
       sun.misc.Signal.handle(new sun.misc.Signal(signal), s -> {
         LOG.log(System.Logger.Level.INFO, "SIG" + s.getName() + ": flushing, unmounting " + mnt + " and closing the store");
         stopper.stop();
+        LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
+        System.exit(0);
       });
     }
     String daemonLog = System.getenv(READY_LOG_ENV);

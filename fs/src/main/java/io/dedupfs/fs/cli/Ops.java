@@ -41,7 +41,8 @@ final class Ops {
       case "snapshot.create" -> Ops::snapshotCreate;
       case "snapshot.list" -> Ops::snapshotList;
       case "snapshot.delete" -> Ops::snapshotDelete;
-      case "snapshot.restore" -> Ops::snapshotRestore;
+      case "snapshot.restore" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, false);
+      case "snapshot.restore.dryrun" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, true);
       case "scrub" -> Ops::scrub;
       case "fsck" -> Ops::fsck;
       case "compact" -> Ops::compact;
@@ -170,6 +171,7 @@ final class Ops {
       out.printf("%-16s %s%n", "stored:", f.bytes(u.storedBytes()));
       out.printf("%-16s %s   (what deleting it would free)%n", "exclusive:", f.bytes(u.exclusiveBytes()));
       out.printf("%-16s %s%n", "shared:", f.bytes(u.sharedBytes()));
+      out.printf("%-16s %s   (data its files reference, holes excluded)%n", "referenced:", f.bytes(u.referencedBytes()));
       out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
       if (path.isEmpty()) {
         StoreStats s = ds.stats();
@@ -188,7 +190,8 @@ final class Ops {
 
   private static void figures(JsonWriter j, SpaceUsage u) {
     j.field("files", u.files()).field("logical_bytes", u.logicalBytes()).field("stored_bytes", u.storedBytes())
-        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes());
+        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes())
+        .field("referenced_bytes", u.referencedBytes());
   }
 
   private static void usageRow(Table t, Format f, SpaceUsage u, String name) {
@@ -328,14 +331,45 @@ final class Ops {
     }
   }
 
-  private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  /**
+   * Restores a snapshot (a {@code dryRun}: the same restore, abandoned) and lists each path it
+   * changed (would change): "replaced", "created", "removed" or "attributes" (a directory's), then
+   * a summary. The dry run is an operation of its own, not a parameter: a daemon older than it
+   * refuses it as unknown, where it would ignore an unknown parameter and restore for real.
+   */
+  private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, Admin.Reply reply, boolean dryRun)
+      throws Exception {
     checkRestore(ctx.store(), p);
-    Restored r = ctx.store().restoreSnapshot(p.get("name"), p.get("path"), p.get("to"));
-    if (ctx.mount() != null) {
+    Restored r = ctx.store().restoreSnapshot(p.get("name"), p.get("path"), p.get("to"), dryRun);
+    if (ctx.mount() != null && !dryRun) {
       ctx.mount().invalidate(r.changedInodes(), r.changedEntries());
     }
-    reply.out().printf("restored %s%s; files and directories changed: %d%n", p.get("name"),
-        p.get("path").isEmpty() ? "" : "/" + p.get("path"), r.changedInodes().size());
+    PrintWriter out = reply.out();
+    String what = p.get("name") + (p.get("path") == null || p.get("path").isEmpty() ? "" : "/" + p.get("path"));
+    if (Format.of(p).json()) {
+      JsonWriter j = new JsonWriter().beginObject().field("type", "restore").field("snapshot", p.get("name"))
+          .field("path", shown(p.get("path") == null ? "" : p.get("path"))).field("dry_run", dryRun).name("changes").beginArray();
+      for (Restored.Change c : r.changes()) {
+        j.beginObject().field("path", shown(c.path())).field("action", c.action().word()).endObject();
+      }
+      out.println(j.endArray().endObject());
+      return 0;
+    }
+    Map<Restored.Action, Integer> counts = new java.util.EnumMap<>(Restored.Action.class);
+    for (Restored.Change c : r.changes()) {
+      out.printf("%-10s %s%n", c.action().word(), shown(c.path()));
+      counts.merge(c.action(), 1, Integer::sum);
+    }
+    List<String> parts = new ArrayList<>();
+    counts.forEach((a, n) -> parts.add(n + " " + a.word()));
+    String summary = r.changes().isEmpty() ? "nothing to change" : String.join(", ", parts);
+    if (dryRun && r.changes().isEmpty()) {
+      out.printf("dry run: restoring %s would change nothing%n", what);
+    } else if (dryRun) {
+      out.printf("dry run: restoring %s would make these changes (%s); nothing was changed%n", what, summary);
+    } else {
+      out.printf("restored %s: %s%n", what, summary);
+    }
     return 0;
   }
 

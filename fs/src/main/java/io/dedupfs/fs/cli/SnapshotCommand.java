@@ -106,7 +106,13 @@ final class SnapshotCommand implements Runnable {
 
   @Command(name = "restore", mixinStandardHelpOptions = true,
       description = {"Bring back snapshot NAME, or one file or directory of it (--path), where it came from",
-          "or to --to. Files that exist are replaced in place (open files see the restored bytes)."})
+          "or to --to. Files that exist are replaced in place (open files see the restored bytes);",
+          "files and directories the snapshot lacks (created since) are deleted.",
+          "",
+          "Prints each path it changed, one a line: 'replaced PATH' (given the snapshot's contents and",
+          "attributes), 'created PATH' (brought back from the snapshot), 'removed PATH' (the snapshot",
+          "lacks it), 'attributes PATH' (a directory given the snapshot's mode, owner, times); then a",
+          "summary. --dry-run prints what it would change, and changes nothing."})
   static final class Restore implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME")
     String name;
@@ -121,6 +127,13 @@ final class SnapshotCommand implements Runnable {
     @Option(names = "--to", paramLabel = "TARGET",
         description = "Where to restore it: a path in the mount (with --store: relative to the store's root).")
     Path to;
+
+    @Option(names = {"-n", "--dry-run"},
+        description = "List what the restore would change (the very same restore, whose transaction is abandoned) and change nothing.")
+    boolean dryRun;
+
+    @picocli.CommandLine.Mixin
+    OutputOptions output = new OutputOptions();
 
     @picocli.CommandLine.Mixin
     StoreOption where = new StoreOption();
@@ -138,7 +151,8 @@ final class SnapshotCommand implements Runnable {
         params.put("to", targetPath(t));
         params.put("to.shown", to.toString());
       }
-      return Admin.execute(t.store(), "snapshot.restore", params, false, spec.commandLine().getOut());
+      return Admin.execute(t.store(), dryRun ? "snapshot.restore.dryrun" : "snapshot.restore", output.addTo(params), false,
+          spec.commandLine().getOut());
     }
 
     /** --to as a path relative to the store's root: in the same mount, or as given with --store. */
