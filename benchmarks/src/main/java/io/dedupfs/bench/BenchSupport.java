@@ -19,17 +19,22 @@ import java.util.SplittableRandom;
 final class BenchSupport {
   /** lmdbjava on Java 17 needs these in every JVM that opens a store. */
   static final String OPENS_NIO = "--add-opens=java.base/java.nio=ALL-UNNAMED";
+
   static final String OPENS_NIO_CH = "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED";
   static final String HEAP = "-Xmx4g";
 
   static final int MIB = 1 << 20;
+
   /**
    * Data per durable commit in the sequential write benchmarks and in the LMDB ceiling: 64 writes
-   * of 1 MiB, then one flush. Below the engine's own flush threshold (a quarter of the dirty
-   * limit, 128 MiB by default), so each invocation makes exactly one commit.
+   * of 1 MiB, then one flush. Below the engine's own flush threshold (a quarter of the dirty limit,
+   * 128 MiB by default), so each invocation makes exactly one commit.
    */
   static final int BATCH_MIB = 64;
-  /** Every 4 KiB of generated data starts with a fresh counter, so no two 4 KiB pieces are equal. */
+
+  /**
+   * Every 4 KiB of generated data starts with a fresh counter, so no two 4 KiB pieces are equal.
+   */
   static final int STAMP = 4096;
 
   private static long stamps = 1;
@@ -37,16 +42,21 @@ final class BenchSupport {
   private BenchSupport() {}
 
   /**
-   * A new, empty directory for a store, under $DEDUPFS_BENCH_DIR or else java.io.tmpdir. Refuses
-   * a tmpfs: the figures are meant to include a real disk's fsync.
+   * A new, empty directory for a store, under $DEDUPFS_BENCH_DIR or else java.io.tmpdir. Refuses a
+   * tmpfs: the figures are meant to include a real disk's fsync.
    */
   static Path freshDir(String prefix) throws IOException {
     String base = System.getenv("DEDUPFS_BENCH_DIR");
-    Path parent = Path.of(base != null && !base.isEmpty() ? base : System.getProperty("java.io.tmpdir"));
+    Path parent =
+        Path.of(base != null && !base.isEmpty() ? base : System.getProperty("java.io.tmpdir"));
     Files.createDirectories(parent);
     String type = Files.getFileStore(parent).type();
     if (type.equals("tmpfs") || type.equals("ramfs")) {
-      throw new IOException(parent + " is on " + type + ", not a disk; set DEDUPFS_BENCH_DIR to a directory on a disk");
+      throw new IOException(
+          parent
+              + " is on "
+              + type
+              + ", not a disk; set DEDUPFS_BENCH_DIR to a directory on a disk");
     }
     return Files.createTempDirectory(parent, prefix);
   }
@@ -56,8 +66,9 @@ final class BenchSupport {
   }
 
   /**
-   * Deletes a store, then syncs and pauses briefly: on a disk mounted with {@code discard} (as here),
-   * freeing a few GiB keeps the device busy for a moment, which would slow the next fsync measured.
+   * Deletes a store, then syncs and pauses briefly: on a disk mounted with {@code discard} (as
+   * here), freeing a few GiB keeps the device busy for a moment, which would slow the next fsync
+   * measured.
    */
   static void deleteTree(Path dir) {
     if (dir == null || !Files.exists(dir)) {
@@ -76,19 +87,22 @@ final class BenchSupport {
 
   private static void deleteRecursively(Path dir) {
     try {
-      Files.walkFileTree(dir, new SimpleFileVisitor<>() {
-        @Override
-        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-          Files.delete(file);
-          return FileVisitResult.CONTINUE;
-        }
+      Files.walkFileTree(
+          dir,
+          new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+                throws IOException {
+              Files.delete(file);
+              return FileVisitResult.CONTINUE;
+            }
 
-        @Override
-        public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
-          Files.delete(d);
-          return FileVisitResult.CONTINUE;
-        }
-      });
+            @Override
+            public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+              Files.delete(d);
+              return FileVisitResult.CONTINUE;
+            }
+          });
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -137,6 +151,7 @@ final class BenchSupport {
   /** A config with the defaults but for the leaf size and the verified-block cache. */
   static DatastoreConfig config(int leafSize, long cacheBytes) {
     DatastoreConfig d = DatastoreConfig.defaults().withLeafSize(leafSize);
-    return new DatastoreConfig(d.leafSize(), d.readOnly(), cacheBytes, d.dirtyLimitBytes(), d.flushInterval());
+    return new DatastoreConfig(
+        d.leafSize(), d.readOnly(), cacheBytes, d.dirtyLimitBytes(), d.flushInterval());
   }
 }

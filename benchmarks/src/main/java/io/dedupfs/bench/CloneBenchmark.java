@@ -23,9 +23,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Clone of a whole committed file into a new empty file: {@code copyRange(src, 0, dst, 0, size)},
- * which commits the copy durably before it returns. Time per clone; the new file is created
- * before and deleted after each clone, untimed. Target: a 1 GiB clone takes no more than twice a
- * 1 MiB clone.
+ * which commits the copy durably before it returns. Time per clone; the new file is created before
+ * and deleted after each clone, untimed. Target: a 1 GiB clone takes no more than twice a 1 MiB
+ * clone.
  *
  * <p>Every clone is timed (JMH's sample mode): a clone is one durable commit, whose latency on a
  * shared disk has a long tail, so the report compares medians and shows the means beside them.
@@ -36,7 +36,9 @@ import org.openjdk.jmh.annotations.Warmup;
  */
 @BenchmarkMode(Mode.SampleTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Fork(value = 1, jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
+@Fork(
+    value = 1,
+    jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
 @Threads(1)

@@ -40,7 +40,8 @@ import java.util.SplittableRandom;
  *   <li>write MiB/s: non-zero-chunk bytes written per second of {@code write} + {@code flush} calls
  *       (reading the image, from the page cache, is not timed);
  *   <li>random 4 KiB writes per second into the first image's file (4 KiB-aligned, fresh random
- *       data, a flush every 256 writes), the other side of the trade: a 4 KiB write rewrites a leaf;
+ *       data, a flush every 256 writes), the other side of the trade: a 4 KiB write rewrites a
+ *       leaf;
  *   <li>random 4 KiB reads per second of the first image's file (as changed by those writes) after
  *       reopening the store with a 32 MiB verified cache (the tree nodes fit, the leaves do not): a
  *       4 KiB read loads and hashes a whole leaf;
@@ -68,18 +69,21 @@ public final class LeafSizeStudy {
       }
     }
     if (stores == null || images.isEmpty()) {
-      System.err.println("usage: LeafSizeStudy --stores DIR [--leaf-kib 4,8,16,32,64] [--random-writes N] [--random-reads N] IMAGE...");
+      System.err.println(
+          "usage: LeafSizeStudy --stores DIR [--leaf-kib 4,8,16,32,64] [--random-writes N] [--random-reads N] IMAGE...");
       System.exit(2);
     }
     List<Row> rows = new ArrayList<>();
     for (int kib : leaves) {
-      Row r = study(kib * 1024, stores.resolve("leaf-" + kib + "k"), images, randomWrites, randomReads);
+      Row r =
+          study(kib * 1024, stores.resolve("leaf-" + kib + "k"), images, randomWrites, randomReads);
       System.out.println(r.line());
       rows.add(r);
     }
     System.out.println();
-    System.out.println("| leaf | logical MiB | non-zero MiB | unique MiB | store MiB | logical / unique | non-zero / unique"
-        + " | store / unique | store / logical | write MiB/s | random 4 KiB writes/s | random 4 KiB reads/s |");
+    System.out.println(
+        "| leaf | logical MiB | non-zero MiB | unique MiB | store MiB | logical / unique | non-zero / unique"
+            + " | store / unique | store / logical | write MiB/s | random 4 KiB writes/s | random 4 KiB reads/s |");
     System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (Row r : rows) {
       System.out.println(r.markdown());
@@ -102,20 +106,50 @@ public final class LeafSizeStudy {
     }
   }
 
-  private record Row(int leafSize, long logical, long nonZero, long unique, long store, long writeNanos, long written,
-      double randomPerSecond, double readsPerSecond, List<Long> uniqueAfter) {
+  private record Row(
+      int leafSize,
+      long logical,
+      long nonZero,
+      long unique,
+      long store,
+      long writeNanos,
+      long written,
+      double randomPerSecond,
+      double readsPerSecond,
+      List<Long> uniqueAfter) {
     String line() {
-      return String.format(Locale.ROOT,
+      return String.format(
+          Locale.ROOT,
           "leaf %2d KiB: logical %,d B, non-zero %,d B, unique %,d B, store %,d B; dedupe %.2fx (non-zero %.2fx),"
               + " store/unique %.3f; write %.0f MiB/s; random 4 KiB writes %.0f/s, reads %.0f/s",
-          leafSize / 1024, logical, nonZero, unique, store, (double) logical / unique, (double) nonZero / unique,
-          (double) store / unique, mibPerSecond(), randomPerSecond, readsPerSecond);
+          leafSize / 1024,
+          logical,
+          nonZero,
+          unique,
+          store,
+          (double) logical / unique,
+          (double) nonZero / unique,
+          (double) store / unique,
+          mibPerSecond(),
+          randomPerSecond,
+          readsPerSecond);
     }
 
     String markdown() {
-      return String.format(Locale.ROOT, "| %d KiB | %,.0f | %,.0f | %,.0f | %,.0f | %.2f | %.2f | %.3f | %.3f | %.0f | %,.0f | %,.0f |",
-          leafSize / 1024, mib(logical), mib(nonZero), mib(unique), mib(store), (double) logical / unique,
-          (double) nonZero / unique, (double) store / unique, (double) store / logical, mibPerSecond(), randomPerSecond,
+      return String.format(
+          Locale.ROOT,
+          "| %d KiB | %,.0f | %,.0f | %,.0f | %,.0f | %.2f | %.2f | %.3f | %.3f | %.0f | %,.0f | %,.0f |",
+          leafSize / 1024,
+          mib(logical),
+          mib(nonZero),
+          mib(unique),
+          mib(store),
+          (double) logical / unique,
+          (double) nonZero / unique,
+          (double) store / unique,
+          (double) store / logical,
+          mibPerSecond(),
+          randomPerSecond,
           readsPerSecond);
     }
 
@@ -128,7 +162,8 @@ public final class LeafSizeStudy {
     }
   }
 
-  private static Row study(int leafSize, Path dir, List<Path> images, int randomWrites, int randomReads)
+  private static Row study(
+      int leafSize, Path dir, List<Path> images, int randomWrites, int randomReads)
       throws IOException, NoSuchAlgorithmException {
     BenchSupport.deleteTree(dir);
     MessageDigest md = MessageDigest.getInstance("SHA-256");
@@ -148,7 +183,9 @@ public final class LeafSizeStudy {
       int n = 0;
       for (Path image : images) {
         long size = Files.size(image);
-        long ino = ds.mknod(Datastore.ROOT, "image" + n++ + "-" + image.getFileName(), 0644, 0, 0, 0).ino();
+        long ino =
+            ds.mknod(Datastore.ROOT, "image" + n++ + "-" + image.getFileName(), 0644, 0, 0, 0)
+                .ino();
         if (firstIno < 0) {
           firstIno = ino;
           firstSize = size;
@@ -179,7 +216,8 @@ public final class LeafSizeStudy {
           }
         }
         long t0 = System.nanoTime();
-        ds.setattr(ino, SetAttributes.size(size)); // the size, when the image ends in zeros; commits
+        ds.setattr(
+            ino, SetAttributes.size(size)); // the size, when the image ends in zeros; commits
         ds.flush(ino);
         writeNanos += System.nanoTime() - t0;
         logical += size;
@@ -193,17 +231,29 @@ public final class LeafSizeStudy {
     // Reopened with a 32 MiB verified cache: room for the tree nodes (10 MiB at 4 KiB leaves), not
     // for the leaves: nearly every leaf read comes from LMDB and is hashed.
     DatastoreConfig small = DatastoreConfig.defaults();
-    small = new DatastoreConfig(leafSize, false, 32L << 20, small.dirtyLimitBytes(), small.flushInterval());
+    small =
+        new DatastoreConfig(
+            leafSize, false, 32L << 20, small.dirtyLimitBytes(), small.flushInterval());
     try (Datastore ds = Datastore.open(dir, small)) {
       readsPerSecond = randomReads(ds, firstIno, firstSize, randomReads);
     }
     BenchSupport.deleteTree(dir);
-    return new Row(leafSize, logical, nonZero, (long) distinct.size() * leafSize, store, writeNanos, written, randomPerSecond,
-        readsPerSecond, uniqueAfter);
+    return new Row(
+        leafSize,
+        logical,
+        nonZero,
+        (long) distinct.size() * leafSize,
+        store,
+        writeNanos,
+        written,
+        randomPerSecond,
+        readsPerSecond,
+        uniqueAfter);
   }
 
   /** Random 4 KiB-aligned writes of fresh random data, a flush every 256; writes per second. */
-  private static double randomWrites(Datastore ds, long ino, long size, int count) throws IOException {
+  private static double randomWrites(Datastore ds, long ino, long size, int count)
+      throws IOException {
     if (count <= 0) {
       return Double.NaN;
     }
@@ -224,7 +274,8 @@ public final class LeafSizeStudy {
   }
 
   /** Random 4 KiB-aligned 4 KiB reads; reads per second. */
-  private static double randomReads(Datastore ds, long ino, long size, int count) throws IOException {
+  private static double randomReads(Datastore ds, long ino, long size, int count)
+      throws IOException {
     if (count <= 0) {
       return Double.NaN;
     }

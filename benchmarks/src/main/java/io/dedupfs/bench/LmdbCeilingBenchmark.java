@@ -32,17 +32,19 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * Ceiling: raw LMDB puts through lmdbjava, in a fresh environment per iteration opened as the
  * engine opens its own (MDB_NOTLS, durable commits, 1 TiB map). Each invocation is one write
- * transaction of {@value BenchSupport#BATCH_MIB} MiB of leaf-size blocks, then a durable commit,
- * as one flush of the sequential write benchmark. One operation is 1 MiB: the score is MiB/s.
+ * transaction of {@value BenchSupport#BATCH_MIB} MiB of leaf-size blocks, then a durable commit, as
+ * one flush of the sequential write benchmark. One operation is 1 MiB: the score is MiB/s.
  *
- * <p>Blocks are put as the engine stores a full leaf: key = a random 32-byte "hash" followed by
- * the block's last 16 bytes, value = the other {@code leafSize - 16} bytes (written into space
- * from {@code reserve}), so that a value plus LMDB's 16-byte overflow header is a whole number of
- * pages. This is the block put alone: the engine also puts a 9-byte reference count per block.
+ * <p>Blocks are put as the engine stores a full leaf: key = a random 32-byte "hash" followed by the
+ * block's last 16 bytes, value = the other {@code leafSize - 16} bytes (written into space from
+ * {@code reserve}), so that a value plus LMDB's 16-byte overflow header is a whole number of pages.
+ * This is the block put alone: the engine also puts a 9-byte reference count per block.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
+@Fork(
+    value = 1,
+    jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
 @Warmup(iterations = 2, time = 3)
 @Measurement(iterations = 3, time = 5)
 @Threads(1)
@@ -71,7 +73,12 @@ public class LmdbCeilingBenchmark {
   @Setup(Level.Iteration)
   public void open() throws IOException {
     dir = BenchSupport.freshDir("lmdb-");
-    env = Env.create().setMapSize(1L << 40).setMaxDbs(16).setMaxReaders(1024).open(dir.toFile(), EnvFlags.MDB_NOTLS);
+    env =
+        Env.create()
+            .setMapSize(1L << 40)
+            .setMaxDbs(16)
+            .setMaxReaders(1024)
+            .open(dir.toFile(), EnvFlags.MDB_NOTLS);
     blocks = env.openDbi("blocks", DbiFlags.MDB_CREATE);
     refs = env.openDbi("refs", DbiFlags.MDB_CREATE);
   }
@@ -88,7 +95,11 @@ public class LmdbCeilingBenchmark {
     int valueBytes = leafSize - 16;
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       for (int off = 0; off < pool.length; off += leafSize) {
-        key.clear().putLong(random.nextLong()).putLong(random.nextLong()).putLong(random.nextLong()).putLong(random.nextLong());
+        key.clear()
+            .putLong(random.nextLong())
+            .putLong(random.nextLong())
+            .putLong(random.nextLong())
+            .putLong(random.nextLong());
         key.put(pool, off + valueBytes, 16).flip();
         blocks.reserve(txn, key, valueBytes).put(0, pool, off, valueBytes);
       }
@@ -106,7 +117,13 @@ public class LmdbCeilingBenchmark {
     int valueBytes = leafSize - 16;
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       for (int off = 0; off < pool.length; off += leafSize) {
-        hashKey.clear().putLong(random.nextLong()).putLong(random.nextLong()).putLong(random.nextLong()).putLong(random.nextLong()).flip();
+        hashKey
+            .clear()
+            .putLong(random.nextLong())
+            .putLong(random.nextLong())
+            .putLong(random.nextLong())
+            .putLong(random.nextLong())
+            .flip();
         if (refs.get(txn, hashKey) != null) {
           throw new IllegalStateException("a random hash twice");
         }

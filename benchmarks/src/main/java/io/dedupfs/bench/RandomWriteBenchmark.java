@@ -27,13 +27,15 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * Random 4 KiB writes, 4 KiB-aligned, of unique random data into a 1 GiB file of unique random
  * data, with a {@link Datastore#flush} (durable commit) after every {@value #WRITES_PER_FLUSH}
- * writes. One operation is one 4 KiB write, so the score is writes per second, flushes
- * included. Default store config (256 MiB verified cache): the leaves a write changes are read
- * from LMDB, or from the cache when the file's earlier writes left them there.
+ * writes. One operation is one 4 KiB write, so the score is writes per second, flushes included.
+ * Default store config (256 MiB verified cache): the leaves a write changes are read from LMDB, or
+ * from the cache when the file's earlier writes left them there.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
+@Fork(
+    value = 1,
+    jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
 @Warmup(iterations = 2, time = 3)
 @Measurement(iterations = 3, time = 5)
 @Threads(1)

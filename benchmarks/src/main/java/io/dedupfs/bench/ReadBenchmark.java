@@ -24,10 +24,10 @@ import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Reads of a committed 1 GiB file of unique random data through {@link Datastore#read}.
- * {@code sequential}: 1 MiB reads from start to end, over and over; one operation is 1 MiB, so the
- * score is MiB/s. {@code random4k}: 4 KiB-aligned 4 KiB reads at random offsets; the score is
- * reads per second.
+ * Reads of a committed 1 GiB file of unique random data through {@link Datastore#read}. {@code
+ * sequential}: 1 MiB reads from start to end, over and over; one operation is 1 MiB, so the score
+ * is MiB/s. {@code random4k}: 4 KiB-aligned 4 KiB reads at random offsets; the score is reads per
+ * second.
  *
  * <p>Where the blocks come from ({@code source}):
  *
@@ -41,7 +41,9 @@ import org.openjdk.jmh.annotations.Warmup;
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
+@Fork(
+    value = 1,
+    jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
 @Warmup(iterations = 2, time = 3)
 @Measurement(iterations = 3, time = 5)
 @Threads(1)
@@ -66,11 +68,12 @@ public class ReadBenchmark {
 
   @Setup(Level.Trial)
   public void open() throws IOException {
-    long cache = switch (source) {
-      case "lmdb" -> 8L * MIB;
-      case "cache" -> 2L << 30;
-      default -> throw new IllegalArgumentException("source is lmdb or cache, not " + source);
-    };
+    long cache =
+        switch (source) {
+          case "lmdb" -> 8L * MIB;
+          case "cache" -> 2L << 30;
+          default -> throw new IllegalArgumentException("source is lmdb or cache, not " + source);
+        };
     dir = BenchSupport.freshDir("read-");
     Path store = dir.resolve("store");
     // Written, closed and opened again: the verified cache starts empty.

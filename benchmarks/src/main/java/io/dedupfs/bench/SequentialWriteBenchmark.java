@@ -25,14 +25,14 @@ import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Sequential writes through {@link Datastore#write} in 1 MiB pieces, {@value BenchSupport#BATCH_MIB}
- * MiB per invocation into a new file, then {@link Datastore#flush} (a durable LMDB commit). One
- * operation is 1 MiB, so the score is MiB/s, flush included.
+ * Sequential writes through {@link Datastore#write} in 1 MiB pieces, {@value
+ * BenchSupport#BATCH_MIB} MiB per invocation into a new file, then {@link Datastore#flush} (a
+ * durable LMDB commit). One operation is 1 MiB, so the score is MiB/s, flush included.
  *
  * <ul>
  *   <li>{@code unique}: random data never written before (every 4 KiB carries a fresh counter):
- *       every leaf is hashed and stored. A fresh store per iteration keeps the store's size, and
- *       so LMDB's B-tree depth, the same from one iteration to the next.
+ *       every leaf is hashed and stored. A fresh store per iteration keeps the store's size, and so
+ *       LMDB's B-tree depth, the same from one iteration to the next.
  *   <li>{@code alreadyStored}: the same 64 MiB, at the same offsets, as a file written once in the
  *       setup: every leaf is hashed and found stored, and so is the tree's root. The new file is
  *       deleted after each invocation.
@@ -41,7 +41,9 @@ import org.openjdk.jmh.annotations.Warmup;
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
+@Fork(
+    value = 1,
+    jvmArgsAppend = {BenchSupport.OPENS_NIO, BenchSupport.OPENS_NIO_CH, BenchSupport.HEAP})
 @Warmup(iterations = 2, time = 3)
 @Measurement(iterations = 3, time = 5)
 @Threads(1)

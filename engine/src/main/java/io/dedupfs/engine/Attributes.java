@@ -29,7 +29,17 @@ public record Attributes(
   }
 
   static Attributes of(Inode i, long size, long mtimeNs, long ctimeNs) {
-    return new Attributes(i.ino(), i.mode(), i.nlink(), i.uid(), i.gid(), i.rdev(), size, (size + 511) / 512,
-        i.atimeNs(), mtimeNs, ctimeNs);
+    return new Attributes(
+        i.ino(),
+        i.mode(),
+        i.nlink(),
+        i.uid(),
+        i.gid(),
+        i.rdev(),
+        size,
+        (size + 511) / 512,
+        i.atimeNs(),
+        mtimeNs,
+        ctimeNs);
   }
 }

@@ -6,11 +6,11 @@ import java.util.function.Consumer;
 /**
  * Content-addressed blocks and their reference counts: the one place that stores, fetches (checked
  * against the hash), counts and frees blocks. The trees ({@link FileTree}, {@link TreeCommit}) and
- * the namespace name blocks by hash and hand their references to this interface; they never see
- * how blocks are kept. {@link LmdbBlockStore} is the implementation in the store's LMDB
- * environment; a decorator (compression) or another implementation (a distributed store) plugs in
- * here. Every method runs inside a transaction its caller holds; nothing here commits, so what a
- * method changes is as durable, and as atomic, as the caller's transaction.
+ * the namespace name blocks by hash and hand their references to this interface; they never see how
+ * blocks are kept. {@link LmdbBlockStore} is the implementation in the store's LMDB environment; a
+ * decorator (compression) or another implementation (a distributed store) plugs in here. Every
+ * method runs inside a transaction its caller holds; nothing here commits, so what a method changes
+ * is as durable, and as atomic, as the caller's transaction.
  *
  * <p>A block's content is what {@link #load} returns: a leaf without its trailing zeros, or a
  * node's bitmap and child hashes without trailing zero hashes. {@link Hash#ZERO} (an all-zero leaf
@@ -19,18 +19,18 @@ import java.util.function.Consumer;
  * <p>References: who owns them. A block's count is the number of references to it: one from each
  * stored node that names it as a child, and one from each file root (an inode, live or in a
  * snapshot) that names it. The holder that creates a reference counts it: {@link #putNew} stores a
- * new block with the count one for its creator; {@link #incref} adds a reference to a stored
- * block. The holder that drops a reference (a file's root replaced or deleted, a node replaced by
- * a new version) calls {@link #decref}, which only queues the decrement, durably with the caller's
+ * new block with the count one for its creator; {@link #incref} adds a reference to a stored block.
+ * The holder that drops a reference (a file's root replaced or deleted, a node replaced by a new
+ * version) calls {@link #decref}, which only queues the decrement, durably with the caller's
  * transaction. {@link #reclaim}, in later transactions, applies queued decrements: a block whose
  * count reaches zero is freed and the references it held to its children are dropped in turn
- * (queued). So within one transaction a block shared by the old and the new version of a tree
- * never drops to zero between the decrement of the old and the increment of the new, a crash
- * leaves either the old state or the new one with its queue, and freeing a large file is spread
- * over many short transactions. The one exception is {@link #takeOver}: a holder replacing a node
- * whose only reference is its own ({@link #soleReference}) inherits the references the node held
- * to its children, instead of counting the unchanged children again, and frees the node at once
- * instead of queueing its decrement.
+ * (queued). So within one transaction a block shared by the old and the new version of a tree never
+ * drops to zero between the decrement of the old and the increment of the new, a crash leaves
+ * either the old state or the new one with its queue, and freeing a large file is spread over many
+ * short transactions. The one exception is {@link #takeOver}: a holder replacing a node whose only
+ * reference is its own ({@link #soleReference}) inherits the references the node held to its
+ * children, instead of counting the unchanged children again, and frees the node at once instead of
+ * queueing its decrement.
  */
 interface BlockStore {
 
@@ -57,7 +57,9 @@ interface BlockStore {
    */
   LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache);
 
-  /** Leaves of one read request: {@link #read} names them, {@link #finish} copies and checks them. */
+  /**
+   * Leaves of one read request: {@link #read} names them, {@link #finish} copies and checks them.
+   */
   interface LeafReader extends AutoCloseable {
     /**
      * Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to
@@ -103,7 +105,9 @@ interface BlockStore {
   /** Bytes of every block's stored content. */
   long storedBytes(ReadTxn txn);
 
-  /** Passes every counted block to {@code visitor}, in hash order, with its stored count and level. */
+  /**
+   * Passes every counted block to {@code visitor}, in hash order, with its stored count and level.
+   */
   void forEachCount(ReadTxn txn, CountVisitor visitor);
 
   /** What {@link #forEachCount} calls for each block. */
@@ -112,7 +116,10 @@ interface BlockStore {
     void visit(Hash hash, long count, int level);
   }
 
-  /** Passes every queued decrement's hash to {@code action}, oldest first (one per queued decrement). */
+  /**
+   * Passes every queued decrement's hash to {@code action}, oldest first (one per queued
+   * decrement).
+   */
   void forEachQueued(ReadTxn txn, Consumer<Hash> action);
 
   /** Whether decrements are queued. */
@@ -135,23 +142,23 @@ interface BlockStore {
 
   /**
    * Whether the caller's reference to the stored node {@code hash} is its only one: then the caller
-   * may, within the same transaction, inherit the references the node holds to its children and
-   * end with {@link #takeOver}; otherwise it drops its reference with {@link #decref}.
+   * may, within the same transaction, inherit the references the node holds to its children and end
+   * with {@link #takeOver}; otherwise it drops its reference with {@link #decref}.
    */
   boolean soleReference(ReadTxn txn, Hash hash);
 
   /**
    * Frees the node {@code hash} at once, its children's counts untouched: the caller held its only
    * reference ({@link #soleReference}, in this transaction) and has inherited the references the
-   * node held to its children (a new version of the node now holds those it keeps, and the
-   * caller has dropped the others with {@link #decref}).
+   * node held to its children (a new version of the node now holds those it keeps, and the caller
+   * has dropped the others with {@link #decref}).
    */
   void takeOver(WriteTxn txn, Hash hash);
 
   /**
    * Applies up to {@code max} queued decrements, oldest first: a block whose count reaches zero is
-   * freed and decrements of its children are queued. Returns how many were applied; zero means
-   * the queue is empty.
+   * freed and decrements of its children are queued. Returns how many were applied; zero means the
+   * queue is empty.
    */
   int reclaim(WriteTxn txn, int max) throws CorruptBlockException;
 }

@@ -28,14 +28,16 @@ final class Checks {
   /** Refuses to change an inode of the snapshot area (EROFS). */
   static Inode requireChangeable(Inode i) throws FsException {
     if (i.isReadOnly()) {
-      throw new FsException(FsException.Kind.READ_ONLY, "inode " + i.ino(), "snapshots are read-only");
+      throw new FsException(
+          FsException.Kind.READ_ONLY, "inode " + i.ino(), "snapshots are read-only");
     }
     return i;
   }
 
   static void requireChangeable(FileContent fc) throws FsException {
     if (fc.readOnly) {
-      throw new FsException(FsException.Kind.READ_ONLY, "inode " + fc.ino, "snapshots are read-only");
+      throw new FsException(
+          FsException.Kind.READ_ONLY, "inode " + fc.ino, "snapshots are read-only");
     }
   }
 
@@ -46,12 +48,17 @@ final class Checks {
   static void requireChangeable(Inode dir, long dirIno, String name) throws FsException {
     requireChangeable(dir);
     if (dirIno == Namespace.ROOT && name.equals(Snapshots.DIR)) {
-      throw new FsException(FsException.Kind.READ_ONLY, name, "the name " + Snapshots.DIR + " is kept for snapshots");
+      throw new FsException(
+          FsException.Kind.READ_ONLY, name, "the name " + Snapshots.DIR + " is kept for snapshots");
     }
   }
 
   static void checkName(String name) throws FsException {
-    if (name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0 || name.indexOf('\0') >= 0) {
+    if (name.isEmpty()
+        || name.equals(".")
+        || name.equals("..")
+        || name.indexOf('/') >= 0
+        || name.indexOf('\0') >= 0) {
       throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "not a valid file name");
     }
     if (name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {
@@ -61,14 +68,16 @@ final class Checks {
 
   static void requireOffset(long offset) throws FsException {
     if (offset < 0) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "offset " + offset, "negative offset");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, "offset " + offset, "negative offset");
     }
   }
 
   /** Refuses any change to a store open read-only. */
   static void requireWritable(DatastoreConfig config, Path dir) throws FsException {
     if (config.readOnly()) {
-      throw new FsException(FsException.Kind.READ_ONLY, dir.toString(), "the store is open read-only");
+      throw new FsException(
+          FsException.Kind.READ_ONLY, dir.toString(), "the store is open read-only");
     }
   }
 

@@ -7,9 +7,9 @@ import java.util.List;
 
 /**
  * Regular files' contents but for buffered writes ({@link WriteBack}): reads, seeks, truncates,
- * holes and zeroed ranges, and copies between files that share subtrees. Each runs under the
- * file's lock ({@link OpenFiles#withContent}); a copy takes both files' commit locks and locks in
- * the lock order. The caller has checked that the store is writable where it changes something.
+ * holes and zeroed ranges, and copies between files that share subtrees. Each runs under the file's
+ * lock ({@link OpenFiles#withContent}); a copy takes both files' commit locks and locks in the lock
+ * order. The caller has checked that the store is writable where it changes something.
  */
 final class Contents {
   private final Lmdb db;
@@ -35,30 +35,38 @@ final class Contents {
       throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + i.ino(), "is a directory");
     }
     if (!i.isRegular() || size < 0) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + i.ino(), "cannot truncate this to " + size);
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, "inode " + i.ino(), "cannot truncate this to " + size);
     }
     if (size > Geometry.MAX_FILE_SIZE) {
-      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + i.ino(), "beyond the largest file size");
+      throw new FsException(
+          FsException.Kind.FILE_TOO_BIG, "inode " + i.ino(), "beyond the largest file size");
     }
-    files.withContent(i.ino(), true, fc -> {
-      db.read(txn -> {
-        fc.tree.truncate(txn, size);
-        return null;
-      });
-      fc.touch(Checks.now());
-      return null;
-    });
+    files.withContent(
+        i.ino(),
+        true,
+        fc -> {
+          db.read(
+              txn -> {
+                fc.tree.truncate(txn, size);
+                return null;
+              });
+          fc.touch(Checks.now());
+          return null;
+        });
     writeBack.flush(i.ino());
   }
 
   /** See {@link Datastore#punchHole}. */
   void punchHole(long ino, long offset, long length) throws IOException {
-    changeContent(ino, offset, length, false, (txn, tree) -> tree.zero(txn, offset, offset + length));
+    changeContent(
+        ino, offset, length, false, (txn, tree) -> tree.zero(txn, offset, offset + length));
   }
 
   /** See {@link Datastore#zeroRange}. */
   void zeroRange(long ino, long offset, long length, boolean keepSize) throws IOException {
-    changeContent(ino, offset, length, !keepSize, (txn, tree) -> tree.zero(txn, offset, offset + length));
+    changeContent(
+        ino, offset, length, !keepSize, (txn, tree) -> tree.zero(txn, offset, offset + length));
   }
 
   /** See {@link Datastore#allocate}. */
@@ -70,26 +78,33 @@ final class Contents {
     void apply(ReadTxn txn, FileTree tree) throws IOException;
   }
 
-  private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change) throws IOException {
+  private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change)
+      throws IOException {
     Checks.requireOffset(offset);
     if (length <= 0) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "length must be positive");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "length must be positive");
     }
     if (offset + length > Geometry.MAX_FILE_SIZE) {
-      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
+      throw new FsException(
+          FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
-    files.withContent(ino, true, fc -> {
-      Checks.requireChangeable(fc);
-      db.read(txn -> {
-        change.apply(txn, fc.tree);
-        if (grow && offset + length > fc.tree.length()) {
-          fc.tree.truncate(txn, offset + length);
-        }
-        return null;
-      });
-      fc.touch(Checks.now());
-      return null;
-    });
+    files.withContent(
+        ino,
+        true,
+        fc -> {
+          Checks.requireChangeable(fc);
+          db.read(
+              txn -> {
+                change.apply(txn, fc.tree);
+                if (grow && offset + length > fc.tree.length()) {
+                  fc.tree.truncate(txn, offset + length);
+                }
+                return null;
+              });
+          fc.touch(Checks.now());
+          return null;
+        });
   }
 
   /** The first offset at or after {@code offset} holding data ({@code data}) or in a hole. */
@@ -97,19 +112,24 @@ final class Contents {
     Checks.requireOffset(offset);
     long r = files.withContent(ino, false, fc -> db.read(txn -> fc.tree.seek(txn, offset, data)));
     if (r < 0) {
-      throw new FsException(FsException.Kind.NO_SUCH_OFFSET, "inode " + ino, "no " + (data ? "data" : "hole") + " at or after " + offset);
+      throw new FsException(
+          FsException.Kind.NO_SUCH_OFFSET,
+          "inode " + ino,
+          "no " + (data ? "data" : "hole") + " at or after " + offset);
     }
     return r;
   }
 
   /** See {@link Datastore#copyRange}. */
-  long copyRange(long srcIno, long srcOffset, long dstIno, long dstOffset, long length) throws IOException {
+  long copyRange(long srcIno, long srcOffset, long dstIno, long dstOffset, long length)
+      throws IOException {
     Checks.requireOffset(srcOffset);
     Checks.requireOffset(dstOffset);
     while (true) {
       FileContent src = files.content(srcIno);
       FileContent dst = files.content(dstIno);
-      List<FileContent> both = src == dst ? List.of(src) : srcIno < dstIno ? List.of(src, dst) : List.of(dst, src);
+      List<FileContent> both =
+          src == dst ? List.of(src) : srcIno < dstIno ? List.of(src, dst) : List.of(dst, src);
       List<FileContent> locked = new ArrayList<>();
       try {
         for (FileContent fc : both) {
@@ -126,7 +146,8 @@ final class Contents {
   }
 
   /** {@link #copyRange} with both files' commit locks and locks held. */
-  private long copyLocked(FileContent src, long srcOffset, FileContent dst, long dstOffset, long length)
+  private long copyLocked(
+      FileContent src, long srcOffset, FileContent dst, long dstOffset, long length)
       throws IOException {
     Checks.requireChangeable(dst);
     long n = Math.min(length, Math.max(0, src.tree.length() - srcOffset));
@@ -134,17 +155,23 @@ final class Contents {
       return 0;
     }
     if (src == dst && srcOffset < dstOffset + n && dstOffset < srcOffset + n) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + src.ino, "overlapping copy within one file");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT,
+          "inode " + src.ino,
+          "overlapping copy within one file");
     }
     if (dstOffset + n > Geometry.MAX_FILE_SIZE) {
-      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + dst.ino, "beyond the largest file size");
+      throw new FsException(
+          FsException.Kind.FILE_TOO_BIG, "inode " + dst.ino, "beyond the largest file size");
     }
     writeBack.commitHeld(src);
-    writeBack.commitHeld(dst); // so that a copy that fails can be undone by discarding dst's changes
+    writeBack.commitHeld(
+        dst); // so that a copy that fails can be undone by discarding dst's changes
     try {
       new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
       dst.touch(Checks.now());
-      writeBack.commitHeld(dst); // now: the shared subtrees are counted for the source only until dst counts them
+      writeBack.commitHeld(
+          dst); // now: the shared subtrees are counted for the source only until dst counts them
     } catch (IOException | RuntimeException e) {
       // dst's overlay may name blocks of src that only this commit would have counted: drop it
       dst.discardChanges();

@@ -2,7 +2,9 @@ package io.dedupfs.engine;
 
 import java.io.IOException;
 
-/** A stored block whose bytes no longer hash to its key, or that a tree names but the store lacks. */
+/**
+ * A stored block whose bytes no longer hash to its key, or that a tree names but the store lacks.
+ */
 public final class CorruptBlockException extends IOException {
   private static final long serialVersionUID = 1L;
   private final transient Hash hash;

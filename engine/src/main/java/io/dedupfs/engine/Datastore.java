@@ -23,39 +23,41 @@ import java.util.function.Consumer;
  * {@link #flush}, {@link #sync}, a timer, or when buffered data reaches its memory limit; once a
  * flush returns, what it covered survives a crash of the process or the machine.
  *
- * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException},
- * {@link NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a
- * kind), {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
+ * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException}, {@link
+ * NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a kind),
+ * {@link StoreFullException}, {@link CorruptBlockException}, {@link StoreException}.
  *
- * <p>This class is a facade over parts that each own one job: {@link NamespaceOps} (the
- * namespace rules), {@link OpenFiles} (the contents in use and their locks), {@link Contents}
- * (reads and changes of contents), {@link WriteBack} (buffered writes, commits and the background
- * threads), {@link SnapshotOps} (snapshots), {@link Maintenance} (reclaim, usage, scrub, fsck,
- * compact) and {@link StoreDirectory} (the directory and its lock).
+ * <p>This class is a facade over parts that each own one job: {@link NamespaceOps} (the namespace
+ * rules), {@link OpenFiles} (the contents in use and their locks), {@link Contents} (reads and
+ * changes of contents), {@link WriteBack} (buffered writes, commits and the background threads),
+ * {@link SnapshotOps} (snapshots), {@link Maintenance} (reclaim, usage, scrub, fsck, compact) and
+ * {@link StoreDirectory} (the directory and its lock).
  *
  * <p>Commits. A file's buffered changes are committed by a flush, a sync, the timer, or in the
  * background once the file buffers its share of the dirty limit (a quarter). A commit freezes the
  * file's overlay under the file's lock, then hashes and stores it without that lock (holding only
- * the file's {@link FileContent#commitLock}), so writers and readers go on meanwhile (see
- * {@link FileTree} and {@link WriteBack}); a flush waits for the commit in flight, then commits
- * what is left. A writer that finds the whole store's buffered data, frozen or not, at the dirty
- * limit waits for commits first (back-pressure).
+ * the file's {@link FileContent#commitLock}), so writers and readers go on meanwhile (see {@link
+ * FileTree} and {@link WriteBack}); a flush waits for the commit in flight, then commits what is
+ * left. A writer that finds the whole store's buffered data, frozen or not, at the dirty limit
+ * waits for commits first (back-pressure).
  *
- * <p>Locks, in the order they are taken: a file's {@link FileContent#commitLock}, then its
- * {@link FileContent#lock} (several files: in ascending inode order, each file's pair together,
- * as a copy takes two and a restore all it may replace), then {@link Lmdb}'s writer and map
- * locks, which are held only for one transaction (or for a compact's copy and swap). No file lock
- * is taken inside a transaction, and whoever holds a file's lock waits for no commit lock.
- * Namespace operations, snapshots and their deletion take only the LMDB locks: LMDB's single
- * writer makes each of them atomic.
+ * <p>Locks, in the order they are taken: a file's {@link FileContent#commitLock}, then its {@link
+ * FileContent#lock} (several files: in ascending inode order, each file's pair together, as a copy
+ * takes two and a restore all it may replace), then {@link Lmdb}'s writer and map locks, which are
+ * held only for one transaction (or for a compact's copy and swap). No file lock is taken inside a
+ * transaction, and whoever holds a file's lock waits for no commit lock. Namespace operations,
+ * snapshots and their deletion take only the LMDB locks: LMDB's single writer makes each of them
+ * atomic.
  *
- * <p>Snapshots live under {@link #SNAPSHOTS} in the root; nothing there can be changed through
- * this class but by {@link #deleteSnapshot} ({@link FsException.Kind#READ_ONLY} otherwise).
+ * <p>Snapshots live under {@link #SNAPSHOTS} in the root; nothing there can be changed through this
+ * class but by {@link #deleteSnapshot} ({@link FsException.Kind#READ_ONLY} otherwise).
  */
 public final class Datastore implements Closeable {
   public static final long ROOT = Namespace.ROOT;
+
   /** The read-only directory below the root where snapshots are, {@code .snapshots/NAME}. */
   public static final String SNAPSHOTS = Snapshots.DIR;
+
   public static final int RENAME_NOREPLACE = 1;
   public static final int RENAME_EXCHANGE = 2;
   public static final int XATTR_CREATE = 1;
@@ -78,9 +80,9 @@ public final class Datastore implements Closeable {
   private final Maintenance maintenance;
 
   /**
-   * A store over {@code db}, the LMDB environment opened in {@code home}; it owns both from here
-   * on (on failure it closes {@code db}, the caller {@code home}). Writes a new store's format
-   * record and root, and on a writable store purges the orphans that a crash left and starts the
+   * A store over {@code db}, the LMDB environment opened in {@code home}; it owns both from here on
+   * (on failure it closes {@code db}, the caller {@code home}). Writes a new store's format record
+   * and root, and on a writable store purges the orphans that a crash left and starts the
    * background work.
    */
   Datastore(StoreDirectory home, DatastoreConfig config, Lmdb db) throws IOException {
@@ -115,8 +117,8 @@ public final class Datastore implements Closeable {
 
   /**
    * Opens the store in {@code dir}, creating it when {@code dir} is missing or empty. Refuses a
-   * directory that holds anything else, a store of another format version, and a store that
-   * another process (or another open in this one) is using.
+   * directory that holds anything else, a store of another format version, and a store that another
+   * process (or another open in this one) is using.
    */
   public static Datastore open(Path dir, DatastoreConfig config) throws IOException {
     StoreDirectory home = StoreDirectory.lock(dir, config.readOnly());
@@ -133,19 +135,41 @@ public final class Datastore implements Closeable {
     return StoreDirectory.isStore(dir);
   }
 
-  /** Writes the format record and the root directory into a new store; returns the store's leaf size. */
+  /**
+   * Writes the format record and the root directory into a new store; returns the store's leaf
+   * size.
+   */
   private int initMeta() throws IOException {
     if (!db.isNew) {
       return Integer.parseInt(metaString("leafSize"));
     }
     long now = Checks.now();
-    db.write(txn -> {
-      putMeta(txn, "magic", Lmdb.MAGIC);
-      putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
-      putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
-      ns.put(txn, new Inode(ROOT, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, ROOT, 0, 0, 0, Hash.ZERO, ""));
-      return null;
-    });
+    db.write(
+        txn -> {
+          putMeta(txn, "magic", Lmdb.MAGIC);
+          putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
+          putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
+          ns.put(
+              txn,
+              new Inode(
+                  ROOT,
+                  Inode.S_IFDIR | 0755,
+                  0,
+                  0,
+                  2,
+                  0,
+                  now,
+                  now,
+                  now,
+                  0,
+                  ROOT,
+                  0,
+                  0,
+                  0,
+                  Hash.ZERO,
+                  ""));
+          return null;
+        });
     return config.leafSize();
   }
 
@@ -155,7 +179,10 @@ public final class Datastore implements Closeable {
 
   private void putMeta(WriteTxn txn, String key, String value) {
     byte[] v = value.getBytes(StandardCharsets.UTF_8);
-    db.meta.put(txn, Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(), Lmdb.value(v.length).put(v).flip());
+    db.meta.put(
+        txn,
+        Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(),
+        Lmdb.value(v.length).put(v).flip());
   }
 
   public int leafSize() {
@@ -176,8 +203,12 @@ public final class Datastore implements Closeable {
     return namespace.lookup(parent, name);
   }
 
-  /** Creates a regular file, device, fifo or socket ({@code mode} holds the type; none means a regular file). */
-  public Attributes mknod(long parent, String name, int mode, long rdev, int uid, int gid) throws IOException {
+  /**
+   * Creates a regular file, device, fifo or socket ({@code mode} holds the type; none means a
+   * regular file).
+   */
+  public Attributes mknod(long parent, String name, int mode, long rdev, int uid, int gid)
+      throws IOException {
     return namespace.mknod(parent, name, mode, rdev, uid, gid);
   }
 
@@ -185,7 +216,8 @@ public final class Datastore implements Closeable {
     return namespace.mkdir(parent, name, mode, uid, gid);
   }
 
-  public Attributes symlink(long parent, String name, String target, int uid, int gid) throws IOException {
+  public Attributes symlink(long parent, String name, String target, int uid, int gid)
+      throws IOException {
     return namespace.symlink(parent, name, target, uid, gid);
   }
 
@@ -205,7 +237,8 @@ public final class Datastore implements Closeable {
     namespace.rmdir(parent, name);
   }
 
-  public void rename(long parent, String name, long newParent, String newName, int flags) throws IOException {
+  public void rename(long parent, String name, long newParent, String newName, int flags)
+      throws IOException {
     namespace.rename(parent, name, newParent, newName, flags);
   }
 
@@ -214,8 +247,8 @@ public final class Datastore implements Closeable {
   }
 
   /**
-   * Up to {@code max} entries of a directory, starting at {@code offset} (0 for the start, else
-   * the {@link DirEntry#nextOffset} of the last entry seen). "." and ".." come first.
+   * Up to {@code max} entries of a directory, starting at {@code offset} (0 for the start, else the
+   * {@link DirEntry#nextOffset} of the last entry seen). "." and ".." come first.
    */
   public List<DirEntry> readdir(long ino, long offset, int max) throws IOException {
     return namespace.readdir(ino, offset, max);
@@ -231,8 +264,8 @@ public final class Datastore implements Closeable {
 
   /**
    * Whether any file or directory has an extended attribute called {@code name}: a scan of every
-   * attribute, for a mount that wants to answer a frequent probe (the kernel's
-   * {@code security.capability} before each write) without a transaction while none exists.
+   * attribute, for a mount that wants to answer a frequent probe (the kernel's {@code
+   * security.capability} before each write) without a transaction while none exists.
    */
   public boolean anyXattrNamed(String name) throws IOException {
     return namespace.anyXattrNamed(name);
@@ -254,12 +287,18 @@ public final class Datastore implements Closeable {
     namespace.forget(ino);
   }
 
-  /** The inode at {@code path} ("/"-separated, relative to the root, "" for the root); symlinks are not followed. */
+  /**
+   * The inode at {@code path} ("/"-separated, relative to the root, "" for the root); symlinks are
+   * not followed.
+   */
   public long resolve(String path) throws IOException {
     return namespace.resolve(path);
   }
 
-  /** A path of {@code ino} (one of its names), for reports; NoSuchFileException if it has none. Reads every entry. */
+  /**
+   * A path of {@code ino} (one of its names), for reports; NoSuchFileException if it has none.
+   * Reads every entry.
+   */
   public String pathOf(long ino) throws IOException {
     return namespace.pathOf(ino);
   }
@@ -268,7 +307,8 @@ public final class Datastore implements Closeable {
     long inodes = db.read(ns::inodeCount);
     long used = db.usedBytes();
     long live = Math.min(used, db.pagesInUse());
-    return new StoreStats(used, live, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
+    return new StoreStats(
+        used, live, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
   }
 
   // ================================================================ contents (Contents, WriteBack)
@@ -279,12 +319,12 @@ public final class Datastore implements Closeable {
 
   /**
    * Writes all of {@code src} at {@code offset}; returns the count written. The data is buffered
-   * until a flush. A file whose buffered data reaches its share of the dirty limit is committed
-   * in the background while its writers go on. A writer that finds the store's buffered data
+   * until a flush. A file whose buffered data reaches its share of the dirty limit is committed in
+   * the background while its writers go on. A writer that finds the store's buffered data
    * (including commits in flight) at the dirty limit waits for commits to make room first; on a
-   * full disk such a commit fails and this write is refused with {@link StoreFullException}
-   * before it changes anything, while what was buffered stays buffered (and readable) until a
-   * flush finds room.
+   * full disk such a commit fails and this write is refused with {@link StoreFullException} before
+   * it changes anything, while what was buffered stays buffered (and readable) until a flush finds
+   * room.
    */
   public int write(long ino, long offset, ByteBuffer src) throws IOException {
     requireWritable();
@@ -294,12 +334,16 @@ public final class Datastore implements Closeable {
       return 0;
     }
     if (offset + n > Geometry.MAX_FILE_SIZE) {
-      throw new FsException(FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
+      throw new FsException(
+          FsException.Kind.FILE_TOO_BIG, "inode " + ino, "beyond the largest file size");
     }
     return writeBack.write(ino, offset, src);
   }
 
-  /** Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size stays. */
+  /**
+   * Deallocates {@code [offset, offset + length)}: it reads as zeros and costs no space. The size
+   * stays.
+   */
   public void punchHole(long ino, long offset, long length) throws IOException {
     requireWritable();
     contents.punchHole(ino, offset, length);
@@ -321,7 +365,10 @@ public final class Datastore implements Closeable {
     contents.allocate(ino, offset, length, keepSize);
   }
 
-  /** The first offset at or after {@code offset} holding data; ENXIO ({@link FsException.Kind#NO_SUCH_OFFSET}) if none. */
+  /**
+   * The first offset at or after {@code offset} holding data; ENXIO ({@link
+   * FsException.Kind#NO_SUCH_OFFSET}) if none.
+   */
   public long seekData(long ino, long offset) throws IOException {
     return contents.seek(ino, offset, true);
   }
@@ -332,12 +379,13 @@ public final class Datastore implements Closeable {
   }
 
   /**
-   * Copies {@code length} bytes (fewer at the source's end) from one file to another, or within
-   * one file between ranges that do not overlap. Whole subtrees are shared, not copied, wherever
-   * the two offsets allow it; only edges that are not leaf-aligned are copied as bytes. The copy
-   * is committed before this returns. Returns the count copied.
+   * Copies {@code length} bytes (fewer at the source's end) from one file to another, or within one
+   * file between ranges that do not overlap. Whole subtrees are shared, not copied, wherever the
+   * two offsets allow it; only edges that are not leaf-aligned are copied as bytes. The copy is
+   * committed before this returns. Returns the count copied.
    */
-  public long copyRange(long srcIno, long srcOffset, long dstIno, long dstOffset, long length) throws IOException {
+  public long copyRange(long srcIno, long srcOffset, long dstIno, long dstOffset, long length)
+      throws IOException {
     requireWritable();
     return contents.copyRange(srcIno, srcOffset, dstIno, dstOffset, length);
   }
@@ -360,9 +408,9 @@ public final class Datastore implements Closeable {
   /**
    * Takes snapshot {@code name} of the file or directory at {@code sourcePath} ("" for the whole
    * store): flushes the files below it, then in one transaction copies its namespace records into
-   * {@code .snapshots/name} (a directory's contents directly there, a file under its own name)
-   * and gives each file's tree one more reference. It costs work per inode, none per byte: the
-   * snapshot shares every block, and later writes copy only the paths they change.
+   * {@code .snapshots/name} (a directory's contents directly there, a file under its own name) and
+   * gives each file's tree one more reference. It costs work per inode, none per byte: the snapshot
+   * shares every block, and later writes copy only the paths they change.
    *
    * @throws FileAlreadyExistsException when a snapshot of that name exists
    */
@@ -375,7 +423,10 @@ public final class Datastore implements Closeable {
     return snapshotOps.list();
   }
 
-  /** Deletes snapshot {@code name}; the space only it used comes back with the next reclaim (soon, in the background). */
+  /**
+   * Deletes snapshot {@code name}; the space only it used comes back with the next reclaim (soon,
+   * in the background).
+   */
   public void deleteSnapshot(String name) throws IOException {
     snapshotOps.delete(name);
   }
@@ -383,12 +434,13 @@ public final class Datastore implements Closeable {
   /**
    * Makes {@code targetPath} equal to {@code pathInSnapshot} of snapshot {@code name}, in one
    * transaction. {@code pathInSnapshot} "" is the whole snapshot; {@code targetPath} null is where
-   * it came from. A regular file restored onto a regular file keeps its inode number: open
-   * handles see the snapshot's bytes (its unflushed writes are discarded). A directory's tree is
-   * made equal to the snapshot's: same-named files replaced in place, others created, entries the
-   * snapshot lacks removed ({@code .snapshots} excepted).
+   * it came from. A regular file restored onto a regular file keeps its inode number: open handles
+   * see the snapshot's bytes (its unflushed writes are discarded). A directory's tree is made equal
+   * to the snapshot's: same-named files replaced in place, others created, entries the snapshot
+   * lacks removed ({@code .snapshots} excepted).
    */
-  public Restored restoreSnapshot(String name, String pathInSnapshot, String targetPath) throws IOException {
+  public Restored restoreSnapshot(String name, String pathInSnapshot, String targetPath)
+      throws IOException {
     return snapshotOps.restore(name, pathInSnapshot, targetPath);
   }
 
@@ -398,18 +450,19 @@ public final class Datastore implements Closeable {
    * change (each path: replaced, created, removed, or a directory's attributes) and changes nothing
    * (no block reference, queued decrement or file contents; unflushed writes are kept).
    */
-  public Restored restoreSnapshot(String name, String pathInSnapshot, String targetPath, boolean dryRun) throws IOException {
+  public Restored restoreSnapshot(
+      String name, String pathInSnapshot, String targetPath, boolean dryRun) throws IOException {
     return snapshotOps.restore(name, pathInSnapshot, targetPath, dryRun);
   }
 
   // ================================================================ maintenance (Maintenance)
 
   /**
-   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or
-   * of the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what
-   * {@code exclusiveBytes} names is what deleting those files would free. Flushes them first.
-   * Costs work per block of the files (nodes are read, leaves only looked up), never a scan of
-   * the store for one file.
+   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or of
+   * the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what {@code
+   * exclusiveBytes} names is what deleting those files would free. Flushes them first. Costs work
+   * per block of the files (nodes are read, leaves only looked up), never a scan of the store for
+   * one file.
    */
   public SpaceUsage usage(String path) throws IOException {
     String p = Namespace.normalize(path);
@@ -427,9 +480,9 @@ public final class Datastore implements Closeable {
   }
 
   /**
-   * Checks that every reference resolves to an intact block, every count equals the references,
-   * and the namespace is consistent; one line per problem, none when all is well. Works on a store
-   * in use: it applies queued decrements first and accounts for any queued meanwhile, in one read
+   * Checks that every reference resolves to an intact block, every count equals the references, and
+   * the namespace is consistent; one line per problem, none when all is well. Works on a store in
+   * use: it applies queued decrements first and accounts for any queued meanwhile, in one read
    * transaction. {@code progress} counts blocks, then inodes.
    */
   public List<String> fsck(Consumer<Progress> progress) throws IOException {
@@ -439,8 +492,8 @@ public final class Datastore implements Closeable {
   /**
    * Gives the free pages of {@code data.mdb} back to the disk: a compacted copy is written next to
    * it and renamed over it. Works on a store in use: readers go on, writers wait for the copy (at
-   * worst a few seconds per GiB). Needs room on the disk for the copy, else
-   * {@link StoreFullException} and nothing changed.
+   * worst a few seconds per GiB). Needs room on the disk for the copy, else {@link
+   * StoreFullException} and nothing changed.
    */
   public CompactResult compact(Consumer<Progress> progress) throws IOException {
     return maintenance.compact(progress);
@@ -449,8 +502,8 @@ public final class Datastore implements Closeable {
   /**
    * Frees every block that nothing references any more; returns how many decrements it applied.
    * Each transaction applies up to {@value Maintenance#RECLAIM_BATCH} decrements; on a full disk,
-   * where a transaction finds few free pages, batches shrink (down to one decrement) and grow
-   * again as the pages they free become usable.
+   * where a transaction finds few free pages, batches shrink (down to one decrement) and grow again
+   * as the pages they free become usable.
    */
   public long reclaim() throws IOException {
     return maintenance.reclaim();

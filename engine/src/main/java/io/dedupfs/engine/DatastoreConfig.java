@@ -5,7 +5,8 @@ import java.time.Duration;
 /**
  * How a store is created and run.
  *
- * @param leafSize bytes per data leaf; used only when a store is created (an existing store keeps its own)
+ * @param leafSize bytes per data leaf; used only when a store is created (an existing store keeps
+ *     its own)
  * @param readOnly open without changing anything
  * @param cacheBytes memory for blocks already checked against their hash
  * @param dirtyLimitBytes memory for written data not yet committed (buffered, or frozen by a commit
@@ -16,7 +17,10 @@ import java.time.Duration;
 public record DatastoreConfig(
     int leafSize, boolean readOnly, long cacheBytes, long dirtyLimitBytes, Duration flushInterval) {
 
-  /** The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio, write speed, space). */
+  /**
+   * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
+   * write speed, space).
+   */
   public static final int DEFAULT_LEAF_SIZE = 16 * 1024;
 
   public DatastoreConfig {
@@ -27,7 +31,8 @@ public record DatastoreConfig(
   }
 
   public static DatastoreConfig defaults() {
-    return new DatastoreConfig(DEFAULT_LEAF_SIZE, false, 256L << 20, 512L << 20, Duration.ofSeconds(5));
+    return new DatastoreConfig(
+        DEFAULT_LEAF_SIZE, false, 256L << 20, 512L << 20, Duration.ofSeconds(5));
   }
 
   public DatastoreConfig withLeafSize(int bytes) {

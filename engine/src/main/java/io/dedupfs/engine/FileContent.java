@@ -1,47 +1,64 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The live state of one regular file's contents: its tree with unflushed changes, and the
- * modification times those changes set. It changes its own state; callers hold the locks that
- * each method names.
+ * modification times those changes set. It changes its own state; callers hold the locks that each
+ * method names.
  *
  * <p>{@link #lock} guards every field and the tree: reads share it; writes, truncates, punches,
  * clones and the two short steps of a commit (freezing the overlay, then settling it once stored)
  * hold it exclusively. {@link #commitLock} is held for a whole commit, so that one file's commits
- * follow each other; while a commit stores its frozen overlay it holds only this lock, and
- * writers and readers go on. Order: commitLock before lock. When several files are locked at
- * once (a copy between files, a restore), they are taken in ascending inode order, each file's
- * commitLock then its lock. Whoever holds a file's lock never waits for any commitLock.
+ * follow each other; while a commit stores its frozen overlay it holds only this lock, and writers
+ * and readers go on. Order: commitLock before lock. When several files are locked at once (a copy
+ * between files, a restore), they are taken in ascending inode order, each file's commitLock then
+ * its lock. Whoever holds a file's lock never waits for any commitLock.
  */
 final class FileContent {
   final long ino;
+
   /** A file of a snapshot: nothing may change it. Fixed for the inode's life. */
   final boolean readOnly;
+
   final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   final ReentrantLock commitLock = new ReentrantLock();
   final FileTree tree;
+
   /** Times set by the last write; meaningful while {@link #timesDirty}. */
   private long mtimeNs;
+
   private long ctimeNs;
+
   /** The times above are not stored yet (until the commit that carries them is durable). */
   private boolean timesDirty;
+
   /** The times changed since the last freeze: the next commit stores them. */
   private boolean timesChanged;
-  /** How many times the times were set, to tell at the end of a commit whether they changed meanwhile. */
+
+  /**
+   * How many times the times were set, to tell at the end of a commit whether they changed
+   * meanwhile.
+   */
   private long touches;
+
   /** When the oldest unflushed change was made (System.nanoTime), for the flush timer. */
   private long dirtySince;
-  /** Dropped from the store's table of open contents by forget: whoever finds it so loads the inode again. */
+
+  /**
+   * Dropped from the store's table of open contents by forget: whoever finds it so loads the inode
+   * again.
+   */
   private boolean retired;
+
   /** A background commit is queued or running. */
   private boolean commitScheduled;
+
   /** When the last commit of this file failed (System.nanoTime), 0 if the last one succeeded. */
   private long failedAt;
+
   /** Why the last commit of this file failed; null if it succeeded. */
   private volatile Exception lastFailure;
 
@@ -51,8 +68,12 @@ final class FileContent {
     this.tree = tree;
   }
 
-  /** What a commit froze of a file, beside its tree: the times to store, and what to give back if it fails. */
-  record Frozen(TreeCommit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
+  /**
+   * What a commit froze of a file, beside its tree: the times to store, and what to give back if it
+   * fails.
+   */
+  record Frozen(
+      TreeCommit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
 
   /** Something changed since the last freeze: a commit has work to do. */
   boolean isDirty() {
@@ -85,19 +106,28 @@ final class FileContent {
     touches++;
   }
 
-  /** The attributes of inode {@code i} as this file's buffered changes make them. Caller holds the lock (shared). */
+  /**
+   * The attributes of inode {@code i} as this file's buffered changes make them. Caller holds the
+   * lock (shared).
+   */
   Attributes attributes(Inode i) {
     return timesDirty
         ? Attributes.of(i, tree.length(), mtimeNs, ctimeNs)
         : Attributes.of(i, tree.length(), i.mtimeNs(), i.ctimeNs());
   }
 
-  /** Dirty, with its oldest unflushed change made at or before {@code cutoff} (System.nanoTime). Caller holds the write lock. */
+  /**
+   * Dirty, with its oldest unflushed change made at or before {@code cutoff} (System.nanoTime).
+   * Caller holds the write lock.
+   */
   boolean dirtySinceBefore(long cutoff) {
     return isDirty() && dirtySince - cutoff <= 0;
   }
 
-  /** Drops the buffered changes (of a copy that failed): nothing of them is stored. Caller holds the write lock. */
+  /**
+   * Drops the buffered changes (of a copy that failed): nothing of them is stored. Caller holds the
+   * write lock.
+   */
   void discardChanges() {
     tree.discard();
     timesChanged = false;
@@ -113,8 +143,8 @@ final class FileContent {
   // ---- commits
 
   /**
-   * Claims the one background commit of this file: false when one is queued or running, or the
-   * last commit failed less than {@code retryNs} ago. Caller holds the write lock.
+   * Claims the one background commit of this file: false when one is queued or running, or the last
+   * commit failed less than {@code retryNs} ago. Caller holds the write lock.
    */
   boolean claimBackgroundCommit(long retryNs) {
     if (commitScheduled || (failedAt != 0 && System.nanoTime() - failedAt < retryNs)) {
@@ -148,8 +178,8 @@ final class FileContent {
   }
 
   /**
-   * The commit of {@code f} stored nothing: buffers its changes again, and remembers
-   * {@code failure} (null when the inode was gone). Caller holds the write lock.
+   * The commit of {@code f} stored nothing: buffers its changes again, and remembers {@code
+   * failure} (null when the inode was gone). Caller holds the write lock.
    */
   void notCommitted(Frozen f, Throwable failure) {
     tree.rollback(f.tree());

@@ -1,44 +1,46 @@
 package io.dedupfs.engine;
 
+import io.dedupfs.engine.Slot.Leaf;
+import io.dedupfs.engine.Slot.Node;
+import io.dedupfs.engine.Slot.Piece;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import io.dedupfs.engine.Slot.Leaf;
-import io.dedupfs.engine.Slot.Node;
-import io.dedupfs.engine.Slot.Piece;
 
 /**
  * One file's contents: the committed Merkle tree (a root hash and a height) and, over it, an
  * overlay of the nodes and leaves changed since the last commit. Writes, punches, truncates and
- * range clones change only the overlay; {@link #freeze} turns the overlay into a {@link TreeCommit},
- * which is hashed and {@link TreeCommit#apply applied} (stores what is new, from the root down,
- * stopping wherever a subtree is already stored) without the owner's lock, while writes go on.
+ * range clones change only the overlay; {@link #freeze} turns the overlay into a {@link
+ * TreeCommit}, which is hashed and {@link TreeCommit#apply applied} (stores what is new, from the
+ * root down, stopping wherever a subtree is already stored) without the owner's lock, while writes
+ * go on.
  *
- * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock. The one exception
- * is a frozen commit's {@link TreeCommit#hash} and {@link TreeCommit#apply}, which run without that lock
- * (see below).
+ * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock. The one exception is
+ * a frozen commit's {@link TreeCommit#hash} and {@link TreeCommit#apply}, which run without that
+ * lock (see below).
  *
- * <p>A {@link Slot} of the overlay (the root, or a child of a {@link Node}) holds one of: a
- * {@link Hash} (a subtree as committed, untouched), a {@link Node} or a {@link Leaf} (materialized
- * and perhaps changed). Invariant: every byte at or beyond {@link #length} is zero.
+ * <p>A {@link Slot} of the overlay (the root, or a child of a {@link Node}) holds one of: a {@link
+ * Hash} (a subtree as committed, untouched), a {@link Node} or a {@link Leaf} (materialized and
+ * perhaps changed). Invariant: every byte at or beyond {@link #length} is zero.
  *
  * <p>Freezing and layering. {@link #freeze} marks every {@link Piece} of the overlay frozen: from
- * then on they never change, so the commit may hash and store them without the lock while
- * readers still read them. A change that reaches a frozen piece changes a copy of it instead
- * (copy on write), whose base is the frozen piece: the block the commit is about to store.
- * When the commit is durable, {@link #finish} makes its root the committed one, replaces every
- * frozen piece still in the overlay by its (now stored) hash and resolves the copies' bases to
- * hashes. If it failed, {@link #rollback} thaws the frozen pieces (they are dirty again) and
- * gives the copies the bases of the pieces they were copied from, so nothing written is lost.
- * Only one commit of a tree is in flight at a time (the owner's commit lock).
+ * then on they never change, so the commit may hash and store them without the lock while readers
+ * still read them. A change that reaches a frozen piece changes a copy of it instead (copy on
+ * write), whose base is the frozen piece: the block the commit is about to store. When the commit
+ * is durable, {@link #finish} makes its root the committed one, replaces every frozen piece still
+ * in the overlay by its (now stored) hash and resolves the copies' bases to hashes. If it failed,
+ * {@link #rollback} thaws the frozen pieces (they are dirty again) and gives the copies the bases
+ * of the pieces they were copied from, so nothing written is lost. Only one commit of a tree is in
+ * flight at a time (the owner's commit lock).
  */
 final class FileTree {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
   private final Geometry g;
   private final BlockStore store;
+
   /** The store-wide count of unfrozen overlay memory, kept in step with {@link #dirtyBytes}. */
   private final AtomicLong dirtyTotal;
 
@@ -48,21 +50,29 @@ final class FileTree {
   private int topHeight;
   private long length;
   private long committedLength;
+
   /** Unfrozen pieces of the overlay (frozen ones are counted by the commit in flight). */
   private int dirtyLeaves;
+
   private int dirtyNodes;
+
   /** The overlay holds references to blocks from outside this file's committed tree (a clone). */
   private boolean foreign;
+
   /** Something changed since the last freeze (or the load). */
   private boolean changed;
-  /** The commit between {@link #freeze} and {@link #finish} or {@link #rollback}; null when none. */
+
+  /**
+   * The commit between {@link #freeze} and {@link #finish} or {@link #rollback}; null when none.
+   */
   private TreeCommit inFlight;
 
   FileTree(Geometry g, BlockStore store, Hash root, int height, long length) {
     this(g, store, root, height, length, new AtomicLong());
   }
 
-  FileTree(Geometry g, BlockStore store, Hash root, int height, long length, AtomicLong dirtyTotal) {
+  FileTree(
+      Geometry g, BlockStore store, Hash root, int height, long length, AtomicLong dirtyTotal) {
     this.g = g;
     this.store = store;
     this.dirtyTotal = dirtyTotal;
@@ -93,9 +103,9 @@ final class FileTree {
   }
 
   /**
-   * Memory held by the unfrozen part of the overlay, for the dirty-memory bound: its leaves, and
-   * an estimate for its nodes, which matter when small writes land far apart (a 4 KiB write may
-   * bring in three nodes).
+   * Memory held by the unfrozen part of the overlay, for the dirty-memory bound: its leaves, and an
+   * estimate for its nodes, which matter when small writes land far apart (a 4 KiB write may bring
+   * in three nodes).
    */
   long dirtyBytes() {
     return bytes(dirtyLeaves, dirtyNodes);
@@ -141,7 +151,9 @@ final class FileTree {
 
   // ---------------------------------------------------------------- reading
 
-  /** Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file. */
+  /**
+   * Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file.
+   */
   int read(ReadTxn txn, long offset, ByteBuffer dst) throws CorruptBlockException {
     if (offset >= length) {
       return 0;
@@ -170,10 +182,15 @@ final class FileTree {
     return total;
   }
 
-  /** Reads of at least this many bytes (sequential streams, in practice) leave the verified cache to the small ones. */
+  /**
+   * Reads of at least this many bytes (sequential streams, in practice) leave the verified cache to
+   * the small ones.
+   */
   static final int STREAMING_READ = 128 * 1024;
 
-  /** The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash. */
+  /**
+   * The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash.
+   */
   private Slot leafSlot(ReadTxn txn, long leafIndex) throws CorruptBlockException {
     Slot s = top;
     for (int level = topHeight; level > 0; level--) {
@@ -204,7 +221,8 @@ final class FileTree {
     return found >= 0 ? Math.min(found, length) : length;
   }
 
-  private long find(ReadTxn txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
+  private long find(
+      ReadTxn txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
       throws CorruptBlockException {
     long at = Math.max(from, start);
     if (s instanceof Leaf l) {
@@ -221,7 +239,15 @@ final class FileTree {
       byte[] content = store.load(txn, h, level);
       long childSpan = g.span(level - 1);
       for (int i = (int) ((at - start) / childSpan); i < Geometry.FANOUT; i++) {
-        long r = find(txn, Geometry.child(content, i), level - 1, start + i * childSpan, from, wantData, Geometry.dense(content, i));
+        long r =
+            find(
+                txn,
+                Geometry.child(content, i),
+                level - 1,
+                start + i * childSpan,
+                from,
+                wantData,
+                Geometry.dense(content, i));
         if (r >= 0) {
           return r;
         }
@@ -231,7 +257,15 @@ final class FileTree {
     Node n = (Node) s;
     long childSpan = g.span(level - 1);
     for (int i = (int) ((at - start) / childSpan); i < Geometry.FANOUT; i++) {
-      long r = find(txn, n.kids[i], level - 1, start + i * childSpan, from, wantData, Geometry.dense(n.cleanDense, i));
+      long r =
+          find(
+              txn,
+              n.kids[i],
+              level - 1,
+              start + i * childSpan,
+              from,
+              wantData,
+              Geometry.dense(n.cleanDense, i));
       if (r >= 0) {
         return r;
       }
@@ -259,7 +293,10 @@ final class FileTree {
     length = Math.max(length, offset + total);
   }
 
-  /** Makes {@code [offset, end)} read as zeros (punch hole, zero range); whole subtrees become holes. */
+  /**
+   * Makes {@code [offset, end)} read as zeros (punch hole, zero range); whole subtrees become
+   * holes.
+   */
   void zero(ReadTxn txn, long offset, long end) throws CorruptBlockException {
     end = Math.min(end, g.span(topHeight));
     if (offset < end) {
@@ -283,7 +320,8 @@ final class FileTree {
    * start of the file) the given committed subtree of another tree: a range clone without copying.
    * The caller must commit before the other tree can change.
    */
-  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense) throws CorruptBlockException {
+  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense)
+      throws CorruptBlockException {
     long start = index * g.span(level);
     changed = true;
     growTo(txn, Math.max(start + 1, g.span(level)));
@@ -305,7 +343,10 @@ final class FileTree {
     n.setCleanDense(i, dense);
   }
 
-  /** The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a clean tree. */
+  /**
+   * The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a
+   * clean tree.
+   */
   Hash subtree(ReadTxn txn, int level, long index, boolean[] dense) throws CorruptBlockException {
     if (isDirty() || committing()) {
       throw new IllegalStateException("subtree() needs a committed tree");
@@ -350,7 +391,10 @@ final class FileTree {
     }
   }
 
-  /** Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in its bitmap. */
+  /**
+   * Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in
+   * its bitmap.
+   */
   private boolean isDense(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
     if (h.isZero()) {
       return false;
@@ -386,7 +430,10 @@ final class FileTree {
     return k;
   }
 
-  /** What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen piece, or s itself. */
+  /**
+   * What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen
+   * piece, or s itself.
+   */
   private Piece mutable(ReadTxn txn, Slot s, int level) throws CorruptBlockException {
     if (s instanceof Hash h) {
       return materialize(txn, h, level);
@@ -443,7 +490,10 @@ final class FileTree {
     return new Node(level, h, h.isZero() ? null : store.load(txn, h, level));
   }
 
-  /** Forgets an overlay subtree that is being replaced, for the dirty-memory count. Frozen pieces are the commit's. */
+  /**
+   * Forgets an overlay subtree that is being replaced, for the dirty-memory count. Frozen pieces
+   * are the commit's.
+   */
   private void drop(Slot s) {
     if (s instanceof Leaf l && !l.frozen) {
       countLeaf(-1);
@@ -462,9 +512,9 @@ final class FileTree {
   // ---------------------------------------------------------------- committing
 
   /**
-   * Freezes the overlay as the next commit (the caller holds the owner's lock and its commit
-   * lock; no other commit may be in flight). The tree first drops to the height its length needs.
-   * From here on the commit's pieces are immutable: {@link TreeCommit#hash} and {@link TreeCommit#apply}
+   * Freezes the overlay as the next commit (the caller holds the owner's lock and its commit lock;
+   * no other commit may be in flight). The tree first drops to the height its length needs. From
+   * here on the commit's pieces are immutable: {@link TreeCommit#hash} and {@link TreeCommit#apply}
    * may run without the lock. The unfrozen overlay starts empty.
    */
   TreeCommit freeze(ReadTxn txn) throws CorruptBlockException {
@@ -483,8 +533,19 @@ final class FileTree {
     List<Leaf> leaves = new ArrayList<>();
     List<Node> nodes = new ArrayList<>();
     collect(newTop, leaves, nodes);
-    TreeCommit c = new TreeCommit(g.leafSize, store, root, rootHeight, newTop, h, length, foreign, leaves, nodes,
-        dirtyBytes());
+    TreeCommit c =
+        new TreeCommit(
+            g.leafSize,
+            store,
+            root,
+            rootHeight,
+            newTop,
+            h,
+            length,
+            foreign,
+            leaves,
+            nodes,
+            dirtyBytes());
     release();
     foreign = false;
     changed = false;
@@ -507,9 +568,9 @@ final class FileTree {
   }
 
   /**
-   * After {@code c} is durable (the caller holds the owner's lock): its root is the committed
-   * tree; every frozen piece left in the overlay becomes its hash, and bases that name frozen
-   * pieces become their hashes.
+   * After {@code c} is durable (the caller holds the owner's lock): its root is the committed tree;
+   * every frozen piece left in the overlay becomes its hash, and bases that name frozen pieces
+   * become their hashes.
    */
   void finish(TreeCommit c) {
     if (c != inFlight) {
@@ -591,5 +652,4 @@ final class FileTree {
       }
     }
   }
-
 }

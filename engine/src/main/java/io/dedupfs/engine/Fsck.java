@@ -11,16 +11,17 @@ import java.util.Set;
 import java.util.function.Consumer;
 
 /**
- * Recounts every reference from the inodes down and compares the result with the store: each
- * block reachable must be stored, intact, and counted exactly as often as it is referenced; no
- * block may be stored that nothing references. Checks the namespace and the snapshots' records
- * too. Works in one read transaction on a store in use: counts are compared as they will be once
- * the queued decrements are applied ({@link PendingView}), and blocks the queue frees may still be
- * stored. What is not flushed yet is not seen.
+ * Recounts every reference from the inodes down and compares the result with the store: each block
+ * reachable must be stored, intact, and counted exactly as often as it is referenced; no block may
+ * be stored that nothing references. Checks the namespace and the snapshots' records too. Works in
+ * one read transaction on a store in use: counts are compared as they will be once the queued
+ * decrements are applied ({@link PendingView}), and blocks the queue frees may still be stored.
+ * What is not flushed yet is not seen.
  */
 final class Fsck {
   private final Lmdb db;
   private final BlockStore blocks;
+
   /** Decrements that were queued when the last check ran. */
   private long queued;
 
@@ -40,63 +41,93 @@ final class Fsck {
   }
 
   List<String> check(Consumer<Progress> progress) throws IOException {
-    return db.read(txn -> {
-      List<String> problems = new ArrayList<>();
-      PendingView pending = PendingView.of(txn, blocks);
-      queued = pending.queued();
-      problems.addAll(pending.problems());
-      Map<Hash, Long> expected = new HashMap<>();
-      Map<Hash, Integer> levels = new HashMap<>();
-      long totalBlocks = blocks.countedBlocks(txn);
-      long[] visited = new long[1];
-      progress.accept(new Progress("blocks", 0, totalBlocks));
-      try (TableCursor c = db.inodes.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
-          if (!i.root().isZero()) {
-            count(txn, i.root(), i.height(), expected, levels, problems, () -> {
-              visited[0]++;
-              progress.accept(new Progress("blocks", visited[0], Math.max(totalBlocks, visited[0])));
-            });
+    return db.read(
+        txn -> {
+          List<String> problems = new ArrayList<>();
+          PendingView pending = PendingView.of(txn, blocks);
+          queued = pending.queued();
+          problems.addAll(pending.problems());
+          Map<Hash, Long> expected = new HashMap<>();
+          Map<Hash, Integer> levels = new HashMap<>();
+          long totalBlocks = blocks.countedBlocks(txn);
+          long[] visited = new long[1];
+          progress.accept(new Progress("blocks", 0, totalBlocks));
+          try (TableCursor c = db.inodes.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
+              if (!i.root().isZero()) {
+                count(
+                    txn,
+                    i.root(),
+                    i.height(),
+                    expected,
+                    levels,
+                    problems,
+                    () -> {
+                      visited[0]++;
+                      progress.accept(
+                          new Progress("blocks", visited[0], Math.max(totalBlocks, visited[0])));
+                    });
+              }
+            }
           }
-        }
-      }
-      progress.accept(new Progress("blocks", visited[0], visited[0]));
-      progress.accept(new Progress("counts", 0, totalBlocks));
-      long[] actualBlocks = new long[1];
-      blocks.forEachCount(txn, (h, stored, level) -> {
-        actualBlocks[0]++;
-        long count = pending.count(txn, blocks, h);
-        Long want = expected.get(h);
-        if (want == null && pending.frees(h)) {
-          return; // still stored until reclaim applies the queue
-        }
-        if (want == null) {
-          problems.add("block " + h + " is stored with count " + count + " but nothing references it");
-        } else if (want != count) {
-          problems.add("block " + h + " has count " + count + (count == stored ? "" : " (after the queued decrements)")
-              + " but " + want + " references");
-        } else if (levels.get(h) != level) {
-          problems.add("block " + h + " is recorded at level " + level + " but referenced at level " + levels.get(h));
-        }
-      });
-      progress.accept(new Progress("counts", totalBlocks, totalBlocks));
-      long storedBlocks = blocks.storedBlocks(txn);
-      if (storedBlocks != actualBlocks[0]) {
-        problems.add(storedBlocks + " blocks stored but " + actualBlocks[0] + " reference counts");
-      }
-      long inodes = db.inodes.stat(txn).entries;
-      progress.accept(new Progress("namespace", 0, inodes));
-      checkNamespace(txn, problems);
-      progress.accept(new Progress("namespace", inodes, inodes));
-      return problems;
-    });
+          progress.accept(new Progress("blocks", visited[0], visited[0]));
+          progress.accept(new Progress("counts", 0, totalBlocks));
+          long[] actualBlocks = new long[1];
+          blocks.forEachCount(
+              txn,
+              (h, stored, level) -> {
+                actualBlocks[0]++;
+                long count = pending.count(txn, blocks, h);
+                Long want = expected.get(h);
+                if (want == null && pending.frees(h)) {
+                  return; // still stored until reclaim applies the queue
+                }
+                if (want == null) {
+                  problems.add(
+                      "block "
+                          + h
+                          + " is stored with count "
+                          + count
+                          + " but nothing references it");
+                } else if (want != count) {
+                  problems.add(
+                      "block "
+                          + h
+                          + " has count "
+                          + count
+                          + (count == stored ? "" : " (after the queued decrements)")
+                          + " but "
+                          + want
+                          + " references");
+                } else if (levels.get(h) != level) {
+                  problems.add(
+                      "block "
+                          + h
+                          + " is recorded at level "
+                          + level
+                          + " but referenced at level "
+                          + levels.get(h));
+                }
+              });
+          progress.accept(new Progress("counts", totalBlocks, totalBlocks));
+          long storedBlocks = blocks.storedBlocks(txn);
+          if (storedBlocks != actualBlocks[0]) {
+            problems.add(
+                storedBlocks + " blocks stored but " + actualBlocks[0] + " reference counts");
+          }
+          long inodes = db.inodes.stat(txn).entries;
+          progress.accept(new Progress("namespace", 0, inodes));
+          checkNamespace(txn, problems);
+          progress.accept(new Progress("namespace", inodes, inodes));
+          return problems;
+        });
   }
 
   /**
-   * Every entry names an inode of its type; a directory is named once, by the directory its
-   * ".." points to; link counts match the names (plus "." and the subdirectories' ".." for a
-   * directory); an inode without names is an orphan; attributes belong to inodes.
+   * Every entry names an inode of its type; a directory is named once, by the directory its ".."
+   * points to; link counts match the names (plus "." and the subdirectories' ".." for a directory);
+   * an inode without names is an orphan; attributes belong to inodes.
    */
   private void checkNamespace(ReadTxn txn, List<String> problems) throws IOException {
     Map<Long, Inode> inodes = new HashMap<>();
@@ -117,7 +148,11 @@ final class Fsck {
         long dir = k.getLong(k.position());
         byte[] name = new byte[k.remaining() - 16];
         k.get(k.position() + 16, name);
-        String what = "entry " + new String(name, java.nio.charset.StandardCharsets.UTF_8) + " of directory " + dir;
+        String what =
+            "entry "
+                + new String(name, java.nio.charset.StandardCharsets.UTF_8)
+                + " of directory "
+                + dir;
         long ino = c.val().getLong(c.val().position());
         int type = c.val().getInt(c.val().position() + 8);
         Inode d = inodes.get(dir);
@@ -133,14 +168,23 @@ final class Fsck {
           continue;
         }
         if ((i.mode() & Inode.S_IFMT) != type) {
-          problems.add(what + " has type " + Integer.toOctalString(type) + " but inode " + ino + " has mode "
-              + Integer.toOctalString(i.mode()));
+          problems.add(
+              what
+                  + " has type "
+                  + Integer.toOctalString(type)
+                  + " but inode "
+                  + ino
+                  + " has mode "
+                  + Integer.toOctalString(i.mode()));
         }
         if (d != null) {
-          // inside a snapshot: its id; a snapshot's own directory and .snapshots: their own number; else 0
-          long want = d.ino() == snaps || (dir == Namespace.ROOT && ino == snaps) ? ino : d.snapshot();
+          // inside a snapshot: its id; a snapshot's own directory and .snapshots: their own number;
+          // else 0
+          long want =
+              d.ino() == snaps || (dir == Namespace.ROOT && ino == snaps) ? ino : d.snapshot();
           if (i.snapshot() != want) {
-            problems.add(what + ": inode " + ino + " belongs to snapshot " + i.snapshot() + ", not " + want);
+            problems.add(
+                what + ": inode " + ino + " belongs to snapshot " + i.snapshot() + ", not " + want);
           }
         }
         names.merge(ino, 1, Integer::sum);
@@ -162,10 +206,18 @@ final class Fsck {
         problems.add("directory " + i.ino() + " has " + n + " names");
       }
       if (i.nlink() != expected) {
-        problems.add("inode " + i.ino() + " has nlink " + i.nlink() + " but " + expected + " links");
+        problems.add(
+            "inode " + i.ino() + " has nlink " + i.nlink() + " but " + expected + " links");
       }
       if ((n == 0) != orphans.contains(i.ino())) {
-        problems.add("inode " + i.ino() + " has " + n + " names but is " + (n == 0 ? "not " : "") + "an orphan");
+        problems.add(
+            "inode "
+                + i.ino()
+                + " has "
+                + n
+                + " names but is "
+                + (n == 0 ? "not " : "")
+                + "an orphan");
       }
       if (i.ino() >= nextIno) {
         problems.add("inode " + i.ino() + " is at or beyond the next inode number " + nextIno);
@@ -186,14 +238,26 @@ final class Fsck {
     }
   }
 
-  /** Each snapshot record has its directory in {@code .snapshots} under its name, and each directory there a record. */
-  private void checkSnapshots(ReadTxn txn, Namespace ns, long snaps, List<String> problems) throws IOException {
+  /**
+   * Each snapshot record has its directory in {@code .snapshots} under its name, and each directory
+   * there a record.
+   */
+  private void checkSnapshots(ReadTxn txn, Namespace ns, long snaps, List<String> problems)
+      throws IOException {
     Set<Long> recorded = new HashSet<>();
     for (SnapshotInfo info : new Snapshots(db, ns, blocks).list(txn)) {
       recorded.add(info.ino());
       long[] e = snaps == 0 ? null : ns.entry(txn, snaps, info.name());
       if (e == null || e[0] != info.ino()) {
-        problems.add("snapshot " + info.name() + " (" + info.ino() + ") has no directory " + Snapshots.DIR + "/" + info.name());
+        problems.add(
+            "snapshot "
+                + info.name()
+                + " ("
+                + info.ino()
+                + ") has no directory "
+                + Snapshots.DIR
+                + "/"
+                + info.name());
       }
     }
     if (snaps != 0) {
@@ -205,8 +269,14 @@ final class Fsck {
     }
   }
 
-  private void count(ReadTxn txn, Hash h, int level, Map<Hash, Long> expected, Map<Hash, Integer> levels,
-      List<String> problems, Runnable visited) {
+  private void count(
+      ReadTxn txn,
+      Hash h,
+      int level,
+      Map<Hash, Long> expected,
+      Map<Hash, Integer> levels,
+      List<String> problems,
+      Runnable visited) {
     Long before = expected.merge(h, 1L, Long::sum);
     if (before != 1L) {
       return; // children counted on the first visit

@@ -4,17 +4,21 @@ package io.dedupfs.engine;
  * The shape of every file tree in a store: fixed-size leaves under nodes of {@link #FANOUT}
  * children. A tree of height h covers {@code leafSize * 128^h} bytes; height 0 is a single leaf.
  *
- * <p>A node's stored content is a 16-byte bitmap (bit i set: child i is dense, i.e. has no
- * all-zero leaf anywhere below it) followed by its child hashes, with trailing {@link Hash#ZERO}
- * children left off. The bitmap lets SEEK_HOLE skip dense subtrees, so finding the next hole or
- * the next data is O(height).
+ * <p>A node's stored content is a 16-byte bitmap (bit i set: child i is dense, i.e. has no all-zero
+ * leaf anywhere below it) followed by its child hashes, with trailing {@link Hash#ZERO} children
+ * left off. The bitmap lets SEEK_HOLE skip dense subtrees, so finding the next hole or the next
+ * data is O(height).
  */
 final class Geometry {
   static final int FANOUT_SHIFT = 7;
   static final int FANOUT = 1 << FANOUT_SHIFT;
   static final int BITMAP_BYTES = FANOUT / 8;
-  /** A node's content with every child present: what its hash is computed over (after its level). */
+
+  /**
+   * A node's content with every child present: what its hash is computed over (after its level).
+   */
   static final int NODE_BYTES = BITMAP_BYTES + FANOUT * Hash.SIZE;
+
   /** Like ext4's 16 TiB, only larger; keeps every capacity below 2^63. */
   static final long MAX_FILE_SIZE = 1L << 50;
 
@@ -27,7 +31,12 @@ final class Geometry {
   Geometry(int leafSize) {
     if (Integer.bitCount(leafSize) != 1 || leafSize < MIN_LEAF_SIZE || leafSize > MAX_LEAF_SIZE) {
       throw new IllegalArgumentException(
-          "leaf size must be a power of two from " + MIN_LEAF_SIZE + " to " + MAX_LEAF_SIZE + ", not " + leafSize);
+          "leaf size must be a power of two from "
+              + MIN_LEAF_SIZE
+              + " to "
+              + MAX_LEAF_SIZE
+              + ", not "
+              + leafSize);
     }
     this.leafSize = leafSize;
     this.leafShift = Integer.numberOfTrailingZeros(leafSize);

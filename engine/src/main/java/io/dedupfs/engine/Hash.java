@@ -5,8 +5,8 @@ import java.util.Arrays;
 import java.util.HexFormat;
 
 /**
- * The SHA-256 of a block: an immutable 32-byte value. {@link #ZERO} (all zero bytes) stands for
- * an all-zero leaf or subtree of any level; it is never stored.
+ * The SHA-256 of a block: an immutable 32-byte value. {@link #ZERO} (all zero bytes) stands for an
+ * all-zero leaf or subtree of any level; it is never stored.
  */
 public final class Hash implements Slot {
   public static final int SIZE = 32;
@@ -17,7 +17,11 @@ public final class Hash implements Slot {
 
   private Hash(byte[] bytes) {
     this.bytes = bytes;
-    this.hashCode = (bytes[0] & 0xff) << 24 | (bytes[1] & 0xff) << 16 | (bytes[2] & 0xff) << 8 | (bytes[3] & 0xff);
+    this.hashCode =
+        (bytes[0] & 0xff) << 24
+            | (bytes[1] & 0xff) << 16
+            | (bytes[2] & 0xff) << 8
+            | (bytes[3] & 0xff);
   }
 
   static Hash wrap(byte[] thirtyTwoBytes) {

@@ -13,7 +13,8 @@ import java.security.NoSuchAlgorithmException;
  * so a data block can never be taken for a tree node or a node for one of another level.
  */
 final class Hasher {
-  private static final ThreadLocal<MessageDigest> SHA256 = ThreadLocal.withInitial(Hasher::newDigest);
+  private static final ThreadLocal<MessageDigest> SHA256 =
+      ThreadLocal.withInitial(Hasher::newDigest);
   private static final byte[] ZEROS = new byte[64 * 1024];
 
   private Hasher() {}
@@ -35,8 +36,8 @@ final class Hasher {
 
   /**
    * Hash of a leaf whose first {@code length} bytes are those of {@code buf} at absolute index
-   * {@code at} (the buffer's position and limit are not used or changed) and whose remaining
-   * {@code leafSize - length} bytes are zero.
+   * {@code at} (the buffer's position and limit are not used or changed) and whose remaining {@code
+   * leafSize - length} bytes are zero.
    */
   static Hash leaf(ByteBuffer buf, int at, int length, int leafSize) {
     MessageDigest md = SHA256.get();

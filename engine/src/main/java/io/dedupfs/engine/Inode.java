@@ -7,8 +7,8 @@ import java.nio.charset.StandardCharsets;
  * An inode as stored in table {@code inodes} (FORMAT.md). Immutable; changes make a new record.
  *
  * @param parent for a directory, the directory that holds it (its ".."); 0 otherwise
- * @param snapshot 0 for a live inode; for one in the read-only snapshot area, the id of the snapshot
- *     holding it (the inode number of its directory {@code .snapshots/NAME}), and for
+ * @param snapshot 0 for a live inode; for one in the read-only snapshot area, the id of the
+ *     snapshot holding it (the inode number of its directory {@code .snapshots/NAME}), and for
  *     {@code .snapshots} itself its own number
  * @param root for a regular file, the root of its contents' tree
  * @param target for a symlink, its target; empty otherwise
@@ -62,18 +62,53 @@ record Inode(
 
   /** The same inode under another number, in another directory (directories) and snapshot. */
   Inode copyAs(long newIno, int links, long newParent, long newSnapshot) {
-    return new Inode(newIno, mode, uid, gid, links, size, atimeNs, mtimeNs, ctimeNs, rdev, isDirectory() ? newParent : 0,
-        newSnapshot, flags, height, root, target);
+    return new Inode(
+        newIno,
+        mode,
+        uid,
+        gid,
+        links,
+        size,
+        atimeNs,
+        mtimeNs,
+        ctimeNs,
+        rdev,
+        isDirectory() ? newParent : 0,
+        newSnapshot,
+        flags,
+        height,
+        root,
+        target);
   }
 
-  /** This inode's number, links, parent and snapshot with {@code from}'s contents, attributes and times; ctime {@code now}. */
+  /**
+   * This inode's number, links, parent and snapshot with {@code from}'s contents, attributes and
+   * times; ctime {@code now}.
+   */
   Inode withContentsOf(Inode from, long now) {
-    return new Inode(ino, from.mode, from.uid, from.gid, nlink, from.size, from.atimeNs, from.mtimeNs, now, from.rdev,
-        parent, snapshot, from.flags, from.height, from.root, from.target);
+    return new Inode(
+        ino,
+        from.mode,
+        from.uid,
+        from.gid,
+        nlink,
+        from.size,
+        from.atimeNs,
+        from.mtimeNs,
+        now,
+        from.rdev,
+        parent,
+        snapshot,
+        from.flags,
+        from.height,
+        from.root,
+        from.target);
   }
 
   Inode withNlink(int n, long now) {
-    return new Inode(ino, mode, uid, gid, n, size, atimeNs, mtimeNs, now, rdev, parent, snapshot, flags, height, root, target);
+    return new Inode(
+        ino, mode, uid, gid, n, size, atimeNs, mtimeNs, now, rdev, parent, snapshot, flags, height,
+        root, target);
   }
 
   /** The same inode with its change time set. */
@@ -82,25 +117,38 @@ record Inode(
   }
 
   Inode withParent(long p, long now) {
-    return new Inode(ino, mode, uid, gid, nlink, size, atimeNs, mtimeNs, now, rdev, p, snapshot, flags, height, root, target);
+    return new Inode(
+        ino, mode, uid, gid, nlink, size, atimeNs, mtimeNs, now, rdev, p, snapshot, flags, height,
+        root, target);
   }
 
   Inode withTimes(long atime, long mtime, long ctime) {
-    return new Inode(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, snapshot, flags, height, root, target);
+    return new Inode(
+        ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, snapshot, flags,
+        height, root, target);
   }
 
   Inode withOwner(int m, int u, int g, long now) {
-    return new Inode(ino, m, u, g, nlink, size, atimeNs, mtimeNs, now, rdev, parent, snapshot, flags, height, root, target);
+    return new Inode(
+        ino, m, u, g, nlink, size, atimeNs, mtimeNs, now, rdev, parent, snapshot, flags, height,
+        root, target);
   }
 
   Inode withContent(Hash r, int h, long sz, long mtime, long ctime) {
-    return new Inode(ino, mode, uid, gid, nlink, sz, atimeNs, mtime, ctime, rdev, parent, snapshot, flags, h, r, target);
+    return new Inode(
+        ino, mode, uid, gid, nlink, sz, atimeNs, mtime, ctime, rdev, parent, snapshot, flags, h, r,
+        target);
   }
 
   ByteBuffer encode(ByteBuffer into) {
     byte[] t = target.getBytes(StandardCharsets.UTF_8);
     into.putInt(mode).putInt(uid).putInt(gid).putInt(nlink);
-    into.putLong(size).putLong(atimeNs).putLong(mtimeNs).putLong(ctimeNs).putLong(rdev).putLong(parent);
+    into.putLong(size)
+        .putLong(atimeNs)
+        .putLong(mtimeNs)
+        .putLong(ctimeNs)
+        .putLong(rdev)
+        .putLong(parent);
     into.putLong(snapshot);
     into.putInt(flags).put((byte) height);
     root.writeTo(into);
@@ -129,7 +177,22 @@ record Inode(
     Hash root = Hash.read(b, p + 77);
     byte[] t = new byte[b.remaining() - FIXED];
     b.get(p + FIXED, t);
-    return new Inode(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, snapshot, flags, height, root,
+    return new Inode(
+        ino,
+        mode,
+        uid,
+        gid,
+        nlink,
+        size,
+        atime,
+        mtime,
+        ctime,
+        rdev,
+        parent,
+        snapshot,
+        flags,
+        height,
+        root,
         new String(t, StandardCharsets.UTF_8));
   }
 }

@@ -12,9 +12,9 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Consumer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
 import org.lmdbjava.CopyFlags;
 import org.lmdbjava.Dbi;
 import org.lmdbjava.DbiFlags;
@@ -26,31 +26,36 @@ import org.lmdbjava.Stat;
 import org.lmdbjava.Txn;
 
 /**
- * The one LMDB environment of a store and its tables (see FORMAT.md): the one door to LMDB.
- * Only this class and its helpers {@link Table}, {@link TableCursor}, {@link ReadTxn} and
- * {@link WriteTxn} use lmdbjava; the rest of the engine reads and changes the tables through them.
- * Every transaction goes through {@link #read} or {@link #write}, for the length of one callback
- * (so it is short and always closed); a full map grows and a full disk becomes
- * {@link StoreFullException} here.
+ * The one LMDB environment of a store and its tables (see FORMAT.md): the one door to LMDB. Only
+ * this class and its helpers {@link Table}, {@link TableCursor}, {@link ReadTxn} and {@link
+ * WriteTxn} use lmdbjava; the rest of the engine reads and changes the tables through them. Every
+ * transaction goes through {@link #read} or {@link #write}, for the length of one callback (so it
+ * is short and always closed); a full map grows and a full disk becomes {@link StoreFullException}
+ * here.
  *
- * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding
- * a Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by
- * every transaction and exclusively only while the map is resized, or the environment is closed
- * and reopened by {@link #compact}, both of which LMDB requires to happen with no transaction open
- * in the process. Order: writer, then mapLock.
+ * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding a
+ * Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by every
+ * transaction and exclusively only while the map is resized, or the environment is closed and
+ * reopened by {@link #compact}, both of which LMDB requires to happen with no transaction open in
+ * the process. Order: writer, then mapLock.
  */
 final class Lmdb implements AutoCloseable {
   /** What {@code meta} holds under {@code magic} in every dedupfs store. */
   static final String MAGIC = "dedupfs";
+
   /** The one format this code reads and writes: FORMAT.md. */
   static final int FORMAT_VERSION = 1;
+
   /** Address space only: the file grows as pages are written, not to the map's size. */
   static final long DEFAULT_MAP_SIZE = 1L << 40;
+
   private static final int EIO = 5;
   private static final int ENOSPC = 28;
   private static final int EDQUOT = 122;
+
   /** Room kept beside a compacted copy of the store. */
   private static final long NEARLY_FULL = 1 << 20;
+
   /**
    * Below this much unallocated space (statvfs f_bfree), an EIO from LMDB is taken for a full disk
    * (see {@link #isDiskFull}). Filesystems keep space back that f_bfree still counts as free but
@@ -59,7 +64,10 @@ final class Lmdb implements AutoCloseable {
    */
   private static final long FULL_BELOW = 64L << 20;
 
-  /** Where {@link #compact} writes its copy, inside the store's directory; removed when done (or at the next open). */
+  /**
+   * Where {@link #compact} writes its copy, inside the store's directory; removed when done (or at
+   * the next open).
+   */
   static final String COMPACT_DIR = "compact.tmp";
 
   // The environment (and what the tables refer to) is replaced only by compact(), with mapLock held
@@ -73,19 +81,36 @@ final class Lmdb implements AutoCloseable {
   final Table refs = new Table("refs");
   final Table pending = new Table("pending");
   final Table orphans = new Table("orphans");
-  /** The snapshot index; not {@link Table#present} only in a store opened read-only that has never had it (a store written before snapshots). */
+
+  /**
+   * The snapshot index; not {@link Table#present} only in a store opened read-only that has never
+   * had it (a store written before snapshots).
+   */
   final Table snapshots = new Table("snapshots");
+
   final int pageSize;
-  /** The store has no format record yet: it is being created (or its creation was interrupted before its first commit). */
+
+  /**
+   * The store has no format record yet: it is being created (or its creation was interrupted before
+   * its first commit).
+   */
   final boolean isNew;
+
   /** The most bytes a key may hold after a 32-byte hash. */
   final int maxKeyTail;
+
   private final Path dir;
   private final boolean readOnly;
 
-  /** Held for every write transaction, and by {@link #compact} for the whole copy: one writer at a time. */
+  /**
+   * Held for every write transaction, and by {@link #compact} for the whole copy: one writer at a
+   * time.
+   */
   private final ReentrantLock writer = new ReentrantLock();
-  /** Held shared by every transaction, exclusively to resize the map or swap in a compacted copy. */
+
+  /**
+   * Held shared by every transaction, exclusively to resize the map or swap in a compacted copy.
+   */
   private final ReentrantReadWriteLock mapLock = new ReentrantReadWriteLock();
 
   /** A unit of work inside one read transaction. */
@@ -94,7 +119,9 @@ final class Lmdb implements AutoCloseable {
     T run(ReadTxn txn) throws IOException;
   }
 
-  /** A unit of work inside one write transaction; it may run more than once (after a map resize). */
+  /**
+   * A unit of work inside one write transaction; it may run more than once (after a map resize).
+   */
   @FunctionalInterface
   interface WriteWork<T> {
     T run(WriteTxn txn) throws IOException;
@@ -102,12 +129,13 @@ final class Lmdb implements AutoCloseable {
 
   /**
    * Opens the environment in {@code dir} and checks its format record before touching anything
-   * else; creates the tables only when {@code fresh} (the directory was empty) or when a
-   * creation was interrupted before its first commit. The {@code snapshots} table, which stores
-   * written before snapshots existed lack, is created in a store opened for writing.
+   * else; creates the tables only when {@code fresh} (the directory was empty) or when a creation
+   * was interrupted before its first commit. The {@code snapshots} table, which stores written
+   * before snapshots existed lack, is created in a store opened for writing.
    */
   /** Where the first meta page holds LMDB's magic number (after the 16-byte page header). */
   private static final long LMDB_MAGIC_OFFSET = 16;
+
   private static final int LMDB_MAGIC = 0xBEEFC0DE;
 
   Lmdb(Path dir, boolean readOnly, boolean fresh, long mapSize) throws StoreException {
@@ -116,15 +144,18 @@ final class Lmdb implements AutoCloseable {
     env = openEnv(mapSize);
     try {
       env.readerCheck(); // frees reader slots that a killed process left behind
-      meta.dbi = env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
+      meta.dbi =
+          env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
       isNew = checkFormat(dir);
       if (isNew && readOnly) {
-        throw new StoreException(dir + " holds no dedupfs store yet, and a read-only open cannot create one");
+        throw new StoreException(
+            dir + " holds no dedupfs store yet, and a read-only open cannot create one");
       }
       openTables(isNew);
     } catch (LmdbException e) {
       env.close();
-      throw new StoreException(dir + " is an LMDB environment but not a dedupfs store: " + e.getMessage());
+      throw new StoreException(
+          dir + " is an LMDB environment but not a dedupfs store: " + e.getMessage());
     } catch (StoreException e) {
       env.close();
       throw e;
@@ -145,16 +176,21 @@ final class Lmdb implements AutoCloseable {
       flags = new EnvFlags[] {EnvFlags.MDB_NOTLS, EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK};
     }
     try {
-      return Env.create().setMapSize(mapSize).setMaxDbs(16).setMaxReaders(1024).open(dir.toFile(), flags);
+      return Env.create()
+          .setMapSize(mapSize)
+          .setMaxDbs(16)
+          .setMaxReaders(1024)
+          .open(dir.toFile(), flags);
     } catch (LmdbException e) {
-      throw new StoreException(dir + " does not hold a readable LMDB environment: " + e.getMessage());
+      throw new StoreException(
+          dir + " does not hold a readable LMDB environment: " + e.getMessage());
     }
   }
 
   /**
    * Refuses a {@code data.mdb} that is not an LMDB environment before anything is created beside it
-   * (LMDB would leave a {@code lock.mdb}; an open, its {@code dedupfs.lock}). An empty one is a creation that stopped before its first
-   * commit, which LMDB initialises.
+   * (LMDB would leave a {@code lock.mdb}; an open, its {@code dedupfs.lock}). An empty one is a
+   * creation that stopped before its first commit, which LMDB initialises.
    */
   static void requireLmdbFile(Path data) throws StoreException {
     try (FileChannel ch = FileChannel.open(data, StandardOpenOption.READ)) {
@@ -195,7 +231,10 @@ final class Lmdb implements AutoCloseable {
     return false;
   }
 
-  /** Refuses another program's environment or another format version; true when there is no format record yet. */
+  /**
+   * Refuses another program's environment or another format version; true when there is no format
+   * record yet.
+   */
   private boolean checkFormat(Path dir) throws StoreException {
     try (Txn<ByteBuffer> t = env.txnRead()) {
       ReadTxn txn = new ReadTxn(t);
@@ -208,8 +247,14 @@ final class Lmdb implements AutoCloseable {
       }
       String version = metaString(txn, "formatVersion");
       if (!Integer.toString(FORMAT_VERSION).equals(version)) {
-        throw new StoreException("the store " + dir + " has format version " + version
-            + "; this dedupfs reads version " + FORMAT_VERSION + " only");
+        throw new StoreException(
+            "the store "
+                + dir
+                + " has format version "
+                + version
+                + "; this dedupfs reads version "
+                + FORMAT_VERSION
+                + " only");
       }
       return false;
     }
@@ -258,15 +303,18 @@ final class Lmdb implements AutoCloseable {
   /**
    * Runs {@code work} in a write transaction as {@link #write} does (one writer at a time, a full
    * map grown and the work run again), then aborts the transaction instead of committing it:
-   * nothing it wrote is ever seen. For a dry run of a change: its result says what the change
-   * would do.
+   * nothing it wrote is ever seen. For a dry run of a change: its result says what the change would
+   * do.
    */
   @SuppressWarnings("unchecked")
   <T> T writeAndAbort(WriteWork<T> work) throws IOException {
     try {
-      write(txn -> {
-        throw new Aborted(work.run(txn)); // leaves writeOnce before its commit: closing the transaction aborts it
-      });
+      write(
+          txn -> {
+            throw new Aborted(
+                work.run(
+                    txn)); // leaves writeOnce before its commit: closing the transaction aborts it
+          });
     } catch (Aborted a) {
       return (T) a.result;
     }
@@ -314,7 +362,8 @@ final class Lmdb implements AutoCloseable {
     try {
       long size = env.info().mapSize;
       if (size >= Long.MAX_VALUE / 4) {
-        throw new StoreFullException("the store's map cannot grow beyond " + size + " bytes", cause);
+        throw new StoreFullException(
+            "the store's map cannot grow beyond " + size + " bytes", cause);
       }
       env.setMapSize(size * 2);
     } finally {
@@ -363,7 +412,8 @@ final class Lmdb implements AutoCloseable {
 
   private List<Dbi<ByteBuffer>> tables() {
     List<Dbi<ByteBuffer>> all = new ArrayList<>();
-    for (Table t : List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots)) {
+    for (Table t :
+        List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots)) {
       if (t.present()) {
         all.add(t.dbi);
       }
@@ -390,8 +440,8 @@ final class Lmdb implements AutoCloseable {
    * MDB_CP_COMPACT: pages in use only, renumbered) into {@link #COMPACT_DIR}, checks it, and
    * renames it over {@code data.mdb} with no transaction open (writer held, then mapLock
    * exclusively: close, rename, reopen). Writers wait for the whole copy, so that it misses no
-   * commit; readers go on until the swap. Without room on the disk for the copy this throws
-   * {@link StoreFullException} and the store is unchanged.
+   * commit; readers go on until the swap. Without room on the disk for the copy this throws {@link
+   * StoreFullException} and the store is unchanged.
    */
   CompactResult compact(Consumer<Progress> progress) throws IOException {
     Path data = dir.resolve("data.mdb");
@@ -410,8 +460,15 @@ final class Lmdb implements AutoCloseable {
       removeCompactDir(dir);
       long free = Files.getFileStore(dir).getUsableSpace();
       if (free < need + NEARLY_FULL) {
-        throw new StoreFullException("compacting the store " + dir + " needs " + need + " bytes free on its disk; "
-            + free + " are", null);
+        throw new StoreFullException(
+            "compacting the store "
+                + dir
+                + " needs "
+                + need
+                + " bytes free on its disk; "
+                + free
+                + " are",
+            null);
       }
       Files.createDirectory(tmp);
       try {
@@ -428,14 +485,23 @@ final class Lmdb implements AutoCloseable {
         } finally {
           mapLock.readLock().unlock();
         }
-        try (Env<ByteBuffer> c = Env.create().setMaxDbs(16).open(tmp.toFile(), EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK)) {
+        try (Env<ByteBuffer> c =
+            Env.create()
+                .setMaxDbs(16)
+                .open(tmp.toFile(), EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK)) {
           List<Dbi<ByteBuffer>> copied = new ArrayList<>();
           for (String n : names) {
             copied.add(c.openDbi(n));
           }
           List<Long> got = entries(c, copied);
           if (!got.equals(want)) {
-            throw new IOException("the compacted copy of " + dir + " does not hold what the store holds: " + got + " entries, not " + want);
+            throw new IOException(
+                "the compacted copy of "
+                    + dir
+                    + " does not hold what the store holds: "
+                    + got
+                    + " entries, not "
+                    + want);
           }
         }
         try (FileChannel ch = FileChannel.open(copy, StandardOpenOption.WRITE)) {
@@ -454,25 +520,33 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
-  /** Runs LMDB's compacting copy on a helper thread (holding mapLock shared) and reports the copy's growth from this one. */
-  private void copyCompacted(Path tmp, Path copy, long need, Consumer<Progress> progress) throws IOException {
+  /**
+   * Runs LMDB's compacting copy on a helper thread (holding mapLock shared) and reports the copy's
+   * growth from this one.
+   */
+  private void copyCompacted(Path tmp, Path copy, long need, Consumer<Progress> progress)
+      throws IOException {
     RuntimeException[] failure = new RuntimeException[1];
-    Thread t = new Thread(() -> {
-      mapLock.readLock().lock();
-      try {
-        env.copy(tmp.toFile(), CopyFlags.MDB_CP_COMPACT);
-      } catch (RuntimeException e) {
-        failure[0] = e;
-      } finally {
-        mapLock.readLock().unlock();
-      }
-    }, "dedupfs-compact");
+    Thread t =
+        new Thread(
+            () -> {
+              mapLock.readLock().lock();
+              try {
+                env.copy(tmp.toFile(), CopyFlags.MDB_CP_COMPACT);
+              } catch (RuntimeException e) {
+                failure[0] = e;
+              } finally {
+                mapLock.readLock().unlock();
+              }
+            },
+            "dedupfs-compact");
     t.start();
     progress.accept(new Progress("copy", 0, need));
     try {
       while (t.isAlive()) {
         t.join(250);
-        progress.accept(new Progress("copy", Files.exists(copy) ? Math.min(need, Files.size(copy)) : 0, need));
+        progress.accept(
+            new Progress("copy", Files.exists(copy) ? Math.min(need, Files.size(copy)) : 0, need));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -480,10 +554,12 @@ final class Lmdb implements AutoCloseable {
       throw new java.io.InterruptedIOException("compact interrupted; the store is unchanged");
     }
     if (failure[0] instanceof LmdbNativeException e && isDiskFull(e.getResultCode())) {
-      throw new StoreFullException("no space left on the disk under the store " + dir + " for its compacted copy", e);
+      throw new StoreFullException(
+          "no space left on the disk under the store " + dir + " for its compacted copy", e);
     }
     if (failure[0] != null) {
-      throw new IOException("LMDB could not copy the store " + dir + ": " + failure[0].getMessage(), failure[0]);
+      throw new IOException(
+          "LMDB could not copy the store " + dir + ": " + failure[0].getMessage(), failure[0]);
     }
   }
 
@@ -497,7 +573,10 @@ final class Lmdb implements AutoCloseable {
     }
   }
 
-  /** Caller holds the writer lock: closes the environment, renames the copy over {@code data.mdb}, reopens it. */
+  /**
+   * Caller holds the writer lock: closes the environment, renames the copy over {@code data.mdb},
+   * reopens it.
+   */
   private void swapIn(Path copy, Path data) throws IOException {
     mapLock.writeLock().lock();
     try {
@@ -545,8 +624,10 @@ final class Lmdb implements AutoCloseable {
   // ---- small direct buffers, one set per thread: LMDB needs direct memory for keys and values.
   // A buffer is only borrowed for the duration of one LMDB call, which copies it.
 
-  private static final ThreadLocal<ByteBuffer> KEY = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(512));
-  private static final ThreadLocal<ByteBuffer> VAL = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(64 * 1024));
+  private static final ThreadLocal<ByteBuffer> KEY =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(512));
+  private static final ThreadLocal<ByteBuffer> VAL =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(64 * 1024));
 
   static ByteBuffer key() {
     return KEY.get().clear();

@@ -20,14 +20,23 @@ import java.util.function.Consumer;
  */
 final class LmdbBlockStore implements BlockStore {
   private static final int REF_VALUE_BYTES = Long.BYTES + 1;
-  /** LMDB keeps a value of more than about half a page on overflow pages, behind a header of this size. */
+
+  /**
+   * LMDB keeps a value of more than about half a page on overflow pages, behind a header of this
+   * size.
+   */
   private static final int OVERFLOW_HEADER = 16;
 
   private final Lmdb db;
   private final Geometry geometry;
+
   /** Contents already checked against their hash. Content-addressed, so never stale. */
   private final Cache<Hash, byte[]> verified;
-  /** The key of the next queued decrement: one past the newest in {@code pending} at open, then counted in memory. */
+
+  /**
+   * The key of the next queued decrement: one past the newest in {@code pending} at open, then
+   * counted in memory.
+   */
   private final AtomicLong nextPendingSeq;
 
   LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes) throws IOException {
@@ -61,11 +70,11 @@ final class LmdbBlockStore implements BlockStore {
 
   /**
    * Reads leaves into a destination buffer for one read request, inside the caller's read
-   * transaction: leaves in the verified cache are copied at once; the others are found in LMDB
-   * (one cursor for the request) and copied and checked against their hashes by {@link #finish},
-   * straight from LMDB's map into the destination, on two threads for a large request. A leaf
-   * read whole is checked in the destination, after the copy: what is checked is what is
-   * delivered. Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
+   * transaction: leaves in the verified cache are copied at once; the others are found in LMDB (one
+   * cursor for the request) and copied and checked against their hashes by {@link #finish},
+   * straight from LMDB's map into the destination, on two threads for a large request. A leaf read
+   * whole is checked in the destination, after the copy: what is checked is what is delivered.
+   * Leaves read in part are checked in a scratch copy, and kept in the cache when asked.
    */
   private final class LmdbLeafReader implements LeafReader {
     private final ReadTxn txn;
@@ -74,14 +83,20 @@ final class LmdbBlockStore implements BlockStore {
     private TableCursor cursor;
     private final List<LeafRead> pending = new ArrayList<>();
 
-    /** {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of large ones would only churn it). */
+    /**
+     * {@code cache}: keep leaves read from LMDB in the verified cache (small reads; a stream of
+     * large ones would only churn it).
+     */
     LmdbLeafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
       this.txn = txn;
       this.dst = dst;
       this.cache = cache;
     }
 
-    /** Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to dst's absolute index {@code at}. */
+    /**
+     * Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to
+     * dst's absolute index {@code at}.
+     */
     @Override
     public void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
       byte[] cached = verified.getIfPresent(hash);
@@ -106,15 +121,18 @@ final class LmdbBlockStore implements BlockStore {
         return;
       }
       int half = count / 2;
-      java.util.concurrent.CompletableFuture<Void> other = java.util.concurrent.CompletableFuture.runAsync(() -> {
-        try {
-          for (int i = half; i < count; i++) {
-            complete(pending.get(i), dst);
-          }
-        } catch (CorruptBlockException e) {
-          throw new java.util.concurrent.CompletionException(e);
-        }
-      }, READ_HELPERS);
+      java.util.concurrent.CompletableFuture<Void> other =
+          java.util.concurrent.CompletableFuture.runAsync(
+              () -> {
+                try {
+                  for (int i = half; i < count; i++) {
+                    complete(pending.get(i), dst);
+                  }
+                } catch (CorruptBlockException e) {
+                  throw new java.util.concurrent.CompletionException(e);
+                }
+              },
+              READ_HELPERS);
       CorruptBlockException mine = null;
       try {
         for (int i = 0; i < half; i++) {
@@ -123,7 +141,8 @@ final class LmdbBlockStore implements BlockStore {
       } catch (CorruptBlockException e) {
         mine = e;
       } catch (RuntimeException | Error e) {
-        // the other half copies from LMDB's map into dst: it must end before the read transaction does
+        // the other half copies from LMDB's map into dst: it must end before the read transaction
+        // does
         try {
           other.join();
         } catch (RuntimeException again) {
@@ -153,42 +172,58 @@ final class LmdbBlockStore implements BlockStore {
     }
   }
 
-  /** A request for at least this many bytes of leaves from LMDB is copied and checked on two threads. */
+  /**
+   * A request for at least this many bytes of leaves from LMDB is copied and checked on two
+   * threads.
+   */
   private static final int PARALLEL_BYTES = 256 * 1024;
 
   /**
-   * Copies and checks the second half of such requests: daemon threads shared by every store in
-   * the JVM, one per core but the caller's. (Handed the common pool, CompletableFuture starts a
-   * thread per task where that pool has a single worker, as on 2 cores.)
+   * Copies and checks the second half of such requests: daemon threads shared by every store in the
+   * JVM, one per core but the caller's. (Handed the common pool, CompletableFuture starts a thread
+   * per task where that pool has a single worker, as on 2 cores.)
    */
   private static final ExecutorService READ_HELPERS =
-      Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors() - 1), r -> {
-        Thread t = new Thread(r, "dedupfs-read-helper");
-        t.setDaemon(true);
-        return t;
-      });
+      Executors.newFixedThreadPool(
+          Math.max(1, Runtime.getRuntime().availableProcessors() - 1),
+          r -> {
+            Thread t = new Thread(r, "dedupfs-read-helper");
+            t.setDaemon(true);
+            return t;
+          });
 
-  /** A leaf found in LMDB, not yet copied or checked: its value stays valid while the read transaction is open. */
-  private record LeafRead(Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
+  /**
+   * A leaf found in LMDB, not yet copied or checked: its value stays valid while the read
+   * transaction is open.
+   */
+  private record LeafRead(
+      Hash hash, ByteBuffer value, byte[] tail, int at, int from, int n, boolean cache) {}
 
-  private LeafRead find(TableCursor c, Hash hash, int at, int from, int n, boolean cache) throws CorruptBlockException {
+  private LeafRead find(TableCursor c, Hash hash, int at, int from, int n, boolean cache)
+      throws CorruptBlockException {
     if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
       throw new CorruptBlockException(hash, "missing from the store");
     }
     ByteBuffer k = c.key();
     byte[] tail = new byte[k.remaining() - Hash.SIZE];
     k.get(k.position() + Hash.SIZE, tail);
-    ByteBuffer v = c.val().duplicate(); // lmdbjava reuses its buffer object; the bytes stay put until the transaction ends
+    ByteBuffer v =
+        c.val().duplicate(); // lmdbjava reuses its buffer object; the bytes stay put until the
+    // transaction ends
     if (v.remaining() + tail.length > geometry.leafSize) {
       throw new CorruptBlockException(hash, "longer than a leaf");
     }
     return new LeafRead(hash, v, tail, at, from, n, cache);
   }
 
-  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[Geometry.MAX_LEAF_SIZE]);
+  private static final ThreadLocal<byte[]> SCRATCH =
+      ThreadLocal.withInitial(() -> new byte[Geometry.MAX_LEAF_SIZE]);
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
-  /** Copies and checks one leaf found in LMDB (any thread; absolute puts only, so threads may share dst). */
+  /**
+   * Copies and checks one leaf found in LMDB (any thread; absolute puts only, so threads may share
+   * dst).
+   */
   private void complete(LeafRead r, ByteBuffer dst) throws CorruptBlockException {
     int head = r.value().remaining();
     int stored = head + r.tail().length;
@@ -214,7 +249,10 @@ final class LmdbBlockStore implements BlockStore {
     copyOut(content, stored, r.from(), r.n(), dst, r.at());
   }
 
-  /** Bytes [from, from + n) of a leaf whose stored content is content[0, length) (zeros after it) into dst at absolute {@code at}. */
+  /**
+   * Bytes [from, from + n) of a leaf whose stored content is content[0, length) (zeros after it)
+   * into dst at absolute {@code at}.
+   */
   private static void copyOut(byte[] content, int length, int from, int n, ByteBuffer dst, int at) {
     int have = Math.max(0, Math.min(n, length - from));
     if (have > 0) {
@@ -259,18 +297,21 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   /**
-   * How many of a block's last bytes go into its key rather than its value: those that would
-   * spill onto one more overflow page, when the key has room for them. An overflow value of n
-   * bytes takes ceil((n + 16) / pageSize) pages, so a 4096-byte leaf would take two 4 KiB pages
-   * and takes one, and so does a full tree node (4112 bytes). A longer key costs its extra bytes
-   * once in a B-tree leaf page; the page it saves costs 4096.
+   * How many of a block's last bytes go into its key rather than its value: those that would spill
+   * onto one more overflow page, when the key has room for them. An overflow value of n bytes takes
+   * ceil((n + 16) / pageSize) pages, so a 4096-byte leaf would take two 4 KiB pages and takes one,
+   * and so does a full tree node (4112 bytes). A longer key costs its extra bytes once in a B-tree
+   * leaf page; the page it saves costs 4096.
    */
   static int keyTail(int length, int pageSize, int maxTail) {
     int over = (length + OVERFLOW_HEADER) % pageSize;
     return length + OVERFLOW_HEADER > pageSize && over <= maxTail ? over : 0;
   }
 
-  /** Content as stored, unchecked; null when absent. The content is the value followed by the key's bytes after the hash. */
+  /**
+   * Content as stored, unchecked; null when absent. The content is the value followed by the key's
+   * bytes after the hash.
+   */
   @Override
   public byte[] loadUnchecked(ReadTxn txn, Hash hash) {
     try (TableCursor c = db.blocks.openCursor(txn)) {
@@ -291,7 +332,10 @@ final class LmdbBlockStore implements BlockStore {
     }
   }
 
-  /** Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when absent. */
+  /**
+   * Bytes of a block's stored content (value and key tail), without reading overflow pages; 0 when
+   * absent.
+   */
   @Override
   public long storedLength(ReadTxn txn, Hash hash) {
     try (TableCursor c = db.blocks.openCursor(txn)) {
@@ -408,7 +452,10 @@ final class LmdbBlockStore implements BlockStore {
     try (TableCursor c = db.refs.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         ByteBuffer v = c.val();
-        visitor.visit(Hash.read(c.key(), c.key().position()), v.getLong(v.position()), v.get(v.position() + Long.BYTES));
+        visitor.visit(
+            Hash.read(c.key(), c.key().position()),
+            v.getLong(v.position()),
+            v.get(v.position() + Long.BYTES));
       }
     }
   }

@@ -7,8 +7,8 @@ import java.util.function.Consumer;
 
 /**
  * Upkeep of the store as a whole: reclaiming what nothing references, space figures, scrubbing,
- * checking (fsck) and compacting. Each works in its own short transactions beside the store's
- * other work; a reclaim applies the queued decrements in batches.
+ * checking (fsck) and compacting. Each works in its own short transactions beside the store's other
+ * work; a reclaim applies the queued decrements in batches.
  */
 final class Maintenance {
   static final int RECLAIM_BATCH = 2048;
@@ -21,7 +21,13 @@ final class Maintenance {
   private final Geometry geometry;
   private final BlockStore blocks;
 
-  Maintenance(Path dir, DatastoreConfig config, Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks) {
+  Maintenance(
+      Path dir,
+      DatastoreConfig config,
+      Lmdb db,
+      Namespace ns,
+      Geometry geometry,
+      BlockStore blocks) {
     this.dir = dir;
     this.config = config;
     this.db = db;
@@ -31,19 +37,22 @@ final class Maintenance {
   }
 
   /**
-   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or
-   * of the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what
-   * {@code exclusiveBytes} names is what deleting those files would free; the caller has flushed
-   * them ({@code p} is normalized). Costs work per block of the files (nodes are read, leaves
-   * only looked up), never a scan of the store for one file.
+   * Space figures of the file or directory tree at {@code path} (a snapshot's directory too), or of
+   * the whole store for "" (snapshots included): see {@link SpaceUsage}. Exact: what {@code
+   * exclusiveBytes} names is what deleting those files would free; the caller has flushed them
+   * ({@code p} is normalized). Costs work per block of the files (nodes are read, leaves only
+   * looked up), never a scan of the store for one file.
    */
   SpaceUsage usage(String p) throws IOException {
     reclaimFirst("usage"); // not needed for exactness, but it keeps the queue to work through short
-    return db.read(txn -> {
-      PendingView pending = PendingView.of(txn, blocks);
-      SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
-      return p.isEmpty() ? counter.wholeStore() : counter.usage(NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, p)).values());
-    });
+    return db.read(
+        txn -> {
+          PendingView pending = PendingView.of(txn, blocks);
+          SpaceCounter counter = new SpaceCounter(txn, db, blocks, pending);
+          return p.isEmpty()
+              ? counter.wholeStore()
+              : counter.usage(NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, p)).values());
+        });
   }
 
   /** See {@link Datastore#scrub}. */
@@ -65,7 +74,10 @@ final class Maintenance {
     try {
       reclaim();
     } catch (IOException | RuntimeException e) {
-      LOG.log(System.Logger.Level.WARNING, "reclaim before " + what + " failed; " + what + " goes on with the queue", e);
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "reclaim before " + what + " failed; " + what + " goes on with the queue",
+          e);
     }
   }
 
@@ -100,12 +112,17 @@ final class Maintenance {
     }
   }
 
-  /** {@link #reclaim}, logging a failure: for the background, which retries after the next change. */
+  /**
+   * {@link #reclaim}, logging a failure: for the background, which retries after the next change.
+   */
   void reclaimQuietly() {
     try {
       reclaim();
     } catch (IOException | RuntimeException e) {
-      LOG.log(System.Logger.Level.WARNING, "reclaiming space failed; will retry after the next change", e);
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "reclaiming space failed; will retry after the next change",
+          e);
     }
   }
 

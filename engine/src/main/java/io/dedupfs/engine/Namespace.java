@@ -1,9 +1,9 @@
 package io.dedupfs.engine;
 
 import com.google.common.hash.Hashing;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
 import java.util.ArrayList;
@@ -16,14 +16,15 @@ import java.util.Set;
  * Tables {@code inodes}, {@code dirents}, {@code xattrs}, {@code orphans} and the inode counter in
  * {@code meta} (FORMAT.md). Every method runs inside its caller's transaction.
  *
- * <p>A directory entry's key is the parent's inode number, a 63-bit hash of the name, and the
- * name; listing a directory walks its entries in hash order, and the hash is the offset a listing
- * resumes from, so entries added or removed between two calls do not make others be skipped or
- * repeated (unless two names of one directory share a 63-bit hash).
+ * <p>A directory entry's key is the parent's inode number, a 63-bit hash of the name, and the name;
+ * listing a directory walks its entries in hash order, and the hash is the offset a listing resumes
+ * from, so entries added or removed between two calls do not make others be skipped or repeated
+ * (unless two names of one directory share a 63-bit hash).
  */
 final class Namespace {
   static final long ROOT = 1;
   static final int NAME_MAX = 255;
+
   /** Offsets 1 and 2 are "." and ".."; name hashes start above them. */
   static final long FIRST_COOKIE = 3;
 
@@ -125,8 +126,12 @@ final class Namespace {
         byte[] name = new byte[k.remaining() - 16];
         k.get(p + 16, name);
         ByteBuffer v = c.val();
-        out.add(new DirEntry(new String(name, StandardCharsets.UTF_8), v.getLong(v.position()),
-            v.getInt(v.position() + 8), cookie + 1));
+        out.add(
+            new DirEntry(
+                new String(name, StandardCharsets.UTF_8),
+                v.getLong(v.position()),
+                v.getInt(v.position() + 8),
+                cookie + 1));
       }
     }
     return out;
@@ -138,7 +143,9 @@ final class Namespace {
   }
 
   static long cookie(byte[] name) {
-    long h = Hashing.murmur3_128().hashBytes(name).asLong() >>> 2; // below 2^62, so cookie + 1 stays positive
+    long h =
+        Hashing.murmur3_128().hashBytes(name).asLong()
+            >>> 2; // below 2^62, so cookie + 1 stays positive
     return h < FIRST_COOKIE ? h + FIRST_COOKIE : h;
   }
 
@@ -157,7 +164,8 @@ final class Namespace {
         continue;
       }
       if (part.equals(".") || part.equals("..")) {
-        throw new FsException(FsException.Kind.INVALID_ARGUMENT, path, "a store path has no . or .. components");
+        throw new FsException(
+            FsException.Kind.INVALID_ARGUMENT, path, "a store path has no . or .. components");
       }
       out.add(part);
     }
@@ -169,7 +177,10 @@ final class Namespace {
     return String.join("/", components(path));
   }
 
-  /** The inode at {@code path}; a symlink is not followed, not even in the middle (NotDirectoryException). */
+  /**
+   * The inode at {@code path}; a symlink is not followed, not even in the middle
+   * (NotDirectoryException).
+   */
   long resolve(ReadTxn txn, String path) throws IOException {
     return resolve(txn, ROOT, path);
   }
@@ -258,7 +269,8 @@ final class Namespace {
     try (TableCursor c = db.xattrs.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         ByteBuffer k = c.key();
-        if (k.remaining() == 8 + n.length && k.slice(k.position() + 8, n.length).equals(ByteBuffer.wrap(n))) {
+        if (k.remaining() == 8 + n.length
+            && k.slice(k.position() + 8, n.length).equals(ByteBuffer.wrap(n))) {
           return true;
         }
       }

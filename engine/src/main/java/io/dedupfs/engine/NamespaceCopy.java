@@ -1,7 +1,6 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.HashMap;
@@ -21,10 +20,13 @@ final class NamespaceCopy {
   private final WriteTxn txn;
   private final long snapshot;
   private final Long ctimeNs;
+
   /** Inode copied (or, for a restore, restored in place) -> its copy. */
   final Map<Long, Long> copies = new HashMap<>();
+
   /** Inode records written, and roots given a reference: what a copy costs. */
   long inodesCopied;
+
   long rootsReferenced;
 
   /**
@@ -39,7 +41,10 @@ final class NamespaceCopy {
     this.ctimeNs = ctimeNs;
   }
 
-  /** Names in {@code dir} a copy of {@code src}, with its whole subtree for a directory; returns the copy's number. */
+  /**
+   * Names in {@code dir} a copy of {@code src}, with its whole subtree for a directory; returns the
+   * copy's number.
+   */
   long copy(long dir, String name, Inode src) throws IOException {
     long c = link(dir, name, src);
     if (src.isDirectory()) {
@@ -70,7 +75,9 @@ final class NamespaceCopy {
     }
   }
 
-  /** Names in {@code dir} the copy of {@code src}, making it (without children) unless it exists. */
+  /**
+   * Names in {@code dir} the copy of {@code src}, making it (without children) unless it exists.
+   */
   private long link(long dir, String name, Inode src) throws IOException {
     Long done = src.isDirectory() ? null : copies.get(src.ino());
     if (done != null) {

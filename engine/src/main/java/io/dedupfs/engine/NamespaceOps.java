@@ -11,7 +11,6 @@ import static io.dedupfs.engine.Datastore.XATTR_CREATE;
 import static io.dedupfs.engine.Datastore.XATTR_REPLACE;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
@@ -27,10 +26,10 @@ import java.util.SortedMap;
 import java.util.TreeMap;
 
 /**
- * The namespace rules: names, links, directories, renames, attributes and extended attributes,
- * and the deletion of inodes nothing names or holds any more ({@link #forget}). Each change is
- * one LMDB write transaction (atomic: LMDB has a single writer); it takes no file lock inside one.
- * The records themselves are {@link Namespace}'s; the snapshot area is read-only here.
+ * The namespace rules: names, links, directories, renames, attributes and extended attributes, and
+ * the deletion of inodes nothing names or holds any more ({@link #forget}). Each change is one LMDB
+ * write transaction (atomic: LMDB has a single writer); it takes no file lock inside one. The
+ * records themselves are {@link Namespace}'s; the snapshot area is read-only here.
  */
 final class NamespaceOps {
   private static final long ROOT = Namespace.ROOT;
@@ -47,8 +46,15 @@ final class NamespaceOps {
   private final Contents contents;
   private final WriteBack writeBack;
 
-  NamespaceOps(Path dir, DatastoreConfig config, Lmdb db, Namespace ns, BlockStore blocks, OpenFiles files,
-      Contents contents, WriteBack writeBack) {
+  NamespaceOps(
+      Path dir,
+      DatastoreConfig config,
+      Lmdb db,
+      Namespace ns,
+      BlockStore blocks,
+      OpenFiles files,
+      Contents contents,
+      WriteBack writeBack) {
     this.dir = dir;
     this.config = config;
     this.db = db;
@@ -66,39 +72,74 @@ final class NamespaceOps {
 
   Attributes lookup(long parent, String name) throws IOException {
     checkName(name);
-    Inode i = db.read(txn -> {
-      requireDir(ns.inode(txn, parent));
-      long[] e = ns.entry(txn, parent, name);
-      if (e == null) {
-        throw new NoSuchFileException(name);
-      }
-      return ns.inode(txn, e[0]);
-    });
+    Inode i =
+        db.read(
+            txn -> {
+              requireDir(ns.inode(txn, parent));
+              long[] e = ns.entry(txn, parent, name);
+              if (e == null) {
+                throw new NoSuchFileException(name);
+              }
+              return ns.inode(txn, e[0]);
+            });
     return files.attributes(i);
   }
 
-  /** Creates a regular file, device, fifo or socket ({@code mode} holds the type; none means a regular file). */
-  Attributes mknod(long parent, String name, int mode, long rdev, int uid, int gid) throws IOException {
+  /**
+   * Creates a regular file, device, fifo or socket ({@code mode} holds the type; none means a
+   * regular file).
+   */
+  Attributes mknod(long parent, String name, int mode, long rdev, int uid, int gid)
+      throws IOException {
     int type = mode & Inode.S_IFMT;
     if (type == Inode.S_IFDIR || type == Inode.S_IFLNK) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "mknod makes neither directories nor symlinks");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, name, "mknod makes neither directories nor symlinks");
     }
     int m = type == 0 ? mode | Inode.S_IFREG : mode;
-    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 1, 0, now, now, now, rdev, 0, 0, 0, 0, Hash.ZERO, ""));
+    return createEntry(
+        parent,
+        name,
+        (ino, now) ->
+            new Inode(ino, m, uid, gid, 1, 0, now, now, now, rdev, 0, 0, 0, 0, Hash.ZERO, ""));
   }
 
   Attributes mkdir(long parent, String name, int mode, int uid, int gid) throws IOException {
     int m = (mode & 07777) | Inode.S_IFDIR;
-    return createEntry(parent, name, (ino, now) -> new Inode(ino, m, uid, gid, 2, 0, now, now, now, 0, parent, 0, 0, 0, Hash.ZERO, ""));
+    return createEntry(
+        parent,
+        name,
+        (ino, now) ->
+            new Inode(ino, m, uid, gid, 2, 0, now, now, now, 0, parent, 0, 0, 0, Hash.ZERO, ""));
   }
 
   Attributes symlink(long parent, String name, String target, int uid, int gid) throws IOException {
     if (target.isEmpty() || target.getBytes(StandardCharsets.UTF_8).length > 4095) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a symlink target has 1 to 4095 bytes");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, name, "a symlink target has 1 to 4095 bytes");
     }
     long size = target.getBytes(StandardCharsets.UTF_8).length;
-    return createEntry(parent, name,
-        (ino, now) -> new Inode(ino, Inode.S_IFLNK | 0777, uid, gid, 1, size, now, now, now, 0, 0, 0, 0, 0, Hash.ZERO, target));
+    return createEntry(
+        parent,
+        name,
+        (ino, now) ->
+            new Inode(
+                ino,
+                Inode.S_IFLNK | 0777,
+                uid,
+                gid,
+                1,
+                size,
+                now,
+                now,
+                now,
+                0,
+                0,
+                0,
+                0,
+                0,
+                Hash.ZERO,
+                target));
   }
 
   private interface InodeMaker {
@@ -109,22 +150,25 @@ final class NamespaceOps {
     requireWritable();
     checkName(name);
     long now = now();
-    Inode created = db.write(txn -> {
-      Inode p = requireLiveDir(ns.inode(txn, parent));
-      requireChangeable(p, parent, name);
-      if (ns.entry(txn, parent, name) != null) {
-        throw new FileAlreadyExistsException(name);
-      }
-      Inode i = maker.make(ns.allocateIno(txn), now);
-      ns.put(txn, i);
-      ns.putEntry(txn, parent, name, i.ino(), i.mode());
-      int links = i.isDirectory() ? p.nlink() + 1 : p.nlink();
-      if (links > MAX_LINKS) {
-        throw new FsException(FsException.Kind.TOO_MANY_LINKS, name, "too many subdirectories");
-      }
-      ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
-      return i;
-    });
+    Inode created =
+        db.write(
+            txn -> {
+              Inode p = requireLiveDir(ns.inode(txn, parent));
+              requireChangeable(p, parent, name);
+              if (ns.entry(txn, parent, name) != null) {
+                throw new FileAlreadyExistsException(name);
+              }
+              Inode i = maker.make(ns.allocateIno(txn), now);
+              ns.put(txn, i);
+              ns.putEntry(txn, parent, name, i.ino(), i.mode());
+              int links = i.isDirectory() ? p.nlink() + 1 : p.nlink();
+              if (links > MAX_LINKS) {
+                throw new FsException(
+                    FsException.Kind.TOO_MANY_LINKS, name, "too many subdirectories");
+              }
+              ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
+              return i;
+            });
     return files.attributes(created);
   }
 
@@ -140,29 +184,35 @@ final class NamespaceOps {
     requireWritable();
     checkName(newName);
     long now = now();
-    Inode linked = db.write(txn -> {
-      Inode i = ns.inode(txn, ino);
-      requireChangeable(i);
-      if (i.isDirectory()) {
-        throw new FsException(FsException.Kind.NOT_PERMITTED, newName, "hard links to directories are not allowed");
-      }
-      if (i.nlink() == 0) {
-        throw new NoSuchFileException("inode " + ino, null, "it has no name left to link to");
-      }
-      if (i.nlink() >= MAX_LINKS) {
-        throw new FsException(FsException.Kind.TOO_MANY_LINKS, newName, "too many links");
-      }
-      Inode p = requireLiveDir(ns.inode(txn, newParent));
-      requireChangeable(p, newParent, newName);
-      if (ns.entry(txn, newParent, newName) != null) {
-        throw new FileAlreadyExistsException(newName);
-      }
-      ns.putEntry(txn, newParent, newName, ino, i.mode());
-      ns.put(txn, p.withTimes(p.atimeNs(), now, now));
-      Inode l = i.withNlink(i.nlink() + 1, now);
-      ns.put(txn, l);
-      return l;
-    });
+    Inode linked =
+        db.write(
+            txn -> {
+              Inode i = ns.inode(txn, ino);
+              requireChangeable(i);
+              if (i.isDirectory()) {
+                throw new FsException(
+                    FsException.Kind.NOT_PERMITTED,
+                    newName,
+                    "hard links to directories are not allowed");
+              }
+              if (i.nlink() == 0) {
+                throw new NoSuchFileException(
+                    "inode " + ino, null, "it has no name left to link to");
+              }
+              if (i.nlink() >= MAX_LINKS) {
+                throw new FsException(FsException.Kind.TOO_MANY_LINKS, newName, "too many links");
+              }
+              Inode p = requireLiveDir(ns.inode(txn, newParent));
+              requireChangeable(p, newParent, newName);
+              if (ns.entry(txn, newParent, newName) != null) {
+                throw new FileAlreadyExistsException(newName);
+              }
+              ns.putEntry(txn, newParent, newName, ino, i.mode());
+              ns.put(txn, p.withTimes(p.atimeNs(), now, now));
+              Inode l = i.withNlink(i.nlink() + 1, now);
+              ns.put(txn, l);
+              return l;
+            });
     return files.attributes(linked);
   }
 
@@ -178,32 +228,35 @@ final class NamespaceOps {
     requireWritable();
     checkName(name);
     long now = now();
-    db.write(txn -> {
-      Inode p = requireDir(ns.inode(txn, parent));
-      requireChangeable(p, parent, name);
-      long[] e = ns.entry(txn, parent, name);
-      if (e == null) {
-        throw new NoSuchFileException(name);
-      }
-      Inode victim = ns.inode(txn, e[0]);
-      if (directory && !victim.isDirectory()) {
-        throw new NotDirectoryException(name);
-      }
-      if (!directory && victim.isDirectory()) {
-        throw new FsException(FsException.Kind.IS_DIRECTORY, name, "is a directory");
-      }
-      if (directory && !ns.isEmpty(txn, victim.ino())) {
-        throw new DirectoryNotEmptyException(name);
-      }
-      ns.deleteEntry(txn, parent, name);
-      dropLink(txn, victim, now);
-      int links = directory ? p.nlink() - 1 : p.nlink();
-      ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
-      return null;
-    });
+    db.write(
+        txn -> {
+          Inode p = requireDir(ns.inode(txn, parent));
+          requireChangeable(p, parent, name);
+          long[] e = ns.entry(txn, parent, name);
+          if (e == null) {
+            throw new NoSuchFileException(name);
+          }
+          Inode victim = ns.inode(txn, e[0]);
+          if (directory && !victim.isDirectory()) {
+            throw new NotDirectoryException(name);
+          }
+          if (!directory && victim.isDirectory()) {
+            throw new FsException(FsException.Kind.IS_DIRECTORY, name, "is a directory");
+          }
+          if (directory && !ns.isEmpty(txn, victim.ino())) {
+            throw new DirectoryNotEmptyException(name);
+          }
+          ns.deleteEntry(txn, parent, name);
+          dropLink(txn, victim, now);
+          int links = directory ? p.nlink() - 1 : p.nlink();
+          ns.put(txn, p.withNlink(links, now).withTimes(p.atimeNs(), now, now));
+          return null;
+        });
   }
 
-  /** One name of {@code victim} is gone; with none left it becomes an orphan until {@link #forget}. */
+  /**
+   * One name of {@code victim} is gone; with none left it becomes an orphan until {@link #forget}.
+   */
   private void dropLink(WriteTxn txn, Inode victim, long now) {
     int links = victim.isDirectory() ? 0 : victim.nlink() - 1;
     ns.put(txn, victim.withNlink(links, now));
@@ -212,80 +265,83 @@ final class NamespaceOps {
     }
   }
 
-  void rename(long parent, String name, long newParent, String newName, int flags) throws IOException {
+  void rename(long parent, String name, long newParent, String newName, int flags)
+      throws IOException {
     requireWritable();
     checkName(name);
     checkName(newName);
     if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0
         || flags == (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "unknown rename flags " + flags);
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, name, "unknown rename flags " + flags);
     }
     long now = now();
-    db.write(txn -> {
-      requireChangeable(requireDir(ns.inode(txn, parent)), parent, name);
-      requireChangeable(requireLiveDir(ns.inode(txn, newParent)), newParent, newName);
-      long[] se = ns.entry(txn, parent, name);
-      if (se == null) {
-        throw new NoSuchFileException(name);
-      }
-      Inode s = ns.inode(txn, se[0]);
-      long[] de = ns.entry(txn, newParent, newName);
-      if ((flags & RENAME_EXCHANGE) != 0) {
-        if (de == null) {
-          throw new NoSuchFileException(newName);
-        }
-        Inode d = ns.inode(txn, de[0]);
-        if (s.isDirectory()) {
-          requireNotInside(txn, newParent, s.ino(), name);
-        }
-        if (d.isDirectory()) {
-          requireNotInside(txn, parent, d.ino(), newName);
-        }
-        ns.putEntry(txn, parent, name, d.ino(), d.mode());
-        ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
-        moveDir(txn, s, parent, newParent, now);
-        moveDir(txn, d, newParent, parent, now);
-        ns.put(txn, ns.inode(txn, s.ino()).touched(now));
-        ns.put(txn, ns.inode(txn, d.ino()).touched(now));
-        touchDirs(txn, parent, newParent, now);
-        return null;
-      }
-      if (parent == newParent && name.equals(newName)) {
-        return null;
-      }
-      if (de != null && (flags & RENAME_NOREPLACE) != 0) {
-        throw new FileAlreadyExistsException(newName);
-      }
-      if (s.isDirectory()) {
-        requireNotInside(txn, newParent, s.ino(), name);
-      }
-      if (de != null) {
-        if (de[0] == s.ino()) {
-          return null; // two names of one inode: POSIX says rename does nothing
-        }
-        Inode d = ns.inode(txn, de[0]);
-        if (s.isDirectory() && !d.isDirectory()) {
-          throw new NotDirectoryException(newName);
-        }
-        if (!s.isDirectory() && d.isDirectory()) {
-          throw new FsException(FsException.Kind.IS_DIRECTORY, newName, "is a directory");
-        }
-        if (d.isDirectory()) {
-          if (!ns.isEmpty(txn, d.ino())) {
-            throw new DirectoryNotEmptyException(newName);
+    db.write(
+        txn -> {
+          requireChangeable(requireDir(ns.inode(txn, parent)), parent, name);
+          requireChangeable(requireLiveDir(ns.inode(txn, newParent)), newParent, newName);
+          long[] se = ns.entry(txn, parent, name);
+          if (se == null) {
+            throw new NoSuchFileException(name);
           }
-          Inode np = ns.inode(txn, newParent);
-          ns.put(txn, np.withNlink(np.nlink() - 1, now));
-        }
-        dropLink(txn, d, now);
-      }
-      ns.deleteEntry(txn, parent, name);
-      ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
-      moveDir(txn, s, parent, newParent, now);
-      ns.put(txn, ns.inode(txn, s.ino()).touched(now));
-      touchDirs(txn, parent, newParent, now);
-      return null;
-    });
+          Inode s = ns.inode(txn, se[0]);
+          long[] de = ns.entry(txn, newParent, newName);
+          if ((flags & RENAME_EXCHANGE) != 0) {
+            if (de == null) {
+              throw new NoSuchFileException(newName);
+            }
+            Inode d = ns.inode(txn, de[0]);
+            if (s.isDirectory()) {
+              requireNotInside(txn, newParent, s.ino(), name);
+            }
+            if (d.isDirectory()) {
+              requireNotInside(txn, parent, d.ino(), newName);
+            }
+            ns.putEntry(txn, parent, name, d.ino(), d.mode());
+            ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
+            moveDir(txn, s, parent, newParent, now);
+            moveDir(txn, d, newParent, parent, now);
+            ns.put(txn, ns.inode(txn, s.ino()).touched(now));
+            ns.put(txn, ns.inode(txn, d.ino()).touched(now));
+            touchDirs(txn, parent, newParent, now);
+            return null;
+          }
+          if (parent == newParent && name.equals(newName)) {
+            return null;
+          }
+          if (de != null && (flags & RENAME_NOREPLACE) != 0) {
+            throw new FileAlreadyExistsException(newName);
+          }
+          if (s.isDirectory()) {
+            requireNotInside(txn, newParent, s.ino(), name);
+          }
+          if (de != null) {
+            if (de[0] == s.ino()) {
+              return null; // two names of one inode: POSIX says rename does nothing
+            }
+            Inode d = ns.inode(txn, de[0]);
+            if (s.isDirectory() && !d.isDirectory()) {
+              throw new NotDirectoryException(newName);
+            }
+            if (!s.isDirectory() && d.isDirectory()) {
+              throw new FsException(FsException.Kind.IS_DIRECTORY, newName, "is a directory");
+            }
+            if (d.isDirectory()) {
+              if (!ns.isEmpty(txn, d.ino())) {
+                throw new DirectoryNotEmptyException(newName);
+              }
+              Inode np = ns.inode(txn, newParent);
+              ns.put(txn, np.withNlink(np.nlink() - 1, now));
+            }
+            dropLink(txn, d, now);
+          }
+          ns.deleteEntry(txn, parent, name);
+          ns.putEntry(txn, newParent, newName, s.ino(), s.mode());
+          moveDir(txn, s, parent, newParent, now);
+          ns.put(txn, ns.inode(txn, s.ino()).touched(now));
+          touchDirs(txn, parent, newParent, now);
+          return null;
+        });
   }
 
   /** A directory moved from {@code from} to {@code to}: its ".." and both link counts follow. */
@@ -310,10 +366,12 @@ final class NamespaceOps {
   }
 
   /** Refuses to move directory {@code moved} into itself or below it (EINVAL, as ext4). */
-  private void requireNotInside(ReadTxn txn, long target, long moved, String name) throws IOException {
+  private void requireNotInside(ReadTxn txn, long target, long moved, String name)
+      throws IOException {
     for (long d = target; ; d = ns.inode(txn, d).parent()) {
       if (d == moved) {
-        throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "a directory cannot move below itself");
+        throw new FsException(
+            FsException.Kind.INVALID_ARGUMENT, name, "a directory cannot move below itself");
       }
       if (d == ROOT) {
         return;
@@ -331,43 +389,56 @@ final class NamespaceOps {
     } else if (before.isRegular()) {
       writeBack.flush(ino); // so that the pending write times do not overwrite what is set here
     }
-    db.write(txn -> {
-      Inode i = ns.inode(txn, ino);
-      int mode = change.mode() == null ? i.mode() : (i.mode() & Inode.S_IFMT) | (change.mode() & 07777);
-      int uid = change.uid() == null ? i.uid() : change.uid();
-      int gid = change.gid() == null ? i.gid() : change.gid();
-      long atime = change.atimeNs() == null ? i.atimeNs() : change.atimeNs() == SetAttributes.NOW ? now : change.atimeNs();
-      long mtime = change.mtimeNs() == null ? i.mtimeNs() : change.mtimeNs() == SetAttributes.NOW ? now : change.mtimeNs();
-      long ctime = change.ctimeNs() == null ? now : change.ctimeNs();
-      ns.put(txn, i.withOwner(mode, uid, gid, ctime).withTimes(atime, mtime, ctime));
-      return null;
-    });
+    db.write(
+        txn -> {
+          Inode i = ns.inode(txn, ino);
+          int mode =
+              change.mode() == null
+                  ? i.mode()
+                  : (i.mode() & Inode.S_IFMT) | (change.mode() & 07777);
+          int uid = change.uid() == null ? i.uid() : change.uid();
+          int gid = change.gid() == null ? i.gid() : change.gid();
+          long atime =
+              change.atimeNs() == null
+                  ? i.atimeNs()
+                  : change.atimeNs() == SetAttributes.NOW ? now : change.atimeNs();
+          long mtime =
+              change.mtimeNs() == null
+                  ? i.mtimeNs()
+                  : change.mtimeNs() == SetAttributes.NOW ? now : change.mtimeNs();
+          long ctime = change.ctimeNs() == null ? now : change.ctimeNs();
+          ns.put(txn, i.withOwner(mode, uid, gid, ctime).withTimes(atime, mtime, ctime));
+          return null;
+        });
     return getattr(ino);
   }
 
   /** See {@link Datastore#readdir}. */
   List<DirEntry> readdir(long ino, long offset, int max) throws IOException {
-    return db.read(txn -> {
-      Inode d = requireDir(ns.inode(txn, ino));
-      List<DirEntry> out = new ArrayList<>();
-      if (offset < 1 && out.size() < max) {
-        out.add(new DirEntry(".", ino, Inode.S_IFDIR, 1));
-      }
-      if (offset < 2 && out.size() < max) {
-        out.add(new DirEntry("..", d.parent(), Inode.S_IFDIR, 2));
-      }
-      out.addAll(ns.list(txn, ino, Math.max(offset, Namespace.FIRST_COOKIE), max - out.size()));
-      return out;
-    });
+    return db.read(
+        txn -> {
+          Inode d = requireDir(ns.inode(txn, ino));
+          List<DirEntry> out = new ArrayList<>();
+          if (offset < 1 && out.size() < max) {
+            out.add(new DirEntry(".", ino, Inode.S_IFDIR, 1));
+          }
+          if (offset < 2 && out.size() < max) {
+            out.add(new DirEntry("..", d.parent(), Inode.S_IFDIR, 2));
+          }
+          out.addAll(ns.list(txn, ino, Math.max(offset, Namespace.FIRST_COOKIE), max - out.size()));
+          return out;
+        });
   }
 
   // ---- extended attributes
 
   byte[] getxattr(long ino, String name) throws IOException {
-    byte[] v = db.read(txn -> {
-      ns.inode(txn, ino);
-      return ns.xattr(txn, ino, name);
-    });
+    byte[] v =
+        db.read(
+            txn -> {
+              ns.inode(txn, ino);
+              return ns.xattr(txn, ino, name);
+            });
     if (v == null) {
       throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
     }
@@ -375,10 +446,11 @@ final class NamespaceOps {
   }
 
   List<String> listxattr(long ino) throws IOException {
-    return db.read(txn -> {
-      ns.inode(txn, ino);
-      return ns.xattrNames(txn, ino);
-    });
+    return db.read(
+        txn -> {
+          ns.inode(txn, ino);
+          return ns.xattrNames(txn, ino);
+        });
   }
 
   /** Whether any inode has an extended attribute called {@code name}: one pass over the table. */
@@ -389,38 +461,42 @@ final class NamespaceOps {
   void setxattr(long ino, String name, byte[] value, int flags) throws IOException {
     requireWritable();
     if (name.isEmpty() || name.getBytes(StandardCharsets.UTF_8).length > Namespace.NAME_MAX) {
-      throw new FsException(FsException.Kind.NAME_TOO_LONG, name, "an attribute name has 1 to 255 bytes");
+      throw new FsException(
+          FsException.Kind.NAME_TOO_LONG, name, "an attribute name has 1 to 255 bytes");
     }
     if (value.length > XATTR_MAX) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, name, "attribute values are limited to 64 KiB");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT, name, "attribute values are limited to 64 KiB");
     }
     long now = now();
-    db.write(txn -> {
-      Inode i = requireChangeable(ns.inode(txn, ino));
-      boolean exists = ns.xattr(txn, ino, name) != null;
-      if (exists && (flags & XATTR_CREATE) != 0) {
-        throw new FsException(FsException.Kind.ATTRIBUTE_EXISTS, name, "attribute exists");
-      }
-      if (!exists && (flags & XATTR_REPLACE) != 0) {
-        throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
-      }
-      ns.putXattr(txn, ino, name, value);
-      ns.put(txn, i.touched(now));
-      return null;
-    });
+    db.write(
+        txn -> {
+          Inode i = requireChangeable(ns.inode(txn, ino));
+          boolean exists = ns.xattr(txn, ino, name) != null;
+          if (exists && (flags & XATTR_CREATE) != 0) {
+            throw new FsException(FsException.Kind.ATTRIBUTE_EXISTS, name, "attribute exists");
+          }
+          if (!exists && (flags & XATTR_REPLACE) != 0) {
+            throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
+          }
+          ns.putXattr(txn, ino, name, value);
+          ns.put(txn, i.touched(now));
+          return null;
+        });
   }
 
   void removexattr(long ino, String name) throws IOException {
     requireWritable();
     long now = now();
-    db.write(txn -> {
-      Inode i = requireChangeable(ns.inode(txn, ino));
-      if (!ns.deleteXattr(txn, ino, name)) {
-        throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
-      }
-      ns.put(txn, i.touched(now));
-      return null;
-    });
+    db.write(
+        txn -> {
+          Inode i = requireChangeable(ns.inode(txn, ino));
+          if (!ns.deleteXattr(txn, ino, name)) {
+            throw new FsException(FsException.Kind.NO_SUCH_ATTRIBUTE, name, "no such attribute");
+          }
+          ns.put(txn, i.touched(now));
+          return null;
+        });
   }
 
   /** See {@link Datastore#forget}. */
@@ -428,20 +504,22 @@ final class NamespaceOps {
     if (config.readOnly() || ino == ROOT) {
       return;
     }
-    boolean deleted = db.write(txn -> {
-      Inode i;
-      try {
-        i = ns.inode(txn, ino);
-      } catch (NoSuchFileException e) {
-        return false;
-      }
-      if (i.nlink() > 0) {
-        return false;
-      }
-      ns.delete(txn, ino);
-      blocks.decref(txn, i.root());
-      return true;
-    });
+    boolean deleted =
+        db.write(
+            txn -> {
+              Inode i;
+              try {
+                i = ns.inode(txn, ino);
+              } catch (NoSuchFileException e) {
+                return false;
+              }
+              if (i.nlink() > 0) {
+                return false;
+              }
+              ns.delete(txn, ino);
+              blocks.decref(txn, i.root());
+              return true;
+            });
     FileContent fc = files.get(ino);
     if (fc != null) {
       fc.lock.writeLock().lock();
@@ -464,25 +542,37 @@ final class NamespaceOps {
     }
   }
 
-  /** The inode at {@code path} ("/"-separated, relative to the root, "" for the root); symlinks are not followed. */
+  /**
+   * The inode at {@code path} ("/"-separated, relative to the root, "" for the root); symlinks are
+   * not followed.
+   */
   long resolve(String path) throws IOException {
     return db.read(txn -> ns.resolve(txn, path));
   }
 
-  /** A path of {@code ino} (one of its names), for reports; NoSuchFileException if it has none. Reads every entry. */
+  /**
+   * A path of {@code ino} (one of its names), for reports; NoSuchFileException if it has none.
+   * Reads every entry.
+   */
   String pathOf(long ino) throws IOException {
-    return db.read(txn -> {
-      ns.inode(txn, ino);
-      String p = ns.paths(txn, Set.of(ino)).get(ino);
-      if (p == null) {
-        throw new NoSuchFileException("inode " + ino, null, "it has no name (unlinked while open)");
-      }
-      return p;
-    });
+    return db.read(
+        txn -> {
+          ns.inode(txn, ino);
+          String p = ns.paths(txn, Set.of(ino)).get(ino);
+          if (p == null) {
+            throw new NoSuchFileException(
+                "inode " + ino, null, "it has no name (unlinked while open)");
+          }
+          return p;
+        });
   }
 
-  /** The regular files at or below {@code top}, each once, by inode number; the root's {@code .snapshots} is left out. */
-  static SortedMap<Long, Inode> regularFilesBelow(Namespace ns, ReadTxn txn, long top) throws IOException {
+  /**
+   * The regular files at or below {@code top}, each once, by inode number; the root's {@code
+   * .snapshots} is left out.
+   */
+  static SortedMap<Long, Inode> regularFilesBelow(Namespace ns, ReadTxn txn, long top)
+      throws IOException {
     SortedMap<Long, Inode> out = new TreeMap<>();
     Inode t = ns.inode(txn, top);
     if (t.isRegular()) {

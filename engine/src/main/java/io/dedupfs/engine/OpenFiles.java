@@ -12,9 +12,9 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 
 /**
- * The contents of the regular files in use, loaded on first use and dropped (retired) by forget
- * and restore, with the store-wide count of what their overlays buffer. Takes the files' locks in
- * the lock order ({@link FileContent}): each file's commit lock, then its lock; several files in
+ * The contents of the regular files in use, loaded on first use and dropped (retired) by forget and
+ * restore, with the store-wide count of what their overlays buffer. Takes the files' locks in the
+ * lock order ({@link FileContent}): each file's commit lock, then its lock; several files in
  * ascending inode order.
  */
 final class OpenFiles {
@@ -22,15 +22,21 @@ final class OpenFiles {
   private final Namespace ns;
   private final Geometry geometry;
   private final BlockStore blocks;
+
   /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
+
   /**
    * Counts contents removed from {@link #files} (forget, restore): {@link #content} loads a file's
    * inode outside any lock, and loads again when a removal happened meanwhile, since what it read
    * may be contents that a restore has just replaced.
    */
   private final AtomicLong removals = new AtomicLong();
-  /** Bytes of leaves and nodes buffered in every file's overlay and not frozen by a commit (each FileTree keeps it). */
+
+  /**
+   * Bytes of leaves and nodes buffered in every file's overlay and not frozen by a commit (each
+   * FileTree keeps it).
+   */
   private final AtomicLong dirtyBytes = new AtomicLong();
 
   OpenFiles(Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks) {
@@ -63,7 +69,10 @@ final class OpenFiles {
     return files.values();
   }
 
-  /** For tests: told when {@link #content} has read a file's inode, before it publishes the contents it loads from it. */
+  /**
+   * For tests: told when {@link #content} has read a file's inode, before it publishes the contents
+   * it loads from it.
+   */
   interface LoadHook {
     void inodeRead(long ino) throws IOException;
   }
@@ -86,9 +95,14 @@ final class OpenFiles {
         throw new FsException(FsException.Kind.IS_DIRECTORY, "inode " + ino, "is a directory");
       }
       if (!i.isRegular()) {
-        throw new FsException(FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
+        throw new FsException(
+            FsException.Kind.INVALID_ARGUMENT, "inode " + ino, "not a regular file");
       }
-      FileContent loaded = new FileContent(ino, i.isReadOnly(), new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
+      FileContent loaded =
+          new FileContent(
+              ino,
+              i.isReadOnly(),
+              new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
       FileContent raced = files.putIfAbsent(ino, loaded);
       if (raced != null) {
         return raced;
@@ -97,7 +111,8 @@ final class OpenFiles {
         return loaded;
       }
       // Contents were removed while the inode was read: perhaps this file's, replaced by a restore
-      // that committed after the read. Whoever took these meanwhile finds them retired and loads again.
+      // that committed after the read. Whoever took these meanwhile finds them retired and loads
+      // again.
       loaded.lock.writeLock().lock();
       try {
         retire(loaded);
@@ -114,8 +129,8 @@ final class OpenFiles {
 
   /**
    * Runs {@code action} on the contents of {@code ino} holding their lock, shared or exclusive
-   * (each FileTree counts the dirty bytes it adds). Contents that forget retired while
-   * this waited for the lock are loaded afresh.
+   * (each FileTree counts the dirty bytes it adds). Contents that forget retired while this waited
+   * for the lock are loaded afresh.
    */
   <T> T withContent(long ino, boolean exclusive, ContentAction<T> action) throws IOException {
     while (true) {
@@ -132,7 +147,9 @@ final class OpenFiles {
     }
   }
 
-  /** The attributes of {@code i}, with the size and times of its buffered changes if it is loaded. */
+  /**
+   * The attributes of {@code i}, with the size and times of its buffered changes if it is loaded.
+   */
   Attributes attributes(Inode i) {
     FileContent fc = i.isRegular() ? files.get(i.ino()) : null;
     if (fc == null) {
@@ -146,14 +163,21 @@ final class OpenFiles {
     }
   }
 
-  /** Drops loaded contents (and their unflushed changes): the next user loads the inode afresh. Caller holds fc's write lock. */
+  /**
+   * Drops loaded contents (and their unflushed changes): the next user loads the inode afresh.
+   * Caller holds fc's write lock.
+   */
   void retire(FileContent fc) {
     fc.retire();
-    removals.incrementAndGet(); // before the removal: a load that then finds no contents sees it (content)
+    removals.incrementAndGet(); // before the removal: a load that then finds no contents sees it
+    // (content)
     files.remove(fc.ino, fc);
   }
 
-  /** Takes fc's commit lock, then its write lock: no commit of it is in flight until {@link #unlockAll}. */
+  /**
+   * Takes fc's commit lock, then its write lock: no commit of it is in flight until {@link
+   * #unlockAll}.
+   */
   static void lockForCommit(FileContent fc) {
     fc.commitLock.lock();
     fc.lock.writeLock().lock();
@@ -168,7 +192,10 @@ final class OpenFiles {
     }
   }
 
-  /** Loads the contents of each of {@code inos} (regular files) and takes their commit locks and write locks in ascending order, the lock order; skips files gone meanwhile. */
+  /**
+   * Loads the contents of each of {@code inos} (regular files) and takes their commit locks and
+   * write locks in ascending order, the lock order; skips files gone meanwhile.
+   */
   List<FileContent> lockContents(SortedSet<Long> inos) throws IOException {
     List<FileContent> out = new ArrayList<>();
     try {

@@ -1,6 +1,5 @@
 package io.dedupfs.engine;
 
-import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -15,13 +14,14 @@ import java.util.Set;
  * The reference counts that applying every queued decrement ({@code pending}) would leave, worked
  * out in memory inside one read transaction, changing nothing: a queued decrement means a stored
  * count is higher than the references by the queued amount, and a block whose count would reach
- * zero would be freed and decrement its children in turn. So figures taken on a store with a
- * queue are those it will have once reclaim has run. Costs work per queued decrement and per
- * block those would free.
+ * zero would be freed and decrement its children in turn. So figures taken on a store with a queue
+ * are those it will have once reclaim has run. Costs work per queued decrement and per block those
+ * would free.
  */
 final class PendingView {
   /** Counts after the queue, of the blocks it touches. */
   private final Map<Hash, Long> counts = new HashMap<>();
+
   private final Set<Hash> freed = new HashSet<>();
   private final List<String> problems = new ArrayList<>();
   private final long queued;
@@ -38,7 +38,10 @@ final class PendingView {
       Hash h = queue.poll();
       long count = view.counts.containsKey(h) ? view.counts.get(h) : blocks.refcount(txn, h);
       if (count <= 0) {
-        view.problems.add("a queued decrement names block " + h + ", which is not stored (or is freed by the queue already)");
+        view.problems.add(
+            "a queued decrement names block "
+                + h
+                + ", which is not stored (or is freed by the queue already)");
         continue;
       }
       view.counts.put(h, count - 1);

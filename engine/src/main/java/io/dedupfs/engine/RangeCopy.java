@@ -8,12 +8,12 @@ import java.util.List;
 /**
  * A copy of a byte range between two file trees that shares whatever it can by reference.
  *
- * <p>When the two offsets differ by a whole number of leaves, every leaf wholly inside the range
- * is shared, and so is every larger subtree that starts at the same place in both trees; only
- * the partial leaves at the two ends are copied as bytes. When the range runs to the end of the
- * source and past the end of the destination, the last partial leaf is shared as well (beyond
- * both ends every byte is zero), so copying a whole file into an empty one shares its root.
- * Otherwise the bytes are copied.
+ * <p>When the two offsets differ by a whole number of leaves, every leaf wholly inside the range is
+ * shared, and so is every larger subtree that starts at the same place in both trees; only the
+ * partial leaves at the two ends are copied as bytes. When the range runs to the end of the source
+ * and past the end of the destination, the last partial leaf is shared as well (beyond both ends
+ * every byte is zero), so copying a whole file into an empty one shares its root. Otherwise the
+ * bytes are copied.
  */
 final class RangeCopy {
   private static final int CHUNK = 1 << 20;
@@ -26,8 +26,18 @@ final class RangeCopy {
   private final long dstOffset;
   private final long length;
 
-  /** The source tree must be committed (clean); the caller holds both files' locks and commits dst afterwards. */
-  RangeCopy(Geometry g, Lmdb db, FileTree src, FileTree dst, long srcOffset, long dstOffset, long length) {
+  /**
+   * The source tree must be committed (clean); the caller holds both files' locks and commits dst
+   * afterwards.
+   */
+  RangeCopy(
+      Geometry g,
+      Lmdb db,
+      FileTree src,
+      FileTree dst,
+      long srcOffset,
+      long dstOffset,
+      long length) {
     this.g = g;
     this.db = db;
     this.src = src;
@@ -40,42 +50,43 @@ final class RangeCopy {
   private record Share(int level, long index, Hash subtree, boolean dense) {}
 
   void run() throws IOException {
-    db.read(txn -> {
-      long leaf = g.leafSize;
-      long dstEnd = dstOffset + length;
-      long delta = srcOffset - dstOffset;
-      boolean open = srcOffset + length == src.length() && dstEnd >= dst.length();
-      long firstLeaf = Math.floorDiv(dstOffset + leaf - 1, leaf);
-      long endLeaf = open ? Math.floorDiv(dstEnd + leaf - 1, leaf) : dstEnd / leaf;
-      if (Math.floorMod(delta, leaf) != 0 || firstLeaf >= endLeaf) {
-        copyBytes(txn, srcOffset, dstOffset, length);
-        return null;
-      }
-      long deltaLeaves = delta / leaf;
-      List<Share> shares = new ArrayList<>();
-      boolean[] dense = new boolean[1];
-      for (long i = firstLeaf; i < endLeaf; ) {
-        int level = 0;
-        while (level < src.height() && fits(level + 1, i, endLeaf, deltaLeaves, open)) {
-          level++;
-        }
-        int shift = Geometry.FANOUT_SHIFT * level;
-        Hash h = src.subtree(txn, level, (i + deltaLeaves) >> shift, dense);
-        shares.add(new Share(level, i >> shift, h, dense[0]));
-        i += 1L << shift;
-      }
-      if (dstEnd > dst.length()) {
-        dst.truncate(txn, dstEnd);
-      }
-      copyBytes(txn, srcOffset, dstOffset, firstLeaf * leaf - dstOffset);
-      if (!open) {
-        copyBytes(txn, endLeaf * leaf + delta, endLeaf * leaf, dstEnd - endLeaf * leaf);
-      }
-      for (Share s : shares) {
-        dst.share(txn, s.level, s.index, s.subtree, s.dense);
-      }
-      return null;
-    });
+    db.read(
+        txn -> {
+          long leaf = g.leafSize;
+          long dstEnd = dstOffset + length;
+          long delta = srcOffset - dstOffset;
+          boolean open = srcOffset + length == src.length() && dstEnd >= dst.length();
+          long firstLeaf = Math.floorDiv(dstOffset + leaf - 1, leaf);
+          long endLeaf = open ? Math.floorDiv(dstEnd + leaf - 1, leaf) : dstEnd / leaf;
+          if (Math.floorMod(delta, leaf) != 0 || firstLeaf >= endLeaf) {
+            copyBytes(txn, srcOffset, dstOffset, length);
+            return null;
+          }
+          long deltaLeaves = delta / leaf;
+          List<Share> shares = new ArrayList<>();
+          boolean[] dense = new boolean[1];
+          for (long i = firstLeaf; i < endLeaf; ) {
+            int level = 0;
+            while (level < src.height() && fits(level + 1, i, endLeaf, deltaLeaves, open)) {
+              level++;
+            }
+            int shift = Geometry.FANOUT_SHIFT * level;
+            Hash h = src.subtree(txn, level, (i + deltaLeaves) >> shift, dense);
+            shares.add(new Share(level, i >> shift, h, dense[0]));
+            i += 1L << shift;
+          }
+          if (dstEnd > dst.length()) {
+            dst.truncate(txn, dstEnd);
+          }
+          copyBytes(txn, srcOffset, dstOffset, firstLeaf * leaf - dstOffset);
+          if (!open) {
+            copyBytes(txn, endLeaf * leaf + delta, endLeaf * leaf, dstEnd - endLeaf * leaf);
+          }
+          for (Share s : shares) {
+            dst.share(txn, s.level, s.index, s.subtree, s.dense);
+          }
+          return null;
+        });
   }
 
   /** Can the subtree of {@code level} starting at destination leaf {@code i} be shared whole? */

@@ -1,7 +1,6 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.NotDirectoryException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -15,18 +14,18 @@ import java.util.Set;
 import java.util.function.LongPredicate;
 
 /**
- * Makes a file or directory tree of the store equal to one in a snapshot, inside its caller's
- * write transaction.
+ * Makes a file or directory tree of the store equal to one in a snapshot, inside its caller's write
+ * transaction.
  *
  * <p>A non-directory whose name exists in both, with the same type, keeps its inode number and
  * takes the snapshot's contents (a new root reference), attributes and extended attributes: open
- * handles see the snapshot's bytes. A regular file can be changed so only when the caller holds
- * its contents' lock ({@code lockedFiles}); any other is replaced by a new inode under the same
- * name. Entries the snapshot lacks are removed; entries only it has are copied. Names of one inode
- * in the snapshot end up names of one inode (hard links).
+ * handles see the snapshot's bytes. A regular file can be changed so only when the caller holds its
+ * contents' lock ({@code lockedFiles}); any other is replaced by a new inode under the same name.
+ * Entries the snapshot lacks are removed; entries only it has are copied. Names of one inode in the
+ * snapshot end up names of one inode (hard links).
  *
- * <p>A removed inode whose contents are open ({@code openFiles}) becomes an orphan, deleted when
- * it is forgotten; any other is deleted at once and its root's decrement queued.
+ * <p>A removed inode whose contents are open ({@code openFiles}) becomes an orphan, deleted when it
+ * is forgotten; any other is deleted at once and its root's decrement queued.
  */
 final class Restore {
   private final Namespace ns;
@@ -37,14 +36,22 @@ final class Restore {
   private final LongPredicate dirtyFiles;
   private final LongPredicate openFiles;
   private final NamespaceCopy copier;
+
   /** Inodes of the store given the contents of a snapshot inode: none may take another's. */
   private final Set<Long> taken = new HashSet<>();
+
   private final Set<Long> changedInodes = new LinkedHashSet<>();
   private final Set<DirName> changedEntries = new LinkedHashSet<>();
+
   /** Each path changed and how ({@link Restored#changes}), in the order of the walk. */
   private final Map<String, Restored.Action> changes = new LinkedHashMap<>();
-  /** The path of each directory of the store the walk is in (or removes), to name what changes in it. */
+
+  /**
+   * The path of each directory of the store the walk is in (or removes), to name what changes in
+   * it.
+   */
   private final Map<Long, String> dirPaths = new HashMap<>();
+
   /** The target's path, store-relative ("" the root). */
   private String targetPath = "";
 
@@ -53,8 +60,14 @@ final class Restore {
    * @param dirtyFiles of those, the ones with changes not yet committed (they are discarded)
    * @param openFiles regular files whose contents are in use: removed, they become orphans
    */
-  Restore(Namespace ns, BlockStore blocks, WriteTxn txn, long now, LongPredicate lockedFiles,
-      LongPredicate dirtyFiles, LongPredicate openFiles) {
+  Restore(
+      Namespace ns,
+      BlockStore blocks,
+      WriteTxn txn,
+      long now,
+      LongPredicate lockedFiles,
+      LongPredicate dirtyFiles,
+      LongPredicate openFiles) {
     this.ns = ns;
     this.blocks = blocks;
     this.txn = txn;
@@ -111,7 +124,8 @@ final class Restore {
       attributesChanged(targetPath, target.ino());
       sync(src.ino(), target.ino());
     } else if (target.isDirectory()) {
-      throw new FsException(FsException.Kind.IS_DIRECTORY, name, "a file cannot be restored onto a directory");
+      throw new FsException(
+          FsException.Kind.IS_DIRECTORY, name, "a file cannot be restored onto a directory");
     } else {
       restoreNonDirectory(parent, name, src, target);
     }
@@ -124,7 +138,9 @@ final class Restore {
     return new Restored(new ArrayList<>(changedInodes), new ArrayList<>(changedEntries), list);
   }
 
-  /** Makes directory {@code to}'s entries, recursively, those of snapshot directory {@code from}. */
+  /**
+   * Makes directory {@code to}'s entries, recursively, those of snapshot directory {@code from}.
+   */
   private void sync(long from, long to) throws IOException {
     Map<String, DirEntry> want = byName(from);
     Map<String, DirEntry> have = byName(to);
@@ -161,7 +177,10 @@ final class Restore {
     }
   }
 
-  /** Snapshot inode {@code s} onto the existing non-directory {@code t} named {@code name} in {@code dir}. */
+  /**
+   * Snapshot inode {@code s} onto the existing non-directory {@code t} named {@code name} in {@code
+   * dir}.
+   */
   private void restoreNonDirectory(long dir, String name, Inode s, Inode t) throws IOException {
     Long done = copier.copies.get(s.ino());
     if (done != null) { // another name of an inode restored already
@@ -173,7 +192,10 @@ final class Restore {
       }
       return;
     }
-    boolean inPlace = s.type() == t.type() && !taken.contains(t.ino()) && (!t.isRegular() || lockedFiles.test(t.ino()));
+    boolean inPlace =
+        s.type() == t.type()
+            && !taken.contains(t.ino())
+            && (!t.isRegular() || lockedFiles.test(t.ino()));
     if (!inPlace) {
       remove(dir, name, t.ino());
       copier.copy(dir, name, s);
@@ -183,7 +205,8 @@ final class Restore {
     }
     taken.add(t.ino());
     copier.copies.put(s.ino(), t.ino());
-    boolean sameTree = s.root().equals(t.root()) && s.height() == t.height() && s.size() == t.size();
+    boolean sameTree =
+        s.root().equals(t.root()) && s.height() == t.height() && s.size() == t.size();
     if (sameTree && sameAttributes(t, s) && !(t.isRegular() && dirtyFiles.test(t.ino()))) {
       return;
     }
@@ -199,7 +222,10 @@ final class Restore {
     changes.put(path(dir, name), Restored.Action.REPLACED);
   }
 
-  /** Gives directory {@code t} the mode, owner, times and extended attributes of snapshot directory {@code s}. */
+  /**
+   * Gives directory {@code t} the mode, owner, times and extended attributes of snapshot directory
+   * {@code s}.
+   */
   private void setAttributes(Inode t, Inode s) {
     if (sameAttributes(t, s)) {
       return;
@@ -210,8 +236,13 @@ final class Restore {
   }
 
   private boolean sameAttributes(Inode t, Inode s) {
-    if (t.mode() != s.mode() || t.uid() != s.uid() || t.gid() != s.gid() || t.atimeNs() != s.atimeNs()
-        || t.mtimeNs() != s.mtimeNs() || t.rdev() != s.rdev() || !t.target().equals(s.target())) {
+    if (t.mode() != s.mode()
+        || t.uid() != s.uid()
+        || t.gid() != s.gid()
+        || t.atimeNs() != s.atimeNs()
+        || t.mtimeNs() != s.mtimeNs()
+        || t.rdev() != s.rdev()
+        || !t.target().equals(s.target())) {
       return false;
     }
     Map<String, byte[]> a = ns.xattrs(txn, t.ino());
@@ -227,7 +258,9 @@ final class Restore {
     return true;
   }
 
-  /** Removes the entry {@code name} of {@code dir}, naming {@code ino}, with everything below it. */
+  /**
+   * Removes the entry {@code name} of {@code dir}, naming {@code ino}, with everything below it.
+   */
   private void remove(long dir, String name, long ino) throws IOException {
     entryChanged(dir, name);
     changes.put(path(dir, name), Restored.Action.REMOVED);
@@ -264,7 +297,10 @@ final class Restore {
     return d == null || d.isEmpty() ? name : d + "/" + name;
   }
 
-  /** Records {@code path} as created from snapshot inode {@code s}, and each path below it, from the snapshot's tree. */
+  /**
+   * Records {@code path} as created from snapshot inode {@code s}, and each path below it, from the
+   * snapshot's tree.
+   */
   private void created(String path, Inode s) throws IOException {
     changes.put(path, Restored.Action.CREATED);
     if (s.isDirectory()) {

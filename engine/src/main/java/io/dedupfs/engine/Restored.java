@@ -5,12 +5,12 @@ import java.util.Locale;
 
 /**
  * What a restore changed, so that a mount can drop the kernel's cached data and attributes of
- * {@code changedInodes} (contents or attributes replaced in place) and its cached lookups of
- * {@code changedEntries}; and, for people, {@code changes}: each path it changed and how, in the
- * order of its walk (a directory before what is below it). A dry run reports what the restore
- * would change.
+ * {@code changedInodes} (contents or attributes replaced in place) and its cached lookups of {@code
+ * changedEntries}; and, for people, {@code changes}: each path it changed and how, in the order of
+ * its walk (a directory before what is below it). A dry run reports what the restore would change.
  */
-public record Restored(List<Long> changedInodes, List<DirName> changedEntries, List<Change> changes) {
+public record Restored(
+    List<Long> changedInodes, List<DirName> changedEntries, List<Change> changes) {
   public Restored {
     changedInodes = List.copyOf(changedInodes);
     changedEntries = List.copyOf(changedEntries);
@@ -19,7 +19,10 @@ public record Restored(List<Long> changedInodes, List<DirName> changedEntries, L
 
   /** How a path changed. */
   public enum Action {
-    /** A non-directory given the snapshot's contents and attributes (in place or as a new inode), or an entry of another type replaced by the snapshot's. */
+    /**
+     * A non-directory given the snapshot's contents and attributes (in place or as a new inode), or
+     * an entry of another type replaced by the snapshot's.
+     */
     REPLACED,
     /** A name only the snapshot has, copied from it (each path below a copied directory too). */
     CREATED,

@@ -1,7 +1,6 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -16,16 +15,16 @@ import java.util.function.Consumer;
 
 /**
  * A scrub: reads every block reachable from any inode's root (snapshots and orphans included)
- * straight from LMDB, bypassing the cache, and checks it against its hash; then, only if some
- * block is damaged, finds every file range that uses a damaged block.
+ * straight from LMDB, bypassing the cache, and checks it against its hash; then, only if some block
+ * is damaged, finds every file range that uses a damaged block.
  *
  * <p>Transactions are short (up to {@link #BLOCKS_PER_TXN} blocks each), so a scrub of a large
  * store pins no old pages for long and runs beside writers. A file that changes meanwhile is
- * scrubbed as it was when the scrub listed it; if its old blocks are freed under the walk, the
- * rest of that file is skipped (its new blocks were hashed when written).
+ * scrubbed as it was when the scrub listed it; if its old blocks are freed under the walk, the rest
+ * of that file is skipped (its new blocks were hashed when written).
  *
- * <p>A block shared by several files (count above 1) is read once, with its subtree; up to
- * {@link #REMEMBERED} of them are remembered, beyond which shared blocks are simply read again.
+ * <p>A block shared by several files (count above 1) is read once, with its subtree; up to {@link
+ * #REMEMBERED} of them are remembered, beyond which shared blocks are simply read again.
  */
 final class Scrubber {
   private static final int BLOCKS_PER_TXN = 1024;
@@ -59,24 +58,27 @@ final class Scrubber {
   private record Found(long ino, long offset, long length, String reason) {}
 
   ScrubReport run() throws IOException {
-    List<Inode> files = db.read(txn -> {
-      total = blocks.countedBlocks(txn);
-      List<Inode> out = new ArrayList<>();
-      try (TableCursor c = db.inodes.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
-          if (!i.root().isZero()) {
-            out.add(i);
-          }
-        }
-      }
-      return out;
-    });
+    List<Inode> files =
+        db.read(
+            txn -> {
+              total = blocks.countedBlocks(txn);
+              List<Inode> out = new ArrayList<>();
+              try (TableCursor c = db.inodes.openCursor(txn)) {
+                for (boolean ok = c.first(); ok; ok = c.next()) {
+                  Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
+                  if (!i.root().isZero()) {
+                    out.add(i);
+                  }
+                }
+              }
+              return out;
+            });
     progress.accept(new Progress("scrub", 0, total));
     for (Inode f : files) {
       walk(f, this::check);
     }
-    progress.accept(new Progress("scrub", blocksChecked, blocksChecked)); // done: what it read is the total
+    progress.accept(
+        new Progress("scrub", blocksChecked, blocksChecked)); // done: what it read is the total
     List<Found> found = new ArrayList<>();
     if (!bad.isEmpty()) {
       for (int n = 0; n < files.size(); n++) {
@@ -97,25 +99,32 @@ final class Scrubber {
     return new ScrubReport(blocksChecked, bytesChecked, damaged);
   }
 
-  /** What to do with one block of file {@code f}; false: the file changed under the walk, stop walking it. */
+  /**
+   * What to do with one block of file {@code f}; false: the file changed under the walk, stop
+   * walking it.
+   */
   @FunctionalInterface
   private interface Step {
     boolean visit(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack) throws IOException;
   }
 
-  /** Walks a file's tree depth first, in offset order, a bounded number of blocks per read transaction. */
+  /**
+   * Walks a file's tree depth first, in offset order, a bounded number of blocks per read
+   * transaction.
+   */
   private void walk(Inode f, Step step) throws IOException {
     Deque<Visit> stack = new ArrayDeque<>();
     stack.push(new Visit(f.root(), f.height(), 0));
     while (!stack.isEmpty()) {
-      db.read(txn -> {
-        for (int n = 0; n < BLOCKS_PER_TXN && !stack.isEmpty(); n++) {
-          if (!step.visit(txn, f, stack.pop(), stack)) {
-            stack.clear();
-          }
-        }
-        return null;
-      });
+      db.read(
+          txn -> {
+            for (int n = 0; n < BLOCKS_PER_TXN && !stack.isEmpty(); n++) {
+              if (!step.visit(txn, f, stack.pop(), stack)) {
+                stack.clear();
+              }
+            }
+            return null;
+          });
     }
   }
 

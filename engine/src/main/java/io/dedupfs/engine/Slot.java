@@ -27,12 +27,16 @@ sealed interface Slot permits Hash, Slot.Piece {
 
   /**
    * A leaf or node of the overlay. {@link #base} is what the slot held in the committed tree: a
-   * {@link Hash}, or, for a copy of a frozen piece made while its commit is in flight, that
-   * piece (resolved to a hash when the commit ends).
+   * {@link Hash}, or, for a copy of a frozen piece made while its commit is in flight, that piece
+   * (resolved to a hash when the commit ends).
    */
   abstract static sealed class Piece implements Slot permits Leaf, Node {
     Slot base;
-    /** Part of the commit in flight: never changed (a change copies it). Guarded by the owner's lock. */
+
+    /**
+     * Part of the commit in flight: never changed (a change copies it). Guarded by the owner's
+     * lock.
+     */
     boolean frozen;
 
     Piece(Slot base) {
@@ -64,14 +68,25 @@ sealed interface Slot permits Hash, Slot.Piece {
 
   /** A node being changed: its children, each a slot. */
   final class Node extends Piece {
-    /** Roughly what a node in the overlay costs: two arrays of 128 references, up to 128 hashes, its content. */
+    /**
+     * Roughly what a node in the overlay costs: two arrays of 128 references, up to 128 hashes, its
+     * content.
+     */
     static final int MEMORY = 16 * 1024;
+
     final int level;
-    /** The base's children (null for a new node), to tell which children changed: hashes, or frozen pieces (see {@link Piece#base}). */
+
+    /**
+     * The base's children (null for a new node), to tell which children changed: hashes, or frozen
+     * pieces (see {@link Piece#base}).
+     */
     Slot[] baseKids;
+
     final Slot[] kids;
+
     /** Density bits of the children that are still plain hashes. */
     final byte[] cleanDense;
+
     Hash hash;
     boolean dense;
     byte[] padded;

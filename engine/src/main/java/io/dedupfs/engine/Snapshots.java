@@ -15,12 +15,13 @@ import java.util.function.LongPredicate;
 
 /**
  * Snapshots: copies of a file's or a directory's namespace records under {@code .snapshots/NAME}
- * that share every block with their source, and their index, table {@code snapshots}
- * (FORMAT.md). Every method runs inside its caller's transaction.
+ * that share every block with their source, and their index, table {@code snapshots} (FORMAT.md).
+ * Every method runs inside its caller's transaction.
  */
 final class Snapshots {
   /** The read-only directory below the root that holds every snapshot. */
   static final String DIR = ".snapshots";
+
   private static final byte FILE = 0;
   private static final byte DIRECTORY = 1;
 
@@ -41,7 +42,10 @@ final class Snapshots {
       return 0;
     }
     if (!ns.inode(txn, e[0]).isReadOnly()) {
-      throw new StoreException("the store's " + DIR + " is an ordinary directory (made by an older dedupfs?): rename it first");
+      throw new StoreException(
+          "the store's "
+              + DIR
+              + " is an ordinary directory (made by an older dedupfs?): rename it first");
     }
     return e[0];
   }
@@ -52,7 +56,25 @@ final class Snapshots {
       return d;
     }
     d = ns.allocateIno(txn);
-    ns.put(txn, new Inode(d, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, Namespace.ROOT, d, 0, 0, Hash.ZERO, ""));
+    ns.put(
+        txn,
+        new Inode(
+            d,
+            Inode.S_IFDIR | 0755,
+            0,
+            0,
+            2,
+            0,
+            now,
+            now,
+            now,
+            0,
+            Namespace.ROOT,
+            d,
+            0,
+            0,
+            Hash.ZERO,
+            ""));
     ns.putEntry(txn, Namespace.ROOT, DIR, d, Inode.S_IFDIR);
     Inode root = ns.inode(txn, Namespace.ROOT);
     ns.put(txn, root.withNlink(root.nlink() + 1, now).withTimes(root.atimeNs(), now, now));
@@ -69,26 +91,49 @@ final class Snapshots {
   }
 
   /**
-   * Copies the file or directory at {@code source} (normalized; "" for the whole store) into
-   * {@code .snapshots/name}: a directory's entries directly below it (the store's own
-   * {@code .snapshots} left out), a file under its own name. Its files must have been flushed.
+   * Copies the file or directory at {@code source} (normalized; "" for the whole store) into {@code
+   * .snapshots/name}: a directory's entries directly below it (the store's own {@code .snapshots}
+   * left out), a file under its own name. Its files must have been flushed.
    */
   SnapshotInfo create(WriteTxn txn, String name, String source, long now) throws IOException {
     Inode src = ns.inode(txn, ns.resolve(txn, source));
     if (src.isReadOnly()) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, source, "is in " + DIR + ", which holds snapshots already");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT,
+          source,
+          "is in " + DIR + ", which holds snapshots already");
     }
     if (!src.isDirectory() && !src.isRegular()) {
-      throw new FsException(FsException.Kind.INVALID_ARGUMENT, source, "a snapshot is of a regular file or a directory");
+      throw new FsException(
+          FsException.Kind.INVALID_ARGUMENT,
+          source,
+          "a snapshot is of a regular file or a directory");
     }
     long snaps = makeDir(txn, now);
     if (ns.entry(txn, snaps, name) != null) {
       throw new FileAlreadyExistsException(name, null, "a snapshot of that name exists");
     }
     long id = ns.allocateIno(txn);
-    Inode top = src.isDirectory()
-        ? src.copyAs(id, 2, snaps, id)
-        : new Inode(id, Inode.S_IFDIR | 0755, 0, 0, 2, 0, now, now, now, 0, snaps, id, 0, 0, Hash.ZERO, "");
+    Inode top =
+        src.isDirectory()
+            ? src.copyAs(id, 2, snaps, id)
+            : new Inode(
+                id,
+                Inode.S_IFDIR | 0755,
+                0,
+                0,
+                2,
+                0,
+                now,
+                now,
+                now,
+                0,
+                snaps,
+                id,
+                0,
+                0,
+                Hash.ZERO,
+                "");
     ns.put(txn, top);
     ns.putEntry(txn, snaps, name, id, Inode.S_IFDIR);
     Inode s = ns.inode(txn, snaps);
@@ -124,7 +169,8 @@ final class Snapshots {
   SnapshotInfo find(ReadTxn txn, String name) throws IOException {
     long snaps = dir(txn);
     long[] e = snaps == 0 ? null : ns.entry(txn, snaps, name);
-    ByteBuffer v = e == null || !db.snapshots.present() ? null : db.snapshots.get(txn, Lmdb.key(e[0]));
+    ByteBuffer v =
+        e == null || !db.snapshots.present() ? null : db.snapshots.get(txn, Lmdb.key(e[0]));
     if (v == null) {
       throw new NoSuchFileException(name, null, "no such snapshot");
     }
@@ -132,8 +178,8 @@ final class Snapshots {
   }
 
   /**
-   * Deletes a snapshot's records and queues one decrement per file root. A file whose contents
-   * are open ({@code open}) becomes an orphan instead, deleted when it is forgotten.
+   * Deletes a snapshot's records and queues one decrement per file root. A file whose contents are
+   * open ({@code open}) becomes an orphan instead, deleted when it is forgotten.
    */
   void delete(WriteTxn txn, String name, long now, LongPredicate open) throws IOException {
     SnapshotInfo info = find(txn, name);
@@ -177,7 +223,11 @@ final class Snapshots {
     byte[] name = info.name().getBytes(StandardCharsets.UTF_8);
     byte[] source = info.sourcePath().getBytes(StandardCharsets.UTF_8);
     ByteBuffer v = Lmdb.value(8 + 1 + 2 + name.length + source.length);
-    v.putLong(info.createdNs()).put(info.directory() ? DIRECTORY : FILE).putShort((short) name.length).put(name).put(source);
+    v.putLong(info.createdNs())
+        .put(info.directory() ? DIRECTORY : FILE)
+        .putShort((short) name.length)
+        .put(name)
+        .put(source);
     db.snapshots.put(txn, Lmdb.key(info.ino()), v.flip());
   }
 
@@ -190,7 +240,11 @@ final class Snapshots {
     v.get(p + 11, name);
     byte[] source = new byte[v.remaining() - 11 - nameLength];
     v.get(p + 11 + nameLength, source);
-    return new SnapshotInfo(new String(name, StandardCharsets.UTF_8), new String(source, StandardCharsets.UTF_8),
-        directory, created, id);
+    return new SnapshotInfo(
+        new String(name, StandardCharsets.UTF_8),
+        new String(source, StandardCharsets.UTF_8),
+        directory,
+        created,
+        id);
   }
 }

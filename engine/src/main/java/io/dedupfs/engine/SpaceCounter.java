@@ -1,6 +1,5 @@
 package io.dedupfs.engine;
 
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -24,8 +23,8 @@ import java.util.Set;
  * freed blocks and their children, never to the rest of the store.
  *
  * <p>Referenced bytes: a walk of every file's tree, adding up its non-zero leaves' stored lengths
- * once per reference; the sum below a node of count above 1 is remembered, so each distinct node
- * is read once and each leaf looked up once per distinct parent.
+ * once per reference; the sum below a node of count above 1 is remembered, so each distinct node is
+ * read once and each leaf looked up once per distinct parent.
  */
 final class SpaceCounter {
   private final ReadTxn txn;
@@ -84,9 +83,9 @@ final class SpaceCounter {
   // ---- referenced
 
   /**
-   * The stored length of every non-zero leaf below {@code h}, once per reference (see
-   * {@link SpaceUsage#referencedBytes}). The sum below a node of count above 1, which other
-   * references may reach, is remembered in {@code memo}: every distinct node is read once.
+   * The stored length of every non-zero leaf below {@code h}, once per reference (see {@link
+   * SpaceUsage#referencedBytes}). The sum below a node of count above 1, which other references may
+   * reach, is remembered in {@code memo}: every distinct node is read once.
    */
   private long referenced(Hash h, int level, Map<Hash, Long> memo) throws CorruptBlockException {
     if (h.isZero()) {
@@ -157,7 +156,8 @@ final class SpaceCounter {
   }
 
   /** One reference to {@code h} from the files or from a freed parent. */
-  private void reference(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum) throws CorruptBlockException {
+  private void reference(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum)
+      throws CorruptBlockException {
     if (h.isZero()) {
       return;
     }
@@ -168,7 +168,8 @@ final class SpaceCounter {
     }
   }
 
-  private void free(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum) throws CorruptBlockException {
+  private void free(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum)
+      throws CorruptBlockException {
     sum[0] += blocks.storedLength(txn, h);
     if (level > 0) {
       byte[] content = blocks.load(txn, h, level);

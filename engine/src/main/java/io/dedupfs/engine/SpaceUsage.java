@@ -7,16 +7,23 @@ package io.dedupfs.engine;
  * @param logicalBytes the sum of their sizes
  * @param storedBytes the stored length of every distinct block reachable from them: leaves without
  *     their trailing zeros and tree nodes, each once however often it is referenced
- * @param exclusiveBytes what deleting all of them would free: the blocks that nothing else references
- * @param sharedBytes {@code storedBytes - exclusiveBytes}: blocks that something else references too
+ * @param exclusiveBytes what deleting all of them would free: the blocks that nothing else
+ *     references
+ * @param sharedBytes {@code storedBytes - exclusiveBytes}: blocks that something else references
+ *     too
  * @param referencedBytes the data their trees reference: the stored length of every non-zero leaf
  *     (its bytes up to its last non-zero one), counted once per reference: a leaf at two offsets,
  *     or in two files, counts twice; holes and tree nodes count nothing. A file's last leaf, partly
  *     past the file's end, counts its bytes up to its last non-zero one, which is never past the
- *     end (every byte at or beyond a file's size is zero): so {@code referencedBytes <= logicalBytes}:
- *     what storing the data without deduplication would take (tree nodes aside)
+ *     end (every byte at or beyond a file's size is zero): so {@code referencedBytes <=
+ *     logicalBytes}: what storing the data without deduplication would take (tree nodes aside)
  */
-public record SpaceUsage(long files, long logicalBytes, long storedBytes, long exclusiveBytes, long sharedBytes,
+public record SpaceUsage(
+    long files,
+    long logicalBytes,
+    long storedBytes,
+    long exclusiveBytes,
+    long sharedBytes,
     long referencedBytes) {
   /**
    * Referenced bytes per stored byte, as ZFS's dedupratio (bytes referenced over bytes allocated):

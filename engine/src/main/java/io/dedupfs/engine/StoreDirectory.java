@@ -11,19 +11,22 @@ import java.nio.file.StandardOpenOption;
 import java.util.stream.Stream;
 
 /**
- * The directory a store lives in, held by this process: what may be opened there (a new store in
- * a missing or empty directory, else an existing one), and the lock on {@code dedupfs.lock} that
+ * The directory a store lives in, held by this process: what may be opened there (a new store in a
+ * missing or empty directory, else an existing one), and the lock on {@code dedupfs.lock} that
  * keeps any other open out, shared for read-only opens. {@link #close} releases the lock.
  */
 final class StoreDirectory implements Closeable {
   final Path dir;
   final boolean readOnly;
+
   /** No store is there yet: opening creates one. */
   final boolean fresh;
+
   private final FileChannel lockFile;
   private final FileLock lock;
 
-  private StoreDirectory(Path dir, boolean readOnly, boolean fresh, FileChannel lockFile, FileLock lock) {
+  private StoreDirectory(
+      Path dir, boolean readOnly, boolean fresh, FileChannel lockFile, FileLock lock) {
     this.dir = dir;
     this.readOnly = readOnly;
     this.fresh = fresh;
@@ -39,13 +42,15 @@ final class StoreDirectory implements Closeable {
   static StoreDirectory lock(Path dir, boolean readOnly) throws IOException {
     boolean fresh = !Files.exists(dir) || isEmptyDir(dir);
     if (fresh && readOnly) {
-      throw new StoreException(dir + " holds no dedupfs store, and a read-only open cannot create one");
+      throw new StoreException(
+          dir + " holds no dedupfs store, and a read-only open cannot create one");
     }
     if (!fresh && !Files.isDirectory(dir)) {
       throw new StoreException(dir + " is not a directory");
     }
     if (!fresh && !Files.exists(dir.resolve("data.mdb"))) {
-      throw new StoreException(dir + " is not a dedupfs store (it is not empty and has no data.mdb)");
+      throw new StoreException(
+          dir + " is not a dedupfs store (it is not empty and has no data.mdb)");
     }
     if (!fresh) {
       Lmdb.requireLmdbFile(dir.resolve("data.mdb"));
@@ -59,7 +64,9 @@ final class StoreDirectory implements Closeable {
       ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.READ);
     } else {
       Files.createDirectories(dir);
-      ch = FileChannel.open(dir.resolve("dedupfs.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      ch =
+          FileChannel.open(
+              dir.resolve("dedupfs.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
     }
     FileLock lock;
     try {
@@ -69,14 +76,16 @@ final class StoreDirectory implements Closeable {
     }
     if (lock == null) {
       ch.close();
-      throw new StoreException("the store " + dir + " is in use by another process (is it mounted already?)");
+      throw new StoreException(
+          "the store " + dir + " is in use by another process (is it mounted already?)");
     }
     return new StoreDirectory(dir, readOnly, fresh, ch, lock);
   }
 
   /** True when {@code dir} holds a dedupfs store. */
   static boolean isStore(Path dir) {
-    return Files.isRegularFile(dir.resolve("data.mdb")) && Files.exists(dir.resolve("dedupfs.lock"));
+    return Files.isRegularFile(dir.resolve("data.mdb"))
+        && Files.exists(dir.resolve("dedupfs.lock"));
   }
 
   private static boolean isEmptyDir(Path dir) throws IOException {

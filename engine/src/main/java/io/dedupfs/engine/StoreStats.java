@@ -9,7 +9,8 @@ package io.dedupfs.engine;
  * @param diskFreeBytes bytes still free on that disk for an unprivileged writer
  * @param inodes inodes in use
  */
-public record StoreStats(long storeBytes, long liveBytes, long diskFreeBytes, long inodes, int leafSize) {
+public record StoreStats(
+    long storeBytes, long liveBytes, long diskFreeBytes, long inodes, int leafSize) {
   /** What the store can still take: the disk's free space and the store's own free pages. */
   public long availableBytes() {
     return diskFreeBytes + Math.max(0, storeBytes - liveBytes);

@@ -8,22 +8,28 @@ import org.lmdbjava.Stat;
  * One table (LMDB database) of the store, FORMAT.md. Keys and values are byte buffers; the key and
  * value layouts belong to the classes that own the table ({@link Namespace}, {@link Snapshots},
  * {@link LmdbBlockStore}). Reads take any transaction, changes a {@link WriteTxn}. A buffer
- * returned by {@link #get} is LMDB's: valid until the transaction ends or changes the table,
- * never to be written. Keys and values passed in are copied by LMDB during the call.
+ * returned by {@link #get} is LMDB's: valid until the transaction ends or changes the table, never
+ * to be written. Keys and values passed in are copied by LMDB during the call.
  *
  * <p>A table object lives as long as its {@link Lmdb}; {@link Lmdb#compact} reopens what it refers
  * to, with no transaction open.
  */
 final class Table {
   final String name;
-  /** Set by {@link Lmdb} when the environment is opened or reopened (under its map lock); null: the table does not exist. */
+
+  /**
+   * Set by {@link Lmdb} when the environment is opened or reopened (under its map lock); null: the
+   * table does not exist.
+   */
   Dbi<ByteBuffer> dbi;
 
   Table(String name) {
     this.name = name;
   }
 
-  /** Whether the table exists (only {@code snapshots} may be missing, in a store opened read-only). */
+  /**
+   * Whether the table exists (only {@code snapshots} may be missing, in a store opened read-only).
+   */
   boolean present() {
     return dbi != null;
   }
@@ -37,7 +43,10 @@ final class Table {
     dbi.put(txn.txn, key, value);
   }
 
-  /** Makes room for a value of {@code size} bytes under {@code key} and returns it to be filled before the transaction changes anything else. */
+  /**
+   * Makes room for a value of {@code size} bytes under {@code key} and returns it to be filled
+   * before the transaction changes anything else.
+   */
   ByteBuffer reserve(WriteTxn txn, ByteBuffer key, int size) {
     return dbi.reserve(txn.txn, key, size);
   }

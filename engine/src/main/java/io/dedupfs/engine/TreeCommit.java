@@ -3,7 +3,6 @@ package io.dedupfs.engine;
 import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
-import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
@@ -14,23 +13,39 @@ import java.util.List;
 final class TreeCommit {
   final Slot newTop;
   final int newHeight;
+
   /** The file's length as frozen. */
   final long length;
+
   /** Memory the frozen pieces hold (as counted while they were dirty). */
   final long bytes;
+
   /** The overlay held references to blocks from outside the file's committed tree (a clone). */
   final boolean foreign;
+
   private final int leafSize;
   private final BlockStore store;
+
   /** The committed tree this commit replaces (it stays committed until this one is finished). */
   private final Hash oldRoot;
+
   private final int oldHeight;
   private final List<Leaf> leaves;
   private final List<Node> nodes;
   private boolean hashed;
 
-  TreeCommit(int leafSize, BlockStore store, Hash oldRoot, int oldHeight, Slot newTop, int newHeight, long length,
-      boolean foreign, List<Leaf> leaves, List<Node> nodes, long bytes) {
+  TreeCommit(
+      int leafSize,
+      BlockStore store,
+      Hash oldRoot,
+      int oldHeight,
+      Slot newTop,
+      int newHeight,
+      long length,
+      boolean foreign,
+      List<Leaf> leaves,
+      List<Node> nodes,
+      long bytes) {
     this.leafSize = leafSize;
     this.store = store;
     this.oldRoot = oldRoot;
@@ -65,9 +80,9 @@ final class TreeCommit {
   }
 
   /**
-   * Stores the new blocks and moves reference counts from the old tree to the new one, inside
-   * the caller's write transaction. Pure with respect to this object: it may be run again if
-   * the transaction is retried.
+   * Stores the new blocks and moves reference counts from the old tree to the new one, inside the
+   * caller's write transaction. Pure with respect to this object: it may be run again if the
+   * transaction is retried.
    */
   void apply(WriteTxn txn) throws CorruptBlockException {
     hash();
@@ -87,10 +102,10 @@ final class TreeCommit {
   }
 
   /**
-   * Gives the new content of a slot one reference. With {@code owns}, the slot's old content
-   * (its base) loses the reference its old parent held; a node whose base had no other
-   * reference takes over the base's references to unchanged children instead of counting them
-   * again, so a change costs work along its path only.
+   * Gives the new content of a slot one reference. With {@code owns}, the slot's old content (its
+   * base) loses the reference its old parent held; a node whose base had no other reference takes
+   * over the base's references to unchanged children instead of counting them again, so a change
+   * costs work along its path only.
    */
   private void swap(WriteTxn txn, Slot slot, boolean owns) throws CorruptBlockException {
     Hash h = Slot.hashOf(slot);
@@ -113,7 +128,8 @@ final class TreeCommit {
       return;
     }
     Node n = (Node) slot;
-    // the new node inherits the old one's references to the children it keeps, when the old one was only this slot's
+    // the new node inherits the old one's references to the children it keeps, when the old one was
+    // only this slot's
     boolean transfer = owns && !foreign && !base.isZero() && store.soleReference(txn, base);
     store.putNew(txn, h, n.level, n.padded, n.storedLength);
     for (int i = 0; i < Geometry.FANOUT; i++) {

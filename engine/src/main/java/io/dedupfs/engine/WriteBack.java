@@ -11,51 +11,68 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 
 /**
- * Write-back: buffers writes in the files' overlays and decides when and where they are
- * committed. A file's buffered changes are committed by {@link #flush}, {@link #sync}, the timer
- * ({@link #start}), or in the background once the file buffers its share of the dirty limit (a
- * quarter). A commit freezes the file's overlay under the file's lock, then hashes and stores it
- * without that lock (holding only the file's {@link FileContent#commitLock}), so writers and
- * readers go on meanwhile (see {@link FileTree}); a flush waits for the commit in flight, then
- * commits what is left. A writer that finds the whole store's buffered data, frozen or not, at the
- * dirty limit waits for commits first (back-pressure). After each stored commit it queues a
- * reclaim in the background.
+ * Write-back: buffers writes in the files' overlays and decides when and where they are committed.
+ * A file's buffered changes are committed by {@link #flush}, {@link #sync}, the timer ({@link
+ * #start}), or in the background once the file buffers its share of the dirty limit (a quarter). A
+ * commit freezes the file's overlay under the file's lock, then hashes and stores it without that
+ * lock (holding only the file's {@link FileContent#commitLock}), so writers and readers go on
+ * meanwhile (see {@link FileTree}); a flush waits for the commit in flight, then commits what is
+ * left. A writer that finds the whole store's buffered data, frozen or not, at the dirty limit
+ * waits for commits first (back-pressure). After each stored commit it queues a reclaim in the
+ * background.
  *
- * <p>Its interface: {@link #write}, {@link #flush}, {@link #sync}, {@link #flushBelow},
- * {@link #commitHeld} (a commit under the file's locks, for a copy), {@link #bufferedBytes},
- * {@link #reclaimSoon}, {@link #start} and {@link #close}. Locks: as {@link FileContent} orders
- * them; {@link #commitEnded} is taken alone, never with a file's lock.
+ * <p>Its interface: {@link #write}, {@link #flush}, {@link #sync}, {@link #flushBelow}, {@link
+ * #commitHeld} (a commit under the file's locks, for a copy), {@link #bufferedBytes}, {@link
+ * #reclaimSoon}, {@link #start} and {@link #close}. Locks: as {@link FileContent} orders them;
+ * {@link #commitEnded} is taken alone, never with a file's lock.
  */
 final class WriteBack {
-  /** After a failed commit (a full disk), a file is not committed in the background again for this long. */
+  /**
+   * After a failed commit (a full disk), a file is not committed in the background again for this
+   * long.
+   */
   private static final long RETRY_FAILED_NS = 1_000_000_000L;
+
   private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
 
   private final Lmdb db;
   private final Namespace ns;
   private final DatastoreConfig config;
   private final OpenFiles files;
+
   /** Frees what is no longer referenced; runs on the background thread. */
   private final Runnable reclaimer;
+
   /** Bytes frozen by commits in flight: buffered still, until their commits end. */
   private final AtomicLong inFlightBytes = new AtomicLong();
+
   /** Counts commits that ended (stored or not); {@link #commitEnded} is notified at each. */
   private long commitsEnded;
+
   private final Object commitEnded = new Object();
-  /** Runs the commits of files that reached their share of the dirty limit, so that their writers go on. */
+
+  /**
+   * Runs the commits of files that reached their share of the dirty limit, so that their writers go
+   * on.
+   */
   private final ExecutorService committer =
-      Executors.newFixedThreadPool(2, r -> {
-        Thread t = new Thread(r, "dedupfs-committer");
-        t.setDaemon(true);
-        return t;
-      });
+      Executors.newFixedThreadPool(
+          2,
+          r -> {
+            Thread t = new Thread(r, "dedupfs-committer");
+            t.setDaemon(true);
+            return t;
+          });
+
   /** Runs the flush timer and the reclaims. */
   private final ScheduledExecutorService background =
-      Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "dedupfs-background");
-        t.setDaemon(true);
-        return t;
-      });
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "dedupfs-background");
+            t.setDaemon(true);
+            return t;
+          });
+
   private volatile boolean closed;
 
   WriteBack(Lmdb db, Namespace ns, DatastoreConfig config, OpenFiles files, Runnable reclaimer) {
@@ -73,7 +90,10 @@ final class WriteBack {
     background.execute(this::reclaimQuietly);
   }
 
-  /** Bytes of written leaves (and nodes) held in memory, not yet committed, over all files: buffered and frozen by commits in flight. */
+  /**
+   * Bytes of written leaves (and nodes) held in memory, not yet committed, over all files: buffered
+   * and frozen by commits in flight.
+   */
   long bufferedBytes() {
     return files.dirtyBytes() + inFlightBytes.get();
   }
@@ -85,17 +105,19 @@ final class WriteBack {
       FileContent fc = files.content(ino);
       Checks.requireChangeable(fc);
       if (bufferedBytes() >= config.dirtyLimitBytes()) {
-        makeRoom(fc); // room first: when the disk is full, the write is refused before it changes anything
+        makeRoom(fc); // room first: when the disk is full, the write is refused before it changes
+        // anything
       }
       fc.lock.writeLock().lock();
       try {
         if (fc.isRetired()) {
           continue;
         }
-        db.read(txn -> {
-          fc.tree.write(txn, offset, src);
-          return null;
-        });
+        db.read(
+            txn -> {
+              fc.tree.write(txn, offset, src);
+              return null;
+            });
         fc.touch(Checks.now());
         if (fc.tree.dirtyBytes() >= fileShare()) {
           scheduleCommit(fc);
@@ -115,8 +137,8 @@ final class WriteBack {
   /**
    * Waits until the store's buffered data is below the dirty limit: for commits in flight to end,
    * or, when none is, by committing the writer's own file (or else the file that buffers most)
-   * itself. Throws what such a commit throws, and {@link StoreFullException} when a commit of
-   * this file ended in a full disk while the limit is reached. Holds no lock.
+   * itself. Throws what such a commit throws, and {@link StoreFullException} when a commit of this
+   * file ended in a full disk while the limit is reached. Holds no lock.
    */
   private void makeRoom(FileContent fc) throws IOException {
     long limit = config.dirtyLimitBytes();
@@ -133,7 +155,8 @@ final class WriteBack {
               commitEnded.wait(100);
             } catch (InterruptedException e) {
               Thread.currentThread().interrupt();
-              throw new java.io.InterruptedIOException("interrupted while waiting for room in the dirty limit");
+              throw new java.io.InterruptedIOException(
+                  "interrupted while waiting for room in the dirty limit");
             }
           }
         }
@@ -163,7 +186,10 @@ final class WriteBack {
     }
   }
 
-  /** The loaded file with the most unfrozen buffered data, or null when none has any (read without locks: a hint). */
+  /**
+   * The loaded file with the most unfrozen buffered data, or null when none has any (read without
+   * locks: a hint).
+   */
   private FileContent largestDirty() {
     FileContent best = null;
     long most = 0;
@@ -201,7 +227,10 @@ final class WriteBack {
         commitFile(fc);
       } catch (IOException | RuntimeException e) {
         failed = true;
-        LOG.log(System.Logger.Level.DEBUG, "background commit of inode " + fc.ino + " failed; its data stays buffered", e);
+        LOG.log(
+            System.Logger.Level.DEBUG,
+            "background commit of inode " + fc.ino + " failed; its data stays buffered",
+            e);
       }
       fc.lock.writeLock().lock();
       try {
@@ -239,14 +268,18 @@ final class WriteBack {
       sync();
       return;
     }
-    for (long ino : db.read(txn -> NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, path))).keySet()) {
+    for (long ino :
+        db.read(txn -> NamespaceOps.regularFilesBelow(ns, txn, ns.resolve(txn, path))).keySet()) {
       if (files.isLoaded(ino)) {
         flush(ino);
       }
     }
   }
 
-  /** One whole commit of fc: waits for the one in flight, then freezes, stores and settles what is buffered. Holds no lock of fc. */
+  /**
+   * One whole commit of fc: waits for the one in flight, then freezes, stores and settles what is
+   * buffered. Holds no lock of fc.
+   */
   private void commitFile(FileContent fc) throws IOException {
     fc.commitLock.lock();
     try {
@@ -256,14 +289,23 @@ final class WriteBack {
     }
   }
 
-  /** Commits fc's buffered changes; the caller holds fc's commit lock and write lock ({@link OpenFiles#lockForCommit}). */
+  /**
+   * Commits fc's buffered changes; the caller holds fc's commit lock and write lock ({@link
+   * OpenFiles#lockForCommit}).
+   */
   void commitHeld(FileContent fc) throws IOException {
     commitLocked(fc, true);
   }
 
-  /** For tests: told of every commit once it has frozen a file's overlay, before hashing and storing it, and when it has ended. */
+  /**
+   * For tests: told of every commit once it has frozen a file's overlay, before hashing and storing
+   * it, and when it has ended.
+   */
   interface CommitHook {
-    /** Runs without the file's lock (but for commits made under it, as a copy's); what it throws fails the commit. */
+    /**
+     * Runs without the file's lock (but for commits made under it, as a copy's); what it throws
+     * fails the commit.
+     */
     void frozen(long ino) throws IOException;
 
     default void ended(long ino, boolean stored) {}
@@ -273,10 +315,10 @@ final class WriteBack {
 
   /**
    * Commits fc's buffered changes. The caller holds fc's commit lock; with {@code holding}, also
-   * fc's write lock, kept throughout. Otherwise the write lock is taken only to freeze the
-   * overlay and to settle it afterwards: hashing and the durable transaction run without it,
-   * while writers change copies of what is frozen and readers still read it. On failure the
-   * frozen changes are buffered again (nothing is lost) and the failure is thrown.
+   * fc's write lock, kept throughout. Otherwise the write lock is taken only to freeze the overlay
+   * and to settle it afterwards: hashing and the durable transaction run without it, while writers
+   * change copies of what is frozen and readers still read it. On failure the frozen changes are
+   * buffered again (nothing is lost) and the failure is thrown.
    */
   private void commitLocked(FileContent fc, boolean holding) throws IOException {
     Lock w = fc.lock.writeLock();
@@ -304,18 +346,26 @@ final class WriteBack {
       }
       TreeCommit c = f.tree();
       c.hash();
-      applied = db.write(txn -> {
-        Inode i;
-        try {
-          i = ns.inode(txn, fc.ino);
-        } catch (NoSuchFileException gone) {
-          return false;
-        }
-        c.apply(txn);
-        ns.put(txn, i.withContent(c.root(), c.newHeight, c.length,
-            f.times() ? f.mtimeNs() : i.mtimeNs(), f.times() ? f.ctimeNs() : i.ctimeNs()));
-        return true;
-      });
+      applied =
+          db.write(
+              txn -> {
+                Inode i;
+                try {
+                  i = ns.inode(txn, fc.ino);
+                } catch (NoSuchFileException gone) {
+                  return false;
+                }
+                c.apply(txn);
+                ns.put(
+                    txn,
+                    i.withContent(
+                        c.root(),
+                        c.newHeight,
+                        c.length,
+                        f.times() ? f.mtimeNs() : i.mtimeNs(),
+                        f.times() ? f.ctimeNs() : i.ctimeNs()));
+                return true;
+              });
     } catch (IOException | RuntimeException | Error e) {
       failure = e;
     }
@@ -391,7 +441,10 @@ final class WriteBack {
     return closed;
   }
 
-  /** Stops the background work: lets queued commits and reclaims end (a while at most), queues no more. */
+  /**
+   * Stops the background work: lets queued commits and reclaims end (a while at most), queues no
+   * more.
+   */
   void close() {
     closed = true;
     committer.shutdown();

@@ -30,13 +30,13 @@ import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Commits that run while their file is written and read ("freeze and layer"): a commit freezes
- * the overlay under the file's lock, then hashes and stores it without the lock while writers
- * change copies of what it froze and readers read it; a commit that fails (a full disk) gives
- * everything back to the buffer. Here commits are held between freezing and storing (a test hook)
- * for as long as a test wants, stored or failed on purpose, while files are changed, read, flushed
- * and copied, all checked against models: what is read (the live contents) and what LMDB holds (the
- * committed contents) separately.
+ * Commits that run while their file is written and read ("freeze and layer"): a commit freezes the
+ * overlay under the file's lock, then hashes and stores it without the lock while writers change
+ * copies of what it froze and readers read it; a commit that fails (a full disk) gives everything
+ * back to the buffer. Here commits are held between freezing and storing (a test hook) for as long
+ * as a test wants, stored or failed on purpose, while files are changed, read, flushed and copied,
+ * all checked against models: what is read (the live contents) and what LMDB holds (the committed
+ * contents) separately.
  *
  * <p>A failure names its seed; replay one with {@code -Ddedupfs.bgseed=N -Ddedupfs.leaf=BYTES}.
  */
@@ -48,7 +48,10 @@ class BackgroundCommitTest {
 
   // ------------------------------------------------------------------ a hook that holds commits
 
-  /** Holds the next commit of one file between its freeze and its transaction, until told to store or fail it. */
+  /**
+   * Holds the next commit of one file between its freeze and its transaction, until told to store
+   * or fail it.
+   */
   static final class Gate implements WriteBack.CommitHook {
     private volatile long holdIno = -1;
     private volatile long heldIno = -1;
@@ -80,24 +83,34 @@ class BackgroundCommitTest {
       }
     }
 
-    /** Starts a commit of {@code ino} on a thread of its own, as a background commit, and returns once it has frozen the overlay and waits. */
+    /**
+     * Starts a commit of {@code ino} on a thread of its own, as a background commit, and returns
+     * once it has frozen the overlay and waits.
+     */
     void hold(Datastore ds, long ino) throws Exception {
       holdIno = ino;
-      Thread committer = new Thread(() -> {
-        try {
-          ds.flush(ino);
-        } catch (IOException | RuntimeException e) {
-          // as a background commit: its data stays buffered
-        }
-      }, "test-committer");
+      Thread committer =
+          new Thread(
+              () -> {
+                try {
+                  ds.flush(ino);
+                } catch (IOException | RuntimeException e) {
+                  // as a background commit: its data stays buffered
+                }
+              },
+              "test-committer");
       committer.setDaemon(true);
       committer.start();
       if (!arrived.tryAcquire(60, TimeUnit.SECONDS)) {
-        throw new AssertionError("the background commit of inode " + ino + " did not freeze within 60 s");
+        throw new AssertionError(
+            "the background commit of inode " + ino + " did not freeze within 60 s");
       }
     }
 
-    /** Lets the held commit go on, to be stored or to fail; returns once it has ended, with whether it stored. */
+    /**
+     * Lets the held commit go on, to be stored or to fail; returns once it has ended, with whether
+     * it stored.
+     */
     boolean release(boolean failIt) throws Exception {
       fail = failIt;
       go.release();
@@ -115,7 +128,11 @@ class BackgroundCommitTest {
     List<DynamicTest> tests = new ArrayList<>();
     String replay = System.getProperty("dedupfs.bgseed");
     if (replay != null) {
-      tests.add(run(Long.parseLong(replay), Integer.getInteger("dedupfs.leaf", 4096), Integer.getInteger("dedupfs.ops", 1500)));
+      tests.add(
+          run(
+              Long.parseLong(replay),
+              Integer.getInteger("dedupfs.leaf", 4096),
+              Integer.getInteger("dedupfs.ops", 1500)));
       return tests.stream();
     }
     boolean soak = TestStores.longRuns();
@@ -127,10 +144,13 @@ class BackgroundCommitTest {
   }
 
   private DynamicTest run(long seed, int leaf, int ops) {
-    return DynamicTest.dynamicTest("seed " + seed + ", leaf " + leaf + ", " + ops + " ops", () -> {
-      System.out.println("BackgroundCommitTest: seed " + seed + ", leaf " + leaf + ", " + ops + " ops");
-      new HeldRun(seed, leaf, Files.createTempDirectory(tmp, "held")).run(ops);
-    });
+    return DynamicTest.dynamicTest(
+        "seed " + seed + ", leaf " + leaf + ", " + ops + " ops",
+        () -> {
+          System.out.println(
+              "BackgroundCommitTest: seed " + seed + ", leaf " + leaf + ", " + ops + " ops");
+          new HeldRun(seed, leaf, Files.createTempDirectory(tmp, "held")).run(ops);
+        });
   }
 
   private static final class HeldRun {
@@ -139,17 +159,23 @@ class BackgroundCommitTest {
     private final Path dir;
     private final SplittableRandom r;
     private final long[] inos = new long[FILES];
+
     /** What reads must return. */
     private final FileModel[] live = new FileModel[FILES];
+
     /** What LMDB holds (the last durable commit). */
     private final FileModel[] committed = new FileModel[FILES];
+
     /** Changed since the last freeze (so a commit will freeze something). */
     private final boolean[] dirty = new boolean[FILES];
+
     private final Deque<String> recent = new ArrayDeque<>();
     private Datastore ds;
     private Gate gate;
+
     /** The file whose commit is held, -1 when none; and the contents that commit froze. */
     private int held = -1;
+
     private FileModel frozen;
 
     HeldRun(long seed, int leaf, Path dir) {
@@ -184,9 +210,21 @@ class BackgroundCommitTest {
         assertConsistent(ds);
         ds.close();
       } catch (Throwable t) {
-        AssertionError failure = new AssertionError("held-commit model test failed: seed " + seed + ", leaf " + leaf
-            + ", at operation " + step + "; replay with -Ddedupfs.bgseed=" + seed + " -Ddedupfs.leaf=" + leaf
-            + "\nlast operations (newest last):\n  " + String.join("\n  ", recent), t);
+        AssertionError failure =
+            new AssertionError(
+                "held-commit model test failed: seed "
+                    + seed
+                    + ", leaf "
+                    + leaf
+                    + ", at operation "
+                    + step
+                    + "; replay with -Ddedupfs.bgseed="
+                    + seed
+                    + " -Ddedupfs.leaf="
+                    + leaf
+                    + "\nlast operations (newest last):\n  "
+                    + String.join("\n  ", recent),
+                t);
         if (held >= 0) {
           gate.go.release(); // never leave a committer waiting
         }
@@ -254,7 +292,9 @@ class BackgroundCommitTest {
         log((data ? "seekData" : "seekHole") + " f" + f + " @" + off);
         long got = data ? TestStores.seekData(ds, ino, off) : TestStores.seekHole(ds, ino, off);
         long want = data ? m.seekData(off, leaf) : m.seekHole(off, leaf);
-        assertThat(got).as("%s f%d from %d", data ? "SEEK_DATA" : "SEEK_HOLE", f, off).isEqualTo(want);
+        assertThat(got)
+            .as("%s f%d from %d", data ? "SEEK_DATA" : "SEEK_HOLE", f, off)
+            .isEqualTo(want);
       } else if (k < 720) {
         if (held < 0 && dirty[f]) {
           log("hold a background commit of f" + f);
@@ -295,7 +335,18 @@ class BackgroundCommitTest {
           }
           long len = r.nextInt(4) == 0 ? Long.MAX_VALUE / 4 : r.nextInt(1 << 20) + 1;
           long n = Math.min(len, Math.max(0, m.size() - so));
-          log("copy f" + f + " @" + so + " to f" + d + " @" + dOff + " +" + len + " (commits both)");
+          log(
+              "copy f"
+                  + f
+                  + " @"
+                  + so
+                  + " to f"
+                  + d
+                  + " @"
+                  + dOff
+                  + " +"
+                  + len
+                  + " (commits both)");
           assertThat(ds.copyRange(ino, so, inos[d], dOff, len)).isEqualTo(n);
           live[d].copyRange(m, so, dOff, len);
           if (n > 0) {
@@ -323,7 +374,10 @@ class BackgroundCommitTest {
       }
     }
 
-    /** Lets the held commit end, stored or failed; then the committed contents are what it froze, or as before. */
+    /**
+     * Lets the held commit end, stored or failed; then the committed contents are what it froze, or
+     * as before.
+     */
     private void release(boolean fail) throws Exception {
       int f = held;
       log("release the held commit of f" + f + (fail ? " to fail" : " to be stored"));
@@ -339,16 +393,26 @@ class BackgroundCommitTest {
       verifyLive(f);
     }
 
-    /** A flush (another thread) while the file's commit is held: it waits for it, and then stores everything. */
+    /**
+     * A flush (another thread) while the file's commit is held: it waits for it, and then stores
+     * everything.
+     */
     private void flushWhileHeld(int f) throws Exception {
       boolean fail = r.nextInt(3) == 0;
-      log("flush f" + f + " on another thread while its commit is held (which will " + (fail ? "fail)" : "be stored)"));
+      log(
+          "flush f"
+              + f
+              + " on another thread while its commit is held (which will "
+              + (fail ? "fail)" : "be stored)"));
       ExecutorService t = Executors.newSingleThreadExecutor();
       try {
-        Future<?> flush = t.submit((Callable<Void>) () -> {
-          ds.flush(inos[f]);
-          return null;
-        });
+        Future<?> flush =
+            t.submit(
+                (Callable<Void>)
+                    () -> {
+                      ds.flush(inos[f]);
+                      return null;
+                    });
         Thread.sleep(20);
         assertThat(flush.isDone()).as("a flush waits for the commit in flight").isFalse();
         if (r.nextBoolean()) { // writes go on meanwhile, and the flush may or may not take them
@@ -362,8 +426,10 @@ class BackgroundCommitTest {
         assertThat(gate.release(fail)).isEqualTo(!fail);
         held = -1;
         flush.get(60, TimeUnit.SECONDS);
-        // Everything written before the flush was called is durable; so is what came during the wait
-        // (the flush's own commit froze after the held one ended, and the test wrote nothing since).
+        // Everything written before the flush was called is durable; so is what came during the
+        // wait
+        // (the flush's own commit froze after the held one ended, and the test wrote nothing
+        // since).
         committed[f] = before;
         dirty[f] = false;
         verifyCommitted(f, committed[f]);
@@ -391,33 +457,42 @@ class BackgroundCommitTest {
       }
     }
 
-    /** What LMDB holds for f (its inode's size and tree, read straight from the store) equals {@code want}. */
+    /**
+     * What LMDB holds for f (its inode's size and tree, read straight from the store) equals {@code
+     * want}.
+     */
     private void verifyCommitted(int f, FileModel want) throws IOException {
       Lmdb db = ds.db;
-      db.read(txn -> {
-        Inode i = new Namespace(db).inode(txn, inos[f]);
-        assertThat(i.size()).as("committed size of f%d", f).isEqualTo(want.size());
-        FileTree t = new FileTree(new Geometry(leaf), ds.blocks, i.root(), i.height(), i.size());
-        for (long page : want.dataPageOffsets()) {
-          ByteBuffer b = ByteBuffer.allocate(FileModel.PAGE);
-          t.read(txn, page, b);
-          byte[] got = Arrays.copyOf(b.array(), b.position());
-          if (!Arrays.equals(got, want.read(page, FileModel.PAGE))) {
-            throw new AssertionError("committed f" + f + " differs in the page at " + page);
-          }
-        }
-        long off = 0;
-        while (off < want.size()) {
-          long d = t.seek(txn, off, true);
-          assertThat(d).as("committed SEEK_DATA f%d from %d", f, off).isEqualTo(want.seekData(off, leaf));
-          if (d < 0) {
-            break;
-          }
-          off = t.seek(txn, d, false);
-          assertThat(off).as("committed SEEK_HOLE f%d from %d", f, d).isEqualTo(want.seekHole(d, leaf));
-        }
-        return null;
-      });
+      db.read(
+          txn -> {
+            Inode i = new Namespace(db).inode(txn, inos[f]);
+            assertThat(i.size()).as("committed size of f%d", f).isEqualTo(want.size());
+            FileTree t =
+                new FileTree(new Geometry(leaf), ds.blocks, i.root(), i.height(), i.size());
+            for (long page : want.dataPageOffsets()) {
+              ByteBuffer b = ByteBuffer.allocate(FileModel.PAGE);
+              t.read(txn, page, b);
+              byte[] got = Arrays.copyOf(b.array(), b.position());
+              if (!Arrays.equals(got, want.read(page, FileModel.PAGE))) {
+                throw new AssertionError("committed f" + f + " differs in the page at " + page);
+              }
+            }
+            long off = 0;
+            while (off < want.size()) {
+              long d = t.seek(txn, off, true);
+              assertThat(d)
+                  .as("committed SEEK_DATA f%d from %d", f, off)
+                  .isEqualTo(want.seekData(off, leaf));
+              if (d < 0) {
+                break;
+              }
+              off = t.seek(txn, d, false);
+              assertThat(off)
+                  .as("committed SEEK_HOLE f%d from %d", f, d)
+                  .isEqualTo(want.seekHole(d, leaf));
+            }
+            return null;
+          });
     }
 
     private void assertRead(int f, long off, int len) throws IOException {
@@ -425,8 +500,19 @@ class BackgroundCommitTest {
       byte[] want = live[f].read(off, len);
       if (!Arrays.equals(got, want)) {
         int at = Arrays.mismatch(got, want);
-        throw new AssertionError("f" + f + " read @" + off + " +" + len + ": " + got.length + " bytes, expected "
-            + want.length + "; first difference at file offset " + (off + at));
+        throw new AssertionError(
+            "f"
+                + f
+                + " read @"
+                + off
+                + " +"
+                + len
+                + ": "
+                + got.length
+                + " bytes, expected "
+                + want.length
+                + "; first difference at file offset "
+                + (off + at));
       }
     }
 
@@ -439,7 +525,8 @@ class BackgroundCommitTest {
         return Math.max(0, size - 65536 + r.nextLong(131072));
       }
       if (k < 88) {
-        return r.nextLong(1L << 32); // far away: taller trees, and then shorter ones after truncates
+        return r.nextLong(
+            1L << 32); // far away: taller trees, and then shorter ones after truncates
       }
       long span = (long) leaf << Geometry.FANOUT_SHIFT;
       return Math.max(0, span * r.nextInt(1, 4) + r.nextInt(-2 * leaf, 2 * leaf));
@@ -483,29 +570,38 @@ class BackgroundCommitTest {
 
   @Test
   void aFlushWaitsForTheCommitInFlightAndWritersDoNot() throws Exception {
-    try (Datastore ds = Datastore.open(tmp.resolve("s"), TestStores.config(4096).withDirtyLimit(4L << 30))) {
+    try (Datastore ds =
+        Datastore.open(tmp.resolve("s"), TestStores.config(4096).withDirtyLimit(4L << 30))) {
       Gate gate = new Gate();
       ds.writeBack.commitHook = gate;
       long f = TestStores.create(ds, "f");
       byte[] a = TestStores.randomBytes(new SplittableRandom(1), 3 * MIB);
       TestStores.write(ds, f, 0, a);
       gate.hold(ds, f);
-      assertThat(ds.writeBack.bufferedBytes()).as("frozen bytes still count as buffered").isGreaterThanOrEqualTo(3L * MIB);
+      assertThat(ds.writeBack.bufferedBytes())
+          .as("frozen bytes still count as buffered")
+          .isGreaterThanOrEqualTo(3L * MIB);
       ExecutorService t = Executors.newSingleThreadExecutor();
       try {
-        Future<?> flush = t.submit((Callable<Void>) () -> {
-          ds.flush(f);
-          return null;
-        });
+        Future<?> flush =
+            t.submit(
+                (Callable<Void>)
+                    () -> {
+                      ds.flush(f);
+                      return null;
+                    });
         byte[] b = TestStores.randomBytes(new SplittableRandom(2), 100_000);
         long start = System.nanoTime();
         TestStores.write(ds, f, 12345, b); // over frozen leaves: copies
         TestStores.write(ds, f, 5L * MIB, b); // beyond them
-        assertThat(System.nanoTime() - start).as("writes do not wait for the commit").isLessThan(TimeUnit.SECONDS.toNanos(20));
+        assertThat(System.nanoTime() - start)
+            .as("writes do not wait for the commit")
+            .isLessThan(TimeUnit.SECONDS.toNanos(20));
         byte[] want = Arrays.copyOf(a, 5 * MIB + b.length);
         System.arraycopy(b, 0, want, 12345, b.length);
         System.arraycopy(b, 0, want, 5 * MIB, b.length);
-        TestStores.assertSameBytes(TestStores.read(ds, f, 0, want.length), want, "read while the commit is held");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, f, 0, want.length), want, "read while the commit is held");
         Thread.sleep(100);
         assertThat(flush.isDone()).as("the flush waits for the commit in flight").isFalse();
         assertThat(TestStores.root(ds, f).isZero()).as("nothing is committed yet").isTrue();
@@ -520,19 +616,24 @@ class BackgroundCommitTest {
     }
   }
 
-  // ------------------------------------------------------------------ many threads, delays and failures
+  // ------------------------------------------------------------------ many threads, delays and
+  // failures
 
   /**
    * Writers (each on its own file, and two on one file in separate regions) with their models,
-   * readers and flushers, while every commit is delayed by a random pause and one in five fails
-   * as on a full disk: whatever a writer was told was written is read back, nothing is lost, and
-   * once failures stop everything commits and the store is consistent, also after a reopen.
+   * readers and flushers, while every commit is delayed by a random pause and one in five fails as
+   * on a full disk: whatever a writer was told was written is read back, nothing is lost, and once
+   * failures stop everything commits and the store is consistent, also after a reopen.
    */
   @Test
   void writersReadersAndFlushersWhileCommitsAreSlowAndSomeFail() throws Exception {
     long seed = Long.getLong("dedupfs.bgseed", System.nanoTime() % 100_000);
-    System.out.println("BackgroundCommitTest.writersReadersAndFlushersWhileCommitsAreSlowAndSomeFail: seed " + seed
-        + " (replay with -Ddedupfs.bgseed=" + seed + "; thread timing still varies)");
+    System.out.println(
+        "BackgroundCommitTest.writersReadersAndFlushersWhileCommitsAreSlowAndSomeFail: seed "
+            + seed
+            + " (replay with -Ddedupfs.bgseed="
+            + seed
+            + "; thread timing still varies)");
     int writers = 4;
     int region = 2 * MIB;
     int iterations = TestStores.longRuns() ? 3000 : 400;
@@ -541,31 +642,32 @@ class BackgroundCommitTest {
     AtomicInteger failed = new AtomicInteger();
     AtomicInteger stored = new AtomicInteger();
     SplittableRandom hookRandom = new SplittableRandom(seed);
-    WriteBack.CommitHook hook = new WriteBack.CommitHook() {
-      @Override
-      public void frozen(long ino) throws IOException {
-        int k;
-        synchronized (hookRandom) {
-          k = hookRandom.nextInt(100);
-        }
-        try {
-          Thread.sleep(k % 7);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-        if (failing.get() && k < 20) {
-          failed.incrementAndGet();
-          throw new StoreFullException("injected by the test: no space left", null);
-        }
-      }
+    WriteBack.CommitHook hook =
+        new WriteBack.CommitHook() {
+          @Override
+          public void frozen(long ino) throws IOException {
+            int k;
+            synchronized (hookRandom) {
+              k = hookRandom.nextInt(100);
+            }
+            try {
+              Thread.sleep(k % 7);
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+            if (failing.get() && k < 20) {
+              failed.incrementAndGet();
+              throw new StoreFullException("injected by the test: no space left", null);
+            }
+          }
 
-      @Override
-      public void ended(long ino, boolean ok) {
-        if (ok) {
-          stored.incrementAndGet();
-        }
-      }
-    };
+          @Override
+          public void ended(long ino, boolean ok) {
+            if (ok) {
+              stored.incrementAndGet();
+            }
+          }
+        };
     long[] inos = new long[writers];
     byte[][] models = new byte[writers][region];
     try (Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(2 * MIB))) {
@@ -578,46 +680,60 @@ class BackgroundCommitTest {
       List<Future<?>> ws = new ArrayList<>();
       for (int w = 0; w < writers; w++) {
         int me = w;
-        ws.add(pool.submit((Callable<Void>) () -> {
-          SplittableRandom r = new SplittableRandom(seed * 31 + me);
-          long base = me == 3 ? region : 0;
-          for (int i = 0; i < iterations; i++) {
-            int at = r.nextInt(region - 70_000);
-            byte[] b = TestStores.randomBytes(r, r.nextInt(1, 70_000));
-            try {
-              TestStores.write(ds, inos[me], base + at, b);
-              System.arraycopy(b, 0, models[me], at, b.length);
-            } catch (StoreFullException refused) {
-              // refused before it changed anything: the model stays as it is
-            }
-            if (r.nextInt(10) == 0) {
-              byte[] got = Arrays.copyOf(TestStores.read(ds, inos[me], base, region), region);
-              TestStores.assertSameBytes(got, models[me], "region of writer " + me);
-            }
-          }
-          return null;
-        }));
+        ws.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      SplittableRandom r = new SplittableRandom(seed * 31 + me);
+                      long base = me == 3 ? region : 0;
+                      for (int i = 0; i < iterations; i++) {
+                        int at = r.nextInt(region - 70_000);
+                        byte[] b = TestStores.randomBytes(r, r.nextInt(1, 70_000));
+                        try {
+                          TestStores.write(ds, inos[me], base + at, b);
+                          System.arraycopy(b, 0, models[me], at, b.length);
+                        } catch (StoreFullException refused) {
+                          // refused before it changed anything: the model stays as it is
+                        }
+                        if (r.nextInt(10) == 0) {
+                          byte[] got =
+                              Arrays.copyOf(TestStores.read(ds, inos[me], base, region), region);
+                          TestStores.assertSameBytes(got, models[me], "region of writer " + me);
+                        }
+                      }
+                      return null;
+                    }));
       }
       List<Future<?>> others = new ArrayList<>();
-      others.add(pool.submit((Callable<Void>) () -> { // a reader of everything, all the time
-        SplittableRandom r = new SplittableRandom(seed + 7);
-        while (running.get()) {
-          TestStores.read(ds, inos[r.nextInt(writers)], r.nextLong(3L * region), r.nextInt(1, 300_000));
-        }
-        return null;
-      }));
-      others.add(pool.submit((Callable<Void>) () -> { // flushes that may fail
-        SplittableRandom r = new SplittableRandom(seed + 8);
-        while (running.get()) {
-          try {
-            ds.flush(inos[r.nextInt(writers)]);
-          } catch (StoreFullException e) {
-            // the data stays buffered
-          }
-          Thread.sleep(r.nextInt(5));
-        }
-        return null;
-      }));
+      others.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> { // a reader of everything, all the time
+                    SplittableRandom r = new SplittableRandom(seed + 7);
+                    while (running.get()) {
+                      TestStores.read(
+                          ds,
+                          inos[r.nextInt(writers)],
+                          r.nextLong(3L * region),
+                          r.nextInt(1, 300_000));
+                    }
+                    return null;
+                  }));
+      others.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> { // flushes that may fail
+                    SplittableRandom r = new SplittableRandom(seed + 8);
+                    while (running.get()) {
+                      try {
+                        ds.flush(inos[r.nextInt(writers)]);
+                      } catch (StoreFullException e) {
+                        // the data stays buffered
+                      }
+                      Thread.sleep(r.nextInt(5));
+                    }
+                    return null;
+                  }));
       for (Future<?> f : ws) {
         f.get(5, TimeUnit.MINUTES);
       }
@@ -629,18 +745,24 @@ class BackgroundCommitTest {
       failing.set(false);
       ds.sync();
       assertThat(ds.writeBack.bufferedBytes()).isZero();
-      System.out.println("  commits stored " + stored.get() + ", failed on purpose " + failed.get());
+      System.out.println(
+          "  commits stored " + stored.get() + ", failed on purpose " + failed.get());
       assertThat(failed.get()).as("some commits failed").isPositive();
       for (int w = 0; w < writers; w++) {
         long base = w == 3 ? region : 0;
-        TestStores.assertSameBytes(Arrays.copyOf(TestStores.read(ds, inos[w], base, region), region), models[w], "writer " + w);
+        TestStores.assertSameBytes(
+            Arrays.copyOf(TestStores.read(ds, inos[w], base, region), region),
+            models[w],
+            "writer " + w);
       }
       assertConsistent(ds);
     }
     try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
       for (int w = 0; w < writers; w++) {
         long base = w == 3 ? region : 0;
-        TestStores.assertSameBytes(Arrays.copyOf(TestStores.read(ds, inos[w], base, region), region), models[w],
+        TestStores.assertSameBytes(
+            Arrays.copyOf(TestStores.read(ds, inos[w], base, region), region),
+            models[w],
             "writer " + w + " after a reopen");
       }
       assertConsistent(ds);
@@ -651,8 +773,8 @@ class BackgroundCommitTest {
 
   /**
    * Writers keep writing while background commits fill a small tmpfs: commits fail, their data
-   * stays buffered and readable, writers are refused once the dirty limit is reached, and after
-   * a file is deleted and reclaimed everything buffered commits; nothing a writer was told was
+   * stays buffered and readable, writers are refused once the dirty limit is reached, and after a
+   * file is deleted and reclaimed everything buffered commits; nothing a writer was told was
    * written is lost, across a reopen.
    */
   @Test
@@ -676,31 +798,37 @@ class BackgroundCommitTest {
         List<Future<byte[]>> results = new ArrayList<>();
         for (int w = 0; w < writers; w++) {
           int me = w;
-          results.add(pool.submit(() -> {
-            SplittableRandom r = new SplittableRandom(100 + me);
-            byte[] model = new byte[0];
-            for (long off = 0; off < 64L * MIB; off += 256 * 1024) {
-              byte[] b = TestStores.randomBytes(r, 256 * 1024);
-              try {
-                TestStores.write(ds, inos[me], off, b);
-              } catch (StoreFullException refused) {
-                return model; // refused before it changed anything
-              }
-              model = Arrays.copyOf(model, (int) off + b.length);
-              System.arraycopy(b, 0, model, (int) off, b.length);
-              if (r.nextInt(8) == 0) {
-                TestStores.assertSameBytes(TestStores.read(ds, inos[me], 0, model.length), model, "writer " + me);
-              }
-            }
-            throw new AssertionError("writer " + me + " wrote 64 MiB into a 48 MiB disk");
-          }));
+          results.add(
+              pool.submit(
+                  () -> {
+                    SplittableRandom r = new SplittableRandom(100 + me);
+                    byte[] model = new byte[0];
+                    for (long off = 0; off < 64L * MIB; off += 256 * 1024) {
+                      byte[] b = TestStores.randomBytes(r, 256 * 1024);
+                      try {
+                        TestStores.write(ds, inos[me], off, b);
+                      } catch (StoreFullException refused) {
+                        return model; // refused before it changed anything
+                      }
+                      model = Arrays.copyOf(model, (int) off + b.length);
+                      System.arraycopy(b, 0, model, (int) off, b.length);
+                      if (r.nextInt(8) == 0) {
+                        TestStores.assertSameBytes(
+                            TestStores.read(ds, inos[me], 0, model.length), model, "writer " + me);
+                      }
+                    }
+                    throw new AssertionError("writer " + me + " wrote 64 MiB into a 48 MiB disk");
+                  }));
         }
         for (int w = 0; w < writers; w++) {
           models[w] = results.get(w).get(5, TimeUnit.MINUTES);
         }
         pool.shutdown();
         for (int w = 0; w < writers; w++) {
-          TestStores.assertSameBytes(TestStores.read(ds, inos[w], 0, models[w].length), models[w], "writer " + w + ", refused");
+          TestStores.assertSameBytes(
+              TestStores.read(ds, inos[w], 0, models[w].length),
+              models[w],
+              "writer " + w + ", refused");
         }
         assertThat(ds.writeBack.bufferedBytes()).as("something is still buffered").isPositive();
         ds.unlink(ROOT, "filler");
@@ -708,16 +836,24 @@ class BackgroundCommitTest {
         ds.reclaim();
         ds.reclaim();
         ds.sync();
-        assertThat(ds.writeBack.bufferedBytes()).as("everything committed once there is room").isZero();
+        assertThat(ds.writeBack.bufferedBytes())
+            .as("everything committed once there is room")
+            .isZero();
         for (int w = 0; w < writers; w++) {
-          TestStores.assertSameBytes(TestStores.read(ds, inos[w], 0, models[w].length), models[w], "writer " + w + ", committed");
+          TestStores.assertSameBytes(
+              TestStores.read(ds, inos[w], 0, models[w].length),
+              models[w],
+              "writer " + w + ", committed");
         }
         assertConsistent(ds);
       }
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
         for (int w = 0; w < writers; w++) {
           assertThat(ds.getattr(inos[w]).size()).isEqualTo(models[w].length);
-          TestStores.assertSameBytes(TestStores.read(ds, inos[w], 0, models[w].length), models[w], "writer " + w + " reopened");
+          TestStores.assertSameBytes(
+              TestStores.read(ds, inos[w], 0, models[w].length),
+              models[w],
+              "writer " + w + " reopened");
         }
         assertConsistent(ds);
       }

@@ -29,19 +29,25 @@ class BadInputTest {
   void refusesADirectoryHoldingOtherFiles() throws IOException {
     Files.writeString(tmp.resolve("notes.txt"), "mine");
     assertThatThrownBy(() -> Datastore.open(tmp, TestStores.config(4096)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("not a dedupfs store");
     assertThat(Files.list(tmp).count()).as("nothing was created there").isEqualTo(1);
     Path file = tmp.resolve("notes.txt");
     assertThatThrownBy(() -> Datastore.open(file, TestStores.config(4096)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("not a directory");
-    assertThatThrownBy(() -> Datastore.open(tmp.resolve("none"), TestStores.config(4096).withReadOnly(true)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("read-only");
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("not a directory");
+    assertThatThrownBy(
+            () -> Datastore.open(tmp.resolve("none"), TestStores.config(4096).withReadOnly(true)))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("read-only");
     Path garbage = Files.createDirectory(tmp.resolve("garbage"));
     Files.write(garbage.resolve("data.mdb"), new byte[8192]);
     assertThatThrownBy(() -> Datastore.open(garbage, TestStores.config(4096)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("LMDB");
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("LMDB");
     assertThat(Files.list(garbage).map(p -> p.getFileName().toString()))
-        .as("a damaged store gets nothing new beside it").containsExactly("data.mdb");
+        .as("a damaged store gets nothing new beside it")
+        .containsExactly("data.mdb");
   }
 
   @Test
@@ -63,13 +69,15 @@ class BadInputTest {
         assertThat(TestStores.read(ds, ino, 0, data.length)).containsExactly(data);
       }
       assertThatThrownBy(() -> Datastore.open(ro, TestStores.config(4096)))
-          .as("a writable open of a read-only filesystem fails cleanly").isInstanceOf(IOException.class);
+          .as("a writable open of a read-only filesystem fails cleanly")
+          .isInstanceOf(IOException.class);
     } finally {
       run("umount", ro.toString());
     }
     try (Datastore writer = Datastore.open(store, TestStores.config(4096))) {
       assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096).withReadOnly(true)))
-          .as("a read-only open is refused while a writer has the store").isInstanceOf(StoreException.class)
+          .as("a read-only open is refused while a writer has the store")
+          .isInstanceOf(StoreException.class)
           .hasMessageContaining("in use");
     }
   }
@@ -87,7 +95,8 @@ class BadInputTest {
     Datastore.open(store, TestStores.config(4096)).close();
     putMeta(store, "magic", "something else");
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("not a dedupfs store");
 
     Path other = tmp.resolve("other");
     Files.createDirectory(other);
@@ -99,10 +108,13 @@ class BadInputTest {
       }
     }
     assertThatThrownBy(() -> Datastore.open(other, TestStores.config(4096)))
-        .isInstanceOf(StoreException.class).hasMessageContaining("not a dedupfs store");
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("not a dedupfs store");
     try (Env<ByteBuffer> env = Env.create().setMaxDbs(4).open(other.toFile())) {
-      assertThat(env.getDbiNames()).as("another program's environment is left as it was")
-          .extracting(n -> new String(n, StandardCharsets.UTF_8)).containsExactly("theirs");
+      assertThat(env.getDbiNames())
+          .as("another program's environment is left as it was")
+          .extracting(n -> new String(n, StandardCharsets.UTF_8))
+          .containsExactly("theirs");
     }
   }
 
@@ -111,8 +123,11 @@ class BadInputTest {
     Path store = tmp.resolve("store");
     try (Datastore first = Datastore.open(store, TestStores.config(4096))) {
       assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
-          .isInstanceOf(StoreException.class).hasMessageContaining("in use");
-      assertThat(first.getattr(Datastore.ROOT).isDirectory()).as("the first open is unharmed").isTrue();
+          .isInstanceOf(StoreException.class)
+          .hasMessageContaining("in use");
+      assertThat(first.getattr(Datastore.ROOT).isDirectory())
+          .as("the first open is unharmed")
+          .isTrue();
     }
     Datastore.open(store, TestStores.config(4096)).close();
   }
@@ -132,18 +147,23 @@ class BadInputTest {
       for (int leaf = 0; leaf < 40; leaf++) {
         try {
           byte[] got = TestStores.read(ds, ino, leaf * 4096L, 4096);
-          TestStores.assertSameBytes(got, java.util.Arrays.copyOfRange(data, leaf * 4096, leaf * 4096 + 4096), "leaf " + leaf);
+          TestStores.assertSameBytes(
+              got,
+              java.util.Arrays.copyOfRange(data, leaf * 4096, leaf * 4096 + 4096),
+              "leaf " + leaf);
         } catch (CorruptBlockException e) {
           corrupt++;
         }
       }
       assertThat(corrupt).as("exactly the damaged leaf fails").isEqualTo(1);
       assertThat(damagedLeaf).isGreaterThanOrEqualTo(0);
-      assertThat(new Fsck(ds.db, ds.blocks).check()).anyMatch(p -> p.contains("do not match its hash"));
+      assertThat(new Fsck(ds.db, ds.blocks).check())
+          .anyMatch(p -> p.contains("do not match its hash"));
     }
     flipAByte(store, 1); // the root node: every read fails
     try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
-      assertThatThrownBy(() -> TestStores.read(ds, ino, 4096 * 7, 100)).isInstanceOf(CorruptBlockException.class);
+      assertThatThrownBy(() -> TestStores.read(ds, ino, 4096 * 7, 100))
+          .isInstanceOf(CorruptBlockException.class);
     }
   }
 
@@ -167,7 +187,9 @@ class BadInputTest {
   void aFullDiskIsStoreFullAndTheStoreRecoversWhenThereIsRoomAgain() throws Exception {
     assumeTrue("root".equals(System.getProperty("user.name")), "mounting a small tmpfs needs root");
     Path mnt = Files.createDirectory(tmp.resolve("small"));
-    assumeTrue(run("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt.toString()), "mount -t tmpfs failed");
+    assumeTrue(
+        run("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt.toString()),
+        "mount -t tmpfs failed");
     try {
       Path filler = mnt.resolve("filler");
       Files.write(filler, new byte[8 << 20]);
@@ -196,19 +218,26 @@ class BadInputTest {
         assertThat(full).as("a 48 MiB disk fills up").isNotNull();
         assertThat(full).hasMessageContaining("no space");
         for (int i = 0; i < flushed.size(); i++) {
-          TestStores.assertSameBytes(TestStores.read(ds, ino, (long) i << 20, 1 << 20), flushed.get(i), "flushed MiB " + i);
+          TestStores.assertSameBytes(
+              TestStores.read(ds, ino, (long) i << 20, 1 << 20),
+              flushed.get(i),
+              "flushed MiB " + i);
         }
 
-        // a copy of bytes (the offsets differ by less than a leaf) that cannot be stored is undone whole
-        assertThatThrownBy(() -> ds.copyRange(h, 1, g, 0, hData.length)).isInstanceOf(StoreFullException.class);
+        // a copy of bytes (the offsets differ by less than a leaf) that cannot be stored is undone
+        // whole
+        assertThatThrownBy(() -> ds.copyRange(h, 1, g, 0, hData.length))
+            .isInstanceOf(StoreFullException.class);
         assertThat(ds.getattr(g).size()).isZero();
 
         Files.delete(filler);
         ds.flush(ino); // the write that did not fit is still buffered
         flushed.add(chunk);
         assertThat(ds.copyRange(h, 1, g, 0, hData.length)).isEqualTo(hData.length - 1);
-        TestStores.assertSameBytes(TestStores.read(ds, g, 0, hData.length),
-            java.util.Arrays.copyOfRange(hData, 1, hData.length), "the copy made once there was room");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, g, 0, hData.length),
+            java.util.Arrays.copyOfRange(hData, 1, hData.length),
+            "the copy made once there was room");
         assertConsistent(ds);
         ds.unlink(Datastore.ROOT, "f");
         ds.forget(ino);
@@ -217,7 +246,8 @@ class BadInputTest {
         byte[] more = TestStores.randomBytes(r, 16 << 20);
         TestStores.write(ds, g, 0, more);
         ds.flush(g);
-        TestStores.assertSameBytes(TestStores.read(ds, g, 0, more.length), more, "written after space came back");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, g, 0, more.length), more, "written after space came back");
         assertConsistent(ds);
       }
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
@@ -239,13 +269,19 @@ class BadInputTest {
     try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
       Dbi<ByteBuffer> meta = env.openDbi("meta");
       try (Txn<ByteBuffer> txn = env.txnWrite()) {
-        meta.put(txn, direct(key.getBytes(StandardCharsets.US_ASCII)), direct(value.getBytes(StandardCharsets.UTF_8)));
+        meta.put(
+            txn,
+            direct(key.getBytes(StandardCharsets.US_ASCII)),
+            direct(value.getBytes(StandardCharsets.UTF_8)));
         txn.commit();
       }
     }
   }
 
-  /** Flips one byte of the stored value of the first block at {@code level}; returns how many blocks it passed. */
+  /**
+   * Flips one byte of the stored value of the first block at {@code level}; returns how many blocks
+   * it passed.
+   */
   private static int flipAByte(Path store, int level) {
     try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
       Dbi<ByteBuffer> blocks = env.openDbi("blocks");

@@ -20,7 +20,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Compact gives free pages back to the disk, on a store in use, and refuses cleanly without room for its copy. */
+/**
+ * Compact gives free pages back to the disk, on a store in use, and refuses cleanly without room
+ * for its copy.
+ */
 class CompactTest {
   private static final int MIB = 1 << 20;
 
@@ -48,14 +51,20 @@ class CompactTest {
       ds.reclaim();
       List<Progress> progress = new ArrayList<>();
       result = ds.compact(progress::add);
-      System.out.printf("compact: data.mdb %d -> %d bytes (%.1f MiB of unique data kept)%n",
+      System.out.printf(
+          "compact: data.mdb %d -> %d bytes (%.1f MiB of unique data kept)%n",
           result.bytesBefore(), result.bytesAfter(), kept.length / (double) MIB);
       assertThat(result.bytesBefore()).isGreaterThan(45L * MIB);
-      assertThat(result.bytesAfter()).isLessThan(10L * MIB).isEqualTo(Files.size(dir.resolve("data.mdb")));
+      assertThat(result.bytesAfter())
+          .isLessThan(10L * MIB)
+          .isEqualTo(Files.size(dir.resolve("data.mdb")));
       assertThat(progress).extracting(Progress::phase).contains("copy", "check", "swap", "done");
       assertThat(Files.exists(dir.resolve(Lmdb.COMPACT_DIR))).isFalse();
       TestStores.assertSameBytes(TestStores.read(ds, keep, 0, kept.length), kept, "the file kept");
-      TestStores.assertSameBytes(TestStores.read(ds, ds.resolve(".snapshots/s/keep"), 0, kept.length), kept, "its snapshot");
+      TestStores.assertSameBytes(
+          TestStores.read(ds, ds.resolve(".snapshots/s/keep"), 0, kept.length),
+          kept,
+          "its snapshot");
       assertConsistent(ds);
       long after = ds.mknod(ROOT, "after", 0644, 0, 0, 0).ino();
       TestStores.write(ds, after, 0, TestStores.randomBytes(r, 3 * MIB));
@@ -63,7 +72,8 @@ class CompactTest {
       assertConsistent(ds);
     }
     try (Datastore ds = Datastore.open(dir, TestStores.config(DatastoreConfig.DEFAULT_LEAF_SIZE))) {
-      TestStores.assertSameBytes(TestStores.read(ds, ds.resolve("keep"), 0, kept.length), kept, "the file kept, reopened");
+      TestStores.assertSameBytes(
+          TestStores.read(ds, ds.resolve("keep"), 0, kept.length), kept, "the file kept, reopened");
       assertConsistent(ds);
     }
   }
@@ -86,23 +96,30 @@ class CompactTest {
       AtomicBoolean done = new AtomicBoolean();
       ExecutorService pool = Executors.newFixedThreadPool(2);
       List<Future<?>> running = new ArrayList<>();
-      running.add(pool.submit((Callable<Void>) () -> {
-        SplittableRandom wr = new SplittableRandom(1);
-        while (!done.get()) {
-          int at = wr.nextInt(model.length - 5000);
-          byte[] b = TestStores.randomBytes(wr, wr.nextInt(1, 5000));
-          TestStores.write(ds, written, at, b);
-          System.arraycopy(b, 0, model, at, b.length);
-          ds.flush(written);
-        }
-        return null;
-      }));
-      running.add(pool.submit((Callable<Void>) () -> {
-        while (!done.get()) {
-          TestStores.assertSameBytes(TestStores.read(ds, reader, 0, base.length), base, "read during compact");
-        }
-        return null;
-      }));
+      running.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> {
+                    SplittableRandom wr = new SplittableRandom(1);
+                    while (!done.get()) {
+                      int at = wr.nextInt(model.length - 5000);
+                      byte[] b = TestStores.randomBytes(wr, wr.nextInt(1, 5000));
+                      TestStores.write(ds, written, at, b);
+                      System.arraycopy(b, 0, model, at, b.length);
+                      ds.flush(written);
+                    }
+                    return null;
+                  }));
+      running.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> {
+                    while (!done.get()) {
+                      TestStores.assertSameBytes(
+                          TestStores.read(ds, reader, 0, base.length), base, "read during compact");
+                    }
+                    return null;
+                  }));
       try {
         for (int i = 0; i < 3; i++) {
           Thread.sleep(100);
@@ -115,7 +132,8 @@ class CompactTest {
         }
         pool.shutdown();
       }
-      TestStores.assertSameBytes(TestStores.read(ds, written, 0, model.length), model, "written during compact");
+      TestStores.assertSameBytes(
+          TestStores.read(ds, written, 0, model.length), model, "written during compact");
       assertConsistent(ds);
     }
   }
@@ -129,22 +147,29 @@ class CompactTest {
       Path store = mnt.resolve("store");
       SplittableRandom r = new SplittableRandom(10);
       byte[] data = TestStores.randomBytes(r, 16 * MIB);
-      try (Datastore ds = Datastore.open(store, TestStores.config(DatastoreConfig.DEFAULT_LEAF_SIZE))) {
+      try (Datastore ds =
+          Datastore.open(store, TestStores.config(DatastoreConfig.DEFAULT_LEAF_SIZE))) {
         long f = ds.mknod(ROOT, "f", 0644, 0, 0, 0).ino();
         TestStores.write(ds, f, 0, data);
         ds.flush(f);
-        long used = Files.getFileStore(mnt).getTotalSpace() - Files.getFileStore(mnt).getUsableSpace();
+        long used =
+            Files.getFileStore(mnt).getTotalSpace() - Files.getFileStore(mnt).getUsableSpace();
         Path filler = mnt.resolve("filler");
         Files.write(filler, new byte[(int) (Files.getFileStore(mnt).getUsableSpace() - 8 * MIB)]);
         byte[] before = Files.readAllBytes(store.resolve("data.mdb"));
-        assertThatThrownBy(() -> ds.compact(null)).isInstanceOf(StoreFullException.class).hasMessageContaining("needs");
-        assertThat(Files.readAllBytes(store.resolve("data.mdb"))).as("data.mdb untouched").isEqualTo(before);
+        assertThatThrownBy(() -> ds.compact(null))
+            .isInstanceOf(StoreFullException.class)
+            .hasMessageContaining("needs");
+        assertThat(Files.readAllBytes(store.resolve("data.mdb")))
+            .as("data.mdb untouched")
+            .isEqualTo(before);
         assertThat(Files.exists(store.resolve(Lmdb.COMPACT_DIR))).isFalse();
         TestStores.assertSameBytes(TestStores.read(ds, f, 0, data.length), data, "the file");
         Files.delete(filler);
         CompactResult result = ds.compact(null);
         assertThat(result.bytesAfter()).isLessThanOrEqualTo(result.bytesBefore());
-        TestStores.assertSameBytes(TestStores.read(ds, f, 0, data.length), data, "the file after compact");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, f, 0, data.length), data, "the file after compact");
         assertConsistent(ds);
         assertThat(used).isPositive();
       }

@@ -18,10 +18,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Writers, readers, a cloner and a flusher (that also makes the store forget files) at once, on three files, two of which have two writers.
- * Each writer owns a region that it always rewrites whole in one call, with one value repeated: a
- * reader or a clone that sees two values in a region has seen half of a write. Each writer also
- * has a scratch area of random writes and punches, checked against its own model.
+ * Writers, readers, a cloner and a flusher (that also makes the store forget files) at once, on
+ * three files, two of which have two writers. Each writer owns a region that it always rewrites
+ * whole in one call, with one value repeated: a reader or a clone that sees two values in a region
+ * has seen half of a write. Each writer also has a scratch area of random writes and punches,
+ * checked against its own model.
  */
 class ConcurrencyTest {
   private static final int FILES = 3;
@@ -49,69 +50,87 @@ class ConcurrencyTest {
       List<Future<?>> others = new ArrayList<>();
       for (int w = 0; w < WRITERS; w++) {
         int me = w;
-        writers.add(pool.submit((Callable<Void>) () -> {
-          SplittableRandom r = new SplittableRandom(me);
-          long ino = inos[me % FILES];
-          for (long v = 1; v <= iterations; v++) {
-            ds.write(ino, regionStart(me), ByteBuffer.wrap(uniform(me, v)));
-            finalVersion[me] = v;
-            long at = r.nextInt(SCRATCH - 20000);
-            if (r.nextInt(5) == 0) {
-              int len = r.nextInt(1, 20000);
-              ds.punchHole(ino, scratchStart(me) + at, len);
-              Arrays.fill(scratch[me], (int) at, (int) at + len, (byte) 0);
-            } else {
-              byte[] b = TestStores.randomBytes(r, r.nextInt(1, 20000));
-              TestStores.write(ds, ino, scratchStart(me) + at, b);
-              System.arraycopy(b, 0, scratch[me], (int) at, b.length);
-            }
-            if (r.nextInt(10) == 0) {
-              ds.flush(ino);
-            }
-            if (r.nextInt(20) == 0) {
-              TestStores.assertSameBytes(readScratch(ds, ino, me), scratch[me], "scratch of writer " + me);
-            }
-          }
-          return null;
-        }));
+        writers.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      SplittableRandom r = new SplittableRandom(me);
+                      long ino = inos[me % FILES];
+                      for (long v = 1; v <= iterations; v++) {
+                        ds.write(ino, regionStart(me), ByteBuffer.wrap(uniform(me, v)));
+                        finalVersion[me] = v;
+                        long at = r.nextInt(SCRATCH - 20000);
+                        if (r.nextInt(5) == 0) {
+                          int len = r.nextInt(1, 20000);
+                          ds.punchHole(ino, scratchStart(me) + at, len);
+                          Arrays.fill(scratch[me], (int) at, (int) at + len, (byte) 0);
+                        } else {
+                          byte[] b = TestStores.randomBytes(r, r.nextInt(1, 20000));
+                          TestStores.write(ds, ino, scratchStart(me) + at, b);
+                          System.arraycopy(b, 0, scratch[me], (int) at, b.length);
+                        }
+                        if (r.nextInt(10) == 0) {
+                          ds.flush(ino);
+                        }
+                        if (r.nextInt(20) == 0) {
+                          TestStores.assertSameBytes(
+                              readScratch(ds, ino, me), scratch[me], "scratch of writer " + me);
+                        }
+                      }
+                      return null;
+                    }));
       }
       for (int reader = 0; reader < 2; reader++) {
         int me = reader;
-        others.add(pool.submit((Callable<Void>) () -> {
-          SplittableRandom r = new SplittableRandom(100 + me);
-          long[] seen = new long[WRITERS];
-          while (writing.get()) {
-            int w = r.nextInt(WRITERS);
-            long v = checkUniform(TestStores.read(ds, inos[w % FILES], regionStart(w), REGION), w);
-            assertThat(v).as("versions of writer %d never go back", w).isGreaterThanOrEqualTo(seen[w]);
-            seen[w] = v;
-          }
-          return null;
-        }));
+        others.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      SplittableRandom r = new SplittableRandom(100 + me);
+                      long[] seen = new long[WRITERS];
+                      while (writing.get()) {
+                        int w = r.nextInt(WRITERS);
+                        long v =
+                            checkUniform(
+                                TestStores.read(ds, inos[w % FILES], regionStart(w), REGION), w);
+                        assertThat(v)
+                            .as("versions of writer %d never go back", w)
+                            .isGreaterThanOrEqualTo(seen[w]);
+                        seen[w] = v;
+                      }
+                      return null;
+                    }));
       }
-      others.add(pool.submit((Callable<Void>) () -> {
-        SplittableRandom r = new SplittableRandom(200);
-        while (writing.get()) {
-          int f = r.nextInt(FILES);
-          ds.copyRange(inos[f], 0, clones[f], 0, Long.MAX_VALUE / 4);
-          for (int w = f; w < WRITERS; w += FILES) {
-            checkUniform(TestStores.read(ds, clones[f], regionStart(w), REGION), w);
-          }
-        }
-        return null;
-      }));
-      others.add(pool.submit((Callable<Void>) () -> {
-        SplittableRandom r = new SplittableRandom(300);
-        while (writing.get()) {
-          ds.sync();
-          // the kernel forgetting a file that still has its name: its contents may be unloaded
-          // while writers are about to use them, and must be loaded again, nothing lost
-          ds.forget(inos[r.nextInt(FILES)]);
-          ds.forget(clones[r.nextInt(FILES)]);
-          Thread.sleep(2);
-        }
-        return null;
-      }));
+      others.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> {
+                    SplittableRandom r = new SplittableRandom(200);
+                    while (writing.get()) {
+                      int f = r.nextInt(FILES);
+                      ds.copyRange(inos[f], 0, clones[f], 0, Long.MAX_VALUE / 4);
+                      for (int w = f; w < WRITERS; w += FILES) {
+                        checkUniform(TestStores.read(ds, clones[f], regionStart(w), REGION), w);
+                      }
+                    }
+                    return null;
+                  }));
+      others.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> {
+                    SplittableRandom r = new SplittableRandom(300);
+                    while (writing.get()) {
+                      ds.sync();
+                      // the kernel forgetting a file that still has its name: its contents may be
+                      // unloaded
+                      // while writers are about to use them, and must be loaded again, nothing lost
+                      ds.forget(inos[r.nextInt(FILES)]);
+                      ds.forget(clones[r.nextInt(FILES)]);
+                      Thread.sleep(2);
+                    }
+                    return null;
+                  }));
       for (Future<?> f : writers) {
         f.get();
       }
@@ -129,10 +148,12 @@ class ConcurrencyTest {
     }
   }
 
-  private static void verify(Datastore ds, long[] inos, byte[][] scratch, long[] finalVersion) throws Exception {
+  private static void verify(Datastore ds, long[] inos, byte[][] scratch, long[] finalVersion)
+      throws Exception {
     for (int w = 0; w < WRITERS; w++) {
       long ino = inos[w % FILES];
-      assertThat(checkUniform(TestStores.read(ds, ino, regionStart(w), REGION), w)).isEqualTo(finalVersion[w]);
+      assertThat(checkUniform(TestStores.read(ds, ino, regionStart(w), REGION), w))
+          .isEqualTo(finalVersion[w]);
       TestStores.assertSameBytes(readScratch(ds, ino, w), scratch[w], "scratch of writer " + w);
     }
   }
@@ -169,8 +190,15 @@ class ConcurrencyTest {
     long first = b.getLong(0);
     for (int i = 0; i < REGION; i += 8) {
       if (b.getLong(i) != first) {
-        throw new AssertionError("writer " + w + "'s region mixes two writes: " + Long.toHexString(first)
-            + " and " + Long.toHexString(b.getLong(i)) + " at byte " + i);
+        throw new AssertionError(
+            "writer "
+                + w
+                + "'s region mixes two writes: "
+                + Long.toHexString(first)
+                + " and "
+                + Long.toHexString(b.getLong(i))
+                + " at byte "
+                + i);
       }
     }
     assertThat(first >>> 32).isEqualTo(w);

@@ -3,9 +3,9 @@ package io.dedupfs.engine;
 import java.nio.file.Path;
 
 /**
- * The child process of {@link CrashTest}'s reclaim case: opens a store, deletes its file "big"
- * (one queued decrement, which reclaim turns into one per block), prints "deleted", reclaims, and
- * prints "reclaimed". It is killed somewhere in between.
+ * The child process of {@link CrashTest}'s reclaim case: opens a store, deletes its file "big" (one
+ * queued decrement, which reclaim turns into one per block), prints "deleted", reclaims, and prints
+ * "reclaimed". It is killed somewhere in between.
  *
  * <p>Arguments: store directory.
  */

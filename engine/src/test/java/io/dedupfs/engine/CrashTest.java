@@ -19,10 +19,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A child JVM writes and flushes in a loop and is killed with SIGKILL at a random moment; on
- * reopen every write whose flush it reported is intact, every directory it reported exists, any
- * later record is either whole or absent, and the store is consistent. The rounds share one store,
- * so each reopen recovers from the previous kill too. A second case kills a child in the middle of
+ * A child JVM writes and flushes in a loop and is killed with SIGKILL at a random moment; on reopen
+ * every write whose flush it reported is intact, every directory it reported exists, any later
+ * record is either whole or absent, and the store is consistent. The rounds share one store, so
+ * each reopen recovers from the previous kill too. A second case kills a child in the middle of
  * reclaiming a large deleted file: fsck is clean before anything is applied, and after the next
  * reclaim nothing unreferenced remains and everything still referenced is there.
  */
@@ -38,7 +38,9 @@ class CrashTest {
       long seed = r.nextLong();
       int killAfter = 8 + r.nextInt(60);
       Reported reported = runAndKill(name, seed, killAfter, r.nextInt(30));
-      assertThat(reported.lastFlushed).as("round %d: the child flushed something before the kill", round).isGreaterThanOrEqualTo(0);
+      assertThat(reported.lastFlushed)
+          .as("round %d: the child flushed something before the kill", round)
+          .isGreaterThanOrEqualTo(0);
       try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
         long ino = ds.lookup(Datastore.ROOT, name).ino();
         long size = ds.getattr(ino).size();
@@ -47,11 +49,17 @@ class CrashTest {
           byte[] got = TestStores.read(ds, ino, (long) i * CrashWriter.RECORD, CrashWriter.RECORD);
           byte[] want = CrashWriter.record(seed, i);
           if (i <= reported.lastFlushed) {
-            assertThat(got).as("round %d: record %d was reported flushed", round, i).isEqualTo(want);
+            assertThat(got)
+                .as("round %d: record %d was reported flushed", round, i)
+                .isEqualTo(want);
           } else {
             boolean whole = Arrays.equals(got, Arrays.copyOf(want, got.length));
             boolean absent = Arrays.equals(got, new byte[got.length]);
-            assertThat(whole || absent).as("round %d: record %d, after the last reported flush, is whole or absent", round, i).isTrue();
+            assertThat(whole || absent)
+                .as(
+                    "round %d: record %d, after the last reported flush, is whole or absent",
+                    round, i)
+                .isTrue();
           }
         }
         for (int d : reported.dirs) {
@@ -78,7 +86,8 @@ class CrashTest {
         for (int mib = 0; mib < 96; mib++) {
           TestStores.write(ds, big, (long) mib << 20, TestStores.randomBytes(r, 1 << 20));
         }
-        long k = TestStores.create(ds, "keep"); // shares half of big's subtrees, plus changes of its own
+        long k =
+            TestStores.create(ds, "keep"); // shares half of big's subtrees, plus changes of its own
         ds.copyRange(big, 0, k, 0, 48L << 20);
         TestStores.write(ds, k, 5_000_000, TestStores.randomBytes(r, 300_000));
         ds.createSnapshot("s", "keep");
@@ -87,11 +96,14 @@ class CrashTest {
         keep = TestStores.read(ds, k, 0, 48 << 20);
       }
       Process child = start(CrashReclaimer.class, store.toString());
-      try (BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+      try (BufferedReader out =
+          new BufferedReader(
+              new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
         assertThat(out.readLine()).isEqualTo("deleted");
         boolean onLeaves = round == 0;
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (System.nanoTime() < deadline && !out.ready()) { // the child prints again when its reclaim is done
+        while (System.nanoTime() < deadline
+            && !out.ready()) { // the child prints again when its reclaim is done
           long queued = pendingRows(store);
           onLeaves |= queued > 1000;
           if (onLeaves && queued <= killAtQueued[round]) {
@@ -103,44 +115,65 @@ class CrashTest {
       } finally {
         child.destroyForcibly();
       }
-      assertThat(child.exitValue()).as("the child was killed, not stopped by an error").isEqualTo(137);
+      assertThat(child.exitValue())
+          .as("the child was killed, not stopped by an error")
+          .isEqualTo(137);
 
       long queued = pendingRows(store);
       killedMidway += queued > 0 ? 1 : 0;
       System.out.printf("crash during reclaim: killed with %d decrements still queued%n", queued);
       SpaceUsage before;
       try (Datastore ro = Datastore.open(store, TestStores.config(4096).withReadOnly(true))) {
-        assertThat(ro.fsck(null)).as("round %d: fsck of the killed store, %d decrements queued", round, queued).isEmpty();
+        assertThat(ro.fsck(null))
+            .as("round %d: fsck of the killed store, %d decrements queued", round, queued)
+            .isEmpty();
         before = ro.usage("");
       }
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
         ds.reclaim();
         assertConsistent(ds);
         Recount recount = Recount.of(ds);
-        assertThat(recount.wholeStore().storedBytes()).as("round %d: every stored block is referenced", round)
+        assertThat(recount.wholeStore().storedBytes())
+            .as("round %d: every stored block is referenced", round)
             .isEqualTo(recount.storedBytes());
-        assertThat(ds.usage("")).as("round %d: the figures seen before the reclaim", round).isEqualTo(before);
-        TestStores.assertSameBytes(TestStores.read(ds, ds.resolve("keep"), 0, keep.length), keep, "round " + round + ": keep");
+        assertThat(ds.usage(""))
+            .as("round %d: the figures seen before the reclaim", round)
+            .isEqualTo(before);
+        TestStores.assertSameBytes(
+            TestStores.read(ds, ds.resolve("keep"), 0, keep.length),
+            keep,
+            "round " + round + ": keep");
         assertThat(Trees.sha256(ds, ds.resolve(".snapshots/s/keep"), 48 << 20)).isNotEmpty();
-        assertThatThrownBy(() -> ds.resolve("big")).isInstanceOf(java.nio.file.NoSuchFileException.class);
+        assertThatThrownBy(() -> ds.resolve("big"))
+            .isInstanceOf(java.nio.file.NoSuchFileException.class);
       }
     }
     assertThat(killedMidway).as("rounds killed with decrements still queued").isPositive();
   }
 
-  /** Rows of table pending, read with raw LMDB (beside a child's open, or before a dedupfs open can reclaim them). */
+  /**
+   * Rows of table pending, read with raw LMDB (beside a child's open, or before a dedupfs open can
+   * reclaim them).
+   */
   private static long pendingRows(Path store) {
-    try (org.lmdbjava.Env<java.nio.ByteBuffer> env = org.lmdbjava.Env.create().setMaxDbs(16).setMapSize(Lmdb.DEFAULT_MAP_SIZE)
-        .open(store.toFile(), org.lmdbjava.EnvFlags.MDB_RDONLY_ENV);
+    try (org.lmdbjava.Env<java.nio.ByteBuffer> env =
+            org.lmdbjava.Env.create()
+                .setMaxDbs(16)
+                .setMapSize(Lmdb.DEFAULT_MAP_SIZE)
+                .open(store.toFile(), org.lmdbjava.EnvFlags.MDB_RDONLY_ENV);
         org.lmdbjava.Txn<java.nio.ByteBuffer> txn = env.txnRead()) {
-      return env.openDbi(txn, "pending".getBytes(StandardCharsets.US_ASCII), null, false).stat(txn).entries;
+      return env.openDbi(txn, "pending".getBytes(StandardCharsets.US_ASCII), null, false)
+          .stat(txn)
+          .entries;
     }
   }
 
   /** Starts {@code main} of a test class in a child JVM with the store's JVM flags. */
   private static Process start(Class<?> main, String... args) throws IOException {
-    String jvmFlags = Objects.requireNonNull(System.getProperty("lmdb.jvm.args"),
-        "lmdb.jvm.args is not set: run this test through Maven, whose surefire passes it");
+    String jvmFlags =
+        Objects.requireNonNull(
+            System.getProperty("lmdb.jvm.args"),
+            "lmdb.jvm.args is not set: run this test through Maven, whose surefire passes it");
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(Arrays.asList(jvmFlags.trim().split("\\s+")));
@@ -153,17 +186,26 @@ class CrashTest {
 
   /** Runs a {@link CrashWriter} until it has reported {@code killAfter} lines, then kills it. */
   private Reported runAndKill(String name, long seed, int killAfter, int delayMs) throws Exception {
-    String jvmFlags = Objects.requireNonNull(System.getProperty("lmdb.jvm.args"),
-        "lmdb.jvm.args is not set: run this test through Maven, whose surefire passes it");
+    String jvmFlags =
+        Objects.requireNonNull(
+            System.getProperty("lmdb.jvm.args"),
+            "lmdb.jvm.args is not set: run this test through Maven, whose surefire passes it");
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(Arrays.asList(jvmFlags.trim().split("\\s+")));
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), CrashWriter.class.getName(),
-        dir.toString(), name, Long.toString(seed)));
+    cmd.addAll(
+        List.of(
+            "-cp",
+            System.getProperty("java.class.path"),
+            CrashWriter.class.getName(),
+            dir.toString(),
+            name,
+            Long.toString(seed)));
     Process child = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
     int lastFlushed = -1;
     List<Integer> dirs = new ArrayList<>();
-    try (BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+    try (BufferedReader out =
+        new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
       int lines = 0;
       for (String line; lines < killAfter && (line = out.readLine()) != null; lines++) {
         String[] words = line.split(" ");
@@ -173,13 +215,17 @@ class CrashTest {
           dirs.add(Integer.parseInt(words[1]));
         }
       }
-      Thread.sleep(delayMs); // let it get into the middle of something; what it reports meanwhile goes unchecked
+      Thread.sleep(
+          delayMs); // let it get into the middle of something; what it reports meanwhile goes
+      // unchecked
       child.destroyForcibly();
       assertThat(child.waitFor(30, TimeUnit.SECONDS)).isTrue();
     } finally {
       child.destroyForcibly();
     }
-    assertThat(child.exitValue()).as("the child was killed, not stopped by an error").isEqualTo(137);
+    assertThat(child.exitValue())
+        .as("the child was killed, not stopped by an error")
+        .isEqualTo(137);
     return new Reported(lastFlushed, dirs);
   }
 }

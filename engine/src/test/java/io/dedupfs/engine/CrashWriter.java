@@ -6,8 +6,8 @@ import java.util.SplittableRandom;
 
 /**
  * The child process of {@link CrashTest}: writes records of {@link #RECORD} bytes one after the
- * other into a new file, flushes every few records, makes a directory now and then, and prints
- * one line after each flush or directory has returned. It runs until it is killed.
+ * other into a new file, flushes every few records, makes a directory now and then, and prints one
+ * line after each flush or directory has returned. It runs until it is killed.
  *
  * <p>Arguments: store directory, file name, seed.
  */

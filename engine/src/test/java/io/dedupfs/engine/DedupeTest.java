@@ -29,7 +29,9 @@ class DedupeTest {
       ds.reclaim();
       TestStores.Counts first = counts(ds);
       long leaves = data.length / ds.leafSize();
-      assertThat(first.blocks()).as("leaves and nodes of one 256 MiB file").isEqualTo(leaves + leaves / Geometry.FANOUT + 1);
+      assertThat(first.blocks())
+          .as("leaves and nodes of one 256 MiB file")
+          .isEqualTo(leaves + leaves / Geometry.FANOUT + 1);
 
       writeAll(ds, a, data, 300_007); // the same bytes again, in unaligned pieces
       ds.flush(a);
@@ -42,7 +44,9 @@ class DedupeTest {
       ds.reclaim();
       assertThat(counts(ds)).as("after writing the same bytes into a second file").isEqualTo(first);
       assertThat(TestStores.root(ds, b)).isEqualTo(TestStores.root(ds, a));
-      System.out.printf("dedupe: 256 MiB written 3 times: %d blocks, %d stored bytes%n", first.blocks(), first.storedBytes());
+      System.out.printf(
+          "dedupe: 256 MiB written 3 times: %d blocks, %d stored bytes%n",
+          first.blocks(), first.storedBytes());
       assertConsistent(ds);
     }
   }
@@ -82,13 +86,16 @@ class DedupeTest {
         ds.reclaim();
         TestStores.Counts after = counts(ds);
         assertThat(after.blocks() - before.blocks())
-            .as("clone %d: %d changed leaves under %d nodes, and a new root", k, leaves.size(), nodes.size())
+            .as(
+                "clone %d: %d changed leaves under %d nodes, and a new root",
+                k, leaves.size(), nodes.size())
             .isEqualTo(leaves.size() + nodes.size() + 1);
         assertThat(after.refs()).isEqualTo(after.blocks());
       }
       assertConsistent(ds);
       for (int k = 0; k < clones.length; k++) {
-        TestStores.assertSameBytes(TestStores.read(ds, clones[k], 0, size), contents[k], "clone " + k);
+        TestStores.assertSameBytes(
+            TestStores.read(ds, clones[k], 0, size), contents[k], "clone " + k);
       }
       TestStores.assertSameBytes(TestStores.read(ds, base, 0, size), data, "the cloned file");
 

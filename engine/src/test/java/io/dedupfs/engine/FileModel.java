@@ -7,8 +7,8 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * What a file should contain: a sparse map of 4 KiB model pages (absent pages, and every byte at
- * or past {@link #size}, are zero). Pages that become all zero are dropped, so a page is present
+ * What a file should contain: a sparse map of 4 KiB model pages (absent pages, and every byte at or
+ * past {@link #size}, are zero). Pages that become all zero are dropped, so a page is present
  * exactly when it holds data. Offsets may reach many GiB.
  */
 final class FileModel {
@@ -34,12 +34,14 @@ final class FileModel {
   byte[] read(long off, int len) {
     int n = (int) Math.max(0, Math.min(len, size - off));
     byte[] out = new byte[n];
-    for (Map.Entry<Long, byte[]> e : pages.subMap(off / PAGE, true, (off + n) / PAGE, true).entrySet()) {
+    for (Map.Entry<Long, byte[]> e :
+        pages.subMap(off / PAGE, true, (off + n) / PAGE, true).entrySet()) {
       long pageStart = e.getKey() * PAGE;
       long from = Math.max(off, pageStart);
       long to = Math.min(off + n, pageStart + PAGE);
       if (from < to) {
-        System.arraycopy(e.getValue(), (int) (from - pageStart), out, (int) (from - off), (int) (to - from));
+        System.arraycopy(
+            e.getValue(), (int) (from - pageStart), out, (int) (from - off), (int) (to - from));
       }
     }
     return out;
@@ -50,7 +52,8 @@ final class FileModel {
     if (off >= end) {
       return;
     }
-    List<Long> touched = new ArrayList<>(pages.subMap(off / PAGE, true, (end - 1) / PAGE, true).keySet());
+    List<Long> touched =
+        new ArrayList<>(pages.subMap(off / PAGE, true, (end - 1) / PAGE, true).keySet());
     for (long p : touched) {
       long pageStart = p * PAGE;
       byte[] page = pages.get(p);
@@ -84,7 +87,8 @@ final class FileModel {
     }
     List<long[]> chunks = new ArrayList<>(); // {srcPosition, length} of the source's data
     List<byte[]> bytes = new ArrayList<>();
-    for (Map.Entry<Long, byte[]> e : src.pages.subMap(srcOff / PAGE, true, (srcOff + n - 1) / PAGE, true).entrySet()) {
+    for (Map.Entry<Long, byte[]> e :
+        src.pages.subMap(srcOff / PAGE, true, (srcOff + n - 1) / PAGE, true).entrySet()) {
       long pageStart = e.getKey() * PAGE;
       long from = Math.max(srcOff, pageStart);
       long to = Math.min(srcOff + n, pageStart + PAGE);
@@ -132,7 +136,10 @@ final class FileModel {
     return start < size ? start : -1;
   }
 
-  /** SEEK_HOLE: the first offset at or after {@code off} in a leaf without data, else the size; -1 for ENXIO. */
+  /**
+   * SEEK_HOLE: the first offset at or after {@code off} in a leaf without data, else the size; -1
+   * for ENXIO.
+   */
   long seekHole(long off, int leafSize) {
     if (off >= size) {
       return -1;

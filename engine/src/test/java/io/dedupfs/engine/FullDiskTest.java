@@ -54,16 +54,23 @@ class FullDiskTest {
           }
         }
         assertThat(full).as("a 40 MiB disk fills up").isNotNull();
-        assertThat(ds.writeBack.bufferedBytes()).as("the write that did not fit stays buffered").isGreaterThanOrEqualTo(2L * MIB);
-        TestStores.assertSameBytes(TestStores.read(ds, last, 0, pending.length), pending, "the buffered write, read back");
+        assertThat(ds.writeBack.bufferedBytes())
+            .as("the write that did not fit stays buffered")
+            .isGreaterThanOrEqualTo(2L * MIB);
+        TestStores.assertSameBytes(
+            TestStores.read(ds, last, 0, pending.length), pending, "the buffered write, read back");
         long stuck = last;
-        assertThatThrownBy(() -> {
-          for (int i = 0; i < 10; i++) { // past the dirty limit, a writer is told
-            ds.write(stuck, (2L + i) * MIB, ByteBuffer.wrap(TestStores.randomBytes(r, MIB)));
-          }
-        }).isInstanceOf(StoreFullException.class);
+        assertThatThrownBy(
+                () -> {
+                  for (int i = 0; i < 10; i++) { // past the dirty limit, a writer is told
+                    ds.write(
+                        stuck, (2L + i) * MIB, ByteBuffer.wrap(TestStores.randomBytes(r, MIB)));
+                  }
+                })
+            .isInstanceOf(StoreFullException.class);
         for (int i = 0; i < inos.size(); i++) {
-          TestStores.assertSameBytes(TestStores.read(ds, inos.get(i), 0, 2 * MIB), contents.get(i), "flushed file " + i);
+          TestStores.assertSameBytes(
+              TestStores.read(ds, inos.get(i), 0, 2 * MIB), contents.get(i), "flushed file " + i);
         }
 
         // delete half of the files inside the store itself, and reclaim
@@ -72,21 +79,33 @@ class FullDiskTest {
           ds.forget(inos.get(i));
         }
         ds.reclaim();
-        ds.setattr(stuck, SetAttributes.size(2L * MIB)); // drop what was written past the refusal, if anything
+        ds.setattr(
+            stuck,
+            SetAttributes.size(2L * MIB)); // drop what was written past the refusal, if anything
         ds.flush(stuck);
-        TestStores.assertSameBytes(TestStores.read(ds, stuck, 0, pending.length), pending, "the buffered write, committed at last");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, stuck, 0, pending.length),
+            pending,
+            "the buffered write, committed at last");
         long more = ds.mknod(ROOT, "more", 0644, 0, 0, 0).ino();
         byte[] moreData = TestStores.randomBytes(r, 4 * MIB);
         TestStores.write(ds, more, 0, moreData);
         ds.flush(more);
-        TestStores.assertSameBytes(TestStores.read(ds, more, 0, moreData.length), moreData, "written after space came back");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, more, 0, moreData.length),
+            moreData,
+            "written after space came back");
         assertConsistent(ds);
       }
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
         for (int i = 1; i < inos.size(); i += 2) {
-          TestStores.assertSameBytes(TestStores.read(ds, inos.get(i), 0, 2 * MIB), contents.get(i), "file " + i + " reopened");
+          TestStores.assertSameBytes(
+              TestStores.read(ds, inos.get(i), 0, 2 * MIB),
+              contents.get(i),
+              "file " + i + " reopened");
         }
-        TestStores.assertSameBytes(TestStores.read(ds, last, 0, pending.length), pending, "the late file reopened");
+        TestStores.assertSameBytes(
+            TestStores.read(ds, last, 0, pending.length), pending, "the late file reopened");
         assertConsistent(ds);
       }
     } finally {

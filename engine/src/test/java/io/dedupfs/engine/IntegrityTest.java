@@ -42,7 +42,8 @@ class IntegrityTest {
     try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
       long vm = ds.mkdir(ROOT, "vm", 0755, 0, 0).ino();
       a = ds.mknod(vm, "a", 0644, 0, 0, 0).ino();
-      TestStores.write(ds, a, 0, TestStores.randomBytes(r, (1 << 20) - 1000)); // the last leaf is partial
+      TestStores.write(
+          ds, a, 0, TestStores.randomBytes(r, (1 << 20) - 1000)); // the last leaf is partial
       long b = ds.mknod(ROOT, "b", 0644, 0, 0, 0).ino();
       ds.copyRange(a, 0, b, 0, 1 << 20);
       ds.createSnapshot("s", "vm");
@@ -53,7 +54,8 @@ class IntegrityTest {
 
       ScrubReport clean = ds.scrub(null);
       TestStores.Counts counts = TestStores.counts(ds);
-      assertThat(clean).isEqualTo(new ScrubReport(counts.blocks(), counts.storedBytes(), List.of()));
+      assertThat(clean)
+          .isEqualTo(new ScrubReport(counts.blocks(), counts.storedBytes(), List.of()));
 
       sharedLeaf = block(ds, a, 0, 10);
       lastLeaf = block(ds, a, 0, 255);
@@ -70,32 +72,45 @@ class IntegrityTest {
       String mismatch = "its bytes do not match its hash";
       long s = ds.resolve(".snapshots/s/a");
       long b = ds.resolve("b");
-      assertThat(report.damaged()).containsExactlyInAnyOrder(
-          new Damage("vm/a", a, 10 * LEAF, LEAF, mismatch),
-          new Damage("b", b, 10 * LEAF, LEAF, mismatch),
-          new Damage(".snapshots/s/a", s, 10 * LEAF, LEAF, mismatch),
-          new Damage("vm/a", a, 255 * LEAF, LEAF - 1000, mismatch),
-          new Damage("b", b, 255 * LEAF, LEAF - 1000, mismatch),
-          new Damage(".snapshots/s/a", s, 255 * LEAF, LEAF - 1000, mismatch),
-          new Damage("c", c, 128 * LEAF, 128 * LEAF, mismatch),
-          new Damage("c", c, 3 * LEAF, LEAF, "missing from the store"));
+      assertThat(report.damaged())
+          .containsExactlyInAnyOrder(
+              new Damage("vm/a", a, 10 * LEAF, LEAF, mismatch),
+              new Damage("b", b, 10 * LEAF, LEAF, mismatch),
+              new Damage(".snapshots/s/a", s, 10 * LEAF, LEAF, mismatch),
+              new Damage("vm/a", a, 255 * LEAF, LEAF - 1000, mismatch),
+              new Damage("b", b, 255 * LEAF, LEAF - 1000, mismatch),
+              new Damage(".snapshots/s/a", s, 255 * LEAF, LEAF - 1000, mismatch),
+              new Damage("c", c, 128 * LEAF, 128 * LEAF, mismatch),
+              new Damage("c", c, 3 * LEAF, LEAF, "missing from the store"));
       assertThat(progress).isNotEmpty();
-      Progress last = progress.stream().filter(p -> p.phase().equals("scrub")).reduce((x, y) -> y).orElseThrow();
+      Progress last =
+          progress.stream()
+              .filter(p -> p.phase().equals("scrub"))
+              .reduce((x, y) -> y)
+              .orElseThrow();
       assertThat(last.done()).isEqualTo(report.blocksChecked());
       assertThat(progress).anyMatch(p -> p.phase().equals("locate"));
-      assertThatThrownBy(() -> TestStores.read(ds, a, 10 * LEAF, 1)).isInstanceOf(CorruptBlockException.class);
-      assertThat(ds.fsck(null)).anyMatch(p -> p.contains("do not match")).anyMatch(p -> p.contains("missing"));
+      assertThatThrownBy(() -> TestStores.read(ds, a, 10 * LEAF, 1))
+          .isInstanceOf(CorruptBlockException.class);
+      assertThat(ds.fsck(null))
+          .anyMatch(p -> p.contains("do not match"))
+          .anyMatch(p -> p.contains("missing"));
     }
   }
 
-  /** The hash at {@code level}, {@code index} (in subtrees of that level) of a file's committed tree. */
+  /**
+   * The hash at {@code level}, {@code index} (in subtrees of that level) of a file's committed
+   * tree.
+   */
   private static Hash block(Datastore ds, long ino, int level, long index) throws IOException {
     Lmdb db = ds.db;
-    return db.read(txn -> {
-      Inode i = new Namespace(db).inode(txn, ino);
-      FileTree t = new FileTree(new Geometry(ds.leafSize()), ds.blocks, i.root(), i.height(), i.size());
-      return t.subtree(txn, level, index, new boolean[1]);
-    });
+    return db.read(
+        txn -> {
+          Inode i = new Namespace(db).inode(txn, ino);
+          FileTree t =
+              new FileTree(new Geometry(ds.leafSize()), ds.blocks, i.root(), i.height(), i.size());
+          return t.subtree(txn, level, index, new boolean[1]);
+        });
   }
 
   /** Flips a byte of a stored block's value with raw LMDB (the store closed), or deletes it. */
@@ -145,55 +160,72 @@ class IntegrityTest {
       List<Future<?>> running = new ArrayList<>();
       for (int w = 0; w < disks.length; w++) {
         int me = w;
-        running.add(pool.submit((Callable<Void>) () -> {
-          SplittableRandom r = new SplittableRandom(me);
-          while (!done.get()) {
-            long at = r.nextLong(8 << 20);
-            if (r.nextInt(6) == 0) {
-              ds.punchHole(disks[me], at, r.nextInt(1, 200_000));
-            } else {
-              ds.write(disks[me], at, ByteBuffer.wrap(TestStores.randomBytes(r, r.nextInt(1, 100_000))));
-            }
-            if (r.nextInt(8) == 0) {
-              ds.flush(disks[me]);
-            }
-          }
-          return null;
-        }));
+        running.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      SplittableRandom r = new SplittableRandom(me);
+                      while (!done.get()) {
+                        long at = r.nextLong(8 << 20);
+                        if (r.nextInt(6) == 0) {
+                          ds.punchHole(disks[me], at, r.nextInt(1, 200_000));
+                        } else {
+                          ds.write(
+                              disks[me],
+                              at,
+                              ByteBuffer.wrap(TestStores.randomBytes(r, r.nextInt(1, 100_000))));
+                        }
+                        if (r.nextInt(8) == 0) {
+                          ds.flush(disks[me]);
+                        }
+                      }
+                      return null;
+                    }));
       }
-      running.add(pool.submit((Callable<Void>) () -> { // clones made and deleted: whole trees freed by reclaim
-        SplittableRandom r = new SplittableRandom(10);
-        for (int n = 0; !done.get(); n++) {
-          long copy = ds.mknod(ROOT, "copy" + n, 0644, 0, 0, 0).ino();
-          ds.copyRange(disks[r.nextInt(disks.length)], 0, copy, 0, Long.MAX_VALUE / 4);
-          TestStores.write(ds, copy, r.nextLong(4 << 20), TestStores.randomBytes(r, 50_000));
-          ds.flush(copy);
-          if (n > 0) {
-            long old = ds.lookup(ROOT, "copy" + (n - 1)).ino();
-            ds.unlink(ROOT, "copy" + (n - 1));
-            ds.forget(old);
-          }
-        }
-        return null;
-      }));
-      running.add(pool.submit((Callable<Void>) () -> { // snapshots taken and deleted
-        for (int n = 0; !done.get(); n++) {
-          ds.createSnapshot("s" + n, "vm");
-          if (n > 1) {
-            ds.deleteSnapshot("s" + (n - 2));
-          }
-          Thread.sleep(20);
-        }
-        return null;
-      }));
+      running.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> { // clones made and deleted: whole trees freed by reclaim
+                    SplittableRandom r = new SplittableRandom(10);
+                    for (int n = 0; !done.get(); n++) {
+                      long copy = ds.mknod(ROOT, "copy" + n, 0644, 0, 0, 0).ino();
+                      ds.copyRange(disks[r.nextInt(disks.length)], 0, copy, 0, Long.MAX_VALUE / 4);
+                      TestStores.write(
+                          ds, copy, r.nextLong(4 << 20), TestStores.randomBytes(r, 50_000));
+                      ds.flush(copy);
+                      if (n > 0) {
+                        long old = ds.lookup(ROOT, "copy" + (n - 1)).ino();
+                        ds.unlink(ROOT, "copy" + (n - 1));
+                        ds.forget(old);
+                      }
+                    }
+                    return null;
+                  }));
+      running.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> { // snapshots taken and deleted
+                    for (int n = 0; !done.get(); n++) {
+                      ds.createSnapshot("s" + n, "vm");
+                      if (n > 1) {
+                        ds.deleteSnapshot("s" + (n - 2));
+                      }
+                      Thread.sleep(20);
+                    }
+                    return null;
+                  }));
       int sawQueued = 0;
       try {
         for (int round = 0; round < rounds; round++) {
           List<Progress> progress = new ArrayList<>();
           assertThat(ds.fsck(progress::add)).as("fsck, round %d", round).isEmpty();
-          assertThat(progress).extracting(Progress::phase).contains("blocks", "counts", "namespace");
+          assertThat(progress)
+              .extracting(Progress::phase)
+              .contains("blocks", "counts", "namespace");
           Fsck internal = new Fsck(ds.db, ds.blocks); // without the reclaim before it
-          assertThat(internal.check()).as("fsck without a reclaim first, round %d", round).isEmpty();
+          assertThat(internal.check())
+              .as("fsck without a reclaim first, round %d", round)
+              .isEmpty();
           sawQueued += internal.queued() > 0 ? 1 : 0;
           assertThat(ds.scrub(null).damaged()).as("scrub, round %d", round).isEmpty();
         }
@@ -204,7 +236,9 @@ class IntegrityTest {
         }
         pool.shutdown();
       }
-      System.out.printf("fsck on a store in use: %d of %d checks saw decrements still queued%n", sawQueued, rounds);
+      System.out.printf(
+          "fsck on a store in use: %d of %d checks saw decrements still queued%n",
+          sawQueued, rounds);
       assertConsistent(ds);
     }
   }

@@ -25,8 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
  * and at the end the store must pass {@link Fsck} once its queued decrements are applied, and at
  * the end each file's root must equal that of a file written afresh with the same contents.
  *
- * <p>A failure names its seed; replay one with {@code -Ddedupfs.seed=N -Ddedupfs.leaf=BYTES}
- * (and optionally {@code -Ddedupfs.ops=COUNT}). {@code -Ddedupfs.test.long=true} runs more seeds.
+ * <p>A failure names its seed; replay one with {@code -Ddedupfs.seed=N -Ddedupfs.leaf=BYTES} (and
+ * optionally {@code -Ddedupfs.ops=COUNT}). {@code -Ddedupfs.test.long=true} runs more seeds.
  */
 class ModelTest {
   private static final int FILES = 3;
@@ -55,10 +55,12 @@ class ModelTest {
   }
 
   private DynamicTest run(long seed, int leafSize, int ops) {
-    return DynamicTest.dynamicTest("seed " + seed + ", leaf " + leafSize + ", " + ops + " ops", () -> {
-      Path dir = Files.createTempDirectory(tmp, "model");
-      new Run(seed, leafSize, dir).run(ops);
-    });
+    return DynamicTest.dynamicTest(
+        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops",
+        () -> {
+          Path dir = Files.createTempDirectory(tmp, "model");
+          new Run(seed, leafSize, dir).run(ops);
+        });
   }
 
   private static final class Run {
@@ -104,9 +106,21 @@ class ModelTest {
         assertConsistent(ds);
         ds.close();
       } catch (Throwable t) {
-        AssertionError failure = new AssertionError("model test failed: seed " + seed + ", leaf " + leaf
-            + ", at operation " + step + "; replay with -Ddedupfs.seed=" + seed + " -Ddedupfs.leaf=" + leaf
-            + "\nlast operations (newest last):\n  " + String.join("\n  ", recent), t);
+        AssertionError failure =
+            new AssertionError(
+                "model test failed: seed "
+                    + seed
+                    + ", leaf "
+                    + leaf
+                    + ", at operation "
+                    + step
+                    + "; replay with -Ddedupfs.seed="
+                    + seed
+                    + " -Ddedupfs.leaf="
+                    + leaf
+                    + "\nlast operations (newest last):\n  "
+                    + String.join("\n  ", recent),
+                t);
         if (ds != null) {
           try {
             ds.close();
@@ -176,7 +190,8 @@ class ModelTest {
         long span = r.nextInt(3) == 0 ? (long) leaf * Geometry.FANOUT : leaf;
         long so = pickOffset(m.size()) / span * span;
         long dOff = pickOffset(models[d].size()) / span * span;
-        if (r.nextBoolean()) { // the same misalignment at both ends: leaves in between are still shared
+        if (r.nextBoolean()) { // the same misalignment at both ends: leaves in between are still
+          // shared
           int skew = r.nextInt(leaf);
           so += skew;
           dOff += skew;
@@ -206,7 +221,9 @@ class ModelTest {
         log((data ? "seekData" : "seekHole") + " f" + f + " @" + off);
         long got = data ? TestStores.seekData(ds, ino, off) : TestStores.seekHole(ds, ino, off);
         long want = data ? m.seekData(off, leaf) : m.seekHole(off, leaf);
-        assertThat(got).as("%s f%d from %d (size %d)", data ? "SEEK_DATA" : "SEEK_HOLE", f, off, m.size()).isEqualTo(want);
+        assertThat(got)
+            .as("%s f%d from %d (size %d)", data ? "SEEK_DATA" : "SEEK_HOLE", f, off, m.size())
+            .isEqualTo(want);
       }
     }
 
@@ -215,7 +232,9 @@ class ModelTest {
       long n = Math.min(len, Math.max(0, src.size() - so));
       if (f == d && n > 0 && so < dOff + n && dOff < so + n) {
         assertThatThrownBy(() -> ds.copyRange(inos[f], so, inos[d], dOff, len))
-            .isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).isEqualTo(FsException.Kind.INVALID_ARGUMENT));
+            .isInstanceOfSatisfying(
+                FsException.class,
+                e -> assertThat(e.kind()).isEqualTo(FsException.Kind.INVALID_ARGUMENT));
         return;
       }
       assertThat(ds.copyRange(inos[f], so, inos[d], dOff, len)).isEqualTo(n);
@@ -225,10 +244,14 @@ class ModelTest {
     private void reopen() throws IOException {
       ds.close();
       ds = null;
-      ds = Datastore.open(dir, TestStores.config(leaf == 4096 ? 65536 : 4096).withDirtyLimit(64L * leaf * 4));
+      ds =
+          Datastore.open(
+              dir, TestStores.config(leaf == 4096 ? 65536 : 4096).withDirtyLimit(64L * leaf * 4));
       assertThat(ds.leafSize()).as("the store keeps its own leaf size").isEqualTo(leaf);
       for (int f = 0; f < FILES; f++) {
-        assertThat(ds.lookup(Datastore.ROOT, "f" + f).ino()).as("inode numbers survive a reopen").isEqualTo(inos[f]);
+        assertThat(ds.lookup(Datastore.ROOT, "f" + f).ino())
+            .as("inode numbers survive a reopen")
+            .isEqualTo(inos[f]);
       }
       assertConsistent(ds);
       for (int f = 0; f < FILES; f++) {
@@ -236,7 +259,9 @@ class ModelTest {
       }
     }
 
-    /** Every data extent and the leaf after it, found with SEEK_DATA/SEEK_HOLE, against the model. */
+    /**
+     * Every data extent and the leaf after it, found with SEEK_DATA/SEEK_HOLE, against the model.
+     */
     private void verifyAll(int f) throws IOException {
       long ino = inos[f];
       FileModel m = models[f];
@@ -264,8 +289,19 @@ class ModelTest {
       byte[] want = models[f].read(off, len);
       if (!Arrays.equals(got, want)) {
         int at = Arrays.mismatch(got, want);
-        throw new AssertionError("f" + f + " read @" + off + " +" + len + ": " + got.length + " bytes, expected "
-            + want.length + "; first difference at file offset " + (off + at));
+        throw new AssertionError(
+            "f"
+                + f
+                + " read @"
+                + off
+                + " +"
+                + len
+                + ": "
+                + got.length
+                + " bytes, expected "
+                + want.length
+                + "; first difference at file offset "
+                + (off + at));
       }
     }
 
@@ -280,7 +316,9 @@ class ModelTest {
         ds.setattr(copy, SetAttributes.size(m.size()));
         ds.flush(copy);
         ds.flush(inos[f]);
-        assertThat(TestStores.root(ds, copy)).as("root of f%d written afresh", f).isEqualTo(TestStores.root(ds, inos[f]));
+        assertThat(TestStores.root(ds, copy))
+            .as("root of f%d written afresh", f)
+            .isEqualTo(TestStores.root(ds, inos[f]));
       }
     }
 

@@ -18,8 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Random namespace operations on a few names in a few directories, many of them bound to fail:
  * every failure must be one of the {@code java.nio.file} exceptions the mount maps to an errno,
- * every success must show in a lookup, and Fsck must find the namespace consistent throughout
- * (link counts, "..", entry types, orphans), across a reopen too.
+ * every success must show in a lookup, and Fsck must find the namespace consistent throughout (link
+ * counts, "..", entry types, orphans), across a reopen too.
  */
 class NamespaceFuzzTest {
   private static final String[] NAMES = {"a", "b", "c", "d", "e"};
@@ -30,14 +30,19 @@ class NamespaceFuzzTest {
   Stream<DynamicTest> randomNamespaceOperations() {
     int seeds = TestStores.longRuns() ? 20 : 3;
     int ops = TestStores.longRuns() ? 20000 : 2000;
-    return java.util.stream.LongStream.range(0, seeds).mapToObj(seed -> DynamicTest.dynamicTest("seed " + seed, () -> {
-      Path dir = Files.createTempDirectory(tmp, "ns");
-      try {
-        run(dir, seed, ops);
-      } catch (Throwable t) {
-        throw new AssertionError("namespace fuzz failed with seed " + seed, t);
-      }
-    }));
+    return java.util.stream.LongStream.range(0, seeds)
+        .mapToObj(
+            seed ->
+                DynamicTest.dynamicTest(
+                    "seed " + seed,
+                    () -> {
+                      Path dir = Files.createTempDirectory(tmp, "ns");
+                      try {
+                        run(dir, seed, ops);
+                      } catch (Throwable t) {
+                        throw new AssertionError("namespace fuzz failed with seed " + seed, t);
+                      }
+                    }));
   }
 
   private static void run(Path dir, long seed, int ops) throws IOException {

@@ -23,7 +23,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Directories, names, links, renames and attributes, with the errors the mount maps to ext4's errnos. */
+/**
+ * Directories, names, links, renames and attributes, with the errors the mount maps to ext4's
+ * errnos.
+ */
 class NamespaceTest {
   private static final int UID = 1000;
   private static final int GID = 100;
@@ -51,7 +54,8 @@ class NamespaceTest {
   }
 
   private static void assertKind(ThrowingCallable call, FsException.Kind kind) {
-    assertThatThrownBy(call).isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).isEqualTo(kind));
+    assertThatThrownBy(call)
+        .isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).isEqualTo(kind));
   }
 
   private List<String> names(long d) throws IOException {
@@ -103,11 +107,14 @@ class NamespaceTest {
       assertKind(() -> file(ROOT, bad), FsException.Kind.INVALID_ARGUMENT);
     }
     assertKind(() -> file(ROOT, "x".repeat(256)), FsException.Kind.NAME_TOO_LONG);
-    assertKind(() -> file(ROOT, "é".repeat(128)), FsException.Kind.NAME_TOO_LONG); // 256 bytes in UTF-8
+    assertKind(
+        () -> file(ROOT, "é".repeat(128)), FsException.Kind.NAME_TOO_LONG); // 256 bytes in UTF-8
     file(ROOT, "x".repeat(255));
     assertKind(() -> ds.readlink(f), FsException.Kind.INVALID_ARGUMENT);
     assertKind(() -> ds.symlink(ROOT, "empty", "", UID, GID), FsException.Kind.INVALID_ARGUMENT);
-    assertKind(() -> ds.mknod(ROOT, "dir", Inode.S_IFDIR | 0755, 0, 0, 0), FsException.Kind.INVALID_ARGUMENT);
+    assertKind(
+        () -> ds.mknod(ROOT, "dir", Inode.S_IFDIR | 0755, 0, 0, 0),
+        FsException.Kind.INVALID_ARGUMENT);
     long d = mkdir(ROOT, "d");
     assertKind(() -> ds.read(d, 0, java.nio.ByteBuffer.allocate(1)), FsException.Kind.IS_DIRECTORY);
     assertKind(() -> ds.setattr(d, SetAttributes.size(0)), FsException.Kind.IS_DIRECTORY);
@@ -172,8 +179,10 @@ class NamespaceTest {
 
     assertKind(() -> ds.rename(ROOT, "b", sub, "b", 0), FsException.Kind.INVALID_ARGUMENT);
     assertKind(() -> ds.rename(ROOT, "b", b, "self", 0), FsException.Kind.INVALID_ARGUMENT);
-    assertKind(() -> ds.rename(b, "sub", ROOT, "x", RENAME_BOTH), FsException.Kind.INVALID_ARGUMENT);
-    assertThatThrownBy(() -> ds.rename(b, "missing", b, "x", 0)).isInstanceOf(NoSuchFileException.class);
+    assertKind(
+        () -> ds.rename(b, "sub", ROOT, "x", RENAME_BOTH), FsException.Kind.INVALID_ARGUMENT);
+    assertThatThrownBy(() -> ds.rename(b, "missing", b, "x", 0))
+        .isInstanceOf(NoSuchFileException.class);
     ds.rename(b, "f", sub, "inner", 0); // replaces a file
     assertThat(ds.lookup(sub, "inner").ino()).isEqualTo(f);
     ds.rename(sub, "inner", sub, "inner", 0); // onto itself: nothing
@@ -190,10 +199,13 @@ class NamespaceTest {
     long e = mkdir(ROOT, "e");
     long full = mkdir(ROOT, "full");
     file(full, "x");
-    assertThatThrownBy(() -> ds.rename(ROOT, "f", ROOT, "g", Datastore.RENAME_NOREPLACE)).isInstanceOf(FileAlreadyExistsException.class);
-    assertThatThrownBy(() -> ds.rename(ROOT, "d", ROOT, "f", 0)).isInstanceOf(NotDirectoryException.class);
+    assertThatThrownBy(() -> ds.rename(ROOT, "f", ROOT, "g", Datastore.RENAME_NOREPLACE))
+        .isInstanceOf(FileAlreadyExistsException.class);
+    assertThatThrownBy(() -> ds.rename(ROOT, "d", ROOT, "f", 0))
+        .isInstanceOf(NotDirectoryException.class);
     assertKind(() -> ds.rename(ROOT, "f", ROOT, "d", 0), FsException.Kind.IS_DIRECTORY);
-    assertThatThrownBy(() -> ds.rename(ROOT, "d", ROOT, "full", 0)).isInstanceOf(DirectoryNotEmptyException.class);
+    assertThatThrownBy(() -> ds.rename(ROOT, "d", ROOT, "full", 0))
+        .isInstanceOf(DirectoryNotEmptyException.class);
 
     ds.rename(ROOT, "f", ROOT, "g", 0);
     assertThat(ds.lookup(ROOT, "g").ino()).isEqualTo(f);
@@ -220,15 +232,20 @@ class NamespaceTest {
     long b = mkdir(ROOT, "b");
     long f = file(a, "f");
     long sub = mkdir(b, "sub");
-    assertThatThrownBy(() -> ds.rename(a, "f", b, "missing", Datastore.RENAME_EXCHANGE)).isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.rename(a, "f", b, "missing", Datastore.RENAME_EXCHANGE))
+        .isInstanceOf(NoSuchFileException.class);
     ds.rename(a, "f", b, "sub", Datastore.RENAME_EXCHANGE);
     assertThat(ds.lookup(a, "f").ino()).isEqualTo(sub);
     assertThat(ds.lookup(b, "sub").ino()).isEqualTo(f);
     assertThat(ds.readdir(sub, 0, 2).get(1).ino()).as("the exchanged directory's ..").isEqualTo(a);
     assertThat(ds.getattr(a).nlink()).isEqualTo(3);
     assertThat(ds.getattr(b).nlink()).isEqualTo(2);
-    assertThat(ds.readdir(a, 2, 10).get(0).mode()).as("the entry's type follows the inode").isEqualTo(Inode.S_IFDIR);
-    assertKind(() -> ds.rename(ROOT, "a", a, "f", Datastore.RENAME_EXCHANGE), FsException.Kind.INVALID_ARGUMENT);
+    assertThat(ds.readdir(a, 2, 10).get(0).mode())
+        .as("the entry's type follows the inode")
+        .isEqualTo(Inode.S_IFDIR);
+    assertKind(
+        () -> ds.rename(ROOT, "a", a, "f", Datastore.RENAME_EXCHANGE),
+        FsException.Kind.INVALID_ARGUMENT);
   }
 
   @Test
@@ -236,9 +253,13 @@ class NamespaceTest {
     long f = file(ROOT, "f");
     byte[] v = "value".getBytes(StandardCharsets.UTF_8);
     assertKind(() -> ds.getxattr(f, "user.a"), FsException.Kind.NO_SUCH_ATTRIBUTE);
-    assertKind(() -> ds.setxattr(f, "user.a", v, Datastore.XATTR_REPLACE), FsException.Kind.NO_SUCH_ATTRIBUTE);
+    assertKind(
+        () -> ds.setxattr(f, "user.a", v, Datastore.XATTR_REPLACE),
+        FsException.Kind.NO_SUCH_ATTRIBUTE);
     ds.setxattr(f, "user.a", v, Datastore.XATTR_CREATE);
-    assertKind(() -> ds.setxattr(f, "user.a", v, Datastore.XATTR_CREATE), FsException.Kind.ATTRIBUTE_EXISTS);
+    assertKind(
+        () -> ds.setxattr(f, "user.a", v, Datastore.XATTR_CREATE),
+        FsException.Kind.ATTRIBUTE_EXISTS);
     ds.setxattr(f, "user.a", new byte[0], Datastore.XATTR_REPLACE);
     assertThat(ds.getxattr(f, "user.a")).isEmpty();
     ds.setxattr(f, "user.big", new byte[64 * 1024], 0);
@@ -282,7 +303,10 @@ class NamespaceTest {
       churn++;
     }
     assertThat(listed).as("no entry is listed twice").doesNotHaveDuplicates();
-    assertThat(seen).as("every entry present throughout is listed").containsAll(stable).contains(".", "..");
+    assertThat(seen)
+        .as("every entry present throughout is listed")
+        .containsAll(stable)
+        .contains(".", "..");
     assertThat(listed.subList(0, 2)).containsExactly(".", "..");
   }
 
@@ -325,7 +349,8 @@ class NamespaceTest {
   void setattrChangesModeOwnerTimesAndSize() throws IOException {
     long f = file(ROOT, "f");
     TestStores.write(ds, f, 0, new byte[] {1, 2, 3});
-    Attributes a = ds.setattr(f, new SetAttributes(04755, 7, 8, null, 1_000_000_123L, 2_000_000_456L));
+    Attributes a =
+        ds.setattr(f, new SetAttributes(04755, 7, 8, null, 1_000_000_123L, 2_000_000_456L));
     assertThat(a.mode()).isEqualTo(Inode.S_IFREG | 04755);
     assertThat(a.uid()).isEqualTo(7);
     assertThat(a.gid()).isEqualTo(8);
@@ -333,7 +358,9 @@ class NamespaceTest {
     assertThat(a.mtimeNs()).isEqualTo(2_000_000_456L);
     assertThat(a.size()).isEqualTo(3);
     long before = System.currentTimeMillis() * 1_000_000L - 1_000_000_000L;
-    a = ds.setattr(f, new SetAttributes(null, null, null, null, SetAttributes.NOW, SetAttributes.NOW));
+    a =
+        ds.setattr(
+            f, new SetAttributes(null, null, null, null, SetAttributes.NOW, SetAttributes.NOW));
     assertThat(a.atimeNs()).isGreaterThan(before);
     assertThat(a.mtimeNs()).isGreaterThan(before);
     a = ds.setattr(f, SetAttributes.size(1));
@@ -346,7 +373,9 @@ class NamespaceTest {
   @Test
   void setattrKeepsAChangeTimeTheCallerGives() throws IOException {
     long f = file(ROOT, "f");
-    Attributes a = ds.setattr(f, new SetAttributes(null, null, null, null, null, 5_000_000_007L, 6_000_000_009L));
+    Attributes a =
+        ds.setattr(
+            f, new SetAttributes(null, null, null, null, null, 5_000_000_007L, 6_000_000_009L));
     assertThat(a.mtimeNs()).isEqualTo(5_000_000_007L);
     assertThat(a.ctimeNs()).isEqualTo(6_000_000_009L);
     ds.close();

@@ -1,7 +1,6 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -13,19 +12,22 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Space figures the slow, obvious way, for checking {@link Datastore#usage}: every reference in
- * the whole store is listed (who refers to each block: inodes and parent nodes), then for a set of
+ * Space figures the slow, obvious way, for checking {@link Datastore#usage}: every reference in the
+ * whole store is listed (who refers to each block: inodes and parent nodes), then for a set of
  * inodes the reachable blocks are summed, and the freed ones found by repeating "a block all of
  * whose referrers are in the set or freed is freed" until nothing changes; referenced bytes by a
- * walk of each tree with no memory of what it saw. Run it on a store whose
- * queued decrements are applied.
+ * walk of each tree with no memory of what it saw. Run it on a store whose queued decrements are
+ * applied.
  */
 final class Recount {
   private final Map<Long, Inode> inodes = new HashMap<>();
+
   /** Block -> its referrers: a Long (inode) or a Hash (node), once per reference. */
   private final Map<Hash, List<Object>> referrers = new HashMap<>();
+
   private final Map<Hash, List<Hash>> children = new HashMap<>();
   private final Map<Hash, Long> lengths = new HashMap<>();
+
   /** Block -> its level (0: a leaf). */
   private final Map<Hash, Integer> levels = new HashMap<>();
 
@@ -33,49 +35,52 @@ final class Recount {
     Recount r = new Recount();
     Lmdb db = ds.db;
     BlockStore blocks = ds.blocks;
-    db.read(txn -> {
-      try (TableCursor c = db.blocks.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          r.lengths.put(Hash.read(c.key(), c.key().position()), (long) c.key().remaining() - Hash.SIZE + c.val().remaining());
-        }
-      }
-      try (TableCursor c = db.inodes.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
-          r.inodes.put(i.ino(), i);
-        }
-      }
-      Deque<Object[]> work = new ArrayDeque<>();
-      for (Inode i : r.inodes.values()) {
-        if (!i.root().isZero()) {
-          r.referrers.computeIfAbsent(i.root(), k -> new ArrayList<>()).add(i.ino());
-          work.add(new Object[] {i.root(), i.height()});
-        }
-      }
-      while (!work.isEmpty()) {
-        Object[] w = work.poll();
-        Hash h = (Hash) w[0];
-        int level = (Integer) w[1];
-        if (r.children.containsKey(h)) {
-          continue;
-        }
-        List<Hash> kids = new ArrayList<>();
-        r.children.put(h, kids);
-        r.levels.put(h, level);
-        if (level > 0) {
-          byte[] content = blocks.loadFromDisk(txn, h, level);
-          for (int i = 0; i < Geometry.FANOUT; i++) {
-            Hash k = Geometry.child(content, i);
-            if (!k.isZero()) {
-              kids.add(k);
-              r.referrers.computeIfAbsent(k, x -> new ArrayList<>()).add(h);
-              work.add(new Object[] {k, level - 1});
+    db.read(
+        txn -> {
+          try (TableCursor c = db.blocks.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              r.lengths.put(
+                  Hash.read(c.key(), c.key().position()),
+                  (long) c.key().remaining() - Hash.SIZE + c.val().remaining());
             }
           }
-        }
-      }
-      return null;
-    });
+          try (TableCursor c = db.inodes.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              Inode i = Inode.decode(c.key().getLong(c.key().position()), c.val());
+              r.inodes.put(i.ino(), i);
+            }
+          }
+          Deque<Object[]> work = new ArrayDeque<>();
+          for (Inode i : r.inodes.values()) {
+            if (!i.root().isZero()) {
+              r.referrers.computeIfAbsent(i.root(), k -> new ArrayList<>()).add(i.ino());
+              work.add(new Object[] {i.root(), i.height()});
+            }
+          }
+          while (!work.isEmpty()) {
+            Object[] w = work.poll();
+            Hash h = (Hash) w[0];
+            int level = (Integer) w[1];
+            if (r.children.containsKey(h)) {
+              continue;
+            }
+            List<Hash> kids = new ArrayList<>();
+            r.children.put(h, kids);
+            r.levels.put(h, level);
+            if (level > 0) {
+              byte[] content = blocks.loadFromDisk(txn, h, level);
+              for (int i = 0; i < Geometry.FANOUT; i++) {
+                Hash k = Geometry.child(content, i);
+                if (!k.isZero()) {
+                  kids.add(k);
+                  r.referrers.computeIfAbsent(k, x -> new ArrayList<>()).add(h);
+                  work.add(new Object[] {k, level - 1});
+                }
+              }
+            }
+          }
+          return null;
+        });
     return r;
   }
 
@@ -115,7 +120,9 @@ final class Recount {
     for (boolean changed = true; changed; ) {
       changed = false;
       for (Hash h : reachable) {
-        if (!freed.contains(h) && referrers.get(h).stream().allMatch(x -> x instanceof Long l ? set.contains(l) : freed.contains(x))) {
+        if (!freed.contains(h)
+            && referrers.get(h).stream()
+                .allMatch(x -> x instanceof Long l ? set.contains(l) : freed.contains(x))) {
           freed.add(h);
           changed = true;
         }
@@ -126,7 +133,10 @@ final class Recount {
     return new SpaceUsage(files, logical, stored, exclusive, stored - exclusive, referenced);
   }
 
-  /** The lengths of the leaves below {@code h}, each as often as a path from {@code h} leads to it: no memory of what was seen. */
+  /**
+   * The lengths of the leaves below {@code h}, each as often as a path from {@code h} leads to it:
+   * no memory of what was seen.
+   */
   private long referenced(Hash h) {
     if (levels.get(h) == 0) {
       return lengths.get(h);

@@ -32,7 +32,10 @@ import org.lmdbjava.Dbi;
 import org.lmdbjava.Env;
 import org.lmdbjava.Txn;
 
-/** Snapshots of a file, a directory and the whole store: taking, browsing, read-only, restoring, deleting. */
+/**
+ * Snapshots of a file, a directory and the whole store: taking, browsing, read-only, restoring,
+ * deleting.
+ */
 class SnapshotTest {
   private static final int LEAF = 4096;
 
@@ -68,7 +71,8 @@ class SnapshotTest {
   }
 
   private static void assertKind(ThrowingCallable call, FsException.Kind kind) {
-    assertThatThrownBy(call).isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).isEqualTo(kind));
+    assertThatThrownBy(call)
+        .isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).isEqualTo(kind));
   }
 
   @Test
@@ -107,7 +111,9 @@ class SnapshotTest {
     Restored restored = ds.restoreSnapshot("before-upgrade", "", null);
     assertThat(restored.changedInodes()).containsExactly(f);
     assertThat(restored.changedEntries()).isEmpty();
-    assertThat(ds.resolve("vms/disk.img")).as("a restored file keeps its inode number").isEqualTo(f);
+    assertThat(ds.resolve("vms/disk.img"))
+        .as("a restored file keeps its inode number")
+        .isEqualTo(f);
     TestStores.assertSameBytes(contents(f), v1, "the file restored");
     assertThat(Trees.attributes(ds, f)).isEqualTo(Trees.attributes(ds, copy));
     ds.flush(f);
@@ -123,7 +129,8 @@ class SnapshotTest {
 
     ds.deleteSnapshot("before-upgrade");
     assertThat(ds.snapshots()).isEmpty();
-    assertThatThrownBy(() -> ds.resolve(".snapshots/before-upgrade")).isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.resolve(".snapshots/before-upgrade"))
+        .isInstanceOf(NoSuchFileException.class);
     assertThat(ds.getattr(copy).nlink()).as("its open file lives on until forgotten").isZero();
     ds.forget(copy);
     assertThatThrownBy(() -> ds.getattr(copy)).isInstanceOf(NoSuchFileException.class);
@@ -148,12 +155,17 @@ class SnapshotTest {
     SnapshotInfo s = ds.createSnapshot("nightly", "vm");
     assertThat(s.directory()).isTrue();
     assertThat(Trees.describe(ds, s.ino())).isEqualTo(Trees.describe(ds, vm));
-    assertThat(Trees.attributes(ds, s.ino())).as("the snapshot's directory is a copy of the source directory")
+    assertThat(Trees.attributes(ds, s.ino()))
+        .as("the snapshot's directory is a copy of the source directory")
         .isEqualTo(Trees.attributes(ds, vm));
     Map<String, Long> inos = Trees.inodes(ds, s.ino());
-    assertThat(inos.get("disk")).as("hard links inside stay one inode").isEqualTo(inos.get("sub/disk-link"));
+    assertThat(inos.get("disk"))
+        .as("hard links inside stay one inode")
+        .isEqualTo(inos.get("sub/disk-link"));
     assertThat(ds.getattr(inos.get("disk")).nlink()).isEqualTo(2);
-    assertThat(ds.getattr(inos.get("linked-outside")).nlink()).as("a name outside is not copied").isEqualTo(1);
+    assertThat(ds.getattr(inos.get("linked-outside")).nlink())
+        .as("a name outside is not copied")
+        .isEqualTo(1);
     assertThat(ds.getattr(s.ino()).nlink()).isEqualTo(3);
     assertThat(ds.readlink(inos.get("sub/s"))).isEqualTo("../disk");
     assertThat(inos.values()).doesNotContainAnyElementsOf(Trees.inodes(ds, vm).values());
@@ -193,14 +205,27 @@ class SnapshotTest {
     assertThat(Trees.describe(ds, ROOT)).isEqualTo(before);
     Map<String, Long> now = Trees.inodes(ds, ROOT);
     assertThat(now.get("a")).isEqualTo(a);
-    assertThat(now.get("a/change")).as("a file of the same name is restored in place").isEqualTo(change);
-    assertThat(now.get("gone")).as("names of one inode in the snapshot are names of one inode again").isEqualTo(now.get("a/gone-link"));
+    assertThat(now.get("a/change"))
+        .as("a file of the same name is restored in place")
+        .isEqualTo(change);
+    assertThat(now.get("gone"))
+        .as("names of one inode in the snapshot are names of one inode again")
+        .isEqualTo(now.get("a/gone-link"));
     assertThat(restored.changedInodes()).contains(change, a);
-    assertThat(restored.changedEntries()).contains(new DirName(ROOT, "gone"), new DirName(ROOT, "link"),
-        new DirName(ROOT, "moved"), new DirName(a, "extra"), new DirName(a, "keep"));
+    assertThat(restored.changedEntries())
+        .contains(
+            new DirName(ROOT, "gone"),
+            new DirName(ROOT, "link"),
+            new DirName(ROOT, "moved"),
+            new DirName(a, "extra"),
+            new DirName(a, "keep"));
     assertThat(ds.snapshots()).extracting(SnapshotInfo::name).containsExactly("first", "all");
-    assertThat(Trees.describe(ds, first.ino())).as("the other snapshot is untouched").isEqualTo(before);
-    assertThat(ds.getattr(keep).nlink()).as("the file under a name the snapshot lacks, open, lives on until forgotten").isZero();
+    assertThat(Trees.describe(ds, first.ino()))
+        .as("the other snapshot is untouched")
+        .isEqualTo(before);
+    assertThat(ds.getattr(keep).nlink())
+        .as("the file under a name the snapshot lacks, open, lives on until forgotten")
+        .isZero();
     ds.forget(keep);
   }
 
@@ -214,25 +239,33 @@ class SnapshotTest {
     ds.unlink(sub, "f");
     ds.rmdir(vm, "sub");
 
-    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/f", null)).as("its directory is gone too")
+    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/f", null))
+        .as("its directory is gone too")
         .isInstanceOf(NoSuchFileException.class);
     Restored r1 = ds.restoreSnapshot("s", "sub", null);
     assertThat(r1.changedEntries()).containsExactly(new DirName(vm, "sub"));
     long newSub = ds.resolve("vm/sub");
     assertThat(newSub).isNotEqualTo(sub);
-    TestStores.assertSameBytes(contents(ds.resolve("vm/sub/f")), data, "restored below a restored directory");
+    TestStores.assertSameBytes(
+        contents(ds.resolve("vm/sub/f")), data, "restored below a restored directory");
 
     ds.restoreSnapshot("s", "sub/f", "copy-of-f");
     TestStores.assertSameBytes(contents(ds.resolve("copy-of-f")), data, "restored elsewhere");
     ds.restoreSnapshot("s", "", "vm-copy");
-    assertThat(Trees.describe(ds, ds.resolve("vm-copy"))).isEqualTo(Trees.describe(ds, ds.resolve(".snapshots/s")));
+    assertThat(Trees.describe(ds, ds.resolve("vm-copy")))
+        .isEqualTo(Trees.describe(ds, ds.resolve(".snapshots/s")));
 
-    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/missing", null)).isInstanceOf(NoSuchFileException.class);
-    assertThatThrownBy(() -> ds.restoreSnapshot("nope", "", null)).isInstanceOf(NoSuchFileException.class);
-    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/f", "no/such/dir/f")).isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/missing", null))
+        .isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.restoreSnapshot("nope", "", null))
+        .isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub/f", "no/such/dir/f"))
+        .isInstanceOf(NoSuchFileException.class);
     assertKind(() -> ds.restoreSnapshot("s", "sub/f", "vm"), FsException.Kind.IS_DIRECTORY);
-    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub", "copy-of-f")).isInstanceOf(NotDirectoryException.class);
-    assertKind(() -> ds.restoreSnapshot("s", "sub/f", ".snapshots/s/f2"), FsException.Kind.READ_ONLY);
+    assertThatThrownBy(() -> ds.restoreSnapshot("s", "sub", "copy-of-f"))
+        .isInstanceOf(NotDirectoryException.class);
+    assertKind(
+        () -> ds.restoreSnapshot("s", "sub/f", ".snapshots/s/f2"), FsException.Kind.READ_ONLY);
     assertKind(() -> ds.restoreSnapshot("s", "sub", ".snapshots"), FsException.Kind.READ_ONLY);
     assertThat(f).isPositive();
   }
@@ -247,11 +280,13 @@ class SnapshotTest {
     ds.flush(f);
     ds.forget(f); // clean: its contents are dropped, the next use loads them
     AtomicBoolean restored = new AtomicBoolean();
-    ds.files.loadHook = ino -> {
-      if (ino == f && restored.compareAndSet(false, true)) {
-        ds.restoreSnapshot("s", "", null); // between the reader's inode read and its publishing what it read
-      }
-    };
+    ds.files.loadHook =
+        ino -> {
+          if (ino == f && restored.compareAndSet(false, true)) {
+            ds.restoreSnapshot(
+                "s", "", null); // between the reader's inode read and its publishing what it read
+          }
+        };
     byte[] read;
     try {
       read = contents(f);
@@ -259,25 +294,45 @@ class SnapshotTest {
       ds.files.loadHook = null;
     }
     assertThat(restored).isTrue();
-    TestStores.assertSameBytes(read, before, "a read that loaded the file while a restore replaced it");
-    TestStores.write(ds, f, 0, new byte[] {1}); // a commit from stale contents would release their root twice
+    TestStores.assertSameBytes(
+        read, before, "a read that loaded the file while a restore replaced it");
+    TestStores.write(
+        ds, f, 0, new byte[] {1}); // a commit from stale contents would release their root twice
     ds.flush(f);
     before[0] = 1;
     TestStores.assertSameBytes(contents(f), before, "after a write");
   }
 
-  /** What a dry run must leave as it was: figures, the queue, the next inode number, the loaded contents. */
-  private record State(SpaceUsage usage, long pending, long nextIno, java.util.Set<Long> loaded, Map<String, String> tree,
+  /**
+   * What a dry run must leave as it was: figures, the queue, the next inode number, the loaded
+   * contents.
+   */
+  private record State(
+      SpaceUsage usage,
+      long pending,
+      long nextIno,
+      java.util.Set<Long> loaded,
+      Map<String, String> tree,
       Map<String, Long> inodes) {}
 
   /** The store's state, read without flushing anything (unflushed writes stay unflushed). */
   private State state(long top) throws IOException {
     Lmdb db = ds.db;
-    Object[] figures = db.read(txn -> new Object[] {
-        new SpaceCounter(txn, db, ds.blocks, PendingView.of(txn, ds.blocks)).wholeStore(),
-        db.pending.stat(txn).entries, new Namespace(db).peekNextIno(txn)});
-    return new State((SpaceUsage) figures[0], (Long) figures[1], (Long) figures[2], new java.util.TreeSet<>(ds.files.inos()),
-        Trees.describe(ds, top), Trees.inodes(ds, top));
+    Object[] figures =
+        db.read(
+            txn ->
+                new Object[] {
+                  new SpaceCounter(txn, db, ds.blocks, PendingView.of(txn, ds.blocks)).wholeStore(),
+                  db.pending.stat(txn).entries,
+                  new Namespace(db).peekNextIno(txn)
+                });
+    return new State(
+        (SpaceUsage) figures[0],
+        (Long) figures[1],
+        (Long) figures[2],
+        new java.util.TreeSet<>(ds.files.inos()),
+        Trees.describe(ds, top),
+        Trees.inodes(ds, top));
   }
 
   private static Map<String, Restored.Action> byPath(Restored r) {
@@ -319,16 +374,19 @@ class SnapshotTest {
     ds.sync();
     ds.reclaim();
     byte[] unflushed = TestStores.randomBytes(r, 100);
-    TestStores.write(ds, dirty, 1000, unflushed); // unflushed: a dry run keeps it, the restore discards it
+    TestStores.write(
+        ds, dirty, 1000, unflushed); // unflushed: a dry run keeps it, the restore discards it
     byte[] dirtyContents = contents(dirty);
 
     State before = state(vm);
     Restored dry = ds.restoreSnapshot("s", "", null, true);
     State after = state(vm);
-    assertThat(after).as("a dry run changes nothing: figures, queue, inode numbers, loaded contents, tree").isEqualTo(before);
+    assertThat(after)
+        .as("a dry run changes nothing: figures, queue, inode numbers, loaded contents, tree")
+        .isEqualTo(before);
     TestStores.assertSameBytes(contents(dirty), dirtyContents, "unflushed writes after a dry run");
     assertThat(ds.files.content(dirty).isDirty()).as("still unflushed").isTrue();
-    assertThat(ds.fsck(p -> { })).as("fsck after a dry run").isEmpty();
+    assertThat(ds.fsck(p -> {})).as("fsck after a dry run").isEmpty();
 
     Map<String, Restored.Action> want = new java.util.LinkedHashMap<>();
     want.put("vm", Restored.Action.ATTRIBUTES);
@@ -346,31 +404,41 @@ class SnapshotTest {
     want.put("vm/newdir/x", Restored.Action.REMOVED);
     assertThat(byPath(dry)).as("the dry run's list").containsExactlyInAnyOrderEntriesOf(want);
     List<String> order = dry.changes().stream().map(Restored.Change::path).toList();
-    assertThat(order.indexOf("vm/newdir")).as("a directory before what is below it").isLessThan(order.indexOf("vm/newdir/x"));
+    assertThat(order.indexOf("vm/newdir"))
+        .as("a directory before what is below it")
+        .isLessThan(order.indexOf("vm/newdir/x"));
     assertThat(order.indexOf("vm/sub")).isLessThan(order.indexOf("vm/sub/a"));
 
     Restored real = ds.restoreSnapshot("s", "", null);
-    assertThat(real.changes()).as("the restore does what the dry run listed, in the same order").isEqualTo(dry.changes());
+    assertThat(real.changes())
+        .as("the restore does what the dry run listed, in the same order")
+        .isEqualTo(dry.changes());
     assertThat(real.changedInodes()).isEqualTo(dry.changedInodes());
     assertThat(real.changedEntries()).isEqualTo(dry.changedEntries());
     assertThat(Trees.describe(ds, vm)).isEqualTo(Trees.describe(ds, ds.resolve(".snapshots/s")));
-    assertThat(ds.restoreSnapshot("s", "", null, true).changes()).as("nothing left to do").isEmpty();
+    assertThat(ds.restoreSnapshot("s", "", null, true).changes())
+        .as("nothing left to do")
+        .isEmpty();
 
     // one file to a new name, and the whole store, dry
     Restored copy = ds.restoreSnapshot("s", "disk", "vm/copy", true);
-    assertThat(copy.changes()).containsExactly(new Restored.Change("vm/copy", Restored.Action.CREATED));
+    assertThat(copy.changes())
+        .containsExactly(new Restored.Change("vm/copy", Restored.Action.CREATED));
     assertThatThrownBy(() -> ds.resolve("vm/copy")).isInstanceOf(NoSuchFileException.class);
     ds.createSnapshot("all", "");
     file(ROOT, "later", new byte[] {5});
     before = state(ROOT);
     Restored all = ds.restoreSnapshot("all", "", null, true);
-    assertThat(byPath(all)).containsEntry("later", Restored.Action.REMOVED).doesNotContainKey(".snapshots");
+    assertThat(byPath(all))
+        .containsEntry("later", Restored.Action.REMOVED)
+        .doesNotContainKey(".snapshots");
     assertThat(state(ROOT)).isEqualTo(before);
     assertThat(ds.restoreSnapshot("all", "", null).changes()).isEqualTo(all.changes());
   }
 
   @Test
-  void restoringADirectoryReplacesFilesInPlaceRemovesExtrasAndKeepsOpenFilesConsistent() throws IOException {
+  void restoringADirectoryReplacesFilesInPlaceRemovesExtrasAndKeepsOpenFilesConsistent()
+      throws IOException {
     long vm = mkdir(ROOT, "vm");
     byte[] d1 = TestStores.randomBytes(r, 200_000);
     byte[] d2 = TestStores.randomBytes(r, 20_000);
@@ -385,7 +453,8 @@ class SnapshotTest {
     TestStores.write(ds, disk, 150_000, new byte[] {7, 7, 7}); // unflushed
     assertThat(TestStores.read(ds, disk, 150_000, 3)).containsExactly(7, 7, 7);
     ds.unlink(vm, "conf");
-    long conf2 = file(vm, "conf", "new".getBytes(StandardCharsets.UTF_8)); // a different inode, same name
+    long conf2 =
+        file(vm, "conf", "new".getBytes(StandardCharsets.UTF_8)); // a different inode, same name
     ds.unlink(vm, "l2");
     long l2 = file(vm, "l2", new byte[] {2}); // the hard link broken
     long extra = file(vm, "extra", new byte[] {3});
@@ -397,17 +466,25 @@ class SnapshotTest {
     assertThat(Trees.describe(ds, vm)).isEqualTo(Trees.describe(ds, ds.resolve(".snapshots/s")));
     assertThat(ds.resolve("vm/disk")).isEqualTo(disk);
     TestStores.assertSameBytes(contents(disk), d1, "an open file's contents, restored in place");
-    assertThat(ds.resolve("vm/conf")).as("the same name, another inode: replaced in place all the same").isEqualTo(conf2);
+    assertThat(ds.resolve("vm/conf"))
+        .as("the same name, another inode: replaced in place all the same")
+        .isEqualTo(conf2);
     TestStores.assertSameBytes(contents(conf2), d2, "conf");
     assertThat(ds.resolve("vm/l1")).isEqualTo(ds.resolve("vm/l2"));
     assertThat(ds.getattr(ds.resolve("vm/l1")).nlink()).isEqualTo(2);
     assertThat(restored.changedInodes()).contains(disk, conf2);
-    assertThat(restored.changedEntries()).as("one of l1 and l2 now names the other's inode")
-        .hasSize(3).contains(new DirName(vm, "extra"), new DirName(vm, "extra-dir"))
+    assertThat(restored.changedEntries())
+        .as("one of l1 and l2 now names the other's inode")
+        .hasSize(3)
+        .contains(new DirName(vm, "extra"), new DirName(vm, "extra-dir"))
         .containsAnyOf(new DirName(vm, "l1"), new DirName(vm, "l2"));
-    assertThatThrownBy(() -> ds.getattr(extra)).as("a removed file nobody had open is deleted").isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.getattr(extra))
+        .as("a removed file nobody had open is deleted")
+        .isInstanceOf(NoSuchFileException.class);
     long replaced = ds.resolve("vm/l1") == l1 ? l2 : l1;
-    assertThat(ds.getattr(replaced).nlink()).as("an open file whose name is taken lives on until forgotten").isZero();
+    assertThat(ds.getattr(replaced).nlink())
+        .as("an open file whose name is taken lives on until forgotten")
+        .isZero();
     ds.forget(replaced);
     assertThat(conf).isPositive();
 
@@ -429,41 +506,47 @@ class SnapshotTest {
     long sd = ds.resolve(".snapshots/s/d");
     long sg = ds.resolve(".snapshots/s/d/g");
     ByteBuffer one = ByteBuffer.wrap(new byte[] {1});
-    List<ThrowingCallable> refused = new ArrayList<>(List.of(
-        () -> ds.write(sf, 0, one.duplicate()),
-        () -> ds.setattr(sf, SetAttributes.size(0)),
-        () -> ds.setattr(sf, SetAttributes.mode(0777)),
-        () -> ds.setattr(sd, SetAttributes.mode(0777)),
-        () -> ds.setattr(snaps, SetAttributes.mode(0777)),
-        () -> ds.punchHole(sf, 0, 4096),
-        () -> ds.zeroRange(sf, 0, 10, true),
-        () -> ds.allocate(sf, 0, 1 << 20, false),
-        () -> ds.setxattr(sf, "user.x", new byte[] {1}, 0),
-        () -> ds.setxattr(top, "user.x", new byte[] {1}, 0),
-        () -> ds.removexattr(sg, "user.x"),
-        () -> ds.mknod(sd, "new", 0644, 0, 0, 0),
-        () -> ds.mkdir(top, "new", 0755, 0, 0),
-        () -> ds.mkdir(snaps, "new", 0755, 0, 0),
-        () -> ds.symlink(sd, "new", "x", 0, 0),
-        () -> ds.link(f, sd, "new"),
-        () -> ds.link(sf, ROOT, "new"),
-        () -> ds.unlink(sd, "g"),
-        () -> ds.unlink(top, "f"),
-        () -> ds.rmdir(top, "d"),
-        () -> ds.rmdir(snaps, "s"),
-        () -> ds.rmdir(ROOT, ".snapshots"),
-        () -> ds.rename(top, "f", ROOT, "stolen", 0),
-        () -> ds.rename(ROOT, "f", sd, "f", 0),
-        () -> ds.rename(top, "f", top, "f2", 0),
-        () -> ds.rename(ROOT, ".snapshots", ROOT, "x", 0),
-        () -> ds.rename(ROOT, "d", ROOT, ".snapshots", 0),
-        () -> ds.rename(ROOT, "f", sd, "g", Datastore.RENAME_EXCHANGE),
-        () -> ds.copyRange(f, 0, sf, 0, 100)));
+    List<ThrowingCallable> refused =
+        new ArrayList<>(
+            List.of(
+                () -> ds.write(sf, 0, one.duplicate()),
+                () -> ds.setattr(sf, SetAttributes.size(0)),
+                () -> ds.setattr(sf, SetAttributes.mode(0777)),
+                () -> ds.setattr(sd, SetAttributes.mode(0777)),
+                () -> ds.setattr(snaps, SetAttributes.mode(0777)),
+                () -> ds.punchHole(sf, 0, 4096),
+                () -> ds.zeroRange(sf, 0, 10, true),
+                () -> ds.allocate(sf, 0, 1 << 20, false),
+                () -> ds.setxattr(sf, "user.x", new byte[] {1}, 0),
+                () -> ds.setxattr(top, "user.x", new byte[] {1}, 0),
+                () -> ds.removexattr(sg, "user.x"),
+                () -> ds.mknod(sd, "new", 0644, 0, 0, 0),
+                () -> ds.mkdir(top, "new", 0755, 0, 0),
+                () -> ds.mkdir(snaps, "new", 0755, 0, 0),
+                () -> ds.symlink(sd, "new", "x", 0, 0),
+                () -> ds.link(f, sd, "new"),
+                () -> ds.link(sf, ROOT, "new"),
+                () -> ds.unlink(sd, "g"),
+                () -> ds.unlink(top, "f"),
+                () -> ds.rmdir(top, "d"),
+                () -> ds.rmdir(snaps, "s"),
+                () -> ds.rmdir(ROOT, ".snapshots"),
+                () -> ds.rename(top, "f", ROOT, "stolen", 0),
+                () -> ds.rename(ROOT, "f", sd, "f", 0),
+                () -> ds.rename(top, "f", top, "f2", 0),
+                () -> ds.rename(ROOT, ".snapshots", ROOT, "x", 0),
+                () -> ds.rename(ROOT, "d", ROOT, ".snapshots", 0),
+                () -> ds.rename(ROOT, "f", sd, "g", Datastore.RENAME_EXCHANGE),
+                () -> ds.copyRange(f, 0, sf, 0, 100)));
     Map<String, String> before = Trees.describe(ds, snaps);
     for (int i = 0; i < refused.size(); i++) {
       int n = i;
-      assertThatThrownBy(refused.get(i)).as("operation %d", n)
-          .isInstanceOfSatisfying(FsException.class, e -> assertThat(e.kind()).as("operation %d", n).isEqualTo(FsException.Kind.READ_ONLY));
+      assertThatThrownBy(refused.get(i))
+          .as("operation %d", n)
+          .isInstanceOfSatisfying(
+              FsException.class,
+              e ->
+                  assertThat(e.kind()).as("operation %d", n).isEqualTo(FsException.Kind.READ_ONLY));
     }
     assertThat(Trees.describe(ds, snaps)).isEqualTo(before);
 
@@ -492,16 +575,22 @@ class SnapshotTest {
     List<Future<?>> running = new ArrayList<>();
     for (int w = 0; w < writers; w++) {
       int me = w;
-      running.add(pool.submit((Callable<Void>) () -> {
-        for (long v = 1; !done.get(); v++) {
-          ds.write(inos[me], 777 + (v % 3) * 100_000, ByteBuffer.wrap(uniform(region, v))); // three regions, in turn
-          if (v % 4 == 0) {
-            ds.flush(inos[me]);
-            flushed[me].set(v);
-          }
-        }
-        return null;
-      }));
+      running.add(
+          pool.submit(
+              (Callable<Void>)
+                  () -> {
+                    for (long v = 1; !done.get(); v++) {
+                      ds.write(
+                          inos[me],
+                          777 + (v % 3) * 100_000,
+                          ByteBuffer.wrap(uniform(region, v))); // three regions, in turn
+                      if (v % 4 == 0) {
+                        ds.flush(inos[me]);
+                        flushed[me].set(v);
+                      }
+                    }
+                    return null;
+                  }));
     }
     try {
       for (int k = 0; k < 25; k++) {
@@ -514,9 +603,14 @@ class SnapshotTest {
           long ino = ds.resolve(".snapshots/" + s.name() + "/disk" + w);
           long newest = 0;
           for (int part = 0; part < 3; part++) {
-            newest = Math.max(newest, version(TestStores.read(ds, ino, 777 + part * 100_000L, region), region));
+            newest =
+                Math.max(
+                    newest,
+                    version(TestStores.read(ds, ino, 777 + part * 100_000L, region), region));
           }
-          assertThat(newest).as("snapshot %d, writer %d: every write flushed before it", k, w).isGreaterThanOrEqualTo(atLeast[w]);
+          assertThat(newest)
+              .as("snapshot %d, writer %d: every write flushed before it", k, w)
+              .isGreaterThanOrEqualTo(atLeast[w]);
         }
         Thread.sleep(5);
       }
@@ -550,7 +644,8 @@ class SnapshotTest {
     long v = b.getLong(0);
     for (int i = 0; i + 8 <= length; i += 8) {
       if (b.getLong(i) != v) {
-        throw new AssertionError("a region mixes two writes: " + v + " and " + b.getLong(i) + " at byte " + i);
+        throw new AssertionError(
+            "a region mixes two writes: " + v + " and " + b.getLong(i) + " at byte " + i);
       }
     }
     return v;
@@ -560,14 +655,17 @@ class SnapshotTest {
   void namesAreCheckedAndUnique() throws IOException {
     file(ROOT, "f", new byte[] {1});
     ds.createSnapshot("s", "f");
-    assertThatThrownBy(() -> ds.createSnapshot("s", "f")).isInstanceOf(FileAlreadyExistsException.class);
+    assertThatThrownBy(() -> ds.createSnapshot("s", "f"))
+        .isInstanceOf(FileAlreadyExistsException.class);
     for (String bad : List.of("", ".", "..", "a/b")) {
       assertKind(() -> ds.createSnapshot(bad, "f"), FsException.Kind.INVALID_ARGUMENT);
     }
     assertKind(() -> ds.createSnapshot("x".repeat(256), "f"), FsException.Kind.NAME_TOO_LONG);
     ds.createSnapshot("x".repeat(255), "f");
-    assertThatThrownBy(() -> ds.createSnapshot("t", "missing")).isInstanceOf(NoSuchFileException.class);
-    assertThatThrownBy(() -> ds.createSnapshot("t", "f/below")).isInstanceOf(NotDirectoryException.class);
+    assertThatThrownBy(() -> ds.createSnapshot("t", "missing"))
+        .isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> ds.createSnapshot("t", "f/below"))
+        .isInstanceOf(NotDirectoryException.class);
     assertKind(() -> ds.createSnapshot("t", ".snapshots/s"), FsException.Kind.INVALID_ARGUMENT);
     ds.symlink(ROOT, "sl", "f", 0, 0);
     assertKind(() -> ds.createSnapshot("t", "sl"), FsException.Kind.INVALID_ARGUMENT);
@@ -587,12 +685,15 @@ class SnapshotTest {
     TestStores.write(ds, f, 0, TestStores.randomBytes(r, 1 << 20));
     ds.flush(f);
     ds.reclaim();
-    assertThat(TestStores.counts(ds).blocks()).as("both versions are kept").isGreaterThan(2 * one.blocks() - 3);
+    assertThat(TestStores.counts(ds).blocks())
+        .as("both versions are kept")
+        .isGreaterThan(2 * one.blocks() - 3);
     long sf = ds.resolve(".snapshots/s/f");
     TestStores.assertSameBytes(contents(sf), data, "the snapshot"); // its contents are now open
     ds.deleteSnapshot("s");
     ds.reclaim();
-    assertThat(TestStores.counts(ds).blocks()).as("an open file of a deleted snapshot lives until forgotten")
+    assertThat(TestStores.counts(ds).blocks())
+        .as("an open file of a deleted snapshot lives until forgotten")
         .isGreaterThan(2 * one.blocks() - 3);
     TestStores.assertSameBytes(contents(sf), data, "the open file of a deleted snapshot");
     ds.forget(sf);
@@ -622,7 +723,9 @@ class SnapshotTest {
       TestStores.Counts after = TestStores.counts(ds);
       assertThat(after).as("no block stored or freed, nothing queued").isEqualTo(before);
     }
-    assertThat(cost[0]).as("64 KiB: the snapshot directory and the file, one root referenced").isEqualTo(new Snapshots.Cost(2, 1));
+    assertThat(cost[0])
+        .as("64 KiB: the snapshot directory and the file, one root referenced")
+        .isEqualTo(new Snapshots.Cost(2, 1));
     assertThat(cost[1]).as("64 MiB: the same").isEqualTo(cost[0]);
 
     long many = mkdir(ROOT, "many");
@@ -634,8 +737,10 @@ class SnapshotTest {
     ds.createSnapshot("of-many", "many");
     long manyNanos = System.nanoTime() - t0;
     assertThat(ds.snapshotOps.snapshots.lastCost()).isEqualTo(new Snapshots.Cost(1001, 1000));
-    System.out.printf("snapshot cost: 64 KiB file %.2f ms, 64 MiB file %.2f ms (2 inodes, 1 root each); "
-        + "1000 files %.2f ms (1001 inodes, 1000 roots)%n", nanos[0] / 1e6, nanos[1] / 1e6, manyNanos / 1e6);
+    System.out.printf(
+        "snapshot cost: 64 KiB file %.2f ms, 64 MiB file %.2f ms (2 inodes, 1 root each); "
+            + "1000 files %.2f ms (1001 inodes, 1000 roots)%n",
+        nanos[0] / 1e6, nanos[1] / 1e6, manyNanos / 1e6);
     assertThat(small + big).isPositive();
   }
 
@@ -647,7 +752,9 @@ class SnapshotTest {
     ds = Datastore.open(dir, TestStores.config(LEAF));
     assertThat(ds.snapshots()).containsExactly(s);
     assertThat(ds.resolve(".snapshots/s/f")).isPositive();
-    assertKind(() -> ds.setattr(ds.resolve(".snapshots/s/f"), SetAttributes.size(0)), FsException.Kind.READ_ONLY);
+    assertKind(
+        () -> ds.setattr(ds.resolve(".snapshots/s/f"), SetAttributes.size(0)),
+        FsException.Kind.READ_ONLY);
     ds.deleteSnapshot("s");
     ds.close();
     ds = null;

@@ -8,13 +8,13 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The store's size on disk per byte of unique data, tree nodes and LMDB overhead included, must
- * be 1.1 or less. Measured twice: by LMDB's last page (what the B-trees hold) and by the size of
+ * The store's size on disk per byte of unique data, tree nodes and LMDB overhead included, must be
+ * 1.1 or less. Measured twice: by LMDB's last page (what the B-trees hold) and by the size of
  * data.mdb (what the disk holds).
  */
 class SpaceTest {
@@ -39,7 +39,8 @@ class SpaceTest {
       assertConsistent(ds);
       double pages = (double) ds.stats().storeBytes() / size;
       double file = (double) Files.size(dir.resolve("data.mdb")) / size;
-      System.out.printf("space: leaf %d, flush every %d MiB: %.4f (LMDB pages) %.4f (data.mdb) bytes per unique byte%n",
+      System.out.printf(
+          "space: leaf %d, flush every %d MiB: %.4f (LMDB pages) %.4f (data.mdb) bytes per unique byte%n",
           leafSize, flushEveryMib, pages, file);
       assertThat(pages).isLessThanOrEqualTo(1.1);
       assertThat(file).isLessThanOrEqualTo(1.1);

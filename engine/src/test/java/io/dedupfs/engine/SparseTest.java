@@ -8,7 +8,9 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Holes cost nothing: a sparse 1 TiB image costs what its data costs, and clones of it are free. */
+/**
+ * Holes cost nothing: a sparse 1 TiB image costs what its data costs, and clones of it are free.
+ */
 class SparseTest {
   private static final long TIB = 1L << 40;
 
@@ -31,20 +33,26 @@ class SparseTest {
       assertThat(ds.stats().storeBytes()).isLessThan(1 << 20);
       assertThat(TestStores.seekData(ds, f, 1)).isEqualTo(1);
       assertThat(TestStores.seekData(ds, f, DatastoreConfig.DEFAULT_LEAF_SIZE)).isEqualTo(5L << 30);
-      assertThat(TestStores.seekHole(ds, f, 5L << 30)).isEqualTo((5L << 30) + DatastoreConfig.DEFAULT_LEAF_SIZE);
+      assertThat(TestStores.seekHole(ds, f, 5L << 30))
+          .isEqualTo((5L << 30) + DatastoreConfig.DEFAULT_LEAF_SIZE);
       assertThat(TestStores.seekData(ds, f, (5L << 30) + 3)).isEqualTo((5L << 30) + 3);
-      assertThat(TestStores.seekData(ds, f, (5L << 30) + DatastoreConfig.DEFAULT_LEAF_SIZE)).isEqualTo(TIB - DatastoreConfig.DEFAULT_LEAF_SIZE);
+      assertThat(TestStores.seekData(ds, f, (5L << 30) + DatastoreConfig.DEFAULT_LEAF_SIZE))
+          .isEqualTo(TIB - DatastoreConfig.DEFAULT_LEAF_SIZE);
       assertThat(TestStores.seekHole(ds, f, TIB - 10)).isEqualTo(TIB);
 
       long copy = TestStores.create(ds, "copy");
       assertThat(ds.copyRange(f, 0, copy, 0, TIB)).isEqualTo(TIB);
-      assertThat(TestStores.counts(ds).blocks()).as("a clone of 1 TiB stores nothing").isEqualTo(12);
+      assertThat(TestStores.counts(ds).blocks())
+          .as("a clone of 1 TiB stores nothing")
+          .isEqualTo(12);
       assertThat(TestStores.read(ds, copy, TIB - 100, 200)).hasSize(100).startsWith(2, 7, 7);
 
       ds.punchHole(f, 0, TIB);
       ds.flush(f);
       ds.reclaim();
-      assertThat(TestStores.counts(ds).blocks()).as("the punched image holds nothing; its copy keeps the old tree").isEqualTo(12);
+      assertThat(TestStores.counts(ds).blocks())
+          .as("the punched image holds nothing; its copy keeps the old tree")
+          .isEqualTo(12);
       assertThat(ds.getattr(f).size()).isEqualTo(TIB);
       assertThat(TestStores.seekData(ds, f, 0)).isEqualTo(-1);
       ds.setattr(copy, SetAttributes.size(0));

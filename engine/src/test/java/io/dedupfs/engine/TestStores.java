@@ -67,12 +67,21 @@ final class TestStores {
     return out;
   }
 
-  /** Like assertThat(got).isEqualTo(want), but says where the first difference is instead of printing both. */
+  /**
+   * Like assertThat(got).isEqualTo(want), but says where the first difference is instead of
+   * printing both.
+   */
   static void assertSameBytes(byte[] got, byte[] want, String what) {
     int at = java.util.Arrays.mismatch(got, want);
     if (at >= 0) {
-      throw new AssertionError(what + ": " + got.length + " bytes, expected " + want.length
-          + "; first difference at byte " + at);
+      throw new AssertionError(
+          what
+              + ": "
+              + got.length
+              + " bytes, expected "
+              + want.length
+              + "; first difference at byte "
+              + at);
     }
   }
 
@@ -112,7 +121,10 @@ final class TestStores {
     return "root".equals(System.getProperty("user.name"));
   }
 
-  /** Mounts a tmpfs of {@code megabytes} on {@code dir}; false when that failed. Unmount with {@link #unmount}. */
+  /**
+   * Mounts a tmpfs of {@code megabytes} on {@code dir}; false when that failed. Unmount with {@link
+   * #unmount}.
+   */
   static boolean mountTmpfs(Path dir, int megabytes) throws Exception {
     return run("mount", "-t", "tmpfs", "-o", "size=" + megabytes + "m", "tmpfs", dir.toString());
   }
@@ -132,15 +144,20 @@ final class TestStores {
 
   static Counts counts(Datastore ds) throws IOException {
     Lmdb db = ds.db;
-    return db.read(txn -> {
-      long bytes = 0;
-      try (TableCursor c = db.blocks.openCursor(txn)) {
-        for (boolean ok = c.first(); ok; ok = c.next()) {
-          bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
-        }
-      }
-      return new Counts(db.blocks.stat(txn).entries, db.refs.stat(txn).entries, bytes, db.pending.stat(txn).entries);
-    });
+    return db.read(
+        txn -> {
+          long bytes = 0;
+          try (TableCursor c = db.blocks.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
+            }
+          }
+          return new Counts(
+              db.blocks.stat(txn).entries,
+              db.refs.stat(txn).entries,
+              bytes,
+              db.pending.stat(txn).entries);
+        });
   }
 
   /** The committed root of a file, from its inode record. */

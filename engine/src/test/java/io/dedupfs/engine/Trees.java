@@ -11,14 +11,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
-/** Describes directory trees of a store, for comparing a tree with its snapshot or a restored copy. */
+/**
+ * Describes directory trees of a store, for comparing a tree with its snapshot or a restored copy.
+ */
 final class Trees {
   private Trees() {}
 
   /**
    * Every path below {@code dir} (relative to it; the root's .snapshots left out) with its type,
-   * mode, owner, times (not ctime), size, extended attributes, and a checksum of its contents
-   * or its symlink target.
+   * mode, owner, times (not ctime), size, extended attributes, and a checksum of its contents or
+   * its symlink target.
    */
   static Map<String, String> describe(Datastore ds, long dir) throws IOException {
     Map<String, String> out = new TreeMap<>();
@@ -26,7 +28,8 @@ final class Trees {
     return out;
   }
 
-  private static void describe(Datastore ds, long dir, String prefix, Map<String, String> out) throws IOException {
+  private static void describe(Datastore ds, long dir, String prefix, Map<String, String> out)
+      throws IOException {
     for (DirEntry e : ds.readdir(dir, 2, Integer.MAX_VALUE)) {
       if (dir == Datastore.ROOT && e.name().equals(Datastore.SNAPSHOTS)) {
         continue;
@@ -39,14 +42,29 @@ final class Trees {
     }
   }
 
-  /** One inode's description: everything a restore must bring back, nothing it may change (ctime, number). */
+  /**
+   * One inode's description: everything a restore must bring back, nothing it may change (ctime,
+   * number).
+   */
   static String attributes(Datastore ds, long ino) throws IOException {
     Attributes a = ds.getattr(ino);
     StringBuilder b = new StringBuilder();
-    b.append(Integer.toOctalString(a.mode())).append(' ').append(a.uid()).append(':').append(a.gid())
-        .append(" a=").append(a.atimeNs()).append(" m=").append(a.mtimeNs()).append(" size=").append(a.size());
+    b.append(Integer.toOctalString(a.mode()))
+        .append(' ')
+        .append(a.uid())
+        .append(':')
+        .append(a.gid())
+        .append(" a=")
+        .append(a.atimeNs())
+        .append(" m=")
+        .append(a.mtimeNs())
+        .append(" size=")
+        .append(a.size());
     for (String x : ds.listxattr(ino)) {
-      b.append(' ').append(x).append('=').append(new String(ds.getxattr(ino, x), StandardCharsets.UTF_8));
+      b.append(' ')
+          .append(x)
+          .append('=')
+          .append(new String(ds.getxattr(ino, x), StandardCharsets.UTF_8));
     }
     if (a.isRegularFile()) {
       b.append(" sha256=").append(sha256(ds, ino, a.size()));

@@ -43,22 +43,32 @@ class UsageTest {
       assertThat(stored).isGreaterThan(1 << 20);
       assertThat(referenced).isGreaterThan((1 << 20) - 256 * 4);
       assertThat(one).isEqualTo(new SpaceUsage(1, 1 << 20, stored, stored, 0, referenced));
-      assertThat(one.dedupeRatio()).as("unshared: the nodes only are not referenced data").isBetween(0.99, 1.0);
+      assertThat(one.dedupeRatio())
+          .as("unshared: the nodes only are not referenced data")
+          .isBetween(0.99, 1.0);
       assertThat(ds.usage("")).isEqualTo(one);
 
       long b = ds.mknod(ROOT, "b", 0644, 0, 0, 0).ino();
       ds.copyRange(a, 0, b, 0, 1 << 20);
       SpaceUsage shared = ds.usage("a");
-      assertThat(shared).as("a clone shares everything")
-          .isEqualTo(new SpaceUsage(1, 1 << 20, one.storedBytes(), 0, one.storedBytes(), referenced));
-      assertThat(ds.usage("")).isEqualTo(new SpaceUsage(2, 2 << 20, one.storedBytes(), one.storedBytes(), 0, 2 * referenced));
+      assertThat(shared)
+          .as("a clone shares everything")
+          .isEqualTo(
+              new SpaceUsage(1, 1 << 20, one.storedBytes(), 0, one.storedBytes(), referenced));
+      assertThat(ds.usage(""))
+          .isEqualTo(
+              new SpaceUsage(2, 2 << 20, one.storedBytes(), one.storedBytes(), 0, 2 * referenced));
       assertThat(ds.usage("").dedupeRatio()).isBetween(1.98, 2.0);
 
-      TestStores.write(ds, b, 0, TestStores.randomBytes(r, LEAF)); // one new leaf, two new nodes above it
-      long pathBytes = Geometry.NODE_BYTES + Geometry.BITMAP_BYTES + 2 * Hash.SIZE; // a full node, a root of two
-      assertThat(ds.usage("b").exclusiveBytes()).as("b alone: its new leaf, node and root")
+      TestStores.write(
+          ds, b, 0, TestStores.randomBytes(r, LEAF)); // one new leaf, two new nodes above it
+      long pathBytes =
+          Geometry.NODE_BYTES + Geometry.BITMAP_BYTES + 2 * Hash.SIZE; // a full node, a root of two
+      assertThat(ds.usage("b").exclusiveBytes())
+          .as("b alone: its new leaf, node and root")
           .isBetween(LEAF - 16 + pathBytes, LEAF + pathBytes);
-      assertThat(ds.usage("a").exclusiveBytes()).as("a alone: its old leaf, node and root")
+      assertThat(ds.usage("a").exclusiveBytes())
+          .as("a alone: its old leaf, node and root")
           .isBetween(LEAF - 16 + pathBytes, LEAF + pathBytes);
       ds.createSnapshot("s", "a");
       assertThat(ds.usage("a").exclusiveBytes()).as("a snapshot shares all of a").isZero();
@@ -70,7 +80,10 @@ class UsageTest {
     }
   }
 
-  /** The bytes of {@code data} (a file's contents from offset 0) that its leaves reference: each non-zero leaf up to its last non-zero byte. */
+  /**
+   * The bytes of {@code data} (a file's contents from offset 0) that its leaves reference: each
+   * non-zero leaf up to its last non-zero byte.
+   */
   static long referencedOf(byte[] data, int leaf) {
     long sum = 0;
     for (int at = 0; at < data.length; at += leaf) {
@@ -98,24 +111,41 @@ class UsageTest {
       ds.setattr(sparse, SetAttributes.size(1L << 30));
       byte[] data = new byte[3 * LEAF];
       java.util.Arrays.fill(data, 0, LEAF, (byte) 7);
-      java.util.Arrays.fill(data, 2 * LEAF, 2 * LEAF + 100, (byte) 7); // a leaf of 100 bytes and zeros
+      java.util.Arrays.fill(
+          data, 2 * LEAF, 2 * LEAF + 100, (byte) 7); // a leaf of 100 bytes and zeros
       TestStores.write(ds, sparse, 1L << 29, data);
-      TestStores.write(ds, sparse, (1L << 30) - 10, new byte[] {1, 2, 3}); // the last leaf: data, then zeros to the end
+      TestStores.write(
+          ds,
+          sparse,
+          (1L << 30) - 10,
+          new byte[] {1, 2, 3}); // the last leaf: data, then zeros to the end
       SpaceUsage s = ds.usage("sparse");
       long referenced = LEAF + 100 + (LEAF - 10 + 3);
-      assertThat(s.referencedBytes()).as("holes and trailing zeros are not referenced").isEqualTo(referenced);
-      assertThat(s.dedupeRatio()).as("nothing shared: referenced over stored, nodes included")
-          .isEqualTo((double) referenced / s.storedBytes()).isBetween(0.3, 1.0);
-      assertThat(s.storedBytes() - referenced).as("the rest is tree nodes").isLessThan(6 * Geometry.NODE_BYTES);
+      assertThat(s.referencedBytes())
+          .as("holes and trailing zeros are not referenced")
+          .isEqualTo(referenced);
+      assertThat(s.dedupeRatio())
+          .as("nothing shared: referenced over stored, nodes included")
+          .isEqualTo((double) referenced / s.storedBytes())
+          .isBetween(0.3, 1.0);
+      assertThat(s.storedBytes() - referenced)
+          .as("the rest is tree nodes")
+          .isLessThan(6 * Geometry.NODE_BYTES);
 
-      ds.setattr(sparse, SetAttributes.size((1L << 30) - 9)); // past-the-end bytes become zero: the last leaf is clipped
+      ds.setattr(
+          sparse,
+          SetAttributes.size(
+              (1L << 30) - 9)); // past-the-end bytes become zero: the last leaf is clipped
       assertThat(ds.usage("sparse").referencedBytes()).isEqualTo(LEAF + 100 + (LEAF - 10 + 1));
 
       long clone = ds.mknod(ROOT, "clone", 0644, 0, 0, 0).ino();
       ds.copyRange(sparse, 0, clone, 0, 1L << 30);
       SpaceUsage all = ds.usage("");
-      assertThat(all.referencedBytes()).as("a leaf counts once per reference").isEqualTo(2 * ds.usage("sparse").referencedBytes());
-      assertThat(all.dedupeRatio()).isEqualTo(2.0 * ds.usage("sparse").referencedBytes() / all.storedBytes());
+      assertThat(all.referencedBytes())
+          .as("a leaf counts once per reference")
+          .isEqualTo(2 * ds.usage("sparse").referencedBytes());
+      assertThat(all.dedupeRatio())
+          .isEqualTo(2.0 * ds.usage("sparse").referencedBytes() / all.storedBytes());
       assertConsistent(ds);
     }
   }
@@ -123,14 +153,20 @@ class UsageTest {
   @TestFactory
   Stream<DynamicTest> randomChangesAgainstARecount() {
     int seeds = TestStores.longRuns() ? 20 : 3;
-    return java.util.stream.LongStream.range(0, seeds).mapToObj(seed -> DynamicTest.dynamicTest("seed " + seed, () -> {
-      Path dir = Files.createTempDirectory(tmp, "usage");
-      try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
-        new Run(ds, new SplittableRandom(seed)).run(TestStores.longRuns() ? 400 : 120);
-      } catch (Throwable t) {
-        throw new AssertionError("usage test failed with seed " + seed, t);
-      }
-    }));
+    return java.util.stream.LongStream.range(0, seeds)
+        .mapToObj(
+            seed ->
+                DynamicTest.dynamicTest(
+                    "seed " + seed,
+                    () -> {
+                      Path dir = Files.createTempDirectory(tmp, "usage");
+                      try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
+                        new Run(ds, new SplittableRandom(seed))
+                            .run(TestStores.longRuns() ? 400 : 120);
+                      } catch (Throwable t) {
+                        throw new AssertionError("usage test failed with seed " + seed, t);
+                      }
+                    }));
   }
 
   private static final class Run {
@@ -198,7 +234,8 @@ class UsageTest {
         ds.link(f, pick(dirs), "l" + names++);
       } else if (k < 70) { // delete a name
         long d = pick(dirs);
-        List<DirEntry> entries = ds.readdir(d, 2, 1000).stream().filter(e -> e.mode() == Inode.S_IFREG).toList();
+        List<DirEntry> entries =
+            ds.readdir(d, 2, 1000).stream().filter(e -> e.mode() == Inode.S_IFREG).toList();
         if (!entries.isEmpty()) {
           DirEntry e = entries.get(r.nextInt(entries.size()));
           ds.unlink(d, e.name());
@@ -208,7 +245,8 @@ class UsageTest {
           }
         }
       } else if (k < 80) {
-        String source = r.nextInt(4) == 0 ? "" : ds.pathOf(r.nextBoolean() ? pick(files) : pick(dirs));
+        String source =
+            r.nextInt(4) == 0 ? "" : ds.pathOf(r.nextBoolean() ? pick(files) : pick(dirs));
         String name = "s" + names++;
         ds.createSnapshot(name, source);
         snapshots.add(name);
@@ -252,7 +290,8 @@ class UsageTest {
         data = new byte[len];
         off = off / LEAF * LEAF;
         for (int i = 0; i < len; i += LEAF) {
-          System.arraycopy(patterns[r.nextInt(patterns.length)], 0, data, i, Math.min(LEAF, len - i));
+          System.arraycopy(
+              patterns[r.nextInt(patterns.length)], 0, data, i, Math.min(LEAF, len - i));
         }
       }
       TestStores.write(ds, f, off, data);
@@ -285,14 +324,20 @@ class UsageTest {
       Recount recount = Recount.of(ds);
       for (int i = 0; i < paths.size(); i++) {
         String p = paths.get(i);
-        SpaceUsage want = p.isEmpty() ? recount.wholeStore() : recount.usage(inodesBelow(ds.resolve(p)));
+        SpaceUsage want =
+            p.isEmpty() ? recount.wholeStore() : recount.usage(inodesBelow(ds.resolve(p)));
         assertThat(got.get(i)).as("usage of '%s'", p).isEqualTo(want);
       }
-      assertThat(got.get(0).storedBytes()).as("the whole store holds every stored block").isEqualTo(recount.storedBytes());
-      for (int i = 0; i < 3 && !files.isEmpty(); i++) { // referenced bytes from the file's contents, too
+      assertThat(got.get(0).storedBytes())
+          .as("the whole store holds every stored block")
+          .isEqualTo(recount.storedBytes());
+      for (int i = 0;
+          i < 3 && !files.isEmpty();
+          i++) { // referenced bytes from the file's contents, too
         long f = pick(files);
         int size = (int) ds.getattr(f).size();
-        assertThat(ds.usage(ds.pathOf(f)).referencedBytes()).as("referenced bytes of inode %d read back", f)
+        assertThat(ds.usage(ds.pathOf(f)).referencedBytes())
+            .as("referenced bytes of inode %d read back", f)
             .isEqualTo(referencedOf(TestStores.read(ds, f, 0, size), LEAF));
       }
     }
@@ -332,11 +377,15 @@ class UsageTest {
         ds.unlink(ROOT, "f" + round);
         ds.forget(f); // queues one decrement; reclaim runs in the background meanwhile
         Lmdb db = ds.db;
-        SpaceUsage[] seen = db.read(txn -> {
-          PendingView pending = PendingView.of(txn, ds.blocks);
-          SpaceCounter counter = new SpaceCounter(txn, db, ds.blocks, pending);
-          return new SpaceUsage[] {counter.wholeStore(), counter.usage(List.of(new Namespace(db).inode(txn, keep)))};
-        });
+        SpaceUsage[] seen =
+            db.read(
+                txn -> {
+                  PendingView pending = PendingView.of(txn, ds.blocks);
+                  SpaceCounter counter = new SpaceCounter(txn, db, ds.blocks, pending);
+                  return new SpaceUsage[] {
+                    counter.wholeStore(), counter.usage(List.of(new Namespace(db).inode(txn, keep)))
+                  };
+                });
         ds.reclaim();
         Recount recount = Recount.of(ds);
         assertThat(seen[0]).isEqualTo(recount.wholeStore());

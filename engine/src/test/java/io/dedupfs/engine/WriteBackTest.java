@@ -10,7 +10,10 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Writes are buffered, bounded in memory, and committed on flush, on close, on a timer and at the bound. */
+/**
+ * Writes are buffered, bounded in memory, and committed on flush, on close, on a timer and at the
+ * bound.
+ */
 class WriteBackTest {
   @TempDir Path dir;
 
@@ -21,12 +24,15 @@ class WriteBackTest {
       SplittableRandom r = new SplittableRandom(1);
       byte[] data = TestStores.randomBytes(r, 300 * 4096);
       for (int i = 0; i < 300; i++) {
-        TestStores.write(ds, f, i * 4096L, java.util.Arrays.copyOfRange(data, i * 4096, (i + 1) * 4096));
+        TestStores.write(
+            ds, f, i * 4096L, java.util.Arrays.copyOfRange(data, i * 4096, (i + 1) * 4096));
       }
       assertThat(TestStores.counts(ds).blocks()).as("nothing is stored before the flush").isZero();
       assertThat(ds.getattr(f).size()).as("but the size is visible").isEqualTo(data.length);
       ds.flush(f);
-      assertThat(TestStores.counts(ds).blocks()).as("300 leaves, 3 nodes, a root: no path written twice").isEqualTo(300 + 3 + 1);
+      assertThat(TestStores.counts(ds).blocks())
+          .as("300 leaves, 3 nodes, a root: no path written twice")
+          .isEqualTo(300 + 3 + 1);
       TestStores.assertSameBytes(TestStores.read(ds, f, 0, data.length), data, "the file");
     }
   }
@@ -35,14 +41,20 @@ class WriteBackTest {
   void dirtyMemoryStaysBounded() throws IOException {
     long limit = 1 << 20;
     try (Datastore ds = Datastore.open(dir, TestStores.config(4096).withDirtyLimit(limit))) {
-      long[] files = {TestStores.create(ds, "a"), TestStores.create(ds, "b"), TestStores.create(ds, "c")};
+      long[] files = {
+        TestStores.create(ds, "a"), TestStores.create(ds, "b"), TestStores.create(ds, "c")
+      };
       SplittableRandom r = new SplittableRandom(2);
       for (int i = 0; i < 3000; i++) {
-        TestStores.write(ds, files[i % 3], r.nextLong(64 << 20), TestStores.randomBytes(r, 1 + r.nextInt(8192)));
+        TestStores.write(
+            ds, files[i % 3], r.nextLong(64 << 20), TestStores.randomBytes(r, 1 + r.nextInt(8192)));
         // one write may add three leaves and a path of nodes for each before the bound is checked
-        assertThat(ds.writeBack.bufferedBytes()).isLessThanOrEqualTo(limit + 3 * (4096 + 4 * Slot.Node.MEMORY));
+        assertThat(ds.writeBack.bufferedBytes())
+            .isLessThanOrEqualTo(limit + 3 * (4096 + 4 * Slot.Node.MEMORY));
       }
-      assertThat(TestStores.counts(ds).blocks()).as("reaching the bound committed some").isPositive();
+      assertThat(TestStores.counts(ds).blocks())
+          .as("reaching the bound committed some")
+          .isPositive();
       assertConsistent(ds);
     }
   }
@@ -69,7 +81,8 @@ class WriteBackTest {
       TestStores.write(ds, f, 12345, data);
     }
     try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
-      TestStores.assertSameBytes(TestStores.read(ds, f, 12345, data.length), data, "after close and reopen");
+      TestStores.assertSameBytes(
+          TestStores.read(ds, f, 12345, data.length), data, "after close and reopen");
       assertConsistent(ds);
     }
   }

@@ -54,8 +54,8 @@ final class CloneIoctl {
   }
 
   /**
-   * Clones into {@code dstIno} as {@code in} asks; {@code deviceNumber} is this mount's
-   * {@code st_dev}. Returns the inode whose cached pages the kernel must drop.
+   * Clones into {@code dstIno} as {@code in} asks; {@code deviceNumber} is this mount's {@code
+   * st_dev}. Returns the inode whose cached pages the kernel must drop.
    */
   long clone(RequestContext ctx, long dstIno, byte[] in, long deviceNumber) throws IOException {
     if (in.length != SIZE) {
@@ -90,7 +90,10 @@ final class CloneIoctl {
     return dstIno;
   }
 
-  /** The inode behind descriptor {@code fd} of process {@code pid}, checked to be on this mount and readable. */
+  /**
+   * The inode behind descriptor {@code fd} of process {@code pid}, checked to be on this mount and
+   * readable.
+   */
   private static long sourceInode(int pid, int fd, long deviceNumber) throws IOException {
     Path link = Path.of("/proc", Integer.toString(pid), "fd", Integer.toString(fd));
     Map<String, Object> a;
@@ -109,7 +112,9 @@ final class CloneIoctl {
   }
 
   private static int openFlags(int pid, int fd) throws IOException {
-    for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "fdinfo", Integer.toString(fd)))) {
+    for (String line :
+        Files.readAllLines(
+            Path.of("/proc", Integer.toString(pid), "fdinfo", Integer.toString(fd)))) {
       if (line.startsWith("flags:")) {
         return Integer.parseInt(line.substring(6).trim(), 8);
       }

@@ -28,7 +28,10 @@ public final class Connection {
         .withWanted(ConnectionInfo.CAP_ASYNC_DIO, true);
   }
 
-  /** What INIT cannot set, once the session is mounted: the kernel caps readahead at 128 KiB otherwise. */
+  /**
+   * What INIT cannot set, once the session is mounted: the kernel caps readahead at 128 KiB
+   * otherwise.
+   */
   public static void tune(FuseSession session) {
     session.setReadAheadKb(READ_AHEAD_KB);
   }

@@ -38,17 +38,26 @@ import jnr.constants.platform.Errno;
  * into errno values by {@link Errnos}.
  */
 final class DedupFs implements FuseOperations {
-  /** {@code st_blksize}: what cp and friends use as their buffer size (they take at least 128 KiB anyway). */
+  /**
+   * {@code st_blksize}: what cp and friends use as their buffer size (they take at least 128 KiB
+   * anyway).
+   */
   private static final int BLKSIZE = 128 * 1024;
+
   /** Prefix of the computed space figures readable as extended attributes. */
   static final String FIGURES = "user.dedupfs.";
+
   /** Stackless and shared: see {@link #getxattr}. */
   private static final ErrnoException NO_SUCH_ATTRIBUTE = new ErrnoException(Errno.ENODATA);
+
   private static final System.Logger LOG = System.getLogger(DedupFs.class.getName());
+
   /** What the kernel asks for before every write to a file (to drop it, as a write must). */
   static final String CAPABILITY = "security.capability";
+
   /** The namespaces stored as given; the kernel decides who may read and set each. */
   private static final List<String> NAMESPACES = List.of("user.", "trusted.", "security.");
+
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
@@ -56,25 +65,32 @@ final class DedupFs implements FuseOperations {
   private static final int FALLOC_FL_PUNCH_HOLE = 0x02;
   private static final int FALLOC_FL_ZERO_RANGE = 0x10;
   private static final long STATFS_BLOCK = 4096;
+
   /** Inode numbers are 64-bit and never run out; statfs shows a large, fixed total. */
   private static final long STATFS_FILES = 1L << 32;
 
   private final Datastore store;
   private final boolean readOnly;
+
   /** Whether readdir of the root lists {@code .snapshots} (a lookup by name always finds it). */
   private final boolean snapdirVisible;
+
   private final CloneIoctl clones;
   private volatile FuseSession session;
+
   /**
    * Whether some file may have {@link #CAPABILITY}: false until one is set, so that the kernel's
    * probe before every write is answered without a store transaction on the usual store that has
    * none. Only ever turns true while mounted.
    */
   private volatile boolean capabilities;
+
   /** The kernel's lookup count per inode; an inode leaves the map when it drops to zero. */
   private final ConcurrentHashMap<Long, Long> lookups = new ConcurrentHashMap<>();
+
   /** Open files and directories by handle; a request with an unknown handle gets EBADF. */
   private final ConcurrentHashMap<Long, Handle> handles = new ConcurrentHashMap<>();
+
   private final AtomicLong nextHandle = new AtomicLong(1);
 
   DedupFs(Datastore store, boolean readOnly, boolean snapdirVisible) {
@@ -85,12 +101,18 @@ final class DedupFs implements FuseOperations {
     try {
       this.capabilities = store.anyXattrNamed(CAPABILITY);
     } catch (IOException | RuntimeException e) {
-      LOG.log(System.Logger.Level.WARNING, "cannot tell whether any file has " + CAPABILITY + "; asking the store each time", e);
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "cannot tell whether any file has " + CAPABILITY + "; asking the store each time",
+          e);
       this.capabilities = true;
     }
   }
 
-  /** The session serving this filesystem, for cache invalidation after changes the kernel did not make. */
+  /**
+   * The session serving this filesystem, for cache invalidation after changes the kernel did not
+   * make.
+   */
   void bind(FuseSession session) {
     this.session = session;
   }
@@ -132,14 +154,15 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public Attr setattr(RequestContext ctx, long ino, SetAttr c) throws IOException {
-    SetAttributes change = new SetAttributes(
-        c.mode().isPresent() ? c.mode().getAsInt() : null,
-        c.uid().isPresent() ? c.uid().getAsInt() : null,
-        c.gid().isPresent() ? c.gid().getAsInt() : null,
-        c.size().isPresent() ? c.size().getAsLong() : null,
-        c.atime().map(DedupFs::nanos).orElse(null),
-        c.mtime().map(DedupFs::nanos).orElse(null),
-        c.ctime().map(DedupFs::nanos).orElse(null));
+    SetAttributes change =
+        new SetAttributes(
+            c.mode().isPresent() ? c.mode().getAsInt() : null,
+            c.uid().isPresent() ? c.uid().getAsInt() : null,
+            c.gid().isPresent() ? c.gid().getAsInt() : null,
+            c.size().isPresent() ? c.size().getAsLong() : null,
+            c.atime().map(DedupFs::nanos).orElse(null),
+            c.mtime().map(DedupFs::nanos).orElse(null),
+            c.ctime().map(DedupFs::nanos).orElse(null));
     return attr(store.setattr(ino, change));
   }
 
@@ -149,7 +172,8 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public Entry mknod(RequestContext ctx, long parent, String name, int mode, long rdev) throws IOException {
+  public Entry mknod(RequestContext ctx, long parent, String name, int mode, long rdev)
+      throws IOException {
     return entry(store.mknod(parent, name, mode, rdev, ctx.uid(), ctx.gid()));
   }
 
@@ -159,7 +183,8 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public Entry symlink(RequestContext ctx, String target, long parent, String name) throws IOException {
+  public Entry symlink(RequestContext ctx, String target, long parent, String name)
+      throws IOException {
     return entry(store.symlink(parent, name, target, ctx.uid(), ctx.gid()));
   }
 
@@ -179,7 +204,8 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public void rename(long parent, String name, long newParent, String newName, int flags) throws IOException {
+  public void rename(long parent, String name, long newParent, String newName, int flags)
+      throws IOException {
     store.rename(parent, name, newParent, newName, flags);
   }
 
@@ -201,7 +227,8 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public CreatedFile create(RequestContext ctx, long parent, String name, int mode, int flags) throws IOException {
+  public CreatedFile create(RequestContext ctx, long parent, String name, int mode, int flags)
+      throws IOException {
     Entry e = entry(store.mknod(parent, name, mode, 0, ctx.uid(), ctx.gid()));
     return new CreatedFile(e, open(e.attr().ino(), flags, false));
   }
@@ -262,8 +289,9 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public long copyFileRange(long inoIn, long fhIn, long offIn, long inoOut, long fhOut, long offOut, long len,
-      int flags) throws IOException {
+  public long copyFileRange(
+      long inoIn, long fhIn, long offIn, long inoOut, long fhOut, long offOut, long len, int flags)
+      throws IOException {
     requireHandle(fhIn);
     requireHandle(fhOut);
     if (flags != 0) {
@@ -273,8 +301,9 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public IoctlResult ioctl(RequestContext ctx, long ino, long fh, int cmd, long arg, int flags, byte[] in,
-      int outSize) throws IOException {
+  public IoctlResult ioctl(
+      RequestContext ctx, long ino, long fh, int cmd, long arg, int flags, byte[] in, int outSize)
+      throws IOException {
     if (cmd != CloneIoctl.CMD) {
       throw new ErrnoException(Errno.ENOTTY, String.format("ioctl 0x%08x", cmd));
     }
@@ -307,7 +336,8 @@ final class DedupFs implements FuseOperations {
       List<DirEntry> batch = store.readdir(ino, at, 256);
       for (DirEntry e : batch) {
         // Like ZFS's snapdir=hidden: libvirt's pool listing, du and find leave the snapshots alone.
-        boolean hidden = ino == Datastore.ROOT && !snapdirVisible && e.name().equals(Datastore.SNAPSHOTS);
+        boolean hidden =
+            ino == Datastore.ROOT && !snapdirVisible && e.name().equals(Datastore.SNAPSHOTS);
         if (!hidden && !filler.add(e.name(), e.ino(), e.mode(), e.nextOffset())) {
           return;
         }
@@ -338,8 +368,15 @@ final class DedupFs implements FuseOperations {
     StoreStats s = store.stats();
     long used = ceilDiv(s.liveBytes(), STATFS_BLOCK);
     long free = s.availableBytes() / STATFS_BLOCK;
-    return new Statfs(BLKSIZE, STATFS_BLOCK, used + free, free, free, STATFS_FILES,
-        Math.max(0, STATFS_FILES - s.inodes()), 255);
+    return new Statfs(
+        BLKSIZE,
+        STATFS_BLOCK,
+        used + free,
+        free,
+        free,
+        STATFS_FILES,
+        Math.max(0, STATFS_FILES - s.inodes()),
+        255);
   }
 
   @Override
@@ -377,7 +414,10 @@ final class DedupFs implements FuseOperations {
     store.removexattr(ino, name);
   }
 
-  /** Only reached without default_permissions; dedupfs always mounts with it, so existence is all to check. */
+  /**
+   * Only reached without default_permissions; dedupfs always mounts with it, so existence is all to
+   * check.
+   */
   @Override
   public void access(RequestContext ctx, long ino, int mask) throws IOException {
     store.getattr(ino);
@@ -396,18 +436,20 @@ final class DedupFs implements FuseOperations {
       path = store.pathOf(ino);
     } catch (java.nio.file.NoSuchFileException e) {
       store.getattr(ino); // ENOENT if the inode itself is gone
-      throw new ErrnoException(Errno.ENODATA, "an unlinked file has no space figures (they are computed by path)");
+      throw new ErrnoException(
+          Errno.ENODATA, "an unlinked file has no space figures (they are computed by path)");
     }
     SpaceUsage u = store.usage(path);
-    String value = switch (name) {
-      case "logical" -> Long.toString(u.logicalBytes());
-      case "stored" -> Long.toString(u.storedBytes());
-      case "exclusive" -> Long.toString(u.exclusiveBytes());
-      case "shared" -> Long.toString(u.sharedBytes());
-      case "referenced" -> Long.toString(u.referencedBytes());
-      case "ratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.dedupeRatio());
-      default -> throw new ErrnoException(Errno.ENODATA, FIGURES + name);
-    };
+    String value =
+        switch (name) {
+          case "logical" -> Long.toString(u.logicalBytes());
+          case "stored" -> Long.toString(u.storedBytes());
+          case "exclusive" -> Long.toString(u.exclusiveBytes());
+          case "shared" -> Long.toString(u.sharedBytes());
+          case "referenced" -> Long.toString(u.referencedBytes());
+          case "ratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.dedupeRatio());
+          default -> throw new ErrnoException(Errno.ENODATA, FIGURES + name);
+        };
     return value.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
   }
 
@@ -417,8 +459,19 @@ final class DedupFs implements FuseOperations {
   }
 
   private static Attr attr(Attributes a) {
-    return new Attr(a.ino(), a.mode(), a.nlink(), a.uid(), a.gid(), a.rdev(), a.size(), a.blocks(), BLKSIZE,
-        instant(a.atimeNs()), instant(a.mtimeNs()), instant(a.ctimeNs()));
+    return new Attr(
+        a.ino(),
+        a.mode(),
+        a.nlink(),
+        a.uid(),
+        a.gid(),
+        a.rdev(),
+        a.size(),
+        a.blocks(),
+        BLKSIZE,
+        instant(a.atimeNs()),
+        instant(a.mtimeNs()),
+        instant(a.ctimeNs()));
   }
 
   /** An open file or directory: its inode and its open(2) flags. */
@@ -442,7 +495,10 @@ final class DedupFs implements FuseOperations {
     handle(fh);
   }
 
-  /** security.* and trusted.* would promise enforcement this filesystem does not do; system.* are ACLs. */
+  /**
+   * security.* and trusted.* would promise enforcement this filesystem does not do; system.* are
+   * ACLs.
+   */
   private static boolean storable(String name) {
     for (String ns : NAMESPACES) {
       if (name.startsWith(ns) && name.length() > ns.length()) {
@@ -454,19 +510,22 @@ final class DedupFs implements FuseOperations {
 
   private void requireStorableName(String name) {
     if (name.startsWith(FIGURES)) {
-      throw new ErrnoException(Errno.EPERM, name + " is a figure dedupfs computes; it cannot be set");
+      throw new ErrnoException(
+          Errno.EPERM, name + " is a figure dedupfs computes; it cannot be set");
     }
     if (readOnly) {
       throw new ErrnoException(Errno.EROFS);
     }
     if (!storable(name)) {
-      throw new ErrnoException(Errno.EOPNOTSUPP,
+      throw new ErrnoException(
+          Errno.EOPNOTSUPP,
           "extended attribute " + name + ": only user.*, trusted.* and security.* are supported");
     }
   }
 
   private static Instant instant(long nanos) {
-    return Instant.ofEpochSecond(Math.floorDiv(nanos, 1_000_000_000L), Math.floorMod(nanos, 1_000_000_000L));
+    return Instant.ofEpochSecond(
+        Math.floorDiv(nanos, 1_000_000_000L), Math.floorMod(nanos, 1_000_000_000L));
   }
 
   private static long nanos(Instant t) {

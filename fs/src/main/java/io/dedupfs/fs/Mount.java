@@ -20,7 +20,8 @@ public final class Mount implements AutoCloseable {
    * Mounts {@code store} on {@code mountpoint}; returns once the kernel's INIT has been answered.
    * {@code snapdirVisible}: whether listing the root shows {@code .snapshots}.
    */
-  public static Mount start(Datastore store, Path mountpoint, MountOptions options, boolean snapdirVisible)
+  public static Mount start(
+      Datastore store, Path mountpoint, MountOptions options, boolean snapdirVisible)
       throws IOException {
     DedupFs fs = new DedupFs(store, options.readOnly(), snapdirVisible);
     FuseSession session = FuseSession.mount(mountpoint, options, fs, new Errnos());

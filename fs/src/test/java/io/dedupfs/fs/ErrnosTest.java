@@ -27,9 +27,9 @@ import java.nio.file.ReadOnlyFileSystemException;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.concurrent.CompletionException;
-import java.util.stream.Collectors;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import jnr.constants.platform.Errno;
 import org.junit.jupiter.api.AfterAll;
@@ -40,13 +40,14 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Every failure the adapter can meet and the errno {@link Errnos} answers for it, listed one by
- * one with the expected errno spelled out (not taken from Errnos), so that changing any mapping
- * fails here.
+ * Every failure the adapter can meet and the errno {@link Errnos} answers for it, listed one by one
+ * with the expected errno spelled out (not taken from Errnos), so that changing any mapping fails
+ * here.
  */
 class ErrnosTest {
   /** Errnos logs the unexpected ones with their stack traces: expected here, so not shown. */
   private static final Logger ERRNOS_LOG = Logger.getLogger(Errnos.class.getName());
+
   private final Errnos errnos = new Errnos();
 
   @BeforeAll
@@ -64,7 +65,9 @@ class ErrnosTest {
         // an ErrnoException answers its own errno, whatever its cause
         arguments(new ErrnoException(Errno.ENOENT), Errno.ENOENT),
         arguments(new ErrnoException(Errno.EBADF, "unknown handle"), Errno.EBADF),
-        arguments(new ErrnoException(Errno.ENOTTY, "ioctl", new StoreFullException("full", null)), Errno.ENOTTY),
+        arguments(
+            new ErrnoException(Errno.ENOTTY, "ioctl", new StoreFullException("full", null)),
+            Errno.ENOTTY),
         arguments(new ErrnoException(Errno.EXDEV.intValue(), "another mount", null), Errno.EXDEV),
         // the engine's FsException: one errno per kind
         arguments(fs(Kind.IS_DIRECTORY), Errno.EISDIR),
@@ -89,7 +92,8 @@ class ErrnosTest {
         arguments(new FileSystemLoopException("f"), Errno.EIO),
         arguments(new ReadOnlyFileSystemException(), Errno.EIO),
         // the store's own failures
-        arguments(new StoreFullException("the disk is full", new IOException("ENOSPC")), Errno.ENOSPC),
+        arguments(
+            new StoreFullException("the disk is full", new IOException("ENOSPC")), Errno.ENOSPC),
         arguments(corruptBlock(), Errno.EIO),
         arguments(new StoreException("not a store"), Errno.EIO),
         // names that are not UTF-8
@@ -113,8 +117,12 @@ class ErrnosTest {
 
   @Test
   void everyKindOfFsExceptionIsListed() {
-    Set<Kind> listed = mappings().map(a -> a.get()[0]).filter(FsException.class::isInstance)
-        .map(t -> ((FsException) t).kind()).collect(Collectors.toCollection(() -> EnumSet.noneOf(Kind.class)));
+    Set<Kind> listed =
+        mappings()
+            .map(a -> a.get()[0])
+            .filter(FsException.class::isInstance)
+            .map(t -> ((FsException) t).kind())
+            .collect(Collectors.toCollection(() -> EnumSet.noneOf(Kind.class)));
     assertThat(listed).containsExactlyInAnyOrder(Kind.values());
   }
 
@@ -122,7 +130,10 @@ class ErrnosTest {
     return new FsException(kind, "inode 7", kind.name());
   }
 
-  /** The engine makes these only when a block does not match its hash; its constructor is not public. */
+  /**
+   * The engine makes these only when a block does not match its hash; its constructor is not
+   * public.
+   */
   private static CorruptBlockException corruptBlock() {
     try {
       Constructor<CorruptBlockException> c =

@@ -41,12 +41,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The adapter's answers to single requests on a real store, without a kernel: extended
- * attributes, fallocate, lseek, ioctl, readdir offsets, handles and statfs.
+ * The adapter's answers to single requests on a real store, without a kernel: extended attributes,
+ * fallocate, lseek, ioctl, readdir offsets, handles and statfs.
  */
 class FileOperationsTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   Kernel k;
 
   @BeforeEach
@@ -77,8 +76,10 @@ class FileOperationsTest {
     assertThat(k.fs.listxattr(d)).containsExactly("user.on-dir");
 
     // XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one
-    assertThat(k.errno(() -> k.fs.setxattr(f, "user.a", ascii("two"), XATTR_CREATE))).isEqualTo(Errnos.EEXIST);
-    assertThat(k.errno(() -> k.fs.setxattr(f, "user.b", ascii("two"), XATTR_REPLACE))).isEqualTo(Errnos.ENODATA);
+    assertThat(k.errno(() -> k.fs.setxattr(f, "user.a", ascii("two"), XATTR_CREATE)))
+        .isEqualTo(Errnos.EEXIST);
+    assertThat(k.errno(() -> k.fs.setxattr(f, "user.b", ascii("two"), XATTR_REPLACE)))
+        .isEqualTo(Errnos.ENODATA);
     k.fs.setxattr(f, "user.a", ascii("two"), XATTR_REPLACE);
     k.fs.setxattr(f, "user.b", ascii("new"), XATTR_CREATE);
     assertThat(k.fs.getxattr(f, "user.a")).isEqualTo(ascii("two"));
@@ -96,7 +97,8 @@ class FileOperationsTest {
     k.fs.setxattr(f, "user." + "n".repeat(250), ascii("v"), 0);
     assertThat(k.errno(() -> k.fs.setxattr(f, "user." + "n".repeat(251), ascii("v"), 0)))
         .isEqualTo(Errnos.ENAMETOOLONG);
-    assertThat(k.errno(() -> k.fs.setxattr(f, "user.huge", new byte[64 * 1024 + 1], 0))).isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> k.fs.setxattr(f, "user.huge", new byte[64 * 1024 + 1], 0)))
+        .isEqualTo(Errnos.EINVAL);
     assertThat(k.errno(() -> k.fs.listxattr(12345))).isEqualTo(Errnos.ENOENT);
   }
 
@@ -112,20 +114,26 @@ class FileOperationsTest {
   void xattrNamespacesUserTrustedAndSecurityAreStoredOthersRefused() throws Exception {
     long f = k.cpFromOutside(ascii("x"), ROOT, "f");
     int ok = 0;
-    List<Namespace> table = List.of(
-        new Namespace("user.name", ok, ok, ok),
-        new Namespace("trusted.libvirt.security.dac", ok, ok, ok),
-        new Namespace("security.name", ok, ok, ok),
-        new Namespace("security.capability", ok, ok, ok),
-        new Namespace("trusted.", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
-        new Namespace("system.posix_acl_access", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
-        new Namespace("other.name", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA));
+    List<Namespace> table =
+        List.of(
+            new Namespace("user.name", ok, ok, ok),
+            new Namespace("trusted.libvirt.security.dac", ok, ok, ok),
+            new Namespace("security.name", ok, ok, ok),
+            new Namespace("security.capability", ok, ok, ok),
+            new Namespace("trusted.", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
+            new Namespace(
+                "system.posix_acl_access", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA),
+            new Namespace("other.name", Errnos.EOPNOTSUPP, Errnos.ENODATA, Errnos.ENODATA));
     List<String> stored = new ArrayList<>();
     for (Namespace n : table) {
       byte[] value = ascii("value of " + n.name());
-      assertThat(k.result(() -> k.fs.setxattr(f, n.name(), value, 0))).as("setxattr %s", n.name()).isEqualTo(n.set());
+      assertThat(k.result(() -> k.fs.setxattr(f, n.name(), value, 0)))
+          .as("setxattr %s", n.name())
+          .isEqualTo(n.set());
       byte[][] got = new byte[1][];
-      assertThat(k.result(() -> got[0] = k.fs.getxattr(f, n.name()))).as("getxattr %s", n.name()).isEqualTo(n.get());
+      assertThat(k.result(() -> got[0] = k.fs.getxattr(f, n.name())))
+          .as("getxattr %s", n.name())
+          .isEqualTo(n.get());
       if (n.get() == ok) {
         assertThat(got[0]).as("value of %s", n.name()).isEqualTo(value);
       }
@@ -135,7 +143,9 @@ class FileOperationsTest {
     }
     assertThat(k.fs.listxattr(f)).containsExactlyInAnyOrderElementsOf(stored);
     for (Namespace n : table) {
-      assertThat(k.result(() -> k.fs.removexattr(f, n.name()))).as("removexattr %s", n.name()).isEqualTo(n.remove());
+      assertThat(k.result(() -> k.fs.removexattr(f, n.name())))
+          .as("removexattr %s", n.name())
+          .isEqualTo(n.remove());
     }
     assertThat(k.fs.listxattr(f)).isEmpty();
   }
@@ -169,9 +179,12 @@ class FileOperationsTest {
     assertThat(figure(d, "logical")).isEqualTo(10_000);
     assertThat(figure(ROOT, "logical")).isEqualTo(data.length + 10_000);
 
-    assertThat(k.errno(() -> k.fs.getxattr(f, DedupFs.FIGURES + "unknown"))).isEqualTo(Errnos.ENODATA);
-    assertThat(k.errno(() -> k.fs.setxattr(f, DedupFs.FIGURES + "logical", ascii("1"), 0))).isEqualTo(Errnos.EPERM);
-    assertThat(k.errno(() -> k.fs.setxattr(f, DedupFs.FIGURES + "mine", ascii("1"), 0))).isEqualTo(Errnos.EPERM);
+    assertThat(k.errno(() -> k.fs.getxattr(f, DedupFs.FIGURES + "unknown")))
+        .isEqualTo(Errnos.ENODATA);
+    assertThat(k.errno(() -> k.fs.setxattr(f, DedupFs.FIGURES + "logical", ascii("1"), 0)))
+        .isEqualTo(Errnos.EPERM);
+    assertThat(k.errno(() -> k.fs.setxattr(f, DedupFs.FIGURES + "mine", ascii("1"), 0)))
+        .isEqualTo(Errnos.EPERM);
     assertThat(k.fs.listxattr(f)).isEmpty();
   }
 
@@ -203,7 +216,8 @@ class FileOperationsTest {
 
     // modes the store does not do, and empty ranges
     int collapseRange = 0x08;
-    assertThat(k.errno(() -> k.fs.fallocate(ino, f.fh(), collapseRange, 0, 16384))).isEqualTo(Errnos.EOPNOTSUPP);
+    assertThat(k.errno(() -> k.fs.fallocate(ino, f.fh(), collapseRange, 0, 16384)))
+        .isEqualTo(Errnos.EOPNOTSUPP);
     assertThat(k.errno(() -> k.fs.fallocate(ino, f.fh(), 0, 0, 0))).isEqualTo(Errnos.EINVAL);
     assertThat(k.errno(() -> k.fs.fallocate(ino, f.fh(), 0, -1, 10))).isEqualTo(Errnos.EINVAL);
     k.close(f);
@@ -219,8 +233,12 @@ class FileOperationsTest {
     if ((mode & FALLOC_FL_KEEP_SIZE) == 0 && offset + length > model.size()) {
       model.resize(offset + length);
     }
-    assertThat(k.fstat(f).size()).as("size after fallocate %d at %d+%d", mode, offset, length).isEqualTo(model.size());
-    assertThat(k.readAll(f)).as("contents after fallocate %d at %d+%d", mode, offset, length).isEqualTo(model.bytes());
+    assertThat(k.fstat(f).size())
+        .as("size after fallocate %d at %d+%d", mode, offset, length)
+        .isEqualTo(model.size());
+    assertThat(k.readAll(f))
+        .as("contents after fallocate %d at %d+%d", mode, offset, length)
+        .isEqualTo(model.bytes());
   }
 
   @Test
@@ -232,18 +250,20 @@ class FileOperationsTest {
 
     // data extents are whole 16 KiB leaves; between them are holes, and EOF ends a virtual hole
     long[][] expected = {
-        {0, 0, 65_536},
-        {1000, 1000, 65_536},
-        {65_536, 1 << 20, 65_536},
-        {70_000, 1 << 20, 70_000},
-        {1 << 20, 1 << 20, (1 << 20) + 65_536},
-        {(1 << 20) + 65_536, (2 << 20) - 16_384, (1 << 20) + 65_536},
-        {(2 << 20) - 1, (2 << 20) - 1, 2 << 20},
-        {2 << 20, -1, -1},
-        {3 << 20, -1, -1}};
+      {0, 0, 65_536},
+      {1000, 1000, 65_536},
+      {65_536, 1 << 20, 65_536},
+      {70_000, 1 << 20, 70_000},
+      {1 << 20, 1 << 20, (1 << 20) + 65_536},
+      {(1 << 20) + 65_536, (2 << 20) - 16_384, (1 << 20) + 65_536},
+      {(2 << 20) - 1, (2 << 20) - 1, 2 << 20},
+      {2 << 20, -1, -1},
+      {3 << 20, -1, -1}
+    };
     for (long[] e : expected) {
       assertThat(new long[] {e[0], k.lseek(f, e[0], SEEK_DATA), k.lseek(f, e[0], SEEK_HOLE)})
-          .as("SEEK_DATA and SEEK_HOLE from %d", e[0]).containsExactly(e);
+          .as("SEEK_DATA and SEEK_HOLE from %d", e[0])
+          .containsExactly(e);
     }
     // a punched hole becomes a hole; a file without holes has only the virtual one at EOF
     k.fs.fallocate(f.ino(), f.fh(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 16_384, 16_384);
@@ -271,9 +291,11 @@ class FileOperationsTest {
     Open out = k.open(dst, O_WRONLY);
 
     // unaligned, into the middle; then beyond the end of the destination (it grows, with a hole)
-    assertThat(k.fs.copyFileRange(src, in.fh(), 1234, dst, out.fh(), 777, 30_000, 0)).isEqualTo(30_000);
+    assertThat(k.fs.copyFileRange(src, in.fh(), 1234, dst, out.fh(), 777, 30_000, 0))
+        .isEqualTo(30_000);
     model.write(777, Arrays.copyOfRange(a, 1234, 31_234));
-    assertThat(k.fs.copyFileRange(src, in.fh(), 16_384, dst, out.fh(), 100_000 + 16_384, 65_536, 0)).isEqualTo(65_536);
+    assertThat(k.fs.copyFileRange(src, in.fh(), 16_384, dst, out.fh(), 100_000 + 16_384, 65_536, 0))
+        .isEqualTo(65_536);
     model.write(100_000 + 16_384, Arrays.copyOfRange(a, 16_384, 81_920));
     // at the source's end the count is short, past it zero
     assertThat(k.fs.copyFileRange(src, in.fh(), 200_000, dst, out.fh(), 0, 100, 0)).isEqualTo(3);
@@ -313,9 +335,13 @@ class FileOperationsTest {
         case 4 -> k.fs.flush(f.ino(), f.fh());
         default -> {
           int n = (int) Math.max(0, Math.min(len, model.size() - at));
-          assertThat(k.read(f, at, len)).as("read %d+%d after %d requests", at, len, op)
-              .isEqualTo(Arrays.copyOfRange(model.bytes(), (int) Math.min(at, model.size()),
-                  (int) Math.min(at, model.size()) + n));
+          assertThat(k.read(f, at, len))
+              .as("read %d+%d after %d requests", at, len, op)
+              .isEqualTo(
+                  Arrays.copyOfRange(
+                      model.bytes(),
+                      (int) Math.min(at, model.size()),
+                      (int) Math.min(at, model.size()) + n));
         }
       }
       assertThat(k.fstat(f).size()).as("size after %d requests", op).isEqualTo(model.size());
@@ -335,22 +361,32 @@ class FileOperationsTest {
     // FS_IOC_FSGETXATTR, TCGETS, BLKSSZGET, FS_IOC_GETFLAGS, on a file and on a directory
     Open root = k.opendir(ROOT);
     for (int cmd : new int[] {Kernel.FS_IOC_FSGETXATTR, 0x5401, 0x1268, 0x80086601}) {
-      assertThat(k.errno(() -> ioctl(dst, cmd, new byte[64]))).as("ioctl 0x%x", cmd).isEqualTo(Errnos.ENOTTY);
-      assertThat(k.errno(() -> ioctl(root, cmd, new byte[64]))).as("ioctl 0x%x", cmd).isEqualTo(Errnos.ENOTTY);
+      assertThat(k.errno(() -> ioctl(dst, cmd, new byte[64])))
+          .as("ioctl 0x%x", cmd)
+          .isEqualTo(Errnos.ENOTTY);
+      assertThat(k.errno(() -> ioctl(root, cmd, new byte[64])))
+          .as("ioctl 0x%x", cmd)
+          .isEqualTo(Errnos.ENOTTY);
     }
-    // the clone: the destination must be open for writing, the argument 32 bytes of non-negative numbers
+    // the clone: the destination must be open for writing, the argument 32 bytes of non-negative
+    // numbers
     assertThat(k.errno(() -> ioctl(ro, CloneIoctl.CMD, clone(0, 0, 0, 0)))).isEqualTo(Errnos.EBADF);
     assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, new byte[16]))).isEqualTo(Errnos.EINVAL);
-    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(-1, 0, 0, 0)))).isEqualTo(Errnos.EINVAL);
-    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(0, -5, 0, 0)))).isEqualTo(Errnos.EINVAL);
-    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(0, 0, 0, -5)))).isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(-1, 0, 0, 0))))
+        .isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(0, -5, 0, 0))))
+        .isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(0, 0, 0, -5))))
+        .isEqualTo(Errnos.EINVAL);
     // the source descriptor is looked up in the caller's /proc/PID/fd: a missing one is EBADF,
     // one on another filesystem EXDEV (a successful clone needs a mount: see CloneIT)
-    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(Integer.MAX_VALUE, 0, 0, 0)))).isEqualTo(Errnos.EBADF);
+    assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(Integer.MAX_VALUE, 0, 0, 0))))
+        .isEqualTo(Errnos.EBADF);
     Path outside = Files.writeString(dir.resolve("outside"), "outside");
     try (FileChannel ch = FileChannel.open(outside, StandardOpenOption.READ)) {
       long fd = descriptorOf(outside);
-      assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(fd, 0, 0, 0)))).isEqualTo(Errnos.EXDEV);
+      assertThat(k.errno(() -> ioctl(dst, CloneIoctl.CMD, clone(fd, 0, 0, 0))))
+          .isEqualTo(Errnos.EXDEV);
     }
     assertThat(k.getattr(dst.ino()).size()).isZero();
     k.fs.releasedir(ROOT, root.fh());
@@ -364,8 +400,13 @@ class FileOperationsTest {
 
   /** {@code struct dedupfs_clone_range}. */
   private static byte[] clone(long srcFd, long srcOffset, long srcLength, long dstOffset) {
-    return ByteBuffer.allocate(CloneIoctl.SIZE).order(ByteOrder.nativeOrder())
-        .putLong(srcFd).putLong(srcOffset).putLong(srcLength).putLong(dstOffset).array();
+    return ByteBuffer.allocate(CloneIoctl.SIZE)
+        .order(ByteOrder.nativeOrder())
+        .putLong(srcFd)
+        .putLong(srcOffset)
+        .putLong(srcLength)
+        .putLong(dstOffset)
+        .array();
   }
 
   /** A descriptor of this process open on {@code file}. */
@@ -403,9 +444,13 @@ class FileOperationsTest {
       assertThat(all.subList(0, 2)).extracting(Listed::name).containsExactly(".", "..");
       assertThat(all.get(0).ino()).isEqualTo(d);
       assertThat(all.get(1).ino()).isEqualTo(ROOT);
-      assertThat(all.subList(2, all.size())).extracting(Listed::name).containsExactlyInAnyOrderElementsOf(names);
+      assertThat(all.subList(2, all.size()))
+          .extracting(Listed::name)
+          .containsExactlyInAnyOrderElementsOf(names);
       assertThat(all).extracting(Listed::nextOffset).doesNotHaveDuplicates().doesNotContain(0L);
-      assertThat(all).filteredOn(e -> e.name().equals("link")).extracting(e -> e.mode() & Attr.S_IFMT)
+      assertThat(all)
+          .filteredOn(e -> e.name().equals("link"))
+          .extracting(e -> e.mode() & Attr.S_IFMT)
           .containsExactly(Attr.S_IFLNK);
     }
 
@@ -416,8 +461,11 @@ class FileOperationsTest {
       k.fs.unlink(d, e.name());
       names.remove(e.name());
     }
-    String notListedYet = names.stream().filter(n -> first.stream().noneMatch(e -> e.name().equals(n)))
-        .findFirst().orElseThrow();
+    String notListedYet =
+        names.stream()
+            .filter(n -> first.stream().noneMatch(e -> e.name().equals(n)))
+            .findFirst()
+            .orElseThrow();
     k.fs.unlink(d, notListedYet);
     names.remove(notListedYet);
     List<String> rest = new ArrayList<>();
@@ -442,18 +490,26 @@ class FileOperationsTest {
     k.close(f);
     long fh = f.fh();
 
-    assertThat(k.errno(() -> k.fs.read(ino, fh, 0, ByteBuffer.allocate(10)))).isEqualTo(Errnos.EBADF);
-    assertThat(k.errno(() -> k.fs.write(ino, fh, 0, ByteBuffer.allocate(10)))).isEqualTo(Errnos.EBADF);
+    assertThat(k.errno(() -> k.fs.read(ino, fh, 0, ByteBuffer.allocate(10))))
+        .isEqualTo(Errnos.EBADF);
+    assertThat(k.errno(() -> k.fs.write(ino, fh, 0, ByteBuffer.allocate(10))))
+        .isEqualTo(Errnos.EBADF);
     assertThat(k.errno(() -> k.fs.flush(ino, fh))).isEqualTo(Errnos.EBADF);
     assertThat(k.errno(() -> k.fs.fallocate(ino, fh, 0, 0, 10))).isEqualTo(Errnos.EBADF);
-    assertThat(k.errno(() -> k.fs.copyFileRange(ino, fh, 0, ino, fh, 2000, 10, 0))).isEqualTo(Errnos.EBADF);
-    assertThat(k.errno(() -> k.fs.readdir(ROOT, fh, 0, (n, i, m, o) -> true))).isEqualTo(Errnos.EBADF);
-    assertThat(k.errno(() -> k.fs.ioctl(Kernel.CALLER, ino, fh, CloneIoctl.CMD, 0, 0, new byte[32], 0)))
+    assertThat(k.errno(() -> k.fs.copyFileRange(ino, fh, 0, ino, fh, 2000, 10, 0)))
+        .isEqualTo(Errnos.EBADF);
+    assertThat(k.errno(() -> k.fs.readdir(ROOT, fh, 0, (n, i, m, o) -> true)))
+        .isEqualTo(Errnos.EBADF);
+    assertThat(
+            k.errno(
+                () -> k.fs.ioctl(Kernel.CALLER, ino, fh, CloneIoctl.CMD, 0, 0, new byte[32], 0)))
         .isEqualTo(Errnos.EBADF);
     // copy_file_range: no flags, and no overlap within one file
     Open g = k.open(ino, O_RDWR);
-    assertThat(k.errno(() -> k.fs.copyFileRange(ino, g.fh(), 0, ino, g.fh(), 5000, 10, 1))).isEqualTo(Errnos.EINVAL);
-    assertThat(k.errno(() -> k.fs.copyFileRange(ino, g.fh(), 0, ino, g.fh(), 500, 1000, 0))).isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> k.fs.copyFileRange(ino, g.fh(), 0, ino, g.fh(), 5000, 10, 1)))
+        .isEqualTo(Errnos.EINVAL);
+    assertThat(k.errno(() -> k.fs.copyFileRange(ino, g.fh(), 0, ino, g.fh(), 500, 1000, 0)))
+        .isEqualTo(Errnos.EINVAL);
     k.close(g);
     assertThat(k.contents(ino)).isEqualTo(random(9, 1000));
   }

@@ -39,25 +39,35 @@ final class Kernel implements AutoCloseable {
   static final int O_CREAT = 0100;
   static final int O_EXCL = 0200;
   static final int O_TRUNC = 01000;
+
   /** The kernel adds it to every open of a 64-bit process. */
   static final int O_LARGEFILE = 0100000;
+
   static final int O_CLOEXEC = 02000000;
+
   /** What cp reads and writes at a time, and so the size of its write requests. */
   static final int PIECE = 128 * 1024;
+
   /** qemu-img asks every new image for its project id (FS_IOC_FSGETXATTR): ENOTTY. */
   static final int FS_IOC_FSGETXATTR = 0x801c581f;
+
   /** The caller: a user's process (this JVM's pid, so that /proc/PID/fd names its descriptors). */
-  static final RequestContext CALLER = new RequestContext(1000, 1000, (int) ProcessHandle.current().pid(), 022);
+  static final RequestContext CALLER =
+      new RequestContext(1000, 1000, (int) ProcessHandle.current().pid(), 022);
 
   final Datastore store;
   final DedupFs fs;
   private final Errnos errnos = new Errnos();
+
   /** Lookups answered per inode, not yet forgotten. */
   private final Map<Long, Long> lookups = new HashMap<>();
 
   private Kernel(Datastore store, boolean readOnly) {
     this.store = store;
-    this.fs = new DedupFs(store, readOnly, false); // .snapshots hidden from the root's listing, as mounted by default
+    this.fs =
+        new DedupFs(
+            store, readOnly,
+            false); // .snapshots hidden from the root's listing, as mounted by default
   }
 
   /** A new store in {@code dir}, served read-write. */
@@ -98,7 +108,9 @@ final class Kernel implements AutoCloseable {
     throw new AssertionError("the request succeeded; an error was expected");
   }
 
-  /** 0 when the request succeeds, else its errno (for requests whose failure the program ignores). */
+  /**
+   * 0 when the request succeeds, else its errno (for requests whose failure the program ignores).
+   */
   int result(Request r) {
     try {
       r.send();
@@ -116,7 +128,9 @@ final class Kernel implements AutoCloseable {
 
   /** A lookup that must answer ENOENT (a program checking that a name is free). */
   void lookupMissing(long parent, String name) {
-    assertThat(errno(() -> fs.lookup(parent, name))).as("lookup of %s", name).isEqualTo(Errnos.ENOENT);
+    assertThat(errno(() -> fs.lookup(parent, name)))
+        .as("lookup of %s", name)
+        .isEqualTo(Errnos.ENOENT);
   }
 
   Attr getattr(long ino) throws Exception {
@@ -134,7 +148,8 @@ final class Kernel implements AutoCloseable {
   /** create(2) of a new regular file: the kernel looks the name up first, then sends CREATE. */
   Open create(long parent, String name, int mode, int flags) throws Exception {
     lookupMissing(parent, name);
-    CreatedFile c = fs.create(CALLER, parent, name, Attr.S_IFREG | mode, flags | O_CREAT | O_LARGEFILE);
+    CreatedFile c =
+        fs.create(CALLER, parent, name, Attr.S_IFREG | mode, flags | O_CREAT | O_LARGEFILE);
     counted(c.entry());
     assertThat(c.entry().attr().size()).isZero();
     assertThat(c.entry().attr().mode()).isEqualTo(Attr.S_IFREG | mode);
@@ -176,7 +191,9 @@ final class Kernel implements AutoCloseable {
     for (int at = 0; at < data.length; at += piece) {
       int n = Math.min(piece, data.length - at);
       ByteBuffer b = ByteBuffer.wrap(data, at, n).slice().asReadOnlyBuffer();
-      assertThat(fs.write(f.ino(), f.fh(), offset + at, b)).as("write at %d", offset + at).isEqualTo(n);
+      assertThat(fs.write(f.ino(), f.fh(), offset + at, b))
+          .as("write at %d", offset + at)
+          .isEqualTo(n);
     }
   }
 
@@ -184,7 +201,10 @@ final class Kernel implements AutoCloseable {
     write(f, offset, data, PIECE);
   }
 
-  /** read(2) of up to {@code length} bytes at {@code offset}, in 128 KiB requests, up to end of file. */
+  /**
+   * read(2) of up to {@code length} bytes at {@code offset}, in 128 KiB requests, up to end of
+   * file.
+   */
   byte[] read(Open f, long offset, int length) throws Exception {
     ByteBuffer all = ByteBuffer.allocate(length);
     while (all.hasRemaining()) {
@@ -213,7 +233,10 @@ final class Kernel implements AutoCloseable {
     }
   }
 
-  /** lseek(2) with SEEK_DATA or SEEK_HOLE: the offset, or -1 for ENXIO (no more data past the offset). */
+  /**
+   * lseek(2) with SEEK_DATA or SEEK_HOLE: the offset, or -1 for ENXIO (no more data past the
+   * offset).
+   */
   long lseek(Open f, long offset, int whence) {
     long[] r = new long[1];
     int errno = result(() -> r[0] = fs.lseek(f.ino(), f.fh(), offset, whence));
@@ -239,7 +262,10 @@ final class Kernel implements AutoCloseable {
     }
   }
 
-  /** Every entry of a directory by readdir requests whose replies hold at most {@code perReply} entries. */
+  /**
+   * Every entry of a directory by readdir requests whose replies hold at most {@code perReply}
+   * entries.
+   */
   List<Listed> readdir(long dir, int perReply) throws Exception {
     Open d = opendir(dir);
     List<Listed> all = new ArrayList<>();
@@ -258,13 +284,17 @@ final class Kernel implements AutoCloseable {
   /** One readdir reply from {@code offset}, with room for {@code room} entries. */
   List<Listed> readdirOnce(Open d, long offset, int room) throws Exception {
     List<Listed> reply = new ArrayList<>();
-    fs.readdir(d.ino(), d.fh(), offset, (name, ino, mode, next) -> {
-      if (reply.size() == room) {
-        return false;
-      }
-      reply.add(new Listed(name, ino, mode, next));
-      return true;
-    });
+    fs.readdir(
+        d.ino(),
+        d.fh(),
+        offset,
+        (name, ino, mode, next) -> {
+          if (reply.size() == room) {
+            return false;
+          }
+          reply.add(new Listed(name, ino, mode, next));
+          return true;
+        });
     return reply;
   }
 
@@ -274,18 +304,39 @@ final class Kernel implements AutoCloseable {
   // ---- setattr as the kernel sends it
 
   static SetAttr size(long size, Open f) {
-    return new SetAttr(OptionalInt.empty(), OptionalInt.empty(), OptionalInt.empty(), OptionalLong.of(size),
-        Optional.empty(), Optional.empty(), Optional.empty(), OptionalLong.of(f.fh()));
+    return new SetAttr(
+        OptionalInt.empty(),
+        OptionalInt.empty(),
+        OptionalInt.empty(),
+        OptionalLong.of(size),
+        Optional.empty(),
+        Optional.empty(),
+        Optional.empty(),
+        OptionalLong.of(f.fh()));
   }
 
   static SetAttr times(Instant atime, Instant mtime, Open f) {
-    return new SetAttr(OptionalInt.empty(), OptionalInt.empty(), OptionalInt.empty(), OptionalLong.empty(),
-        Optional.of(atime), Optional.of(mtime), Optional.empty(), OptionalLong.of(f.fh()));
+    return new SetAttr(
+        OptionalInt.empty(),
+        OptionalInt.empty(),
+        OptionalInt.empty(),
+        OptionalLong.empty(),
+        Optional.of(atime),
+        Optional.of(mtime),
+        Optional.empty(),
+        OptionalLong.of(f.fh()));
   }
 
   static SetAttr mode(int mode, Open f) {
-    return new SetAttr(OptionalInt.of(mode), OptionalInt.empty(), OptionalInt.empty(), OptionalLong.empty(),
-        Optional.empty(), Optional.empty(), Optional.empty(), OptionalLong.of(f.fh()));
+    return new SetAttr(
+        OptionalInt.of(mode),
+        OptionalInt.empty(),
+        OptionalInt.empty(),
+        OptionalLong.empty(),
+        Optional.empty(),
+        Optional.empty(),
+        Optional.empty(),
+        OptionalLong.of(f.fh()));
   }
 
   Attr setattr(long ino, SetAttr change) throws Exception {
@@ -303,7 +354,8 @@ final class Kernel implements AutoCloseable {
     lookupMissing(parent, name);
     Open dst = create(parent, name, 0644, O_WRONLY | O_EXCL);
     for (int at = 0; at < src.length; at += PIECE) {
-      assertThat(errno(() -> fs.getxattr(dst.ino(), "security.capability"))).isEqualTo(Errnos.ENODATA);
+      assertThat(errno(() -> fs.getxattr(dst.ino(), "security.capability")))
+          .isEqualTo(Errnos.ENODATA);
       write(dst, at, Arrays.copyOfRange(src, at, Math.min(src.length, at + PIECE)));
     }
     close(dst);
@@ -312,9 +364,9 @@ final class Kernel implements AutoCloseable {
 
   /**
    * {@code cp [-p] SRC NAME} within the mount: SRC is opened, NAME created, the bytes copied with
-   * copy_file_range until it answers 0; with -p the times are set through the new file, its ACL
-   * is copied (getxattr on the source, setxattr on the copy: cp goes on when that is refused) and
-   * its mode set. Both files are then closed, the copy first.
+   * copy_file_range until it answers 0; with -p the times are set through the new file, its ACL is
+   * copied (getxattr on the source, setxattr on the copy: cp goes on when that is refused) and its
+   * mode set. Both files are then closed, the copy first.
    */
   long cpWithin(long srcIno, long parent, String name, boolean preserve) throws Exception {
     lookupMissing(parent, name);
@@ -324,12 +376,14 @@ final class Kernel implements AutoCloseable {
     long at = 0;
     long n;
     // cp asks for all there is (SSIZE_MAX rounded down); the kernel caps a request at 0xfffff000
-    while ((n = fs.copyFileRange(src.ino(), src.fh(), at, dst.ino(), dst.fh(), at, 0xfffff000L, 0)) > 0) {
+    while ((n = fs.copyFileRange(src.ino(), src.fh(), at, dst.ino(), dst.fh(), at, 0xfffff000L, 0))
+        > 0) {
       at += n;
     }
     if (preserve) {
       setattr(dst.ino(), times(srcAttr.atime(), srcAttr.mtime(), dst));
-      assertThat(errno(() -> fs.getxattr(srcIno, "system.posix_acl_access"))).isEqualTo(Errnos.ENODATA);
+      assertThat(errno(() -> fs.getxattr(srcIno, "system.posix_acl_access")))
+          .isEqualTo(Errnos.ENODATA);
       result(() -> fs.setxattr(dst.ino(), "system.posix_acl_access", new byte[28], 0));
       setattr(dst.ino(), mode(srcAttr.mode(), dst));
     }
@@ -362,7 +416,11 @@ final class Kernel implements AutoCloseable {
     Open img = create(parent, name, 0644, O_RDWR | O_CLOEXEC);
     setattr(img.ino(), size(0, img));
     Open probe = open(img.ino(), O_RDWR | O_CLOEXEC);
-    assertThat(errno(() -> fs.ioctl(CALLER, img.ino(), probe.fh(), FS_IOC_FSGETXATTR, 0, 0, new byte[0], 28)))
+    assertThat(
+            errno(
+                () ->
+                    fs.ioctl(
+                        CALLER, img.ino(), probe.fh(), FS_IOC_FSGETXATTR, 0, 0, new byte[0], 28)))
         .isEqualTo(Errnos.ENOTTY);
     fs.release(img.ino(), probe.fh(), 0);
     assertThat(setattr(img.ino(), size(size, img)).size()).isEqualTo(size);
@@ -385,14 +443,22 @@ final class Kernel implements AutoCloseable {
     long at = 0;
     for (long[] e : dataExtents(src)) {
       if (existing && e[0] > at) {
-        fs.fallocate(dstIno, dst.fh(), FuseOperations.FALLOC_FL_PUNCH_HOLE | FuseOperations.FALLOC_FL_KEEP_SIZE, at,
+        fs.fallocate(
+            dstIno,
+            dst.fh(),
+            FuseOperations.FALLOC_FL_PUNCH_HOLE | FuseOperations.FALLOC_FL_KEEP_SIZE,
+            at,
             e[0] - at);
       }
       write(dst, e[0], read(src, e[0], Math.toIntExact(e[1] - e[0])), 2 << 20);
       at = e[1];
     }
     if (existing && at < size) {
-      fs.fallocate(dstIno, dst.fh(), FuseOperations.FALLOC_FL_PUNCH_HOLE | FuseOperations.FALLOC_FL_KEEP_SIZE, at,
+      fs.fallocate(
+          dstIno,
+          dst.fh(),
+          FuseOperations.FALLOC_FL_PUNCH_HOLE | FuseOperations.FALLOC_FL_KEEP_SIZE,
+          at,
           size - at);
     }
     if (existing) {
@@ -430,7 +496,11 @@ final class Kernel implements AutoCloseable {
 
     /** Zeroes {@code [offset, offset + length)} that lies within the size. */
     void zero(long offset, long length) {
-      Arrays.fill(bytes, (int) Math.min(offset, bytes.length), (int) Math.min(offset + length, bytes.length), (byte) 0);
+      Arrays.fill(
+          bytes,
+          (int) Math.min(offset, bytes.length),
+          (int) Math.min(offset + length, bytes.length),
+          (byte) 0);
     }
 
     void resize(long size) {

@@ -27,8 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * make, on a real store and without a kernel: replies, contents read back and errno values.
  */
 class ProgramsTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   Kernel k;
 
   @BeforeEach
@@ -136,7 +135,8 @@ class ProgramsTest {
 
     assertThat(k.getattr(ino).size()).isEqualTo(8 << 20);
     Open img = k.open(ino, O_RDONLY);
-    assertThat(k.dataExtents(img)).isEmpty(); // zeros are not stored: qemu's probe write left no data
+    assertThat(k.dataExtents(img))
+        .isEmpty(); // zeros are not stored: qemu's probe write left no data
     assertThat(k.lseek(img, 0, FuseOperations.SEEK_HOLE)).isZero();
     assertThat(k.read(img, (8 << 20) - 10, 100)).isEqualTo(new byte[10]);
     k.close(img);
@@ -158,14 +158,16 @@ class ProgramsTest {
     k.close(s);
     Open check = k.open(src, O_RDONLY);
     // extents are whole leaves (16 KiB): the 4 KiB written make a 16 KiB extent
-    assertThat(k.dataExtents(check)).containsExactly(new long[] {327_680, 524_288}, new long[] {4_096_000, 4_112_384});
+    assertThat(k.dataExtents(check))
+        .containsExactly(new long[] {327_680, 524_288}, new long[] {4_096_000, 4_112_384});
     k.close(check);
 
     long converted = k.qemuImgConvert(src, ROOT, "new.raw", false);
     assertThat(k.getattr(converted).size()).isEqualTo(4 << 20);
     assertThat(k.contents(converted)).isEqualTo(model.bytes());
     Open c = k.open(converted, O_RDONLY);
-    assertThat(k.dataExtents(c)).containsExactly(new long[] {327_680, 524_288}, new long[] {4_096_000, 4_112_384});
+    assertThat(k.dataExtents(c))
+        .containsExactly(new long[] {327_680, 524_288}, new long[] {4_096_000, 4_112_384});
     k.close(c);
 
     // convert -n onto an image full of other data: the holes are punched, the size stays
@@ -218,7 +220,8 @@ class ProgramsTest {
     assertThat(k.lookup(ROOT, "d")).isEqualTo(b);
     assertThat(k.getattr(ROOT).nlink()).isEqualTo(3);
     assertThat(k.errno(() -> k.fs.rename(ROOT, "c", d, "x", 0))).isEqualTo(Errnos.EINVAL);
-    assertThat(k.errno(() -> k.fs.rename(ROOT, "b", ROOT, "nothing", FuseOperations.RENAME_EXCHANGE)))
+    assertThat(
+            k.errno(() -> k.fs.rename(ROOT, "b", ROOT, "nothing", FuseOperations.RENAME_EXCHANGE)))
         .isEqualTo(Errnos.ENOENT);
     assertThat(k.errno(() -> k.fs.rename(ROOT, "b", ROOT, "c", 3))).isEqualTo(Errnos.EINVAL);
     assertThat(names(ROOT)).containsExactlyInAnyOrder(".", "..", "b", "c", "d");
@@ -243,7 +246,8 @@ class ProgramsTest {
     assertThat(k.fstat(f).size()).isEqualTo(data.length);
     // the space figures are computed by path: a file without a name has none (ENODATA, as ext4
     // answers for a missing attribute; the file itself is still there)
-    assertThat(k.errno(() -> k.fs.getxattr(f.ino(), DedupFs.FIGURES + "logical"))).isEqualTo(Errnos.ENODATA);
+    assertThat(k.errno(() -> k.fs.getxattr(f.ino(), DedupFs.FIGURES + "logical")))
+        .isEqualTo(Errnos.ENODATA);
     assertThat(k.fs.listxattr(f.ino())).isEmpty();
     // a new file of the same name is another inode
     long again = k.cpFromOutside(ascii("new"), ROOT, "tmpfile");
@@ -261,7 +265,8 @@ class ProgramsTest {
   }
 
   private long figure(long ino, String name) throws Exception {
-    return Long.parseLong(new String(k.fs.getxattr(ino, DedupFs.FIGURES + name), StandardCharsets.US_ASCII));
+    return Long.parseLong(
+        new String(k.fs.getxattr(ino, DedupFs.FIGURES + name), StandardCharsets.US_ASCII));
   }
 
   private List<String> names(long dirIno) throws Exception {

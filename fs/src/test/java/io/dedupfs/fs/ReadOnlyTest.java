@@ -24,14 +24,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What cannot change answers EROFS: every kind of change on a read-only mount, and in the
- * snapshots under {@code .snapshots}, while reads go on.
+ * What cannot change answers EROFS: every kind of change on a read-only mount, and in the snapshots
+ * under {@code .snapshots}, while reads go on.
  */
 class ReadOnlyTest {
   private static final byte[] DATA = random(1, 300_000);
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   @Test
   void aReadOnlyMountReadsAndRefusesEveryChange() throws Exception {
@@ -60,7 +59,10 @@ class ReadOnlyTest {
       k.close(w);
 
       // hidden from the root's listing (snapdir=hidden), found by name
-      assertThat(k.readdir(ROOT, 100)).extracting(Kernel.Listed::name).doesNotContain(Datastore.SNAPSHOTS).contains("f");
+      assertThat(k.readdir(ROOT, 100))
+          .extracting(Kernel.Listed::name)
+          .doesNotContain(Datastore.SNAPSHOTS)
+          .contains("f");
       long snapshots = k.lookup(ROOT, Datastore.SNAPSHOTS);
       long s1 = k.lookup(snapshots, "s1");
       assertThat(k.readdir(snapshots, 100)).extracting(Kernel.Listed::name).contains("s1");
@@ -70,16 +72,22 @@ class ReadOnlyTest {
       assertReadable(k, f, d);
       assertRefused(k, s1, f, d);
       // .snapshots itself: nothing is added, removed or renamed there through the mount
-      assertThat(k.errno(() -> k.fs.mkdir(Kernel.CALLER, snapshots, "s2", 0755))).isEqualTo(Errnos.EROFS);
-      assertThat(k.errno(() -> k.fs.create(Kernel.CALLER, snapshots, "x", Attr.S_IFREG | 0644, O_WRONLY)))
+      assertThat(k.errno(() -> k.fs.mkdir(Kernel.CALLER, snapshots, "s2", 0755)))
+          .isEqualTo(Errnos.EROFS);
+      assertThat(
+              k.errno(
+                  () -> k.fs.create(Kernel.CALLER, snapshots, "x", Attr.S_IFREG | 0644, O_WRONLY)))
           .isEqualTo(Errnos.EROFS);
       assertThat(k.errno(() -> k.fs.rmdir(snapshots, "s1"))).isEqualTo(Errnos.EROFS);
-      assertThat(k.errno(() -> k.fs.rename(snapshots, "s1", snapshots, "s2", 0))).isEqualTo(Errnos.EROFS);
-      assertThat(k.errno(() -> k.fs.setxattr(s1, "user.b", new byte[1], 0))).isEqualTo(Errnos.EROFS);
+      assertThat(k.errno(() -> k.fs.rename(snapshots, "s1", snapshots, "s2", 0)))
+          .isEqualTo(Errnos.EROFS);
+      assertThat(k.errno(() -> k.fs.setxattr(s1, "user.b", new byte[1], 0)))
+          .isEqualTo(Errnos.EROFS);
       // names cannot move into or out of the snapshots, nor take the name .snapshots
       assertThat(k.errno(() -> k.fs.rename(ROOT, "f", s1, "moved", 0))).isEqualTo(Errnos.EROFS);
       assertThat(k.errno(() -> k.fs.rename(s1, "f", ROOT, "moved", 0))).isEqualTo(Errnos.EROFS);
-      assertThat(k.errno(() -> k.fs.rename(ROOT, "f", ROOT, Datastore.SNAPSHOTS, 0))).isEqualTo(Errnos.EROFS);
+      assertThat(k.errno(() -> k.fs.rename(ROOT, "f", ROOT, Datastore.SNAPSHOTS, 0)))
+          .isEqualTo(Errnos.EROFS);
       assertThat(k.errno(() -> k.fs.rmdir(ROOT, Datastore.SNAPSHOTS))).isEqualTo(Errnos.EROFS);
       assertThat(k.contents(live)).startsWith(1, 2, 3);
     }
@@ -105,12 +113,16 @@ class ReadOnlyTest {
     k.close(r);
   }
 
-  /** Every kind of change to directory {@code parent}, its file {@code f} and its directory {@code d}: EROFS. */
+  /**
+   * Every kind of change to directory {@code parent}, its file {@code f} and its directory {@code
+   * d}: EROFS.
+   */
   private static void assertRefused(Kernel k, long parent, long f, long d) throws Exception {
     Open r = k.open(f, O_RDONLY);
     Instant t = Instant.parse("2022-02-02T02:02:02Z");
     Map<String, Request> changes = new LinkedHashMap<>();
-    changes.put("create", () -> k.fs.create(Kernel.CALLER, parent, "new", Attr.S_IFREG | 0644, O_WRONLY));
+    changes.put(
+        "create", () -> k.fs.create(Kernel.CALLER, parent, "new", Attr.S_IFREG | 0644, O_WRONLY));
     changes.put("mknod", () -> k.fs.mknod(Kernel.CALLER, parent, "new", Attr.S_IFIFO | 0644, 0));
     changes.put("mkdir", () -> k.fs.mkdir(Kernel.CALLER, parent, "new", 0755));
     changes.put("symlink", () -> k.fs.symlink(Kernel.CALLER, "target", parent, "new"));
@@ -129,7 +141,8 @@ class ReadOnlyTest {
     changes.put("write", () -> k.fs.write(f, r.fh(), 0, ByteBuffer.wrap(new byte[10])));
     changes.put("fallocate", () -> k.fs.fallocate(f, r.fh(), 0, 0, 1 << 20));
     changes.put("punch hole", () -> k.fs.fallocate(f, r.fh(), 3, 0, 4096));
-    changes.put("copy_file_range", () -> k.fs.copyFileRange(f, r.fh(), 0, f, r.fh(), 1 << 20, 1000, 0));
+    changes.put(
+        "copy_file_range", () -> k.fs.copyFileRange(f, r.fh(), 0, f, r.fh(), 1 << 20, 1000, 0));
     changes.put("setxattr", () -> k.fs.setxattr(f, "user.b", new byte[1], 0));
     changes.put("setxattr d", () -> k.fs.setxattr(d, "user.b", new byte[1], 0));
     changes.put("removexattr", () -> k.fs.removexattr(f, "user.a"));

@@ -24,9 +24,9 @@ import java.util.OptionalInt;
 /**
  * Administrative operations on a store (snapshots, statistics, scrub, fsck, compact) that work the
  * same whether the store is mounted or not. A mounted store is open in its daemon, which holds its
- * lock: the command sends the operation over the daemon's control socket ({@code STORE/dedupfs.sock},
- * root only) and shows what the daemon answers, line by line as it comes (progress). An unmounted
- * store is opened here, for the length of the operation.
+ * lock: the command sends the operation over the daemon's control socket ({@code
+ * STORE/dedupfs.sock}, root only) and shows what the daemon answers, line by line as it comes
+ * (progress). An unmounted store is opened here, for the length of the operation.
  *
  * <p>An operation is a name and string parameters; paths in the parameters are relative to the
  * store's root directory (the client resolves the user's paths first), so the daemon never depends
@@ -52,7 +52,10 @@ final class Admin {
    */
   record Reply(PrintWriter out, Progress progress) {}
 
-  /** {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step) of {@code phase}. */
+  /**
+   * {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step) of {@code
+   * phase}.
+   */
   @FunctionalInterface
   interface Progress {
     void report(String phase, String unit, long done, long total);
@@ -64,14 +67,21 @@ final class Admin {
    * Runs operation {@code name} of {@code ops} on {@code store}: through its daemon when it is
    * mounted, else on the store opened here ({@code readOnly}: without changing it).
    */
-  static int execute(Path store, String name, Map<String, String> params, boolean readOnly, PrintWriter out)
+  static int execute(
+      Path store, String name, Map<String, String> params, boolean readOnly, PrintWriter out)
       throws Exception {
     return execute(store, name, params, readOnly, out, null);
   }
 
   /** As above, with the operation's progress shown by {@code progress} (null: not shown). */
-  static int execute(Path store, String name, Map<String, String> params, boolean readOnly, PrintWriter out,
-      ProgressRenderer progress) throws Exception {
+  static int execute(
+      Path store,
+      String name,
+      Map<String, String> params,
+      boolean readOnly,
+      PrintWriter out,
+      ProgressRenderer progress)
+      throws Exception {
     try {
       OptionalInt remote = remote(store, name, params, out, progress);
       if (remote.isPresent()) {
@@ -82,12 +92,15 @@ final class Admin {
       }
       try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withReadOnly(readOnly));
           PrintWriter shown = new PrintWriter(new ClearingWriter(out, progress))) {
-        Reply reply = new Reply(shown, (phase, unit, done, total) -> {
-          if (progress != null) {
-            shown.flush();
-            progress.update(phase, unit, done, total);
-          }
-        });
+        Reply reply =
+            new Reply(
+                shown,
+                (phase, unit, done, total) -> {
+                  if (progress != null) {
+                    shown.flush();
+                    progress.update(phase, unit, done, total);
+                  }
+                });
         return Ops.get(name).run(new Context(ds, null), params, reply);
       }
     } finally {
@@ -99,8 +112,13 @@ final class Admin {
 
   // ---------------------------------------------------------------- client
 
-  private static OptionalInt remote(Path store, String name, Map<String, String> params, PrintWriter out,
-      ProgressRenderer progress) throws IOException {
+  private static OptionalInt remote(
+      Path store,
+      String name,
+      Map<String, String> params,
+      PrintWriter out,
+      ProgressRenderer progress)
+      throws IOException {
     Path socket = store.resolve(SOCKET);
     if (!Files.exists(socket)) {
       return OptionalInt.empty();
@@ -110,10 +128,13 @@ final class Admin {
       ch = SocketChannel.open(UnixDomainSocketAddress.of(socket));
     } catch (IOException e) {
       if (!Files.isWritable(socket) && isMounted(store)) {
-        // not "in use by another process" (what opening it here would say): the daemon is there, but only root may ask it
-        throw new IOException("the store is mounted and its control socket " + socket + " is root-only: run as root");
+        // not "in use by another process" (what opening it here would say): the daemon is there,
+        // but only root may ask it
+        throw new IOException(
+            "the store is mounted and its control socket " + socket + " is root-only: run as root");
       }
-      return OptionalInt.empty(); // a socket left by a daemon that was killed: the store is not in use
+      return OptionalInt
+          .empty(); // a socket left by a daemon that was killed: the store is not in use
     }
     try (ch) {
       DataOutputStream req = new DataOutputStream(Channels.newOutputStream(ch));
@@ -130,7 +151,8 @@ final class Admin {
         try {
           type = in.readByte();
         } catch (EOFException e) {
-          throw new IOException("the dedupfs daemon of " + store + " closed the connection (see its log)");
+          throw new IOException(
+              "the dedupfs daemon of " + store + " closed the connection (see its log)");
         }
         switch (type) {
           case 'O' -> {
@@ -164,7 +186,11 @@ final class Admin {
   private static boolean isMounted(Path store) {
     try {
       for (MountTable.Mounted m : MountTable.all()) {
-        if (m.isDedupfs() && Path.of(m.source()).toAbsolutePath().normalize().equals(store.toAbsolutePath().normalize())) {
+        if (m.isDedupfs()
+            && Path.of(m.source())
+                .toAbsolutePath()
+                .normalize()
+                .equals(store.toAbsolutePath().normalize())) {
           return true;
         }
       }
@@ -187,7 +213,9 @@ final class Admin {
 
   // ---------------------------------------------------------------- server
 
-  /** The daemon's end: accepts operations on {@code STORE/dedupfs.sock} while the store is mounted. */
+  /**
+   * The daemon's end: accepts operations on {@code STORE/dedupfs.sock} while the store is mounted.
+   */
   static final class Server implements AutoCloseable {
     private final Path socket;
     private final ServerSocketChannel server;
@@ -196,7 +224,8 @@ final class Admin {
     Server(Path store, Context context) throws IOException {
       this.socket = store.resolve(SOCKET);
       this.context = context;
-      Files.deleteIfExists(socket); // left by a daemon that was killed; the store lock says we own the store
+      Files.deleteIfExists(
+          socket); // left by a daemon that was killed; the store lock says we own the store
       server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
       server.bind(UnixDomainSocketAddress.of(socket));
       Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
@@ -229,13 +258,18 @@ final class Admin {
         for (int n = in.readInt(); n > 0; n--) {
           params.put(in.readUTF(), in.readUTF());
         }
-        // What changes the store goes into the log; looking (stats, listing snapshots) only when debugging.
+        // What changes the store goes into the log; looking (stats, listing snapshots) only when
+        // debugging.
         boolean looks = name.equals("stats") || name.equals("snapshot.list");
-        LOG.log(looks ? System.Logger.Level.DEBUG : System.Logger.Level.INFO, "control: " + name + " " + params);
+        LOG.log(
+            looks ? System.Logger.Level.DEBUG : System.Logger.Level.INFO,
+            "control: " + name + " " + params);
         int code;
         FrameWriter frames = new FrameWriter(answer);
         try (PrintWriter out = new PrintWriter(frames)) {
-          Reply reply = new Reply(out, (phase, unit, done, total) -> frames.progress(phase, unit, done, total));
+          Reply reply =
+              new Reply(
+                  out, (phase, unit, done, total) -> frames.progress(phase, unit, done, total));
           try {
             code = Ops.get(name).run(context, params, reply);
             out.flush();
@@ -244,7 +278,9 @@ final class Admin {
             if (e instanceof java.nio.file.FileSystemException) {
               // refused as the mount would refuse it (a read-only snapshot, a missing name...): the
               // user sees the message; the log needs no stack trace
-              LOG.log(System.Logger.Level.INFO, "control operation " + name + " refused: " + Main.message(e));
+              LOG.log(
+                  System.Logger.Level.INFO,
+                  "control operation " + name + " refused: " + Main.message(e));
             } else if (!(e instanceof Main.UsageException)) {
               LOG.log(System.Logger.Level.WARNING, "control operation " + name + " failed", e);
             }
@@ -296,7 +332,10 @@ final class Admin {
       }
     }
 
-    /** After the text written so far. Locks as the PrintWriter around this writer does (on this writer). */
+    /**
+     * After the text written so far. Locks as the PrintWriter around this writer does (on this
+     * writer).
+     */
     void progress(String phase, String unit, long done, long total) {
       synchronized (this) {
         try {
@@ -329,7 +368,10 @@ final class Admin {
     }
   }
 
-  /** Writes to {@code out}, first clearing the progress line, if any (an operation run in this process). */
+  /**
+   * Writes to {@code out}, first clearing the progress line, if any (an operation run in this
+   * process).
+   */
   private static final class ClearingWriter extends Writer {
     private final PrintWriter out;
     private final ProgressRenderer progress;

@@ -18,21 +18,36 @@ import picocli.CommandLine.Parameters;
  * {@code dedupfs clone}: dedupfs's reflink ioctl (README, "Cloning"), issued on DST naming SRC.
  * Both must be on the same dedupfs mount.
  */
-@Command(name = "clone", mixinStandardHelpOptions = true,
-    description = {"Clone SRC into DST on the same dedupfs mount without copying data.",
-        "Whole file: DST (created if missing) becomes a copy of SRC. With --length or offsets: a range."})
+@Command(
+    name = "clone",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Clone SRC into DST on the same dedupfs mount without copying data.",
+      "Whole file: DST (created if missing) becomes a copy of SRC. With --length or offsets: a range."
+    })
 final class CloneCommand implements Callable<Integer> {
   /** {@code _IOW('D', 1, struct dedupfs_clone_range)}; the README documents it. */
   static final long DEDUPFS_IOC_CLONE_RANGE = 0x40204401L;
 
-  @Option(names = "--src-offset", paramLabel = "BYTES", converter = LongSizes.class, description = "Default 0.")
+  @Option(
+      names = "--src-offset",
+      paramLabel = "BYTES",
+      converter = LongSizes.class,
+      description = "Default 0.")
   long srcOffset;
 
-  @Option(names = "--length", paramLabel = "BYTES", converter = LongSizes.class,
+  @Option(
+      names = "--length",
+      paramLabel = "BYTES",
+      converter = LongSizes.class,
       description = "Bytes to clone; 0 (the default) means to the end of SRC.")
   long length;
 
-  @Option(names = "--dst-offset", paramLabel = "BYTES", converter = LongSizes.class, description = "Default 0.")
+  @Option(
+      names = "--dst-offset",
+      paramLabel = "BYTES",
+      converter = LongSizes.class,
+      description = "Default 0.")
   long dstOffset;
 
   @Parameters(index = "0", paramLabel = "SRC")
@@ -47,7 +62,8 @@ final class CloneCommand implements Callable<Integer> {
       throw new Main.UsageException(src + ": no such file");
     }
     if (Files.isDirectory(src) || Files.isDirectory(dst)) {
-      throw new Main.UsageException((Files.isDirectory(src) ? src : dst) + " is a directory; clone copies files");
+      throw new Main.UsageException(
+          (Files.isDirectory(src) ? src : dst) + " is a directory; clone copies files");
     }
     if (srcOffset < 0 || length < 0 || dstOffset < 0) {
       throw new Main.UsageException("offsets and length must not be negative");
@@ -60,7 +76,8 @@ final class CloneCommand implements Callable<Integer> {
     if (!MountTable.FSTYPE.equals(type)) {
       throw new Main.UsageException(src + " is not on a dedupfs mount (it is on " + type + ")");
     }
-    if (!Files.getAttribute(src, "unix:dev").equals(Files.getAttribute(Files.exists(dst) ? dst : dstDir, "unix:dev"))) {
+    if (!Files.getAttribute(src, "unix:dev")
+        .equals(Files.getAttribute(Files.exists(dst) ? dst : dstDir, "unix:dev"))) {
       throw new Main.UsageException(src + " and " + dst + " are not on the same dedupfs mount");
     }
     int mode = modeOf(src);
@@ -73,8 +90,13 @@ final class CloneCommand implements Callable<Integer> {
   }
 
   private byte[] argument(int srcFd) {
-    return ByteBuffer.allocate(32).order(ByteOrder.nativeOrder())
-        .putLong(srcFd).putLong(srcOffset).putLong(length).putLong(dstOffset).array();
+    return ByteBuffer.allocate(32)
+        .order(ByteOrder.nativeOrder())
+        .putLong(srcFd)
+        .putLong(srcOffset)
+        .putLong(length)
+        .putLong(dstOffset)
+        .array();
   }
 
   private static int modeOf(Path p) throws IOException {

@@ -9,11 +9,17 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "create", mixinStandardHelpOptions = true,
+@Command(
+    name = "create",
+    mixinStandardHelpOptions = true,
     description = "Create an empty datastore in STORE (a missing or empty directory).")
 final class CreateCommand implements Callable<Integer> {
-  @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class,
-      description = "Bytes per data block, a power of two from 4K to 64K (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--leaf-size",
+      paramLabel = "SIZE",
+      converter = Sizes.class,
+      description =
+          "Bytes per data block, a power of two from 4K to 64K (default: ${DEFAULT-VALUE}).")
   int leafSize = DatastoreConfig.DEFAULT_LEAF_SIZE;
 
   @Parameters(paramLabel = "STORE", description = "Directory for the store.")
@@ -23,7 +29,12 @@ final class CreateCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     StorePaths.requireCreatable(store, leafSize);
     try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withLeafSize(leafSize))) {
-      System.out.println("dedupfs: created " + store.toAbsolutePath() + " (leaf size " + ds.leafSize() + " bytes)");
+      System.out.println(
+          "dedupfs: created "
+              + store.toAbsolutePath()
+              + " (leaf size "
+              + ds.leafSize()
+              + " bytes)");
     }
     return 0;
   }

@@ -5,9 +5,9 @@ import java.util.Deque;
 import java.util.Locale;
 
 /**
- * Writes one compact JSON value (RFC 8259) for {@code --json}: objects and arrays nest, commas
- * and colons are placed by the writer, strings are escaped. Numbers are written as given: byte
- * counts as plain integers.
+ * Writes one compact JSON value (RFC 8259) for {@code --json}: objects and arrays nest, commas and
+ * colons are placed by the writer, strings are escaped. Numbers are written as given: byte counts
+ * as plain integers.
  *
  * <pre>{@code
  * String s = new JsonWriter().beginObject().name("files").value(2).name("path").value("/vms").endObject().toString();
@@ -15,8 +15,10 @@ import java.util.Locale;
  */
 final class JsonWriter {
   private final StringBuilder out = new StringBuilder();
+
   /** Per open object or array: whether a value was written in it yet. */
   private final Deque<boolean[]> open = new ArrayDeque<>();
+
   private boolean afterName;
 
   JsonWriter beginObject() {
@@ -79,7 +81,10 @@ final class JsonWriter {
     return this;
   }
 
-  /** A non-integer figure (a ratio), with {@code decimals} digits after the point; NaN and infinities as null. */
+  /**
+   * A non-integer figure (a ratio), with {@code decimals} digits after the point; NaN and
+   * infinities as null.
+   */
   JsonWriter value(double d, int decimals) {
     beforeValue();
     if (Double.isNaN(d) || Double.isInfinite(d)) {
@@ -126,7 +131,10 @@ final class JsonWriter {
     }
   }
 
-  /** Appends {@code s} as a JSON string: quotes, backslash and control characters escaped (RFC 8259, section 7). */
+  /**
+   * Appends {@code s} as a JSON string: quotes, backslash and control characters escaped (RFC 8259,
+   * section 7).
+   */
   static void quote(String s, StringBuilder b) {
     b.append('"');
     for (int i = 0; i < s.length(); i++) {
@@ -140,7 +148,11 @@ final class JsonWriter {
         case '\b' -> b.append("\\b");
         case '\f' -> b.append("\\f");
         default -> {
-          if (c < 0x20 || c == 0x7f || c == '\u2028' || c == '\u2029' || Character.isSurrogate(c) && !validSurrogate(s, i)) {
+          if (c < 0x20
+              || c == 0x7f
+              || c == '\u2028'
+              || c == '\u2029'
+              || Character.isSurrogate(c) && !validSurrogate(s, i)) {
             b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
           } else {
             b.append(c);
@@ -157,7 +169,10 @@ final class JsonWriter {
     return b.toString();
   }
 
-  /** Whether the surrogate at {@code i} is half of a pair (a lone one is escaped, so the output stays valid UTF-8). */
+  /**
+   * Whether the surrogate at {@code i} is half of a pair (a lone one is escaped, so the output
+   * stays valid UTF-8).
+   */
   private static boolean validSurrogate(String s, int i) {
     char c = s.charAt(i);
     if (Character.isHighSurrogate(c)) {

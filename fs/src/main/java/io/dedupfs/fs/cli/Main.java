@@ -21,54 +21,86 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "A deduplicating FUSE filesystem for VM datastores.",
-    subcommands = {CreateCommand.class, MountCommand.class, UmountCommand.class, CloneCommand.class,
-        SnapshotCommand.class, StatsCommand.class, MaintenanceCommands.Scrub.class, MaintenanceCommands.Fsck.class, MaintenanceCommands.Compact.class,
-        CommandLine.HelpCommand.class, ManPage.class, AutoComplete.GenerateCompletion.class})
+    subcommands = {
+      CreateCommand.class,
+      MountCommand.class,
+      UmountCommand.class,
+      CloneCommand.class,
+      SnapshotCommand.class,
+      StatsCommand.class,
+      MaintenanceCommands.Scrub.class,
+      MaintenanceCommands.Fsck.class,
+      MaintenanceCommands.Compact.class,
+      CommandLine.HelpCommand.class,
+      ManPage.class,
+      AutoComplete.GenerateCompletion.class
+    })
 public final class Main implements Runnable {
   static final int EXIT_FAILURE = 1;
   static final int EXIT_USAGE = 2;
 
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   @Override
   public void run() {
-    List<String> names = spec.subcommands().entrySet().stream()
-        .filter(e -> !e.getValue().getCommandSpec().usageMessage().hidden())
-        .map(Map.Entry::getKey)
-        .toList();
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command: one of " + String.join(", ", names));
+    List<String> names =
+        spec.subcommands().entrySet().stream()
+            .filter(e -> !e.getValue().getCommandSpec().usageMessage().hidden())
+            .map(Map.Entry::getKey)
+            .toList();
+    throw new CommandLine.ParameterException(
+        spec.commandLine(), "missing command: one of " + String.join(", ", names));
   }
 
   public static void main(String[] args) {
     // One line per log record: the daemon's log is read by people and grep.
     if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
-      System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
+      System.setProperty(
+          "java.util.logging.SimpleFormatter.format", "%1$tF %1$tT %4$s %3$s: %5$s%6$s%n");
     }
     System.exit(commandLine().execute(args));
   }
 
   static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Main());
-    cl.setParameterExceptionHandler((e, args) -> {
-      PrintWriter err = e.getCommandLine().getErr();
-      // picocli reports missing parameters before unknown options: name the unknown option instead
-      String unknown = e instanceof CommandLine.MissingParameterException ? unknownOption(e.getCommandLine(), args) : null;
-      String message = unknown != null ? "Unknown option: '" + unknown + "'" : e.getMessage();
-      if (e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
-        message += " (did you mean " + u.getSuggestions().stream().limit(3).map(x -> "'" + x + "'")
-            .collect(java.util.stream.Collectors.joining(" or ")) + "?)";
-      }
-      err.println("dedupfs: " + message + " (see '" + e.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
-      return EXIT_USAGE;
-    });
-    cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-      commandLine.getErr().println("dedupfs: " + message(e));
-      if (Boolean.getBoolean("dedupfs.debug")) {
-        e.printStackTrace(commandLine.getErr());
-      }
-      return e instanceof UsageException || (e instanceof Admin.RemoteFailure r && r.usage) ? EXIT_USAGE : EXIT_FAILURE;
-    });
+    cl.setParameterExceptionHandler(
+        (e, args) -> {
+          PrintWriter err = e.getCommandLine().getErr();
+          // picocli reports missing parameters before unknown options: name the unknown option
+          // instead
+          String unknown =
+              e instanceof CommandLine.MissingParameterException
+                  ? unknownOption(e.getCommandLine(), args)
+                  : null;
+          String message = unknown != null ? "Unknown option: '" + unknown + "'" : e.getMessage();
+          if (e instanceof CommandLine.UnmatchedArgumentException u
+              && !u.getSuggestions().isEmpty()) {
+            message +=
+                " (did you mean "
+                    + u.getSuggestions().stream()
+                        .limit(3)
+                        .map(x -> "'" + x + "'")
+                        .collect(java.util.stream.Collectors.joining(" or "))
+                    + "?)";
+          }
+          err.println(
+              "dedupfs: "
+                  + message
+                  + " (see '"
+                  + e.getCommandLine().getCommandSpec().qualifiedName()
+                  + " --help')");
+          return EXIT_USAGE;
+        });
+    cl.setExecutionExceptionHandler(
+        (e, commandLine, parseResult) -> {
+          commandLine.getErr().println("dedupfs: " + message(e));
+          if (Boolean.getBoolean("dedupfs.debug")) {
+            e.printStackTrace(commandLine.getErr());
+          }
+          return e instanceof UsageException || (e instanceof Admin.RemoteFailure r && r.usage)
+              ? EXIT_USAGE
+              : EXIT_FAILURE;
+        });
     return cl;
   }
 
@@ -81,8 +113,10 @@ public final class Main implements Runnable {
       if (!a.startsWith("-") || a.length() < 2) {
         continue;
       }
-      String name = a.startsWith("--") && a.contains("=") ? a.substring(0, a.indexOf('='))
-          : a.startsWith("--") ? a : a.substring(0, 2); // -fo, -oro: the first letter decides
+      String name =
+          a.startsWith("--") && a.contains("=")
+              ? a.substring(0, a.indexOf('='))
+              : a.startsWith("--") ? a : a.substring(0, 2); // -fo, -oro: the first letter decides
       if (cl.getCommandSpec().findOption(name) == null) {
         return a;
       }
@@ -110,7 +144,9 @@ public final class Main implements Runnable {
     }
   }
 
-  /** "dedupfs 0.1.0-SNAPSHOT (commit 0123456789)", from version.properties, which the build writes. */
+  /**
+   * "dedupfs 0.1.0-SNAPSHOT (commit 0123456789)", from version.properties, which the build writes.
+   */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() throws IOException {
@@ -124,9 +160,18 @@ public final class Main implements Runnable {
       String commit = known(p.getProperty("commit"));
       String dirty = "true".equals(p.getProperty("dirty")) ? ", with uncommitted changes" : "";
       return new String[] {
-        "dedupfs " + (version == null ? "(unknown version)" : version)
-            + " (commit " + (commit == null ? "unknown" : commit) + dirty + ")",
-        "Java " + Runtime.version() + ", " + System.getProperty("os.name") + " " + System.getProperty("os.arch")
+        "dedupfs "
+            + (version == null ? "(unknown version)" : version)
+            + " (commit "
+            + (commit == null ? "unknown" : commit)
+            + dirty
+            + ")",
+        "Java "
+            + Runtime.version()
+            + ", "
+            + System.getProperty("os.name")
+            + " "
+            + System.getProperty("os.arch")
       };
     }
 

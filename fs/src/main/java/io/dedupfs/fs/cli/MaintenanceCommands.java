@@ -8,23 +8,27 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code dedupfs scrub}, {@code fsck} and {@code compact}: whole-store checks and upkeep, mounted or not. */
+/**
+ * {@code dedupfs scrub}, {@code fsck} and {@code compact}: whole-store checks and upkeep, mounted
+ * or not.
+ */
 final class MaintenanceCommands {
   private MaintenanceCommands() {}
 
   /** The part the three share: where, and which operation. */
   abstract static class StoreWide implements Callable<Integer> {
-    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "Any path in the mount (default: the current directory).")
+    @Parameters(
+        arity = "0..1",
+        paramLabel = "MOUNTPOINT",
+        description = "Any path in the mount (default: the current directory).")
     Path path;
 
     @Option(names = "--store", paramLabel = "STORE", description = "A store (mounted or not).")
     Path store;
 
-    @picocli.CommandLine.Mixin
-    OutputOptions output = new OutputOptions();
+    @picocli.CommandLine.Mixin OutputOptions output = new OutputOptions();
 
-    @Spec
-    CommandSpec spec;
+    @Spec CommandSpec spec;
 
     abstract String operation();
 
@@ -34,14 +38,23 @@ final class MaintenanceCommands {
     public Integer call() throws Exception {
       Target t = Target.of(path, store);
       java.io.PrintWriter out = spec.commandLine().getOut();
-      return Admin.execute(t.store(), operation(), output.addTo(new java.util.LinkedHashMap<>()), readOnly(), out,
+      return Admin.execute(
+          t.store(),
+          operation(),
+          output.addTo(new java.util.LinkedHashMap<>()),
+          readOnly(),
+          out,
           output.progress(out));
     }
   }
 
-  @Command(name = "scrub", mixinStandardHelpOptions = true,
-      description = {"Read every block in use, check it against its hash, and name each damaged file and offset.",
-          "Exit code 1 when damage was found."})
+  @Command(
+      name = "scrub",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Read every block in use, check it against its hash, and name each damaged file and offset.",
+        "Exit code 1 when damage was found."
+      })
   static final class Scrub extends StoreWide {
     @Override
     String operation() {
@@ -54,8 +67,13 @@ final class MaintenanceCommands {
     }
   }
 
-  @Command(name = "fsck", mixinStandardHelpOptions = true,
-      description = {"Check that every reference resolves and every count is right.", "Exit code 1 when a problem was found."})
+  @Command(
+      name = "fsck",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Check that every reference resolves and every count is right.",
+        "Exit code 1 when a problem was found."
+      })
   static final class Fsck extends StoreWide {
     @Override
     String operation() {
@@ -68,8 +86,11 @@ final class MaintenanceCommands {
     }
   }
 
-  @Command(name = "compact", mixinStandardHelpOptions = true,
-      description = "Free what nothing uses any more and give the store's unused pages back to the disk.")
+  @Command(
+      name = "compact",
+      mixinStandardHelpOptions = true,
+      description =
+          "Free what nothing uses any more and give the store's unused pages back to the disk.")
   static final class Compact extends StoreWide {
     @Override
     String operation() {

@@ -9,13 +9,12 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code dedupfs man}: the manual page dedupfs(1) in roff, made from the same command definitions
- * as {@code --help}, so that the two never disagree. The set-up installs it
- * ({@code mount-scripts/install.sh}); {@code dedupfs man | man -l -} shows it without installing.
+ * as {@code --help}, so that the two never disagree. The set-up installs it ({@code
+ * mount-scripts/install.sh}); {@code dedupfs man | man -l -} shows it without installing.
  */
 @Command(name = "man", hidden = true, description = "Print the manual page dedupfs(1) (roff).")
 final class ManPage implements Runnable {
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   @Override
   public void run() {
@@ -28,14 +27,17 @@ final class ManPage implements Runnable {
   static String render(CommandSpec top) {
     StringBuilder b = new StringBuilder();
     String version = String.join(" ", top.version()).lines().findFirst().orElse("dedupfs");
-    // no date: the page of one build is always the same bytes (install.sh replaces only what changed)
-    b.append(".TH DEDUPFS 1 \"\" \"").append(escape(version))
-        .append("\" \"User Commands\"\n");
-    b.append(".SH NAME\n").append("dedupfs \\- ").append(escape(String.join(" ", top.usageMessage().description())))
+    // no date: the page of one build is always the same bytes (install.sh replaces only what
+    // changed)
+    b.append(".TH DEDUPFS 1 \"\" \"").append(escape(version)).append("\" \"User Commands\"\n");
+    b.append(".SH NAME\n")
+        .append("dedupfs \\- ")
+        .append(escape(String.join(" ", top.usageMessage().description())))
         .append('\n');
     b.append(".SH SYNOPSIS\n.B dedupfs\n.I COMMAND\n[\\fIOPTIONS\\fR] [\\fIARGUMENTS\\fR]\n");
     b.append(".SH DESCRIPTION\n")
-        .append("Every file is a Merkle tree of content-addressed blocks in one deduplicated LMDB store: ")
+        .append(
+            "Every file is a Merkle tree of content-addressed blocks in one deduplicated LMDB store: ")
         .append("identical data is stored once, and copying or cloning a file stores no data. ")
         .append("The commands below create, mount and look after such stores.\n");
     b.append(".SH COMMANDS\n");

@@ -17,10 +17,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code dedupfs mount}: like other mount programs it returns once the mount answers and leaves a
@@ -32,56 +32,94 @@ import picocli.CommandLine.Model.CommandSpec;
  * reported here, with the daemon's exit code); once it is mounted it prints {@link #READY} and
  * points its stdout and stderr at its log file.
  */
-@Command(name = "mount", mixinStandardHelpOptions = true, sortOptions = false,
-    description = {"Mount the datastore STORE on MOUNTPOINT (an empty directory).",
-        "STORE must be a store: 'dedupfs create STORE' makes one; mount never does."})
+@Command(
+    name = "mount",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+      "Mount the datastore STORE on MOUNTPOINT (an empty directory).",
+      "STORE must be a store: 'dedupfs create STORE' makes one; mount never does."
+    })
 final class MountCommand implements Callable<Integer> {
   private static final System.Logger LOG = System.getLogger(MountCommand.class.getName());
   static final String READY = "dedupfs-daemon-ready";
   private static final String READY_LOG_ENV = "DEDUPFS_DAEMON_LOG";
 
-  @Option(names = {"-f", "--foreground"}, description = "Serve in the foreground until unmounted.")
+  @Option(
+      names = {"-f", "--foreground"},
+      description = "Serve in the foreground until unmounted.")
   boolean foreground;
 
-  @Option(names = "-o", paramLabel = "OPT[,OPT...]", split = ",",
-      description = {"Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
-          "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
-          "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."})
+  @Option(
+      names = "-o",
+      paramLabel = "OPT[,OPT...]",
+      split = ",",
+      description = {
+        "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
+        "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+        "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
+      })
   List<String> options = new ArrayList<>();
 
   /** Null until {@link #call}: then the flag, the -o option, or {@link #defaultAllowOther()}. */
-  @Option(names = "--allow-other", negatable = true,
-      description = {"Let users other than the mounting one use the mount, by its files' permissions",
-          "(libvirt's qemu runs as its own user). Default: on as root, and for other users where",
-          "/etc/fuse.conf says user_allow_other."})
+  @Option(
+      names = "--allow-other",
+      negatable = true,
+      description = {
+        "Let users other than the mounting one use the mount, by its files' permissions",
+        "(libvirt's qemu runs as its own user). Default: on as root, and for other users where",
+        "/etc/fuse.conf says user_allow_other."
+      })
   Boolean allowOther;
 
-  @Option(names = {"-r", "--read-only"}, description = "Mount read-only.")
+  @Option(
+      names = {"-r", "--read-only"},
+      description = "Mount read-only.")
   boolean readOnly;
 
-  @Option(names = "--writeback-cache", description = "Let the kernel cache writes (faster small writes).")
+  @Option(
+      names = "--writeback-cache",
+      description = "Let the kernel cache writes (faster small writes).")
   boolean writebackCache;
 
-  /** Refused with a pointer to {@code dedupfs create}: a mount never makes a store, so has no leaf size to choose. */
+  /**
+   * Refused with a pointer to {@code dedupfs create}: a mount never makes a store, so has no leaf
+   * size to choose.
+   */
   @Option(names = "--leaf-size", paramLabel = "SIZE", converter = Sizes.class, hidden = true)
   Integer leafSize;
 
-  @Option(names = "--snapdir", paramLabel = "hidden|visible",
-      description = {"Whether listing the mount's root shows .snapshots (default: ${DEFAULT-VALUE});",
-          "hidden, it is still there by name: ls MOUNTPOINT/.snapshots."})
+  @Option(
+      names = "--snapdir",
+      paramLabel = "hidden|visible",
+      description = {
+        "Whether listing the mount's root shows .snapshots (default: ${DEFAULT-VALUE});",
+        "hidden, it is still there by name: ls MOUNTPOINT/.snapshots."
+      })
   Snapdir snapdir = Snapdir.hidden;
 
   /** ZFS's names for the same choice. */
-  enum Snapdir { hidden, visible }
+  enum Snapdir {
+    hidden,
+    visible
+  }
 
-  @Option(names = "--threads", paramLabel = "N", description = "Requests served at once (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--threads",
+      paramLabel = "N",
+      description = "Requests served at once (default: ${DEFAULT-VALUE}).")
   int threads = 8;
 
-  @Option(names = "--log", paramLabel = "FILE",
-      description = "The background daemon's log (default: /var/log/dedupfs/MOUNTPOINT-PATH.log as root).")
+  @Option(
+      names = "--log",
+      paramLabel = "FILE",
+      description =
+          "The background daemon's log (default: /var/log/dedupfs/MOUNTPOINT-PATH.log as root).")
   Path log;
 
-  @Option(names = "--debug-fuse", description = "libfuse's debug output (every request) in the log.")
+  @Option(
+      names = "--debug-fuse",
+      description = "libfuse's debug output (every request) in the log.")
   boolean debugFuse;
 
   @Parameters(index = "0", paramLabel = "STORE", description = "The store's directory.")
@@ -90,8 +128,7 @@ final class MountCommand implements Callable<Integer> {
   @Parameters(index = "1", paramLabel = "MOUNTPOINT", description = "An empty directory.")
   Path mountpoint;
 
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   private final List<String> kernelOptions = new ArrayList<>();
 
@@ -99,8 +136,9 @@ final class MountCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     applyOptions();
     if (leafSize != null) {
-      throw new Main.UsageException("the leaf size is fixed when a store is created "
-          + "(dedupfs create --leaf-size SIZE STORE); a mount uses the store's own");
+      throw new Main.UsageException(
+          "the leaf size is fixed when a store is created "
+              + "(dedupfs create --leaf-size SIZE STORE); a mount uses the store's own");
     }
     Path mnt = StorePaths.requireMountpoint(mountpoint);
     StorePaths.requireStore(store);
@@ -122,17 +160,44 @@ final class MountCommand implements Callable<Integer> {
         case "writeback_cache" -> writebackCache = true;
         case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
         case "threads" -> threads = parseThreads(o, required(o, value));
-        case "snapdir" -> snapdir = switch (required(o, value)) {
-          case "hidden" -> Snapdir.hidden;
-          case "visible" -> Snapdir.visible;
-          default -> throw new Main.UsageException("mount option '" + o + "': hidden or visible");
-        };
+        case "snapdir" ->
+            snapdir =
+                switch (required(o, value)) {
+                  case "hidden" -> Snapdir.hidden;
+                  case "visible" -> Snapdir.visible;
+                  default ->
+                      throw new Main.UsageException("mount option '" + o + "': hidden or visible");
+                };
         case "log" -> log = Path.of(required(o, value));
         case "debug" -> debugFuse = true;
-        case "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "relatime", "strictatime",
-            "nodiratime", "diratime", "sync", "async", "dirsync" -> kernelOptions.add(o);
-        case "defaults", "nofail", "_netdev", "auto", "noauto", "user", "users", "nouser", "owner", "group",
-            "comment", "" -> { }
+        case "nosuid",
+            "suid",
+            "nodev",
+            "dev",
+            "noexec",
+            "exec",
+            "noatime",
+            "atime",
+            "relatime",
+            "strictatime",
+            "nodiratime",
+            "diratime",
+            "sync",
+            "async",
+            "dirsync" ->
+            kernelOptions.add(o);
+        case "defaults",
+            "nofail",
+            "_netdev",
+            "auto",
+            "noauto",
+            "user",
+            "users",
+            "nouser",
+            "owner",
+            "group",
+            "comment",
+            "" -> {}
         default -> {
           if (!key.startsWith("x-")) {
             throw new Main.UsageException("unknown mount option '" + o + "'");
@@ -147,8 +212,8 @@ final class MountCommand implements Callable<Integer> {
 
   /**
    * A datastore is shared by the host's users (libvirt runs qemu as its own user): other users get
-   * in, by the files' permissions (the kernel checks them, default_permissions), wherever FUSE
-   * lets the mounting user say so: always for root, else only with user_allow_other.
+   * in, by the files' permissions (the kernel checks them, default_permissions), wherever FUSE lets
+   * the mounting user say so: always for root, else only with user_allow_other.
    */
   private static boolean defaultAllowOther() {
     if (Posix.euid() == 0) {
@@ -204,12 +269,16 @@ final class MountCommand implements Callable<Integer> {
     // then). The process exits afterwards, as it did on the signal before: a file still open on
     // the mount keeps the kernel's connection (and so the session) alive after the unmount.
     for (String signal : List.of("TERM", "INT", "HUP")) {
-      sun.misc.Signal.handle(new sun.misc.Signal(signal), s -> {
-        LOG.log(System.Logger.Level.INFO, "SIG" + s.getName() + ": flushing, unmounting " + mnt + " and closing the store");
-        stopper.stop();
-        LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
-        System.exit(0);
-      });
+      sun.misc.Signal.handle(
+          new sun.misc.Signal(signal),
+          s -> {
+            LOG.log(
+                System.Logger.Level.INFO,
+                "SIG" + s.getName() + ": flushing, unmounting " + mnt + " and closing the store");
+            stopper.stop();
+            LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
+            System.exit(0);
+          });
     }
     String daemonLog = System.getenv(READY_LOG_ENV);
     if (daemonLog != null) {
@@ -217,9 +286,21 @@ final class MountCommand implements Callable<Integer> {
       System.out.flush();
       Posix.redirectStdoutAndStderr(Path.of(daemonLog)); // from here on, everything goes to the log
     }
-    LOG.log(System.Logger.Level.INFO, "serving " + storeDir + " on " + mnt + " (pid " + ProcessHandle.current().pid()
-        + ", leaf size " + ds.leafSize() + (readOnly ? ", read-only" : "") + (allowOther ? ", allow_other" : "")
-        + ", " + new Main.Version().getVersion()[0] + ")");
+    LOG.log(
+        System.Logger.Level.INFO,
+        "serving "
+            + storeDir
+            + " on "
+            + mnt
+            + " (pid "
+            + ProcessHandle.current().pid()
+            + ", leaf size "
+            + ds.leafSize()
+            + (readOnly ? ", read-only" : "")
+            + (allowOther ? ", allow_other" : "")
+            + ", "
+            + new Main.Version().getVersion()[0]
+            + ")");
     m.awaitUnmounted();
     stopper.stop();
     LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
@@ -228,8 +309,10 @@ final class MountCommand implements Callable<Integer> {
 
   private MountOptions mountOptions(Path storeDir) {
     List<String> extra = new ArrayList<>(kernelOptions);
-    // Reads never update atime here; say so in the mount table instead of the kernel's default relatime.
-    if (extra.stream().noneMatch(List.of("noatime", "atime", "relatime", "strictatime")::contains)) {
+    // Reads never update atime here; say so in the mount table instead of the kernel's default
+    // relatime.
+    if (extra.stream()
+        .noneMatch(List.of("noatime", "atime", "relatime", "strictatime")::contains)) {
       extra.add("noatime");
     }
     return MountOptions.builder()
@@ -244,7 +327,10 @@ final class MountCommand implements Callable<Integer> {
         .build();
   }
 
-  /** Unmounts, closes the control socket, then flushes and closes the store, once, whoever asks first (the main thread or a signal). */
+  /**
+   * Unmounts, closes the control socket, then flushes and closes the store, once, whoever asks
+   * first (the main thread or a signal).
+   */
   private static final class Stopper {
     private final Mount mount;
     private final Admin.Server control;
@@ -281,20 +367,39 @@ final class MountCommand implements Callable<Integer> {
     if (new File("/usr/bin/setsid").canExecute()) {
       cmd.add("/usr/bin/setsid"); // its own session: no terminal signals reach the daemon
     }
-    cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    cmd.add(
+        ProcessHandle.current()
+            .info()
+            .command()
+            .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
     cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "mount", "-f"));
-    cmd.addAll(spec.commandLine().getParseResult().originalArgs().subList(1, spec.commandLine().getParseResult().originalArgs().size()));
-    ProcessBuilder pb = new ProcessBuilder(cmd)
-        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-        .redirectErrorStream(true);
+    cmd.addAll(
+        List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "mount", "-f"));
+    cmd.addAll(
+        spec.commandLine()
+            .getParseResult()
+            .originalArgs()
+            .subList(1, spec.commandLine().getParseResult().originalArgs().size()));
+    ProcessBuilder pb =
+        new ProcessBuilder(cmd)
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .redirectErrorStream(true);
     pb.environment().put(READY_LOG_ENV, logFile.toString());
     Process p = pb.start();
-    try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+    try (BufferedReader out =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       for (String line; (line = out.readLine()) != null; ) {
         if (line.equals(READY)) {
-          System.err.println("dedupfs: mounted " + store.toAbsolutePath().normalize() + " on " + mnt
-              + " (daemon pid " + p.pid() + ", log " + logFile + ")");
+          System.err.println(
+              "dedupfs: mounted "
+                  + store.toAbsolutePath().normalize()
+                  + " on "
+                  + mnt
+                  + " (daemon pid "
+                  + p.pid()
+                  + ", log "
+                  + logFile
+                  + ")");
           return 0;
         }
         System.err.println(line);
@@ -310,7 +415,10 @@ final class MountCommand implements Callable<Integer> {
       return Path.of("/var/log/dedupfs", name.isEmpty() ? "root.log" : name);
     }
     String state = System.getenv("XDG_STATE_HOME");
-    Path base = state != null ? Path.of(state) : Path.of(System.getProperty("user.home"), ".local", "state");
+    Path base =
+        state != null
+            ? Path.of(state)
+            : Path.of(System.getProperty("user.home"), ".local", "state");
     return base.resolve("dedupfs").resolve(name);
   }
 }

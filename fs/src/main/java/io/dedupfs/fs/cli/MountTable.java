@@ -38,7 +38,8 @@ final class MountTable {
     Mounted found = null;
     for (Mounted m : all()) {
       if (path.startsWith(m.mountpoint())
-          && (found == null || m.mountpoint().getNameCount() >= found.mountpoint().getNameCount())) {
+          && (found == null
+              || m.mountpoint().getNameCount() >= found.mountpoint().getNameCount())) {
         found = m;
       }
     }

@@ -36,20 +36,22 @@ final class Ops {
   private Ops() {}
 
   static Admin.Op get(String name) {
-    Admin.Op op = switch (name) {
-      case "stats" -> Ops::stats;
-      case "snapshot.create" -> Ops::snapshotCreate;
-      case "snapshot.list" -> Ops::snapshotList;
-      case "snapshot.delete" -> Ops::snapshotDelete;
-      case "snapshot.restore" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, false);
-      case "snapshot.restore.dryrun" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, true);
-      case "scrub" -> Ops::scrub;
-      case "fsck" -> Ops::fsck;
-      case "compact" -> Ops::compact;
-      default -> null;
-    };
+    Admin.Op op =
+        switch (name) {
+          case "stats" -> Ops::stats;
+          case "snapshot.create" -> Ops::snapshotCreate;
+          case "snapshot.list" -> Ops::snapshotList;
+          case "snapshot.delete" -> Ops::snapshotDelete;
+          case "snapshot.restore" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, false);
+          case "snapshot.restore.dryrun" -> (ctx, p, reply) -> snapshotRestore(ctx, p, reply, true);
+          case "scrub" -> Ops::scrub;
+          case "fsck" -> Ops::fsck;
+          case "compact" -> Ops::compact;
+          default -> null;
+        };
     if (op == null) {
-      throw new Main.UsageException("unknown operation '" + name + "' (is the daemon older than this command?)");
+      throw new Main.UsageException(
+          "unknown operation '" + name + "' (is the daemon older than this command?)");
     }
     return op;
   }
@@ -57,7 +59,10 @@ final class Ops {
   /** The output options a command passes on: --json, -p (exact figures), -H (scripted tables). */
   private record Format(boolean json, boolean exact, boolean scripted) {
     static Format of(Map<String, String> p) {
-      return new Format("json".equals(p.get("format")), "true".equals(p.get("exact")), "true".equals(p.get("noheader")));
+      return new Format(
+          "json".equals(p.get("format")),
+          "true".equals(p.get("exact")),
+          "true".equals(p.get("noheader")));
     }
 
     /** A byte figure on its own line: "4.0 MiB (4,194,304 bytes)", or with -p "4194304". */
@@ -75,7 +80,10 @@ final class Ops {
     }
   }
 
-  /** The store-relative paths a command names: "paths" (a count) and "path.0"...; else the one "path" ("" by default). */
+  /**
+   * The store-relative paths a command names: "paths" (a count) and "path.0"...; else the one
+   * "path" ("" by default).
+   */
   private static List<String> paths(Map<String, String> p) {
     if (!p.containsKey("paths")) {
       return List.of(p.getOrDefault("path", ""));
@@ -91,7 +99,8 @@ final class Ops {
     return "/" + path;
   }
 
-  private static int stats(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int stats(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     Datastore ds = ctx.store();
     PrintWriter out = reply.out();
     Format f = Format.of(p);
@@ -111,7 +120,8 @@ final class Ops {
     }
     if (f.json()) {
       StoreStats s = ds.stats();
-      JsonWriter j = new JsonWriter().beginObject().field("type", "stats").name("paths").beginArray();
+      JsonWriter j =
+          new JsonWriter().beginObject().field("type", "stats").name("paths").beginArray();
       for (var e : usage.entrySet()) {
         j.beginObject().field("path", shown(e.getKey()));
         figures(j, e.getValue());
@@ -127,9 +137,16 @@ final class Ops {
         }
         j.endObject();
       }
-      j.endArray().name("store").beginObject().field("store_bytes", s.storeBytes())
-          .field("live_bytes", s.liveBytes()).field("disk_free_bytes", s.diskFreeBytes())
-          .field("available_bytes", s.availableBytes()).field("leaf_size", s.leafSize()).endObject().endObject();
+      j.endArray()
+          .name("store")
+          .beginObject()
+          .field("store_bytes", s.storeBytes())
+          .field("live_bytes", s.liveBytes())
+          .field("disk_free_bytes", s.diskFreeBytes())
+          .field("available_bytes", s.availableBytes())
+          .field("leaf_size", s.leafSize())
+          .endObject()
+          .endObject();
       out.println(j);
       return 0;
     }
@@ -151,8 +168,13 @@ final class Ops {
       Table t = new Table("PATH", ">FILES", ">LOGICAL", ">STORED", ">EXCLUSIVE", ">SHARED");
       for (var e : usage.entrySet()) {
         SpaceUsage u = e.getValue();
-        t.row(shown(e.getKey()), f.count(u.files()), f.cell(u.logicalBytes()), f.cell(u.storedBytes()),
-            f.cell(u.exclusiveBytes()), f.cell(u.sharedBytes()));
+        t.row(
+            shown(e.getKey()),
+            f.count(u.files()),
+            f.cell(u.logicalBytes()),
+            f.cell(u.storedBytes()),
+            f.cell(u.exclusiveBytes()),
+            f.cell(u.sharedBytes()));
       }
       t.print(out, true);
       return 0;
@@ -169,36 +191,54 @@ final class Ops {
       out.printf("%-16s %s%n", "files:", f.count(u.files()));
       out.printf("%-16s %s%n", "logical:", f.bytes(u.logicalBytes()));
       out.printf("%-16s %s%n", "stored:", f.bytes(u.storedBytes()));
-      out.printf("%-16s %s   (what deleting it would free)%n", "exclusive:", f.bytes(u.exclusiveBytes()));
+      out.printf(
+          "%-16s %s   (what deleting it would free)%n", "exclusive:", f.bytes(u.exclusiveBytes()));
       out.printf("%-16s %s%n", "shared:", f.bytes(u.sharedBytes()));
-      out.printf("%-16s %s   (data its files reference, holes excluded)%n", "referenced:", f.bytes(u.referencedBytes()));
+      out.printf(
+          "%-16s %s   (data its files reference, holes excluded)%n",
+          "referenced:", f.bytes(u.referencedBytes()));
       out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
       if (path.isEmpty()) {
         StoreStats s = ds.stats();
         out.printf("%-16s %s%n", "store on disk:", f.bytes(s.storeBytes()));
-        out.printf("%-16s %s   (df's used; the rest of the file is free pages that writes reuse)%n", "store in use:",
-            f.bytes(s.liveBytes()));
+        out.printf(
+            "%-16s %s   (df's used; the rest of the file is free pages that writes reuse)%n",
+            "store in use:", f.bytes(s.liveBytes()));
         out.printf("%-16s %s%n", "disk free:", f.bytes(s.diskFreeBytes()));
-        out.printf("%-16s %s   (df's available: disk free + the store's free pages)%n", "available:",
-            f.bytes(s.availableBytes()));
-        out.printf("%-16s %s%n", "leaf size:", f.exact() ? Integer.toString(s.leafSize())
-            : String.format("%,d bytes", s.leafSize()));
+        out.printf(
+            "%-16s %s   (df's available: disk free + the store's free pages)%n",
+            "available:", f.bytes(s.availableBytes()));
+        out.printf(
+            "%-16s %s%n",
+            "leaf size:",
+            f.exact() ? Integer.toString(s.leafSize()) : String.format("%,d bytes", s.leafSize()));
       }
     }
     return 0;
   }
 
   private static void figures(JsonWriter j, SpaceUsage u) {
-    j.field("files", u.files()).field("logical_bytes", u.logicalBytes()).field("stored_bytes", u.storedBytes())
-        .field("exclusive_bytes", u.exclusiveBytes()).field("shared_bytes", u.sharedBytes())
+    j.field("files", u.files())
+        .field("logical_bytes", u.logicalBytes())
+        .field("stored_bytes", u.storedBytes())
+        .field("exclusive_bytes", u.exclusiveBytes())
+        .field("shared_bytes", u.sharedBytes())
         .field("referenced_bytes", u.referencedBytes());
   }
 
   private static void usageRow(Table t, Format f, SpaceUsage u, String name) {
-    t.row(f.cell(u.logicalBytes()), f.cell(u.storedBytes()), f.cell(u.exclusiveBytes()), f.cell(u.sharedBytes()), name);
+    t.row(
+        f.cell(u.logicalBytes()),
+        f.cell(u.storedBytes()),
+        f.cell(u.exclusiveBytes()),
+        f.cell(u.sharedBytes()),
+        name);
   }
 
-  /** The regular files at or below {@code path} (store-relative), each inode once, by one of its paths. */
+  /**
+   * The regular files at or below {@code path} (store-relative), each inode once, by one of its
+   * paths.
+   */
   private static List<String> regularFiles(Datastore ds, String path) throws java.io.IOException {
     List<String> out = new ArrayList<>();
     Set<Long> seen = new HashSet<>();
@@ -237,20 +277,27 @@ final class Ops {
     return out;
   }
 
-  private static int snapshotCreate(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int snapshotCreate(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     boolean areaExisted = snapshotArea(ctx.store()) != null;
     SnapshotInfo s = ctx.store().createSnapshot(p.get("name"), p.get("path"));
-    forgetSnapshotEntry(ctx, s.name(), !areaExisted); // a lookup that found nothing there may be cached
-    reply.out().printf("created snapshot %s of /%s, browsable at %s/%s%n", s.name(), s.sourcePath(),
-        Datastore.SNAPSHOTS, s.name());
+    forgetSnapshotEntry(
+        ctx, s.name(), !areaExisted); // a lookup that found nothing there may be cached
+    reply
+        .out()
+        .printf(
+            "created snapshot %s of /%s, browsable at %s/%s%n",
+            s.name(), s.sourcePath(), Datastore.SNAPSHOTS, s.name());
     return 0;
   }
 
   /**
    * Every snapshot with its space: logical bytes, stored (every block it reaches, once: what it
-   * refers to) and exclusive (what deleting it frees), as {@code zfs list -t snapshot -o refer,used}.
+   * refers to) and exclusive (what deleting it frees), as {@code zfs list -t snapshot -o
+   * refer,used}.
    */
-  private static int snapshotList(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int snapshotList(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     PrintWriter out = reply.out();
     Format f = Format.of(p);
     List<SnapshotInfo> all = ctx.store().snapshots();
@@ -259,11 +306,16 @@ final class Ops {
       usage.put(s.name(), ctx.store().usage(Datastore.SNAPSHOTS + "/" + s.name()));
     }
     if (f.json()) {
-      JsonWriter j = new JsonWriter().beginObject().field("type", "snapshots").name("snapshots").beginArray();
+      JsonWriter j =
+          new JsonWriter().beginObject().field("type", "snapshots").name("snapshots").beginArray();
       for (SnapshotInfo s : all) {
-        j.beginObject().field("name", s.name())
-            .field("created", DateTimeFormatter.ISO_INSTANT.format(Instant.EPOCH.plusNanos(s.createdNs())))
-            .field("created_ns", s.createdNs()).field("kind", s.directory() ? "directory" : "file")
+        j.beginObject()
+            .field("name", s.name())
+            .field(
+                "created",
+                DateTimeFormatter.ISO_INSTANT.format(Instant.EPOCH.plusNanos(s.createdNs())))
+            .field("created_ns", s.createdNs())
+            .field("kind", s.directory() ? "directory" : "file")
             .field("source", shown(s.sourcePath()));
         figures(j, usage.get(s.name()));
         j.endObject();
@@ -275,9 +327,14 @@ final class Ops {
     for (SnapshotInfo s : all) {
       Instant created = Instant.EPOCH.plusNanos(s.createdNs());
       SpaceUsage u = usage.get(s.name());
-      t.row(s.name(), f.exact() ? Long.toString(created.getEpochSecond()) : TIME.format(created),
-          s.directory() ? "directory" : "file", f.cell(u.logicalBytes()), f.cell(u.storedBytes()),
-          f.cell(u.exclusiveBytes()), shown(s.sourcePath()));
+      t.row(
+          s.name(),
+          f.exact() ? Long.toString(created.getEpochSecond()) : TIME.format(created),
+          s.directory() ? "directory" : "file",
+          f.cell(u.logicalBytes()),
+          f.cell(u.storedBytes()),
+          f.cell(u.exclusiveBytes()),
+          shown(s.sourcePath()));
     }
     t.print(out, f.scripted());
     return 0;
@@ -292,12 +349,18 @@ final class Ops {
       }
     }
     List<String> names = all.stream().map(SnapshotInfo::name).toList();
-    throw new Main.UsageException("no such snapshot: " + name + (names.isEmpty() ? " (there are no snapshots)"
-        : names.size() <= 20 ? " (snapshots: " + String.join(", ", names) + ")"
-        : " (" + names.size() + " snapshots: see 'dedupfs snapshot list')"));
+    throw new Main.UsageException(
+        "no such snapshot: "
+            + name
+            + (names.isEmpty()
+                ? " (there are no snapshots)"
+                : names.size() <= 20
+                    ? " (snapshots: " + String.join(", ", names) + ")"
+                    : " (" + names.size() + " snapshots: see 'dedupfs snapshot list')"));
   }
 
-  private static int snapshotDelete(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int snapshotDelete(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     snapshot(ctx.store(), p.get("name"));
     ctx.store().deleteSnapshot(p.get("name"));
     forgetSnapshotEntry(ctx, p.get("name"), false);
@@ -308,9 +371,11 @@ final class Ops {
   /**
    * The kernel caches lookups and attributes: after a snapshot is created or deleted behind its
    * back, it must forget {@code .snapshots/NAME}, the attributes of {@code .snapshots} (its link
-   * count and times changed) and, when the first snapshot created it, {@code .snapshots} in the root.
+   * count and times changed) and, when the first snapshot created it, {@code .snapshots} in the
+   * root.
    */
-  private static void forgetSnapshotEntry(Admin.Context ctx, String name, boolean areaIsNew) throws Exception {
+  private static void forgetSnapshotEntry(Admin.Context ctx, String name, boolean areaIsNew)
+      throws Exception {
     Long area = snapshotArea(ctx.store());
     if (ctx.mount() == null || area == null) {
       return;
@@ -337,7 +402,8 @@ final class Ops {
    * a summary. The dry run is an operation of its own, not a parameter: a daemon older than it
    * refuses it as unknown, where it would ignore an unknown parameter and restore for real.
    */
-  private static int snapshotRestore(Admin.Context ctx, Map<String, String> p, Admin.Reply reply, boolean dryRun)
+  private static int snapshotRestore(
+      Admin.Context ctx, Map<String, String> p, Admin.Reply reply, boolean dryRun)
       throws Exception {
     checkRestore(ctx.store(), p);
     Restored r = ctx.store().restoreSnapshot(p.get("name"), p.get("path"), p.get("to"), dryRun);
@@ -345,12 +411,24 @@ final class Ops {
       ctx.mount().invalidate(r.changedInodes(), r.changedEntries());
     }
     PrintWriter out = reply.out();
-    String what = p.get("name") + (p.get("path") == null || p.get("path").isEmpty() ? "" : "/" + p.get("path"));
+    String what =
+        p.get("name")
+            + (p.get("path") == null || p.get("path").isEmpty() ? "" : "/" + p.get("path"));
     if (Format.of(p).json()) {
-      JsonWriter j = new JsonWriter().beginObject().field("type", "restore").field("snapshot", p.get("name"))
-          .field("path", shown(p.get("path") == null ? "" : p.get("path"))).field("dry_run", dryRun).name("changes").beginArray();
+      JsonWriter j =
+          new JsonWriter()
+              .beginObject()
+              .field("type", "restore")
+              .field("snapshot", p.get("name"))
+              .field("path", shown(p.get("path") == null ? "" : p.get("path")))
+              .field("dry_run", dryRun)
+              .name("changes")
+              .beginArray();
       for (Restored.Change c : r.changes()) {
-        j.beginObject().field("path", shown(c.path())).field("action", c.action().word()).endObject();
+        j.beginObject()
+            .field("path", shown(c.path()))
+            .field("action", c.action().word())
+            .endObject();
       }
       out.println(j.endArray().endObject());
       return 0;
@@ -366,7 +444,9 @@ final class Ops {
     if (dryRun && r.changes().isEmpty()) {
       out.printf("dry run: restoring %s would change nothing%n", what);
     } else if (dryRun) {
-      out.printf("dry run: restoring %s would make these changes (%s); nothing was changed%n", what, summary);
+      out.printf(
+          "dry run: restoring %s would make these changes (%s); nothing was changed%n",
+          what, summary);
     } else {
       out.printf("restored %s: %s%n", what, summary);
     }
@@ -385,10 +465,12 @@ final class Ops {
     String what = "snapshot " + name + (inSnapshot.isEmpty() ? "" : "/" + inSnapshot);
     boolean sourceIsDirectory;
     if (info.directory()) {
-      String source = Datastore.SNAPSHOTS + "/" + name + (inSnapshot.isEmpty() ? "" : "/" + inSnapshot);
+      String source =
+          Datastore.SNAPSHOTS + "/" + name + (inSnapshot.isEmpty() ? "" : "/" + inSnapshot);
       Attributes a = attributes(ds, source);
       if (a == null) {
-        throw new Main.UsageException("--path " + inSnapshot + ": no such file or directory in snapshot " + name);
+        throw new Main.UsageException(
+            "--path " + inSnapshot + ": no such file or directory in snapshot " + name);
       }
       sourceIsDirectory = a.isDirectory();
     } else {
@@ -413,14 +495,27 @@ final class Ops {
       return; // created
     }
     if (sourceIsDirectory && !target.isDirectory()) {
-      throw new Main.UsageException(shownTo + ": is a file, and " + what + " is a directory: restore it to a "
-          + "directory or a new name, or one file of it with --path");
+      throw new Main.UsageException(
+          shownTo
+              + ": is a file, and "
+              + what
+              + " is a directory: restore it to a "
+              + "directory or a new name, or one file of it with --path");
     }
     if (!sourceIsDirectory && target.isDirectory()) {
-      String file = info.directory() ? inSnapshot.substring(inSnapshot.lastIndexOf('/') + 1)
-          : info.sourcePath().substring(info.sourcePath().lastIndexOf('/') + 1);
-      throw new Main.UsageException(shownTo + ": is a directory, and " + what + " is a file: give the file's path, "
-          + "e.g. --to " + p.getOrDefault("to.shown", "/" + to) + "/" + file);
+      String file =
+          info.directory()
+              ? inSnapshot.substring(inSnapshot.lastIndexOf('/') + 1)
+              : info.sourcePath().substring(info.sourcePath().lastIndexOf('/') + 1);
+      throw new Main.UsageException(
+          shownTo
+              + ": is a directory, and "
+              + what
+              + " is a file: give the file's path, "
+              + "e.g. --to "
+              + p.getOrDefault("to.shown", "/" + to)
+              + "/"
+              + file);
     }
   }
 
@@ -433,35 +528,58 @@ final class Ops {
     }
   }
 
-  private static int scrub(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int scrub(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     PrintWriter out = reply.out();
     Format f = Format.of(p);
     ScrubReport r = ctx.store().scrub(progress(reply, "scrub"));
     if (f.json()) {
-      JsonWriter j = new JsonWriter().beginObject().field("type", "scrub").field("blocks_checked", r.blocksChecked())
-          .field("bytes_checked", r.bytesChecked()).name("damaged").beginArray();
+      JsonWriter j =
+          new JsonWriter()
+              .beginObject()
+              .field("type", "scrub")
+              .field("blocks_checked", r.blocksChecked())
+              .field("bytes_checked", r.bytesChecked())
+              .name("damaged")
+              .beginArray();
       for (Damage d : r.damaged()) {
-        j.beginObject().field("path", shown(d.path())).field("ino", d.ino()).field("offset", d.offset())
-            .field("length", d.length()).field("reason", d.reason()).endObject();
+        j.beginObject()
+            .field("path", shown(d.path()))
+            .field("ino", d.ino())
+            .field("offset", d.offset())
+            .field("length", d.length())
+            .field("reason", d.reason())
+            .endObject();
       }
       out.println(j.endArray().endObject());
     } else {
-      out.printf("scrub: %s blocks, %s%s checked; %d damaged%n", f.count(r.blocksChecked()), f.bytes(r.bytesChecked()),
-          f.exact() ? " bytes" : "", r.damaged().size());
+      out.printf(
+          "scrub: %s blocks, %s%s checked; %d damaged%n",
+          f.count(r.blocksChecked()),
+          f.bytes(r.bytesChecked()),
+          f.exact() ? " bytes" : "",
+          r.damaged().size());
       for (Damage d : r.damaged()) {
-        out.printf("damaged: /%s bytes %d-%d (inode %d): %s%n", d.path(), d.offset(), d.offset() + d.length() - 1,
-            d.ino(), d.reason());
+        out.printf(
+            "damaged: /%s bytes %d-%d (inode %d): %s%n",
+            d.path(), d.offset(), d.offset() + d.length() - 1, d.ino(), d.reason());
       }
     }
     return r.damaged().isEmpty() ? 0 : 1;
   }
 
-  private static int fsck(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int fsck(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     PrintWriter out = reply.out();
     List<String> problems = ctx.store().fsck(progress(reply, "fsck"));
     if (Format.of(p).json()) {
-      JsonWriter j = new JsonWriter().beginObject().field("type", "fsck").field("clean", problems.isEmpty())
-          .name("problems").beginArray();
+      JsonWriter j =
+          new JsonWriter()
+              .beginObject()
+              .field("type", "fsck")
+              .field("clean", problems.isEmpty())
+              .name("problems")
+              .beginArray();
       problems.forEach(j::value);
       out.println(j.endArray().endObject());
     } else {
@@ -471,16 +589,23 @@ final class Ops {
     return problems.isEmpty() ? 0 : 1;
   }
 
-  private static int compact(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+  private static int compact(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
     PrintWriter out = reply.out();
     Format f = Format.of(p);
     CompactResult r = ctx.store().compact(progress(reply, "compact"));
     if (f.json()) {
-      out.println(new JsonWriter().beginObject().field("type", "compact").field("bytes_before", r.bytesBefore())
-          .field("bytes_after", r.bytesAfter()).endObject());
+      out.println(
+          new JsonWriter()
+              .beginObject()
+              .field("type", "compact")
+              .field("bytes_before", r.bytesBefore())
+              .field("bytes_after", r.bytesAfter())
+              .endObject());
     } else {
-      out.printf("compact: %s -> %s%s on disk%n", f.bytes(r.bytesBefore()), f.bytes(r.bytesAfter()),
-          f.exact() ? " bytes" : "");
+      out.printf(
+          "compact: %s -> %s%s on disk%n",
+          f.bytes(r.bytesBefore()), f.bytes(r.bytesAfter()), f.exact() ? " bytes" : "");
     }
     return 0;
   }
@@ -490,7 +615,10 @@ final class Ops {
     return pr -> reply.progress().report(pr.phase(), unit(op, pr.phase()), pr.done(), pr.total());
   }
 
-  /** What the engine counts in each phase (Scrubber, Fsck, Lmdb.compact): "" for a step that is begun (0/1) or done (1/1). */
+  /**
+   * What the engine counts in each phase (Scrubber, Fsck, Lmdb.compact): "" for a step that is
+   * begun (0/1) or done (1/1).
+   */
   static String unit(String op, String phase) {
     return switch (op + "." + phase) {
       case "scrub.scrub", "fsck.blocks", "fsck.counts" -> "blocks";
@@ -516,7 +644,10 @@ final class Ops {
     return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
   }
 
-  /** "812 B", "4.0 MiB (4,194,304 bytes)": a figure on its own line, for people, with the exact count. */
+  /**
+   * "812 B", "4.0 MiB (4,194,304 bytes)": a figure on its own line, for people, with the exact
+   * count.
+   */
   static String bytes(long n) {
     return n < 1024 ? n + " B" : shortBytes(n) + String.format(Locale.ROOT, " (%,d bytes)", n);
   }

@@ -3,12 +3,21 @@ package io.dedupfs.fs.cli;
 import java.util.Map;
 import picocli.CommandLine.Option;
 
-/** How a command prints its report: for people (the default), as JSON (--json), with exact figures (-p). */
+/**
+ * How a command prints its report: for people (the default), as JSON (--json), with exact figures
+ * (-p).
+ */
 class OutputOptions {
-  @Option(names = "--json", description = "Print JSON: one object per line; the last is the report (see the README, JSON output).")
+  @Option(
+      names = "--json",
+      description =
+          "Print JSON: one object per line; the last is the report (see the README, JSON output).")
   boolean json;
 
-  @Option(names = "-p", description = "Exact figures: bytes and counts as plain integers, without units or separators.")
+  @Option(
+      names = "-p",
+      description =
+          "Exact figures: bytes and counts as plain integers, without units or separators.")
   boolean exact;
 
   /** Adds the options to an operation's parameters. */
@@ -22,7 +31,10 @@ class OutputOptions {
     return params;
   }
 
-  /** How progress is shown: a redrawn line on a terminal, plain lines in a pipe, JSON objects with --json. */
+  /**
+   * How progress is shown: a redrawn line on a terminal, plain lines in a pipe, JSON objects with
+   * --json.
+   */
   ProgressRenderer progress(java.io.PrintWriter out) {
     return ProgressRenderer.forOutput(out, json, exact);
   }

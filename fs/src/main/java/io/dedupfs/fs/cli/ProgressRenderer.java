@@ -7,6 +7,7 @@ import java.util.function.LongSupplier;
 /**
  * Shows the progress of scrub, fsck and compact as the daemon (or the operation run here) reports
  * it: phase, units done, units in all. Three ways:
+ *
  * <ul>
  *   <li>{@link Mode#TERMINAL}: one line, redrawn in place, with percent, rate and ETA; cleared
  *       before any other output and at the end;
@@ -14,10 +15,15 @@ import java.util.function.LongSupplier;
  *       others at most once a second;
  *   <li>{@link Mode#JSON}: the same lines as JSON objects, {@code {"type":"progress",...}}.
  * </ul>
+ *
  * Rates are over the phase so far. With {@code exact}, numbers are plain digits without units.
  */
 final class ProgressRenderer {
-  enum Mode { TERMINAL, LINES, JSON }
+  enum Mode {
+    TERMINAL,
+    LINES,
+    JSON
+  }
 
   static final long LINE_INTERVAL_NS = 1_000_000_000L;
   static final long REDRAW_INTERVAL_NS = 100_000_000L;
@@ -47,7 +53,10 @@ final class ProgressRenderer {
     return new ProgressRenderer(out, mode, exact, System::nanoTime);
   }
 
-  /** Whether stdout is a terminal that can redraw a line (Java 17: a console means stdin and stdout are ttys). */
+  /**
+   * Whether stdout is a terminal that can redraw a line (Java 17: a console means stdin and stdout
+   * are ttys).
+   */
   static boolean isTerminal() {
     return System.console() != null && !"dumb".equals(System.getenv("TERM"));
   }
@@ -56,7 +65,10 @@ final class ProgressRenderer {
     return mode;
   }
 
-  /** One report: {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step) of {@code phase}. */
+  /**
+   * One report: {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step)
+   * of {@code phase}.
+   */
   synchronized void update(String phase, String unit, long done, long total) {
     long now = clock.getAsLong();
     boolean newPhase = !phase.equals(this.phase);
@@ -74,8 +86,15 @@ final class ProgressRenderer {
     lastDone = done;
     switch (mode) {
       case JSON -> {
-        out.println(new JsonWriter().beginObject().field("type", "progress").field("phase", phase)
-            .field("unit", unit).field("done", done).field("total", total).endObject());
+        out.println(
+            new JsonWriter()
+                .beginObject()
+                .field("type", "progress")
+                .field("phase", phase)
+                .field("unit", unit)
+                .field("done", done)
+                .field("total", total)
+                .endObject());
         out.flush();
       }
       case LINES -> {
@@ -86,7 +105,9 @@ final class ProgressRenderer {
     }
   }
 
-  /** Clears the progress line, if one is on the screen, so that other output starts on a clean line. */
+  /**
+   * Clears the progress line, if one is on the screen, so that other output starts on a clean line.
+   */
   synchronized void clear() {
     if (lineOnScreen) {
       out.print("\r" + " ".repeat(drawnWidth) + "\r");
@@ -132,7 +153,10 @@ final class ProgressRenderer {
     return b.toString();
   }
 
-  /** An amount of {@code unit}: bytes in binary units, others with thousands separators; exact: digits. */
+  /**
+   * An amount of {@code unit}: bytes in binary units, others with thousands separators; exact:
+   * digits.
+   */
   private String amount(long n, String unit, boolean withUnit) {
     if (exact) {
       return Long.toString(n);
@@ -145,12 +169,14 @@ final class ProgressRenderer {
 
   private String rate(double perSecond, String unit) {
     if (exact) {
-      return String.format(Locale.ROOT, "%d%s/s", Math.round(perSecond), unit.isEmpty() ? "" : " " + unit);
+      return String.format(
+          Locale.ROOT, "%d%s/s", Math.round(perSecond), unit.isEmpty() ? "" : " " + unit);
     }
     if (unit.equals("bytes")) {
       return Ops.shortBytes(Math.round(perSecond)) + "/s";
     }
-    return String.format(Locale.ROOT, "%,d%s/s", Math.round(perSecond), unit.isEmpty() ? "" : " " + unit);
+    return String.format(
+        Locale.ROOT, "%,d%s/s", Math.round(perSecond), unit.isEmpty() ? "" : " " + unit);
   }
 
   /** 7s, 3m05s, 2h04m. */

@@ -34,7 +34,8 @@ final class Sizes implements CommandLine.ITypeConverter<Integer> {
       }
       return n << shift;
     } catch (NumberFormatException e) {
-      throw new CommandLine.TypeConversionException("'" + value + "' is not a size (e.g. 16384, 16K, 64KiB)");
+      throw new CommandLine.TypeConversionException(
+          "'" + value + "' is not a size (e.g. 16384, 16K, 64KiB)");
     }
   }
 }

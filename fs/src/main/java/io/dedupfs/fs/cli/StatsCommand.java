@@ -12,35 +12,47 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-@Command(name = "stats", mixinStandardHelpOptions = true,
-    description = {"Space figures of the datastore, or of files, directories or snapshots in it.",
-        "",
-        "logical: the files' sizes. stored: every distinct block they use, once (leaves without their trailing "
-            + "zeros, and tree nodes). exclusive: what deleting them would free; shared: the rest of stored. "
-            + "referenced: the data their files reference, holes excluded: each non-zero leaf's bytes up to its "
-            + "last non-zero one, counted once per reference (a leaf in two files, or twice in one, counts twice; "
-            + "bytes past a file's end are always zero, so a file's last leaf never counts beyond it).",
-        "",
-        "dedupe ratio: referenced / stored, as ZFS's dedupratio (bytes referenced over bytes allocated): "
-            + "holes and zeros count on neither side, so it measures sharing only. Files that share nothing show "
-            + "just under 1.00 (tree nodes are stored, not referenced); 1.00 when nothing is stored (an empty "
-            + "store, a file of holes only). The whole datastore's figures include its snapshots, which share "
-            + "their files' data: each snapshot of unchanged data adds about 1 to the ratio."})
+@Command(
+    name = "stats",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Space figures of the datastore, or of files, directories or snapshots in it.",
+      "",
+      "logical: the files' sizes. stored: every distinct block they use, once (leaves without their trailing "
+          + "zeros, and tree nodes). exclusive: what deleting them would free; shared: the rest of stored. "
+          + "referenced: the data their files reference, holes excluded: each non-zero leaf's bytes up to its "
+          + "last non-zero one, counted once per reference (a leaf in two files, or twice in one, counts twice; "
+          + "bytes past a file's end are always zero, so a file's last leaf never counts beyond it).",
+      "",
+      "dedupe ratio: referenced / stored, as ZFS's dedupratio (bytes referenced over bytes allocated): "
+          + "holes and zeros count on neither side, so it measures sharing only. Files that share nothing show "
+          + "just under 1.00 (tree nodes are stored, not referenced); 1.00 when nothing is stored (an empty "
+          + "store, a file of holes only). The whole datastore's figures include its snapshots, which share "
+          + "their files' data: each snapshot of unchanged data adds about 1 to the ratio."
+    })
 final class StatsCommand implements Callable<Integer> {
-  @Option(names = "--store", paramLabel = "STORE", description = "A store (mounted or not); PATHs are then relative to its root.")
+  @Option(
+      names = "--store",
+      paramLabel = "STORE",
+      description = "A store (mounted or not); PATHs are then relative to its root.")
   Path store;
 
-  @Option(names = "--per-file", description = "A table of every file below the PATHs (logical, stored, exclusive, shared), then each PATH's total.")
+  @Option(
+      names = "--per-file",
+      description =
+          "A table of every file below the PATHs (logical, stored, exclusive, shared), then each PATH's total.")
   boolean perFile;
 
-  @Mixin
-  OutputOptions.Tables output = new OutputOptions.Tables();
+  @Mixin OutputOptions.Tables output = new OutputOptions.Tables();
 
-  @Parameters(arity = "0..*", paramLabel = "PATH", description = "Files or directories inside one dedupfs mount (default: the current directory).")
+  @Parameters(
+      arity = "0..*",
+      paramLabel = "PATH",
+      description =
+          "Files or directories inside one dedupfs mount (default: the current directory).")
   List<Path> paths;
 
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws Exception {
@@ -65,6 +77,7 @@ final class StatsCommand implements Callable<Integer> {
     if (perFile) {
       params.put("perfile", "true");
     }
-    return Admin.execute(targets.get(0).store(), "stats", output.addTo(params), true, spec.commandLine().getOut());
+    return Admin.execute(
+        targets.get(0).store(), "stats", output.addTo(params), true, spec.commandLine().getOut());
   }
 }

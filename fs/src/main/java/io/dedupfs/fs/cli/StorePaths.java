@@ -12,7 +12,10 @@ import java.util.stream.Stream;
 final class StorePaths {
   private StorePaths() {}
 
-  /** {@code store} will be created: it must be missing or an empty directory, and the leaf size valid. */
+  /**
+   * {@code store} will be created: it must be missing or an empty directory, and the leaf size
+   * valid.
+   */
   static void requireCreatable(Path store, int leafSize) throws IOException {
     validLeafSize(leafSize);
     if (Datastore.isStore(store)) {
@@ -30,7 +33,10 @@ final class StorePaths {
     requireStoreOrEmpty(store, true);
   }
 
-  /** {@code store} is a store, or (unless {@code mustExist}) a missing or empty directory to create one in. */
+  /**
+   * {@code store} is a store, or (unless {@code mustExist}) a missing or empty directory to create
+   * one in.
+   */
   private static void requireStoreOrEmpty(Path store, boolean mustExist) throws IOException {
     if (Datastore.isStore(store)) {
       return;
@@ -41,7 +47,8 @@ final class StorePaths {
         throw new Main.UsageException(store + ": " + parent + " is not a directory");
       }
       if (mustExist) {
-        throw new Main.UsageException(store + ": no such store (create one with 'dedupfs create " + store + "')");
+        throw new Main.UsageException(
+            store + ": no such store (create one with 'dedupfs create " + store + "')");
       }
       return;
     }
@@ -49,12 +56,17 @@ final class StorePaths {
       throw new Main.UsageException(store + " is not a directory (a store is a directory)");
     }
     if (!isEmpty(store)) {
-      throw new Main.UsageException(store + " is not a dedupfs store and not empty; "
-          + "give a dedupfs store, or a missing or empty directory to create one in");
+      throw new Main.UsageException(
+          store
+              + " is not a dedupfs store and not empty; "
+              + "give a dedupfs store, or a missing or empty directory to create one in");
     }
     if (mustExist) {
-      throw new Main.UsageException(store + " is an empty directory, not a store (create one in it with 'dedupfs create "
-          + store + "')");
+      throw new Main.UsageException(
+          store
+              + " is an empty directory, not a store (create one in it with 'dedupfs create "
+              + store
+              + "')");
     }
   }
 
@@ -64,20 +76,35 @@ final class StorePaths {
     try {
       real = MountTable.realPath(mountpoint);
     } catch (NoSuchFileException e) {
-      throw new Main.UsageException("mountpoint " + mountpoint + " does not exist (create it with mkdir)");
+      throw new Main.UsageException(
+          "mountpoint " + mountpoint + " does not exist (create it with mkdir)");
     }
     var mounted = MountTable.at(real);
     if (mounted.isPresent() && !MountTable.answers(real)) {
-      throw new Main.UsageException("mountpoint " + real + " is still mounted (" + mounted.get().fstype() + " from "
-          + mounted.get().source() + ") but its daemon is gone; unmount it first ("
-          + (mounted.get().isDedupfs() ? "dedupfs umount " : "umount ") + real + ")");
+      throw new Main.UsageException(
+          "mountpoint "
+              + real
+              + " is still mounted ("
+              + mounted.get().fstype()
+              + " from "
+              + mounted.get().source()
+              + ") but its daemon is gone; unmount it first ("
+              + (mounted.get().isDedupfs() ? "dedupfs umount " : "umount ")
+              + real
+              + ")");
     }
     if (!Files.isDirectory(real)) {
       throw new Main.UsageException("mountpoint " + mountpoint + " is not a directory");
     }
     if (mounted.isPresent()) {
-      throw new Main.UsageException("mountpoint " + real + " is already mounted ("
-          + mounted.get().fstype() + " from " + mounted.get().source() + ")");
+      throw new Main.UsageException(
+          "mountpoint "
+              + real
+              + " is already mounted ("
+              + mounted.get().fstype()
+              + " from "
+              + mounted.get().source()
+              + ")");
     }
     if (!isEmpty(real)) {
       throw new Main.UsageException("mountpoint " + real + " is not empty");

@@ -7,8 +7,9 @@ import java.nio.file.Path;
 
 /**
  * Where an administrative command acts: a store, and a path inside it relative to its root ("" for
- * the root). Given a path inside a mounted dedupfs, the store is the mount's; given {@code --store},
- * the path is taken as relative to the store's root; given neither, the current directory.
+ * the root). Given a path inside a mounted dedupfs, the store is the mount's; given {@code
+ * --store}, the path is taken as relative to the store's root; given neither, the current
+ * directory.
  */
 record Target(Path store, String path) {
 
@@ -23,8 +24,11 @@ record Target(Path store, String path) {
     if (path == null) {
       Path cwd = Path.of("").toAbsolutePath();
       if (MountTable.dedupfsHolding(cwd.toRealPath()).isEmpty()) {
-        throw new Main.UsageException("the current directory, " + cwd + ", is not inside a dedupfs mount: "
-            + "give a path inside one, or --store STORE");
+        throw new Main.UsageException(
+            "the current directory, "
+                + cwd
+                + ", is not inside a dedupfs mount: "
+                + "give a path inside one, or --store STORE");
       }
       return inMount(cwd);
     }
@@ -36,13 +40,19 @@ record Target(Path store, String path) {
       throw new Main.UsageException(path + ": no such file or directory");
     }
     Path parent = path.toAbsolutePath().getParent();
-    Path real = parent == null ? path.toRealPath() : parent.toRealPath().resolve(path.getFileName());
+    Path real =
+        parent == null ? path.toRealPath() : parent.toRealPath().resolve(path.getFileName());
     if (Files.isDirectory(real)) {
       real = real.toRealPath();
     }
-    MountTable.Mounted m = MountTable.dedupfsHolding(real)
-        .orElseThrow(() -> new Main.UsageException(path + " is not inside a dedupfs mount "
-            + "(for a store that is not mounted, give --store STORE)"));
+    MountTable.Mounted m =
+        MountTable.dedupfsHolding(real)
+            .orElseThrow(
+                () ->
+                    new Main.UsageException(
+                        path
+                            + " is not inside a dedupfs mount "
+                            + "(for a store that is not mounted, give --store STORE)"));
     return new Target(Path.of(m.source()), m.mountpoint().relativize(real).toString());
   }
 

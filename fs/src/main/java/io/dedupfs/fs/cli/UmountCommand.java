@@ -17,11 +17,16 @@ import picocli.CommandLine.Parameters;
  * {@code dedupfs umount}: unmounts, then waits until the daemon has flushed and closed the store,
  * so that the store can be mounted again (or copied) as soon as this returns.
  */
-@Command(name = "umount", mixinStandardHelpOptions = true,
+@Command(
+    name = "umount",
+    mixinStandardHelpOptions = true,
     description = "Unmount a dedupfs mount and wait until its store is flushed and closed.")
 final class UmountCommand implements Callable<Integer> {
-  @Option(names = "--timeout", paramLabel = "SECONDS",
-      description = "How long to wait for the daemon to close the store (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--timeout",
+      paramLabel = "SECONDS",
+      description =
+          "How long to wait for the daemon to close the store (default: ${DEFAULT-VALUE}).")
   int timeoutSeconds = 600;
 
   @Parameters(paramLabel = "MOUNTPOINT")
@@ -35,16 +40,22 @@ final class UmountCommand implements Callable<Integer> {
     } catch (NoSuchFileException e) {
       throw new Main.UsageException(mountpoint + ": no such directory");
     }
-    MountTable.Mounted m = MountTable.at(real)
-        .orElseThrow(() -> new Main.UsageException(real + " is not mounted"));
+    MountTable.Mounted m =
+        MountTable.at(real).orElseThrow(() -> new Main.UsageException(real + " is not mounted"));
     if (!m.isDedupfs()) {
       throw new Main.UsageException(real + " is not a dedupfs mount (it is " + m.fstype() + ")");
     }
     unmount(real);
     Path lock = Path.of(m.source()).resolve("dedupfs.lock");
     if (Files.exists(lock) && !awaitUnlocked(lock)) {
-      throw new IOException("unmounted " + real + ", but the daemon still holds " + m.source()
-          + " after " + timeoutSeconds + " s (still flushing?)");
+      throw new IOException(
+          "unmounted "
+              + real
+              + ", but the daemon still holds "
+              + m.source()
+              + " after "
+              + timeoutSeconds
+              + " s (still flushing?)");
     }
     return 0;
   }
@@ -64,7 +75,9 @@ final class UmountCommand implements Callable<Integer> {
     }
   }
 
-  /** Waits until no process holds the store's lock (the daemon releases it after closing the store). */
+  /**
+   * Waits until no process holds the store's lock (the daemon releases it after closing the store).
+   */
   private boolean awaitUnlocked(Path lock) throws IOException, InterruptedException {
     long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
     try (FileChannel ch = FileChannel.open(lock, StandardOpenOption.WRITE)) {

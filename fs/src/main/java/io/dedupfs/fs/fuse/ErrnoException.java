@@ -11,33 +11,33 @@ import jnr.constants.platform.Errno;
  * {@link FuseSession}), which sees every other failure.
  */
 public class ErrnoException extends RuntimeException {
-    private static final long serialVersionUID = 1L;
+  private static final long serialVersionUID = 1L;
 
-    private final int errno;
+  private final int errno;
 
-    public ErrnoException(Errno errno) {
-        this(errno.intValue(), errno.name(), null);
+  public ErrnoException(Errno errno) {
+    this(errno.intValue(), errno.name(), null);
+  }
+
+  public ErrnoException(Errno errno, String message) {
+    this(errno.intValue(), errno.name() + ": " + message, null);
+  }
+
+  public ErrnoException(Errno errno, String message, Throwable cause) {
+    this(errno.intValue(), errno.name() + ": " + message, cause);
+  }
+
+  /** For errno values that jnr-constants does not name. */
+  public ErrnoException(int errno, String message, Throwable cause) {
+    super(message, cause, false, false);
+    if (errno <= 0) {
+      throw new IllegalArgumentException("errno must be positive: " + errno);
     }
+    this.errno = errno;
+  }
 
-    public ErrnoException(Errno errno, String message) {
-        this(errno.intValue(), errno.name() + ": " + message, null);
-    }
-
-    public ErrnoException(Errno errno, String message, Throwable cause) {
-        this(errno.intValue(), errno.name() + ": " + message, cause);
-    }
-
-    /** For errno values that jnr-constants does not name. */
-    public ErrnoException(int errno, String message, Throwable cause) {
-        super(message, cause, false, false);
-        if (errno <= 0) {
-            throw new IllegalArgumentException("errno must be positive: " + errno);
-        }
-        this.errno = errno;
-    }
-
-    /** The positive errno to answer. */
-    public int errno() {
-        return errno;
-    }
+  /** The positive errno to answer. */
+  public int errno() {
+    return errno;
+  }
 }

@@ -15,283 +15,309 @@ import jnr.constants.platform.Errno;
 /**
  * A mounted libfuse3 low-level session whose requests are served by {@link FuseOperations}.
  *
- * <p>{@link #mount} creates the session ({@code fuse_session_new}), mounts it ({@code fuse_session_mount}),
- * starts {@link MountOptions#threads()} {@link Worker}s and returns once the kernel's INIT has been answered.
- * Each worker is a JVM thread looping on {@code fuse_session_receive_buf} / {@code fuse_session_process_buf},
- * so libfuse calls the operation callbacks on JVM-owned threads: no native thread is ever attached to the
- * JVM per request, and several requests are served at once.
+ * <p>{@link #mount} creates the session ({@code fuse_session_new}), mounts it ({@code
+ * fuse_session_mount}), starts {@link MountOptions#threads()} {@link Worker}s and returns once the
+ * kernel's INIT has been answered. Each worker is a JVM thread looping on {@code
+ * fuse_session_receive_buf} / {@code fuse_session_process_buf}, so libfuse calls the operation
+ * callbacks on JVM-owned threads: no native thread is ever attached to the JVM per request, and
+ * several requests are served at once.
  *
- * <p>This class is the session's lifecycle: mount, workers, readahead, invalidation, unmount and abort. The
- * operations table, whose callbacks decode each request, call {@link FuseOperations} and reply, is the
- * {@link Dispatcher}'s. No callback lets an exception cross into native code: a failure is answered with
- * an {@link ErrnoException}'s errno, or else the one the {@link ErrorMapper} given to {@link #mount} decides.
+ * <p>This class is the session's lifecycle: mount, workers, readahead, invalidation, unmount and
+ * abort. The operations table, whose callbacks decode each request, call {@link FuseOperations} and
+ * reply, is the {@link Dispatcher}'s. No callback lets an exception cross into native code: a
+ * failure is answered with an {@link ErrnoException}'s errno, or else the one the {@link
+ * ErrorMapper} given to {@link #mount} decides.
  *
- * <p>The session ends when the filesystem is unmounted from outside ({@code umount}, {@code fusermount3 -u}),
- * which makes every worker's receive return 0, or when {@link #close} is called.
+ * <p>The session ends when the filesystem is unmounted from outside ({@code umount}, {@code
+ * fusermount3 -u}), which makes every worker's receive return 0, or when {@link #close} is called.
  */
 public final class FuseSession implements AutoCloseable {
-    private static final System.Logger LOG = System.getLogger(FuseSession.class.getName());
+  private static final System.Logger LOG = System.getLogger(FuseSession.class.getName());
 
-    /** Decides the errno of a failed request. */
-    @FunctionalInterface
-    public interface ErrorMapper {
-        /** A positive errno for {@code failure}; may log it. */
-        int errno(Throwable failure);
+  /** Decides the errno of a failed request. */
+  @FunctionalInterface
+  public interface ErrorMapper {
+    /** A positive errno for {@code failure}; may log it. */
+    int errno(Throwable failure);
+  }
+
+  private final Native.LibFuse lib;
+
+  /**
+   * Holds the callbacks of libfuse's copy of the operations table: lives as long as the session.
+   */
+  private final Dispatcher dispatcher;
+
+  private final MountOptions options;
+  private final Path mountpoint;
+  private final CountDownLatch workersDone;
+  private final List<Worker> workers = new ArrayList<>();
+  private long se;
+  private boolean mounted;
+  private boolean closed;
+
+  private FuseSession(
+      Native.LibFuse lib,
+      Path mountpoint,
+      MountOptions options,
+      FuseOperations ops,
+      ErrorMapper errors) {
+    this.lib = lib;
+    this.mountpoint = mountpoint;
+    this.options = options;
+    this.dispatcher = new Dispatcher(lib, ops, errors, options);
+    this.workersDone = new CountDownLatch(options.threads());
+  }
+
+  /**
+   * Mounts {@code ops}, whose only expected failures are {@link ErrnoException}s, with the default
+   * error mapper: anything else is logged with its stack trace and answered with EIO. For a
+   * filesystem that has no exceptions of its own to map, such as the benchmarks' do-nothing one.
+   *
+   * @see #mount(Path, MountOptions, FuseOperations, ErrorMapper)
+   */
+  public static FuseSession mount(Path mountpoint, MountOptions options, FuseOperations ops)
+      throws IOException {
+    return mount(mountpoint, options, ops, FuseSession::unexpected);
+  }
+
+  private static int unexpected(Throwable failure) {
+    LOG.log(System.Logger.Level.WARNING, "request failed unexpectedly; answering EIO", failure);
+    return Errno.EIO.intValue();
+  }
+
+  /**
+   * Mounts {@code ops} on {@code mountpoint} and returns once the kernel's INIT has been answered.
+   *
+   * @throws IOException when libfuse cannot be loaded, the session cannot be created or mounted, or
+   *     INIT does not arrive within {@link MountOptions#initTimeout()}
+   */
+  public static FuseSession mount(
+      Path mountpoint, MountOptions options, FuseOperations ops, ErrorMapper errors)
+      throws IOException {
+    Native.LibFuse lib;
+    try {
+      lib = Native.fuse();
+    } catch (UnsatisfiedLinkError e) {
+      throw new IOException(
+          "cannot load " + Native.LIBFUSE + " (install the libfuse3-3 package): " + e.getMessage(),
+          e);
     }
-
-    private final Native.LibFuse lib;
-    /** Holds the callbacks of libfuse's copy of the operations table: lives as long as the session. */
-    private final Dispatcher dispatcher;
-    private final MountOptions options;
-    private final Path mountpoint;
-    private final CountDownLatch workersDone;
-    private final List<Worker> workers = new ArrayList<>();
-    private long se;
-    private boolean mounted;
-    private boolean closed;
-
-    private FuseSession(Native.LibFuse lib, Path mountpoint, MountOptions options, FuseOperations ops,
-                        ErrorMapper errors) {
-        this.lib = lib;
-        this.mountpoint = mountpoint;
-        this.options = options;
-        this.dispatcher = new Dispatcher(lib, ops, errors, options);
-        this.workersDone = new CountDownLatch(options.threads());
+    if (!Files.exists(Path.of("/dev/fuse"))) {
+      throw new IOException("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
     }
-
-    /**
-     * Mounts {@code ops}, whose only expected failures are {@link ErrnoException}s, with the default error
-     * mapper: anything else is logged with its stack trace and answered with EIO. For a filesystem that has
-     * no exceptions of its own to map, such as the benchmarks' do-nothing one.
-     *
-     * @see #mount(Path, MountOptions, FuseOperations, ErrorMapper)
-     */
-    public static FuseSession mount(Path mountpoint, MountOptions options, FuseOperations ops) throws IOException {
-        return mount(mountpoint, options, ops, FuseSession::unexpected);
+    FuseSession s = new FuseSession(lib, mountpoint, options, ops, errors);
+    try {
+      s.start();
+      return s;
+    } catch (IOException | RuntimeException e) {
+      s.close();
+      throw e;
     }
+  }
 
-    private static int unexpected(Throwable failure) {
-        LOG.log(System.Logger.Level.WARNING, "request failed unexpectedly; answering EIO", failure);
-        return Errno.EIO.intValue();
+  private void start() throws IOException {
+    long opsTable = MEM.allocateMemory(Layout.OPS_SIZEOF, true);
+    try {
+      dispatcher.fill(opsTable);
+      se = newSession(opsTable);
+    } finally {
+      MEM.freeMemory(opsTable); // fuse_session_new copies the table
     }
+    int res = lib.fuse_session_mount(se, mountpoint.toString());
+    if (res != 0) {
+      throw new IOException("cannot mount on " + mountpoint + " (libfuse's message is above)");
+    }
+    mounted = true;
+    for (int i = 0; i < options.threads(); i++) {
+      Worker w = new Worker(this, lib, se, i);
+      workers.add(w);
+      w.start();
+    }
+    try {
+      if (!dispatcher.awaitInit(options.initTimeout())) {
+        throw new IOException("the kernel did not send INIT within " + options.initTimeout());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while waiting for the kernel's INIT", e);
+    }
+    Throwable initFailure = dispatcher.initFailure();
+    if (initFailure != null) {
+      throw new IOException("the filesystem's init failed: " + initFailure, initFailure);
+    }
+  }
 
-    /**
-     * Mounts {@code ops} on {@code mountpoint} and returns once the kernel's INIT has been answered.
-     *
-     * @throws IOException when libfuse cannot be loaded, the session cannot be created or mounted, or INIT
-     *                     does not arrive within {@link MountOptions#initTimeout()}
-     */
-    public static FuseSession mount(Path mountpoint, MountOptions options, FuseOperations ops, ErrorMapper errors)
-            throws IOException {
-        Native.LibFuse lib;
-        try {
-            lib = Native.fuse();
-        } catch (UnsatisfiedLinkError e) {
-            throw new IOException("cannot load " + Native.LIBFUSE + " (install the libfuse3-3 package): "
-                    + e.getMessage(), e);
-        }
-        if (!Files.exists(Path.of("/dev/fuse"))) {
-            throw new IOException("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
-        }
-        FuseSession s = new FuseSession(lib, mountpoint, options, ops, errors);
-        try {
-            s.start();
-            return s;
-        } catch (IOException | RuntimeException e) {
-            s.close();
-            throw e;
-        }
+  private long newSession(long opsTable) throws IOException {
+    List<String> argv = options.toArgs();
+    List<Long> strings = new ArrayList<>();
+    long argvArray = MEM.allocateMemory(8L * (argv.size() + 1), true);
+    long args = MEM.allocateMemory(Layout.ARGS_SIZEOF, true);
+    try {
+      for (int i = 0; i < argv.size(); i++) {
+        byte[] b = argv.get(i).getBytes(StandardCharsets.UTF_8);
+        long str = MEM.allocateMemory(b.length + 1, true);
+        MEM.putByteArray(str, b, 0, b.length);
+        strings.add(str);
+        MEM.putAddress(argvArray + 8L * i, str);
+      }
+      MEM.putInt(args + Layout.ARGS_ARGC, argv.size());
+      MEM.putAddress(args + Layout.ARGS_ARGV, argvArray);
+      MEM.putInt(args + Layout.ARGS_ALLOCATED, 0); // ours: libfuse must not free it
+      long session = lib.fuse_session_new(args, opsTable, Layout.OPS_SIZEOF, 0);
+      // fuse_opt_parse replaced the vector with one it allocated (allocated = 1); free that one.
+      if (MEM.getInt(args + Layout.ARGS_ALLOCATED) != 0) {
+        lib.fuse_opt_free_args(args);
+      }
+      if (session == 0) {
+        throw new IOException(
+            "fuse_session_new failed for options " + argv + " (libfuse's message is above)");
+      }
+      return session;
+    } finally {
+      strings.forEach(MEM::freeMemory);
+      MEM.freeMemory(argvArray);
+      MEM.freeMemory(args);
     }
+  }
 
-    private void start() throws IOException {
-        long opsTable = MEM.allocateMemory(Layout.OPS_SIZEOF, true);
-        try {
-            dispatcher.fill(opsTable);
-            se = newSession(opsTable);
-        } finally {
-            MEM.freeMemory(opsTable); // fuse_session_new copies the table
-        }
-        int res = lib.fuse_session_mount(se, mountpoint.toString());
-        if (res != 0) {
-            throw new IOException("cannot mount on " + mountpoint + " (libfuse's message is above)");
-        }
-        mounted = true;
-        for (int i = 0; i < options.threads(); i++) {
-            Worker w = new Worker(this, lib, se, i);
-            workers.add(w);
-            w.start();
-        }
-        try {
-            if (!dispatcher.awaitInit(options.initTimeout())) {
-                throw new IOException("the kernel did not send INIT within " + options.initTimeout());
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while waiting for the kernel's INIT", e);
-        }
-        Throwable initFailure = dispatcher.initFailure();
-        if (initFailure != null) {
-            throw new IOException("the filesystem's init failed: " + initFailure, initFailure);
-        }
-    }
+  /** The mountpoint this session serves. */
+  public Path mountpoint() {
+    return mountpoint;
+  }
 
-    private long newSession(long opsTable) throws IOException {
-        List<String> argv = options.toArgs();
-        List<Long> strings = new ArrayList<>();
-        long argvArray = MEM.allocateMemory(8L * (argv.size() + 1), true);
-        long args = MEM.allocateMemory(Layout.ARGS_SIZEOF, true);
-        try {
-            for (int i = 0; i < argv.size(); i++) {
-                byte[] b = argv.get(i).getBytes(StandardCharsets.UTF_8);
-                long str = MEM.allocateMemory(b.length + 1, true);
-                MEM.putByteArray(str, b, 0, b.length);
-                strings.add(str);
-                MEM.putAddress(argvArray + 8L * i, str);
-            }
-            MEM.putInt(args + Layout.ARGS_ARGC, argv.size());
-            MEM.putAddress(args + Layout.ARGS_ARGV, argvArray);
-            MEM.putInt(args + Layout.ARGS_ALLOCATED, 0); // ours: libfuse must not free it
-            long session = lib.fuse_session_new(args, opsTable, Layout.OPS_SIZEOF, 0);
-            // fuse_opt_parse replaced the vector with one it allocated (allocated = 1); free that one.
-            if (MEM.getInt(args + Layout.ARGS_ALLOCATED) != 0) {
-                lib.fuse_opt_free_args(args);
-            }
-            if (session == 0) {
-                throw new IOException("fuse_session_new failed for options " + argv + " (libfuse's message is above)");
-            }
-            return session;
-        } finally {
-            strings.forEach(MEM::freeMemory);
-            MEM.freeMemory(argvArray);
-            MEM.freeMemory(args);
-        }
-    }
+  /**
+   * Blocks until every worker has stopped: the filesystem was unmounted or {@link #close} was
+   * called.
+   */
+  public void awaitUnmounted() throws InterruptedException {
+    workersDone.await();
+  }
 
-    /** The mountpoint this session serves. */
-    public Path mountpoint() {
-        return mountpoint;
+  /**
+   * Tells the kernel to drop its cached data of {@code ino} in {@code [offset, offset+length)}
+   * (length 0: to the end) and its cached attributes. Must not be called from a request on the same
+   * inode.
+   */
+  public void invalidateInode(long ino, long offset, long length) {
+    int res = lib.fuse_lowlevel_notify_inval_inode(se, ino, offset, length);
+    if (res != 0 && res != -Errno.ENOENT.intValue()) {
+      LOG.log(System.Logger.Level.DEBUG, "inval_inode " + ino + ": errno " + -res);
     }
+  }
 
-    /** Blocks until every worker has stopped: the filesystem was unmounted or {@link #close} was called. */
-    public void awaitUnmounted() throws InterruptedException {
-        workersDone.await();
+  /** Tells the kernel to forget the name {@code name} in directory {@code parent}. */
+  public void invalidateEntry(long parent, String name) {
+    byte[] b = name.getBytes(StandardCharsets.UTF_8);
+    int res = lib.fuse_lowlevel_notify_inval_entry(se, parent, b, b.length);
+    if (res != 0 && res != -Errno.ENOENT.intValue()) {
+      LOG.log(System.Logger.Level.DEBUG, "inval_entry " + parent + "/" + name + ": errno " + -res);
     }
+  }
 
-    /**
-     * Tells the kernel to drop its cached data of {@code ino} in {@code [offset, offset+length)} (length 0: to
-     * the end) and its cached attributes. Must not be called from a request on the same inode.
-     */
-    public void invalidateInode(long ino, long offset, long length) {
-        int res = lib.fuse_lowlevel_notify_inval_inode(se, ino, offset, length);
-        if (res != 0 && res != -Errno.ENOENT.intValue()) {
-            LOG.log(System.Logger.Level.DEBUG, "inval_inode " + ino + ": errno " + -res);
-        }
+  /**
+   * Ends the session: unmounts (lazily, as libfuse does as root), waits up to {@link
+   * MountOptions#unmountTimeout()} for the workers to finish the requests in flight, aborts the
+   * connection if they have not, and destroys the session (which calls {@link
+   * FuseOperations#destroy}).
+   */
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
     }
+    closed = true;
+    if (se == 0) {
+      return;
+    }
+    lib.fuse_session_exit(se);
+    if (mounted) {
+      lib.fuse_session_unmount(se);
+      mounted = false;
+    }
+    if (!workers.isEmpty()) {
+      try {
+        if (!workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+          LOG.log(
+              System.Logger.Level.WARNING,
+              "the mount "
+                  + mountpoint
+                  + " is still busy after "
+                  + options.unmountTimeout()
+                  + "; aborting its FUSE connection");
+          abortConnections();
+          workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    if (workersDone.getCount() == 0) {
+      lib.fuse_session_destroy(se);
+    } else {
+      LOG.log(
+          System.Logger.Level.ERROR, "FUSE workers did not stop; leaving the session undestroyed");
+    }
+    se = 0;
+  }
 
-    /** Tells the kernel to forget the name {@code name} in directory {@code parent}. */
-    public void invalidateEntry(long parent, String name) {
-        byte[] b = name.getBytes(StandardCharsets.UTF_8);
-        int res = lib.fuse_lowlevel_notify_inval_entry(se, parent, b, b.length);
-        if (res != 0 && res != -Errno.ENOENT.intValue()) {
-            LOG.log(System.Logger.Level.DEBUG, "inval_entry " + parent + "/" + name + ": errno " + -res);
-        }
+  /**
+   * Sets the kernel's readahead for this mount. The kernel caps it at 128 KiB whatever INIT asks
+   * for, so sequential reads arrive as 128 KiB requests unless the mount's bdi is told otherwise
+   * (root only).
+   */
+  public void setReadAheadKb(int kb) {
+    long dev = mountDevice();
+    Path f = Path.of("/sys/class/bdi/0:" + dev + "/read_ahead_kb");
+    try {
+      if (dev >= 0 && Files.isWritable(f)) {
+        Files.writeString(f, Integer.toString(kb));
+      }
+    } catch (IOException e) {
+      LOG.log(System.Logger.Level.INFO, "cannot set the readahead of " + mountpoint + ": " + e);
     }
+  }
 
-    /**
-     * Ends the session: unmounts (lazily, as libfuse does as root), waits up to
-     * {@link MountOptions#unmountTimeout()} for the workers to finish the requests in flight, aborts the
-     * connection if they have not, and destroys the session (which calls {@link FuseOperations#destroy}).
-     */
-    @Override
-    public synchronized void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        if (se == 0) {
-            return;
-        }
-        lib.fuse_session_exit(se);
-        if (mounted) {
-            lib.fuse_session_unmount(se);
-            mounted = false;
-        }
-        if (!workers.isEmpty()) {
-            try {
-                if (!workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-                    LOG.log(System.Logger.Level.WARNING, "the mount " + mountpoint + " is still busy after "
-                            + options.unmountTimeout() + "; aborting its FUSE connection");
-                    abortConnections();
-                    workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        if (workersDone.getCount() == 0) {
-            lib.fuse_session_destroy(se);
-        } else {
-            LOG.log(System.Logger.Level.ERROR, "FUSE workers did not stop; leaving the session undestroyed");
-        }
-        se = 0;
+  /** Writes to /sys/fs/fuse/connections/N/abort for connections whose workers are still blocked. */
+  private void abortConnections() {
+    Path dir = Path.of("/sys/fs/fuse/connections");
+    long dev = mountDevice();
+    if (dev < 0 || !Files.isDirectory(dir)) {
+      return;
     }
+    try {
+      Files.writeString(dir.resolve(Long.toString(dev)).resolve("abort"), "1");
+    } catch (IOException e) {
+      LOG.log(System.Logger.Level.WARNING, "cannot abort the FUSE connection " + dev + ": " + e);
+    }
+  }
 
-    /**
-     * Sets the kernel's readahead for this mount. The kernel caps it at 128 KiB whatever INIT asks for, so
-     * sequential reads arrive as 128 KiB requests unless the mount's bdi is told otherwise (root only).
-     */
-    public void setReadAheadKb(int kb) {
-        long dev = mountDevice();
-        Path f = Path.of("/sys/class/bdi/0:" + dev + "/read_ahead_kb");
-        try {
-            if (dev >= 0 && Files.isWritable(f)) {
-                Files.writeString(f, Integer.toString(kb));
-            }
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.INFO, "cannot set the readahead of " + mountpoint + ": " + e);
-        }
-    }
+  /**
+   * The device number ({@code st_dev}) of files on this mount: FUSE mounts have major 0 and the
+   * connection number as minor. -1 once the mount is gone.
+   */
+  public long deviceNumber() {
+    long minor = mountDevice();
+    // glibc's makedev(0, minor)
+    return minor < 0 ? -1 : ((minor & 0xfffff00L) << 12) | (minor & 0xffL);
+  }
 
-    /** Writes to /sys/fs/fuse/connections/N/abort for connections whose workers are still blocked. */
-    private void abortConnections() {
-        Path dir = Path.of("/sys/fs/fuse/connections");
-        long dev = mountDevice();
-        if (dev < 0 || !Files.isDirectory(dir)) {
-            return;
+  /** The minor device number of this mount (the FUSE connection number), or -1 once it is gone. */
+  private long mountDevice() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+        String[] f = line.split(" ");
+        if (f.length > 4 && f[4].equals(mountpoint.toString())) {
+          return Long.parseLong(f[2].substring(f[2].indexOf(':') + 1));
         }
-        try {
-            Files.writeString(dir.resolve(Long.toString(dev)).resolve("abort"), "1");
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, "cannot abort the FUSE connection " + dev + ": " + e);
-        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.DEBUG, "reading mountinfo: " + e);
     }
+    return -1;
+  }
 
-    /**
-     * The device number ({@code st_dev}) of files on this mount: FUSE mounts have major 0 and the connection
-     * number as minor. -1 once the mount is gone.
-     */
-    public long deviceNumber() {
-        long minor = mountDevice();
-        // glibc's makedev(0, minor)
-        return minor < 0 ? -1 : ((minor & 0xfffff00L) << 12) | (minor & 0xffL);
-    }
-
-    /** The minor device number of this mount (the FUSE connection number), or -1 once it is gone. */
-    private long mountDevice() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
-                String[] f = line.split(" ");
-                if (f.length > 4 && f[4].equals(mountpoint.toString())) {
-                    return Long.parseLong(f[2].substring(f[2].indexOf(':') + 1));
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            LOG.log(System.Logger.Level.DEBUG, "reading mountinfo: " + e);
-        }
-        return -1;
-    }
-
-    void workerExited() {
-        workersDone.countDown();
-    }
+  void workerExited() {
+    workersDone.countDown();
+  }
 }

@@ -27,11 +27,12 @@ class ProgressRendererTest {
     now += S / 2;
     r.update("scrub", "blocks", 10_000, 10_000); // the end of a phase is always shown
     r.update("locate", "files", 0, 3);
-    assertThat(text.toString().lines()).containsExactly(
-        "scrub: 0/10,000 blocks (0%)",
-        "scrub: 2,000/10,000 blocks (20%), 1,000 blocks/s, ETA 8s",
-        "scrub: 10,000/10,000 blocks (100%), 4,000 blocks/s",
-        "locate: 0/3 files (0%)");
+    assertThat(text.toString().lines())
+        .containsExactly(
+            "scrub: 0/10,000 blocks (0%)",
+            "scrub: 2,000/10,000 blocks (20%), 1,000 blocks/s, ETA 8s",
+            "scrub: 10,000/10,000 blocks (100%), 4,000 blocks/s",
+            "locate: 0/3 files (0%)");
   }
 
   @Test
@@ -39,7 +40,9 @@ class ProgressRendererTest {
     ProgressRenderer r = renderer(ProgressRenderer.Mode.LINES, false);
     assertThat(r.text("copy", "bytes", 64L << 20, 256L << 20, 2 * S))
         .isEqualTo("copy: 64.0 MiB/256.0 MiB (25%), 32.0 MiB/s, ETA 6s");
-    assertThat(renderer(ProgressRenderer.Mode.LINES, true).text("copy", "bytes", 64L << 20, 256L << 20, 2 * S))
+    assertThat(
+            renderer(ProgressRenderer.Mode.LINES, true)
+                .text("copy", "bytes", 64L << 20, 256L << 20, 2 * S))
         .isEqualTo("copy: 67108864/268435456 (25%), 33554432 bytes/s, ETA 6s");
     assertThat(r.text("swap", "", 0, 1, 0)).isEqualTo("swap");
     assertThat(r.text("count", "blocks", 1234, 0, 0)).isEqualTo("count: 1,234 blocks");
@@ -65,8 +68,11 @@ class ProgressRendererTest {
     r.clear();
     String s = text.toString();
     assertThat(s).doesNotContain("\n");
-    assertThat(s).contains("\rscrub: 0/100 blocks (0%)", "\rscrub: 50/100 blocks (50%), 50 blocks/s, ETA 1s",
-        "\rscrub: 100/100 blocks (100%), 50 blocks/s");
+    assertThat(s)
+        .contains(
+            "\rscrub: 0/100 blocks (0%)",
+            "\rscrub: 50/100 blocks (50%), 50 blocks/s, ETA 1s",
+            "\rscrub: 100/100 blocks (100%), 50 blocks/s");
     String cleared = s.substring(s.lastIndexOf("blocks/s") + "blocks/s".length());
     assertThat(cleared).matches("\r *\r");
     text.getBuffer().setLength(0);
@@ -81,7 +87,8 @@ class ProgressRendererTest {
     r.update("swap", "", 0, 1);
     String s = text.toString();
     String last = s.substring(s.indexOf("\rswap"));
-    assertThat(last).isEqualTo("\rswap" + " ".repeat("scrub: 10/100 blocks (10%)".length() - 4) + "\rswap");
+    assertThat(last)
+        .isEqualTo("\rswap" + " ".repeat("scrub: 10/100 blocks (10%)".length() - 4) + "\rswap");
   }
 
   @Test
@@ -90,8 +97,9 @@ class ProgressRendererTest {
     r.update("copy", "bytes", 0, 4096);
     now += 2 * S;
     r.update("copy", "bytes", 4096, 4096);
-    assertThat(text.toString().lines()).containsExactly(
-        "{\"type\":\"progress\",\"phase\":\"copy\",\"unit\":\"bytes\",\"done\":0,\"total\":4096}",
-        "{\"type\":\"progress\",\"phase\":\"copy\",\"unit\":\"bytes\",\"done\":4096,\"total\":4096}");
+    assertThat(text.toString().lines())
+        .containsExactly(
+            "{\"type\":\"progress\",\"phase\":\"copy\",\"unit\":\"bytes\",\"done\":0,\"total\":4096}",
+            "{\"type\":\"progress\",\"phase\":\"copy\",\"unit\":\"bytes\",\"done\":4096,\"total\":4096}");
   }
 }

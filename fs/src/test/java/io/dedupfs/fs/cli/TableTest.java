@@ -9,15 +9,18 @@ import org.junit.jupiter.api.Test;
 class TableTest {
   @Test
   void alignedForPeopleTabSeparatedForScripts() {
-    Table t = new Table("NAME", ">SIZE", "SOURCE").row("nightly", "4.0 MiB", "/").row("a", "12 B", "/vms/x");
+    Table t =
+        new Table("NAME", ">SIZE", "SOURCE")
+            .row("nightly", "4.0 MiB", "/")
+            .row("a", "12 B", "/vms/x");
     StringWriter people = new StringWriter();
     t.print(new PrintWriter(people, true), false);
-    assertThat(people.toString().lines()).containsExactly(
-        "NAME        SIZE  SOURCE",
-        "nightly  4.0 MiB  /",
-        "a           12 B  /vms/x");
+    assertThat(people.toString().lines())
+        .containsExactly(
+            "NAME        SIZE  SOURCE", "nightly  4.0 MiB  /", "a           12 B  /vms/x");
     StringWriter scripts = new StringWriter();
     t.print(new PrintWriter(scripts, true), true);
-    assertThat(scripts.toString().lines()).containsExactly("nightly\t4.0 MiB\t/", "a\t12 B\t/vms/x");
+    assertThat(scripts.toString().lines())
+        .containsExactly("nightly\t4.0 MiB\t/", "a\t12 B\t/vms/x");
   }
 }

@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
+import java.lang.reflect.Modifier;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.lang.reflect.Modifier;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -15,12 +15,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The offsets in {@link Layout} against the C compiler's: compiles a program that prints
- * {@code offsetof}/{@code sizeof} of every field the binding touches, with libfuse3's own headers.
- * Skipped where gcc or the headers (Debian's libfuse3-dev, which scripts/deps.sh installs) are missing.
+ * The offsets in {@link Layout} against the C compiler's: compiles a program that prints {@code
+ * offsetof}/{@code sizeof} of every field the binding touches, with libfuse3's own headers. Skipped
+ * where gcc or the headers (Debian's libfuse3-dev, which scripts/deps.sh installs) are missing.
  */
 class StructLayoutTest {
-  private static final String PROGRAM = """
+  private static final String PROGRAM =
+      """
       #define FUSE_USE_VERSION 35
       #include <fuse_lowlevel.h>
       #include <stddef.h>
@@ -91,7 +92,9 @@ class StructLayoutTest {
 
   @Test
   void offsetsMatchTheCHeaders() throws Exception {
-    assumeTrue(Files.isRegularFile(Path.of("/usr/include/fuse3/fuse_lowlevel.h")), "libfuse3-dev headers missing");
+    assumeTrue(
+        Files.isRegularFile(Path.of("/usr/include/fuse3/fuse_lowlevel.h")),
+        "libfuse3-dev headers missing");
     Path src = dir.resolve("layout.c");
     Path exe = dir.resolve("layout");
     Files.writeString(src, PROGRAM);
