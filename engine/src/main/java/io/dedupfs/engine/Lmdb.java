@@ -394,16 +394,22 @@ final class Lmdb implements AutoCloseable {
   /**
    * Bytes of the pages that hold data (every table's B-tree and overflow pages, and the two meta
    * pages): what a compacting copy writes. The rest of the file up to {@link #usedBytes} is free
-   * pages that later commits reuse.
+   * pages that later commits reuse. Takes mapLock shared (statfs calls it while compact may swap
+   * the environment).
    */
   long pagesInUse() {
-    long pages = 2 + pages(env.stat());
-    try (Txn<ByteBuffer> txn = env.txnRead()) {
-      for (Dbi<ByteBuffer> t : tables()) {
-        pages += pages(t.stat(txn));
+    mapLock.readLock().lock();
+    try {
+      long pages = 2 + pages(env.stat());
+      try (Txn<ByteBuffer> txn = env.txnRead()) {
+        for (Dbi<ByteBuffer> t : tables()) {
+          pages += pages(t.stat(txn));
+        }
       }
+      return pages * pageSize;
+    } finally {
+      mapLock.readLock().unlock();
     }
-    return pages * pageSize;
   }
 
   private static long pages(Stat s) {
