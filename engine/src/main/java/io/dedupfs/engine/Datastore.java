@@ -525,6 +525,45 @@ public final class Datastore implements Closeable {
     writeBack.reclaimSoon();
   }
 
+  /**
+   * What differs between snapshot {@code older} and snapshot {@code newer}, or, for {@code newer}
+   * null, the live tree it was taken of (flushed first): each path added, removed, modified (with
+   * the exact byte ranges that differ) or with other attributes, in path order. Paths are relative
+   * to the snapshot's directory (a file snapshot's file is "/NAME"). Skips every subtree of a file
+   * that is the same on both sides, so the data work is proportional to what changed.
+   */
+  public List<Difference> diff(String older, String newer) throws IOException {
+    SnapshotInfo o = db.read(txn -> snapshotOps.snapshots.find(txn, older));
+    if (newer == null) {
+      writeBack.flushBelow(o.sourcePath());
+    }
+    return db.read(
+        txn -> {
+          long from = o.ino();
+          long to;
+          if (newer != null) {
+            to = snapshotOps.snapshots.find(txn, newer).ino();
+          } else {
+            long src = ns.resolve(txn, o.sourcePath());
+            if (!o.directory()) {
+              // a file snapshot is a directory holding the file: compare the files
+              DirEntry only = ns.listAll(txn, from).get(0);
+              return new Diff(ns, blocks, geometry, txn)
+                  .run(only.ino(), src).stream()
+                      .map(
+                          d ->
+                              new Difference(
+                                  "/" + only.name() + (d.path().equals("/") ? "" : d.path()),
+                                  d.change(),
+                                  d.ranges()))
+                      .toList();
+            }
+            to = src;
+          }
+          return new Diff(ns, blocks, geometry, txn).run(from, to);
+        });
+  }
+
   private Receive receiver() {
     return new Receive(db, ns, blocks, snapshotOps.snapshots, geometry);
   }

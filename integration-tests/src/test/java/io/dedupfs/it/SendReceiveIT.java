@@ -254,6 +254,16 @@ class SendReceiveIT {
       }
     }
     ok("$D snapshot create next " + ma);
+    Shell.Result diff = ok("$D diff base next --json " + ma);
+    long changedBytes =
+        figure(
+            diff.stdout(),
+            "\"path\":\"/vm2/disk.img\",\"change\":\"modified\",\"changed_bytes\":(\\d+)");
+    assertThat(changedBytes)
+        .as("bytes diff names: random bytes over random bytes, 1/256 equal")
+        .isBetween(M * 98 / 100, M);
+    assertThat(ok("$D diff base next " + ma).stdout())
+        .contains("diff base..next: 1 modified, 0 added, 0 removed");
     Path file = tmp.resolve("next.stream");
     Shell.Result inc = ok("$D send next --from base " + ma + " > " + file);
     long size = Files.size(file);

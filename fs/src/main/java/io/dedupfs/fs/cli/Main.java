@@ -33,6 +33,7 @@ import picocli.CommandLine.Spec;
       MaintenanceCommands.Compact.class,
       ReplicationCommands.Send.class,
       ReplicationCommands.Receive.class,
+      ReplicationCommands.Diff.class,
       CommandLine.HelpCommand.class,
       ManPage.class,
       AutoComplete.GenerateCompletion.class

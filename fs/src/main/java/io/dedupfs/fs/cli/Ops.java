@@ -52,6 +52,7 @@ final class Ops {
           case "receive.serve" -> ReplicationOps::serve;
           case "receive.list" -> ReplicationOps::list;
           case "receive.abort" -> ReplicationOps::abort;
+          case "diff" -> ReplicationOps::diff;
           default -> null;
         };
     if (op == null) {

@@ -150,6 +150,50 @@ final class ReplicationCommands {
   }
 
   @Command(
+      name = "diff",
+      mixinStandardHelpOptions = true,
+      description = {
+        "List what changed from snapshot OLDER to snapshot NEWER (NEWER '-': to the live tree",
+        "OLDER was taken of): each path added, removed, modified (for a file, the exact byte",
+        "ranges that differ, first-last) or with other attributes (mode, owner, times, xattrs).",
+        "Paths are relative to the snapshot's top. Unchanged parts of files are skipped by",
+        "their hashes: the time grows with what changed, not with the files' sizes."
+      })
+  static final class Diff implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "OLDER")
+    String older;
+
+    @Parameters(index = "1", paramLabel = "NEWER")
+    String newer;
+
+    @Parameters(
+        index = "2",
+        arity = "0..1",
+        paramLabel = "MOUNTPOINT",
+        description = "Any path in the mount (default: the current directory).")
+    Path path;
+
+    @picocli.CommandLine.Mixin
+    SnapshotCommand.StoreOption where = new SnapshotCommand.StoreOption();
+
+    @picocli.CommandLine.Mixin OutputOptions output = new OutputOptions();
+
+    @Spec CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Target t = Target.of(path, where.store);
+      Map<String, String> params = output.addTo(new LinkedHashMap<>());
+      params.put("older", older);
+      if (!newer.equals("-")) {
+        params.put("newer", newer);
+      }
+      return Admin.execute(
+          t.store(), "diff", params, newer.equals("-") ? false : true, spec.commandLine().getOut());
+    }
+  }
+
+  @Command(
       name = "receive",
       mixinStandardHelpOptions = true,
       description = {

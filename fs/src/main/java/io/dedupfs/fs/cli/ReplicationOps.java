@@ -2,6 +2,7 @@ package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.BlockQuery;
 import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.Difference;
 import io.dedupfs.engine.Hash;
 import io.dedupfs.engine.InterruptedReceive;
 import io.dedupfs.engine.Progress;
@@ -231,6 +232,75 @@ final class ReplicationOps {
   static int abort(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
     ctx.store().abortReceive(p.get("token"));
     reply.out().printf("dropped the blocks of interrupted receive %s%n", p.get("token"));
+    return 0;
+  }
+
+  /** At most this many byte ranges per file in the text output (--json lists all). */
+  static final int RANGES_SHOWN = 8;
+
+  static int diff(Admin.Context ctx, Map<String, String> p, Admin.Reply reply) throws Exception {
+    String older = p.get("older");
+    String newer = p.get("newer");
+    List<Difference> diff = ctx.store().diff(older, newer);
+    java.io.PrintWriter out = reply.out();
+    if ("json".equals(p.get("format"))) {
+      JsonWriter j =
+          new JsonWriter().beginObject().field("type", "diff").field("older", older).name("newer");
+      if (newer == null) {
+        j.value("live");
+      } else {
+        j.value(newer);
+      }
+      j.name("changes").beginArray();
+      for (Difference d : diff) {
+        j.beginObject()
+            .field("path", d.path())
+            .field("change", d.change().name().toLowerCase(Locale.ROOT))
+            .field("changed_bytes", d.changedBytes())
+            .name("ranges")
+            .beginArray();
+        for (Difference.ByteRange r : d.ranges()) {
+          j.beginObject().field("offset", r.offset()).field("length", r.length()).endObject();
+        }
+        j.endArray().endObject();
+      }
+      out.println(j.endArray().endObject());
+      return 0;
+    }
+    Map<Difference.Change, Integer> counts = new java.util.EnumMap<>(Difference.Change.class);
+    for (Difference d : diff) {
+      counts.merge(d.change(), 1, Integer::sum);
+      StringBuilder line =
+          new StringBuilder(
+              String.format("%-10s %s", d.change().name().toLowerCase(Locale.ROOT), d.path()));
+      if (!d.ranges().isEmpty()) {
+        line.append(
+            String.format(
+                Locale.ROOT,
+                "  %d range%s, %s:",
+                d.ranges().size(),
+                d.ranges().size() == 1 ? "" : "s",
+                Ops.shortBytes(d.changedBytes())));
+        for (Difference.ByteRange r :
+            d.ranges().subList(0, Math.min(RANGES_SHOWN, d.ranges().size()))) {
+          line.append(' ').append(r.offset()).append('-').append(r.offset() + r.length() - 1);
+        }
+        if (d.ranges().size() > RANGES_SHOWN) {
+          line.append(" ... (")
+              .append(d.ranges().size() - RANGES_SHOWN)
+              .append(" more; --json lists all)");
+        }
+      }
+      out.println(line);
+    }
+    out.printf(
+        "diff %s..%s: %d modified, %d added, %d removed, %d attributes%n",
+        older,
+        newer == null ? "(live)" : newer,
+        counts.getOrDefault(Difference.Change.MODIFIED, 0),
+        counts.getOrDefault(Difference.Change.ADDED, 0),
+        counts.getOrDefault(Difference.Change.REMOVED, 0),
+        counts.getOrDefault(Difference.Change.ATTRIBUTES, 0));
     return 0;
   }
 
