@@ -254,19 +254,13 @@ final class Admin {
   }
 
   /** The daemon's side of {@link #pump}: the data frames as a stream. */
-  private static final class FrameInputStream extends InputStream {
+  private static final class FrameInputStream extends ChunkInput {
     private final DataInputStream in;
     private int left;
     private boolean ended;
 
     FrameInputStream(DataInputStream in) {
       this.in = in;
-    }
-
-    @Override
-    public int read() throws IOException {
-      byte[] b = new byte[1];
-      return read(b, 0, 1) < 0 ? -1 : b[0] & 0xff;
     }
 
     @Override
@@ -296,13 +290,7 @@ final class Admin {
    * would hold up the thread sending it data.
    */
   private static InputStream in(SocketChannel ch) {
-    return new InputStream() {
-      @Override
-      public int read() throws IOException {
-        byte[] b = new byte[1];
-        return read(b, 0, 1) < 0 ? -1 : b[0] & 0xff;
-      }
-
+    return new ChunkInput() {
       @Override
       public int read(byte[] b, int off, int len) throws IOException {
         return len == 0 ? 0 : ch.read(java.nio.ByteBuffer.wrap(b, off, len));
@@ -312,12 +300,7 @@ final class Admin {
 
   /** The channel as a stream to write to (see {@link #in(SocketChannel)}). */
   private static OutputStream out(SocketChannel ch) {
-    return new OutputStream() {
-      @Override
-      public void write(int b) throws IOException {
-        write(new byte[] {(byte) b}, 0, 1);
-      }
-
+    return new ChunkOutput() {
       @Override
       public void write(byte[] b, int off, int len) throws IOException {
         java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(b, off, len);
@@ -326,6 +309,23 @@ final class Admin {
         }
       }
     };
+  }
+
+  /** An input stream that reads in chunks: a single byte is a chunk of one. */
+  abstract static class ChunkInput extends InputStream {
+    @Override
+    public int read() throws IOException {
+      byte[] b = new byte[1];
+      return read(b, 0, 1) < 0 ? -1 : b[0] & 0xff;
+    }
+  }
+
+  /** An output stream that writes chunks: a single byte is a chunk of one. */
+  abstract static class ChunkOutput extends OutputStream {
+    @Override
+    public void write(int b) throws IOException {
+      write(new byte[] {(byte) b}, 0, 1);
+    }
   }
 
   /** Whether a dedupfs mount of {@code store} is in the mount table. */
@@ -532,12 +532,7 @@ final class Admin {
 
     /** Data frames ('D', a length, the bytes) to the client's {@link Data#out}. */
     OutputStream dataStream() {
-      return new OutputStream() {
-        @Override
-        public void write(int b) throws IOException {
-          write(new byte[] {(byte) b}, 0, 1);
-        }
-
+      return new ChunkOutput() {
         @Override
         public void write(byte[] b, int off, int len) throws IOException {
           if (len == 0) {

@@ -69,13 +69,8 @@ final class ReplicationOps {
             }
             return out2;
           };
-      OutputStream stream = new OutputStream() { // 'S' before the first byte of the stream
+      OutputStream stream = new Admin.ChunkOutput() { // 'S' before the first byte of the stream
             boolean started;
-
-            @Override
-            public void write(int b) throws IOException {
-              write(new byte[] {(byte) b}, 0, 1);
-            }
 
             @Override
             public void write(byte[] b, int off, int len) throws IOException {
