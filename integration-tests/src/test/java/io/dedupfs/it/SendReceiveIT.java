@@ -63,14 +63,29 @@ class SendReceiveIT {
   @AfterAll
   static void unmount() throws IOException {
     report.forEach(l -> System.out.println("SendReceiveIT: " + l));
-    for (Mounted m : new Mounted[] {a, b}) {
-      if (m != null) {
-        m.close();
-        assertThat(m.output()).doesNotContain("request failed unexpectedly", "Exception");
+    List<String> logs = new ArrayList<>();
+    try {
+      RuntimeException failed = null;
+      for (Mounted m : new Mounted[] {a, b}) {
+        if (m != null) {
+          try {
+            m.close();
+            logs.add(m.output());
+          } catch (RuntimeException e) { // the other mount is still unmounted
+            failed = failed == null ? e : failed;
+          }
+        }
+      }
+      if (failed != null) {
+        throw failed;
+      }
+    } finally {
+      if (tmp != null) {
+        Shell.run("rm", "-rf", tmp.toString());
       }
     }
-    if (tmp != null) {
-      Shell.run("rm", "-rf", tmp.toString());
+    for (String log : logs) {
+      assertThat(log).doesNotContain("request failed unexpectedly", "Exception");
     }
   }
 
