@@ -2,6 +2,8 @@ package io.dedupfs.engine;
 
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
@@ -453,6 +455,117 @@ public final class Datastore implements Closeable {
   public Restored restoreSnapshot(
       String name, String pathInSnapshot, String targetPath, boolean dryRun) throws IOException {
     return snapshotOps.restore(name, pathInSnapshot, targetPath, dryRun);
+  }
+
+  // ================================================================ replication (Send, Receive)
+
+  /**
+   * Writes snapshot {@code name} to {@code out} as a send stream (FORMAT.md, "Send streams"): its
+   * blocks, then its namespace, then a digest of it all. With {@code from} (a snapshot the receiver
+   * holds) only the blocks below subtrees that differ from {@code from}'s files of the same paths.
+   * Reads in short transactions; works on a read-only store. {@code progress} counts bytes.
+   */
+  public SendReport send(String name, String from, OutputStream out, Consumer<Progress> progress)
+      throws IOException {
+    return send(name, from, null, null, out, progress);
+  }
+
+  /**
+   * {@link #send(String, String, OutputStream, Consumer)}, resumed after what a token says the
+   * receiver holds ({@code resumeToken}, or null), or asking {@code receiver} (or null) which
+   * blocks it holds and leaving those out.
+   */
+  public SendReport send(
+      String name,
+      String from,
+      String resumeToken,
+      BlockQuery receiver,
+      OutputStream out,
+      Consumer<Progress> progress)
+      throws IOException {
+    return new Send(db, ns, blocks, snapshotOps.snapshots, geometry)
+        .send(name, from, resumeToken, receiver, out, progress);
+  }
+
+  /**
+   * Reads a send stream from {@code in} and creates its snapshot, atomically: {@link
+   * StreamException} for a damaged, truncated or unsuitable stream, and then nothing of it is
+   * visible (the blocks that arrived are kept for a resumed send; see {@link #abortReceive}).
+   */
+  public ReceiveReport receive(InputStream in, Consumer<Progress> progress) throws IOException {
+    requireWritable();
+    try {
+      return receiver().receive(in, progress);
+    } finally {
+      writeBack.reclaimSoon();
+    }
+  }
+
+  /** For each hash, whether this store holds the block (a receiver's answer to a two-way send). */
+  public boolean[] hasBlocks(List<Hash> hashes) throws IOException {
+    return db.read(
+        txn -> {
+          boolean[] out = new boolean[hashes.size()];
+          for (int i = 0; i < out.length; i++) {
+            out[i] = blocks.exists(txn, hashes.get(i));
+          }
+          return out;
+        });
+  }
+
+  /** The receives that stopped before their end and keep the blocks that arrived. */
+  public List<InterruptedReceive> interruptedReceives() throws IOException {
+    return receiver().interrupted();
+  }
+
+  /** Drops the blocks an interrupted receive kept (freed by the next reclaim). */
+  public void abortReceive(String token) throws IOException {
+    requireWritable();
+    receiver().abort(token);
+    writeBack.reclaimSoon();
+  }
+
+  /**
+   * What differs between snapshot {@code older} and snapshot {@code newer}, or, for {@code newer}
+   * null, the live tree it was taken of (flushed first): each path added, removed, modified (with
+   * the exact byte ranges that differ) or with other attributes, in path order. Paths are relative
+   * to the snapshot's directory (a file snapshot's file is "/NAME"). Skips every subtree of a file
+   * that is the same on both sides, so the data work is proportional to what changed.
+   */
+  public List<Difference> diff(String older, String newer) throws IOException {
+    SnapshotInfo o = db.read(txn -> snapshotOps.snapshots.find(txn, older));
+    if (newer == null) {
+      writeBack.flushBelow(o.sourcePath());
+    }
+    return db.read(
+        txn -> {
+          long from = o.ino();
+          long to;
+          if (newer != null) {
+            to = snapshotOps.snapshots.find(txn, newer).ino();
+          } else {
+            long src = ns.resolve(txn, o.sourcePath());
+            if (!o.directory()) {
+              // a file snapshot is a directory holding the file: compare the files
+              DirEntry only = ns.listAll(txn, from).get(0);
+              return new Diff(ns, blocks, geometry, txn)
+                  .run(only.ino(), src).stream()
+                      .map(
+                          d ->
+                              new Difference(
+                                  "/" + only.name() + (d.path().equals("/") ? "" : d.path()),
+                                  d.change(),
+                                  d.ranges()))
+                      .toList();
+            }
+            to = src;
+          }
+          return new Diff(ns, blocks, geometry, txn).run(from, to);
+        });
+  }
+
+  private Receive receiver() {
+    return new Receive(db, ns, blocks, snapshotOps.snapshots, geometry);
   }
 
   // ================================================================ maintenance (Maintenance)

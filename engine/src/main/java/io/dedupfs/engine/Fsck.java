@@ -71,6 +71,18 @@ final class Fsck {
               }
             }
           }
+          List<Object[]> staged = new ArrayList<>();
+          Receive.forEach(
+              txn,
+              db,
+              (id, h, level) -> {
+                if (h != null) {
+                  staged.add(new Object[] {h, level});
+                }
+              });
+          for (Object[] s : staged) { // references held for a receive that has not ended
+            count(txn, (Hash) s[0], (Integer) s[1], expected, levels, problems, () -> {});
+          }
           progress.accept(new Progress("blocks", visited[0], visited[0]));
           progress.accept(new Progress("counts", 0, totalBlocks));
           long[] actualBlocks = new long[1];

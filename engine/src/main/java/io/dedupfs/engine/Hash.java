@@ -42,6 +42,16 @@ public final class Hash implements Slot {
     return wrap(Arrays.copyOfRange(buf, offset, offset + SIZE));
   }
 
+  /** The hash whose 32 bytes are {@code bytes} (copied). */
+  public static Hash of(byte[] bytes) {
+    return wrap(bytes.clone());
+  }
+
+  /** Its 32 bytes, a copy. */
+  public byte[] toBytes() {
+    return bytes.clone();
+  }
+
   public static Hash parse(String hex) {
     return wrap(HexFormat.of().parseHex(hex));
   }

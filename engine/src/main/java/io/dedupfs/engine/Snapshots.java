@@ -50,7 +50,7 @@ final class Snapshots {
     return e[0];
   }
 
-  private long makeDir(WriteTxn txn, long now) throws IOException {
+  long makeDir(WriteTxn txn, long now) throws IOException {
     long d = dir(txn);
     if (d != 0) {
       return d;
@@ -219,7 +219,7 @@ final class Snapshots {
   // ---- records of table snapshots: id (int64) -> createdNs (int64), kind (1 byte), name length
   // (uint16), name, source path (the rest)
 
-  private void put(WriteTxn txn, SnapshotInfo info) {
+  void put(WriteTxn txn, SnapshotInfo info) {
     byte[] name = info.name().getBytes(StandardCharsets.UTF_8);
     byte[] source = info.sourcePath().getBytes(StandardCharsets.UTF_8);
     ByteBuffer v = Lmdb.value(8 + 1 + 2 + name.length + source.length);

@@ -228,7 +228,7 @@ class AdminIT {
     assertThat(bare.stderr())
         .startsWith(
             "dedupfs: missing command: one of create, mount, umount, clone, snapshot, "
-                + "stats, scrub, fsck, compact, help");
+                + "stats, scrub, fsck, compact, send, receive, diff, help");
     Shell.Result typo = Mounted.cli("snapshto", "list");
     assertThat(typo.exitCode()).isEqualTo(2);
     assertThat(typo.stderr()).contains("'snapshto'").contains("did you mean 'snapshot'?");
@@ -251,6 +251,8 @@ class AdminIT {
     assertThat(man.stdout())
         .contains("dedupfs - A deduplicating FUSE filesystem")
         .contains("dedupfs snapshot restore")
+        .contains("Usage: dedupfs send ")
+        .contains("Usage: dedupfs receive ")
         .contains("Usage: dedupfs mount ")
         .contains("EXIT STATUS");
     Shell.Result completion =

@@ -7,6 +7,8 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.io.Writer;
 import java.net.StandardProtocolFamily;
@@ -50,7 +52,21 @@ final class Admin {
    * {@code progress}, which the client renders (a redrawn line on a terminal, plain lines in a
    * pipe, JSON objects with --json).
    */
-  record Reply(PrintWriter out, Progress progress) {}
+  record Reply(PrintWriter out, Progress progress, Data data) {}
+
+  /**
+   * The bytes an operation reads and writes besides its text (a send stream): {@code in} is the
+   * client's (its stdin, or what a receiver answers), {@code out} goes to the client's stdout (or
+   * to the receiver). Through the daemon both travel over the control socket as frames; null when
+   * the operation has none.
+   */
+  record Data(InputStream in, OutputStream out) {
+    static final Data NONE = new Data(null, null);
+  }
+
+  /** The operations that take {@link Data}: the daemon reads and writes data frames for them. */
+  private static final java.util.Set<String> DATA_OPS =
+      java.util.Set.of("send", "receive", "receive.serve");
 
   /**
    * {@code done} of {@code total} {@code unit}s ("bytes", "blocks"...; "" for a step) of {@code
@@ -82,8 +98,21 @@ final class Admin {
       PrintWriter out,
       ProgressRenderer progress)
       throws Exception {
+    return execute(store, name, params, readOnly, out, progress, Data.NONE);
+  }
+
+  /** As above, with the operation's {@link Data}. */
+  static int execute(
+      Path store,
+      String name,
+      Map<String, String> params,
+      boolean readOnly,
+      PrintWriter out,
+      ProgressRenderer progress,
+      Data data)
+      throws Exception {
     try {
-      OptionalInt remote = remote(store, name, params, out, progress);
+      OptionalInt remote = remote(store, name, params, out, progress, data);
       if (remote.isPresent()) {
         return remote.getAsInt();
       }
@@ -100,7 +129,8 @@ final class Admin {
                     shown.flush();
                     progress.update(phase, unit, done, total);
                   }
-                });
+                },
+                data);
         return Ops.get(name).run(new Context(ds, null), params, reply);
       }
     } finally {
@@ -117,7 +147,8 @@ final class Admin {
       String name,
       Map<String, String> params,
       PrintWriter out,
-      ProgressRenderer progress)
+      ProgressRenderer progress,
+      Data data)
       throws IOException {
     Path socket = store.resolve(SOCKET);
     if (!Files.exists(socket)) {
@@ -137,7 +168,8 @@ final class Admin {
           .empty(); // a socket left by a daemon that was killed: the store is not in use
     }
     try (ch) {
-      DataOutputStream req = new DataOutputStream(Channels.newOutputStream(ch));
+      DataOutputStream req =
+          new DataOutputStream(new java.io.BufferedOutputStream(out(ch), 1 << 16));
       req.writeUTF(name);
       req.writeInt(params.size());
       for (var e : params.entrySet()) {
@@ -145,7 +177,10 @@ final class Admin {
         req.writeUTF(e.getValue());
       }
       req.flush();
-      DataInputStream in = new DataInputStream(Channels.newInputStream(ch));
+      if (data.in() != null) {
+        pump(data.in(), req);
+      }
+      DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(in(ch), 1 << 16));
       while (true) {
         int type;
         try {
@@ -172,6 +207,16 @@ final class Admin {
               progress.update(phase, unit, done, total);
             }
           }
+          case 'D' -> {
+            byte[] b = new byte[in.readInt()];
+            in.readFully(b);
+            if (data.out() != null) {
+              data.out().write(b);
+              if (b.length == 0) {
+                data.out().flush();
+              }
+            }
+          }
           case 'E' -> throw new RemoteFailure(in.readUTF(), in.readBoolean());
           case 'X' -> {
             return OptionalInt.of(in.readInt());
@@ -179,6 +224,107 @@ final class Admin {
           default -> throw new IOException("unexpected answer from the dedupfs daemon of " + store);
         }
       }
+    }
+  }
+
+  /**
+   * Copies {@code from} to the daemon as data frames (a length, then that many bytes; 0 ends them),
+   * in a thread of its own while the answers come back.
+   */
+  private static void pump(InputStream from, DataOutputStream to) {
+    Thread t =
+        new Thread(
+            () -> {
+              byte[] buf = new byte[1 << 16];
+              try {
+                for (int n; (n = from.read(buf)) > 0; ) {
+                  to.writeInt(n);
+                  to.write(buf, 0, n);
+                  to.flush();
+                }
+                to.writeInt(0);
+                to.flush();
+              } catch (IOException e) {
+                // the daemon closed the connection: its answer says why
+              }
+            },
+            "dedupfs-data");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /** The daemon's side of {@link #pump}: the data frames as a stream. */
+  private static final class FrameInputStream extends ChunkInput {
+    private final DataInputStream in;
+    private int left;
+    private boolean ended;
+
+    FrameInputStream(DataInputStream in) {
+      this.in = in;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      if (len == 0) {
+        return 0;
+      }
+      while (left == 0) {
+        if (ended) {
+          return -1;
+        }
+        left = in.readInt(); // EOFException: the client went away
+        ended = left == 0;
+      }
+      int n = in.read(b, off, Math.min(len, left));
+      if (n < 0) {
+        throw new EOFException("the client went away");
+      }
+      left -= n;
+      return n;
+    }
+  }
+
+  /**
+   * The channel's bytes as a stream. Not {@link Channels#newInputStream}: its streams lock the
+   * channel's blocking lock for each read and write, so a read waiting for the daemon's answer
+   * would hold up the thread sending it data.
+   */
+  private static InputStream in(SocketChannel ch) {
+    return new ChunkInput() {
+      @Override
+      public int read(byte[] b, int off, int len) throws IOException {
+        return len == 0 ? 0 : ch.read(java.nio.ByteBuffer.wrap(b, off, len));
+      }
+    };
+  }
+
+  /** The channel as a stream to write to (see {@link #in(SocketChannel)}). */
+  private static OutputStream out(SocketChannel ch) {
+    return new ChunkOutput() {
+      @Override
+      public void write(byte[] b, int off, int len) throws IOException {
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(b, off, len);
+        while (buf.hasRemaining()) {
+          ch.write(buf);
+        }
+      }
+    };
+  }
+
+  /** An input stream that reads in chunks: a single byte is a chunk of one. */
+  abstract static class ChunkInput extends InputStream {
+    @Override
+    public int read() throws IOException {
+      byte[] b = new byte[1];
+      return read(b, 0, 1) < 0 ? -1 : b[0] & 0xff;
+    }
+  }
+
+  /** An output stream that writes chunks: a single byte is a chunk of one. */
+  abstract static class ChunkOutput extends OutputStream {
+    @Override
+    public void write(int b) throws IOException {
+      write(new byte[] {(byte) b}, 0, 1);
     }
   }
 
@@ -251,8 +397,9 @@ final class Admin {
 
     private void serve(SocketChannel ch) {
       try (ch) {
-        DataInputStream in = new DataInputStream(Channels.newInputStream(ch));
-        DataOutputStream answer = new DataOutputStream(Channels.newOutputStream(ch));
+        DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(in(ch), 1 << 16));
+        DataOutputStream answer =
+            new DataOutputStream(new java.io.BufferedOutputStream(out(ch), 1 << 16));
         String name = in.readUTF();
         Map<String, String> params = new LinkedHashMap<>();
         for (int n = in.readInt(); n > 0; n--) {
@@ -267,15 +414,37 @@ final class Admin {
         int code;
         FrameWriter frames = new FrameWriter(answer);
         try (PrintWriter out = new PrintWriter(frames)) {
+          Data data =
+              DATA_OPS.contains(name)
+                  ? new Data(
+                      new FrameInputStream(in),
+                      new java.io.BufferedOutputStream(frames.dataStream(), 1 << 16))
+                  : Data.NONE;
           Reply reply =
               new Reply(
-                  out, (phase, unit, done, total) -> frames.progress(phase, unit, done, total));
+                  out,
+                  (phase, unit, done, total) -> frames.progress(phase, unit, done, total),
+                  data);
           try {
             code = Ops.get(name).run(context, params, reply);
+            if (data.out() != null) {
+              data.out().flush();
+            }
             out.flush();
           } catch (Exception | Error e) {
             out.flush();
-            if (e instanceof java.nio.file.FileSystemException) {
+            if (e instanceof ClientGone) {
+              LOG.log(
+                  System.Logger.Level.INFO,
+                  "control operation "
+                      + name
+                      + " stopped: the client went away ("
+                      + e.getCause().getMessage()
+                      + ")");
+              return;
+            }
+            if (e instanceof java.nio.file.FileSystemException
+                || e instanceof io.dedupfs.engine.StreamException) {
               // refused as the mount would refuse it (a read-only snapshot, a missing name...): the
               // user sees the message; the log needs no stack trace
               LOG.log(
@@ -307,6 +476,15 @@ final class Admin {
       } catch (IOException e) {
         LOG.log(System.Logger.Level.WARNING, "closing the control socket: " + e);
       }
+    }
+  }
+
+  /** The client of a data operation stopped reading (it was killed, or its pipe closed). */
+  private static final class ClientGone extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    ClientGone(IOException cause) {
+      super("the client went away", cause);
     }
   }
 
@@ -350,6 +528,41 @@ final class Admin {
           // the client went away: the operation goes on; its end is logged
         }
       }
+    }
+
+    /** Data frames ('D', a length, the bytes) to the client's {@link Data#out}. */
+    OutputStream dataStream() {
+      return new ChunkOutput() {
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+          if (len == 0) {
+            return;
+          }
+          synchronized (FrameWriter.this) {
+            try {
+              FrameWriter.this.flush();
+              out.writeByte('D');
+              out.writeInt(len);
+              out.write(b, off, len);
+            } catch (IOException e) {
+              throw new ClientGone(e);
+            }
+          }
+        }
+
+        @Override
+        public void flush() throws IOException {
+          synchronized (FrameWriter.this) {
+            try {
+              out.writeByte('D');
+              out.writeInt(0);
+              out.flush();
+            } catch (IOException e) {
+              throw new ClientGone(e);
+            }
+          }
+        }
+      };
     }
 
     @Override

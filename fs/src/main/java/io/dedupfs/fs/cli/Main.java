@@ -31,6 +31,9 @@ import picocli.CommandLine.Spec;
       MaintenanceCommands.Scrub.class,
       MaintenanceCommands.Fsck.class,
       MaintenanceCommands.Compact.class,
+      ReplicationCommands.Send.class,
+      ReplicationCommands.Receive.class,
+      ReplicationCommands.Diff.class,
       CommandLine.HelpCommand.class,
       ManPage.class,
       AutoComplete.GenerateCompletion.class

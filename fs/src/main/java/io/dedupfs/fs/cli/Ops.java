@@ -47,6 +47,12 @@ final class Ops {
           case "scrub" -> Ops::scrub;
           case "fsck" -> Ops::fsck;
           case "compact" -> Ops::compact;
+          case "send" -> ReplicationOps::send;
+          case "receive" -> ReplicationOps::receive;
+          case "receive.serve" -> ReplicationOps::serve;
+          case "receive.list" -> ReplicationOps::list;
+          case "receive.abort" -> ReplicationOps::abort;
+          case "diff" -> ReplicationOps::diff;
           default -> null;
         };
     if (op == null) {
@@ -374,7 +380,7 @@ final class Ops {
    * count and times changed) and, when the first snapshot created it, {@code .snapshots} in the
    * root.
    */
-  private static void forgetSnapshotEntry(Admin.Context ctx, String name, boolean areaIsNew)
+  static void forgetSnapshotEntry(Admin.Context ctx, String name, boolean areaIsNew)
       throws Exception {
     Long area = snapshotArea(ctx.store());
     if (ctx.mount() == null || area == null) {
@@ -388,7 +394,7 @@ final class Ops {
   }
 
   /** The inode of {@code .snapshots}, or null before the first snapshot. */
-  private static Long snapshotArea(Datastore store) throws java.io.IOException {
+  static Long snapshotArea(Datastore store) throws java.io.IOException {
     try {
       return store.resolve(Datastore.SNAPSHOTS);
     } catch (java.nio.file.NoSuchFileException e) {
