@@ -3,6 +3,11 @@ package io.dedupfs.engine;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -35,10 +40,30 @@ final class WriteBack {
 
   private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
 
+  /** The largest log record an fsync writes; a file with more unlogged changes is committed. */
+  static final long LOG_RECORD_MAX = 8L << 20;
+
   private final Lmdb db;
   private final Namespace ns;
   private final DatastoreConfig config;
   private final OpenFiles files;
+
+  /** Where fsyncs go (see {@link #fsync}); null: fsyncs commit, as in a read-only store. */
+  private final IntentLog log;
+
+  /**
+   * Whether a log more than half full of records not yet folded has its files committed in the
+   * background; tests that know what every commit covers turn it off.
+   */
+  volatile boolean foldInBackground = true;
+
+  /** A fold of the log's oldest records is queued or running ({@link #foldLogSoon}). */
+  private final java.util.concurrent.atomic.AtomicBoolean foldQueued =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** A reclaim is queued and has not started ({@link #reclaimSoon}). */
+  private final java.util.concurrent.atomic.AtomicBoolean reclaimQueued =
+      new java.util.concurrent.atomic.AtomicBoolean();
 
   /** Frees what is no longer referenced; runs on the background thread. */
   private final Runnable reclaimer;
@@ -75,11 +100,18 @@ final class WriteBack {
 
   private volatile boolean closed;
 
-  WriteBack(Lmdb db, Namespace ns, DatastoreConfig config, OpenFiles files, Runnable reclaimer) {
+  WriteBack(
+      Lmdb db,
+      Namespace ns,
+      DatastoreConfig config,
+      OpenFiles files,
+      IntentLog log,
+      Runnable reclaimer) {
     this.db = db;
     this.ns = ns;
     this.config = config;
     this.files = files;
+    this.log = log;
     this.reclaimer = reclaimer;
   }
 
@@ -118,6 +150,7 @@ final class WriteBack {
               fc.tree.write(txn, offset, src);
               return null;
             });
+        fc.changed(offset, offset + n);
         fc.touch(Checks.now());
         if (fc.tree.dirtyBytes() >= fileShare()) {
           scheduleCommit(fc);
@@ -252,6 +285,164 @@ final class WriteBack {
     }
   }
 
+  /**
+   * Makes the buffered writes of {@code ino} durable (fsync, fdatasync, close): appends one record
+   * of its changes since its last record to the intent log and waits for the log's flush, shared
+   * with every fsync that arrives meanwhile (group commit). The changes are folded into the file's
+   * tree by a later commit. A file whose changes the log cannot say (a range clone), that changed
+   * more than {@link #LOG_RECORD_MAX} or finds the log full is committed instead, as {@link #flush}
+   * does.
+   */
+  void fsync(long ino) throws IOException {
+    FileContent fc = files.get(ino);
+    if (fc == null) {
+      return;
+    }
+    if (log == null) {
+      commitFile(fc);
+      return;
+    }
+    long end;
+    fc.lock.writeLock().lock();
+    try {
+      if (fc.isRetired()) {
+        return;
+      }
+      end = db.read(txn -> fc.logChanges(txn, log, LOG_RECORD_MAX));
+      if (end == FileContent.NOTHING_TO_LOG) {
+        end = fc.lastLoggedEnd();
+      }
+    } finally {
+      fc.lock.writeLock().unlock();
+    }
+    if (end == FileContent.COMMIT_INSTEAD) {
+      commitFile(fc);
+      return;
+    }
+    log.sync(end);
+    if (foldInBackground && log.neededBytes() > log.capacity() / 2) {
+      foldLogSoon();
+    }
+  }
+
+  /**
+   * Queues commits of the files whose log records are oldest, so that the log's space comes back
+   * before it fills.
+   */
+  private void foldLogSoon() {
+    if (closed || !foldQueued.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      committer.execute(
+          () -> {
+            try {
+              foldLog();
+            } catch (IOException | RuntimeException e) {
+              LOG.log(System.Logger.Level.DEBUG, "folding the intent log failed; it goes on", e);
+            } finally {
+              foldQueued.set(false);
+            }
+          });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      foldQueued.set(false); // closing
+    }
+  }
+
+  /** Commits every file with log records not yet folded, oldest first. */
+  void foldLog() throws IOException {
+    if (log == null) {
+      return;
+    }
+    for (long ino : log.inosWithNeeded()) {
+      FileContent fc = files.get(ino);
+      if (fc == null) {
+        log.folded(ino, Long.MAX_VALUE); // dropped: committed or deleted
+      } else {
+        commitFile(fc);
+      }
+    }
+  }
+
+  /**
+   * The contents of {@code ino} are replaced in {@code txn} outside its commits (a restore), while
+   * its locks are held: none of its log records may be replayed over the new contents.
+   */
+  void contentsReplaced(WriteTxn txn, long ino) {
+    if (log != null && log.lastSeq() > 0) {
+      putFolded(txn, ino, log.lastSeq());
+    }
+  }
+
+  private void putFolded(WriteTxn txn, long ino, long seq) {
+    db.folded.put(txn, Lmdb.key(ino), Lmdb.value(8).putLong(seq).flip());
+  }
+
+  /**
+   * Applies the records of the intent log that no commit folded (FORMAT.md, "Intent log") to the
+   * files' buffered contents, file by file in order of sequence number, from the record after the
+   * file's folded one, as long as each record follows the one before it (a record lost in between
+   * ends the file's replay: what came after it was never acknowledged). Files that are gone,
+   * unlinked (orphans, purged next) or in a snapshot are skipped. The caller commits.
+   */
+  void replay(List<IntentLog.Record> records) throws IOException {
+    Map<Long, List<IntentLog.Record>> byIno = new TreeMap<>();
+    for (IntentLog.Record r : records) {
+      byIno.computeIfAbsent(r.ino(), k -> new ArrayList<>()).add(r);
+    }
+    for (Map.Entry<Long, List<IntentLog.Record>> e : byIno.entrySet()) {
+      long ino = e.getKey();
+      List<IntentLog.Record> list = e.getValue();
+      list.sort(Comparator.comparingLong(IntentLog.Record::seq));
+      long folded =
+          db.read(
+              txn -> {
+                if (!db.folded.present()) {
+                  return 0L;
+                }
+                ByteBuffer v = db.folded.get(txn, Lmdb.key(ino));
+                return v == null ? 0L : v.getLong(v.position());
+              });
+      Inode i = db.read(txn -> ns.find(txn, ino));
+      if (i == null || !i.isRegular() || i.nlink() == 0 || i.isReadOnly()) {
+        continue;
+      }
+      FileContent fc = files.content(ino);
+      fc.lock.writeLock().lock();
+      try {
+        long cur = folded;
+        for (IntentLog.Record r : list) {
+          if (r.seq() <= cur) {
+            continue;
+          }
+          if (r.prevSeq() != cur && r.prevSeq() != 0) {
+            break;
+          }
+          db.read(
+              txn -> {
+                if (r.truncateTo() >= 0) {
+                  fc.tree.truncate(txn, r.truncateTo());
+                }
+                if (r.length() != fc.tree.length()) {
+                  fc.tree.truncate(txn, r.length());
+                }
+                for (IntentLog.Range range : r.ranges()) {
+                  fc.tree.write(txn, range.offset(), ByteBuffer.wrap(range.data()));
+                }
+                return null;
+              });
+          fc.replayed(r.seq(), r.mtimeNs(), r.ctimeNs());
+          cur = r.seq();
+          LOG.log(
+              System.Logger.Level.DEBUG,
+              "replayed intent log record " + r.seq() + " of inode " + ino);
+        }
+      } finally {
+        fc.lock.writeLock().unlock();
+      }
+    }
+  }
+
   /** Commits every file's buffered writes. */
   void sync() throws IOException {
     for (long ino : files.inos()) {
@@ -328,6 +519,7 @@ final class WriteBack {
     }
     try {
       if (fc.isRetired() || !fc.isDirty()) {
+        releaseLogged(fc);
         return;
       }
       f = db.read(fc::freeze);
@@ -356,6 +548,9 @@ final class WriteBack {
                   return false;
                 }
                 c.apply(txn);
+                if (f.logSeq() > 0) {
+                  putFolded(txn, fc.ino, f.logSeq());
+                }
                 ns.put(
                     txn,
                     i.withContent(
@@ -375,6 +570,10 @@ final class WriteBack {
     try {
       if (applied) {
         fc.committed(f);
+        if (log != null) {
+          log.folded(fc.ino, f.logSeq());
+          releaseLogged(fc);
+        }
       } else {
         fc.notCommitted(f, failure);
       }
@@ -403,16 +602,38 @@ final class WriteBack {
     }
   }
 
-  /** Queues a reclaim in the background (none once the store is closing). */
-  void reclaimSoon() {
-    try {
-      background.execute(this::reclaimQuietly);
-    } catch (java.util.concurrent.RejectedExecutionException e) {
-      // closing: the next open reclaims
+  /**
+   * A file with nothing to commit and no commit in flight has every log record in its committed
+   * tree (a record made while a commit was in flight holds only what that commit stored, or the
+   * file would be dirty): their space may be reused. Replaying them after a crash would change
+   * nothing, and the folded row may lag. Caller holds fc's write lock.
+   */
+  private void releaseLogged(FileContent fc) {
+    if (log != null && !fc.busy()) {
+      log.folded(fc.ino, fc.lastLoggedSeq());
     }
   }
 
+  /**
+   * Queues a reclaim in the background, shortly: the commits that end meanwhile share it (none once
+   * the store is closing).
+   */
+  void reclaimSoon() {
+    if (!reclaimQueued.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      background.schedule(this::reclaimQuietly, RECLAIM_DELAY_MS, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      reclaimQueued.set(false); // closing: the next open reclaims
+    }
+  }
+
+  /** How long a reclaim waits for more commits to share it. */
+  private static final long RECLAIM_DELAY_MS = 50;
+
   private void reclaimQuietly() {
+    reclaimQueued.set(false);
     if (closed) {
       return;
     }
@@ -452,6 +673,21 @@ final class WriteBack {
     try {
       committer.awaitTermination(60, TimeUnit.SECONDS);
       background.awaitTermination(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * For tests: stops the background work at once and waits until it has stopped, as if the process
+   * died (a commit in progress ends, nothing queued starts).
+   */
+  void abandon() {
+    closed = true;
+    shutdownNow();
+    try {
+      committer.awaitTermination(60, TimeUnit.SECONDS);
+      background.awaitTermination(60, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
