@@ -116,16 +116,25 @@ public final class Datastore implements Closeable {
       this.contents = new Contents(db, geometry, files, writeBack);
       this.namespace = new NamespaceOps(dir, config, db, ns, blocks, files, contents, writeBack);
       this.snapshotOps = new SnapshotOps(dir, config, db, ns, blocks, files, writeBack);
-      if (log != null) {
-        writeBack.replay(log.recovered());
-        log.recovered().clear();
-      }
+      List<IntentLog.Record> replayed = log == null ? List.of() : writeBack.replay(log.recovered());
       if (!config.readOnly()) {
         Lmdb.removeCompactDir(dir);
-        writeBack.sync(); // what the log held is folded
-        newLogGeneration();
+        try {
+          writeBack.sync(); // what the log held is folded
+          newLogGeneration();
+        } catch (StoreFullException full) {
+          LOG.log(
+              System.Logger.Level.WARNING,
+              "no room on the disk to commit what the intent log of "
+                  + dir
+                  + " held: it stays in memory and in the log until there is");
+          log.keep(replayed);
+        }
         namespace.purgeOrphans();
         writeBack.start();
+      }
+      if (log != null) {
+        log.recovered().clear();
       }
     } catch (IOException | RuntimeException e) {
       if (wb != null) {

@@ -82,7 +82,7 @@ final class IntentLog implements AutoCloseable {
   /** A record not yet folded: where it lies and whose it is. */
   private record Needed(long seq, long ino, long start, long end) {}
 
-  /** A record read back from the file. */
+  /** A record read back from the file, found at {@code position} in the ring, {@code size} long. */
   record Record(
       long seq,
       long prevSeq,
@@ -91,7 +91,9 @@ final class IntentLog implements AutoCloseable {
       long length,
       long mtimeNs,
       long ctimeNs,
-      List<Range> ranges) {}
+      List<Range> ranges,
+      long position,
+      long size) {}
 
   /** Bytes of a file at an offset, as they were when the record was made. */
   record Range(long offset, byte[] data) {}
@@ -202,7 +204,7 @@ final class IntentLog implements AutoCloseable {
       ByteBuffer rec = len <= buf.capacity() ? buf.clear().limit(len) : ByteBuffer.allocate(len);
       readFully(rec, HEADER + pos);
       rec.flip();
-      Record r = decode(rec);
+      Record r = decode(rec, pos);
       if (r == null) {
         pos += ALIGN;
         continue;
@@ -234,7 +236,7 @@ final class IntentLog implements AutoCloseable {
   }
 
   /** The record in {@code b} if its checksum and layout hold, else null. */
-  private Record decode(ByteBuffer b) {
+  private Record decode(ByteBuffer b, long position) {
     int len = b.getInt(4);
     CRC32C crc = new CRC32C();
     crc.update(b.duplicate().position(12).limit(len));
@@ -264,7 +266,8 @@ final class IntentLog implements AutoCloseable {
       b.get(d);
       ranges.add(new Range(off, d));
     }
-    return new Record(seq, prev, ino, truncateTo, length, mtime, ctime, ranges);
+    return new Record(
+        seq, prev, ino, truncateTo, length, mtime, ctime, ranges, position, padded(len));
   }
 
   private static long padded(long len) {
@@ -309,11 +312,11 @@ final class IntentLog implements AutoCloseable {
     int len = rec.getInt(4);
     long size = padded(len);
     long start = head;
-    long phys = start % capacity;
+    long phys = Math.floorMod(start, capacity);
     if (phys + size > capacity) {
       start += capacity - phys; // the next lap: a record never straddles the end
     }
-    long tail = needed.isEmpty() ? start : needed.firstEntry().getValue().start();
+    long tail = needed.isEmpty() ? start : oldestNeededStart();
     if (size > capacity || start + size - tail > capacity) {
       return null;
     }
@@ -323,7 +326,7 @@ final class IntentLog implements AutoCloseable {
     crc.update(rec.duplicate().position(12).limit(len));
     rec.putInt(8, (int) crc.getValue());
     rec.clear();
-    long at = HEADER + start % capacity;
+    long at = HEADER + Math.floorMod(start, capacity);
     while (rec.hasRemaining()) {
       at += ch.write(rec, at);
     }
@@ -395,6 +398,35 @@ final class IntentLog implements AutoCloseable {
   }
 
   /**
+   * Goes on in the generation read at open, keeping {@code replayed} (records applied to files
+   * whose commit could not be made yet: a full disk) until commits fold them: appends continue
+   * after the newest record read.
+   */
+  synchronized void keep(List<Record> replayed) {
+    Record newest = null;
+    for (Record r : recovered) {
+      if (newest == null || r.seq() > newest.seq()) {
+        newest = r;
+      }
+    }
+    if (newest == null) {
+      return;
+    }
+    head = newest.position() + newest.size();
+    appendedEnd = head;
+    for (Record r : replayed) {
+      // the ring as one lap ending at head: a record beyond head is of the lap before
+      long start = r.position() < head ? r.position() : r.position() - capacity;
+      Needed n = new Needed(r.seq(), r.ino(), start, start + r.size());
+      needed.put(r.seq(), n);
+      neededByIno.computeIfAbsent(r.ino(), k -> new ArrayDeque<>()).add(n);
+    }
+    synchronized (syncLock) {
+      durableEnd = head;
+    }
+  }
+
+  /**
    * Starts a new generation of id {@code id}, once every record read at open is folded: numbers
    * start from 1 and the ring from its start; records of the old id are never read again.
    */
@@ -414,7 +446,15 @@ final class IntentLog implements AutoCloseable {
 
   /** Bytes of the ring taken by records not yet folded. */
   synchronized long neededBytes() {
-    return needed.isEmpty() ? 0 : head - needed.firstEntry().getValue().start();
+    return needed.isEmpty() ? 0 : head - oldestNeededStart();
+  }
+
+  /**
+   * Where the oldest needed record starts: records follow each other in the ring in the order of
+   * their numbers (those kept at open too, see {@link #keep}).
+   */
+  private long oldestNeededStart() {
+    return needed.firstEntry().getValue().start();
   }
 
   /** The files with records not yet folded, oldest record first. */

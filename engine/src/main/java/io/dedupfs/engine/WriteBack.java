@@ -40,7 +40,10 @@ final class WriteBack {
 
   private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
 
-  /** The largest log record an fsync writes; a file with more unlogged changes is committed. */
+  /**
+   * The largest log record an fsync writes (a quarter of the log, if that is less); a file with
+   * more unlogged changes is committed.
+   */
   static final long LOG_RECORD_MAX = 8L << 20;
 
   private final Lmdb db;
@@ -317,7 +320,7 @@ final class WriteBack {
       if (fc.isRetired()) {
         return;
       }
-      end = db.read(txn -> fc.logChanges(txn, log, LOG_RECORD_MAX));
+      end = db.read(txn -> fc.logChanges(txn, log, Math.min(LOG_RECORD_MAX, log.capacity() / 4)));
       if (end == FileContent.NOTHING_TO_LOG) {
         end = fc.lastLoggedEnd();
       }
@@ -392,9 +395,11 @@ final class WriteBack {
    * files' buffered contents, file by file in order of sequence number, from the record after the
    * file's folded one, as long as each record follows the one before it (a record lost in between
    * ends the file's replay: what came after it was never acknowledged). Files that are gone,
-   * unlinked (orphans, purged next) or in a snapshot are skipped. The caller commits.
+   * unlinked (orphans, purged next) or in a snapshot are skipped. The caller commits. Returns the
+   * records applied.
    */
-  void replay(List<IntentLog.Record> records) throws IOException {
+  List<IntentLog.Record> replay(List<IntentLog.Record> records) throws IOException {
+    List<IntentLog.Record> applied = new ArrayList<>();
     Map<Long, List<IntentLog.Record>> byIno = new TreeMap<>();
     for (IntentLog.Record r : records) {
       byIno.computeIfAbsent(r.ino(), k -> new ArrayList<>()).add(r);
@@ -441,6 +446,7 @@ final class WriteBack {
                 return null;
               });
           fc.replayed(r.seq(), r.mtimeNs(), r.ctimeNs());
+          applied.add(r);
           cur = r.seq();
           LOG.log(
               System.Logger.Level.DEBUG,
@@ -450,6 +456,7 @@ final class WriteBack {
         fc.lock.writeLock().unlock();
       }
     }
+    return applied;
   }
 
   /** Commits every file's buffered writes. */

@@ -135,6 +135,11 @@ final class TestStores {
     return run("mount", "-t", "tmpfs", "-o", "size=" + megabytes + "m", "tmpfs", dir.toString());
   }
 
+  /** Gives the tmpfs at {@code dir} a new size, its files kept. */
+  static boolean resizeTmpfs(Path dir, int megabytes) throws Exception {
+    return run("mount", "-o", "remount,size=" + megabytes + "m", dir.toString());
+  }
+
   static void unmount(Path dir) throws Exception {
     run("umount", dir.toString());
   }
