@@ -235,7 +235,7 @@ public final class Datastore implements Closeable {
               + " making a new one");
     }
     long newId = newLogId();
-    IntentLog.create(dir, config.logBytes() > 0 ? config.logBytes() : IntentLog.DEFAULT_BYTES);
+    IntentLog.create(dir, logSize());
     db.write(
         txn -> {
           putMeta(txn, IntentLog.META_ID, Long.toString(newId));
@@ -243,6 +243,17 @@ public final class Datastore implements Closeable {
           return null;
         });
     return IntentLog.open(dir, newId, false);
+  }
+
+  /**
+   * The size of a new intent log: as configured (128 MiB by default), but at most a sixteenth of
+   * the disk space free for the store, and at least {@link DatastoreConfig#MIN_LOG_BYTES}, so that
+   * a store on a small disk keeps its room for data.
+   */
+  private long logSize() throws IOException {
+    long want = config.logBytes() > 0 ? config.logBytes() : IntentLog.DEFAULT_BYTES;
+    long free = Files.getFileStore(dir).getUsableSpace();
+    return Math.max(DatastoreConfig.MIN_LOG_BYTES, Math.min(want, free / 16));
   }
 
   /**
