@@ -21,7 +21,8 @@ import java.util.function.Consumer;
  * <p>Inodes are addressed by number ({@link #ROOT} is the root directory), as the kernel does.
  * Namespace changes commit at once, atomically. Writes are buffered per file and committed by
  * {@link #flush}, {@link #sync}, a timer, or when buffered data reaches its memory limit; once a
- * flush returns, what it covered survives a crash of the process or the machine.
+ * flush returns, what it covered survives a crash of the process or the machine. {@link #fsync}
+ * gives the same promise through the intent log ({@link IntentLog}), replayed at the next open.
  *
  * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException}, {@link
  * NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a kind),
@@ -29,9 +30,9 @@ import java.util.function.Consumer;
  *
  * <p>This class is a facade over parts that each own one job: {@link NamespaceOps} (the namespace
  * rules), {@link OpenFiles} (the contents in use and their locks), {@link Contents} (reads and
- * changes of contents), {@link WriteBack} (buffered writes, commits and the background threads),
- * {@link SnapshotOps} (snapshots), {@link Maintenance} (reclaim, usage, scrub, fsck, compact) and
- * {@link StoreDirectory} (the directory and its lock).
+ * changes of contents), {@link WriteBack} (buffered writes, commits, fsync through the {@link
+ * IntentLog}, and the background threads), {@link SnapshotOps} (snapshots), {@link Maintenance}
+ * (reclaim, usage, scrub, fsck, compact) and {@link StoreDirectory} (the directory and its lock).
  *
  * <p>Commits. A file's buffered changes are committed by a flush, a sync, the timer, or in the
  * background once the file buffers its share of the dirty limit (a quarter, 32 MiB at most). A

@@ -12,6 +12,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 
@@ -23,13 +24,19 @@ import java.util.concurrent.locks.Lock;
  * it without that lock (holding only the file's {@link FileContent#commitLock}), so writers and
  * readers go on meanwhile (see {@link FileTree}); a flush waits for the commit in flight, then
  * commits what is left. A writer that finds the whole store's buffered data, frozen or not, at the
- * dirty limit waits for commits first (back-pressure). After each stored commit it queues a reclaim
- * in the background.
+ * dirty limit waits for commits first (back-pressure). After stored commits it queues a reclaim in
+ * the background, one for the commits of 50 ms.
  *
- * <p>Its interface: {@link #write}, {@link #flush}, {@link #sync}, {@link #flushBelow}, {@link
- * #commitHeld} (a commit under the file's locks, for a copy), {@link #bufferedBytes}, {@link
- * #reclaimSoon}, {@link #start} and {@link #close}. Locks: as {@link FileContent} orders them;
- * {@link #commitEnded} is taken alone, never with a file's lock.
+ * <p>Durability: {@link #fsync} appends the file's changes to the {@link IntentLog} instead of
+ * committing; commits fold the records (table {@code folded}), a log half full of records not yet
+ * folded has their files committed, and {@link #replay} applies the records no commit folded when
+ * the store opens.
+ *
+ * <p>Its interface: {@link #write}, {@link #fsync}, {@link #flush}, {@link #sync}, {@link
+ * #flushBelow}, {@link #replay}, {@link #contentsReplaced}, {@link #commitHeld} (a commit under the
+ * file's locks, for a copy), {@link #bufferedBytes}, {@link #reclaimSoon}, {@link #start} and
+ * {@link #close}. Locks: as {@link FileContent} orders them; {@link #commitEnded} is taken alone,
+ * never with a file's lock.
  */
 final class WriteBack {
   /**
@@ -61,12 +68,10 @@ final class WriteBack {
   volatile boolean foldInBackground = true;
 
   /** A fold of the log's oldest records is queued or running ({@link #foldLogSoon}). */
-  private final java.util.concurrent.atomic.AtomicBoolean foldQueued =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean foldQueued = new AtomicBoolean();
 
   /** A reclaim is queued and has not started ({@link #reclaimSoon}). */
-  private final java.util.concurrent.atomic.AtomicBoolean reclaimQueued =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean reclaimQueued = new AtomicBoolean();
 
   /** Frees what is no longer referenced; runs on the background thread. */
   private final Runnable reclaimer;
