@@ -35,12 +35,12 @@ import java.util.function.Consumer;
  * (reclaim, usage, scrub, fsck, compact) and {@link StoreDirectory} (the directory and its lock).
  *
  * <p>Commits. A file's buffered changes are committed by a flush, a sync, the timer, or in the
- * background once the file buffers its share of the dirty limit (a quarter, 32 MiB at most). A
- * commit freezes the file's overlay under the file's lock, then hashes and stores it without that
- * lock (holding only the file's {@link FileContent#commitLock}), so writers and readers go on
- * meanwhile (see {@link FileTree} and {@link WriteBack}); a flush waits for the commit in flight,
- * then commits what is left. A writer that finds the whole store's buffered data, frozen or not, at
- * the dirty limit waits for commits first (back-pressure).
+ * background once the file buffers its share of the dirty limit (a quarter). A commit freezes the
+ * file's overlay under the file's lock, then hashes and stores it without that lock (holding only
+ * the file's {@link FileContent#commitLock}), so writers and readers go on meanwhile (see {@link
+ * FileTree} and {@link WriteBack}); a flush waits for the commit in flight, then commits what is
+ * left. A writer that finds the whole store's buffered data, frozen or not, at the dirty limit
+ * waits for commits first (back-pressure).
  *
  * <p>Locks, in the order they are taken: a file's {@link FileContent#commitLock}, then its {@link
  * FileContent#lock} (several files: in ascending inode order, each file's pair together, as a copy

@@ -10,8 +10,8 @@ import java.time.Duration;
  * @param readOnly open without changing anything
  * @param cacheBytes memory for blocks already checked against their hash
  * @param dirtyLimitBytes memory for written data not yet committed (buffered, or frozen by a commit
- *     in flight); a file that buffers a quarter of it (32 MiB at most) is committed in the
- *     background, and a writer that finds the limit reached waits for commits before going on
+ *     in flight); a file that buffers a quarter of it is committed in the background, and a writer
+ *     that finds the limit reached waits for commits before going on
  * @param flushInterval the longest that written data stays in memory before a flush
  * @param logBytes the size of the intent log that fsyncs append to, when it is made (a store keeps
  *     the log it has); 0: fsyncs commit instead (the log is still read at open)

@@ -115,15 +115,16 @@ class FullDiskTest {
   }
 
   /**
-   * The intent log takes its space when it is made, so an fsync on a full disk still succeeds; the
-   * record is folded once there is room. After a crash, an open on the still-full disk replays it,
-   * keeps it in memory and in the log, and commits it once files are deleted.
+   * The intent log takes its space when it is made (4 MiB here, under a sixteenth of the disk), so
+   * an fsync on a full disk still succeeds; the record is folded once there is room. After a crash,
+   * an open on the still-full disk replays it, keeps it in memory and in the log, and commits it
+   * once files are deleted.
    */
   @Test
   void anFsyncOnAFullDiskSurvivesACrashAndAnOpenOnTheFullDisk() throws Exception {
     assumeTrue(TestStores.canMount(), "mounting a small tmpfs needs root");
     Path mnt = Files.createDirectory(tmp.resolve("small"));
-    assumeTrue(TestStores.mountTmpfs(mnt, 40), "mount -t tmpfs failed");
+    assumeTrue(TestStores.mountTmpfs(mnt, 80), "mount -t tmpfs failed"); // room for a 4 MiB log
     try {
       Path store = mnt.resolve("store");
       SplittableRandom r = new SplittableRandom(7);
@@ -141,7 +142,7 @@ class FullDiskTest {
       } catch (StoreFullException expected) {
         // the disk is full
       }
-      assertThat(files).as("a 40 MiB disk fills up").isLessThan(100);
+      assertThat(files).as("an 80 MiB disk fills up").isLessThan(100);
       lateIno = ds.mknod(ROOT, "late", 0644, 0, 0, 0).ino();
       for (int off = 0; off < late.length; off += late.length / 4) { // records of 1/4 of the log
         TestStores.write(ds, lateIno, off, Arrays.copyOfRange(late, off, off + late.length / 4));
@@ -161,7 +162,7 @@ class FullDiskTest {
             .as("closing cannot commit it either")
             .isInstanceOf(StoreFullException.class);
       }
-      assertThat(TestStores.resizeTmpfs(mnt, 80)).as("the disk grows").isTrue();
+      assertThat(TestStores.resizeTmpfs(mnt, 160)).as("the disk grows").isTrue();
       try (Datastore roomy = Datastore.open(store, TestStores.config(4096))) {
         TestStores.assertSameBytes(
             TestStores.read(roomy, lateIno, 0, late.length), late, "replayed again, committed");
