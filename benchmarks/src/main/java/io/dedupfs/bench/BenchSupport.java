@@ -151,7 +151,6 @@ final class BenchSupport {
   /** A config with the defaults but for the leaf size and the verified-block cache. */
   static DatastoreConfig config(int leafSize, long cacheBytes) {
     DatastoreConfig d = DatastoreConfig.defaults().withLeafSize(leafSize);
-    return new DatastoreConfig(
-        d.leafSize(), d.readOnly(), cacheBytes, d.dirtyLimitBytes(), d.flushInterval());
+    return d.withCacheBytes(cacheBytes);
   }
 }

@@ -231,9 +231,7 @@ public final class LeafSizeStudy {
     // Reopened with a 32 MiB verified cache: room for the tree nodes (10 MiB at 4 KiB leaves), not
     // for the leaves: nearly every leaf read comes from LMDB and is hashed.
     DatastoreConfig small = DatastoreConfig.defaults();
-    small =
-        new DatastoreConfig(
-            leafSize, false, 32L << 20, small.dirtyLimitBytes(), small.flushInterval());
+    small = small.withLeafSize(leafSize).withCacheBytes(32L << 20);
     try (Datastore ds = Datastore.open(dir, small)) {
       readsPerSecond = randomReads(ds, firstIno, firstSize, randomReads);
     }

@@ -51,6 +51,7 @@ final class Contents {
                 fc.tree.truncate(txn, size);
                 return null;
               });
+          fc.truncated(size);
           fc.touch(Checks.now());
           return null;
         });
@@ -59,26 +60,24 @@ final class Contents {
 
   /** See {@link Datastore#punchHole}. */
   void punchHole(long ino, long offset, long length) throws IOException {
-    changeContent(
-        ino, offset, length, false, (txn, tree) -> tree.zero(txn, offset, offset + length));
+    changeContent(ino, offset, length, false, true);
   }
 
   /** See {@link Datastore#zeroRange}. */
   void zeroRange(long ino, long offset, long length, boolean keepSize) throws IOException {
-    changeContent(
-        ino, offset, length, !keepSize, (txn, tree) -> tree.zero(txn, offset, offset + length));
+    changeContent(ino, offset, length, !keepSize, true);
   }
 
   /** See {@link Datastore#allocate}. */
   void allocate(long ino, long offset, long length, boolean keepSize) throws IOException {
-    changeContent(ino, offset, length, !keepSize, (txn, tree) -> {});
+    changeContent(ino, offset, length, !keepSize, false);
   }
 
-  private interface TreeChange {
-    void apply(ReadTxn txn, FileTree tree) throws IOException;
-  }
-
-  private void changeContent(long ino, long offset, long length, boolean grow, TreeChange change)
+  /**
+   * Zeroes {@code [offset, offset + length)} ({@code zero}) and extends the file to its end ({@code
+   * grow}).
+   */
+  private void changeContent(long ino, long offset, long length, boolean grow, boolean zero)
       throws IOException {
     Checks.requireOffset(offset);
     if (length <= 0) {
@@ -94,11 +93,16 @@ final class Contents {
         true,
         fc -> {
           Checks.requireChangeable(fc);
+          long end = offset + length;
           db.read(
               txn -> {
-                change.apply(txn, fc.tree);
-                if (grow && offset + length > fc.tree.length()) {
-                  fc.tree.truncate(txn, offset + length);
+                if (zero) {
+                  fc.tree.zero(txn, offset, end);
+                  fc.changed(offset, end);
+                }
+                if (grow && end > fc.tree.length()) {
+                  fc.tree.truncate(txn, end);
+                  fc.truncated(end);
                 }
                 return null;
               });
@@ -168,6 +172,7 @@ final class Contents {
     writeBack.commitHeld(
         dst); // so that a copy that fails can be undone by discarding dst's changes
     try {
+      dst.shared();
       new RangeCopy(geometry, db, src.tree, dst.tree, srcOffset, dstOffset, n).run();
       dst.touch(Checks.now());
       writeBack.commitHeld(

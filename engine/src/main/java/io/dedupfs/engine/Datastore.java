@@ -23,7 +23,8 @@ import java.util.function.Consumer;
  * <p>Inodes are addressed by number ({@link #ROOT} is the root directory), as the kernel does.
  * Namespace changes commit at once, atomically. Writes are buffered per file and committed by
  * {@link #flush}, {@link #sync}, a timer, or when buffered data reaches its memory limit; once a
- * flush returns, what it covered survives a crash of the process or the machine.
+ * flush returns, what it covered survives a crash of the process or the machine. {@link #fsync}
+ * gives the same promise through the intent log ({@link IntentLog}), replayed at the next open.
  *
  * <p>Errors: {@link NoSuchFileException}, {@link FileAlreadyExistsException}, {@link
  * NotDirectoryException}, {@link DirectoryNotEmptyException}, {@link FsException} (with a kind),
@@ -31,9 +32,9 @@ import java.util.function.Consumer;
  *
  * <p>This class is a facade over parts that each own one job: {@link NamespaceOps} (the namespace
  * rules), {@link OpenFiles} (the contents in use and their locks), {@link Contents} (reads and
- * changes of contents), {@link WriteBack} (buffered writes, commits and the background threads),
- * {@link SnapshotOps} (snapshots), {@link Maintenance} (reclaim, usage, scrub, fsck, compact) and
- * {@link StoreDirectory} (the directory and its lock).
+ * changes of contents), {@link WriteBack} (buffered writes, commits, fsync through the {@link
+ * IntentLog}, and the background threads), {@link SnapshotOps} (snapshots), {@link Maintenance}
+ * (reclaim, usage, scrub, fsck, compact) and {@link StoreDirectory} (the directory and its lock).
  *
  * <p>Commits. A file's buffered changes are committed by a flush, a sync, the timer, or in the
  * background once the file buffers its share of the dirty limit (a quarter). A commit freezes the
@@ -65,6 +66,8 @@ public final class Datastore implements Closeable {
   public static final int XATTR_CREATE = 1;
   public static final int XATTR_REPLACE = 2;
 
+  private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
+
   private final Path dir;
   private final DatastoreConfig config;
   private final StoreDirectory home;
@@ -81,6 +84,9 @@ public final class Datastore implements Closeable {
   final SnapshotOps snapshotOps;
   private final Maintenance maintenance;
 
+  /** The intent log; null only in a version-1 store opened read-only, which has none. */
+  private final IntentLog log;
+
   /**
    * A store over {@code db}, the LMDB environment opened in {@code home}; it owns both from here on
    * (on failure it closes {@code db}, the caller {@code home}). Writes a new store's format record
@@ -93,24 +99,52 @@ public final class Datastore implements Closeable {
     this.home = home;
     this.db = db;
     WriteBack wb = null;
+    IntentLog il = null;
     try {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
+      this.log = il = openLog();
       this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes());
-      this.files = new OpenFiles(db, ns, geometry, blocks);
+      this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
-      this.writeBack = wb = new WriteBack(db, ns, config, files, maintenance::reclaimQuietly);
+      this.writeBack =
+          wb =
+              new WriteBack(
+                  db,
+                  ns,
+                  config,
+                  files,
+                  config.readOnly() || config.logBytes() == 0 ? null : log,
+                  maintenance::reclaimQuietly);
       this.contents = new Contents(db, geometry, files, writeBack);
       this.namespace = new NamespaceOps(dir, config, db, ns, blocks, files, contents, writeBack);
       this.snapshotOps = new SnapshotOps(dir, config, db, ns, blocks, files, writeBack);
+      List<IntentLog.Record> replayed = log == null ? List.of() : writeBack.replay(log.recovered());
       if (!config.readOnly()) {
         Lmdb.removeCompactDir(dir);
+        try {
+          writeBack.sync(); // what the log held is folded
+          newLogGeneration();
+        } catch (StoreFullException full) {
+          LOG.log(
+              System.Logger.Level.WARNING,
+              "no room on the disk to commit what the intent log of "
+                  + dir
+                  + " held: it stays in memory and in the log until there is");
+          log.keep(replayed);
+        }
         namespace.purgeOrphans();
         writeBack.start();
+      }
+      if (log != null) {
+        log.recovered().clear();
       }
     } catch (IOException | RuntimeException e) {
       if (wb != null) {
         wb.shutdownNow();
+      }
+      if (il != null) {
+        il.close();
       }
       db.close();
       throw e;
@@ -173,6 +207,87 @@ public final class Datastore implements Closeable {
           return null;
         });
     return config.leafSize();
+  }
+
+  /**
+   * Opens the intent log and reads what it holds. A store without one (format version 1, or a new
+   * store) gets one when opened for writing, and with it format version 2 (FORMAT.md). A log that
+   * has gone missing is made anew, with a warning: what it held is lost.
+   */
+  private IntentLog openLog() throws IOException {
+    String id = metaString(IntentLog.META_ID);
+    if (id != null && Files.exists(dir.resolve(IntentLog.FILE))) {
+      return IntentLog.open(dir, Long.parseLong(id), config.readOnly());
+    }
+    if (config.readOnly()) {
+      if (id != null) {
+        LOG.log(
+            System.Logger.Level.WARNING,
+            "the intent log of "
+                + dir
+                + " is missing: writes fsynced since the last commit are not seen");
+      }
+      return null;
+    }
+    if (id != null) {
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "the intent log of "
+              + dir
+              + " is missing: writes fsynced since the last commit before it went are lost;"
+              + " making a new one");
+    }
+    long newId = newLogId();
+    IntentLog.create(dir, logSize());
+    db.write(
+        txn -> {
+          putMeta(txn, IntentLog.META_ID, Long.toString(newId));
+          putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
+          return null;
+        });
+    return IntentLog.open(dir, newId, false);
+  }
+
+  /**
+   * The size of a new intent log: as configured (128 MiB by default), but at most a sixteenth of
+   * the disk space free for the store, and at least {@link DatastoreConfig#MIN_LOG_BYTES}, so that
+   * a store on a small disk keeps its room for data.
+   */
+  private long logSize() throws IOException {
+    long want = config.logBytes() > 0 ? config.logBytes() : IntentLog.DEFAULT_BYTES;
+    long free = Files.getFileStore(dir).getUsableSpace();
+    return Math.max(DatastoreConfig.MIN_LOG_BYTES, Math.min(want, free / 16));
+  }
+
+  /**
+   * Once what the log held is folded: gives the log a new id, so that none of its records is ever
+   * read again, and forgets which records each file folded. Records then start from 1.
+   */
+  private void newLogGeneration() throws IOException {
+    long id = newLogId();
+    db.write(
+        txn -> {
+          putMeta(txn, IntentLog.META_ID, Long.toString(id));
+          db.folded.clear(txn);
+          return null;
+        });
+    log.newGeneration(id);
+    for (FileContent fc : files.all()) {
+      fc.lock.writeLock().lock();
+      try {
+        fc.newLogGeneration();
+      } finally {
+        fc.lock.writeLock().unlock();
+      }
+    }
+  }
+
+  private static long newLogId() {
+    long id;
+    do {
+      id = new java.security.SecureRandom().nextLong();
+    } while (id == 0);
+    return id;
   }
 
   private String metaString(String key) throws IOException {
@@ -398,6 +513,16 @@ public final class Datastore implements Closeable {
    */
   public void flush(long ino) throws IOException {
     writeBack.flush(ino);
+  }
+
+  /**
+   * Makes what was written to {@code ino} durable, as {@link #flush} does, at the cost of one
+   * append to the intent log and one device flush shared with the fsyncs that arrive meanwhile; the
+   * changes reach the file's tree with a later commit (FORMAT.md, "Intent log"). For fsync,
+   * fdatasync and close.
+   */
+  public void fsync(long ino) throws IOException {
+    writeBack.fsync(ino);
   }
 
   /** Commits every file's buffered writes. */
@@ -634,9 +759,25 @@ public final class Datastore implements Closeable {
       }
     } finally {
       writeBack.close();
+      if (log != null) {
+        log.close();
+      }
       db.close();
       home.close();
     }
+  }
+
+  /**
+   * For tests: stops as a killed process would, committing nothing: what is buffered is lost, what
+   * was made durable (commits, the log up to its last flush) stays.
+   */
+  void abandon() throws IOException {
+    writeBack.abandon();
+    if (log != null) {
+      log.close();
+    }
+    db.close();
+    home.close();
   }
 
   private void requireWritable() throws FsException {

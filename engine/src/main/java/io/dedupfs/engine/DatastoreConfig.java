@@ -13,9 +13,16 @@ import java.time.Duration;
  *     in flight); a file that buffers a quarter of it is committed in the background, and a writer
  *     that finds the limit reached waits for commits before going on
  * @param flushInterval the longest that written data stays in memory before a flush
+ * @param logBytes the size of the intent log that fsyncs append to, when it is made (a store keeps
+ *     the log it has); 0: fsyncs commit instead (the log is still read at open)
  */
 public record DatastoreConfig(
-    int leafSize, boolean readOnly, long cacheBytes, long dirtyLimitBytes, Duration flushInterval) {
+    int leafSize,
+    boolean readOnly,
+    long cacheBytes,
+    long dirtyLimitBytes,
+    Duration flushInterval,
+    long logBytes) {
 
   /**
    * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
@@ -28,26 +35,49 @@ public record DatastoreConfig(
     if (cacheBytes < 0 || dirtyLimitBytes < leafSize) {
       throw new IllegalArgumentException("cache and dirty limits must be positive");
     }
+    if (logBytes != 0 && logBytes < MIN_LOG_BYTES) {
+      throw new IllegalArgumentException(
+          "an intent log takes at least " + MIN_LOG_BYTES + " bytes");
+    }
   }
+
+  /** The smallest intent log. */
+  public static final long MIN_LOG_BYTES = 1L << 20;
 
   public static DatastoreConfig defaults() {
     return new DatastoreConfig(
-        DEFAULT_LEAF_SIZE, false, 256L << 20, 512L << 20, Duration.ofSeconds(5));
+        DEFAULT_LEAF_SIZE,
+        false,
+        256L << 20,
+        512L << 20,
+        Duration.ofSeconds(5),
+        IntentLog.DEFAULT_BYTES);
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
-    return new DatastoreConfig(bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval);
+    return new DatastoreConfig(
+        bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, logBytes);
   }
 
   public DatastoreConfig withReadOnly(boolean ro) {
-    return new DatastoreConfig(leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval);
+    return new DatastoreConfig(leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval, logBytes);
+  }
+
+  public DatastoreConfig withCacheBytes(long bytes) {
+    return new DatastoreConfig(leafSize, readOnly, bytes, dirtyLimitBytes, flushInterval, logBytes);
   }
 
   public DatastoreConfig withDirtyLimit(long bytes) {
-    return new DatastoreConfig(leafSize, readOnly, cacheBytes, bytes, flushInterval);
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, bytes, flushInterval, logBytes);
   }
 
   public DatastoreConfig withFlushInterval(Duration d) {
-    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, d);
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, d, logBytes);
+  }
+
+  /** See {@code logBytes} above. */
+  public DatastoreConfig withLogBytes(long bytes) {
+    return new DatastoreConfig(
+        leafSize, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, bytes);
   }
 }

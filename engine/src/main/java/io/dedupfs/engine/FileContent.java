@@ -1,6 +1,10 @@
 package io.dedupfs.engine;
 
+import com.google.common.collect.Range;
+import com.google.common.collect.RangeSet;
+import com.google.common.collect.TreeRangeSet;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -38,6 +42,9 @@ final class FileContent {
   /** The times changed since the last freeze: the next commit stores them. */
   private boolean timesChanged;
 
+  /** The times changed since this file's last log record. */
+  private boolean timesUnlogged;
+
   /**
    * How many times the times were set, to tell at the end of a commit whether they changed
    * meanwhile.
@@ -62,6 +69,34 @@ final class FileContent {
   /** Why the last commit of this file failed; null if it succeeded. */
   private volatile Exception lastFailure;
 
+  // ---- what the intent log has not recorded yet (IntentLog, FORMAT.md "Intent log")
+
+  /**
+   * Ranges written or zeroed since this file's last log record (offsets; clipped to the length when
+   * a record is made).
+   */
+  private RangeSet<Long> unlogged = TreeRangeSet.create();
+
+  /** The smallest length a truncate set since the last log record; -1 when none did. */
+  private long unloggedTruncate = -1;
+
+  /** The same two of the changes that the commit in flight froze; null when none is in flight. */
+  private RangeSet<Long> frozenUnlogged;
+
+  private long frozenTruncate = -1;
+
+  /**
+   * Since the last commit, the contents changed in a way a log record cannot say (a range clone,
+   * which names blocks instead of bytes): an fsync commits instead of logging.
+   */
+  private boolean unloggable;
+
+  /** The sequence number of this file's last log record, 0 when it has none since it was loaded. */
+  private long lastLoggedSeq;
+
+  /** Where this file's last log record ends in the log, to wait for it. */
+  private long lastLoggedEnd;
+
   FileContent(long ino, boolean readOnly, FileTree tree) {
     this.ino = ino;
     this.readOnly = readOnly;
@@ -73,7 +108,147 @@ final class FileContent {
    * fails.
    */
   record Frozen(
-      TreeCommit tree, boolean times, long mtimeNs, long ctimeNs, long touches, long dirtySince) {}
+      TreeCommit tree,
+      boolean times,
+      long mtimeNs,
+      long ctimeNs,
+      long touches,
+      long dirtySince,
+      long logSeq,
+      boolean unloggable) {}
+
+  // ---- changes, for the intent log; caller holds the write lock
+
+  /** {@code [offset, end)} was written or zeroed. */
+  void changed(long offset, long end) {
+    if (offset < end) {
+      unlogged.add(Range.closedOpen(offset, end));
+    }
+  }
+
+  /** The file was truncated (or extended) to {@code length}. */
+  void truncated(long length) {
+    unloggedTruncate = unloggedTruncate < 0 ? length : Math.min(unloggedTruncate, length);
+  }
+
+  /** Blocks of another file were put into this one's tree: only a commit makes it durable. */
+  void shared() {
+    unloggable = true;
+  }
+
+  /** Why {@link #logChanges} did not log: nothing to say, or only a commit can say it. */
+  static final long NOTHING_TO_LOG = -1;
+
+  static final long COMMIT_INSTEAD = -2;
+
+  /**
+   * Appends one record of everything changed since this file's last record to {@code log}: the
+   * smallest length a truncate set, the length, the times, and the bytes now in every range written
+   * or zeroed meanwhile (see FORMAT.md: replayed in order on the committed tree, records give the
+   * contents as of the last one). Returns where the record ends, to {@link IntentLog#sync} for;
+   * {@link #NOTHING_TO_LOG} with {@link #lastLoggedEnd} still to wait for; or {@link
+   * #COMMIT_INSTEAD} when the change cannot be logged, is larger than {@code maxBytes} or finds no
+   * room. Caller holds the write lock.
+   */
+  long logChanges(ReadTxn txn, IntentLog log, long maxBytes) throws IOException {
+    if (unloggable) {
+      return COMMIT_INSTEAD;
+    }
+    long length = tree.length();
+    RangeSet<Long> ranges = TreeRangeSet.create(unlogged);
+    long truncate = unloggedTruncate;
+    if (frozenUnlogged != null) {
+      ranges.addAll(frozenUnlogged);
+      if (frozenTruncate >= 0) {
+        truncate = truncate < 0 ? frozenTruncate : Math.min(truncate, frozenTruncate);
+      }
+    }
+    RangeSet<Long> live = ranges.subRangeSet(Range.closedOpen(0L, length));
+    if (live.isEmpty() && truncate < 0 && !timesUnlogged) {
+      return NOTHING_TO_LOG;
+    }
+    long bytes = 0;
+    int count = 0;
+    for (Range<Long> r : live.asRanges()) {
+      bytes += r.upperEndpoint() - r.lowerEndpoint();
+      count++;
+    }
+    if (bytes > maxBytes) {
+      return COMMIT_INSTEAD;
+    }
+    ByteBuffer rec =
+        log.newRecord(
+            lastLoggedSeq,
+            ino,
+            truncate,
+            length,
+            timesDirty ? mtimeNs : -1,
+            timesDirty ? ctimeNs : -1,
+            count,
+            bytes);
+    for (Range<Long> r : live.asRanges()) {
+      long off = r.lowerEndpoint();
+      int n = (int) (r.upperEndpoint() - off);
+      rec.putLong(off).putInt(n);
+      ByteBuffer dst = rec.slice(rec.position(), n);
+      while (dst.hasRemaining()) {
+        if (tree.read(txn, off + dst.position(), dst) <= 0) {
+          throw new IllegalStateException("a logged range lies beyond the end of inode " + ino);
+        }
+      }
+      rec.position(rec.position() + n);
+    }
+    IntentLog.Appended a = log.append(ino, rec);
+    if (a == null) {
+      return COMMIT_INSTEAD;
+    }
+    lastLoggedSeq = a.seq();
+    lastLoggedEnd = a.end();
+    timesUnlogged = false;
+    unlogged = TreeRangeSet.create();
+    unloggedTruncate = -1;
+    if (frozenUnlogged != null) {
+      frozenUnlogged = TreeRangeSet.create();
+      frozenTruncate = -1;
+    }
+    return a.end();
+  }
+
+  /** The sequence number of this file's last log record. Caller holds the lock. */
+  long lastLoggedSeq() {
+    return lastLoggedSeq;
+  }
+
+  /** The log started a new generation: this file has no record in it. Caller holds the lock. */
+  void newLogGeneration() {
+    lastLoggedSeq = 0;
+    lastLoggedEnd = 0;
+  }
+
+  /** Where this file's last log record ends. Caller holds the lock. */
+  long lastLoggedEnd() {
+    return lastLoggedEnd;
+  }
+
+  /**
+   * A record replayed at open: the contents now hold it, and the next commit folds it. Caller holds
+   * the write lock.
+   */
+  void replayed(long seq, long mtime, long ctime) {
+    lastLoggedSeq = seq;
+    if (mtime >= 0) {
+      if (!isDirty()) {
+        dirtySince = System.nanoTime();
+      }
+      mtimeNs = mtime;
+      ctimeNs = ctime;
+      timesDirty = true;
+      timesChanged = true;
+      touches++;
+    }
+    unlogged = TreeRangeSet.create();
+    unloggedTruncate = -1;
+  }
 
   /** Something changed since the last freeze: a commit has work to do. */
   boolean isDirty() {
@@ -103,6 +278,7 @@ final class FileContent {
     ctimeNs = nowNs;
     timesDirty = true;
     timesChanged = true;
+    timesUnlogged = true;
     touches++;
   }
 
@@ -162,8 +338,15 @@ final class FileContent {
   /** Freezes the overlay and the times for a commit. Caller holds the write lock. */
   Frozen freeze(ReadTxn txn) throws IOException {
     TreeCommit c = tree.freeze(txn);
-    Frozen f = new Frozen(c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince);
+    Frozen f =
+        new Frozen(
+            c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince, lastLoggedSeq, unloggable);
     timesChanged = false;
+    frozenUnlogged = unlogged;
+    frozenTruncate = unloggedTruncate;
+    unlogged = TreeRangeSet.create();
+    unloggedTruncate = -1;
+    unloggable = false;
     return f;
   }
 
@@ -173,6 +356,7 @@ final class FileContent {
     if (touches == f.touches()) {
       timesDirty = false;
     }
+    frozenUnlogged = null;
     failedAt = 0;
     lastFailure = null;
   }
@@ -185,6 +369,12 @@ final class FileContent {
     tree.rollback(f.tree());
     timesChanged |= f.times();
     dirtySince = f.dirtySince();
+    unlogged.addAll(frozenUnlogged);
+    if (frozenTruncate >= 0) {
+      truncated(frozenTruncate);
+    }
+    frozenUnlogged = null;
+    unloggable |= f.unloggable();
     if (retired) {
       tree.release(); // nobody counts a retired file's buffer
     }

@@ -43,8 +43,14 @@ final class Lmdb implements AutoCloseable {
   /** What {@code meta} holds under {@code magic} in every dedupfs store. */
   static final String MAGIC = "dedupfs";
 
-  /** The one format this code reads and writes: FORMAT.md. */
-  static final int FORMAT_VERSION = 1;
+  /**
+   * The format this code writes (FORMAT.md). It reads every version from {@link #OLDEST_FORMAT} on,
+   * and an open for writing raises an older store to this one.
+   */
+  static final int FORMAT_VERSION = 2;
+
+  /** The oldest format this code opens. */
+  static final int OLDEST_FORMAT = 1;
 
   /** Address space only: the file grows as pages are written, not to the map's size. */
   static final long DEFAULT_MAP_SIZE = 1L << 40;
@@ -88,6 +94,12 @@ final class Lmdb implements AutoCloseable {
    */
   final Table snapshots = new Table("snapshots");
 
+  /**
+   * For each file whose commits have folded intent-log records, the last record folded (see {@link
+   * IntentLog}); not {@link Table#present} only in a version-1 store opened read-only.
+   */
+  final Table folded = new Table("folded");
+
   final int pageSize;
 
   /**
@@ -95,6 +107,11 @@ final class Lmdb implements AutoCloseable {
    * its first commit).
    */
   final boolean isNew;
+
+  /**
+   * The format version the store had when it was opened ({@link #FORMAT_VERSION} for a new one).
+   */
+  int storedVersion = FORMAT_VERSION;
 
   /** The most bytes a key may hold after a 32-byte hash. */
   final int maxKeyTail;
@@ -214,10 +231,12 @@ final class Lmdb implements AutoCloseable {
     for (Table t : List.of(inodes, dirents, xattrs, blocks, refs, pending, orphans)) {
       t.dbi = env.openDbi(t.name, flags);
     }
-    if (!readOnly) {
-      snapshots.dbi = env.openDbi(snapshots.name, DbiFlags.MDB_CREATE);
-    } else if (hasTable(snapshots.name)) {
-      snapshots.dbi = env.openDbi(snapshots.name);
+    for (Table t : List.of(snapshots, folded)) {
+      if (!readOnly) {
+        t.dbi = env.openDbi(t.name, DbiFlags.MDB_CREATE);
+      } else if (hasTable(t.name)) {
+        t.dbi = env.openDbi(t.name);
+      }
     }
   }
 
@@ -246,16 +265,25 @@ final class Lmdb implements AutoCloseable {
         throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
       }
       String version = metaString(txn, "formatVersion");
-      if (!Integer.toString(FORMAT_VERSION).equals(version)) {
+      int v;
+      try {
+        v = Integer.parseInt(version);
+      } catch (NumberFormatException e) {
+        v = -1;
+      }
+      if (v < OLDEST_FORMAT || v > FORMAT_VERSION) {
         throw new StoreException(
             "the store "
                 + dir
                 + " has format version "
                 + version
-                + "; this dedupfs reads version "
+                + "; this dedupfs reads versions "
+                + OLDEST_FORMAT
+                + " to "
                 + FORMAT_VERSION
-                + " only");
+                + (v > FORMAT_VERSION ? ": it was written by a newer dedupfs" : ""));
       }
+      storedVersion = v;
       return false;
     }
   }
@@ -419,7 +447,7 @@ final class Lmdb implements AutoCloseable {
   private List<Dbi<ByteBuffer>> tables() {
     List<Dbi<ByteBuffer>> all = new ArrayList<>();
     for (Table t :
-        List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots)) {
+        List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots, folded)) {
       if (t.present()) {
         all.add(t.dbi);
       }
@@ -481,8 +509,10 @@ final class Lmdb implements AutoCloseable {
         copyCompacted(tmp, copy, need, progress);
         progress.accept(new Progress("check", 0, 1));
         List<String> names = new ArrayList<>(TABLE_NAMES);
-        if (snapshots.present()) {
-          names.add("snapshots");
+        for (Table t : List.of(snapshots, folded)) {
+          if (t.present()) {
+            names.add(t.name);
+          }
         }
         List<Long> want;
         mapLock.readLock().lock();

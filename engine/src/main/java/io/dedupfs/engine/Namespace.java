@@ -38,6 +38,15 @@ final class Namespace {
 
   // ---- inodes
 
+  /** Inode {@code ino}, or null when there is none. */
+  Inode find(ReadTxn txn, long ino) {
+    try {
+      return inode(txn, ino);
+    } catch (NoSuchFileException e) {
+      return null;
+    }
+  }
+
   Inode inode(ReadTxn txn, long ino) throws NoSuchFileException {
     ByteBuffer v = db.inodes.get(txn, Lmdb.key(ino));
     if (v == null) {
@@ -53,6 +62,9 @@ final class Namespace {
   void delete(WriteTxn txn, long ino) {
     db.inodes.delete(txn, Lmdb.key(ino));
     db.orphans.delete(txn, Lmdb.key(ino));
+    if (db.folded.present()) {
+      db.folded.delete(txn, Lmdb.key(ino));
+    }
     ByteBuffer prefix = Lmdb.key(ino);
     for (byte[] key : keysWithPrefix(txn, db.xattrs, prefix)) {
       db.xattrs.delete(txn, direct(key));

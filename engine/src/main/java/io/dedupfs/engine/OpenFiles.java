@@ -23,6 +23,9 @@ final class OpenFiles {
   private final Geometry geometry;
   private final BlockStore blocks;
 
+  /** Told when contents are dropped: their log records are no longer needed. Null without one. */
+  private final IntentLog log;
+
   /** The contents of regular files in use, loaded on first use; removed (and retired) by forget. */
   private final ConcurrentHashMap<Long, FileContent> files = new ConcurrentHashMap<>();
 
@@ -39,11 +42,12 @@ final class OpenFiles {
    */
   private final AtomicLong dirtyBytes = new AtomicLong();
 
-  OpenFiles(Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks) {
+  OpenFiles(Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks, IntentLog log) {
     this.db = db;
     this.ns = ns;
     this.geometry = geometry;
     this.blocks = blocks;
+    this.log = log;
   }
 
   /** Bytes buffered in every file's overlay and not frozen by a commit. */
@@ -165,9 +169,14 @@ final class OpenFiles {
 
   /**
    * Drops loaded contents (and their unflushed changes): the next user loads the inode afresh.
+   * Contents are dropped when clean (their log records are all in the committed tree), deleted, or
+   * replaced by a restore (which marks their records folded): their records are no longer needed.
    * Caller holds fc's write lock.
    */
   void retire(FileContent fc) {
+    if (log != null) {
+      log.folded(fc.ino, Long.MAX_VALUE);
+    }
     fc.retire();
     removals.incrementAndGet(); // before the removal: a load that then finds no contents sees it
     // (content)

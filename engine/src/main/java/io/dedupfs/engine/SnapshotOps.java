@@ -133,8 +133,13 @@ final class SnapshotOps {
                             && (!lockedInos.contains(ino)
                                 || openBefore.contains(ino)
                                 || dirty.contains(ino)));
-            return restore.run(
-                ns.inode(txn, p.source()), p.targetParent(), p.targetName(), p.targetPath());
+            Restored done =
+                restore.run(
+                    ns.inode(txn, p.source()), p.targetParent(), p.targetName(), p.targetPath());
+            for (long ino : done.changedInodes()) {
+              writeBack.contentsReplaced(txn, ino);
+            }
+            return done;
           };
       if (dryRun) {
         Restored r = db.writeAndAbort(work);

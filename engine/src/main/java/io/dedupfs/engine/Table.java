@@ -28,7 +28,8 @@ final class Table {
   }
 
   /**
-   * Whether the table exists (only {@code snapshots} may be missing, in a store opened read-only).
+   * Whether the table exists (only {@code snapshots} and {@code folded} may be missing, in an older
+   * store opened read-only).
    */
   boolean present() {
     return dbi != null;
@@ -54,6 +55,11 @@ final class Table {
   /** Deletes the entry under {@code key}; false when there was none. */
   boolean delete(WriteTxn txn, ByteBuffer key) {
     return dbi.delete(txn.txn, key);
+  }
+
+  /** Deletes every entry (the table stays). */
+  void clear(WriteTxn txn) {
+    dbi.drop(txn.txn, false);
   }
 
   TableCursor openCursor(ReadTxn txn) {

@@ -86,11 +86,16 @@ class BadInputTest {
   void refusesAnotherFormatVersionAndOtherLmdbEnvironments() throws IOException {
     Path store = tmp.resolve("store");
     Datastore.open(store, TestStores.config(4096)).close();
-    putMeta(store, "formatVersion", "2");
+    putMeta(store, "formatVersion", "3");
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class)
-        .hasMessageContaining("format version 2")
-        .hasMessageContaining("version " + Lmdb.FORMAT_VERSION);
+        .hasMessageContaining("format version 3")
+        .hasMessageContaining("versions 1 to " + Lmdb.FORMAT_VERSION)
+        .hasMessageContaining("newer dedupfs");
+    putMeta(store, "formatVersion", "0");
+    assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("format version 0");
     putMeta(store, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
     Datastore.open(store, TestStores.config(4096)).close();
     putMeta(store, "magic", "something else");
@@ -265,6 +270,50 @@ class BadInputTest {
   }
 
   /** Writes a meta record with raw LMDB, as another program or version might have. */
+  /**
+   * A store as the code of format version 1 left it: the same tables but {@code folded}, no {@code
+   * logId}, no intent log. It opens read-only as it is, and for writing becomes version 2, with
+   * everything it held.
+   */
+  @Test
+  void opensAVersion1StoreAndRaisesItToVersion2() throws IOException {
+    Path store = tmp.resolve("v1");
+    byte[] data = TestStores.randomBytes(new java.util.SplittableRandom(5), 100_000);
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      TestStores.write(ds, TestStores.create(ds, "f"), 0, data);
+    }
+    try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
+      Dbi<ByteBuffer> meta = env.openDbi("meta");
+      Dbi<ByteBuffer> folded = env.openDbi("folded");
+      try (Txn<ByteBuffer> txn = env.txnWrite()) {
+        meta.put(
+            txn,
+            direct("formatVersion".getBytes(StandardCharsets.US_ASCII)),
+            direct(new byte[] {'1'}));
+        meta.delete(txn, direct(IntentLog.META_ID.getBytes(StandardCharsets.US_ASCII)));
+        folded.drop(txn, true);
+        txn.commit();
+      }
+    }
+    java.nio.file.Files.delete(store.resolve(IntentLog.FILE));
+    try (Datastore ro = Datastore.open(store, TestStores.config(4096).withReadOnly(true))) {
+      assertThat(TestStores.read(ro, ro.resolve("f"), 0, data.length)).isEqualTo(data);
+    }
+    assertThat(store.resolve(IntentLog.FILE)).as("a read-only open changes nothing").doesNotExist();
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      long ino = ds.resolve("f");
+      assertThat(TestStores.read(ds, ino, 0, data.length)).isEqualTo(data);
+      TestStores.write(ds, ino, 200_000, data);
+      ds.fsync(ino);
+      assertConsistent(ds);
+    }
+    assertThat(store.resolve(IntentLog.FILE)).exists();
+    try (Datastore ro = Datastore.open(store, TestStores.config(4096).withReadOnly(true))) {
+      assertThat(TestStores.read(ro, ro.resolve("f"), 200_000, data.length)).isEqualTo(data);
+      assertThat(ro.db.storedVersion).isEqualTo(2);
+    }
+  }
+
   private static void putMeta(Path store, String key, String value) {
     try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
       Dbi<ByteBuffer> meta = env.openDbi("meta");

@@ -8,6 +8,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -67,6 +68,81 @@ class CrashTest {
         }
         assertConsistent(ds);
       }
+    }
+  }
+
+  /**
+   * Four threads write and fsync their own files through the intent log (a small one, so that it
+   * wraps, folds and fills) while background commits run; the child is killed at a random moment.
+   * Every operation whose fsync returned is there, the one in flight is whole or absent, the store
+   * is consistent; the rounds share the store, so each open replays after the previous kill too.
+   */
+  @Test
+  void everyFsyncSurvivesSigkillWithSeveralWriters() throws Exception {
+    SplittableRandom r = new SplittableRandom(44);
+    Path store = dir.resolve("store");
+    int rounds = TestStores.longRuns() ? 20 : 5;
+    for (int round = 0; round < rounds; round++) {
+      String prefix = "sync" + round + "-";
+      long seed = r.nextLong();
+      Path report = dir.resolve(prefix + "report.txt");
+      Process child =
+          startTo(report, CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed));
+      int killAfter = 50 + r.nextInt(400);
+      try {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (child.isAlive()
+            && System.nanoTime() < deadline
+            && Files.readAllLines(report).size() < killAfter) {
+          Thread.sleep(2);
+        }
+        Thread.sleep(r.nextInt(50));
+      } finally {
+        child.destroyForcibly();
+        assertThat(child.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      }
+      int[] last = new int[CrashSyncWriters.THREADS];
+      Arrays.fill(last, -1);
+      for (String line : Files.readAllLines(report)) { // all it reported before it died
+        note(line, last);
+      }
+      assertThat(child.exitValue()).as("round %d: killed, not failed", round).isEqualTo(137);
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+        for (int t = 0; t < CrashSyncWriters.THREADS; t++) {
+          long ino = ds.lookup(Datastore.ROOT, prefix + t).ino();
+          byte[][] want = new byte[CrashSyncWriters.SLOTS][];
+          for (int i = 0; i <= last[t]; i++) {
+            want[CrashSyncWriters.slot(seed, t, i)] = CrashSyncWriters.record(seed, t, i);
+          }
+          int inFlight = CrashSyncWriters.slot(seed, t, last[t] + 1);
+          byte[] next = CrashSyncWriters.record(seed, t, last[t] + 1);
+          for (int s = 0; s < CrashSyncWriters.SLOTS; s++) {
+            byte[] got =
+                TestStores.read(
+                    ds, ino, (long) s * CrashSyncWriters.RECORD, CrashSyncWriters.RECORD);
+            byte[] w = want[s] == null ? new byte[0] : want[s];
+            got = Arrays.copyOf(got, Math.max(got.length, w.length));
+            byte[] padded = Arrays.copyOf(w, got.length);
+            boolean ok =
+                Arrays.equals(got, padded)
+                    || (s == inFlight && Arrays.equals(got, Arrays.copyOf(next, got.length)));
+            assertThat(ok)
+                .as(
+                    "round %d, thread %d, slot %d: the last fsynced record (%d operations reported)",
+                    round, t, s, last[t] + 1)
+                .isTrue();
+          }
+        }
+        assertConsistent(ds);
+      }
+    }
+  }
+
+  private static void note(String line, int[] last) {
+    String[] w = line.split(" ");
+    if (w.length == 3 && w[0].equals("synced")) {
+      int t = Integer.parseInt(w[1]);
+      last[t] = Math.max(last[t], Integer.parseInt(w[2]));
     }
   }
 
@@ -168,8 +244,17 @@ class CrashTest {
     }
   }
 
+  /** Starts {@code main} as {@link #start} does, its standard output going to {@code out}. */
+  private static Process startTo(Path out, Class<?> main, String... args) throws IOException {
+    return builder(main, args).redirectOutput(out.toFile()).start();
+  }
+
   /** Starts {@code main} of a test class in a child JVM with the store's JVM flags. */
   private static Process start(Class<?> main, String... args) throws IOException {
+    return builder(main, args).start();
+  }
+
+  private static ProcessBuilder builder(Class<?> main, String... args) {
     String jvmFlags =
         Objects.requireNonNull(
             System.getProperty("lmdb.jvm.args"),
@@ -179,7 +264,7 @@ class CrashTest {
     cmd.addAll(Arrays.asList(jvmFlags.trim().split("\\s+")));
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), main.getName()));
     cmd.addAll(Arrays.asList(args));
-    return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
   }
 
   private record Reported(int lastFlushed, List<Integer> dirs) {}

@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -107,6 +108,66 @@ class FullDiskTest {
         TestStores.assertSameBytes(
             TestStores.read(ds, last, 0, pending.length), pending, "the late file reopened");
         assertConsistent(ds);
+      }
+    } finally {
+      TestStores.unmount(mnt);
+    }
+  }
+
+  /**
+   * The intent log takes its space when it is made (4 MiB here, under a sixteenth of the disk), so
+   * an fsync on a full disk still succeeds; the record is folded once there is room. After a crash,
+   * an open on the still-full disk replays it, keeps it in memory and in the log, and commits it
+   * once files are deleted.
+   */
+  @Test
+  void anFsyncOnAFullDiskSurvivesACrashAndAnOpenOnTheFullDisk() throws Exception {
+    assumeTrue(TestStores.canMount(), "mounting a small tmpfs needs root");
+    Path mnt = Files.createDirectory(tmp.resolve("small"));
+    assumeTrue(TestStores.mountTmpfs(mnt, 80), "mount -t tmpfs failed"); // room for a 4 MiB log
+    try {
+      Path store = mnt.resolve("store");
+      SplittableRandom r = new SplittableRandom(7);
+      byte[] late = TestStores.randomBytes(r, 3_500_000); // more than the disk has left
+      int files = 0;
+      long lateIno;
+      Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(64 * MIB));
+      ds.writeBack.foldInBackground = false;
+      try {
+        for (; files < 100; files++) {
+          long ino = ds.mknod(ROOT, "f" + files, 0644, 0, 0, 0).ino();
+          TestStores.write(ds, ino, 0, TestStores.randomBytes(r, 2 * MIB));
+          ds.flush(ino);
+        }
+      } catch (StoreFullException expected) {
+        // the disk is full
+      }
+      assertThat(files).as("an 80 MiB disk fills up").isLessThan(100);
+      lateIno = ds.mknod(ROOT, "late", 0644, 0, 0, 0).ino();
+      for (int off = 0; off < late.length; off += late.length / 4) { // records of 1/4 of the log
+        TestStores.write(ds, lateIno, off, Arrays.copyOfRange(late, off, off + late.length / 4));
+        ds.fsync(lateIno); // into the log: no new space needed
+      }
+      assertThat(ds.writeBack.bufferedBytes()).as("logged, not committed").isPositive();
+      ds.abandon();
+      Datastore again = Datastore.open(store, TestStores.config(4096));
+      try {
+        TestStores.assertSameBytes(
+            TestStores.read(again, lateIno, 0, late.length), late, "replayed on the full disk");
+        assertThat(again.writeBack.bufferedBytes())
+            .as("kept in memory: the disk has no room to commit it")
+            .isPositive();
+      } finally {
+        assertThatThrownBy(again::close)
+            .as("closing cannot commit it either")
+            .isInstanceOf(StoreFullException.class);
+      }
+      assertThat(TestStores.resizeTmpfs(mnt, 160)).as("the disk grows").isTrue();
+      try (Datastore roomy = Datastore.open(store, TestStores.config(4096))) {
+        TestStores.assertSameBytes(
+            TestStores.read(roomy, lateIno, 0, late.length), late, "replayed again, committed");
+        assertThat(roomy.writeBack.bufferedBytes()).as("committed at open").isZero();
+        assertConsistent(roomy);
       }
     } finally {
       TestStores.unmount(mnt);

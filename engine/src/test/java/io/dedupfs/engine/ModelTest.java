@@ -25,6 +25,12 @@ import org.junit.jupiter.api.io.TempDir;
  * and at the end the store must pass {@link Fsck} once its queued decrements are applied, and at
  * the end each file's root must equal that of a file written afresh with the same contents.
  *
+ * <p>Some runs also crash: the store is abandoned as a killed process leaves it (nothing buffered
+ * is committed; {@link Datastore#abandon}) and opened again, which replays the intent log; then
+ * every file must hold exactly what it held at its last durable point (fsync, flush, sync, a
+ * truncate or a copy, which commit). Those runs keep every commit in the test's hands (no
+ * background commits), so that the durable point is known.
+ *
  * <p>A failure names its seed; replay one with {@code -Ddedupfs.seed=N -Ddedupfs.leaf=BYTES} (and
  * optionally {@code -Ddedupfs.ops=COUNT}). {@code -Ddedupfs.test.long=true} runs more seeds.
  */
@@ -40,26 +46,29 @@ class ModelTest {
     if (replay != null) {
       int leaf = Integer.getInteger("dedupfs.leaf", 4096);
       int ops = Integer.getInteger("dedupfs.ops", 1500);
-      tests.add(run(Long.parseLong(replay), leaf, ops));
+      tests.add(run(Long.parseLong(replay), leaf, ops, Boolean.getBoolean("dedupfs.crashes")));
       return tests.stream();
     }
     boolean soak = TestStores.longRuns();
     for (int s = 0; s < (soak ? 60 : 6); s++) {
-      tests.add(run(1000 + s, 4096, soak ? 8000 : 3000));
+      tests.add(run(1000 + s, 4096, soak ? 8000 : 3000, false));
     }
     for (int s = 0; s < (soak ? 15 : 2); s++) {
-      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000));
+      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000, false));
     }
-    tests.add(run(3000, 8192, soak ? 5000 : 2000));
+    tests.add(run(3000, 8192, soak ? 5000 : 2000, false));
+    for (int s = 0; s < (soak ? 30 : 3); s++) {
+      tests.add(run(4000 + s, s % 2 == 0 ? 4096 : 16384, soak ? 6000 : 2500, true));
+    }
     return tests.stream();
   }
 
-  private DynamicTest run(long seed, int leafSize, int ops) {
+  private DynamicTest run(long seed, int leafSize, int ops, boolean crashes) {
     return DynamicTest.dynamicTest(
-        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops",
+        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops" + (crashes ? ", crashes" : ""),
         () -> {
           Path dir = Files.createTempDirectory(tmp, "model");
-          new Run(seed, leafSize, dir).run(ops);
+          new Run(seed, leafSize, dir, crashes).run(ops);
         });
   }
 
@@ -70,12 +79,18 @@ class ModelTest {
     private final SplittableRandom r;
     private final long[] inos = new long[FILES];
     private final FileModel[] models = new FileModel[FILES];
+
+    /** What each file must hold after a crash: its model at its last durable point. */
+    private final FileModel[] durable = new FileModel[FILES];
+
+    private final boolean crashes;
     private final byte[][] patterns;
     private final Deque<String> recent = new ArrayDeque<>();
     private Datastore ds;
 
-    Run(long seed, int leaf, Path dir) {
+    Run(long seed, int leaf, Path dir, boolean crashes) {
       this.seed = seed;
+      this.crashes = crashes;
       this.leaf = leaf;
       this.dir = dir;
       this.r = new SplittableRandom(seed);
@@ -88,10 +103,11 @@ class ModelTest {
     void run(int ops) throws Exception {
       int step = -1;
       try {
-        ds = Datastore.open(dir, TestStores.config(leaf).withDirtyLimit(64L * leaf * 4));
+        ds = open(leaf);
         for (int f = 0; f < FILES; f++) {
           inos[f] = TestStores.create(ds, "f" + f);
           models[f] = new FileModel();
+          durable[f] = new FileModel();
         }
         for (step = 0; step < ops; step++) {
           step();
@@ -118,6 +134,7 @@ class ModelTest {
                     + seed
                     + " -Ddedupfs.leaf="
                     + leaf
+                    + (crashes ? " -Ddedupfs.crashes=true" : "")
                     + "\nlast operations (newest last):\n  "
                     + String.join("\n  ", recent),
                 t);
@@ -160,6 +177,7 @@ class ModelTest {
         log("truncate f" + f + " to " + size);
         ds.setattr(ino, SetAttributes.size(size));
         m.truncate(size);
+        durable[f] = m.copy(); // a truncate commits
       } else if (k < 570) {
         long off = pickOffset(m.size());
         long len = r.nextInt(10) == 0 ? 1L << (20 + r.nextInt(14)) : pickLength();
@@ -183,6 +201,7 @@ class ModelTest {
         if (fresh) {
           ds.setattr(inos[d], SetAttributes.size(0));
           models[d].truncate(0);
+          durable[d] = models[d].copy();
         }
         copy(f, 0, d, 0, m.size());
       } else if (k < 700) {
@@ -206,15 +225,32 @@ class ModelTest {
         long len = r.nextInt(256 * 1024) + 1;
         log("unaligned copy f" + f + " @" + so + " to f" + d + " @" + dOff + " +" + len);
         copy(f, so, d, dOff, len);
-      } else if (k < 790) {
+      } else if (k < 755) {
         log("flush f" + f);
         ds.flush(ino);
+        durable[f] = m.copy();
+      } else if (k < 790) {
+        log("fsync f" + f);
+        ds.fsync(ino);
+        durable[f] = m.copy();
+        if (crashes && r.nextInt(8) == 0) {
+          log("crash");
+          crash();
+        }
       } else if (k < 795) {
         log("sync");
         ds.sync();
+        for (int g = 0; g < FILES; g++) {
+          durable[g] = models[g].copy();
+        }
       } else if (k < 798) {
-        log("reopen");
-        reopen();
+        if (crashes && r.nextBoolean()) {
+          log("crash");
+          crash();
+        } else {
+          log("reopen");
+          reopen();
+        }
       } else {
         long off = r.nextInt(4) == 0 ? pickDataOffset(m) : pickOffset(m.size());
         boolean data = r.nextBoolean();
@@ -237,16 +273,52 @@ class ModelTest {
                 e -> assertThat(e.kind()).isEqualTo(FsException.Kind.INVALID_ARGUMENT));
         return;
       }
+      if (n > 0) {
+        durable[f] = src.copy(); // a copy commits both files, the source first
+      }
       assertThat(ds.copyRange(inos[f], so, inos[d], dOff, len)).isEqualTo(n);
       assertThat(models[d].copyRange(src, so, dOff, len)).isEqualTo(n);
+      if (n > 0) {
+        durable[d] = models[d].copy();
+      }
+    }
+
+    /**
+     * A store whose commits are all the test's in a run with crashes: no background commits (a
+     * dirty limit it never reaches, no timer, no folds of the log).
+     */
+    private Datastore open(int leafSize) throws IOException {
+      DatastoreConfig c =
+          TestStores.config(leafSize).withDirtyLimit(crashes ? 1L << 30 : 64L * leaf * 4);
+      Datastore d = Datastore.open(dir, c);
+      d.writeBack.foldInBackground = !crashes;
+      return d;
+    }
+
+    /**
+     * Abandons the store as a killed process would and opens it again: each file holds what it held
+     * at its last durable point, and goes on from there.
+     */
+    private void crash() throws IOException {
+      ds.abandon();
+      ds = null;
+      ds = open(leaf == 4096 ? 65536 : 4096);
+      for (int f = 0; f < FILES; f++) {
+        models[f] = durable[f].copy();
+      }
+      assertConsistent(ds);
+      for (int f = 0; f < FILES; f++) {
+        verifyAll(f);
+      }
     }
 
     private void reopen() throws IOException {
       ds.close();
       ds = null;
-      ds =
-          Datastore.open(
-              dir, TestStores.config(leaf == 4096 ? 65536 : 4096).withDirtyLimit(64L * leaf * 4));
+      ds = open(leaf == 4096 ? 65536 : 4096);
+      for (int f = 0; f < FILES; f++) {
+        durable[f] = models[f].copy();
+      }
       assertThat(ds.leafSize()).as("the store keeps its own leaf size").isEqualTo(leaf);
       for (int f = 0; f < FILES; f++) {
         assertThat(ds.lookup(Datastore.ROOT, "f" + f).ino())

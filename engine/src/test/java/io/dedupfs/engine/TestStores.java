@@ -17,9 +17,15 @@ final class TestStores {
     return Boolean.getBoolean("dedupfs.test.long");
   }
 
-  /** A config whose timer never fires during a test, so that a seed replays exactly. */
+  /**
+   * A config whose timer never fires during a test, so that a seed replays exactly, with a small
+   * intent log (quick to make, and it fills, so that fsyncs also meet a full log).
+   */
   static DatastoreConfig config(int leafSize) {
-    return DatastoreConfig.defaults().withLeafSize(leafSize).withFlushInterval(Duration.ofHours(1));
+    return DatastoreConfig.defaults()
+        .withLeafSize(leafSize)
+        .withFlushInterval(Duration.ofHours(1))
+        .withLogBytes(4L << 20);
   }
 
   /**
@@ -127,6 +133,11 @@ final class TestStores {
    */
   static boolean mountTmpfs(Path dir, int megabytes) throws Exception {
     return run("mount", "-t", "tmpfs", "-o", "size=" + megabytes + "m", "tmpfs", dir.toString());
+  }
+
+  /** Gives the tmpfs at {@code dir} a new size, its files kept. */
+  static boolean resizeTmpfs(Path dir, int megabytes) throws Exception {
+    return run("mount", "-o", "remount,size=" + megabytes + "m", dir.toString());
   }
 
   static void unmount(Path dir) throws Exception {

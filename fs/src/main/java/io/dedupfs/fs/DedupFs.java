@@ -247,13 +247,14 @@ final class DedupFs implements FuseOperations {
 
   /**
    * Every close(2) of a descriptor open for writing: what was written through this file becomes
-   * durable before close returns. A read-only descriptor wrote nothing, and its close must not fail
-   * because another writer's data cannot be committed (a full disk).
+   * durable before close returns (through the intent log, as an fsync). A read-only descriptor
+   * wrote nothing, and its close must not fail because another writer's data cannot be committed (a
+   * full disk).
    */
   @Override
   public void flush(long ino, long fh) throws IOException {
     if ((handle(fh).flags() & O_ACCMODE) != O_RDONLY) {
-      store.flush(ino);
+      store.fsync(ino);
     }
   }
 
@@ -264,7 +265,7 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public void fsync(long ino, long fh, boolean datasync) throws IOException {
-    store.flush(ino);
+    store.fsync(ino);
   }
 
   @Override

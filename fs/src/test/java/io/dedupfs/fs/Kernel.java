@@ -81,7 +81,7 @@ final class Kernel implements AutoCloseable {
   }
 
   private static DatastoreConfig config() {
-    return DatastoreConfig.defaults().withDirtyLimit(64L << 20);
+    return DatastoreConfig.defaults().withDirtyLimit(64L << 20).withLogBytes(4L << 20);
   }
 
   @Override

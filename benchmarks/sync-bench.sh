@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# sync-bench.sh — what VM guests do to a datastore: fsync'd small writes, several writers at once,
+# O_DIRECT queues (qemu cache=none), through dedupfs, beside the plain disk, bindfs (a FUSE
+# filesystem that passes everything to the disk) and dedupfs's do-nothing mount
+# (benchmarks/nullfs), all in one run, and the ratios to the disk and to bindfs.
+#
+# Usage (as root: it mounts, drops the page cache and installs bindfs when missing):
+#     benchmarks/sync-bench.sh [RUNS]        # RUNS rounds over every target (default 1)
+# after `mvn -q -B -DskipTests package -pl engine,fs,benchmarks -am`. With RUNS > 1 each figure is
+# the median, with the lowest and highest beside it.
+#
+# The fio jobs (4 KiB jobs on 256 MiB files, one per job, laid out with unique data first; every
+# job refill_buffers, so dedupfs never sees data it already holds; time-based):
+#     fsync1      4 KiB random write, psync, fsync after each write, 1 job            IOPS
+#     fsync4      the same, 4 jobs                                                   IOPS
+#     direct64    4 KiB random write, O_DIRECT, psync, fsync every 64 writes, 4 jobs   IOPS
+#     seq16       1 MiB sequential write, O_DIRECT, libaio, queue depth 16, 1 job     MiB/s (and p99)
+#     rand32      4 KiB random write, O_DIRECT, libaio, queue depth 32, 1 job         IOPS
+#     read32      4 KiB random read, O_DIRECT, libaio, queue depth 32, 1 job          IOPS
+#     buffered    1 MiB sequential write, buffered, the final fsync timed, 1 job      MiB/s
+# and, on dedupfs only, fsync1 again after 4 GiB of other unique data went into the store
+# (fsync1-4g: an fsync must not cost more in a larger store).
+#
+# Settings (environment):
+#     DEDUPFS_BENCH_DIR      where the stores, mountpoints and the disk directory go (default
+#                            /var/tmp; not a tmpfs)
+#     DEDUPFS_BENCH_RUNTIME  seconds per job after 1 s of ramp (default 6)
+#     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
+#     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
+# About 5 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
+# benchmarks/target/results/sync-bench-DATE.tsv.
+set -euo pipefail
+
+here=$(cd "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd)
+root=$(dirname -- "$here")
+runs=${1:-1}
+base=${DEDUPFS_BENCH_DIR:-/var/tmp}
+runtime=${DEDUPFS_BENCH_RUNTIME:-6}
+targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs dedupfs nullfs}
+fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
+jobs="fsync1 fsync4 direct64 seq16 rand32 read32 buffered"
+
+say() { printf 'sync-bench: %s\n' "$*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+[[ $EUID -eq 0 ]] || die "run as root (it mounts FUSE filesystems and drops the page cache)"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number, not '$runs'"
+command -v bindfs >/dev/null || apt-get install -y bindfs >/dev/null || die "cannot install bindfs"
+for tool in fio python3 findmnt; do
+    command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
+done
+fstype=$(findmnt -n -o FSTYPE --target "$base" 2>/dev/null || stat -f -c %T "$base")
+[[ "$fstype" != tmpfs && "$fstype" != ramfs ]] || die "DEDUPFS_BENCH_DIR=$base is on $fstype; point it at a disk"
+for j in "$root/fs/target/dedupfs.jar" "$root/benchmarks/target/benchmarks.jar"; do
+    [[ -f "$j" ]] || die "$j not found: run mvn -q -B -DskipTests package -pl engine,fs,benchmarks -am first"
+done
+
+work=$(mktemp -d "$base/dedupfs-sync-bench.XXXXXX")
+mkdir -p "$root/benchmarks/target/results"
+results=$root/benchmarks/target/results/sync-bench-$(date -u +%Y%m%d-%H%M%S).tsv
+: >"$results"
+mnt=""
+daemon=""
+
+cleanup() {
+    set +e
+    if [[ -n "$mnt" ]] && findmnt -rn --mountpoint "$mnt" >/dev/null 2>&1; then
+        umount "$mnt" 2>/dev/null || umount -l "$mnt"
+    fi
+    if [[ -n "$daemon" ]] && kill -0 "$daemon" 2>/dev/null; then
+        kill "$daemon"
+        wait "$daemon" 2>/dev/null
+    fi
+    rm -rf -- "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Private copies of the jars: a rebuild during the run cannot change the daemons.
+cp -- "$root/fs/target/dedupfs.jar" "$work/dedupfs.jar"
+cp -- "$root/benchmarks/target/benchmarks.jar" "$work/benchmarks.jar"
+export DEDUPFS_JAR=$work/dedupfs.jar DEDUPFS_BENCH_JAR=$work/benchmarks.jar
+dedupfs=$root/mount-scripts/dedupfs
+
+wait_mounted() { # MNT PID LOG
+    local i
+    for ((i = 0; i < 600; i++)); do
+        findmnt -rn --mountpoint "$1" >/dev/null 2>&1 && return
+        kill -0 "$2" 2>/dev/null || die "the daemon for $1 exited: $(tail -n 5 "$3")"
+        sleep 0.1
+    done
+    die "$1 was not mounted in 60 s"
+}
+
+mount_target() { # TARGET -> sets $mnt, the directory to measure in
+    local target=$1
+    mnt=$work/mnt-$target
+    mkdir -p "$mnt"
+    case "$target" in
+        disk) mnt="" ;;
+        bindfs)
+            mkdir -p "$work/bindfs-under"
+            bindfs "$work/bindfs-under" "$mnt"
+            ;;
+        dedupfs)
+            "$dedupfs" create "$work/store" >/dev/null
+            "$dedupfs" mount --log "$work/dedupfs.log" "$work/store" "$mnt" >/dev/null
+            ;;
+        nullfs)
+            "$here/nullfs" -f "$mnt" >"$work/nullfs.log" 2>&1 &
+            daemon=$!
+            wait_mounted "$mnt" "$daemon" "$work/nullfs.log"
+            ;;
+        *) die "unknown target $target" ;;
+    esac
+}
+
+unmount_target() { # TARGET
+    case "$1" in
+        disk) ;;
+        dedupfs) "$dedupfs" umount "$mnt" >/dev/null ;;
+        *)
+            umount "$mnt"
+            if [[ -n "$daemon" ]]; then
+                wait "$daemon" || true
+                daemon=""
+            fi
+            ;;
+    esac
+    mnt=""
+    rm -rf -- "$work/store" "$work/bindfs-under" "$work/mnt-$1" "$work/disk"
+}
+
+# fio_job DIR JOB: runs one job, prints "figure p99_ms" (IOPS or MiB/s).
+fio_job() {
+    local dir=$1 job=$2 json=$work/fio.json
+    local common=(--directory="$dir" --refill_buffers=1 --randrepeat=0 --norandommap
+        --group_reporting --output-format=json --output="$json")
+    local timed=(--filename_format='f.$jobnum' --size=256M --time_based --runtime="$runtime" --ramp_time=1)
+    local opts unit=iops
+    case "$job" in
+        fsync1) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=psync --fsync=1 --numjobs=1) ;;
+        fsync4) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=psync --fsync=1 --numjobs=4) ;;
+        direct64) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=psync --direct=1 --fsync=64 --numjobs=4) ;;
+        seq16) opts=("${timed[@]}" --rw=write --bs=1M --ioengine=libaio --direct=1 --iodepth=16 --numjobs=1) unit=mib ;;
+        rand32) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=libaio --direct=1 --iodepth=32 --numjobs=1) ;;
+        read32) opts=("${timed[@]}" --rw=randread --bs=4k --ioengine=libaio --direct=1 --iodepth=32 --numjobs=1) ;;
+        buffered) opts=(--filename_format='b.$jobnum' --size=1G --rw=write --bs=1M --ioengine=psync --end_fsync=1 --numjobs=1) unit=mib ;;
+        *) die "unknown job $job" ;;
+    esac
+    [[ $job == read32 ]] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
+    fio --name="$job" "${common[@]}" "${opts[@]}" >/dev/null 2>"$work/fio.err" ||
+        die "fio $job in $dir failed: $(tail -n 5 "$work/fio.err")"
+    python3 - "$json" "$unit" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+job = json.loads(text[text.index("{"):])["jobs"][0]
+if job["error"]:
+    sys.exit(f"fio job error {job['error']}")
+side = job["read"] if job["read"]["io_bytes"] > 0 else job["write"]
+figure = side["iops"] if sys.argv[2] == "iops" else side["bw_bytes"] / 2**20
+p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1e6
+print(f"{figure:.0f} {p99:.2f}")
+PY
+}
+
+# lay_out DIR: the 256 MiB files of the 4 KiB jobs, with unique data, durable.
+lay_out() {
+    fio --name=layout --directory="$1" --filename_format='f.$jobnum' --size=256M --rw=write --bs=1M \
+        --numjobs=4 --refill_buffers=1 --end_fsync=1 --output="$work/layout.txt" >/dev/null ||
+        die "fio could not lay out its files in $1"
+}
+
+for ((run = 1; run <= runs; run++)); do
+    for target in $targets; do
+        say "round $run: $target"
+        mount_target "$target"
+        dir=${mnt:-$work/disk}
+        mkdir -p "$dir"
+        lay_out "$dir"
+        for job in $jobs; do
+            read -r figure p99 < <(fio_job "$dir" "$job")
+            printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$target" "$job" "$figure" "$p99" >>"$results"
+            say "  $job: $figure (p99 $p99 ms)"
+            [[ $job == buffered ]] && rm -f -- "$dir"/b.*
+        done
+        if [[ $target == dedupfs && $fill_gb -gt 0 ]]; then
+            say "  filling the store with $fill_gb GiB of other data"
+            fio --name=fill --directory="$dir" --filename_format='fill.$jobnum' --size="${fill_gb}G" \
+                --rw=write --bs=1M --numjobs=1 --refill_buffers=1 --end_fsync=1 \
+                --output="$work/fill.txt" >/dev/null || die "fio could not fill the store"
+            lay_out "$dir"
+            read -r figure p99 < <(fio_job "$dir" fsync1)
+            printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$target" "fsync1-4g" "$figure" "$p99" >>"$results"
+            say "  fsync1 after $fill_gb GiB: $figure (p99 $p99 ms)"
+        fi
+        unmount_target "$target"
+    done
+done
+
+python3 - "$results" "$targets" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+p99s = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    run, target, job, figure, p99 = line.split("\t")
+    rows[(target, job)].append(float(figure))
+    p99s[(target, job)].append(float(p99))
+targets = sys.argv[2].split()
+jobs = ["fsync1", "fsync4", "direct64", "seq16", "rand32", "read32", "buffered", "fsync1-4g"]
+names = {
+    "fsync1": "4K randwrite, fsync each, 1 job (IOPS)",
+    "fsync4": "4K randwrite, fsync each, 4 jobs (IOPS)",
+    "direct64": "4K randwrite O_DIRECT, fsync/64, 4 jobs (IOPS)",
+    "seq16": "1M seq write O_DIRECT, libaio qd16 (MiB/s)",
+    "rand32": "4K randwrite O_DIRECT, libaio qd32 (IOPS)",
+    "read32": "4K randread O_DIRECT, libaio qd32 (IOPS)",
+    "buffered": "1M seq write buffered + fsync (MiB/s)",
+    "fsync1-4g": "fsync1 on a store holding 4 GiB more (IOPS)",
+}
+def cell(t, j):
+    v = rows.get((t, j))
+    if not v:
+        return "", None
+    m = statistics.median(v)
+    text = f"{m:,.0f}" + (f" ({min(v):,.0f}-{max(v):,.0f})" if len(v) > 1 else "")
+    return text, m
+head = ["job"] + targets + ["dedupfs/disk", "dedupfs/bindfs", "dedupfs p99 ms"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for j in jobs:
+    cells, med = [], {}
+    for t in targets:
+        text, m = cell(t, j)
+        cells.append(text)
+        med[t] = m
+    if all(c == "" for c in cells):
+        continue
+    d = med.get("dedupfs")
+    ref = "fsync1" if j == "fsync1-4g" else j
+    disk = statistics.median(rows[("disk", ref)]) if ("disk", ref) in rows else None
+    bind = statistics.median(rows[("bindfs", ref)]) if ("bindfs", ref) in rows else None
+    ratio = lambda a, b: f"{a / b:.0%}" if a and b else ""
+    p = p99s.get(("dedupfs", j))
+    print("| " + " | ".join([names[j]] + cells + [ratio(d, disk), ratio(d, bind),
+        f"{statistics.median(p):.2f}" if p else ""]) + " |")
+if ("dedupfs", "fsync1-4g") in rows and ("dedupfs", "fsync1") in rows:
+    a = statistics.median(rows[("dedupfs", "fsync1-4g")])
+    b = statistics.median(rows[("dedupfs", "fsync1")])
+    print(f"\nfsync1 on the filled store / on the fresh store: {a / b:.0%}")
+print(f"\nraw figures: {sys.argv[1]}")
+PY

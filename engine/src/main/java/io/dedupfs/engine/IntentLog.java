@@ -1,0 +1,477 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.zip.CRC32C;
+
+/**
+ * The intent log, {@code intent.log}: what an fsync covers is appended here and made durable with
+ * one sequential write and one device flush, and folded into the files' trees later by ordinary
+ * commits. See FORMAT.md, "Intent log".
+ *
+ * <p>A fixed-size file written in place: a 512-byte header, then records in a ring, each starting
+ * on a 512-byte boundary. The file is filled with zeros when it is made, so an fdatasync after an
+ * append writes data only, never file metadata. A record is needed until its file's commit that
+ * covers it is durable ({@link #folded}); {@link #append} never overwrites a record still needed,
+ * and refuses (returns null) when the ring has no room: the caller then commits instead.
+ *
+ * <p>Positions are virtual: they only grow; a record at virtual position v is at {@code HEADER + v
+ * % capacity} in the file, and never straddles the ring's end.
+ *
+ * <p>Locks: the monitor of this object guards the ring (head, sequence numbers, the records still
+ * needed) and is held for an append's write; {@link #syncLock} guards the durable position and is
+ * never held during a flush. Neither is held while waiting for the other.
+ */
+final class IntentLog implements AutoCloseable {
+  static final String FILE = "intent.log";
+
+  /** The {@code meta} key of the log's current id: records of any other id are not read. */
+  static final String META_ID = "logId";
+
+  /** The default size of the file: the ring holds this much less one header block. */
+  static final long DEFAULT_BYTES = 128L << 20;
+
+  static final int ALIGN = 512;
+  private static final int HEADER = ALIGN;
+  private static final byte[] FILE_MAGIC = "dedupfs intent log\n".getBytes(StandardCharsets.UTF_8);
+  private static final int FILE_VERSION = 1;
+  private static final int RECORD_MAGIC = 0x44444c47; // "DDLG"
+
+  /** Bytes of a record before its ranges. */
+  static final int RECORD_HEADER = 84;
+
+  /** Bytes before each range's data: offset (8) and length (4). */
+  static final int RANGE_HEADER = 12;
+
+  private final Path file;
+  private final FileChannel ch;
+  private volatile long logId;
+  private final long capacity;
+
+  // ---- guarded by this
+  private long nextSeq;
+  private long head;
+  private final TreeMap<Long, Needed> needed = new TreeMap<>();
+  private final Map<Long, ArrayDeque<Needed>> neededByIno = new HashMap<>();
+  private volatile long appendedEnd;
+
+  /** The intact records read when the log was opened, until {@link #recovered} is done. */
+  private final List<Record> recovered = new ArrayList<>();
+
+  // ---- guarded by syncLock
+  private final Object syncLock = new Object();
+  private long durableEnd;
+  private boolean syncing;
+
+  /** A record not yet folded: where it lies and whose it is. */
+  private record Needed(long seq, long ino, long start, long end) {}
+
+  /** A record read back from the file, found at {@code position} in the ring, {@code size} long. */
+  record Record(
+      long seq,
+      long prevSeq,
+      long ino,
+      long truncateTo,
+      long length,
+      long mtimeNs,
+      long ctimeNs,
+      List<Range> ranges,
+      long position,
+      long size) {}
+
+  /** Bytes of a file at an offset, as they were when the record was made. */
+  record Range(long offset, byte[] data) {}
+
+  /** Where an appended record ends (wait for it with {@link #sync}), and its sequence number. */
+  record Appended(long seq, long end) {}
+
+  private IntentLog(Path file, FileChannel ch, long logId, long capacity) {
+    this.file = file;
+    this.ch = ch;
+    this.logId = logId;
+    this.capacity = capacity;
+  }
+
+  /**
+   * Makes a new log of {@code bytes} in {@code dir} (written in full with zeros and flushed, then
+   * renamed into place), replacing any old one.
+   */
+  static void create(Path dir, long bytes) throws IOException {
+    long size = Math.max(HEADER + 64L * ALIGN, bytes / ALIGN * ALIGN);
+    Path tmp = dir.resolve(FILE + ".tmp");
+    try (FileChannel c =
+        FileChannel.open(
+            tmp,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE)) {
+      ByteBuffer zeros = ByteBuffer.allocateDirect(1 << 20);
+      for (long at = 0; at < size; ) {
+        zeros.clear().limit((int) Math.min(zeros.capacity(), size - at));
+        at += c.write(zeros, at);
+      }
+      ByteBuffer h = ByteBuffer.allocate(HEADER);
+      h.put(FILE_MAGIC).putInt(FILE_VERSION).putLong(size).flip();
+      c.write(h, 0);
+      c.force(true);
+    }
+    Files.move(tmp, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+    try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+      d.force(true);
+    }
+  }
+
+  /**
+   * Opens the log in {@code dir} (read-only: for reading only) and reads every intact record of id
+   * {@code logId} in it; the records are {@link #recovered}.
+   */
+  static IntentLog open(Path dir, long logId, boolean readOnly) throws IOException {
+    Path file = dir.resolve(FILE);
+    FileChannel ch;
+    try {
+      ch =
+          readOnly
+              ? FileChannel.open(file, StandardOpenOption.READ)
+              : FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+    } catch (NoSuchFileException e) {
+      throw new StoreException(
+          "the store's intent log "
+              + file
+              + " is missing: writes that were fsynced since the last commit are lost with it");
+    }
+    try {
+      ByteBuffer h = ByteBuffer.allocate(HEADER);
+      ch.read(h, 0);
+      h.flip();
+      byte[] magic = new byte[FILE_MAGIC.length];
+      long size = ch.size();
+      if (h.remaining() < FILE_MAGIC.length + 12) {
+        throw new StoreException(file + " is not a dedupfs intent log (too short)");
+      }
+      h.get(magic);
+      int version = h.getInt();
+      long declared = h.getLong();
+      if (!java.util.Arrays.equals(magic, FILE_MAGIC) || version != FILE_VERSION) {
+        throw new StoreException(file + " is not a dedupfs intent log of version " + FILE_VERSION);
+      }
+      if (declared != size || size <= HEADER) {
+        throw new StoreException(file + " is " + size + " bytes long, not " + declared);
+      }
+      IntentLog log = new IntentLog(file, ch, logId, size - HEADER);
+      log.scan();
+      return log;
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+  }
+
+  /** The intact records found when the log was opened, in file order. */
+  List<Record> recovered() {
+    return recovered;
+  }
+
+  /** Reads every intact record of this store; the next record's sequence number follows them. */
+  private void scan() throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(4 << 20);
+    long maxSeq = 0;
+    long pos = 0;
+    while (pos < capacity) {
+      buf.clear().limit((int) Math.min(RECORD_HEADER, capacity - pos));
+      readFully(buf, HEADER + pos);
+      buf.flip();
+      int len = buf.remaining() >= RECORD_HEADER ? recordLength(buf) : -1;
+      if (len < 0 || pos + len > capacity) {
+        pos += ALIGN;
+        continue;
+      }
+      ByteBuffer rec = len <= buf.capacity() ? buf.clear().limit(len) : ByteBuffer.allocate(len);
+      readFully(rec, HEADER + pos);
+      rec.flip();
+      Record r = decode(rec, pos);
+      if (r == null) {
+        pos += ALIGN;
+        continue;
+      }
+      recovered.add(r);
+      maxSeq = Math.max(maxSeq, r.seq());
+      pos += padded(len);
+    }
+    nextSeq = maxSeq + 1;
+  }
+
+  private void readFully(ByteBuffer b, long at) throws IOException {
+    while (b.hasRemaining()) {
+      int n = ch.read(b, at);
+      if (n < 0) {
+        return;
+      }
+      at += n;
+    }
+  }
+
+  /** The record length a header claims, or -1 when it is no header of this log. */
+  private int recordLength(ByteBuffer b) {
+    if (b.getInt(0) != RECORD_MAGIC || b.getLong(16) != logId) {
+      return -1;
+    }
+    int len = b.getInt(4);
+    return len >= RECORD_HEADER && len <= capacity ? len : -1;
+  }
+
+  /** The record in {@code b} if its checksum and layout hold, else null. */
+  private Record decode(ByteBuffer b, long position) {
+    int len = b.getInt(4);
+    CRC32C crc = new CRC32C();
+    crc.update(b.duplicate().position(12).limit(len));
+    if ((int) crc.getValue() != b.getInt(8)) {
+      return null;
+    }
+    b.position(24);
+    long seq = b.getLong();
+    long prev = b.getLong();
+    long ino = b.getLong();
+    long truncateTo = b.getLong();
+    long length = b.getLong();
+    long mtime = b.getLong();
+    long ctime = b.getLong();
+    int n = b.getInt();
+    List<Range> ranges = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      if (b.remaining() < RANGE_HEADER) {
+        return null;
+      }
+      long off = b.getLong();
+      int rl = b.getInt();
+      if (rl < 0 || rl > b.remaining()) {
+        return null;
+      }
+      byte[] d = new byte[rl];
+      b.get(d);
+      ranges.add(new Range(off, d));
+    }
+    return new Record(
+        seq, prev, ino, truncateTo, length, mtime, ctime, ranges, position, padded(len));
+  }
+
+  private static long padded(long len) {
+    return (len + ALIGN - 1) / ALIGN * ALIGN;
+  }
+
+  /** The most bytes a record may take: a record must fit the ring. */
+  long capacity() {
+    return capacity;
+  }
+
+  /**
+   * A new record of {@code ranges} ranges holding {@code dataBytes} bytes, to fill and {@link
+   * #append}: the header is written but for the sequence number and checksum.
+   */
+  ByteBuffer newRecord(
+      long prevSeq,
+      long ino,
+      long truncateTo,
+      long length,
+      long mtimeNs,
+      long ctimeNs,
+      int ranges,
+      long dataBytes) {
+    long len = RECORD_HEADER + (long) ranges * RANGE_HEADER + dataBytes;
+    if (len > Integer.MAX_VALUE - ALIGN) {
+      throw new IllegalArgumentException("record too long");
+    }
+    ByteBuffer b = ByteBuffer.allocate((int) padded(len));
+    b.putInt(RECORD_MAGIC).putInt((int) len).putInt(0).putInt(0).putLong(logId).putLong(0);
+    b.putLong(prevSeq).putLong(ino).putLong(truncateTo).putLong(length);
+    b.putLong(mtimeNs).putLong(ctimeNs).putInt(ranges);
+    return b;
+  }
+
+  /**
+   * Appends a record made by {@link #newRecord} and filled: gives it the next sequence number and
+   * its checksum and writes it (not durably: see {@link #sync}). Null when the ring has no room for
+   * it until commits fold older records.
+   */
+  synchronized Appended append(long ino, ByteBuffer rec) throws IOException {
+    int len = rec.getInt(4);
+    long size = padded(len);
+    long start = head;
+    long phys = Math.floorMod(start, capacity);
+    if (phys + size > capacity) {
+      start += capacity - phys; // the next lap: a record never straddles the end
+    }
+    long tail = needed.isEmpty() ? start : oldestNeededStart();
+    if (size > capacity || start + size - tail > capacity) {
+      return null;
+    }
+    long seq = nextSeq++;
+    rec.putLong(24, seq);
+    CRC32C crc = new CRC32C();
+    crc.update(rec.duplicate().position(12).limit(len));
+    rec.putInt(8, (int) crc.getValue());
+    rec.clear();
+    long at = HEADER + Math.floorMod(start, capacity);
+    while (rec.hasRemaining()) {
+      at += ch.write(rec, at);
+    }
+    head = start + size;
+    Needed n = new Needed(seq, ino, start, head);
+    needed.put(seq, n);
+    neededByIno.computeIfAbsent(ino, k -> new ArrayDeque<>()).add(n);
+    appendedEnd = head;
+    return new Appended(seq, head);
+  }
+
+  /**
+   * Returns once everything appended up to virtual position {@code end} is on the device. One
+   * caller flushes for all who wait meanwhile (group commit).
+   */
+  void sync(long end) throws IOException {
+    while (true) {
+      synchronized (syncLock) {
+        while (syncing && durableEnd < end) {
+          try {
+            syncLock.wait();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted waiting for the intent log");
+          }
+        }
+        if (durableEnd >= end) {
+          return;
+        }
+        syncing = true;
+      }
+      long target = appendedEnd; // every append that ended before this is covered by the flush
+      boolean done = false;
+      try {
+        ch.force(false);
+        done = true;
+      } finally {
+        synchronized (syncLock) {
+          syncing = false;
+          if (done) {
+            durableEnd = Math.max(durableEnd, target);
+          }
+          syncLock.notifyAll();
+        }
+      }
+    }
+  }
+
+  /**
+   * The records of {@code ino} up to {@code seq} are folded into its durable tree (or the inode is
+   * gone: {@code Long.MAX_VALUE}): their space may be written over.
+   */
+  synchronized void folded(long ino, long seq) {
+    ArrayDeque<Needed> q = neededByIno.get(ino);
+    if (q == null) {
+      return;
+    }
+    while (!q.isEmpty() && q.peekFirst().seq() <= seq) {
+      needed.remove(q.pollFirst().seq());
+    }
+    if (q.isEmpty()) {
+      neededByIno.remove(ino);
+    }
+  }
+
+  /** The sequence number of the last record appended (0 before any). */
+  synchronized long lastSeq() {
+    return nextSeq - 1;
+  }
+
+  /**
+   * Goes on in the generation read at open, keeping {@code replayed} (records applied to files
+   * whose commit could not be made yet: a full disk) until commits fold them: appends continue
+   * after the newest record read.
+   */
+  synchronized void keep(List<Record> replayed) {
+    Record newest = null;
+    for (Record r : recovered) {
+      if (newest == null || r.seq() > newest.seq()) {
+        newest = r;
+      }
+    }
+    if (newest == null) {
+      return;
+    }
+    head = newest.position() + newest.size();
+    appendedEnd = head;
+    for (Record r : replayed) {
+      // the ring as one lap ending at head: a record beyond head is of the lap before
+      long start = r.position() < head ? r.position() : r.position() - capacity;
+      Needed n = new Needed(r.seq(), r.ino(), start, start + r.size());
+      needed.put(r.seq(), n);
+      neededByIno.computeIfAbsent(r.ino(), k -> new ArrayDeque<>()).add(n);
+    }
+    synchronized (syncLock) {
+      durableEnd = head;
+    }
+  }
+
+  /**
+   * Starts a new generation of id {@code id}, once every record read at open is folded: numbers
+   * start from 1 and the ring from its start; records of the old id are never read again.
+   */
+  void newGeneration(long id) {
+    synchronized (this) {
+      logId = id;
+      nextSeq = 1;
+      head = 0;
+      needed.clear();
+      neededByIno.clear();
+      appendedEnd = 0;
+    }
+    synchronized (syncLock) {
+      durableEnd = 0;
+    }
+  }
+
+  /** Bytes of the ring taken by records not yet folded. */
+  synchronized long neededBytes() {
+    return needed.isEmpty() ? 0 : head - oldestNeededStart();
+  }
+
+  /**
+   * Where the oldest needed record starts: records follow each other in the ring in the order of
+   * their numbers (those kept at open too, see {@link #keep}).
+   */
+  private long oldestNeededStart() {
+    return needed.firstEntry().getValue().start();
+  }
+
+  /** The files with records not yet folded, oldest record first. */
+  synchronized Collection<Long> inosWithNeeded() {
+    Set<Long> out = new LinkedHashSet<>();
+    for (Needed n : needed.values()) {
+      out.add(n.ino());
+    }
+    return out;
+  }
+
+  Path file() {
+    return file;
+  }
+
+  @Override
+  public void close() throws IOException {
+    ch.close();
+  }
+}

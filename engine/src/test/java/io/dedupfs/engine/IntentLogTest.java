@@ -1,0 +1,153 @@
+package io.dedupfs.engine;
+
+import static io.dedupfs.engine.TestStores.assertConsistent;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The intent log against what a crash leaves: fsynced writes come back from the log alone, a record
+ * torn by a power cut ends its file's replay, and records never come back over a file that was
+ * deleted or restored after them. A crash is {@link Datastore#abandon}: nothing buffered is
+ * committed.
+ */
+class IntentLogTest {
+  @TempDir Path dir;
+
+  private final SplittableRandom r = new SplittableRandom(1);
+
+  @Test
+  void anFsyncedWriteComesBackFromTheLogAlone() throws Exception {
+    byte[] a = TestStores.randomBytes(r, 10_000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 5000, a);
+    ds.fsync(ino);
+    assertThat(ds.writeBack.bufferedBytes()).as("fsync logs, it does not commit").isPositive();
+    ds.abandon();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(again.getattr(ino).size()).isEqualTo(15_000);
+      assertThat(TestStores.read(again, ino, 5000, 10_000)).isEqualTo(a);
+      assertConsistent(again);
+    }
+  }
+
+  /**
+   * A power cut in the middle of the second of three appends: its record is torn, and the third,
+   * which reached the disk before it (the device may write in any order) but was never
+   * acknowledged, must not be replayed either.
+   */
+  @Test
+  void aTornRecordEndsItsFilesReplay() throws Exception {
+    byte[] a = TestStores.randomBytes(r, 3000);
+    byte[] b = TestStores.randomBytes(r, 3000);
+    byte[] c = TestStores.randomBytes(r, 3000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 0, a);
+    ds.fsync(ino);
+    TestStores.write(ds, ino, 100_000, b);
+    ds.fsync(ino);
+    TestStores.write(ds, ino, 200_000, c);
+    ds.fsync(ino);
+    ds.abandon();
+    List<Long> records = recordPositions(dir.resolve(IntentLog.FILE));
+    assertThat(records).hasSize(3);
+    flipByte(dir.resolve(IntentLog.FILE), records.get(1) + 200);
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(again.getattr(ino).size()).as("the first record only").isEqualTo(3000);
+      assertThat(TestStores.read(again, ino, 0, 3000)).isEqualTo(a);
+      assertConsistent(again);
+    }
+  }
+
+  @Test
+  void recordsOfADeletedFileAreNotReplayed() throws Exception {
+    Datastore ds = Datastore.open(dir, TestStores.config(4096));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 0, TestStores.randomBytes(r, 50_000));
+    ds.fsync(ino);
+    ds.unlink(Datastore.ROOT, "f");
+    ds.forget(ino);
+    ds.abandon();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertConsistent(again);
+      assertThat(again.usage("").files()).isZero();
+    }
+  }
+
+  @Test
+  void recordsNeverComeBackOverARestoredFile() throws Exception {
+    byte[] old = TestStores.randomBytes(r, 40_000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 0, old);
+    ds.flush(ino);
+    ds.createSnapshot("s", "f");
+    TestStores.write(ds, ino, 10_000, TestStores.randomBytes(r, 50_000));
+    ds.fsync(ino);
+    ds.restoreSnapshot("s", "f", "f");
+    ds.abandon();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      long f = again.resolve("f");
+      assertThat(again.getattr(f).size()).isEqualTo(old.length);
+      assertThat(TestStores.read(again, f, 0, old.length)).isEqualTo(old);
+      assertConsistent(again);
+    }
+  }
+
+  @Test
+  void aFullLogMakesFsyncCommitAndKeepsEverything() throws Exception {
+    Datastore ds =
+        Datastore.open(dir, TestStores.config(4096).withLogBytes(DatastoreConfig.MIN_LOG_BYTES));
+    ds.writeBack.foldInBackground = false; // nothing makes room: the log fills
+    long ino = TestStores.create(ds, "f");
+    byte[] last = null;
+    for (int i = 0; i < 400; i++) { // 400 records of 12 KiB in a 1 MiB ring
+      last = TestStores.randomBytes(r, 12_000);
+      TestStores.write(ds, ino, (long) i * 12_000, last);
+      ds.fsync(ino);
+    }
+    ds.abandon();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(again.getattr(ino).size()).isEqualTo(400 * 12_000L);
+      assertThat(TestStores.read(again, ino, 399 * 12_000L, 12_000)).isEqualTo(last);
+      assertConsistent(again);
+    }
+  }
+
+  /** Where each record of the log lies, by its magic on a 512-byte boundary after the header. */
+  private static List<Long> recordPositions(Path log) throws IOException {
+    List<Long> out = new ArrayList<>();
+    try (FileChannel ch = FileChannel.open(log, StandardOpenOption.READ)) {
+      ByteBuffer b = ByteBuffer.allocate(4);
+      for (long at = IntentLog.ALIGN; at < ch.size(); at += IntentLog.ALIGN) {
+        b.clear();
+        ch.read(b, at);
+        if (b.getInt(0) == 0x44444c47) {
+          out.add(at);
+        }
+      }
+    }
+    return out;
+  }
+
+  private static void flipByte(Path file, long at) throws IOException {
+    try (FileChannel ch =
+        FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocate(1);
+      ch.read(b, at);
+      b.put(0, (byte) (b.get(0) ^ 0x5a)).clear();
+      ch.write(b, at);
+    }
+  }
+}
