@@ -3,7 +3,6 @@ package io.dedupfs.engine;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -94,7 +93,7 @@ public final class Datastore implements Closeable {
     try {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
-      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes());
+      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression());
       this.files = new OpenFiles(db, ns, geometry, blocks);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack = wb = new WriteBack(db, ns, config, files, maintenance::reclaimQuietly);
@@ -149,6 +148,7 @@ public final class Datastore implements Closeable {
           putMeta(txn, "magic", Lmdb.MAGIC);
           putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
           putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
+          putMeta(txn, Lmdb.COMPRESSION, config.compression().toString());
           ns.put(
               txn,
               new Inode(
@@ -173,16 +173,44 @@ public final class Datastore implements Closeable {
     return config.leafSize();
   }
 
+  /**
+   * The store's compression, as its {@code meta} record says (a store opened read-only at format
+   * version 1 has none: it stores nothing).
+   */
+  private Compression readCompression() throws IOException {
+    String c = metaString(Lmdb.COMPRESSION);
+    try {
+      return c == null ? Compression.NONE : Compression.parse(c);
+    } catch (IllegalArgumentException e) {
+      throw new StoreException("the store " + dir + " has an unknown compression: " + c);
+    }
+  }
+
+  /** How blocks stored from now on are compressed. */
+  public Compression compression() throws IOException {
+    return readCompression();
+  }
+
+  /**
+   * Compresses the blocks stored from now on with {@code c}; blocks already stored keep their form
+   * (every form stays readable). Recorded in the store: it lasts across reopens.
+   */
+  public void setCompression(Compression c) throws IOException {
+    Checks.requireWritable(config, dir);
+    db.write(
+        txn -> {
+          putMeta(txn, Lmdb.COMPRESSION, c.toString());
+          return null;
+        });
+    blocks.setCompression(c);
+  }
+
   private String metaString(String key) throws IOException {
     return db.read(txn -> db.metaString(txn, key));
   }
 
   private void putMeta(WriteTxn txn, String key, String value) {
-    byte[] v = value.getBytes(StandardCharsets.UTF_8);
-    db.meta.put(
-        txn,
-        Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(),
-        Lmdb.value(v.length).put(v).flip());
+    db.putMeta(txn, key, value);
   }
 
   public int leafSize() {

@@ -13,9 +13,16 @@ import java.time.Duration;
  *     in flight); a file that buffers a quarter of it is committed in the background, and a writer
  *     that finds the limit reached waits for commits before going on
  * @param flushInterval the longest that written data stays in memory before a flush
+ * @param compression how a new store compresses blocks; used only when a store is created (an
+ *     existing store keeps its own, which {@link Datastore#setCompression} changes)
  */
 public record DatastoreConfig(
-    int leafSize, boolean readOnly, long cacheBytes, long dirtyLimitBytes, Duration flushInterval) {
+    int leafSize,
+    boolean readOnly,
+    long cacheBytes,
+    long dirtyLimitBytes,
+    Duration flushInterval,
+    Compression compression) {
 
   /**
    * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
@@ -28,6 +35,17 @@ public record DatastoreConfig(
     if (cacheBytes < 0 || dirtyLimitBytes < leafSize) {
       throw new IllegalArgumentException("cache and dirty limits must be positive");
     }
+    java.util.Objects.requireNonNull(compression);
+  }
+
+  /** A configuration with the default compression. */
+  public DatastoreConfig(
+      int leafSize,
+      boolean readOnly,
+      long cacheBytes,
+      long dirtyLimitBytes,
+      Duration flushInterval) {
+    this(leafSize, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, Compression.DEFAULT);
   }
 
   public static DatastoreConfig defaults() {
@@ -36,18 +54,24 @@ public record DatastoreConfig(
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
-    return new DatastoreConfig(bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval);
+    return new DatastoreConfig(
+        bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, compression);
   }
 
   public DatastoreConfig withReadOnly(boolean ro) {
-    return new DatastoreConfig(leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval);
+    return new DatastoreConfig(
+        leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval, compression);
   }
 
   public DatastoreConfig withDirtyLimit(long bytes) {
-    return new DatastoreConfig(leafSize, readOnly, cacheBytes, bytes, flushInterval);
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, bytes, flushInterval, compression);
   }
 
   public DatastoreConfig withFlushInterval(Duration d) {
-    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, d);
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, d, compression);
+  }
+
+  public DatastoreConfig withCompression(Compression c) {
+    return new DatastoreConfig(leafSize, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, c);
   }
 }

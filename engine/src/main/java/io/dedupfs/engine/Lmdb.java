@@ -43,8 +43,15 @@ final class Lmdb implements AutoCloseable {
   /** What {@code meta} holds under {@code magic} in every dedupfs store. */
   static final String MAGIC = "dedupfs";
 
-  /** The one format this code reads and writes: FORMAT.md. */
-  static final int FORMAT_VERSION = 1;
+  /**
+   * The format this code writes: FORMAT.md. It reads stores of {@link #OLDEST_FORMAT_VERSION} and
+   * later too, and brings them up to this version when it opens them for writing, one step per
+   * version ({@link #upgrade}). A new format change adds a step there and raises this number.
+   */
+  static final int FORMAT_VERSION = 2;
+
+  /** The oldest format this code opens: 1, the format before compressed blocks. */
+  static final int OLDEST_FORMAT_VERSION = 1;
 
   /** Address space only: the file grows as pages are written, not to the map's size. */
   static final long DEFAULT_MAP_SIZE = 1L << 40;
@@ -87,6 +94,12 @@ final class Lmdb implements AutoCloseable {
    * had it (a store written before snapshots).
    */
   final Table snapshots = new Table("snapshots");
+
+  /**
+   * Compressed blocks (format version 2); not {@link Table#present} only in a store of version 1
+   * opened read-only, which has none.
+   */
+  final Table compressed = new Table("compressed");
 
   final int pageSize;
 
@@ -146,12 +159,16 @@ final class Lmdb implements AutoCloseable {
       env.readerCheck(); // frees reader slots that a killed process left behind
       meta.dbi =
           env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
-      isNew = checkFormat(dir);
+      int version = checkFormat(dir);
+      isNew = version == 0;
       if (isNew && readOnly) {
         throw new StoreException(
             dir + " holds no dedupfs store yet, and a read-only open cannot create one");
       }
       openTables(isNew);
+      if (!isNew && !readOnly && version < FORMAT_VERSION) {
+        upgrade(version);
+      }
     } catch (LmdbException e) {
       env.close();
       throw new StoreException(
@@ -219,6 +236,55 @@ final class Lmdb implements AutoCloseable {
     } else if (hasTable(snapshots.name)) {
       snapshots.dbi = env.openDbi(snapshots.name);
     }
+    if (create) {
+      compressed.dbi = env.openDbi(compressed.name, DbiFlags.MDB_CREATE);
+    } else if (hasTable(compressed.name)) {
+      compressed.dbi = env.openDbi(compressed.name);
+    }
+  }
+
+  /**
+   * Brings a store of format {@code from} up to {@link #FORMAT_VERSION}, in one write transaction
+   * (a crash leaves the old version, which the next open upgrades again): each version's step, in
+   * order, then the new version number. The one place where format versions are stepped; a step
+   * must leave a store that this code reads as if it had been created at the new version.
+   */
+  private void upgrade(int from) {
+    try (Txn<ByteBuffer> t = env.txnWrite()) {
+      WriteTxn txn = new WriteTxn(t);
+      for (int to = from + 1; to <= FORMAT_VERSION; to++) {
+        switch (to) {
+          case 2 -> // compressed blocks: their table; the store takes the default compression
+          {
+            compressed.dbi =
+                env.openDbi(
+                    t,
+                    compressed.name.getBytes(StandardCharsets.US_ASCII),
+                    null,
+                    false,
+                    DbiFlags.MDB_CREATE);
+            if (metaString(txn, COMPRESSION) == null) {
+              putMeta(txn, COMPRESSION, Compression.DEFAULT.toString());
+            }
+          }
+          default -> throw new AssertionError("no format step to version " + to);
+        }
+      }
+      putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
+      t.commit();
+    }
+  }
+
+  /** The key of the store's compression in {@code meta} (format version 2). */
+  static final String COMPRESSION = "compression";
+
+  /** Writes a text record of {@code meta}. */
+  void putMeta(WriteTxn txn, String key, String value) {
+    byte[] v = value.getBytes(StandardCharsets.UTF_8);
+    meta.put(
+        txn,
+        key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(),
+        value(v.length).put(v).flip());
   }
 
   private boolean hasTable(String name) {
@@ -232,31 +298,35 @@ final class Lmdb implements AutoCloseable {
   }
 
   /**
-   * Refuses another program's environment or another format version; true when there is no format
-   * record yet.
+   * Refuses another program's environment or a format version this code does not read; returns the
+   * store's format version, 0 when there is no format record yet.
    */
-  private boolean checkFormat(Path dir) throws StoreException {
+  private int checkFormat(Path dir) throws StoreException {
     try (Txn<ByteBuffer> t = env.txnRead()) {
       ReadTxn txn = new ReadTxn(t);
       if (meta.stat(txn).entries == 0) {
-        return true;
+        return 0;
       }
       String magic = metaString(txn, "magic");
       if (!MAGIC.equals(magic)) {
         throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
       }
       String version = metaString(txn, "formatVersion");
-      if (!Integer.toString(FORMAT_VERSION).equals(version)) {
-        throw new StoreException(
-            "the store "
-                + dir
-                + " has format version "
-                + version
-                + "; this dedupfs reads version "
-                + FORMAT_VERSION
-                + " only");
+      for (int v = OLDEST_FORMAT_VERSION; v <= FORMAT_VERSION; v++) {
+        if (Integer.toString(v).equals(version)) {
+          return v;
+        }
       }
-      return false;
+      throw new StoreException(
+          "the store "
+              + dir
+              + " has format version "
+              + version
+              + "; this dedupfs reads versions "
+              + OLDEST_FORMAT_VERSION
+              + " to "
+              + FORMAT_VERSION
+              + " only");
     }
   }
 
@@ -419,7 +489,8 @@ final class Lmdb implements AutoCloseable {
   private List<Dbi<ByteBuffer>> tables() {
     List<Dbi<ByteBuffer>> all = new ArrayList<>();
     for (Table t :
-        List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots)) {
+        List.of(
+            meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots, compressed)) {
       if (t.present()) {
         all.add(t.dbi);
       }
@@ -483,6 +554,9 @@ final class Lmdb implements AutoCloseable {
         List<String> names = new ArrayList<>(TABLE_NAMES);
         if (snapshots.present()) {
           names.add("snapshots");
+        }
+        if (compressed.present()) {
+          names.add(compressed.name);
         }
         List<Long> want;
         mapLock.readLock().lock();
@@ -656,6 +730,16 @@ final class Lmdb implements AutoCloseable {
       VAL.set(b);
     }
     return b.clear();
+  }
+
+  /** {@code value} followed by {@code key}'s bytes from {@code skip} on, in a new array. */
+  static byte[] concat(ByteBuffer value, ByteBuffer key, int skip) {
+    int head = value.remaining();
+    int tail = key.remaining() - skip;
+    byte[] out = new byte[head + tail];
+    value.get(value.position(), out, 0, head);
+    key.get(key.position() + skip, out, head, tail);
+    return out;
   }
 
   static byte[] bytes(ByteBuffer b) {

@@ -86,11 +86,16 @@ class BadInputTest {
   void refusesAnotherFormatVersionAndOtherLmdbEnvironments() throws IOException {
     Path store = tmp.resolve("store");
     Datastore.open(store, TestStores.config(4096)).close();
-    putMeta(store, "formatVersion", "2");
+    String newer = Integer.toString(Lmdb.FORMAT_VERSION + 1);
+    putMeta(store, "formatVersion", newer);
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class)
-        .hasMessageContaining("format version 2")
-        .hasMessageContaining("version " + Lmdb.FORMAT_VERSION);
+        .hasMessageContaining("format version " + newer)
+        .hasMessageContaining("to " + Lmdb.FORMAT_VERSION);
+    putMeta(store, "formatVersion", "0");
+    assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("format version 0");
     putMeta(store, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
     Datastore.open(store, TestStores.config(4096)).close();
     putMeta(store, "magic", "something else");
