@@ -25,8 +25,13 @@ import org.junit.jupiter.api.io.TempDir;
  * and at the end the store must pass {@link Fsck} once its queued decrements are applied, and at
  * the end each file's root must equal that of a file written afresh with the same contents.
  *
+ * <p>With compression on, a quarter of the writes are compressible data, and every reopen may
+ * switch the store's compression (none, lz4, zstd), so that the files mix raw leaves and leaves of
+ * both codecs.
+ *
  * <p>A failure names its seed; replay one with {@code -Ddedupfs.seed=N -Ddedupfs.leaf=BYTES} (and
- * optionally {@code -Ddedupfs.ops=COUNT}). {@code -Ddedupfs.test.long=true} runs more seeds.
+ * optionally {@code -Ddedupfs.ops=COUNT}, {@code -Ddedupfs.compression=lz4}). {@code
+ * -Ddedupfs.test.long=true} runs more seeds.
  */
 class ModelTest {
   private static final int FILES = 3;
@@ -40,7 +45,8 @@ class ModelTest {
     if (replay != null) {
       int leaf = Integer.getInteger("dedupfs.leaf", 4096);
       int ops = Integer.getInteger("dedupfs.ops", 1500);
-      tests.add(run(Long.parseLong(replay), leaf, ops));
+      Compression c = Compression.parse(System.getProperty("dedupfs.compression", "none"));
+      tests.add(run(Long.parseLong(replay), leaf, ops, c));
       return tests.stream();
     }
     boolean soak = TestStores.longRuns();
@@ -51,15 +57,26 @@ class ModelTest {
       tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000));
     }
     tests.add(run(3000, 8192, soak ? 5000 : 2000));
+    for (int s = 0; s < (soak ? 15 : 2); s++) {
+      tests.add(run(4000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000, LZ4));
+    }
+    tests.add(run(4100, 8192, soak ? 5000 : 2000, Compression.zstd(3)));
     return tests.stream();
   }
 
+  private static final Compression NONE = Compression.NONE;
+  private static final Compression LZ4 = Compression.LZ4;
+
   private DynamicTest run(long seed, int leafSize, int ops) {
+    return run(seed, leafSize, ops, NONE);
+  }
+
+  private DynamicTest run(long seed, int leafSize, int ops, Compression compression) {
     return DynamicTest.dynamicTest(
-        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops",
+        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops, compression " + compression,
         () -> {
           Path dir = Files.createTempDirectory(tmp, "model");
-          new Run(seed, leafSize, dir).run(ops);
+          new Run(seed, leafSize, dir, compression).run(ops);
         });
   }
 
@@ -72,12 +89,14 @@ class ModelTest {
     private final FileModel[] models = new FileModel[FILES];
     private final byte[][] patterns;
     private final Deque<String> recent = new ArrayDeque<>();
+    private final Compression compression;
     private Datastore ds;
 
-    Run(long seed, int leaf, Path dir) {
+    Run(long seed, int leaf, Path dir, Compression compression) {
       this.seed = seed;
       this.leaf = leaf;
       this.dir = dir;
+      this.compression = compression;
       this.r = new SplittableRandom(seed);
       this.patterns = new byte[6][];
       for (int i = 0; i < patterns.length; i++) {
@@ -88,7 +107,12 @@ class ModelTest {
     void run(int ops) throws Exception {
       int step = -1;
       try {
-        ds = Datastore.open(dir, TestStores.config(leaf).withDirtyLimit(64L * leaf * 4));
+        ds =
+            Datastore.open(
+                dir,
+                TestStores.config(leaf)
+                    .withDirtyLimit(64L * leaf * 4)
+                    .withCompression(compression));
         for (int f = 0; f < FILES; f++) {
           inos[f] = TestStores.create(ds, "f" + f);
           models[f] = new FileModel();
@@ -103,6 +127,9 @@ class ModelTest {
         }
         reopen();
         checkCanonical();
+        if (!compression.isNone()) {
+          TestStores.assertMixed(ds);
+        }
         assertConsistent(ds);
         ds.close();
       } catch (Throwable t) {
@@ -118,6 +145,8 @@ class ModelTest {
                     + seed
                     + " -Ddedupfs.leaf="
                     + leaf
+                    + " -Ddedupfs.compression="
+                    + compression
                     + "\nlast operations (newest last):\n  "
                     + String.join("\n  ", recent),
                 t);
@@ -248,6 +277,11 @@ class ModelTest {
           Datastore.open(
               dir, TestStores.config(leaf == 4096 ? 65536 : 4096).withDirtyLimit(64L * leaf * 4));
       assertThat(ds.leafSize()).as("the store keeps its own leaf size").isEqualTo(leaf);
+      if (!compression.isNone()) {
+        Compression next = List.of(NONE, LZ4, Compression.zstd(1)).get(r.nextInt(3));
+        log("compression " + ds.compression() + " -> " + next);
+        ds.setCompression(next);
+      }
       for (int f = 0; f < FILES; f++) {
         assertThat(ds.lookup(Datastore.ROOT, "f" + f).ino())
             .as("inode numbers survive a reopen")
@@ -361,7 +395,9 @@ class ModelTest {
       // now and then enough for whole dense subtrees (128 leaves of 4 KiB are 512 KiB)
       int len = r.nextInt(20) == 0 ? r.nextInt(512 * 1024, 3 << 20) : pickLength();
       if (k < 50) {
-        return TestStores.randomBytes(r, len);
+        return !compression.isNone() && r.nextBoolean()
+            ? TestStores.compressibleBytes(r, len)
+            : TestStores.randomBytes(r, len);
       }
       if (k < 75) { // copies of a few leaf-sized patterns, so that leaves dedupe
         byte[] p = patterns[r.nextInt(patterns.length)];
