@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
       MaintenanceCommands.Scrub.class,
       MaintenanceCommands.Fsck.class,
       MaintenanceCommands.Compact.class,
+      CompressionCommand.class,
       CommandLine.HelpCommand.class,
       ManPage.class,
       AutoComplete.GenerateCompletion.class
