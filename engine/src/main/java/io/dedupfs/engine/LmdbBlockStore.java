@@ -600,7 +600,7 @@ final class LmdbBlockStore implements BlockStore {
       PACK_OUT.set(out);
     }
     int n = c.compress(content, length, out);
-    if (cost(n, Hash.SIZE + PACKED_HEADER, db.maxKeyTail - PACKED_HEADER) > budget) {
+    if (n < 0 || cost(n, Hash.SIZE + PACKED_HEADER, db.maxKeyTail - PACKED_HEADER) > budget) {
       return null;
     }
     return new Packed(c.id, Arrays.copyOf(out, n));
