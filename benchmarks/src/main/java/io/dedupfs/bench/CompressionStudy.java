@@ -13,7 +13,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.SplittableRandom;
 
 /**
  * The compression study: for each compression setting, writes the leaf-size study's VM-like images
@@ -227,7 +226,7 @@ public final class CompressionStudy {
             while (b.hasRemaining() && ch.read(b, off + b.position()) >= 0) {
               // read the whole chunk
             }
-            if (!isZero(chunk, len)) {
+            if (!BenchSupport.isZero(chunk, 0, len)) {
               ds.write(ino, off, ByteBuffer.wrap(chunk, 0, len));
               imageWritten += len;
             }
@@ -259,7 +258,7 @@ public final class CompressionStudy {
       row.seqRead = sequentialRead(ds, firstIno, firstSize);
       row.seqReadCpu = firstSize / (double) MIB / ((cpu() - c0) / 1e9);
       c0 = cpu();
-      row.randomReads = randomReads(ds, firstIno, firstSize, randomReads);
+      row.randomReads = BenchSupport.randomReads(ds, firstIno, firstSize, randomReads);
       row.randomReadsCpu = randomReads / ((cpu() - c0) / 1e9);
     }
     BenchSupport.deleteTree(dir);
@@ -290,7 +289,7 @@ public final class CompressionStudy {
       row.randomSeqRead = sequentialRead(ds, ino, size);
       row.randomSeqReadCpu = mib / ((cpu() - c0) / 1e9);
       c0 = cpu();
-      row.randomRandomReads = randomReads(ds, ino, size, 100_000);
+      row.randomRandomReads = BenchSupport.randomReads(ds, ino, size, 100_000);
       row.randomRandomReadsCpu = 100_000 / ((cpu() - c0) / 1e9);
     }
     BenchSupport.deleteTree(dir);
@@ -306,31 +305,10 @@ public final class CompressionStudy {
     return size / (double) MIB / ((System.nanoTime() - t0) / 1e9);
   }
 
-  /** Random 4 KiB-aligned 4 KiB reads; reads per second. */
-  private static double randomReads(Datastore ds, long ino, long size, int count)
-      throws IOException {
-    ByteBuffer b = ByteBuffer.allocateDirect(4096);
-    SplittableRandom random = new SplittableRandom(13);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < count; i++) {
-      ds.read(ino, random.nextLong(size / 4096) * 4096, b.clear());
-    }
-    return count / ((System.nanoTime() - t0) / 1e9);
-  }
-
   /** CPU time of the whole process (every thread, the JIT's and GC's included), nanoseconds. */
   private static long cpu() {
     return ((com.sun.management.OperatingSystemMXBean)
             java.lang.management.ManagementFactory.getOperatingSystemMXBean())
         .getProcessCpuTime();
-  }
-
-  private static boolean isZero(byte[] b, int len) {
-    for (int i = 0; i < len; i++) {
-      if (b[i] != 0) {
-        return false;
-      }
-    }
-    return true;
   }
 }

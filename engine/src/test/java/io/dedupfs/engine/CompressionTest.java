@@ -1,5 +1,7 @@
 package io.dedupfs.engine;
 
+import static io.dedupfs.engine.IntegrityTest.direct;
+import static io.dedupfs.engine.IntegrityTest.hashBytes;
 import static io.dedupfs.engine.TestStores.assertConsistent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -134,7 +136,7 @@ class CompressionTest {
       ino = TestStores.create(ds, "f");
       TestStores.write(ds, ino, 0, data);
       ds.sync();
-      victim = leaf(ds, ino, 3);
+      victim = IntegrityTest.block(ds, ino, 0, 3);
     }
     damage(dir, victim, harm);
     try (Datastore ds = Datastore.open(dir, config(c))) {
@@ -167,17 +169,6 @@ class CompressionTest {
           .as("a write into part of it needs the rest: refused, not made up")
           .isInstanceOf(CorruptBlockException.class);
     }
-  }
-
-  /** The hash of leaf {@code index} of a file's committed tree. */
-  private static Hash leaf(Datastore ds, long ino, long index) throws IOException {
-    return ds.db.read(
-        txn -> {
-          Inode i = new Namespace(ds.db).inode(txn, ino);
-          FileTree t =
-              new FileTree(new Geometry(ds.leafSize()), ds.blocks, i.root(), i.height(), i.size());
-          return t.subtree(txn, 0, index, new boolean[1]);
-        });
   }
 
   /** Rewrites the compressed block {@code h} (the store closed) as {@code harm} says. */
@@ -216,16 +207,6 @@ class CompressionTest {
     byte[] out = key.clone();
     ByteBuffer.wrap(out).putInt(Hash.SIZE + 1, ByteBuffer.wrap(key).getInt(Hash.SIZE + 1) + delta);
     return out;
-  }
-
-  static byte[] hashBytes(Hash h) {
-    ByteBuffer b = ByteBuffer.allocate(Hash.SIZE);
-    h.writeTo(b);
-    return b.array();
-  }
-
-  static ByteBuffer direct(byte[] b) {
-    return ByteBuffer.allocateDirect(b.length).put(b).flip();
   }
 
   // ---- format version 1

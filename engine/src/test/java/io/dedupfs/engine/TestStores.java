@@ -162,6 +162,7 @@ final class TestStores {
   }
 
   /** Entries and bytes of the block tables, read straight from LMDB. */
+  /** Blocks raw and compressed, count rows, bytes before compression, queued decrements. */
   record Counts(long blocks, long refs, long storedBytes, long pending) {}
 
   static Counts counts(Datastore ds) throws IOException {
@@ -174,8 +175,14 @@ final class TestStores {
               bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
             }
           }
+          // compressed blocks: their length before compression, after the hash and codec in the key
+          try (TableCursor c = db.compressed.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              bytes += c.key().getInt(c.key().position() + Hash.SIZE + 1);
+            }
+          }
           return new Counts(
-              db.blocks.stat(txn).entries,
+              db.blocks.stat(txn).entries + db.compressed.stat(txn).entries,
               db.refs.stat(txn).entries,
               bytes,
               db.pending.stat(txn).entries);
