@@ -148,6 +148,30 @@ final class BenchSupport {
     return ino;
   }
 
+  /** Random 4 KiB-aligned 4 KiB reads of a file of {@code size} bytes; reads per second. */
+  static double randomReads(Datastore ds, long ino, long size, int count) throws IOException {
+    if (count <= 0) {
+      return Double.NaN;
+    }
+    ByteBuffer b = ByteBuffer.allocateDirect(4096);
+    java.util.SplittableRandom random = new java.util.SplittableRandom(13);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < count; i++) {
+      ds.read(ino, random.nextLong(size / 4096) * 4096, b.clear());
+    }
+    return count / ((System.nanoTime() - t0) / 1e9);
+  }
+
+  /** Whether {@code b[from, from + len)} is all zeros. */
+  static boolean isZero(byte[] b, int from, int len) {
+    for (int i = from; i < from + len; i++) {
+      if (b[i] != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** A config with the defaults but for the leaf size and the verified-block cache. */
   static DatastoreConfig config(int leafSize, long cacheBytes) {
     DatastoreConfig d = DatastoreConfig.defaults().withLeafSize(leafSize);

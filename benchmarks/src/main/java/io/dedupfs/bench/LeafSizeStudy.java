@@ -200,7 +200,7 @@ public final class LeafSizeStudy {
             boolean any = false;
             for (int l = 0; l < len; l += leafSize) {
               int ll = Math.min(leafSize, len - l);
-              if (!isZero(chunk, l, ll)) {
+              if (!BenchSupport.isZero(chunk, l, ll)) {
                 any = true;
                 nonZero += leafSize;
                 md.update(chunk, l, ll);
@@ -233,7 +233,7 @@ public final class LeafSizeStudy {
     DatastoreConfig small = DatastoreConfig.defaults();
     small = small.withLeafSize(leafSize).withCacheBytes(32L << 20);
     try (Datastore ds = Datastore.open(dir, small)) {
-      readsPerSecond = randomReads(ds, firstIno, firstSize, randomReads);
+      readsPerSecond = BenchSupport.randomReads(ds, firstIno, firstSize, randomReads);
     }
     BenchSupport.deleteTree(dir);
     return new Row(
@@ -269,30 +269,6 @@ public final class LeafSizeStudy {
     }
     ds.flush(ino);
     return count / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  /** Random 4 KiB-aligned 4 KiB reads; reads per second. */
-  private static double randomReads(Datastore ds, long ino, long size, int count)
-      throws IOException {
-    if (count <= 0) {
-      return Double.NaN;
-    }
-    ByteBuffer b = ByteBuffer.allocateDirect(4096);
-    SplittableRandom random = new SplittableRandom(13);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < count; i++) {
-      ds.read(ino, random.nextLong(size / 4096) * 4096, b.clear());
-    }
-    return count / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  private static boolean isZero(byte[] b, int from, int len) {
-    for (int i = from; i < from + len; i++) {
-      if (b[i] != 0) {
-        return false;
-      }
-    }
-    return true;
   }
 
   private static List<Integer> parseList(String s) {

@@ -13,8 +13,11 @@ import java.util.function.Consumer;
  * is as durable, and as atomic, as the caller's transaction.
  *
  * <p>A block's content is what {@link #load} returns: a leaf without its trailing zeros, or a
- * node's bitmap and child hashes without trailing zero hashes. {@link Hash#ZERO} (an all-zero leaf
- * or subtree) is never stored and never counted: {@link #incref} and {@link #decref} ignore it.
+ * node's bitmap and child hashes without trailing zero hashes. It may be kept compressed ({@link
+ * #pack}); hashes, lengths and every method's content are those of the uncompressed content, but
+ * for {@link #packedLength} and {@link #packedBytes}, which say what the store holds. {@link
+ * Hash#ZERO} (an all-zero leaf or subtree) is never stored and never counted: {@link #incref} and
+ * {@link #decref} ignore it.
  *
  * <p>References: who owns them. A block's count is the number of references to it: one from each
  * stored node that names it as a child, and one from each file root (an inode, live or in a
@@ -79,11 +82,21 @@ interface BlockStore {
   /** Like {@link #load}, but always from storage and checked again. */
   byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
 
-  /** Content as stored, unchecked; null when absent. */
-  byte[] loadUnchecked(ReadTxn txn, Hash hash);
+  /**
+   * Content as stored (decompressed), unchecked; null when absent.
+   *
+   * @throws CorruptBlockException when a compressed block does not decompress
+   */
+  byte[] loadUnchecked(ReadTxn txn, Hash hash) throws CorruptBlockException;
 
-  /** Bytes of a block's stored content; 0 when absent. */
+  /** Bytes of a block's stored content (before compression); 0 when absent. */
   long storedLength(ReadTxn txn, Hash hash);
+
+  /**
+   * Bytes the block's content takes as stored: compressed, or the content's length for a block kept
+   * raw; 0 when absent.
+   */
+  long packedLength(ReadTxn txn, Hash hash);
 
   /** A block's level as recorded with its count; -1 when it is not stored. */
   int level(ReadTxn txn, Hash hash);
@@ -102,8 +115,11 @@ interface BlockStore {
   /** How many blocks have stored content: the same as {@link #countedBlocks} in a sound store. */
   long storedBlocks(ReadTxn txn);
 
-  /** Bytes of every block's stored content. */
+  /** Bytes of every block's stored content (before compression). */
   long storedBytes(ReadTxn txn);
+
+  /** Bytes of every block's content as stored (compressed ones compressed). */
+  long packedBytes(ReadTxn txn);
 
   /**
    * Passes every counted block to {@code visitor}, in hash order, with its stored count and level.
@@ -130,9 +146,31 @@ interface BlockStore {
   /**
    * Stores a block that is not stored yet ({@link #exists} is false), with a count of one: the
    * caller's reference. {@code content[0, length)} is its content; for a node, the references to
-   * its children are the caller's to count.
+   * its children are the caller's to count. It is compressed as {@link #pack} decides.
    */
   void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length);
+
+  /**
+   * As above, with the form {@link #pack} chose for this content beforehand (outside the
+   * transaction, on any thread); null: kept raw.
+   */
+  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length, Packed packed);
+
+  /**
+   * The compressed form in which this store would keep {@code content[0, length)}, or null when it
+   * keeps it raw: compression is off, or does not save at least one page of the store. Needs no
+   * transaction; any thread.
+   */
+  Packed pack(byte[] content, int length, int level);
+
+  /**
+   * A block's content compressed by codec {@code codec} ({@link Codec}) into {@code bytes}: what
+   * {@link #putNew} stores.
+   */
+  record Packed(int codec, byte[] bytes) {}
+
+  /** How blocks stored from now on are compressed. */
+  void setCompression(Compression compression);
 
   /** Adds a reference to a stored block. */
   void incref(WriteTxn txn, Hash hash);

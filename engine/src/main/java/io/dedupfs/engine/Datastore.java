@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -104,7 +103,7 @@ public final class Datastore implements Closeable {
       this.ns = new Namespace(db);
       this.geometry = new Geometry(initMeta());
       this.log = il = openLog();
-      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes());
+      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression());
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -185,6 +184,7 @@ public final class Datastore implements Closeable {
           putMeta(txn, "magic", Lmdb.MAGIC);
           putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
           putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
+          putMeta(txn, Lmdb.COMPRESSION, config.compression().toString());
           ns.put(
               txn,
               new Inode(
@@ -210,9 +210,9 @@ public final class Datastore implements Closeable {
   }
 
   /**
-   * Opens the intent log and reads what it holds. A store without one (format version 1, or a new
-   * store) gets one when opened for writing, and with it format version 2 (FORMAT.md). A log that
-   * has gone missing is made anew, with a warning: what it held is lost.
+   * Opens the intent log and reads what it holds. A store without one (a new store, or one of
+   * format version 1 or 2, raised to 3 by {@link Lmdb}) gets one when opened for writing
+   * (FORMAT.md). A log that has gone missing is made anew, with a warning: what it held is lost.
    */
   private IntentLog openLog() throws IOException {
     String id = metaString(IntentLog.META_ID);
@@ -242,7 +242,6 @@ public final class Datastore implements Closeable {
     db.write(
         txn -> {
           putMeta(txn, IntentLog.META_ID, Long.toString(newId));
-          putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
           return null;
         });
     return IntentLog.open(dir, newId, false);
@@ -290,16 +289,44 @@ public final class Datastore implements Closeable {
     return id;
   }
 
+  /**
+   * The store's compression, as its {@code meta} record says (a store opened read-only at format
+   * version 1 has none: it stores nothing).
+   */
+  private Compression readCompression() throws IOException {
+    String c = metaString(Lmdb.COMPRESSION);
+    try {
+      return c == null ? Compression.NONE : Compression.parse(c);
+    } catch (IllegalArgumentException e) {
+      throw new StoreException("the store " + dir + " has an unknown compression: " + c);
+    }
+  }
+
+  /** How blocks stored from now on are compressed. */
+  public Compression compression() throws IOException {
+    return readCompression();
+  }
+
+  /**
+   * Compresses the blocks stored from now on with {@code c}; blocks already stored keep their form
+   * (every form stays readable). Recorded in the store: it lasts across reopens.
+   */
+  public void setCompression(Compression c) throws IOException {
+    Checks.requireWritable(config, dir);
+    db.write(
+        txn -> {
+          putMeta(txn, Lmdb.COMPRESSION, c.toString());
+          return null;
+        });
+    blocks.setCompression(c);
+  }
+
   private String metaString(String key) throws IOException {
     return db.read(txn -> db.metaString(txn, key));
   }
 
   private void putMeta(WriteTxn txn, String key, String value) {
-    byte[] v = value.getBytes(StandardCharsets.UTF_8);
-    db.meta.put(
-        txn,
-        Lmdb.key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(),
-        Lmdb.value(v.length).put(v).flip());
+    db.putMeta(txn, key, value);
   }
 
   public int leafSize() {

@@ -44,13 +44,16 @@ final class Lmdb implements AutoCloseable {
   static final String MAGIC = "dedupfs";
 
   /**
-   * The format this code writes (FORMAT.md). It reads every version from {@link #OLDEST_FORMAT} on,
-   * and an open for writing raises an older store to this one.
+   * The format this code writes: FORMAT.md. It reads stores of {@link #OLDEST_FORMAT_VERSION} and
+   * later too, and brings them up to this version when it opens them for writing, one step per
+   * version ({@link #upgrade}). A new format change adds a step there and raises this number.
    */
-  static final int FORMAT_VERSION = 2;
+  static final int FORMAT_VERSION = 3;
 
-  /** The oldest format this code opens. */
-  static final int OLDEST_FORMAT = 1;
+  /**
+   * The oldest format this code opens: 1, the format before compressed blocks and the intent log.
+   */
+  static final int OLDEST_FORMAT_VERSION = 1;
 
   /** Address space only: the file grows as pages are written, not to the map's size. */
   static final long DEFAULT_MAP_SIZE = 1L << 40;
@@ -96,9 +99,15 @@ final class Lmdb implements AutoCloseable {
 
   /**
    * For each file whose commits have folded intent-log records, the last record folded (see {@link
-   * IntentLog}); not {@link Table#present} only in a version-1 store opened read-only.
+   * IntentLog}); not {@link Table#present} only in a store of version 1 or 2 opened read-only.
    */
   final Table folded = new Table("folded");
+
+  /**
+   * Compressed blocks (format version 2); not {@link Table#present} only in a store of version 1
+   * opened read-only, which has none.
+   */
+  final Table compressed = new Table("compressed");
 
   final int pageSize;
 
@@ -111,7 +120,7 @@ final class Lmdb implements AutoCloseable {
   /**
    * The format version the store had when it was opened ({@link #FORMAT_VERSION} for a new one).
    */
-  int storedVersion = FORMAT_VERSION;
+  final int storedVersion;
 
   /** The most bytes a key may hold after a 32-byte hash. */
   final int maxKeyTail;
@@ -163,12 +172,17 @@ final class Lmdb implements AutoCloseable {
       env.readerCheck(); // frees reader slots that a killed process left behind
       meta.dbi =
           env.openDbi("meta", fresh ? new DbiFlags[] {DbiFlags.MDB_CREATE} : new DbiFlags[0]);
-      isNew = checkFormat(dir);
+      int version = checkFormat(dir);
+      isNew = version == 0;
+      storedVersion = isNew ? FORMAT_VERSION : version;
       if (isNew && readOnly) {
         throw new StoreException(
             dir + " holds no dedupfs store yet, and a read-only open cannot create one");
       }
       openTables(isNew);
+      if (!isNew && !readOnly && version < FORMAT_VERSION) {
+        upgrade(version);
+      }
     } catch (LmdbException e) {
       env.close();
       throw new StoreException(
@@ -231,13 +245,70 @@ final class Lmdb implements AutoCloseable {
     for (Table t : List.of(inodes, dirents, xattrs, blocks, refs, pending, orphans)) {
       t.dbi = env.openDbi(t.name, flags);
     }
-    for (Table t : List.of(snapshots, folded)) {
-      if (!readOnly) {
+    if (!readOnly) {
+      snapshots.dbi = env.openDbi(snapshots.name, DbiFlags.MDB_CREATE);
+    } else if (hasTable(snapshots.name)) {
+      snapshots.dbi = env.openDbi(snapshots.name);
+    }
+    for (Table t : List.of(compressed, folded)) { // made at creation, or by an upgrade
+      if (create) {
         t.dbi = env.openDbi(t.name, DbiFlags.MDB_CREATE);
       } else if (hasTable(t.name)) {
         t.dbi = env.openDbi(t.name);
       }
     }
+  }
+
+  /**
+   * Brings a store of format {@code from} up to {@link #FORMAT_VERSION}, in one write transaction
+   * (a crash leaves the old version, which the next open upgrades again): each version's step, in
+   * order, then the new version number. The one place where format versions are stepped; a step
+   * must leave a store that this code reads as if it had been created at the new version.
+   */
+  private void upgrade(int from) {
+    try (Txn<ByteBuffer> t = env.txnWrite()) {
+      WriteTxn txn = new WriteTxn(t);
+      for (int to = from + 1; to <= FORMAT_VERSION; to++) {
+        switch (to) {
+          case 2 -> // compressed blocks: their table; the store takes the default compression
+          {
+            compressed.dbi =
+                env.openDbi(
+                    t,
+                    compressed.name.getBytes(StandardCharsets.US_ASCII),
+                    null,
+                    false,
+                    DbiFlags.MDB_CREATE);
+            if (metaString(txn, COMPRESSION) == null) {
+              putMeta(txn, COMPRESSION, Compression.DEFAULT.toString());
+            }
+          }
+          case 3 -> // the intent log: which records each file folded (the log itself: Datastore)
+              folded.dbi =
+                  env.openDbi(
+                      t,
+                      folded.name.getBytes(StandardCharsets.US_ASCII),
+                      null,
+                      false,
+                      DbiFlags.MDB_CREATE);
+          default -> throw new AssertionError("no format step to version " + to);
+        }
+      }
+      putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
+      t.commit();
+    }
+  }
+
+  /** The key of the store's compression in {@code meta} (format version 2). */
+  static final String COMPRESSION = "compression";
+
+  /** Writes a text record of {@code meta}. */
+  void putMeta(WriteTxn txn, String key, String value) {
+    byte[] v = value.getBytes(StandardCharsets.UTF_8);
+    meta.put(
+        txn,
+        key().put(key.getBytes(StandardCharsets.US_ASCII)).flip(),
+        value(v.length).put(v).flip());
   }
 
   private boolean hasTable(String name) {
@@ -251,40 +322,35 @@ final class Lmdb implements AutoCloseable {
   }
 
   /**
-   * Refuses another program's environment or another format version; true when there is no format
-   * record yet.
+   * Refuses another program's environment or a format version this code does not read; returns the
+   * store's format version, 0 when there is no format record yet.
    */
-  private boolean checkFormat(Path dir) throws StoreException {
+  private int checkFormat(Path dir) throws StoreException {
     try (Txn<ByteBuffer> t = env.txnRead()) {
       ReadTxn txn = new ReadTxn(t);
       if (meta.stat(txn).entries == 0) {
-        return true;
+        return 0;
       }
       String magic = metaString(txn, "magic");
       if (!MAGIC.equals(magic)) {
         throw new StoreException(dir + " is an LMDB environment but not a dedupfs store");
       }
       String version = metaString(txn, "formatVersion");
-      int v;
-      try {
-        v = Integer.parseInt(version);
-      } catch (NumberFormatException e) {
-        v = -1;
+      for (int v = OLDEST_FORMAT_VERSION; v <= FORMAT_VERSION; v++) {
+        if (Integer.toString(v).equals(version)) {
+          return v;
+        }
       }
-      if (v < OLDEST_FORMAT || v > FORMAT_VERSION) {
-        throw new StoreException(
-            "the store "
-                + dir
-                + " has format version "
-                + version
-                + "; this dedupfs reads versions "
-                + OLDEST_FORMAT
-                + " to "
-                + FORMAT_VERSION
-                + (v > FORMAT_VERSION ? ": it was written by a newer dedupfs" : ""));
-      }
-      storedVersion = v;
-      return false;
+      throw new StoreException(
+          "the store "
+              + dir
+              + " has format version "
+              + version
+              + "; this dedupfs reads versions "
+              + OLDEST_FORMAT_VERSION
+              + " to "
+              + FORMAT_VERSION
+              + " only");
     }
   }
 
@@ -447,7 +513,18 @@ final class Lmdb implements AutoCloseable {
   private List<Dbi<ByteBuffer>> tables() {
     List<Dbi<ByteBuffer>> all = new ArrayList<>();
     for (Table t :
-        List.of(meta, inodes, dirents, xattrs, blocks, refs, pending, orphans, snapshots, folded)) {
+        List.of(
+            meta,
+            inodes,
+            dirents,
+            xattrs,
+            blocks,
+            refs,
+            pending,
+            orphans,
+            snapshots,
+            compressed,
+            folded)) {
       if (t.present()) {
         all.add(t.dbi);
       }
@@ -509,7 +586,7 @@ final class Lmdb implements AutoCloseable {
         copyCompacted(tmp, copy, need, progress);
         progress.accept(new Progress("check", 0, 1));
         List<String> names = new ArrayList<>(TABLE_NAMES);
-        for (Table t : List.of(snapshots, folded)) {
+        for (Table t : List.of(snapshots, compressed, folded)) {
           if (t.present()) {
             names.add(t.name);
           }
@@ -686,6 +763,16 @@ final class Lmdb implements AutoCloseable {
       VAL.set(b);
     }
     return b.clear();
+  }
+
+  /** {@code value} followed by {@code key}'s bytes from {@code skip} on, in a new array. */
+  static byte[] concat(ByteBuffer value, ByteBuffer key, int skip) {
+    int head = value.remaining();
+    int tail = key.remaining() - skip;
+    byte[] out = new byte[head + tail];
+    value.get(value.position(), out, 0, head);
+    key.get(key.position() + skip, out, head, tail);
+    return out;
   }
 
   static byte[] bytes(ByteBuffer b) {

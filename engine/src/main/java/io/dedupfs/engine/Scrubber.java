@@ -137,7 +137,13 @@ final class Scrubber {
     if (shared && verified.contains(v.hash())) {
       return true;
     }
-    byte[] content = blocks.loadUnchecked(txn, v.hash());
+    byte[] content;
+    try {
+      content = blocks.loadUnchecked(txn, v.hash());
+    } catch (CorruptBlockException e) { // a compressed block that does not decompress
+      bad.put(v.hash(), e.reason());
+      return true;
+    }
     if (content == null) {
       if (!unchanged(txn, f)) {
         return false; // freed: the file changed since it was listed

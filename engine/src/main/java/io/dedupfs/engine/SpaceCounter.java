@@ -47,14 +47,15 @@ final class SpaceCounter {
       logical += f.size();
       top = Math.max(top, f.height());
     }
-    long stored = stored(files);
+    long[] stored = stored(files);
     long exclusive = exclusive(files, top);
     long referenced = 0;
     Map<Hash, Long> memo = new HashMap<>();
     for (Inode f : files) {
       referenced += referenced(f.root(), f.height(), memo);
     }
-    return new SpaceUsage(files.size(), logical, stored, exclusive, stored - exclusive, referenced);
+    return new SpaceUsage(
+        files.size(), logical, stored[0], exclusive, stored[0] - exclusive, referenced, stored[1]);
   }
 
   /** Figures of the whole store: every inode, and every block the queue does not free. */
@@ -74,10 +75,12 @@ final class SpaceCounter {
       }
     }
     long stored = blocks.storedBytes(txn);
+    long packed = blocks.packedBytes(txn);
     for (Hash h : pending.freed()) {
       stored -= blocks.storedLength(txn, h);
+      packed -= blocks.packedLength(txn, h);
     }
-    return new SpaceUsage(count, logical, stored, stored, 0, referenced);
+    return new SpaceUsage(count, logical, stored, stored, 0, referenced, packed);
   }
 
   // ---- referenced
@@ -111,13 +114,14 @@ final class SpaceCounter {
 
   // ---- stored
 
-  private long stored(Collection<Inode> files) throws CorruptBlockException {
+  /** Stored bytes before compression, and after. */
+  private long[] stored(Collection<Inode> files) throws CorruptBlockException {
     Set<Hash> shared = new HashSet<>();
-    long[] sum = new long[1];
+    long[] sum = new long[2];
     for (Inode f : files) {
       walk(f.root(), f.height(), shared, sum);
     }
-    return sum[0];
+    return sum;
   }
 
   private void walk(Hash h, int level, Set<Hash> shared, long[] sum) throws CorruptBlockException {
@@ -125,6 +129,7 @@ final class SpaceCounter {
       return;
     }
     sum[0] += blocks.storedLength(txn, h);
+    sum[1] += blocks.packedLength(txn, h);
     if (level > 0) {
       byte[] content = blocks.load(txn, h, level);
       for (int i = 0; i < Geometry.FANOUT; i++) {

@@ -5,8 +5,9 @@ package io.dedupfs.engine;
  *
  * @param files regular files (a hard-linked file once)
  * @param logicalBytes the sum of their sizes
- * @param storedBytes the stored length of every distinct block reachable from them: leaves without
- *     their trailing zeros and tree nodes, each once however often it is referenced
+ * @param storedBytes the stored length (before compression) of every distinct block reachable from
+ *     them: leaves without their trailing zeros and tree nodes, each once however often it is
+ *     referenced
  * @param exclusiveBytes what deleting all of them would free: the blocks that nothing else
  *     references
  * @param sharedBytes {@code storedBytes - exclusiveBytes}: blocks that something else references
@@ -17,6 +18,8 @@ package io.dedupfs.engine;
  *     past the file's end, counts its bytes up to its last non-zero one, which is never past the
  *     end (every byte at or beyond a file's size is zero): so {@code referencedBytes <=
  *     logicalBytes}: what storing the data without deduplication would take (tree nodes aside)
+ * @param compressedBytes what the blocks counted in {@code storedBytes} take as stored: compressed
+ *     blocks at their compressed length, the others at their length ({@code <= storedBytes})
  */
 public record SpaceUsage(
     long files,
@@ -24,7 +27,8 @@ public record SpaceUsage(
     long storedBytes,
     long exclusiveBytes,
     long sharedBytes,
-    long referencedBytes) {
+    long referencedBytes,
+    long compressedBytes) {
   /**
    * Referenced bytes per stored byte, as ZFS's dedupratio (bytes referenced over bytes allocated):
    * holes and trailing zeros count on neither side, so it measures sharing only. Tree nodes are
@@ -33,5 +37,14 @@ public record SpaceUsage(
    */
   public double dedupeRatio() {
     return storedBytes == 0 ? 1 : (double) referencedBytes / storedBytes;
+  }
+
+  /**
+   * Stored bytes before compression per byte after it, as ZFS's compressratio: 1 when nothing is
+   * compressed (or stored). Together with {@link #dedupeRatio}: {@code referencedBytes /
+   * compressedBytes} is their product.
+   */
+  public double compressRatio() {
+    return compressedBytes == 0 ? 1 : (double) storedBytes / compressedBytes;
   }
 }

@@ -3,7 +3,9 @@ package io.dedupfs.engine;
 import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A frozen overlay of a {@link FileTree} ({@link FileTree#freeze}): a new root, to be hashed
@@ -33,6 +35,12 @@ final class TreeCommit {
   private final List<Leaf> leaves;
   private final List<Node> nodes;
   private boolean hashed;
+
+  /**
+   * The form in which each new leaf is stored ({@link BlockStore#pack}; absent: raw), chosen by the
+   * first {@link #apply} for the leaves the store lacked then.
+   */
+  private Map<Leaf, BlockStore.Packed> packed;
 
   TreeCommit(
       int leafSize,
@@ -86,6 +94,7 @@ final class TreeCommit {
    */
   void apply(WriteTxn txn) throws CorruptBlockException {
     hash();
+    pack(txn);
     if (newTop instanceof Hash h) {
       if (!h.equals(oldRoot)) {
         store.incref(txn, h);
@@ -99,6 +108,29 @@ final class TreeCommit {
     if (!owns) {
       store.decref(txn, oldRoot);
     }
+  }
+
+  /**
+   * Compresses the leaves that the store lacks, in parallel (compression needs no transaction; the
+   * lookups run on this thread, in {@code txn}).
+   */
+  private void pack(WriteTxn txn) {
+    if (packed != null) {
+      return; // the transaction is run again: the leaves it stores are the same
+    }
+    List<Leaf> fresh =
+        leaves.stream().filter(l -> !l.hash.isZero() && !store.exists(txn, l.hash)).toList();
+    Map<Leaf, BlockStore.Packed> out = new IdentityHashMap<>();
+    var forms =
+        (fresh.size() > 8 ? fresh.parallelStream() : fresh.stream())
+            .map(l -> store.pack(l.data, l.storedLength, 0))
+            .toList();
+    for (int i = 0; i < fresh.size(); i++) {
+      if (forms.get(i) != null) {
+        out.put(fresh.get(i), forms.get(i));
+      }
+    }
+    packed = out;
   }
 
   /**
@@ -121,7 +153,7 @@ final class TreeCommit {
       return;
     }
     if (slot instanceof Leaf l) {
-      store.putNew(txn, h, 0, l.data, l.storedLength);
+      store.putNew(txn, h, 0, l.data, l.storedLength, packed.get(l));
       if (owns) {
         store.decref(txn, base);
       }

@@ -86,12 +86,12 @@ class BadInputTest {
   void refusesAnotherFormatVersionAndOtherLmdbEnvironments() throws IOException {
     Path store = tmp.resolve("store");
     Datastore.open(store, TestStores.config(4096)).close();
-    putMeta(store, "formatVersion", "3");
+    String newer = Integer.toString(Lmdb.FORMAT_VERSION + 1);
+    putMeta(store, "formatVersion", newer);
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class)
-        .hasMessageContaining("format version 3")
-        .hasMessageContaining("versions 1 to " + Lmdb.FORMAT_VERSION)
-        .hasMessageContaining("newer dedupfs");
+        .hasMessageContaining("format version " + newer)
+        .hasMessageContaining("to " + Lmdb.FORMAT_VERSION);
     putMeta(store, "formatVersion", "0");
     assertThatThrownBy(() -> Datastore.open(store, TestStores.config(4096)))
         .isInstanceOf(StoreException.class)
@@ -271,27 +271,31 @@ class BadInputTest {
 
   /** Writes a meta record with raw LMDB, as another program or version might have. */
   /**
-   * A store as the code of format version 1 left it: the same tables but {@code folded}, no {@code
-   * logId}, no intent log. It opens read-only as it is, and for writing becomes version 2, with
-   * everything it held.
+   * A store as the code of format version 1 left it: the same tables but {@code compressed} and
+   * {@code folded}, no {@code compression} or {@code logId}, no intent log. It opens read-only as
+   * it is, and for writing becomes the current version, with everything it held.
    */
   @Test
-  void opensAVersion1StoreAndRaisesItToVersion2() throws IOException {
+  void opensAVersion1StoreAndRaisesItToTheCurrentVersion() throws IOException {
     Path store = tmp.resolve("v1");
     byte[] data = TestStores.randomBytes(new java.util.SplittableRandom(5), 100_000);
-    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+    try (Datastore ds =
+        Datastore.open(store, TestStores.config(4096).withCompression(Compression.NONE))) {
       TestStores.write(ds, TestStores.create(ds, "f"), 0, data);
     }
     try (Env<ByteBuffer> env = Env.create().setMaxDbs(16).open(store.toFile())) {
       Dbi<ByteBuffer> meta = env.openDbi("meta");
       Dbi<ByteBuffer> folded = env.openDbi("folded");
+      Dbi<ByteBuffer> compressed = env.openDbi("compressed");
       try (Txn<ByteBuffer> txn = env.txnWrite()) {
         meta.put(
             txn,
             direct("formatVersion".getBytes(StandardCharsets.US_ASCII)),
             direct(new byte[] {'1'}));
         meta.delete(txn, direct(IntentLog.META_ID.getBytes(StandardCharsets.US_ASCII)));
+        meta.delete(txn, direct(Lmdb.COMPRESSION.getBytes(StandardCharsets.US_ASCII)));
         folded.drop(txn, true);
+        compressed.drop(txn, true);
         txn.commit();
       }
     }
@@ -310,7 +314,7 @@ class BadInputTest {
     assertThat(store.resolve(IntentLog.FILE)).exists();
     try (Datastore ro = Datastore.open(store, TestStores.config(4096).withReadOnly(true))) {
       assertThat(TestStores.read(ro, ro.resolve("f"), 200_000, data.length)).isEqualTo(data);
-      assertThat(ro.db.storedVersion).isEqualTo(2);
+      assertThat(ro.db.storedVersion).isEqualTo(Lmdb.FORMAT_VERSION);
     }
   }
 

@@ -102,7 +102,7 @@ class IntegrityTest {
    * The hash at {@code level}, {@code index} (in subtrees of that level) of a file's committed
    * tree.
    */
-  private static Hash block(Datastore ds, long ino, int level, long index) throws IOException {
+  static Hash block(Datastore ds, long ino, int level, long index) throws IOException {
     Lmdb db = ds.db;
     return db.read(
         txn -> {
@@ -136,13 +136,13 @@ class IntegrityTest {
     }
   }
 
-  private static byte[] hashBytes(Hash h) {
+  static byte[] hashBytes(Hash h) {
     ByteBuffer b = ByteBuffer.allocate(Hash.SIZE);
     h.writeTo(b);
     return b.array();
   }
 
-  private static ByteBuffer direct(byte[] b) {
+  static ByteBuffer direct(byte[] b) {
     return ByteBuffer.allocateDirect(b.length).put(b).flip();
   }
 

@@ -31,8 +31,13 @@ import org.junit.jupiter.api.io.TempDir;
  * truncate or a copy, which commit). Those runs keep every commit in the test's hands (no
  * background commits), so that the durable point is known.
  *
+ * <p>With compression on, a quarter of the writes are compressible data, and every reopen may
+ * switch the store's compression (none, lz4, zstd), so that the files mix raw leaves and leaves of
+ * both codecs.
+ *
  * <p>A failure names its seed; replay one with {@code -Ddedupfs.seed=N -Ddedupfs.leaf=BYTES} (and
- * optionally {@code -Ddedupfs.ops=COUNT}). {@code -Ddedupfs.test.long=true} runs more seeds.
+ * optionally {@code -Ddedupfs.ops=COUNT}, {@code -Ddedupfs.compression=lz4}, {@code
+ * -Ddedupfs.crashes=true}). {@code -Ddedupfs.test.long=true} runs more seeds.
  */
 class ModelTest {
   private static final int FILES = 3;
@@ -46,29 +51,55 @@ class ModelTest {
     if (replay != null) {
       int leaf = Integer.getInteger("dedupfs.leaf", 4096);
       int ops = Integer.getInteger("dedupfs.ops", 1500);
-      tests.add(run(Long.parseLong(replay), leaf, ops, Boolean.getBoolean("dedupfs.crashes")));
+      Compression c = Compression.parse(System.getProperty("dedupfs.compression", "none"));
+      tests.add(run(Long.parseLong(replay), leaf, ops, c, Boolean.getBoolean("dedupfs.crashes")));
       return tests.stream();
     }
     boolean soak = TestStores.longRuns();
     for (int s = 0; s < (soak ? 60 : 6); s++) {
-      tests.add(run(1000 + s, 4096, soak ? 8000 : 3000, false));
+      tests.add(run(1000 + s, 4096, soak ? 8000 : 3000));
     }
     for (int s = 0; s < (soak ? 15 : 2); s++) {
-      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000, false));
+      tests.add(run(2000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000));
     }
-    tests.add(run(3000, 8192, soak ? 5000 : 2000, false));
+    tests.add(run(3000, 8192, soak ? 5000 : 2000));
+    for (int s = 0; s < (soak ? 15 : 2); s++) {
+      tests.add(run(4000 + s, DatastoreConfig.DEFAULT_LEAF_SIZE, soak ? 5000 : 2000, LZ4));
+    }
+    tests.add(run(4100, 8192, soak ? 5000 : 2000, Compression.zstd(3)));
     for (int s = 0; s < (soak ? 30 : 3); s++) {
-      tests.add(run(4000 + s, s % 2 == 0 ? 4096 : 16384, soak ? 6000 : 2500, true));
+      int leafSize = s % 2 == 0 ? 4096 : 16384;
+      tests.add(run(5000 + s, leafSize, soak ? 6000 : 2500, s == 1 ? LZ4 : NONE, true));
     }
     return tests.stream();
   }
 
-  private DynamicTest run(long seed, int leafSize, int ops, boolean crashes) {
+  private static final Compression NONE = Compression.NONE;
+  private static final Compression LZ4 = Compression.LZ4;
+
+  private DynamicTest run(long seed, int leafSize, int ops) {
+    return run(seed, leafSize, ops, NONE);
+  }
+
+  private DynamicTest run(long seed, int leafSize, int ops, Compression compression) {
+    return run(seed, leafSize, ops, compression, false);
+  }
+
+  private DynamicTest run(
+      long seed, int leafSize, int ops, Compression compression, boolean crashes) {
     return DynamicTest.dynamicTest(
-        "seed " + seed + ", leaf " + leafSize + ", " + ops + " ops" + (crashes ? ", crashes" : ""),
+        "seed "
+            + seed
+            + ", leaf "
+            + leafSize
+            + ", "
+            + ops
+            + " ops, compression "
+            + compression
+            + (crashes ? ", crashes" : ""),
         () -> {
           Path dir = Files.createTempDirectory(tmp, "model");
-          new Run(seed, leafSize, dir, crashes).run(ops);
+          new Run(seed, leafSize, dir, compression, crashes).run(ops);
         });
   }
 
@@ -86,13 +117,15 @@ class ModelTest {
     private final boolean crashes;
     private final byte[][] patterns;
     private final Deque<String> recent = new ArrayDeque<>();
+    private final Compression compression;
     private Datastore ds;
 
-    Run(long seed, int leaf, Path dir, boolean crashes) {
+    Run(long seed, int leaf, Path dir, Compression compression, boolean crashes) {
       this.seed = seed;
       this.crashes = crashes;
       this.leaf = leaf;
       this.dir = dir;
+      this.compression = compression;
       this.r = new SplittableRandom(seed);
       this.patterns = new byte[6][];
       for (int i = 0; i < patterns.length; i++) {
@@ -119,6 +152,9 @@ class ModelTest {
         }
         reopen();
         checkCanonical();
+        if (!compression.isNone()) {
+          TestStores.assertMixed(ds);
+        }
         assertConsistent(ds);
         ds.close();
       } catch (Throwable t) {
@@ -134,6 +170,8 @@ class ModelTest {
                     + seed
                     + " -Ddedupfs.leaf="
                     + leaf
+                    + " -Ddedupfs.compression="
+                    + compression
                     + (crashes ? " -Ddedupfs.crashes=true" : "")
                     + "\nlast operations (newest last):\n  "
                     + String.join("\n  ", recent),
@@ -289,7 +327,9 @@ class ModelTest {
      */
     private Datastore open(int leafSize) throws IOException {
       DatastoreConfig c =
-          TestStores.config(leafSize).withDirtyLimit(crashes ? 1L << 30 : 64L * leaf * 4);
+          TestStores.config(leafSize)
+              .withDirtyLimit(crashes ? 1L << 30 : 64L * leaf * 4)
+              .withCompression(compression);
       Datastore d = Datastore.open(dir, c);
       d.writeBack.foldInBackground = !crashes;
       return d;
@@ -320,6 +360,11 @@ class ModelTest {
         durable[f] = models[f].copy();
       }
       assertThat(ds.leafSize()).as("the store keeps its own leaf size").isEqualTo(leaf);
+      if (!compression.isNone()) {
+        Compression next = List.of(NONE, LZ4, Compression.zstd(1)).get(r.nextInt(3));
+        log("compression " + ds.compression() + " -> " + next);
+        ds.setCompression(next);
+      }
       for (int f = 0; f < FILES; f++) {
         assertThat(ds.lookup(Datastore.ROOT, "f" + f).ino())
             .as("inode numbers survive a reopen")
@@ -433,7 +478,9 @@ class ModelTest {
       // now and then enough for whole dense subtrees (128 leaves of 4 KiB are 512 KiB)
       int len = r.nextInt(20) == 0 ? r.nextInt(512 * 1024, 3 << 20) : pickLength();
       if (k < 50) {
-        return TestStores.randomBytes(r, len);
+        return !compression.isNone() && r.nextBoolean()
+            ? TestStores.compressibleBytes(r, len)
+            : TestStores.randomBytes(r, len);
       }
       if (k < 75) { // copies of a few leaf-sized patterns, so that leaves dedupe
         byte[] p = patterns[r.nextInt(patterns.length)];

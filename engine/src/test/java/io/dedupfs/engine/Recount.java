@@ -28,6 +28,9 @@ final class Recount {
   private final Map<Hash, List<Hash>> children = new HashMap<>();
   private final Map<Hash, Long> lengths = new HashMap<>();
 
+  /** Block -> bytes it takes as stored: compressed, or its length when raw. */
+  private final Map<Hash, Long> packedLengths = new HashMap<>();
+
   /** Block -> its level (0: a leaf). */
   private final Map<Hash, Integer> levels = new HashMap<>();
 
@@ -39,10 +42,26 @@ final class Recount {
         txn -> {
           try (TableCursor c = db.blocks.openCursor(txn)) {
             for (boolean ok = c.first(); ok; ok = c.next()) {
-              r.lengths.put(
-                  Hash.read(c.key(), c.key().position()),
-                  (long) c.key().remaining() - Hash.SIZE + c.val().remaining());
+              long n = (long) c.key().remaining() - Hash.SIZE + c.val().remaining();
+              r.lengths.put(Hash.read(c.key(), c.key().position()), n);
+              r.packedLengths.put(Hash.read(c.key(), c.key().position()), n);
             }
+          }
+          // compressed blocks: the length of what they decompress to (checked against the hash
+          // below), and their key tail (after hash, codec and length) and value
+          List<Hash> compressed = new ArrayList<>();
+          if (db.compressed.present()) {
+            try (TableCursor c = db.compressed.openCursor(txn)) {
+              for (boolean ok = c.first(); ok; ok = c.next()) {
+                Hash h = Hash.read(c.key(), c.key().position());
+                compressed.add(h);
+                r.packedLengths.put(
+                    h, (long) c.key().remaining() - Hash.SIZE - 5 + c.val().remaining());
+              }
+            }
+          }
+          for (Hash h : compressed) {
+            r.lengths.put(h, (long) blocks.loadFromDisk(txn, h, blocks.level(txn, h)).length);
           }
           try (TableCursor c = db.inodes.openCursor(txn)) {
             for (boolean ok = c.first(); ok; ok = c.next()) {
@@ -130,7 +149,9 @@ final class Recount {
     }
     long stored = reachable.stream().mapToLong(lengths::get).sum();
     long exclusive = freed.stream().mapToLong(lengths::get).sum();
-    return new SpaceUsage(files, logical, stored, exclusive, stored - exclusive, referenced);
+    long packed = reachable.stream().mapToLong(packedLengths::get).sum();
+    return new SpaceUsage(
+        files, logical, stored, exclusive, stored - exclusive, referenced, packed);
   }
 
   /**

@@ -52,6 +52,14 @@ final class TestStores {
     assertThat(fsck.queued()).as("decrements queued after a reclaim").isZero();
   }
 
+  /** Asserts that the store holds raw blocks and compressed ones: a test of both did test both. */
+  static void assertMixed(Datastore ds) throws IOException {
+    long raw = ds.db.read(txn -> ds.db.blocks.stat(txn).entries);
+    long compressed = ds.db.read(txn -> ds.db.compressed.stat(txn).entries);
+    assertThat(raw).as("raw blocks").isPositive();
+    assertThat(compressed).as("compressed blocks").isPositive();
+  }
+
   static long create(Datastore ds, String name) throws IOException {
     return ds.mknod(Datastore.ROOT, name, 0644, 0, 0, 0).ino();
   }
@@ -122,6 +130,20 @@ final class TestStores {
     return b;
   }
 
+  /**
+   * {@code n} bytes that compress about 2x: 16-byte pieces, each random or (two times in three) a
+   * copy of one of the 256 before it.
+   */
+  static byte[] compressibleBytes(SplittableRandom r, int n) {
+    byte[] out = randomBytes(r, n);
+    for (int at = 16; at + 16 <= n; at += 16) {
+      if (r.nextInt(3) > 0) {
+        System.arraycopy(out, at - 16 * (1 + r.nextInt(Math.min(at / 16, 256))), out, at, 16);
+      }
+    }
+    return out;
+  }
+
   /** Whether this test may mount a tmpfs (it runs as root). */
   static boolean canMount() {
     return "root".equals(System.getProperty("user.name"));
@@ -151,6 +173,7 @@ final class TestStores {
   }
 
   /** Entries and bytes of the block tables, read straight from LMDB. */
+  /** Blocks raw and compressed, count rows, bytes before compression, queued decrements. */
   record Counts(long blocks, long refs, long storedBytes, long pending) {}
 
   static Counts counts(Datastore ds) throws IOException {
@@ -163,8 +186,14 @@ final class TestStores {
               bytes += c.key().remaining() - Hash.SIZE + c.val().remaining();
             }
           }
+          // compressed blocks: their length before compression, after the hash and codec in the key
+          try (TableCursor c = db.compressed.openCursor(txn)) {
+            for (boolean ok = c.first(); ok; ok = c.next()) {
+              bytes += c.key().getInt(c.key().position() + Hash.SIZE + 1);
+            }
+          }
           return new Counts(
-              db.blocks.stat(txn).entries,
+              db.blocks.stat(txn).entries + db.compressed.stat(txn).entries,
               db.refs.stat(txn).entries,
               bytes,
               db.pending.stat(txn).entries);

@@ -42,7 +42,7 @@ class UsageTest {
       long referenced = referencedOf(data, 1 << 20);
       assertThat(stored).isGreaterThan(1 << 20);
       assertThat(referenced).isGreaterThan((1 << 20) - 256 * 4);
-      assertThat(one).isEqualTo(new SpaceUsage(1, 1 << 20, stored, stored, 0, referenced));
+      assertThat(one).isEqualTo(new SpaceUsage(1, 1 << 20, stored, stored, 0, referenced, stored));
       assertThat(one.dedupeRatio())
           .as("unshared: the nodes only are not referenced data")
           .isBetween(0.99, 1.0);
@@ -54,10 +54,24 @@ class UsageTest {
       assertThat(shared)
           .as("a clone shares everything")
           .isEqualTo(
-              new SpaceUsage(1, 1 << 20, one.storedBytes(), 0, one.storedBytes(), referenced));
+              new SpaceUsage(
+                  1,
+                  1 << 20,
+                  one.storedBytes(),
+                  0,
+                  one.storedBytes(),
+                  referenced,
+                  one.storedBytes()));
       assertThat(ds.usage(""))
           .isEqualTo(
-              new SpaceUsage(2, 2 << 20, one.storedBytes(), one.storedBytes(), 0, 2 * referenced));
+              new SpaceUsage(
+                  2,
+                  2 << 20,
+                  one.storedBytes(),
+                  one.storedBytes(),
+                  0,
+                  2 * referenced,
+                  one.storedBytes()));
       assertThat(ds.usage("").dedupeRatio()).isBetween(1.98, 2.0);
 
       TestStores.write(
@@ -99,12 +113,12 @@ class UsageTest {
   @Test
   void ratioOfSparseFilesCountsNoHoles() throws IOException {
     try (Datastore ds = Datastore.open(tmp, TestStores.config(LEAF))) {
-      assertThat(ds.usage("")).as("an empty store").isEqualTo(new SpaceUsage(0, 0, 0, 0, 0, 0));
+      assertThat(ds.usage("")).as("an empty store").isEqualTo(new SpaceUsage(0, 0, 0, 0, 0, 0, 0));
       assertThat(ds.usage("").dedupeRatio()).as("nothing stored").isEqualTo(1.0);
       long holes = ds.mknod(ROOT, "holes", 0644, 0, 0, 0).ino();
       ds.setattr(holes, SetAttributes.size(1L << 40));
       SpaceUsage h = ds.usage("holes");
-      assertThat(h).isEqualTo(new SpaceUsage(1, 1L << 40, 0, 0, 0, 0));
+      assertThat(h).isEqualTo(new SpaceUsage(1, 1L << 40, 0, 0, 0, 0, 0));
       assertThat(h.dedupeRatio()).as("a hole-only file").isEqualTo(1.0);
 
       long sparse = ds.mknod(ROOT, "sparse", 0644, 0, 0, 0).ino();
@@ -152,15 +166,36 @@ class UsageTest {
 
   @TestFactory
   Stream<DynamicTest> randomChangesAgainstARecount() {
+    return randomChanges(TestStores.config(LEAF).withCompression(Compression.NONE), 0);
+  }
+
+  /**
+   * The same with 16 KiB leaves, compressible and incompressible data, and the compression switched
+   * now and then: raw blocks and blocks of both codecs mixed, each counted at both lengths.
+   */
+  @TestFactory
+  Stream<DynamicTest> randomChangesOfCompressedBlocksAgainstARecount() {
+    return randomChanges(TestStores.config(16384).withCompression(Compression.LZ4), 100);
+  }
+
+  private static Compression compressionOf(Datastore ds) {
+    try {
+      return ds.compression();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  private Stream<DynamicTest> randomChanges(DatastoreConfig config, long firstSeed) {
     int seeds = TestStores.longRuns() ? 20 : 3;
-    return java.util.stream.LongStream.range(0, seeds)
+    return java.util.stream.LongStream.range(firstSeed, firstSeed + seeds)
         .mapToObj(
             seed ->
                 DynamicTest.dynamicTest(
-                    "seed " + seed,
+                    "seed " + seed + ", leaf " + config.leafSize() + ", " + config.compression(),
                     () -> {
                       Path dir = Files.createTempDirectory(tmp, "usage");
-                      try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
+                      try (Datastore ds = Datastore.open(dir, config)) {
                         new Run(ds, new SplittableRandom(seed))
                             .run(TestStores.longRuns() ? 400 : 120);
                       } catch (Throwable t) {
@@ -177,13 +212,20 @@ class UsageTest {
     private final List<Long> dirs = new ArrayList<>(List.of(ROOT));
     private final List<String> snapshots = new ArrayList<>();
     private int names;
+    private final int leaf;
+    private final boolean compress;
 
     Run(Datastore ds, SplittableRandom r) {
       this.ds = ds;
       this.r = r;
+      this.leaf = ds.leafSize();
+      this.compress = !compressionOf(ds).isNone();
       patterns = new byte[4][];
       for (int i = 0; i < patterns.length; i++) {
-        patterns[i] = TestStores.randomBytes(r, LEAF);
+        patterns[i] =
+            compress && i % 2 == 0
+                ? TestStores.compressibleBytes(r, leaf)
+                : TestStores.randomBytes(r, leaf);
       }
     }
 
@@ -196,6 +238,9 @@ class UsageTest {
       }
       check();
       assertConsistent(ds);
+      if (compress) {
+        TestStores.assertMixed(ds);
+      }
     }
 
     private void step() throws IOException {
@@ -211,7 +256,7 @@ class UsageTest {
         }
       } else if (k < 30) {
         long f = pick(files);
-        write(f, r.nextLong(Math.max(1, ds.getattr(f).size() + LEAF)), r.nextInt(1, 60_000));
+        write(f, r.nextLong(Math.max(1, ds.getattr(f).size() + leaf)), r.nextInt(1, 60_000));
       } else if (k < 40) { // a whole-file clone
         long src = pick(files);
         long dst = ds.mknod(pick(dirs), "c" + names++, 0644, 0, 0, 0).ino();
@@ -220,9 +265,9 @@ class UsageTest {
       } else if (k < 48) { // a leaf-aligned range clone over existing contents
         long src = pick(files);
         long dst = pick(files);
-        long off = r.nextInt(60) * (long) LEAF;
+        long off = r.nextInt(60) * (long) leaf;
         if (src != dst) {
-          ds.copyRange(src, off, dst, r.nextInt(60) * (long) LEAF, r.nextInt(1, 80) * (long) LEAF);
+          ds.copyRange(src, off, dst, r.nextInt(60) * (long) leaf, r.nextInt(1, 80) * (long) leaf);
         }
       } else if (k < 53) {
         long f = pick(files);
@@ -258,6 +303,8 @@ class UsageTest {
         files.clear();
         collectFiles(ROOT, new HashSet<>());
         assertThat(restored).isNotNull();
+      } else if (k < 92 && compress) { // later blocks in another form: raw, lz4 or zstd
+        ds.setCompression(pick(List.of(Compression.NONE, Compression.LZ4, Compression.zstd(1))));
       } else {
         ds.flush(pick(files));
       }
@@ -285,13 +332,16 @@ class UsageTest {
     private void write(long f, long off, int len) throws IOException {
       byte[] data;
       if (r.nextBoolean()) {
-        data = TestStores.randomBytes(r, len);
+        data =
+            compress && r.nextBoolean()
+                ? TestStores.compressibleBytes(r, len)
+                : TestStores.randomBytes(r, len);
       } else { // leaf-aligned copies of a few patterns: leaves shared across files and offsets
         data = new byte[len];
-        off = off / LEAF * LEAF;
-        for (int i = 0; i < len; i += LEAF) {
+        off = off / leaf * leaf;
+        for (int i = 0; i < len; i += leaf) {
           System.arraycopy(
-              patterns[r.nextInt(patterns.length)], 0, data, i, Math.min(LEAF, len - i));
+              patterns[r.nextInt(patterns.length)], 0, data, i, Math.min(leaf, len - i));
         }
       }
       TestStores.write(ds, f, off, data);
@@ -338,7 +388,7 @@ class UsageTest {
         int size = (int) ds.getattr(f).size();
         assertThat(ds.usage(ds.pathOf(f)).referencedBytes())
             .as("referenced bytes of inode %d read back", f)
-            .isEqualTo(referencedOf(TestStores.read(ds, f, 0, size), LEAF));
+            .isEqualTo(referencedOf(TestStores.read(ds, f, 0, size), leaf));
       }
     }
 

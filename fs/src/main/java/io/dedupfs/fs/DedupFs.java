@@ -449,6 +449,8 @@ final class DedupFs implements FuseOperations {
           case "shared" -> Long.toString(u.sharedBytes());
           case "referenced" -> Long.toString(u.referencedBytes());
           case "ratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.dedupeRatio());
+          case "compressed" -> Long.toString(u.compressedBytes());
+          case "compressratio" -> String.format(java.util.Locale.ROOT, "%.3f", u.compressRatio());
           default -> throw new ErrnoException(Errno.ENODATA, FIGURES + name);
         };
     return value.getBytes(java.nio.charset.StandardCharsets.US_ASCII);

@@ -176,6 +176,10 @@ class FileOperationsTest {
     assertThat(referenced).as("the leaf once per reference").isEqualTo(8L * leafData);
     assertThat(text(k.fs.getxattr(f, DedupFs.FIGURES + "ratio")))
         .isEqualTo(String.format(Locale.ROOT, "%.3f", (double) referenced / stored));
+    long compressed = figure(f, "compressed");
+    assertThat(compressed).isPositive().isLessThanOrEqualTo(stored);
+    assertThat(text(k.fs.getxattr(f, DedupFs.FIGURES + "compressratio")))
+        .isEqualTo(String.format(Locale.ROOT, "%.3f", (double) stored / compressed));
     assertThat(figure(d, "logical")).isEqualTo(10_000);
     assertThat(figure(ROOT, "logical")).isEqualTo(data.length + 10_000);
 

@@ -203,6 +203,12 @@ class CliBadInputIT {
             List.of("mount S M extra", "extra"),
             List.of("create", "STORE"),
             List.of("create --leaf-size 3K S", "leaf size"),
+            List.of("create --compression lz5 S", "unknown compression 'lz5'"),
+            List.of("create --compression zstd:99 S", "zstd's level must be 1 to 19"),
+            List.of("create --compression lz4:3 S", "lz4 takes no level"),
+            List.of("set-compression", "COMPRESSION"),
+            List.of("set-compression gzip --store S", "unknown compression 'gzip'"),
+            List.of("set-compression zstd:x --store S", "zstd's level must be a number"),
             List.of("umount", "MOUNTPOINT"));
     for (List<String> c : cases) {
       String[] args =

@@ -1,5 +1,6 @@
 package io.dedupfs.fs.cli;
 
+import io.dedupfs.engine.Compression;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
 import java.io.IOException;
@@ -22,19 +23,33 @@ final class CreateCommand implements Callable<Integer> {
           "Bytes per data block, a power of two from 4K to 64K (default: ${DEFAULT-VALUE}).")
   int leafSize = DatastoreConfig.DEFAULT_LEAF_SIZE;
 
+  @Option(
+      names = "--compression",
+      paramLabel = "COMPRESSION",
+      converter = CompressionCommand.Compressions.class,
+      description =
+          "How blocks are compressed: none, lz4 or zstd[:LEVEL] (LEVEL 1 to 19, default 3);"
+              + " changed later by `dedupfs set-compression` (default: ${DEFAULT-VALUE}).")
+  Compression compression = Compression.DEFAULT;
+
   @Parameters(paramLabel = "STORE", description = "Directory for the store.")
   Path store;
 
   @Override
   public Integer call() throws IOException {
     StorePaths.requireCreatable(store, leafSize);
-    try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withLeafSize(leafSize))) {
+    try (Datastore ds =
+        Datastore.open(
+            store,
+            DatastoreConfig.defaults().withLeafSize(leafSize).withCompression(compression))) {
       System.out.println(
           "dedupfs: created "
               + store.toAbsolutePath()
               + " (leaf size "
               + ds.leafSize()
-              + " bytes)");
+              + " bytes, compression "
+              + ds.compression()
+              + ")");
     }
     return 0;
   }

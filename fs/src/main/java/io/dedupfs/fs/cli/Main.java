@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
       ReplicationCommands.Send.class,
       ReplicationCommands.Receive.class,
       ReplicationCommands.Diff.class,
+      CompressionCommand.class,
       CommandLine.HelpCommand.class,
       ManPage.class,
       AutoComplete.GenerateCompletion.class

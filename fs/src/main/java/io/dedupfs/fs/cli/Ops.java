@@ -2,6 +2,7 @@ package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.Attributes;
 import io.dedupfs.engine.CompactResult;
+import io.dedupfs.engine.Compression;
 import io.dedupfs.engine.Damage;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DirEntry;
@@ -53,6 +54,7 @@ final class Ops {
           case "receive.list" -> ReplicationOps::list;
           case "receive.abort" -> ReplicationOps::abort;
           case "diff" -> ReplicationOps::diff;
+          case "set-compression" -> Ops::setCompression;
           default -> null;
         };
     if (op == null) {
@@ -132,6 +134,7 @@ final class Ops {
         j.beginObject().field("path", shown(e.getKey()));
         figures(j, e.getValue());
         j.name("dedupe_ratio").value(e.getValue().dedupeRatio(), 2);
+        j.name("compress_ratio").value(e.getValue().compressRatio(), 2);
         if (perFile) {
           j.name("per_file").beginArray();
           for (var file : files.get(e.getKey()).entrySet()) {
@@ -151,6 +154,7 @@ final class Ops {
           .field("disk_free_bytes", s.diskFreeBytes())
           .field("available_bytes", s.availableBytes())
           .field("leaf_size", s.leafSize())
+          .field("compression", ds.compression().toString())
           .endObject()
           .endObject();
       out.println(j);
@@ -204,6 +208,9 @@ final class Ops {
           "%-16s %s   (data its files reference, holes excluded)%n",
           "referenced:", f.bytes(u.referencedBytes()));
       out.printf(Locale.ROOT, "%-16s %.2f%n", "dedupe ratio:", u.dedupeRatio());
+      out.printf(
+          "%-16s %s   (stored, as compressed)%n", "compressed:", f.bytes(u.compressedBytes()));
+      out.printf(Locale.ROOT, "%-16s %.2f%n", "compress ratio:", u.compressRatio());
       if (path.isEmpty()) {
         StoreStats s = ds.stats();
         out.printf("%-16s %s%n", "store on disk:", f.bytes(s.storeBytes()));
@@ -218,6 +225,7 @@ final class Ops {
             "%-16s %s%n",
             "leaf size:",
             f.exact() ? Integer.toString(s.leafSize()) : String.format("%,d bytes", s.leafSize()));
+        out.printf("%-16s %s   (of blocks stored from now on)%n", "compression:", ds.compression());
       }
     }
     return 0;
@@ -229,7 +237,8 @@ final class Ops {
         .field("stored_bytes", u.storedBytes())
         .field("exclusive_bytes", u.exclusiveBytes())
         .field("shared_bytes", u.sharedBytes())
-        .field("referenced_bytes", u.referencedBytes());
+        .field("referenced_bytes", u.referencedBytes())
+        .field("compressed_bytes", u.compressedBytes());
   }
 
   private static void usageRow(Table t, Format f, SpaceUsage u, String name) {
@@ -612,6 +621,31 @@ final class Ops {
       out.printf(
           "compact: %s -> %s%s on disk%n",
           f.bytes(r.bytesBefore()), f.bytes(r.bytesAfter()), f.exact() ? " bytes" : "");
+    }
+    return 0;
+  }
+
+  private static int setCompression(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
+    Compression next = Compression.parse(p.get("compression"));
+    Compression before = ctx.store().compression();
+    ctx.store().setCompression(next);
+    if (Format.of(p).json()) {
+      reply
+          .out()
+          .println(
+              new JsonWriter()
+                  .beginObject()
+                  .field("type", "compression")
+                  .field("compression", next.toString())
+                  .field("previous", before.toString())
+                  .endObject());
+    } else {
+      reply
+          .out()
+          .printf(
+              "compression: %s -> %s (blocks stored from now on; stored blocks keep their form)%n",
+              before, next);
     }
     return 0;
   }

@@ -28,7 +28,12 @@ import picocli.CommandLine.Spec;
           + "holes and zeros count on neither side, so it measures sharing only. Files that share nothing show "
           + "just under 1.00 (tree nodes are stored, not referenced); 1.00 when nothing is stored (an empty "
           + "store, a file of holes only). The whole datastore's figures include its snapshots, which share "
-          + "their files' data: each snapshot of unchanged data adds about 1 to the ratio."
+          + "their files' data: each snapshot of unchanged data adds about 1 to the ratio.",
+      "",
+      "compressed: the same blocks as stored, each at what it takes as stored (compressed blocks"
+          + " compressed). compress ratio: stored / compressed, as ZFS's compressratio; referenced /"
+          + " compressed is both ratios together. The whole datastore's figures also show its"
+          + " compression (see set-compression)."
     })
 final class StatsCommand implements Callable<Integer> {
   @Option(
