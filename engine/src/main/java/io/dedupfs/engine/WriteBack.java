@@ -15,7 +15,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * Write-back: buffers writes in the files' overlays and decides when and where they are committed.
@@ -145,7 +144,6 @@ final class WriteBack {
     while (true) {
       FileContent fc = files.content(ino);
       Checks.requireChangeable(fc);
-      pace(n);
       if (bufferedBytes() >= config.dirtyLimitBytes()) {
         makeRoom(fc); // room first: when the disk is full, the write is refused before it changes
         // anything
@@ -169,57 +167,6 @@ final class WriteBack {
       } finally {
         fc.lock.writeLock().unlock();
       }
-    }
-  }
-
-  /**
-   * Above half the dirty limit, writers are slowed to the pace at which commits store data
-   * (measured), the more the closer the buffered data is to the limit: a writer faster than the
-   * commits meets a small delay on each write instead of waiting, at the limit, for a whole commit
-   * now and then (1 MiB O_DIRECT writes at queue depth 16 had a p99 latency of 1 s). One pace for
-   * all writers: each write takes its turn on a shared clock. (Smaller commits would cut the waits
-   * too, but LMDB reuses freed pages worse with them: 32 MiB commits left data.mdb 145 MB larger
-   * after a delete and rewrite of 2 GiB, 128 MiB commits 53 MB, in SpaceIT.)
-   */
-  private void pace(int n) throws java.io.InterruptedIOException {
-    long limit = config.dirtyLimitBytes();
-    long soft = limit / 2;
-    long buffered = bufferedBytes();
-    double nsPerByte = commitNsPerByte;
-    if (buffered <= soft || nsPerByte <= 0) {
-      return;
-    }
-    double over = Math.min(1.0, (double) (buffered - soft) / (limit - soft));
-    long cost = Math.min((long) (n * nsPerByte * over), MAX_PACE_NS);
-    long now = System.nanoTime();
-    long turn = paceClock.accumulateAndGet(cost, (prev, c) -> Math.max(prev, now) + c);
-    long wait = Math.min(turn - now, MAX_PACE_NS);
-    if (wait > 0) {
-      LockSupport.parkNanos(wait);
-      if (Thread.interrupted()) {
-        throw new java.io.InterruptedIOException("interrupted while paced");
-      }
-    }
-  }
-
-  /** The longest one write is paced. */
-  private static final long MAX_PACE_NS = 50_000_000;
-
-  /** When the last write paced may go on (System.nanoTime). */
-  private final AtomicLong paceClock = new AtomicLong(System.nanoTime());
-
-  /**
-   * Nanoseconds a commit took per byte it stored, averaged over recent commits of 1 MiB or more (0
-   * until one was measured).
-   */
-  private volatile double commitNsPerByte;
-
-  /** Folds the time a commit of {@code bytes} took into {@link #commitNsPerByte}. */
-  private void measured(long bytes, long ns) {
-    if (bytes >= 1 << 20) {
-      double sample = (double) ns / bytes;
-      double old = commitNsPerByte;
-      commitNsPerByte = old == 0 ? sample : 0.7 * old + 0.3 * sample;
     }
   }
 
@@ -596,7 +543,6 @@ final class WriteBack {
     }
     boolean applied = false;
     Throwable failure = null;
-    long started = System.nanoTime();
     CommitHook hook = commitHook;
     try {
       if (hook != null) {
@@ -635,7 +581,6 @@ final class WriteBack {
     }
     try {
       if (applied) {
-        measured(f.tree().bytes, System.nanoTime() - started);
         fc.committed(f);
         if (log != null) {
           log.folded(fc.ino, f.logSeq());
