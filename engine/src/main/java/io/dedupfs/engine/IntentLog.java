@@ -59,7 +59,6 @@ final class IntentLog implements AutoCloseable {
   /** Bytes before each range's data: offset (8) and length (4). */
   static final int RANGE_HEADER = 12;
 
-  private final Path file;
   private final FileChannel ch;
   private volatile long logId;
   private final long capacity;
@@ -79,8 +78,8 @@ final class IntentLog implements AutoCloseable {
   private long durableEnd;
   private boolean syncing;
 
-  /** A record not yet folded: where it lies and whose it is. */
-  private record Needed(long seq, long ino, long start, long end) {}
+  /** A record not yet folded: whose it is and where it starts. */
+  private record Needed(long seq, long ino, long start) {}
 
   /** A record read back from the file, found at {@code position} in the ring, {@code size} long. */
   record Record(
@@ -101,8 +100,7 @@ final class IntentLog implements AutoCloseable {
   /** Where an appended record ends (wait for it with {@link #sync}), and its sequence number. */
   record Appended(long seq, long end) {}
 
-  private IntentLog(Path file, FileChannel ch, long logId, long capacity) {
-    this.file = file;
+  private IntentLog(FileChannel ch, long logId, long capacity) {
     this.ch = ch;
     this.logId = logId;
     this.capacity = capacity;
@@ -173,7 +171,7 @@ final class IntentLog implements AutoCloseable {
       if (declared != size || size <= HEADER) {
         throw new StoreException(file + " is " + size + " bytes long, not " + declared);
       }
-      IntentLog log = new IntentLog(file, ch, logId, size - HEADER);
+      IntentLog log = new IntentLog(ch, logId, size - HEADER);
       log.scan();
       return log;
     } catch (IOException | RuntimeException e) {
@@ -331,7 +329,7 @@ final class IntentLog implements AutoCloseable {
       at += ch.write(rec, at);
     }
     head = start + size;
-    Needed n = new Needed(seq, ino, start, head);
+    Needed n = new Needed(seq, ino, start);
     needed.put(seq, n);
     neededByIno.computeIfAbsent(ino, k -> new ArrayDeque<>()).add(n);
     appendedEnd = head;
@@ -417,7 +415,7 @@ final class IntentLog implements AutoCloseable {
     for (Record r : replayed) {
       // the ring as one lap ending at head: a record beyond head is of the lap before
       long start = r.position() < head ? r.position() : r.position() - capacity;
-      Needed n = new Needed(r.seq(), r.ino(), start, start + r.size());
+      Needed n = new Needed(r.seq(), r.ino(), start);
       needed.put(r.seq(), n);
       neededByIno.computeIfAbsent(r.ino(), k -> new ArrayDeque<>()).add(n);
     }
@@ -464,10 +462,6 @@ final class IntentLog implements AutoCloseable {
       out.add(n.ino());
     }
     return out;
-  }
-
-  Path file() {
-    return file;
   }
 
   @Override
