@@ -287,8 +287,10 @@ final class FileContent {
    * lock (shared).
    */
   Attributes attributes(Inode i) {
+    // ctime only moves forward: a rename or a link since the last write set the inode's later
+    // (an explicit setattr commits the buffered times first instead)
     return timesDirty
-        ? Attributes.of(i, tree.length(), mtimeNs, ctimeNs)
+        ? Attributes.of(i, tree.length(), mtimeNs, Math.max(ctimeNs, i.ctimeNs()))
         : Attributes.of(i, tree.length(), i.mtimeNs(), i.ctimeNs());
   }
 

@@ -570,7 +570,7 @@ final class WriteBack {
                         c.newHeight,
                         c.length,
                         f.times() ? f.mtimeNs() : i.mtimeNs(),
-                        f.times() ? f.ctimeNs() : i.ctimeNs()));
+                        f.times() ? Math.max(f.ctimeNs(), i.ctimeNs()) : i.ctimeNs()));
                 return true;
               });
     } catch (IOException | RuntimeException | Error e) {
