@@ -155,9 +155,10 @@ final class FileContent {
       return COMMIT_INSTEAD;
     }
     long length = tree.length();
-    RangeSet<Long> ranges = TreeRangeSet.create(unlogged);
+    RangeSet<Long> ranges = unlogged;
     long truncate = unloggedTruncate;
     if (frozenUnlogged != null) {
+      ranges = TreeRangeSet.create(unlogged);
       ranges.addAll(frozenUnlogged);
       if (frozenTruncate >= 0) {
         truncate = truncate < 0 ? frozenTruncate : Math.min(truncate, frozenTruncate);

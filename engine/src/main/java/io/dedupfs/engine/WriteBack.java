@@ -404,17 +404,8 @@ final class WriteBack {
       long ino = e.getKey();
       List<IntentLog.Record> list = e.getValue();
       list.sort(Comparator.comparingLong(IntentLog.Record::seq));
-      long folded =
-          db.read(
-              txn -> {
-                if (!db.folded.present()) {
-                  return 0L;
-                }
-                ByteBuffer v = db.folded.get(txn, Lmdb.key(ino));
-                return v == null ? 0L : v.getLong(v.position());
-              });
-      Inode i = db.read(txn -> ns.find(txn, ino));
-      if (i == null || !i.isRegular() || i.nlink() == 0 || i.isReadOnly()) {
+      Long folded = db.read(txn -> replayFrom(txn, ino));
+      if (folded == null) {
         continue;
       }
       FileContent fc = files.content(ino);
@@ -453,6 +444,19 @@ final class WriteBack {
       }
     }
     return applied;
+  }
+
+  /**
+   * The sequence number of the last record folded for {@code ino} (0 for none), or null when its
+   * records are not to be replayed: gone, unlinked or in a snapshot.
+   */
+  private Long replayFrom(ReadTxn txn, long ino) {
+    Inode i = ns.find(txn, ino);
+    if (i == null || !i.isRegular() || i.nlink() == 0 || i.isReadOnly()) {
+      return null;
+    }
+    ByteBuffer v = db.folded.present() ? db.folded.get(txn, Lmdb.key(ino)) : null;
+    return v == null ? 0L : v.getLong(v.position());
   }
 
   /** Commits every file's buffered writes. */
