@@ -690,30 +690,7 @@ public final class Datastore implements Closeable {
       writeBack.flushBelow(o.sourcePath());
     }
     return db.read(
-        txn -> {
-          long from = o.ino();
-          long to;
-          if (newer != null) {
-            to = snapshotOps.snapshots.find(txn, newer).ino();
-          } else {
-            long src = ns.resolve(txn, o.sourcePath());
-            if (!o.directory()) {
-              // a file snapshot is a directory holding the file: compare the files
-              DirEntry only = ns.listAll(txn, from).get(0);
-              return new Diff(ns, blocks, geometry, txn)
-                  .run(only.ino(), src).stream()
-                      .map(
-                          d ->
-                              new Difference(
-                                  "/" + only.name() + (d.path().equals("/") ? "" : d.path()),
-                                  d.change(),
-                                  d.ranges()))
-                      .toList();
-            }
-            to = src;
-          }
-          return new Diff(ns, blocks, geometry, txn).run(from, to);
-        });
+        txn -> new Diff(ns, blocks, geometry, txn).snapshots(snapshotOps.snapshots, o, newer));
   }
 
   private Receive receiver() {

@@ -28,6 +28,31 @@ final class Diff {
     this.txn = txn;
   }
 
+  /**
+   * The differences between snapshot {@code older} and snapshot {@code newer}, or, for {@code
+   * newer} null, the live tree it was taken of (see {@link Datastore#diff}).
+   */
+  List<Difference> snapshots(Snapshots snapshots, SnapshotInfo older, String newer)
+      throws IOException {
+    if (newer != null) {
+      return run(older.ino(), snapshots.find(txn, newer).ino());
+    }
+    long live = ns.resolve(txn, older.sourcePath());
+    if (older.directory()) {
+      return run(older.ino(), live);
+    }
+    // a file snapshot is a directory holding the file: compare the files
+    DirEntry only = ns.listAll(txn, older.ino()).get(0);
+    return run(only.ino(), live).stream()
+        .map(
+            d ->
+                new Difference(
+                    "/" + only.name() + (d.path().equals("/") ? "" : d.path()),
+                    d.change(),
+                    d.ranges()))
+        .toList();
+  }
+
   /** The differences between directories (or files) {@code older} and {@code newer}. */
   List<Difference> run(long older, long newer) throws IOException {
     Inode a = ns.inode(txn, older);
