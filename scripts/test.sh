@@ -12,6 +12,16 @@
 # and exits with mvn's status.
 set -euo pipefail
 
+# The tests name files in UTF-8, and Java maps file names through the locale: an environment
+# without a UTF-8 locale (env -i, a bare CI runner) gets C.UTF-8, which Debian always has.
+case "${LC_ALL:-${LANG:-}}" in
+*[Uu][Tt][Ff]-8* | *[Uu][Tt][Ff]8*) ;;
+*)
+    unset LC_ALL
+    export LANG=C.UTF-8
+    ;;
+esac
+
 repo=$(dirname -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")")
 cd "$repo"
 
