@@ -38,7 +38,10 @@ class FullDiskTest {
       List<byte[]> contents = new ArrayList<>();
       byte[] pending;
       long last;
-      try (Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(4 * MIB))) {
+      // a 16 MiB dirty limit: no 2 MiB file reaches its share (a quarter), so no background
+      // commit retries one whose flush found the disk full; room may appear between two commits
+      // of a nearly full store (pages a reader held come free), and the test would race with it
+      try (Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(16 * MIB))) {
         StoreFullException full = null;
         pending = null;
         last = 0;
@@ -63,7 +66,7 @@ class FullDiskTest {
         long stuck = last;
         assertThatThrownBy(
                 () -> {
-                  for (int i = 0; i < 10; i++) { // past the dirty limit, a writer is told
+                  for (int i = 0; i < 24; i++) { // past the dirty limit, a writer is told
                     ds.write(
                         stuck, (2L + i) * MIB, ByteBuffer.wrap(TestStores.randomBytes(r, MIB)));
                   }
