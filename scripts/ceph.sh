@@ -217,10 +217,11 @@ start() {
     echo "$dir/client.admin.keyring"
 }
 
-stop() {
-    local d pid pids=() i
-    [[ -d "$dir" ]] || die "$dir does not exist"
-    for d in "${daemons[@]}"; do
+# Sends SIGTERM to the running daemons among DAEMON..., waits up to 10 s for them to exit, then
+# SIGKILLs what is left.
+terminate() {
+    local d pid pids=() alive i
+    for d in "$@"; do
         pid=$(running_pid "$d")
         if [[ -n "$pid" ]]; then
             kill -CONT "$pid" 2>/dev/null || true # a test may have stopped the OSD with SIGSTOP
@@ -228,21 +229,26 @@ stop() {
             pids+=("$pid")
         fi
     done
-    for ((i = 0; i < 100; i++)); do
-        local alive=()
+    for ((i = 0; i < 100 && ${#pids[@]}; i++)); do
+        alive=()
         for pid in "${pids[@]}"; do
             ! kill -0 "$pid" 2>/dev/null || alive+=("$pid")
         done
-        ((${#alive[@]})) || break
         pids=("${alive[@]}")
-        sleep 0.1
+        ((${#pids[@]} == 0)) || sleep 0.1
     done
     for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid did not stop in 10 s: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        log "pid $pid did not stop in 10 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
     done
+}
+
+stop() {
+    local d
+    [[ -d "$dir" ]] || die "$dir does not exist"
+    # The OSD first: going down, it tells the monitor, and waits 5 s for one that is gone.
+    terminate osd.0
+    terminate mgr.x mon.a
     for d in "${daemons[@]}"; do rm -f -- "$(pidfile "$d")"; done
     log "stopped"
 }
