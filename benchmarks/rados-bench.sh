@@ -39,7 +39,7 @@ trap 'exit 130' INT TERM
 conf=$work/cluster/ceph.conf
 
 say "RadosPool.take and release, ${seconds} s per thread count"
-java -cp "$jar" io.dedupfs.engine.RadosTakeBench "$conf" blocks "$seconds" 1 16 >"$work/take.tsv"
+java -cp "$jar" io.dedupfs.bench.rados.RadosTakeBench "$conf" blocks "$seconds" 1 16 >"$work/take.tsv"
 
 ops() { # ops THREADS: rados bench's write IOPS for 16 KiB objects
     rados -c "$conf" bench -p blocks "$seconds" write -b 16384 -t "$1" |

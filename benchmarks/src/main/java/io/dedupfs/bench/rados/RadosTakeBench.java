@@ -1,6 +1,9 @@
-package io.dedupfs.engine;
+package io.dedupfs.bench.rados;
 
+import io.dedupfs.engine.Hash;
+import io.dedupfs.rados.RadosPool;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -9,8 +12,7 @@ import java.util.SplittableRandom;
 
 /**
  * How many new 16 KiB blocks per second {@link RadosPool#take} stores from 1 and from N threads,
- * and how many it releases again (rados-bench.sh prints this beside {@code rados bench}). In the
- * engine's package because RadosPool is package-private until the RADOS block store is built on it.
+ * and how many it releases again (rados-bench.sh prints this beside {@code rados bench}).
  *
  * <p>Usage: {@code RadosTakeBench CEPH_CONF POOL SECONDS THREADS...}; prints one tab-separated line
  * per thread count: threads, takes per second, releases per second.
@@ -49,7 +51,7 @@ public final class RadosTakeBench {
               byte[] block = new byte[BLOCK];
               while (System.nanoTime() < deadline) {
                 random.nextBytes(block); // new to the pool: every take creates an object
-                Hash h = Hasher.leaf(block, BLOCK, BLOCK);
+                Hash h = sha256(block);
                 rados.take(h, block);
                 mine.add(h);
               }
@@ -95,5 +97,10 @@ public final class RadosTakeBench {
       throw failures.get(0);
     }
     return (System.nanoTime() - start) / 1e9;
+  }
+
+  /** A block's name: the SHA-256 of its content (the engine hashes leaves the same way). */
+  private static Hash sha256(byte[] block) throws java.security.NoSuchAlgorithmException {
+    return Hash.of(MessageDigest.getInstance("SHA-256").digest(block));
   }
 }

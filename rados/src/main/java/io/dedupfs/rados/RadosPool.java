@@ -1,5 +1,6 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
+import io.dedupfs.engine.Hash;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -20,7 +21,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * unknown), every other failure a {@link RadosException}. Thread-safe: librados serves many threads
  * on one connection. {@link #close} only after every call has returned.
  */
-final class RadosPool implements AutoCloseable {
+public final class RadosPool implements AutoCloseable {
   /** The omap key that holds an object's reference count, as numops' decimal text. */
   static final String REFS = "refs";
 
@@ -50,7 +51,7 @@ final class RadosPool implements AutoCloseable {
    * call and the connection itself: it sets {@code rados_osd_op_timeout}, {@code
    * rados_mon_op_timeout} and {@code client_mount_timeout}.
    */
-  static RadosPool connect(Path conf, String clientId, String pool, Duration timeout)
+  public static RadosPool connect(Path conf, String clientId, String pool, Duration timeout)
       throws IOException {
     if (timeout.toSeconds() < 1) {
       throw new IllegalArgumentException(
@@ -87,7 +88,7 @@ final class RadosPool implements AutoCloseable {
    * Takes a reference to block {@code hash} with these bytes: adds one to the object's count, or
    * creates the object with the content and the count one. Returns whether this call created it.
    */
-  boolean take(Hash hash, byte[] content) throws IOException {
+  public boolean take(Hash hash, byte[] content) throws IOException {
     String oid = hash.toString();
     while (true) {
       int r = operate(oid, op -> addToCount(op, ADD_ONE));
@@ -120,7 +121,7 @@ final class RadosPool implements AutoCloseable {
    * if that was the last reference and no client took a new one meanwhile. Returns whether this
    * call removed it. A block that is not there (already removed by another client) is released.
    */
-  boolean release(Hash hash) throws IOException {
+  public boolean release(Hash hash) throws IOException {
     String oid = hash.toString();
     int r = operate(oid, op -> addToCount(op, ADD_MINUS_ONE));
     if (r == -ENOENT) {
@@ -147,7 +148,7 @@ final class RadosPool implements AutoCloseable {
   }
 
   /** The stored bytes of block {@code hash}, or null when the pool does not hold it. */
-  byte[] read(Hash hash) throws IOException {
+  public byte[] read(Hash hash) throws IOException {
     String oid = hash.toString();
     long[] size = new long[1];
     int r = rados.rados_stat(io, oid, size, 0);
@@ -173,7 +174,7 @@ final class RadosPool implements AutoCloseable {
   }
 
   /** The reference count of block {@code hash}, 0 when the pool does not hold it. */
-  long count(Hash hash) throws IOException {
+  public long count(Hash hash) throws IOException {
     String oid = hash.toString();
     long op = rados.rados_create_read_op();
     long iter = 0;
@@ -206,7 +207,7 @@ final class RadosPool implements AutoCloseable {
   }
 
   /** Whether the pool holds block {@code hash}. */
-  boolean exists(Hash hash) throws IOException {
+  public boolean exists(Hash hash) throws IOException {
     String oid = hash.toString();
     int r = rados.rados_stat(io, oid, new long[1], 0);
     if (r == -ENOENT) {
@@ -217,7 +218,7 @@ final class RadosPool implements AutoCloseable {
   }
 
   /** How many objects the pool holds, counted by listing them all (for tests and checks). */
-  long objectCount() throws IOException {
+  public long objectCount() throws IOException {
     long[] out = new long[1];
     check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
     long ctx = out[0];

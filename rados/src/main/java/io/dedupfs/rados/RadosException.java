@@ -1,4 +1,4 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
 import java.io.IOException;
 

@@ -1,4 +1,4 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
 import com.kenai.jffi.MemoryIO;
 import jnr.ffi.LibraryLoader;

@@ -1,9 +1,10 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import io.dedupfs.engine.Hash;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -60,7 +61,7 @@ class RadosPoolTest {
 
   /** The block's hash as the trees name it: a leaf of 8 KiB with these bytes first. */
   private static Hash hash(byte[] block) {
-    return Hasher.leaf(block, block.length, 8192);
+    return TestCeph.sha256(block);
   }
 
   /** Runs the tasks at once, one thread each, and returns their results in order. */

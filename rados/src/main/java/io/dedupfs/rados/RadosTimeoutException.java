@@ -1,4 +1,4 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
 /**
  * A RADOS call that got no answer within the pool's operation timeout (an OSD or the monitor down

@@ -1,7 +1,8 @@
-package io.dedupfs.engine;
+package io.dedupfs.rados;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.dedupfs.engine.Hash;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -139,5 +140,14 @@ final class TestCeph {
       return base;
     }
     throw new IOException("no free range of " + PORTS + " ports from " + FIRST_PORT);
+  }
+
+  /** A test block's name: the SHA-256 of its content. */
+  static Hash sha256(byte[] block) {
+    try {
+      return Hash.of(java.security.MessageDigest.getInstance("SHA-256").digest(block));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 }
