@@ -12,7 +12,10 @@
 #   (libvirtd, virtlogd, the default qemu.conf and the libvirt-qemu user),
 #   libvirt-clients (virsh) and qemu-system-x86 (with SeaBIOS); then makes
 #   sure /dev/fuse exists. Installing libvirt starts no daemon where systemd
-#   is not running; the tests start their own.
+#   is not running; the tests start their own. For the RADOS tests and
+#   scripts/ceph.sh: ceph-mon, ceph-mgr, ceph-osd, ceph-common (the ceph CLI,
+#   ceph-authtool, monmaptool, librados2), librados-dev, uuid-runtime
+#   (uuidgen) and iproute2 (ss, to find a port taken by another cluster).
 set -euo pipefail
 
 log() { printf 'deps.sh: %s\n' "$*"; }
@@ -47,7 +50,8 @@ fi
 command -v mvn >/dev/null || missing+=(maven)
 command -v python3 >/dev/null || missing+=(python3)
 for pkg in libfuse3-3 fuse3 libfuse3-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc \
-    libvirt-daemon-system libvirt-clients qemu-system-x86; do
+    libvirt-daemon-system libvirt-clients qemu-system-x86 \
+    ceph-mon ceph-mgr ceph-osd ceph-common librados-dev uuid-runtime iproute2; do
     installed "$pkg" || missing+=("$pkg")
 done
 

@@ -1,0 +1,224 @@
+package io.dedupfs.rados;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import io.dedupfs.engine.Hash;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Blocks and their reference counts in a real RADOS pool ({@link TestCeph}'s cluster), taken and
+ * released by two clients as two hosts would.
+ */
+class RadosPoolTest {
+  private static final Duration TIMEOUT = Duration.ofSeconds(30);
+  private static TestCeph ceph;
+  private static RadosPool hostA;
+  private static RadosPool hostB;
+
+  @BeforeAll
+  static void connect() throws IOException {
+    ceph = TestCeph.get();
+    hostA = RadosPool.connect(ceph.conf(), "admin", "blocks", TIMEOUT);
+    hostB = RadosPool.connect(ceph.conf(), "admin", "blocks", TIMEOUT);
+  }
+
+  @AfterAll
+  static void close() {
+    if (hostA != null) {
+      hostA.close();
+    }
+    if (hostB != null) {
+      hostB.close();
+    }
+  }
+
+  /** {@code n} blocks of 1 to 8 KiB of random bytes (so new to the pool), seeded. */
+  private static List<byte[]> blocks(long seed, int n) {
+    SplittableRandom random = new SplittableRandom(seed);
+    List<byte[]> blocks = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      byte[] b = new byte[1024 + random.nextInt(7 * 1024 + 1)];
+      random.nextBytes(b);
+      blocks.add(b);
+    }
+    return blocks;
+  }
+
+  /** The block's hash as the trees name it: a leaf of 8 KiB with these bytes first. */
+  private static Hash hash(byte[] block) {
+    return TestCeph.sha256(block);
+  }
+
+  /** Runs the tasks at once, one thread each, and returns their results in order. */
+  private static <T> List<T> together(List<Callable<T>> tasks) throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(tasks.size());
+    try {
+      List<T> results = new ArrayList<>();
+      for (Future<T> f : pool.invokeAll(tasks)) {
+        try {
+          results.add(f.get());
+        } catch (ExecutionException e) {
+          if (e.getCause() instanceof Error error) {
+            throw error; // a failed assertion
+          }
+          throw e.getCause() instanceof Exception x ? x : e;
+        }
+      }
+      return results;
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private interface IndexCheck {
+    void check(int i) throws IOException;
+  }
+
+  /** Runs check(i) for every i below n on eight threads (each check waits for the OSD). */
+  private static void onEight(int n, IndexCheck check) throws Exception {
+    List<Callable<Void>> tasks = new ArrayList<>();
+    for (int t = 0; t < 8; t++) {
+      int first = t;
+      tasks.add(
+          () -> {
+            for (int i = first; i < n; i += 8) {
+              check.check(i);
+            }
+            return null;
+          });
+    }
+    together(tasks);
+  }
+
+  @Test
+  void twoHostsTakeAndReleaseTheSameNewBlocksAtOnce() throws Exception {
+    List<byte[]> blocks = blocks(14, 2000);
+    List<Hash> hashes = blocks.stream().map(RadosPoolTest::hash).toList();
+    long before = hostA.objectCount();
+
+    AtomicInteger createdByA = new AtomicInteger();
+    AtomicInteger createdByB = new AtomicInteger();
+    together(
+        List.<Callable<Void>>of(
+            () -> takeAll(hostA, hashes, blocks, createdByA),
+            () -> takeAll(hostB, hashes, blocks, createdByB)));
+
+    assertThat(createdByA.get() + createdByB.get()).as("objects created").isEqualTo(2000);
+    assertThat(hostA.objectCount()).as("objects in the pool").isEqualTo(before + 2000);
+    onEight(
+        hashes.size(),
+        i -> {
+          Hash h = hashes.get(i);
+          assertThat(hostA.count(h)).as("count of block %d", i).isEqualTo(2);
+          assertThat(hostB.read(h)).as("content of block %d", i).isEqualTo(blocks.get(i));
+        });
+
+    AtomicInteger removedByA = new AtomicInteger();
+    AtomicInteger removedByB = new AtomicInteger();
+    together(
+        List.<Callable<Void>>of(
+            () -> releaseAll(hostA, hashes, removedByA),
+            () -> releaseAll(hostB, hashes, removedByB)));
+
+    assertThat(removedByA.get() + removedByB.get()).as("objects removed").isEqualTo(2000);
+    assertThat(hostA.objectCount()).as("objects in the pool").isEqualTo(before);
+    onEight(
+        hashes.size(), i -> assertThat(hostB.exists(hashes.get(i))).as("block %d", i).isFalse());
+  }
+
+  private static Void takeAll(
+      RadosPool host, List<Hash> hashes, List<byte[]> blocks, AtomicInteger created)
+      throws IOException {
+    for (int i = 0; i < hashes.size(); i++) {
+      if (host.take(hashes.get(i), blocks.get(i))) {
+        created.incrementAndGet();
+      }
+    }
+    return null;
+  }
+
+  private static Void releaseAll(RadosPool host, List<Hash> hashes, AtomicInteger removed)
+      throws IOException {
+    for (Hash h : hashes) {
+      if (host.release(h)) {
+        removed.incrementAndGet();
+      }
+    }
+    return null;
+  }
+
+  @Test
+  void aBlockStaysReadableUntilTheLastHostReleasesIt() throws IOException {
+    byte[] content = blocks(15, 1).get(0);
+    Hash h = hash(content);
+
+    assertThat(hostA.take(h, content)).as("first take creates").isTrue();
+    assertThat(hostA.read(h)).isEqualTo(content);
+    assertThat(hostB.take(h, content)).as("second take creates").isFalse();
+    assertThat(hostB.count(h)).isEqualTo(2);
+
+    assertThat(hostA.release(h)).as("A's release removes").isFalse();
+    assertThat(hostB.read(h)).isEqualTo(content);
+    assertThat(hostA.count(h)).isEqualTo(1);
+
+    assertThat(hostB.release(h)).as("B's release removes").isTrue();
+    assertThat(hostA.read(h)).isNull();
+    assertThat(hostA.count(h)).isZero();
+    assertThat(hostA.exists(h)).isFalse();
+  }
+
+  @Test
+  void releasingAMissingBlockCreatesNothing() throws IOException {
+    Hash h = hash(blocks(16, 1).get(0));
+
+    assertThat(hostA.release(h)).isFalse();
+    assertThat(hostA.exists(h)).as("numops alone would create an empty object").isFalse();
+    assertThat(hostA.read(h)).isNull();
+  }
+
+  @Test
+  void aStoppedOsdIsATimeoutAndTheNextTakeWorks() throws Exception {
+    byte[] content = blocks(17, 1).get(0);
+    Hash h = hash(content);
+    try (RadosPool host =
+        RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(3))) {
+      ceph.signalOsd("STOP");
+      try {
+        assertTimeoutPreemptively(
+            Duration.ofSeconds(30),
+            () ->
+                assertThatThrownBy(() -> host.take(h, content))
+                    .isInstanceOf(RadosTimeoutException.class)
+                    .hasMessageContaining(h.toString())
+                    .hasMessageContaining("ETIMEDOUT"));
+      } finally {
+        ceph.signalOsd("CONT");
+      }
+      // The OSD may yet apply the operation that timed out: the block exists once, counted once
+      // or twice, after this take.
+      host.take(h, content);
+      assertThat(host.read(h)).isEqualTo(content);
+      long count = host.count(h);
+      assertThat(count).isBetween(1L, 2L);
+      for (long i = 1; i < count; i++) {
+        assertThat(host.release(h)).as("release %d of %d removes", i, count).isFalse();
+      }
+      assertThat(host.release(h)).as("the last release removes").isTrue();
+    }
+  }
+}
