@@ -24,10 +24,13 @@
 # Settings (environment):
 #     DEDUPFS_BENCH_DIR      where the stores, mountpoints and the disk directory go (default
 #                            /var/tmp; not a tmpfs)
-#     DEDUPFS_BENCH_RUNTIME  seconds per job after 1 s of ramp (default 6)
+#     DEDUPFS_BENCH_RUNTIME  seconds per job after the ramp (default 6)
+#     DEDUPFS_BENCH_RAMP     seconds of each job not counted (default 5: a daemon just
+#                            mounted runs its first seconds of small writes at half speed
+#                            while the JVM compiles them; every target gets the same ramp)
 #     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
-# About 5 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
+# About 7 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
 # benchmarks/target/results/sync-bench-DATE.tsv.
 set -euo pipefail
 
@@ -36,6 +39,7 @@ root=$(dirname -- "$here")
 runs=${1:-1}
 base=${DEDUPFS_BENCH_DIR:-/var/tmp}
 runtime=${DEDUPFS_BENCH_RUNTIME:-6}
+ramp=${DEDUPFS_BENCH_RAMP:-5}
 targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs dedupfs nullfs}
 fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
 jobs="fsync1 fsync4 direct64 seq16 rand32 read32 buffered"
@@ -139,7 +143,7 @@ fio_job() {
     local dir=$1 job=$2 json=$work/fio.json
     local common=(--directory="$dir" --refill_buffers=1 --randrepeat=0 --norandommap
         --group_reporting --output-format=json --output="$json")
-    local timed=(--filename_format='f.$jobnum' --size=256M --time_based --runtime="$runtime" --ramp_time=1)
+    local timed=(--filename_format='f.$jobnum' --size=256M --time_based --runtime="$runtime" --ramp_time="$ramp")
     local opts unit=iops
     case "$job" in
         fsync1) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=psync --fsync=1 --numjobs=1) ;;
