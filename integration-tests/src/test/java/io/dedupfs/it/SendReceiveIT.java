@@ -291,18 +291,8 @@ class SendReceiveIT {
     assertThat(size).as("stream bytes").isLessThanOrEqualTo(1_258_291L); // 1.2 MiB
     assertThat(figure(inc.stderr(), "blocks of ([\\d,]+) bytes")).isGreaterThanOrEqualTo(M);
     ok("$D receive " + mb + " < " + file);
-    assertThat(
-            Files.mismatch(
-                mb.resolve(".snapshots/next/vm2/disk.img"),
-                ma.resolve(".snapshots/next/vm2/disk.img")))
-        .as("first byte that differs")
-        .isEqualTo(-1L);
-    assertThat(
-            Files.mismatch(
-                mb.resolve(".snapshots/base/vm2/disk.img"),
-                ma.resolve(".snapshots/base/vm2/disk.img")))
-        .as("first byte that differs")
-        .isEqualTo(-1L);
+    assertSameOnBoth(".snapshots/next/vm2/disk.img");
+    assertSameOnBoth(".snapshots/base/vm2/disk.img");
     // random 4 KiB writes cost a whole 16 KiB leaf each, plus its nodes: measured, not bounded
     try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
       byte[] small = new byte[4096];
@@ -316,12 +306,7 @@ class SendReceiveIT {
     Shell.Result inc4k = ok("$D send next4k --from next " + ma + " > " + file);
     report.add("incremental after 1 MiB in 256 x 4 KiB: stream " + Files.size(file) + " bytes");
     ok("$D receive " + mb + " < " + file);
-    assertThat(
-            Files.mismatch(
-                mb.resolve(".snapshots/next4k/vm2/disk.img"),
-                ma.resolve(".snapshots/next4k/vm2/disk.img")))
-        .as("first byte that differs")
-        .isEqualTo(-1L);
+    assertSameOnBoth(".snapshots/next4k/vm2/disk.img");
     assertThat(inc4k.exitCode()).isZero();
     Files.delete(file);
   }
@@ -427,5 +412,12 @@ class SendReceiveIT {
     if (m.find()) {
       assertThat(ok("$D receive --abort " + m.group(1) + " " + mb).stdout()).contains("dropped");
     }
+  }
+
+  /** The file at {@code path} reads the same on both mounts, byte for byte. */
+  private static void assertSameOnBoth(String path) throws IOException {
+    assertThat(Files.mismatch(mb.resolve(path), ma.resolve(path)))
+        .as("first byte of %s that differs between the stores", path)
+        .isEqualTo(-1L);
   }
 }
