@@ -6,6 +6,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -34,9 +35,19 @@ import java.util.zip.CRC32C;
  * <p>Positions are virtual: they only grow; a record at virtual position v is at {@code HEADER + v
  * % capacity} in the file, and never straddles the ring's end.
  *
+ * <p>Two ways of making records durable. Where the file system takes direct I/O ({@link #direct}),
+ * each record is written by the thread that waits for it, with O_DIRECT and O_DSYNC, at a 4
+ * KiB-aligned offset: the write returns once the record is on the device, and several fsyncing
+ * threads' writes (and the device flushes they imply) are in flight at once. Elsewhere (tmpfs) a
+ * record is written into the page cache when it is appended, and one {@link #sync} flushes for
+ * every waiter (group commit). In both ways {@link #sync} of a file's record returns once that
+ * record and every earlier record of the same file are durable: replay stops at the first record of
+ * a file that is missing (FORMAT.md), so a later record alone would not do.
+ *
  * <p>Locks: the monitor of this object guards the ring (head, sequence numbers, the records still
- * needed) and is held for an append's write; {@link #syncLock} guards the durable position and is
- * never held during a flush. Neither is held while waiting for the other.
+ * needed and their states) and is held for a buffered append's write, never for a direct write;
+ * waiters for direct writes wait on it. {@link #syncLock} guards the durable position of buffered
+ * writes and is never held during a flush. Neither is held while waiting for the other.
  */
 final class IntentLog implements AutoCloseable {
   static final String FILE = "intent.log";
@@ -48,6 +59,10 @@ final class IntentLog implements AutoCloseable {
   static final long DEFAULT_BYTES = 128L << 20;
 
   static final int ALIGN = 512;
+
+  /** Where direct writes start and how long they are: the page size, which direct I/O needs. */
+  static final int DIRECT_ALIGN = 4096;
+
   private static final int HEADER = ALIGN;
   private static final byte[] FILE_MAGIC = "dedupfs intent log\n".getBytes(StandardCharsets.UTF_8);
   private static final int FILE_VERSION = 1;
@@ -60,6 +75,10 @@ final class IntentLog implements AutoCloseable {
   static final int RANGE_HEADER = 12;
 
   private final FileChannel ch;
+
+  /** The log opened with O_DIRECT and O_DSYNC, or null where the file system refuses it. */
+  private final FileChannel direct;
+
   private volatile long logId;
   private final long capacity;
 
@@ -78,8 +97,33 @@ final class IntentLog implements AutoCloseable {
   private long durableEnd;
   private boolean syncing;
 
-  /** A record not yet folded: whose it is and where it starts. */
-  private record Needed(long seq, long ino, long start) {}
+  /**
+   * A record not yet folded: whose it is, where it starts and, for a direct write, the bytes not
+   * yet written ({@code pending}: not claimed by a writer yet), whether it is being written, and
+   * whether it failed. Guarded by the log's monitor.
+   */
+  private static final class Needed {
+    final long seq;
+    final long ino;
+    final long start;
+    ByteBuffer pending;
+    boolean writing;
+    boolean failed;
+
+    /** Folded while its write was still going on: dropped once the write ends. */
+    boolean foldedEarly;
+
+    Needed(long seq, long ino, long start, ByteBuffer pending) {
+      this.seq = seq;
+      this.ino = ino;
+      this.start = start;
+      this.pending = pending;
+    }
+
+    boolean inFlight() {
+      return pending != null || writing;
+    }
+  }
 
   /** A record read back from the file, found at {@code position} in the ring, {@code size} long. */
   record Record(
@@ -100,8 +144,9 @@ final class IntentLog implements AutoCloseable {
   /** Where an appended record ends (wait for it with {@link #sync}), and its sequence number. */
   record Appended(long seq, long end) {}
 
-  private IntentLog(FileChannel ch, long logId, long capacity) {
+  private IntentLog(FileChannel ch, FileChannel direct, long logId, long capacity) {
     this.ch = ch;
+    this.direct = direct;
     this.logId = logId;
     this.capacity = capacity;
   }
@@ -140,6 +185,15 @@ final class IntentLog implements AutoCloseable {
    * {@code logId} in it; the records are {@link #recovered}.
    */
   static IntentLog open(Path dir, long logId, boolean readOnly) throws IOException {
+    return open(dir, logId, readOnly, true);
+  }
+
+  /**
+   * As above; {@code tryDirect} false: records go through the page cache even where direct I/O
+   * works.
+   */
+  static IntentLog open(Path dir, long logId, boolean readOnly, boolean tryDirect)
+      throws IOException {
     Path file = dir.resolve(FILE);
     FileChannel ch;
     try {
@@ -171,13 +225,40 @@ final class IntentLog implements AutoCloseable {
       if (declared != size || size <= HEADER) {
         throw new StoreException(file + " is " + size + " bytes long, not " + declared);
       }
-      IntentLog log = new IntentLog(ch, logId, size - HEADER);
+      IntentLog log =
+          new IntentLog(ch, readOnly || !tryDirect ? null : openDirect(file), logId, size - HEADER);
       log.scan();
       return log;
     } catch (IOException | RuntimeException e) {
       ch.close();
       throw e;
     }
+  }
+
+  /** The log for direct, synchronous writes; null where the file system does not take them. */
+  private static FileChannel openDirect(Path file) {
+    try {
+      OpenOption[] options = {
+        StandardOpenOption.WRITE,
+        StandardOpenOption.DSYNC,
+        com.sun.nio.file.ExtendedOpenOption.DIRECT
+      };
+      FileChannel d = FileChannel.open(file, options);
+      if (file.getFileSystem().provider().getFileStore(file).getBlockSize() > DIRECT_ALIGN) {
+        d.close();
+        return null;
+      }
+      return d;
+    } catch (IOException | UnsupportedOperationException e) {
+      return null; // tmpfs and others: written through the page cache and flushed
+    }
+  }
+
+  /**
+   * Whether records are written with O_DIRECT and O_DSYNC, each by the thread that waits for it.
+   */
+  boolean direct() {
+    return direct != null;
   }
 
   /** The intact records found when the log was opened, in file order. */
@@ -269,7 +350,16 @@ final class IntentLog implements AutoCloseable {
   }
 
   private static long padded(long len) {
-    return (len + ALIGN - 1) / ALIGN * ALIGN;
+    return padded(len, ALIGN);
+  }
+
+  private static long padded(long len, int align) {
+    return (len + align - 1) / align * align;
+  }
+
+  /** How far apart, and how long, records are written. */
+  private int writeAlign() {
+    return direct == null ? ALIGN : DIRECT_ALIGN;
   }
 
   /** The most bytes a record may take: a record must fit the ring. */
@@ -294,7 +384,7 @@ final class IntentLog implements AutoCloseable {
     if (len > Integer.MAX_VALUE - ALIGN) {
       throw new IllegalArgumentException("record too long");
     }
-    ByteBuffer b = ByteBuffer.allocate((int) padded(len));
+    ByteBuffer b = ByteBuffer.allocate((int) padded(len, writeAlign()));
     b.putInt(RECORD_MAGIC).putInt((int) len).putInt(0).putInt(0).putLong(logId).putLong(0);
     b.putLong(prevSeq).putLong(ino).putLong(truncateTo).putLong(length);
     b.putLong(mtimeNs).putLong(ctimeNs).putInt(ranges);
@@ -302,20 +392,19 @@ final class IntentLog implements AutoCloseable {
   }
 
   /**
-   * Appends a record made by {@link #newRecord} and filled: gives it the next sequence number and
-   * its checksum and writes it (not durably: see {@link #sync}). Null when the ring has no room for
+   * Appends a record made by {@link #newRecord} and filled: gives it the next sequence number, its
+   * checksum and its place in the ring, and writes it into the page cache, or leaves it to {@link
+   * #sync} to write directly. Not durable until {@link #sync}. Null when the ring has no room for
    * it until commits fold older records.
    */
   synchronized Appended append(long ino, ByteBuffer rec) throws IOException {
     int len = rec.getInt(4);
-    long size = padded(len);
-    long start = head;
-    long phys = Math.floorMod(start, capacity);
-    if (phys + size > capacity) {
-      start += capacity - phys; // the next lap: a record never straddles the end
-    }
+    long size = padded(len, writeAlign());
+    long start = placeFor(size);
     long tail = needed.isEmpty() ? start : oldestNeededStart();
-    if (size > capacity || start + size - tail > capacity) {
+    if (size > capacity
+        || Math.floorMod(start, capacity) + size > capacity
+        || start + size - tail > capacity) {
       return null;
     }
     long seq = nextSeq++;
@@ -323,13 +412,15 @@ final class IntentLog implements AutoCloseable {
     CRC32C crc = new CRC32C();
     crc.update(rec.duplicate().position(12).limit(len));
     rec.putInt(8, (int) crc.getValue());
-    rec.clear();
-    long at = HEADER + Math.floorMod(start, capacity);
-    while (rec.hasRemaining()) {
-      at += ch.write(rec, at);
+    rec.clear().limit((int) size);
+    if (direct == null) {
+      long at = HEADER + Math.floorMod(start, capacity);
+      while (rec.hasRemaining()) {
+        at += ch.write(rec, at);
+      }
     }
     head = start + size;
-    Needed n = new Needed(seq, ino, start);
+    Needed n = new Needed(seq, ino, start, direct == null ? null : rec);
     needed.put(seq, n);
     neededByIno.computeIfAbsent(ino, k -> new ArrayDeque<>()).add(n);
     appendedEnd = head;
@@ -337,10 +428,139 @@ final class IntentLog implements AutoCloseable {
   }
 
   /**
-   * Returns once everything appended up to virtual position {@code end} is on the device. One
-   * caller flushes for all who wait meanwhile (group commit).
+   * Where a record of {@code size} bytes goes: at the head, or past it to the next place a direct
+   * write may start, or at the next lap's start when it would straddle the ring's end.
    */
-  void sync(long end) throws IOException {
+  private long placeFor(long size) {
+    long phys = Math.floorMod(head, capacity);
+    long start = head + skipToAligned(phys);
+    if (Math.floorMod(start, capacity) + size > capacity || start - head + phys >= capacity) {
+      start = head + (capacity - phys); // the next lap: a record never straddles the end
+      start += skipToAligned(0);
+    }
+    return start;
+  }
+
+  /** Bytes from ring position {@code phys} to the next one where this log's writes may start. */
+  private long skipToAligned(long phys) {
+    return Math.floorMod(-(HEADER + phys), (long) writeAlign());
+  }
+
+  /**
+   * Returns once the record {@code seq} of {@code ino} and every earlier record of that file are
+   * durable ({@code end}: where the record ends in the ring). With direct writes, this thread
+   * writes those of them no other thread is writing; otherwise one caller flushes for all who wait
+   * meanwhile (group commit). Throws when a write or flush failed: the records may be lost, and the
+   * caller commits the file instead.
+   */
+  void sync(long ino, long seq, long end) throws IOException {
+    if (direct == null) {
+      sync(end);
+      return;
+    }
+    while (true) {
+      Needed mine = null;
+      synchronized (this) {
+        ArrayDeque<Needed> q = neededByIno.get(ino);
+        boolean waiting = false;
+        for (Needed n : q == null ? List.<Needed>of() : List.copyOf(q)) {
+          if (n.seq > seq) {
+            break;
+          }
+          if (n.failed) {
+            throw new IOException("writing intent log record " + n.seq + " failed");
+          }
+          if (n.pending != null && n.foldedEarly) {
+            drop(n); // a durable commit holds it already: never written
+          } else if (n.pending != null) {
+            mine = n;
+            break;
+          }
+          waiting |= n.writing;
+        }
+        if (mine == null) {
+          if (!waiting) {
+            return;
+          }
+          try {
+            wait();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted waiting for the intent log");
+          }
+          continue;
+        }
+        mine.writing = true;
+      }
+      write(mine);
+    }
+  }
+
+  /** Writes a record claimed by this thread with O_DIRECT and O_DSYNC. */
+  private void write(Needed n) throws IOException {
+    ByteBuffer rec = alignedCopy(n.pending);
+    boolean done = false;
+    try {
+      long at = HEADER + Math.floorMod(n.start, capacity);
+      while (rec.hasRemaining()) {
+        at += direct.write(rec, at);
+      }
+      done = true;
+    } finally {
+      synchronized (this) {
+        n.pending = null;
+        n.writing = false;
+        n.failed = !done;
+        if (n.foldedEarly) {
+          drop(n);
+        }
+        notifyAll();
+      }
+    }
+  }
+
+  /**
+   * {@code rec} in memory that direct I/O takes (page-aligned, outside the heap): a buffer this
+   * thread keeps for records up to {@link #KEPT_BUFFER} bytes, a new one for longer records. (The
+   * JDK would copy a heap buffer itself, but JDK 17's aligned temporary buffers fail to be freed.)
+   */
+  private static ByteBuffer alignedCopy(ByteBuffer rec) {
+    int n = rec.remaining();
+    ByteBuffer b = WRITE_BUFFER.get();
+    if (b == null || b.capacity() < n) {
+      b = ByteBuffer.allocateDirect(n + DIRECT_ALIGN).alignedSlice(DIRECT_ALIGN);
+      if (n <= KEPT_BUFFER) {
+        WRITE_BUFFER.set(b);
+      }
+    }
+    b.clear();
+    b.put(rec.duplicate()).flip();
+    return b;
+  }
+
+  /** The longest record a thread's kept buffer for direct writes holds. */
+  private static final int KEPT_BUFFER = 256 << 10;
+
+  private static final ThreadLocal<ByteBuffer> WRITE_BUFFER = new ThreadLocal<>();
+
+  /** Forgets a record: its space may be written over. Caller holds the monitor. */
+  private void drop(Needed n) {
+    needed.remove(n.seq);
+    ArrayDeque<Needed> q = neededByIno.get(n.ino);
+    if (q != null) {
+      q.remove(n);
+      if (q.isEmpty()) {
+        neededByIno.remove(n.ino);
+      }
+    }
+  }
+
+  /**
+   * Returns once everything appended up to virtual position {@code end} is on the device. One
+   * caller flushes for all who wait meanwhile (group commit). For records written through the page
+   * cache.
+   */
+  private void sync(long end) throws IOException {
     while (true) {
       synchronized (syncLock) {
         while (syncing && durableEnd < end) {
@@ -382,11 +602,15 @@ final class IntentLog implements AutoCloseable {
     if (q == null) {
       return;
     }
-    while (!q.isEmpty() && q.peekFirst().seq() <= seq) {
-      needed.remove(q.pollFirst().seq());
-    }
-    if (q.isEmpty()) {
-      neededByIno.remove(ino);
+    for (Needed n : List.copyOf(q)) {
+      if (n.seq > seq) {
+        break;
+      }
+      if (n.inFlight()) {
+        n.foldedEarly = true; // its space stays taken until its write ends
+      } else {
+        drop(n);
+      }
     }
   }
 
@@ -415,7 +639,7 @@ final class IntentLog implements AutoCloseable {
     for (Record r : replayed) {
       // the ring as one lap ending at head: a record beyond head is of the lap before
       long start = r.position() < head ? r.position() : r.position() - capacity;
-      Needed n = new Needed(r.seq(), r.ino(), start);
+      Needed n = new Needed(r.seq(), r.ino(), start, null);
       needed.put(r.seq(), n);
       neededByIno.computeIfAbsent(r.ino(), k -> new ArrayDeque<>()).add(n);
     }
@@ -452,20 +676,24 @@ final class IntentLog implements AutoCloseable {
    * their numbers (those kept at open too, see {@link #keep}).
    */
   private long oldestNeededStart() {
-    return needed.firstEntry().getValue().start();
+    return needed.firstEntry().getValue().start;
   }
 
   /** The files with records not yet folded, oldest record first. */
   synchronized Collection<Long> inosWithNeeded() {
     Set<Long> out = new LinkedHashSet<>();
     for (Needed n : needed.values()) {
-      out.add(n.ino());
+      out.add(n.ino);
     }
     return out;
   }
 
   @Override
   public void close() throws IOException {
-    ch.close();
+    try (FileChannel c = ch) {
+      if (direct != null) {
+        direct.close();
+      }
+    }
   }
 }

@@ -311,6 +311,7 @@ final class WriteBack {
       return;
     }
     long end;
+    long seq;
     fc.lock.writeLock().lock();
     try {
       if (fc.isRetired()) {
@@ -320,6 +321,7 @@ final class WriteBack {
       if (end == FileContent.NOTHING_TO_LOG) {
         end = fc.lastLoggedEnd();
       }
+      seq = fc.lastLoggedSeq();
     } finally {
       fc.lock.writeLock().unlock();
     }
@@ -327,7 +329,15 @@ final class WriteBack {
       commitFile(fc);
       return;
     }
-    log.sync(end);
+    try {
+      log.sync(ino, seq, end);
+    } catch (java.io.InterruptedIOException e) {
+      throw e;
+    } catch (IOException e) {
+      LOG.log(System.Logger.Level.WARNING, "the intent log failed; committing inode " + ino, e);
+      commitFile(fc); // durable without the log, and folds what the lost record held
+      return;
+    }
     if (foldInBackground && log.neededBytes() > log.capacity() / 2) {
       foldLogSoon();
     }

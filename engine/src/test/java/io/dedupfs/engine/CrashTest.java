@@ -72,10 +72,11 @@ class CrashTest {
   }
 
   /**
-   * Four threads write and fsync their own files through the intent log (a small one, so that it
-   * wraps, folds and fills) while background commits run; the child is killed at a random moment.
-   * Every operation whose fsync returned is there, the one in flight is whole or absent, the store
-   * is consistent; the rounds share the store, so each open replays after the previous kill too.
+   * Six threads write and fsync four files through the intent log (two files have two writers, in
+   * regions of their own; a small log, so that it wraps, folds and fills) while background commits
+   * run; the child is killed at a random moment. Every operation whose fsync returned is there, the
+   * one in flight is whole or absent, the store is consistent; the rounds share the store, so each
+   * open replays after the previous kill too.
    */
   @Test
   void everyFsyncSurvivesSigkillWithSeveralWriters() throws Exception {
@@ -109,7 +110,7 @@ class CrashTest {
       assertThat(child.exitValue()).as("round %d: killed, not failed", round).isEqualTo(137);
       try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
         for (int t = 0; t < CrashSyncWriters.THREADS; t++) {
-          long ino = ds.lookup(Datastore.ROOT, prefix + t).ino();
+          long ino = ds.lookup(Datastore.ROOT, prefix + CrashSyncWriters.file(t)).ino();
           byte[][] want = new byte[CrashSyncWriters.SLOTS][];
           for (int i = 0; i <= last[t]; i++) {
             want[CrashSyncWriters.slot(seed, t, i)] = CrashSyncWriters.record(seed, t, i);
@@ -119,7 +120,10 @@ class CrashTest {
           for (int s = 0; s < CrashSyncWriters.SLOTS; s++) {
             byte[] got =
                 TestStores.read(
-                    ds, ino, (long) s * CrashSyncWriters.RECORD, CrashSyncWriters.RECORD);
+                    ds,
+                    ino,
+                    CrashSyncWriters.base(t) + (long) s * CrashSyncWriters.RECORD,
+                    CrashSyncWriters.RECORD);
             byte[] w = want[s] == null ? new byte[0] : want[s];
             got = Arrays.copyOf(got, Math.max(got.length, w.length));
             byte[] padded = Arrays.copyOf(w, got.length);

@@ -1,0 +1,140 @@
+package io.dedupfs.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assumptions.assumeThat;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The intent log's ring on its own, written both ways (direct, synchronous writes by the waiting
+ * thread; writes through the page cache and a shared flush): what {@link IntentLog#sync} returned
+ * for is read back at the next open, across laps of the ring, and a record nobody synced is not
+ * needed for it.
+ */
+class IntentLogRingTest {
+  private static final long LOG_ID = 7;
+
+  @TempDir Path dir;
+
+  private final SplittableRandom r = new SplittableRandom(5);
+
+  /**
+   * Records of a few files, of sizes from a few bytes to 40 KiB, appended and synced in turns,
+   * folded once they are some records old, across several laps of a 1 MiB ring: every record not
+   * folded is read back whole at the next open; direct writes start on 4 KiB file offsets.
+   */
+  @ParameterizedTest(name = "direct {0}")
+  @ValueSource(booleans = {true, false})
+  void syncedRecordsComeBackAcrossLapsOfTheRing(boolean direct) throws Exception {
+    IntentLog.create(dir, 1 << 20);
+    Map<Long, byte[]> unfolded = new HashMap<>();
+    List<long[]> order = new ArrayList<>(); // {ino, seq}
+    long written = 0;
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, direct)) {
+      assumeThat(log.direct()).as("direct I/O where the test asks for it").isEqualTo(direct);
+      long[] last = new long[4];
+      for (int i = 0; i < 600; i++) {
+        long ino = 1 + r.nextInt(4);
+        byte[] data = TestStores.randomBytes(r, 1 + r.nextInt(r.nextBoolean() ? 300 : 40_000));
+        IntentLog.Appended a = append(log, ino, last[(int) ino - 1], data);
+        assertThat(a).as("room in the ring: only a few records are needed at once").isNotNull();
+        last[(int) ino - 1] = a.seq();
+        log.sync(ino, a.seq(), a.end());
+        written += data.length;
+        unfolded.put(a.seq(), data);
+        order.add(new long[] {ino, a.seq()});
+        if (order.size() > 6) {
+          long[] old = order.remove(0);
+          log.folded(old[0], old[1]);
+          unfolded.remove(old[1]);
+        }
+      }
+    }
+    assertThat(written).as("the records went round the ring").isGreaterThan(3L << 20);
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      Map<Long, IntentLog.Record> bySeq = new HashMap<>();
+      for (IntentLog.Record rec : again.recovered()) {
+        bySeq.put(rec.seq(), rec);
+        if (direct) {
+          assertThat((rec.position() + IntentLog.ALIGN) % IntentLog.DIRECT_ALIGN).isZero();
+        }
+      }
+      for (Map.Entry<Long, byte[]> e : unfolded.entrySet()) {
+        IntentLog.Record rec = bySeq.get(e.getKey());
+        assertThat(rec).as("record %d, synced and not folded", e.getKey()).isNotNull();
+        assertThat(rec.ranges()).hasSize(1);
+        assertThat(rec.ranges().get(0).offset()).isEqualTo(100);
+        assertThat(rec.ranges().get(0).data()).isEqualTo(e.getValue());
+      }
+    }
+  }
+
+  /**
+   * Two records of one file are appended by two fsyncs; the thread that syncs the later one writes
+   * the earlier one too when no thread has written it yet: replay stops at the first record of a
+   * file that is missing, so the later one alone would not be durable. A record of another file
+   * that nobody synced is not written.
+   */
+  @Test
+  void aFilesSyncWritesItsEarlierRecordsThatNoThreadWroteYet() throws Exception {
+    IntentLog.create(dir, 1 << 20);
+    long first;
+    long second;
+    long other;
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
+      assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
+      first = append(log, 1, 0, TestStores.randomBytes(r, 5000)).seq();
+      IntentLog.Appended a = append(log, 1, first, TestStores.randomBytes(r, 700));
+      second = a.seq();
+      other = append(log, 2, 0, TestStores.randomBytes(r, 900)).seq();
+      log.sync(1, second, a.end());
+    }
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      assertThat(again.recovered()).extracting(IntentLog.Record::seq).contains(first, second);
+      assertThat(again.recovered())
+          .extracting(IntentLog.Record::seq)
+          .as("never synced")
+          .doesNotContain(other);
+    }
+  }
+
+  /**
+   * A record folded by a commit before any thread wrote it is never written, and its space comes
+   * back.
+   */
+  @Test
+  void aRecordFoldedBeforeItsWriteIsNeverWritten() throws Exception {
+    IntentLog.create(dir, 1 << 20);
+    long seq;
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
+      assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
+      IntentLog.Appended a = append(log, 1, 0, TestStores.randomBytes(r, 3000));
+      seq = a.seq();
+      log.folded(1, seq);
+      assertThat(log.neededBytes()).as("not written yet: its space stays taken").isPositive();
+      log.sync(1, seq, a.end());
+      assertThat(log.neededBytes()).isZero();
+    }
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      assertThat(again.recovered()).extracting(IntentLog.Record::seq).doesNotContain(seq);
+    }
+  }
+
+  /** A record of {@code data} at offset 100 of {@code ino}, appended. */
+  private static IntentLog.Appended append(IntentLog log, long ino, long prevSeq, byte[] data)
+      throws Exception {
+    ByteBuffer rec = log.newRecord(prevSeq, ino, -1, 100 + data.length, -1, -1, 1, data.length);
+    rec.putLong(100).putInt(data.length).put(data);
+    return log.append(ino, rec);
+  }
+}
