@@ -144,7 +144,7 @@ final class WriteBack {
     while (true) {
       FileContent fc = files.content(ino);
       Checks.requireChangeable(fc);
-      if (bufferedBytes() >= config.dirtyLimitBytes() || backlogged(fc)) {
+      if (bufferedBytes() >= config.dirtyLimitBytes()) {
         makeRoom(fc); // room first: when the disk is full, the write is refused before it changes
         // anything
       }
@@ -176,25 +176,14 @@ final class WriteBack {
   }
 
   /**
-   * Whether fc has a commit in flight and has buffered its share again meanwhile: its writers then
-   * wait for that commit, so that the next one holds about a share, not everything the dirty limit
-   * lets pile up behind a slow commit (which writers would then wait for whole: a second and more
-   * for a sequential writer). Read without locks: a hint.
-   */
-  private boolean backlogged(FileContent fc) {
-    return fc.tree.committing() && fc.tree.dirtyBytes() >= fileShare();
-  }
-
-  /**
-   * Waits until the store's buffered data is below the dirty limit and the writer's file is not
-   * {@link #backlogged}: for commits in flight to end, or, when none is, by committing the writer's
-   * own file (or else the file that buffers most) itself. Throws what such a commit throws, and
-   * {@link StoreFullException} when a commit of this file ended in a full disk while the limit is
-   * reached. Holds no lock.
+   * Waits until the store's buffered data is below the dirty limit: for commits in flight to end,
+   * or, when none is, by committing the writer's own file (or else the file that buffers most)
+   * itself. Throws what such a commit throws, and {@link StoreFullException} when a commit of this
+   * file ended in a full disk while the limit is reached. Holds no lock.
    */
   private void makeRoom(FileContent fc) throws IOException {
     long limit = config.dirtyLimitBytes();
-    while (bufferedBytes() >= limit || backlogged(fc)) {
+    while (bufferedBytes() >= limit) {
       if (inFlightBytes.get() > 0) {
         long seen;
         synchronized (commitEnded) {

@@ -616,62 +616,6 @@ class BackgroundCommitTest {
     }
   }
 
-  /**
-   * While a commit of a file is in flight, its writers buffer one share of the dirty limit more and
-   * then wait for that commit (far below the limit itself): the next commit holds about a share,
-   * not all that piles up behind a slow commit, which a writer would then wait for whole.
-   */
-  @Test
-  void aWriterBehindACommitInFlightBuffersOneShareThenWaits() throws Exception {
-    long limit = 16L * MIB; // a file's share: 4 MiB
-    try (Datastore ds =
-        Datastore.open(tmp.resolve("s"), TestStores.config(4096).withDirtyLimit(limit))) {
-      Gate gate = new Gate();
-      ds.writeBack.commitHook = gate;
-      long f = TestStores.create(ds, "f");
-      byte[] a = TestStores.randomBytes(new SplittableRandom(3), 2 * MIB);
-      TestStores.write(ds, f, 0, a);
-      gate.hold(ds, f);
-      byte[] b = TestStores.randomBytes(new SplittableRandom(4), 8 * MIB);
-      ExecutorService t = Executors.newSingleThreadExecutor();
-      boolean released = false;
-      try {
-        Future<?> writer =
-            t.submit(
-                (Callable<Void>)
-                    () -> {
-                      for (int at = 0; at < b.length; at += 256 << 10) {
-                        TestStores.write(
-                            ds, f, 2L * MIB + at, Arrays.copyOfRange(b, at, at + (256 << 10)));
-                      }
-                      return null;
-                    });
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (ds.writeBack.bufferedBytes() < 6L * MIB && System.nanoTime() < deadline) {
-          Thread.sleep(5);
-        }
-        Thread.sleep(300);
-        assertThat(writer.isDone()).as("the writer waits for the commit in flight").isFalse();
-        assertThat(ds.writeBack.bufferedBytes())
-            .as("held: 2 MiB frozen, then one share and one write more (and tree nodes)")
-            .isBetween(6L * MIB, 7L * MIB + (256 << 10));
-        released = true;
-        assertThat(gate.release(false)).isTrue();
-        writer.get(60, TimeUnit.SECONDS);
-        ds.flush(f);
-        byte[] want = Arrays.copyOf(a, 10 * MIB);
-        System.arraycopy(b, 0, want, 2 * MIB, b.length);
-        TestStores.assertSameBytes(TestStores.read(ds, f, 0, want.length), want, "after it all");
-      } finally {
-        if (!released) {
-          gate.release(false); // else closing the store would wait for the held commit
-        }
-        t.shutdownNow();
-      }
-      assertConsistent(ds);
-    }
-  }
-
   // ------------------------------------------------------------------ many threads, delays and
   // failures
 
