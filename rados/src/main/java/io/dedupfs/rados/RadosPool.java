@@ -1,5 +1,6 @@
 package io.dedupfs.rados;
 
+import io.dedupfs.engine.BlockPool;
 import io.dedupfs.engine.Hash;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -29,7 +30,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * unknown), every other failure a {@link RadosException}. Thread-safe: librados serves many threads
  * on one connection. {@link #close} only after every call has returned.
  */
-public final class RadosPool implements AutoCloseable {
+public final class RadosPool implements BlockPool {
   /** The omap key that holds an object's reference count, as numops' decimal text. */
   static final String REFS = "refs";
 
@@ -62,6 +63,29 @@ public final class RadosPool implements AutoCloseable {
     this.pool = pool;
     this.cluster = cluster;
     this.io = io;
+  }
+
+  /** How a store names a RADOS pool: {@code rados:POOL}. */
+  public static final String SCHEME = "rados:";
+
+  /** The timeout of the pools that {@link #open} connects to. */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+
+  /**
+   * Connects to the pool a store records ({@link BlockPool.Opener}): {@code where}'s name is {@code
+   * rados:POOL}, its conf the Ceph configuration file, its client the client's name without {@code
+   * client.}; every call times out after {@link #DEFAULT_TIMEOUT}.
+   */
+  public static RadosPool open(BlockPool.Location where) throws IOException {
+    String name = where.name();
+    if (!name.startsWith(SCHEME) || name.length() == SCHEME.length()) {
+      throw new RadosException("not a RADOS pool: " + name + " (rados:POOL)");
+    }
+    Path conf = Path.of(where.conf());
+    if (!java.nio.file.Files.isReadable(conf)) {
+      throw new RadosException("cannot read the Ceph configuration " + conf);
+    }
+    return connect(conf, where.client(), name.substring(SCHEME.length()), DEFAULT_TIMEOUT);
   }
 
   /**
@@ -110,6 +134,7 @@ public final class RadosPool implements AutoCloseable {
    * the block changes nothing (so a take retried after a timeout or a crash counts once). Returns
    * whether this call created the object.
    */
+  @Override
   public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
     String oid = hash.toString();
     String key = holderKey(holder);
@@ -157,6 +182,7 @@ public final class RadosPool implements AutoCloseable {
    * left with the count zero. Returns whether this call removed the object. A block that is not
    * there (already removed by another client) is released.
    */
+  @Override
   public boolean release(String holder, Hash hash) throws IOException {
     String oid = hash.toString();
     String key = holderKey(holder);
@@ -206,6 +232,7 @@ public final class RadosPool implements AutoCloseable {
   }
 
   /** The stored bytes of block {@code hash}, or null when the pool does not hold it. */
+  @Override
   public byte[] read(Hash hash) throws IOException {
     String oid = hash.toString();
     long[] size = new long[1];
