@@ -23,10 +23,21 @@ public final class PoolStoreAccess {
 
   /** Every hash the store counts. */
   public static java.util.List<Hash> counted(Datastore ds) throws IOException {
+    return counted(ds, -1);
+  }
+
+  /** The hashes of the blocks the store counts at {@code level} (-1: every level). */
+  public static java.util.List<Hash> counted(Datastore ds, int level) throws IOException {
     java.util.List<Hash> out = new java.util.ArrayList<>();
     ds.db.read(
         txn -> {
-          ds.blocks.forEachCount(txn, (h, count, level) -> out.add(h));
+          ds.blocks.forEachCount(
+              txn,
+              (h, count, l) -> {
+                if (level < 0 || l == level) {
+                  out.add(h);
+                }
+              });
           return null;
         });
     return out;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.dedupfs.engine.BlockPool;
+import io.dedupfs.engine.CorruptBlockException;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.engine.Hash;
@@ -302,6 +303,53 @@ class PoolStoreTest {
       dsB.reclaim();
     }
     assertThat(probe.objectCount()).as("after B's delete").isEqualTo(before);
+  }
+
+  @Test
+  void aBlockChangedInThePoolIsAnErrorNeverWrongBytes() throws Exception {
+    byte[] data = random(new SplittableRandom(1404 ^ RUN), 20 * LEAF);
+    Path a = tmp.resolve("a");
+    Hash leaf;
+    try (Datastore ds = create(a)) {
+      put(ds, "f", data);
+      ds.sync();
+      leaf = PoolStoreAccess.counted(ds, 0).get(0);
+    }
+    // another client overwrites the object's bytes (its references stay)
+    Path wrong = tmp.resolve("wrong");
+    byte[] bad = probe.read(leaf).clone();
+    bad[bad.length / 2] ^= 1;
+    Files.write(wrong, bad);
+    Process p =
+        new ProcessBuilder(
+                "rados",
+                "-c",
+                ceph.conf().toString(),
+                "-p",
+                "blocks",
+                "put",
+                leaf.toString(),
+                wrong.toString())
+            .redirectErrorStream(true)
+            .start();
+    assertThat(p.waitFor())
+        .as("rados put: %s", new String(p.getInputStream().readAllBytes()))
+        .isZero();
+    assertThat(probe.read(leaf)).isEqualTo(bad);
+
+    try (Datastore ds = open(a)) { // nothing cached
+      assertThatThrownBy(() -> read(ds, "f"))
+          .isInstanceOf(CorruptBlockException.class)
+          .hasMessageContaining(leaf.toString())
+          .hasMessageContaining("do not match its hash");
+      var scrub = ds.scrub(x -> {});
+      assertThat(scrub.damaged()).hasSize(1);
+      assertThat(scrub.damaged().get(0).path()).isEqualTo("f");
+      assertThat(scrub.damaged().get(0).reason()).contains("do not match its hash");
+      delete(ds, "f");
+      ds.reclaim();
+      assertThat(probe.exists(leaf)).as("freed all the same").isFalse();
+    }
   }
 
   @Test
