@@ -1,14 +1,10 @@
 package io.dedupfs.engine;
 
-import com.google.common.cache.Cache;
-import com.google.common.cache.CacheBuilder;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
 
 /**
  * The {@link BlockStore} of a store whose blocks' contents are in a {@link BlockPool} shared with
@@ -39,55 +35,25 @@ import java.util.function.Consumer;
  * pool. Every pool call is synchronous: one round trip per new block inside the writer's
  * transaction, a first step.
  */
-final class PoolBlockStore implements BlockStore {
-  /** A row of {@code refs}: count (int64), level (byte), content length (int32). */
-  private static final int REF_VALUE_BYTES = Long.BYTES + 1 + Integer.BYTES;
-
+final class PoolBlockStore extends CountedBlockStore {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
-  private final Lmdb db;
-  private final Geometry geometry;
   private final BlockPool pool;
   private final String poolName;
 
   /** This store's name among the pool's holders. */
   private final String holder;
 
-  /** Contents already checked against their hash. Content-addressed, so never stale. */
-  private final Cache<Hash, byte[]> verified;
-
-  /** The key of the next queued decrement. */
-  private final AtomicLong nextPendingSeq;
-
   PoolBlockStore(
       Lmdb db, Geometry geometry, long cacheBytes, BlockPool pool, String poolName, String holder)
       throws IOException {
-    this.db = db;
-    this.geometry = geometry;
+    super(db, geometry, cacheBytes);
     this.pool = pool;
     this.poolName = poolName;
     this.holder = holder;
-    this.verified =
-        CacheBuilder.newBuilder()
-            .maximumWeight(cacheBytes)
-            .weigher((Hash h, byte[] b) -> b.length + 64)
-            .concurrencyLevel(8)
-            .build();
-    this.nextPendingSeq = new AtomicLong(db.read(this::lastPendingSeq) + 1);
   }
 
   // ---- fetching
-
-  @Override
-  public byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
-    byte[] cached = verified.getIfPresent(hash);
-    if (cached != null) {
-      return cached;
-    }
-    byte[] content = loadFromDisk(txn, hash, level);
-    verified.put(hash, content);
-    return content;
-  }
 
   @Override
   public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException {
@@ -164,46 +130,13 @@ final class PoolBlockStore implements BlockStore {
 
   @Override
   public long storedLength(ReadTxn txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? 0 : v.getInt(v.position() + Long.BYTES + 1);
+    return length(txn, hash);
   }
 
   /** Blocks are kept uncompressed in the pool. */
   @Override
   public long packedLength(ReadTxn txn, Hash hash) {
     return storedLength(txn, hash);
-  }
-
-  @Override
-  public int level(ReadTxn txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? -1 : v.get(v.position() + Long.BYTES);
-  }
-
-  @Override
-  public Hash hashOf(byte[] content, int level) {
-    if (level == 0) {
-      return Hasher.leaf(content, content.length, geometry.leafSize);
-    }
-    byte[] padded = new byte[Geometry.NODE_BYTES];
-    System.arraycopy(content, 0, padded, 0, content.length);
-    return Hasher.node(level, padded);
-  }
-
-  @Override
-  public boolean exists(ReadTxn txn, Hash hash) {
-    return db.refs.get(txn, Lmdb.key(hash)) != null;
-  }
-
-  @Override
-  public long refcount(ReadTxn txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? 0 : v.getLong(v.position());
-  }
-
-  @Override
-  public long countedBlocks(ReadTxn txn) {
-    return db.refs.stat(txn).entries;
   }
 
   /** The blocks this store holds a pool reference to: those it counts. */
@@ -214,47 +147,12 @@ final class PoolBlockStore implements BlockStore {
 
   @Override
   public long storedBytes(ReadTxn txn) {
-    long sum = 0;
-    try (TableCursor c = db.refs.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        sum += c.val().getInt(c.val().position() + Long.BYTES + 1);
-      }
-    }
-    return sum;
+    return lengths(txn);
   }
 
   @Override
   public long packedBytes(ReadTxn txn) {
     return storedBytes(txn);
-  }
-
-  @Override
-  public void forEachCount(ReadTxn txn, CountVisitor visitor) {
-    try (TableCursor c = db.refs.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        ByteBuffer v = c.val();
-        visitor.visit(
-            Hash.read(c.key(), c.key().position()),
-            v.getLong(v.position()),
-            v.get(v.position() + Long.BYTES));
-      }
-    }
-  }
-
-  @Override
-  public void forEachQueued(ReadTxn txn, Consumer<Hash> action) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        action.accept(Hash.read(c.val(), c.val().position()));
-      }
-    }
-  }
-
-  @Override
-  public boolean hasPending(ReadTxn txn) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      return c.first();
-    }
   }
 
   // ---- storing and counting
@@ -265,7 +163,7 @@ final class PoolBlockStore implements BlockStore {
     // taken before the caller's commit; a row still waiting to release it goes (see the class)
     pool.take(holder, hash, content, length);
     db.releases.delete(txn, Lmdb.key(hash));
-    putRef(txn, hash, 1, level, length);
+    putOne(txn, hash, level, length);
     if (level > 0) {
       verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
     }
@@ -288,83 +186,10 @@ final class PoolBlockStore implements BlockStore {
     // blocks are kept uncompressed in the pool; the store records its setting all the same
   }
 
-  @Override
-  public void incref(WriteTxn txn, Hash hash) {
-    if (hash.isZero()) {
-      return;
-    }
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("reference to block " + hash + ", which is not stored");
-    }
-    putRef(
-        txn,
-        hash,
-        v.getLong(v.position()) + 1,
-        v.get(v.position() + Long.BYTES),
-        v.getInt(v.position() + Long.BYTES + 1));
-  }
-
-  @Override
-  public void decref(WriteTxn txn, Hash hash) {
-    if (hash.isZero()) {
-      return;
-    }
-    ByteBuffer val = Lmdb.value(Hash.SIZE);
-    hash.writeTo(val);
-    db.pending.put(txn, Lmdb.key(nextPendingSeq.getAndIncrement()), val.flip());
-  }
-
-  @Override
-  public boolean soleReference(ReadTxn txn, Hash hash) {
-    return refcount(txn, hash) == 1;
-  }
-
-  @Override
-  public void takeOver(WriteTxn txn, Hash hash) {
-    free(txn, hash);
-  }
-
-  @Override
-  public int reclaim(WriteTxn txn, int max) throws CorruptBlockException {
-    List<Long> seqs = new ArrayList<>();
-    List<Hash> hashes = new ArrayList<>();
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
-        seqs.add(c.key().getLong(c.key().position()));
-        hashes.add(Hash.read(c.val(), c.val().position()));
-      }
-    }
-    for (int i = 0; i < hashes.size(); i++) {
-      db.pending.delete(txn, Lmdb.key(seqs.get(i)));
-      applyDecrement(txn, hashes.get(i));
-    }
-    return hashes.size();
-  }
-
-  private void applyDecrement(WriteTxn txn, Hash hash) throws CorruptBlockException {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
-    }
-    long count = v.getLong(v.position());
-    int level = v.get(v.position() + Long.BYTES);
-    if (count > 1) {
-      putRef(txn, hash, count - 1, level, v.getInt(v.position() + Long.BYTES + 1));
-      return;
-    }
-    if (level > 0) {
-      byte[] content = load(txn, hash, level);
-      for (int i = 0; i < Geometry.FANOUT; i++) {
-        decref(txn, Geometry.child(content, i));
-      }
-    }
-    free(txn, hash);
-  }
-
   /** Forgets a block here and queues the release of its pool reference (see the class). */
-  private void free(WriteTxn txn, Hash hash) {
-    db.refs.delete(txn, Lmdb.key(hash));
+  @Override
+  void free(WriteTxn txn, Hash hash) {
+    deleteCount(txn, hash);
     db.releases.put(txn, Lmdb.key(hash), Lmdb.value(0).flip());
   }
 
@@ -388,17 +213,5 @@ final class PoolBlockStore implements BlockStore {
       db.releases.delete(txn, Lmdb.key(h));
     }
     return hashes.size();
-  }
-
-  private void putRef(WriteTxn txn, Hash hash, long count, int level, int length) {
-    ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
-    val.putLong(count).put((byte) level).putInt(length).flip();
-    db.refs.put(txn, Lmdb.key(hash), val);
-  }
-
-  private long lastPendingSeq(ReadTxn txn) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      return c.last() ? c.key().getLong(c.key().position()) : 0;
-    }
   }
 }
