@@ -279,39 +279,28 @@ final class Lmdb implements AutoCloseable {
         switch (to) {
           case 2 -> // compressed blocks: their table; the store takes the default compression
           {
-            compressed.dbi =
-                env.openDbi(
-                    t,
-                    compressed.name.getBytes(StandardCharsets.US_ASCII),
-                    null,
-                    false,
-                    DbiFlags.MDB_CREATE);
+            create(t, compressed);
             if (metaString(txn, COMPRESSION) == null) {
               putMeta(txn, COMPRESSION, Compression.DEFAULT.toString());
             }
           }
           case 3 -> // the intent log: which records each file folded (the log itself: Datastore)
-              folded.dbi =
-                  env.openDbi(
-                      t,
-                      folded.name.getBytes(StandardCharsets.US_ASCII),
-                      null,
-                      false,
-                      DbiFlags.MDB_CREATE);
+              create(t, folded);
           case 4 -> // blocks in a pool: pool references to release (meta "blocks": Datastore)
-              releases.dbi =
-                  env.openDbi(
-                      t,
-                      releases.name.getBytes(StandardCharsets.US_ASCII),
-                      null,
-                      false,
-                      DbiFlags.MDB_CREATE);
+              create(t, releases);
           default -> throw new AssertionError("no format step to version " + to);
         }
       }
       putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
       t.commit();
     }
+  }
+
+  /** Creates {@code table} in the upgrade's transaction {@code t}. */
+  private void create(Txn<ByteBuffer> t, Table table) {
+    table.dbi =
+        env.openDbi(
+            t, table.name.getBytes(StandardCharsets.US_ASCII), null, false, DbiFlags.MDB_CREATE);
   }
 
   /** The key of the store's compression in {@code meta} (format version 2). */
