@@ -64,6 +64,12 @@ public interface BlockPool extends AutoCloseable {
   /** The block's content as stored, unchecked; null when the pool lacks it. */
   byte[] read(Hash hash) throws IOException;
 
+  /**
+   * Passes every block {@code holder} holds a reference to, in no particular order (for a
+   * reconcile: it may visit every block of the pool).
+   */
+  void forEachHeld(String holder, java.util.function.Consumer<Hash> action) throws IOException;
+
   @Override
   void close();
 }

@@ -216,4 +216,16 @@ interface BlockStore {
   default int releaseFreed(WriteTxn txn, int max) throws IOException {
     return 0;
   }
+
+  /** Passes every block the pool says this store holds a reference to. */
+  default void forEachPooled(Consumer<Hash> action) throws IOException {}
+
+  /**
+   * Releases this store's pool references to those of {@code hashes} that it neither counts nor has
+   * queued for release (references a crash took but never recorded). Returns how many. Runs in a
+   * write transaction, so that no take is in flight.
+   */
+  default int releaseUnrecorded(WriteTxn txn, java.util.List<Hash> hashes) throws IOException {
+    return 0;
+  }
 }

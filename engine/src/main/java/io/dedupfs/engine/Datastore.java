@@ -832,6 +832,16 @@ public final class Datastore implements Closeable {
     return maintenance.reclaim();
   }
 
+  /**
+   * For a store whose blocks are in a pool: releases the pool references this store holds but does
+   * not record (taken for a block whose transaction then failed, or before a crash), after a
+   * reclaim. Lists the whole pool (one round trip per object); returns how many it released. A
+   * store whose blocks are in its LMDB has none.
+   */
+  public long reconcile() throws IOException {
+    return maintenance.reconcile();
+  }
+
   /** Flushes everything, stops the background work and closes the store. */
   @Override
   public void close() throws IOException {

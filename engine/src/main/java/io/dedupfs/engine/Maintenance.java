@@ -133,6 +133,20 @@ final class Maintenance {
     }
   }
 
+  /** See {@link Datastore#reconcile}. */
+  long reconcile() throws IOException {
+    requireWritable();
+    reclaim();
+    List<Hash> held = new java.util.ArrayList<>();
+    blocks.forEachPooled(held::add);
+    long released = 0;
+    for (int i = 0; i < held.size(); i += RELEASE_BATCH) {
+      List<Hash> batch = held.subList(i, Math.min(held.size(), i + RELEASE_BATCH));
+      released += db.write(txn -> blocks.releaseUnrecorded(txn, batch));
+    }
+    return released;
+  }
+
   /**
    * {@link #reclaim}, logging a failure: for the background, which retries after the next change.
    */

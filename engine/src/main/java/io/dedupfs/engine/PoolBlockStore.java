@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * The {@link BlockStore} of a store whose blocks' contents are in a {@link BlockPool} shared with
@@ -213,5 +214,22 @@ final class PoolBlockStore extends CountedBlockStore {
       db.releases.delete(txn, Lmdb.key(h));
     }
     return hashes.size();
+  }
+
+  @Override
+  public void forEachPooled(Consumer<Hash> action) throws IOException {
+    pool.forEachHeld(holder, action);
+  }
+
+  @Override
+  public int releaseUnrecorded(WriteTxn txn, List<Hash> hashes) throws IOException {
+    int n = 0;
+    for (Hash h : hashes) {
+      if (!exists(txn, h) && db.releases.get(txn, Lmdb.key(h)) == null) {
+        pool.release(holder, h);
+        n++;
+      }
+    }
+    return n;
   }
 }

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 
 /**
  * One client's connection to a RADOS pool that keeps blocks as objects named by their hash (hex).
@@ -315,6 +316,40 @@ public final class RadosPool implements BlockPool {
     }
     check(r, "stat " + describe(oid));
     return true;
+  }
+
+  /**
+   * Passes every block {@code holder} holds a reference to: lists the pool's objects and reads each
+   * one's mark of the holder (one round trip per object). Objects whose names are not hashes are
+   * skipped.
+   */
+  @Override
+  public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
+    String key = holderKey(holder);
+    List<Hash> all = new ArrayList<>();
+    long[] out = new long[1];
+    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
+    long ctx = out[0];
+    try {
+      int r;
+      while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
+        String oid = cString(out[0]);
+        if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
+          all.add(Hash.parse(oid));
+        }
+      }
+      if (r != -ENOENT) {
+        throw RadosException.of("listing pool " + pool, r);
+      }
+    } finally {
+      rados.rados_nobjects_list_close(ctx);
+    }
+    for (Hash h : all) {
+      Map<String, byte[]> mark = omap(h.toString(), key, 1);
+      if (mark != null && mark.containsKey(key)) {
+        action.accept(h);
+      }
+    }
   }
 
   /** How many objects the pool holds, counted by listing them all (for tests and checks). */

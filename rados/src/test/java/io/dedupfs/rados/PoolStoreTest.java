@@ -216,18 +216,12 @@ class PoolStoreTest {
    * A pool that "crashes" (throws) at its n-th release, once the pool has applied it, and refuses
    * every release after it.
    */
-  private static final class CrashAfterRelease implements BlockPool {
-    private final RadosPool pool;
+  private static final class CrashAfterRelease extends ForwardingPool {
     private final AtomicInteger left;
 
     CrashAfterRelease(RadosPool pool, AtomicInteger left) {
-      this.pool = pool;
+      super(pool);
       this.left = left;
-    }
-
-    @Override
-    public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
-      return pool.take(holder, hash, content, length);
     }
 
     @Override
@@ -241,10 +235,35 @@ class PoolStoreTest {
       }
       return removed;
     }
+  }
+
+  /** A RADOS pool as is, for a test to change one of its calls. */
+  private static class ForwardingPool implements BlockPool {
+    final RadosPool pool;
+
+    ForwardingPool(RadosPool pool) {
+      this.pool = pool;
+    }
+
+    @Override
+    public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
+      return pool.take(holder, hash, content, length);
+    }
+
+    @Override
+    public boolean release(String holder, Hash hash) throws IOException {
+      return pool.release(holder, hash);
+    }
 
     @Override
     public byte[] read(Hash hash) throws IOException {
       return pool.read(hash);
+    }
+
+    @Override
+    public void forEachHeld(String holder, java.util.function.Consumer<Hash> action)
+        throws IOException {
+      pool.forEachHeld(holder, action);
     }
 
     @Override
@@ -303,6 +322,76 @@ class PoolStoreTest {
       dsB.reclaim();
     }
     assertThat(probe.objectCount()).as("after B's delete").isEqualTo(before);
+  }
+
+  /**
+   * A pool whose takes reach the pool, and from the n-th on then fail, as if the process died
+   * before its commit.
+   */
+  private static final class DiesAfterTakes extends ForwardingPool {
+    private final AtomicInteger left;
+
+    DiesAfterTakes(RadosPool pool, int n) {
+      super(pool);
+      this.left = new AtomicInteger(n);
+    }
+
+    @Override
+    public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
+      boolean created = pool.take(holder, hash, content, length);
+      if (left.decrementAndGet() <= 0) {
+        throw new IOException("simulated crash after the pool took a reference");
+      }
+      return created;
+    }
+  }
+
+  @Test
+  void referencesTakenButNeverRecordedAreReleasedByReconcile() throws IOException {
+    SplittableRandom random = new SplittableRandom(1405 ^ RUN);
+    byte[] kept = random(random, 1024 * 1024);
+    byte[] shared = random(random, 512 * 1024);
+    byte[] lost = random(random, 512 * 1024);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long before = probe.objectCount();
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "kept", kept);
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+    }
+    long committed = probe.objectCount();
+    // A writes "shared" and "lost"; its commits take 30 references, then the process dies
+    Datastore dying =
+        Datastore.open(a, config(where -> new DiesAfterTakes(RadosPool.open(where), 30)));
+    put(dying, "shared", shared);
+    put(dying, "lost", lost);
+    assertThatThrownBy(dying::sync).hasMessageContaining("simulated crash");
+    PoolStoreAccess.kill(dying);
+    long leaked = probe.objectCount() - committed;
+
+    try (Datastore dsA = open(a)) {
+      assertThat(dsA.resolve("/kept")).isPositive();
+      // the names were committed at once, the contents never
+      assertThat(dsA.getattr(dsA.resolve("/lost")).size()).isZero();
+      long released = dsA.reconcile();
+      assertThat(released).as("references taken, never recorded").isGreaterThanOrEqualTo(30);
+      assertThat(probe.objectCount()).as("objects after reconcile").isEqualTo(committed);
+      assertThat(released).isGreaterThanOrEqualTo(leaked);
+      assertThat(dsA.reconcile()).as("a second reconcile").isZero();
+      assertThat(read(dsA, "kept")).isEqualTo(kept);
+      assertThat(dsA.fsck(x -> {})).isEmpty();
+      delete(dsA, "kept");
+      dsA.reclaim();
+    }
+    try (Datastore dsB = open(b)) {
+      assertThat(read(dsB, "shared")).as("B's file after A's reconcile").isEqualTo(shared);
+      delete(dsB, "shared");
+      dsB.reclaim();
+    }
+    assertThat(probe.objectCount()).isEqualTo(before);
   }
 
   @Test
