@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rados-bench.sh — new 16 KiB blocks taken (RadosPool.take: stored with a reference count) and
 # released per second, from 1 and 16 threads, beside `rados bench` writes of 16 KiB objects with
-# 1 and 16 threads, on one fresh one-node cluster (scripts/ceph.sh) in the same minute.
+# 1 and 16 threads, on one fresh one-node cluster (scripts/ceph.sh) in the same minute; then what
+# each kind of per-store reference change costs (RadosRefCostBench, one thread).
 #
 # Usage: benchmarks/rados-bench.sh [SECONDS]     (default 10 s per figure)
 # after `mvn -q -B -DskipTests package -pl engine,fs,benchmarks -am`. The cluster goes in
@@ -41,6 +42,9 @@ conf=$work/cluster/ceph.conf
 say "RadosPool.take and release, ${seconds} s per thread count"
 java -cp "$jar" io.dedupfs.bench.rados.RadosTakeBench "$conf" blocks "$seconds" 1 16 >"$work/take.tsv"
 
+say "per-store reference changes, one thread, 1,000 new blocks"
+java -cp "$jar" io.dedupfs.bench.rados.RadosRefCostBench "$conf" blocks 1000 >"$work/refs.tsv"
+
 ops() { # ops THREADS: rados bench's write IOPS for 16 KiB objects
     rados -c "$conf" bench -p blocks "$seconds" write -b 16384 -t "$1" |
         sed -n 's/^Average IOPS: *\([0-9]*\).*/\1/p'
@@ -56,3 +60,9 @@ while IFS=$'\t' read -r threads take release; do
     printf '%-8s %14s %16s %24s %7s%%\n' "$threads" "$take" "$release" "$ceiling" \
         "$((100 * take / ceiling))"
 done <"$work/take.tsv"
+
+echo
+printf '%-26s %10s %10s\n' "one thread, 16 KiB" "ops/s" "ms/op"
+while IFS=$'\t' read -r kind rate ms; do
+    printf '%-26s %10s %10s\n' "$kind" "$rate" "$ms"
+done <"$work/refs.tsv"

@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.function.Consumer;
 
@@ -148,13 +149,14 @@ interface BlockStore {
    * caller's reference. {@code content[0, length)} is its content; for a node, the references to
    * its children are the caller's to count. It is compressed as {@link #pack} decides.
    */
-  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length);
+  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length) throws IOException;
 
   /**
    * As above, with the form {@link #pack} chose for this content beforehand (outside the
    * transaction, on any thread); null: kept raw.
    */
-  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length, Packed packed);
+  void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length, Packed packed)
+      throws IOException;
 
   /**
    * The compressed form in which this store would keep {@code content[0, length)}, or null when it
@@ -199,4 +201,31 @@ interface BlockStore {
    * queue is empty.
    */
   int reclaim(WriteTxn txn, int max) throws CorruptBlockException;
+
+  // ---- a store whose blocks are in a pool ({@link PoolBlockStore}); none for one in its LMDB
+
+  /** Whether blocks freed by committed transactions still hold a reference in the pool. */
+  default boolean hasUnreleased(ReadTxn txn) {
+    return false;
+  }
+
+  /**
+   * Releases the pool references of up to {@code max} blocks freed by transactions committed before
+   * {@code txn}, and forgets them in {@code txn}. Returns how many; zero means none is left.
+   */
+  default int releaseFreed(WriteTxn txn, int max) throws IOException {
+    return 0;
+  }
+
+  /** Passes every block the pool says this store holds a reference to. */
+  default void forEachPooled(Consumer<Hash> action) throws IOException {}
+
+  /**
+   * Releases this store's pool references to those of {@code hashes} that it neither counts nor has
+   * queued for release (references a crash took but never recorded). Returns how many. Runs in a
+   * write transaction, so that no take is in flight.
+   */
+  default int releaseUnrecorded(WriteTxn txn, java.util.List<Hash> hashes) throws IOException {
+    return 0;
+  }
 }

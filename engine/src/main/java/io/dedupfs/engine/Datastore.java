@@ -86,6 +86,16 @@ public final class Datastore implements Closeable {
   /** The intent log; null only in a version-1 store opened read-only, which has none. */
   private final IntentLog log;
 
+  /** The pool that holds the store's blocks; null when they are in its LMDB. */
+  private final BlockPool pool;
+
+  /** Keys of {@code meta} for a store whose blocks are in a pool (FORMAT.md). */
+  static final String META_BLOCKS = "blocks";
+
+  static final String META_BLOCKS_CONF = "blocks.conf";
+  static final String META_BLOCKS_CLIENT = "blocks.client";
+  static final String META_STORE_ID = "storeId";
+
   /**
    * A store over {@code db}, the LMDB environment opened in {@code home}; it owns both from here on
    * (on failure it closes {@code db}, the caller {@code home}). Writes a new store's format record
@@ -99,11 +109,22 @@ public final class Datastore implements Closeable {
     this.db = db;
     WriteBack wb = null;
     IntentLog il = null;
+    BlockPool bp = null;
     try {
       this.ns = new Namespace(db);
+      this.pool = bp = openPool(); // first: a store is not created in a pool that does not open
       this.geometry = new Geometry(initMeta());
       this.log = il = openLog();
-      this.blocks = new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression());
+      this.blocks =
+          pool == null
+              ? new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression())
+              : new PoolBlockStore(
+                  db,
+                  geometry,
+                  config.cacheBytes(),
+                  pool,
+                  metaString(META_BLOCKS),
+                  metaString(META_STORE_ID));
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -133,6 +154,9 @@ public final class Datastore implements Closeable {
           log.keep(replayed);
         }
         namespace.purgeOrphans();
+        if (pool != null && db.read(blocks::hasUnreleased)) {
+          maintenance.reclaimQuietly(); // pool references that a crash left to release
+        }
         writeBack.start();
       }
       if (log != null) {
@@ -145,17 +169,28 @@ public final class Datastore implements Closeable {
       if (il != null) {
         il.close();
       }
+      if (bp != null) {
+        bp.close();
+      }
       db.close();
       throw e;
     }
   }
 
   /**
-   * Opens the store in {@code dir}, creating it when {@code dir} is missing or empty. Refuses a
-   * directory that holds anything else, a store of another format version, and a store that another
-   * process (or another open in this one) is using.
+   * Opens the store in {@code dir}, creating it when {@code dir} is missing or empty (with its
+   * blocks in the pool {@link DatastoreConfig#blocksIn} names, if any: nothing is created when that
+   * pool does not open). Refuses a directory that holds anything else, a store of another format
+   * version, and a store that another process (or another open in this one) is using.
    */
   public static Datastore open(Path dir, DatastoreConfig config) throws IOException {
+    if (config.blocksIn() != null && !isStore(dir)) {
+      // a store is not made in a pool that does not open: try it before anything is created
+      if (config.pools() == null) {
+        throw new IllegalArgumentException("a store in a block pool needs a pool opener");
+      }
+      config.pools().open(config.blocksIn()).close();
+    }
     StoreDirectory home = StoreDirectory.lock(dir, config.readOnly());
     try {
       return new Datastore(home, config, home.openLmdb(Lmdb.DEFAULT_MAP_SIZE));
@@ -178,13 +213,22 @@ public final class Datastore implements Closeable {
     if (!db.isNew) {
       return Integer.parseInt(metaString("leafSize"));
     }
+    BlockPool.Location in = config.blocksIn();
     long now = Checks.now();
     db.write(
         txn -> {
           putMeta(txn, "magic", Lmdb.MAGIC);
           putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
           putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
-          putMeta(txn, Lmdb.COMPRESSION, config.compression().toString());
+          // blocks in a pool are kept uncompressed
+          Compression c = in == null ? config.compression() : Compression.NONE;
+          putMeta(txn, Lmdb.COMPRESSION, c.toString());
+          if (in != null) {
+            putMeta(txn, META_BLOCKS, in.name());
+            putMeta(txn, META_BLOCKS_CONF, in.conf());
+            putMeta(txn, META_BLOCKS_CLIENT, in.client());
+            putMeta(txn, META_STORE_ID, newStoreId());
+          }
           ns.put(
               txn,
               new Inode(
@@ -207,6 +251,43 @@ public final class Datastore implements Closeable {
           return null;
         });
     return config.leafSize();
+  }
+
+  /**
+   * Connects to the pool that holds the store's blocks, as its {@code meta} records (a new store:
+   * as its config says); null for a store whose blocks are in its LMDB. Refuses a store in a pool
+   * when no pool opener is given.
+   */
+  private BlockPool openPool() throws IOException {
+    BlockPool.Location where = db.isNew ? config.blocksIn() : blocksIn();
+    if (where == null) {
+      return null;
+    }
+    if (config.pools() == null) {
+      throw new StoreException(
+          "the store "
+              + dir
+              + " keeps its blocks in "
+              + where
+              + ": it opens only with that pool given (the dedupfs command gives it)");
+    }
+    return config.pools().open(where);
+  }
+
+  /** A new store's name among a pool's holders: 128 random bits, hex. */
+  private static String newStoreId() {
+    byte[] id = new byte[16];
+    new java.security.SecureRandom().nextBytes(id);
+    return java.util.HexFormat.of().formatHex(id);
+  }
+
+  /** Where the store keeps its blocks: null in its LMDB, else the pool it records. */
+  public BlockPool.Location blocksIn() throws IOException {
+    String name = metaString(META_BLOCKS);
+    return name == null
+        ? null
+        : new BlockPool.Location(
+            name, metaString(META_BLOCKS_CONF), metaString(META_BLOCKS_CLIENT));
   }
 
   /**
@@ -751,6 +832,16 @@ public final class Datastore implements Closeable {
     return maintenance.reclaim();
   }
 
+  /**
+   * For a store whose blocks are in a pool: releases the pool references this store holds but does
+   * not record (taken for a block whose transaction then failed, or before a crash), after a
+   * reclaim. Lists the whole pool (one round trip per object); returns how many it released. A
+   * store whose blocks are in its LMDB has none.
+   */
+  public long reconcile() throws IOException {
+    return maintenance.reconcile();
+  }
+
   /** Flushes everything, stops the background work and closes the store. */
   @Override
   public void close() throws IOException {
@@ -768,6 +859,9 @@ public final class Datastore implements Closeable {
       }
       db.close();
       home.close();
+      if (pool != null) {
+        pool.close();
+      }
     }
   }
 
@@ -782,6 +876,9 @@ public final class Datastore implements Closeable {
     }
     db.close();
     home.close();
+    if (pool != null) {
+      pool.close();
+    }
   }
 
   private void requireWritable() throws FsException {

@@ -26,7 +26,9 @@ public record DatastoreConfig(
     long dirtyLimitBytes,
     Duration flushInterval,
     Compression compression,
-    long logBytes) {
+    long logBytes,
+    BlockPool.Location blocksIn,
+    BlockPool.Opener pools) {
 
   /**
    * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
@@ -57,42 +59,120 @@ public record DatastoreConfig(
         512L << 20,
         Duration.ofSeconds(5),
         Compression.DEFAULT,
-        IntentLog.DEFAULT_BYTES);
+        IntentLog.DEFAULT_BYTES,
+        null,
+        null);
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
     return new DatastoreConfig(
-        bytes, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, compression, logBytes);
+        bytes,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        pools);
   }
 
   public DatastoreConfig withReadOnly(boolean ro) {
     return new DatastoreConfig(
-        leafSize, ro, cacheBytes, dirtyLimitBytes, flushInterval, compression, logBytes);
+        leafSize,
+        ro,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        pools);
   }
 
   public DatastoreConfig withCacheBytes(long bytes) {
     return new DatastoreConfig(
-        leafSize, readOnly, bytes, dirtyLimitBytes, flushInterval, compression, logBytes);
+        leafSize,
+        readOnly,
+        bytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        pools);
   }
 
   public DatastoreConfig withDirtyLimit(long bytes) {
     return new DatastoreConfig(
-        leafSize, readOnly, cacheBytes, bytes, flushInterval, compression, logBytes);
+        leafSize,
+        readOnly,
+        cacheBytes,
+        bytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        pools);
   }
 
   public DatastoreConfig withFlushInterval(Duration d) {
     return new DatastoreConfig(
-        leafSize, readOnly, cacheBytes, dirtyLimitBytes, d, compression, logBytes);
+        leafSize, readOnly, cacheBytes, dirtyLimitBytes, d, compression, logBytes, blocksIn, pools);
   }
 
   public DatastoreConfig withCompression(Compression c) {
     return new DatastoreConfig(
-        leafSize, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, c, logBytes);
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        c,
+        logBytes,
+        blocksIn,
+        pools);
   }
 
   /** See {@code logBytes} above. */
   public DatastoreConfig withLogBytes(long bytes) {
     return new DatastoreConfig(
-        leafSize, readOnly, cacheBytes, dirtyLimitBytes, flushInterval, compression, bytes);
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        bytes,
+        blocksIn,
+        pools);
+  }
+
+  /** See {@code blocksIn} above. */
+  public DatastoreConfig withBlocksIn(BlockPool.Location where) {
+    return new DatastoreConfig(
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        where,
+        pools);
+  }
+
+  /** See {@code pools} above. */
+  public DatastoreConfig withPools(BlockPool.Opener opener) {
+    return new DatastoreConfig(
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        opener);
   }
 }

@@ -48,7 +48,7 @@ final class Lmdb implements AutoCloseable {
    * later too, and brings them up to this version when it opens them for writing, one step per
    * version ({@link #upgrade}). A new format change adds a step there and raises this number.
    */
-  static final int FORMAT_VERSION = 3;
+  static final int FORMAT_VERSION = 4;
 
   /**
    * The oldest format this code opens: 1, the format before compressed blocks and the intent log.
@@ -108,6 +108,13 @@ final class Lmdb implements AutoCloseable {
    * opened read-only, which has none.
    */
   final Table compressed = new Table("compressed");
+
+  /**
+   * Blocks freed here whose reference in the store's block pool is still to be released (format
+   * version 4; {@link PoolBlockStore}): key the hash, value empty. Not {@link Table#present} only
+   * in a store of an older version opened read-only.
+   */
+  final Table releases = new Table("releases");
 
   final int pageSize;
 
@@ -250,7 +257,7 @@ final class Lmdb implements AutoCloseable {
     } else if (hasTable(snapshots.name)) {
       snapshots.dbi = env.openDbi(snapshots.name);
     }
-    for (Table t : List.of(compressed, folded)) { // made at creation, or by an upgrade
+    for (Table t : List.of(compressed, folded, releases)) { // made at creation, or by an upgrade
       if (create) {
         t.dbi = env.openDbi(t.name, DbiFlags.MDB_CREATE);
       } else if (hasTable(t.name)) {
@@ -272,31 +279,28 @@ final class Lmdb implements AutoCloseable {
         switch (to) {
           case 2 -> // compressed blocks: their table; the store takes the default compression
           {
-            compressed.dbi =
-                env.openDbi(
-                    t,
-                    compressed.name.getBytes(StandardCharsets.US_ASCII),
-                    null,
-                    false,
-                    DbiFlags.MDB_CREATE);
+            create(t, compressed);
             if (metaString(txn, COMPRESSION) == null) {
               putMeta(txn, COMPRESSION, Compression.DEFAULT.toString());
             }
           }
           case 3 -> // the intent log: which records each file folded (the log itself: Datastore)
-              folded.dbi =
-                  env.openDbi(
-                      t,
-                      folded.name.getBytes(StandardCharsets.US_ASCII),
-                      null,
-                      false,
-                      DbiFlags.MDB_CREATE);
+              create(t, folded);
+          case 4 -> // blocks in a pool: pool references to release (meta "blocks": Datastore)
+              create(t, releases);
           default -> throw new AssertionError("no format step to version " + to);
         }
       }
       putMeta(txn, "formatVersion", Integer.toString(FORMAT_VERSION));
       t.commit();
     }
+  }
+
+  /** Creates {@code table} in the upgrade's transaction {@code t}. */
+  private void create(Txn<ByteBuffer> t, Table table) {
+    table.dbi =
+        env.openDbi(
+            t, table.name.getBytes(StandardCharsets.US_ASCII), null, false, DbiFlags.MDB_CREATE);
   }
 
   /** The key of the store's compression in {@code meta} (format version 2). */
@@ -524,7 +528,8 @@ final class Lmdb implements AutoCloseable {
             orphans,
             snapshots,
             compressed,
-            folded)) {
+            folded,
+            releases)) {
       if (t.present()) {
         all.add(t.dbi);
       }
@@ -586,7 +591,7 @@ final class Lmdb implements AutoCloseable {
         copyCompacted(tmp, copy, need, progress);
         progress.accept(new Progress("check", 0, 1));
         List<String> names = new ArrayList<>(TABLE_NAMES);
-        for (Table t : List.of(snapshots, compressed, folded)) {
+        for (Table t : List.of(snapshots, compressed, folded, releases)) {
           if (t.present()) {
             names.add(t.name);
           }

@@ -1,7 +1,5 @@
 package io.dedupfs.engine;
 
-import com.google.common.cache.Cache;
-import com.google.common.cache.CacheBuilder;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -9,8 +7,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
 
 /**
  * The {@link BlockStore} in the store's LMDB environment: tables {@code blocks}, {@code
@@ -24,9 +20,7 @@ import java.util.function.Consumer;
  * compressed}, and decompresses on its own thread. Either way the content is checked against its
  * hash after it is read (and decompressed).
  */
-final class LmdbBlockStore implements BlockStore {
-  private static final int REF_VALUE_BYTES = Long.BYTES + 1;
-
+final class LmdbBlockStore extends CountedBlockStore {
   /**
    * LMDB keeps a value of more than about half a page on overflow pages, behind a header of this
    * size.
@@ -42,18 +36,6 @@ final class LmdbBlockStore implements BlockStore {
   /** LMDB's header of a node (key and value) on a B-tree leaf page. */
   private static final int NODE_HEADER = 8;
 
-  private final Lmdb db;
-  private final Geometry geometry;
-
-  /** Contents already checked against their hash. Content-addressed, so never stale. */
-  private final Cache<Hash, byte[]> verified;
-
-  /**
-   * The key of the next queued decrement: one past the newest in {@code pending} at open, then
-   * counted in memory.
-   */
-  private final AtomicLong nextPendingSeq;
-
   /**
    * The codec of blocks stored from now on; null: none. Read once per block by {@link #pack}; a
    * change takes effect for the blocks packed after it.
@@ -68,34 +50,9 @@ final class LmdbBlockStore implements BlockStore {
 
   LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes, Compression compression)
       throws IOException {
-    this.db = db;
-    this.geometry = geometry;
+    super(db, geometry, cacheBytes);
     this.codec = Codec.of(compression);
     this.nodeMax = (((db.pageSize - 16) / 2) & ~1) - 2;
-    this.verified =
-        CacheBuilder.newBuilder()
-            .maximumWeight(cacheBytes)
-            .weigher((Hash h, byte[] b) -> b.length + 64)
-            .concurrencyLevel(8)
-            .build();
-    this.nextPendingSeq = new AtomicLong(db.read(this::lastPendingSeq) + 1);
-  }
-
-  /**
-   * The stored content of a block (a leaf without its trailing zeros; a node's bitmap and child
-   * hashes without trailing zero hashes), checked against its hash.
-   *
-   * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
-   */
-  @Override
-  public byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
-    byte[] cached = verified.getIfPresent(hash);
-    if (cached != null) {
-      return cached;
-    }
-    byte[] content = loadFromDisk(txn, hash, level);
-    verified.put(hash, content);
-    return content;
   }
 
   /**
@@ -517,34 +474,6 @@ final class LmdbBlockStore implements BlockStore {
     return k.remaining() < Hash.SIZE + PACKED_HEADER ? 0 : k.getInt(k.position() + Hash.SIZE + 1);
   }
 
-  /** A block's level as recorded in {@code refs}; -1 when it has no row. */
-  @Override
-  public int level(ReadTxn txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? -1 : v.get(v.position() + Long.BYTES);
-  }
-
-  @Override
-  public Hash hashOf(byte[] content, int level) {
-    if (level == 0) {
-      return Hasher.leaf(content, content.length, geometry.leafSize);
-    }
-    byte[] padded = new byte[Geometry.NODE_BYTES];
-    System.arraycopy(content, 0, padded, 0, content.length);
-    return Hasher.node(level, padded);
-  }
-
-  @Override
-  public boolean exists(ReadTxn txn, Hash hash) {
-    return db.refs.get(txn, Lmdb.key(hash)) != null;
-  }
-
-  @Override
-  public long refcount(ReadTxn txn, Hash hash) {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? 0 : v.getLong(v.position());
-  }
-
   /** Stores a block that is not stored yet, with a count of one. */
   @Override
   public void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length) {
@@ -570,7 +499,7 @@ final class LmdbBlockStore implements BlockStore {
       ByteBuffer value = db.compressed.reserve(txn, key, b.length - tail);
       value.put(0, b, 0, b.length - tail);
     }
-    putRef(txn, hash, 1, level);
+    putOne(txn, hash, level);
     if (level > 0) {
       verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
     }
@@ -627,44 +556,6 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public void incref(WriteTxn txn, Hash hash) {
-    if (hash.isZero()) {
-      return;
-    }
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("reference to block " + hash + ", which is not stored");
-    }
-    putRef(txn, hash, v.getLong(v.position()) + 1, v.get(v.position() + Long.BYTES));
-  }
-
-  /** Queues one decrement of {@code hash}; {@link #reclaim} applies it. */
-  @Override
-  public void decref(WriteTxn txn, Hash hash) {
-    if (hash.isZero()) {
-      return;
-    }
-    ByteBuffer val = Lmdb.value(Hash.SIZE);
-    hash.writeTo(val);
-    db.pending.put(txn, Lmdb.key(nextPendingSeq.getAndIncrement()), val.flip());
-  }
-
-  @Override
-  public boolean soleReference(ReadTxn txn, Hash hash) {
-    return refcount(txn, hash) == 1;
-  }
-
-  @Override
-  public void takeOver(WriteTxn txn, Hash hash) {
-    deleteBlock(txn, hash);
-  }
-
-  @Override
-  public long countedBlocks(ReadTxn txn) {
-    return db.refs.stat(txn).entries;
-  }
-
-  @Override
   public long storedBlocks(ReadTxn txn) {
     return db.blocks.stat(txn).entries
         + (db.compressed.present() ? db.compressed.stat(txn).entries : 0);
@@ -699,85 +590,16 @@ final class LmdbBlockStore implements BlockStore {
   }
 
   @Override
-  public void forEachCount(ReadTxn txn, CountVisitor visitor) {
-    try (TableCursor c = db.refs.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        ByteBuffer v = c.val();
-        visitor.visit(
-            Hash.read(c.key(), c.key().position()),
-            v.getLong(v.position()),
-            v.get(v.position() + Long.BYTES));
-      }
-    }
-  }
-
-  @Override
-  public void forEachQueued(ReadTxn txn, Consumer<Hash> action) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        action.accept(Hash.read(c.val(), c.val().position()));
-      }
-    }
-  }
-
-  @Override
   public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
     return new LmdbLeafReader(txn, dst, cache);
   }
 
-  /**
-   * Applies up to {@code max} queued decrements. Returns how many were applied; zero means the
-   * queue is empty.
-   */
   @Override
-  public int reclaim(WriteTxn txn, int max) throws CorruptBlockException {
-    List<Long> seqs = new ArrayList<>();
-    List<Hash> hashes = new ArrayList<>();
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      for (boolean ok = c.first(); ok && hashes.size() < max; ok = c.next()) {
-        seqs.add(c.key().getLong(c.key().position()));
-        hashes.add(Hash.read(c.val(), c.val().position()));
-      }
-    }
-    for (int i = 0; i < hashes.size(); i++) {
-      db.pending.delete(txn, Lmdb.key(seqs.get(i)));
-      applyDecrement(txn, hashes.get(i));
-    }
-    return hashes.size();
-  }
-
-  @Override
-  public boolean hasPending(ReadTxn txn) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      return c.first();
-    }
-  }
-
-  private void applyDecrement(WriteTxn txn, Hash hash) throws CorruptBlockException {
-    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    if (v == null) {
-      throw new IllegalStateException("decrement of block " + hash + ", which is not stored");
-    }
-    long count = v.getLong(v.position());
-    int level = v.get(v.position() + Long.BYTES);
-    if (count > 1) {
-      putRef(txn, hash, count - 1, level);
-      return;
-    }
-    if (level > 0) {
-      byte[] content = load(txn, hash, level);
-      for (int i = 0; i < Geometry.FANOUT; i++) {
-        decref(txn, Geometry.child(content, i));
-      }
-    }
-    deleteBlock(txn, hash);
-  }
-
-  private void deleteBlock(WriteTxn txn, Hash hash) {
+  void free(WriteTxn txn, Hash hash) {
     if (!delete(txn, db.blocks, hash) && db.compressed.present()) {
       delete(txn, db.compressed, hash);
     }
-    db.refs.delete(txn, Lmdb.key(hash));
+    deleteCount(txn, hash);
   }
 
   /** Deletes the entry of {@code hash} from {@code table}; false when it has none. */
@@ -788,19 +610,6 @@ final class LmdbBlockStore implements BlockStore {
         return true;
       }
       return false;
-    }
-  }
-
-  private void putRef(WriteTxn txn, Hash hash, long count, int level) {
-    ByteBuffer val = Lmdb.value(REF_VALUE_BYTES);
-    val.putLong(count).put((byte) level).flip();
-    db.refs.put(txn, Lmdb.key(hash), val);
-  }
-
-  /** The sequence number of the newest queued decrement; 0 when none is queued. */
-  private long lastPendingSeq(ReadTxn txn) {
-    try (TableCursor c = db.pending.openCursor(txn)) {
-      return c.last() ? c.key().getLong(c.key().position()) : 0;
     }
   }
 }

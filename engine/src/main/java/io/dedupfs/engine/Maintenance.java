@@ -12,6 +12,13 @@ import java.util.function.Consumer;
  */
 final class Maintenance {
   static final int RECLAIM_BATCH = 2048;
+
+  /**
+   * Pool references released per transaction: each is a round trip to the pool with the LMDB writer
+   * held.
+   */
+  static final int RELEASE_BATCH = 64;
+
   private static final System.Logger LOG = System.getLogger(Datastore.class.getName());
 
   private final Path dir;
@@ -105,11 +112,39 @@ final class Maintenance {
         continue;
       }
       if (n == 0) {
+        releaseFreed();
         return total;
       }
       total += n;
       batch = Math.min(RECLAIM_BATCH, batch * 2);
     }
+  }
+
+  /**
+   * Releases the pool references of the blocks freed so far (a store whose blocks are in a pool),
+   * in transactions after those that freed them.
+   */
+  private void releaseFreed() throws IOException {
+    if (!db.read(blocks::hasUnreleased)) {
+      return;
+    }
+    while (db.write(txn -> blocks.releaseFreed(txn, RELEASE_BATCH)) > 0) {
+      // next batch
+    }
+  }
+
+  /** See {@link Datastore#reconcile}. */
+  long reconcile() throws IOException {
+    requireWritable();
+    reclaim();
+    List<Hash> held = new java.util.ArrayList<>();
+    blocks.forEachPooled(held::add);
+    long released = 0;
+    for (int i = 0; i < held.size(); i += RELEASE_BATCH) {
+      List<Hash> batch = held.subList(i, Math.min(held.size(), i + RELEASE_BATCH));
+      released += db.write(txn -> blocks.releaseUnrecorded(txn, batch));
+    }
+    return released;
   }
 
   /**

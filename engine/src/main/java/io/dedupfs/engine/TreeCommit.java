@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
+import java.io.IOException;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -92,7 +93,7 @@ final class TreeCommit {
    * caller's write transaction. Pure with respect to this object: it may be run again if the
    * transaction is retried.
    */
-  void apply(WriteTxn txn) throws CorruptBlockException {
+  void apply(WriteTxn txn) throws IOException {
     hash();
     pack(txn);
     if (newTop instanceof Hash h) {
@@ -139,7 +140,7 @@ final class TreeCommit {
    * over the base's references to unchanged children instead of counting them again, so a change
    * costs work along its path only.
    */
-  private void swap(WriteTxn txn, Slot slot, boolean owns) throws CorruptBlockException {
+  private void swap(WriteTxn txn, Slot slot, boolean owns) throws IOException {
     Hash h = Slot.hashOf(slot);
     Hash base = ((Piece) slot).baseHash();
     if (owns && h.equals(base)) {

@@ -75,6 +75,12 @@ final class Librados {
 
     void rados_write_op_remove(long op);
 
+    /** keys, vals: addresses of {@code num} C string pointers; lens: of {@code num} size_t. */
+    void rados_write_op_omap_set(long op, long keys, long vals, long lens, long num);
+
+    /** keys: the address of {@code num} C string pointers. */
+    void rados_write_op_omap_rm_keys(long op, long keys, long num);
+
     void rados_write_op_exec(
         long op, String cls, String method, @In byte[] in, long inLen, long prval);
 

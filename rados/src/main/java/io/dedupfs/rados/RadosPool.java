@@ -1,5 +1,6 @@
 package io.dedupfs.rados;
 
+import io.dedupfs.engine.BlockPool;
 import io.dedupfs.engine.Hash;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -7,23 +8,43 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 
 /**
- * One client's connection to a RADOS pool that keeps blocks as objects named by their hash (hex),
- * each with its reference count in an omap key that the OSD's {@code numops} object class updates.
- * Several clients (hosts) may take and release the same blocks at once: every change to an object
- * is one compound operation that its primary OSD applies atomically, so a block is created once,
- * counted once per take and removed once, when the last reference goes.
+ * One client's connection to a RADOS pool that keeps blocks as objects named by their hash (hex).
+ * Each object records who holds a reference to it: one omap key {@code s.HOLDER} per holder (a
+ * store, by its id), and their number in the omap key {@code refs}, which the OSD's {@code numops}
+ * object class updates. A holder holds at most one reference to a block (a store counts its own
+ * references in its LMDB), so taking and releasing are idempotent: a take or release retried after
+ * a timeout or a crash never counts twice nor drops another holder's reference. Several clients
+ * (hosts) may take and release the same blocks at once: every change to an object is one compound
+ * operation that its primary OSD applies atomically, so a block is created once, counted once per
+ * holder and removed once, when the last holder releases it.
  *
  * <p>Every call waits for the OSD's answer, at most the timeout given to {@link #connect}; no
  * answer in time is a {@link RadosTimeoutException} (and whether a write took effect is then
  * unknown), every other failure a {@link RadosException}. Thread-safe: librados serves many threads
  * on one connection. {@link #close} only after every call has returned.
  */
-public final class RadosPool implements AutoCloseable {
+public final class RadosPool implements BlockPool {
   /** The omap key that holds an object's reference count, as numops' decimal text. */
   static final String REFS = "refs";
+
+  /** The prefix of the omap keys that mark each holder's reference: {@code s.HOLDER} = "1". */
+  static final String HOLDER_PREFIX = "s.";
+
+  /** The most holders {@link #holders} lists. */
+  private static final int MAX_HOLDERS = 10_000;
+
+  private static final java.util.regex.Pattern HOLDER =
+      java.util.regex.Pattern.compile("[A-Za-z0-9._-]{1,64}");
+  private static final byte[] HELD = {'1'};
+  private static final byte[] NOT_HELD = new byte[1];
 
   private static final int ENOENT = 2;
   private static final int EEXIST = 17;
@@ -43,6 +64,29 @@ public final class RadosPool implements AutoCloseable {
     this.pool = pool;
     this.cluster = cluster;
     this.io = io;
+  }
+
+  /** How a store names a RADOS pool: {@code rados:POOL}. */
+  public static final String SCHEME = "rados:";
+
+  /** The timeout of the pools that {@link #open} connects to. */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+
+  /**
+   * Connects to the pool a store records ({@link BlockPool.Opener}): {@code where}'s name is {@code
+   * rados:POOL}, its conf the Ceph configuration file, its client the client's name without {@code
+   * client.}; every call times out after {@link #DEFAULT_TIMEOUT}.
+   */
+  public static RadosPool open(BlockPool.Location where) throws IOException {
+    String name = where.name();
+    if (!name.startsWith(SCHEME) || name.length() == SCHEME.length()) {
+      throw new RadosException("not a RADOS pool: " + name + " (rados:POOL)");
+    }
+    Path conf = Path.of(where.conf());
+    if (!java.nio.file.Files.isReadable(conf)) {
+      throw new RadosException("cannot read the Ceph configuration " + conf);
+    }
+    return connect(conf, where.client(), name.substring(SCHEME.length()), DEFAULT_TIMEOUT);
   }
 
   /**
@@ -85,50 +129,79 @@ public final class RadosPool implements AutoCloseable {
   }
 
   /**
-   * Takes a reference to block {@code hash} with these bytes: adds one to the object's count, or
-   * creates the object with the content and the count one. Returns whether this call created it.
+   * Takes {@code holder}'s reference to block {@code hash}, whose content is {@code content[0,
+   * length)}: marks the object as held by {@code holder} and adds one to its count, or creates the
+   * object with the content, the mark and the count one. Idempotent: a holder that already holds
+   * the block changes nothing (so a take retried after a timeout or a crash counts once). Returns
+   * whether this call created the object.
    */
-  public boolean take(Hash hash, byte[] content) throws IOException {
+  @Override
+  public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
     String oid = hash.toString();
+    String key = holderKey(holder);
     while (true) {
-      int r = operate(oid, op -> addToCount(op, ADD_ONE));
-      if (r == 0) {
-        return false;
+      int r =
+          operate(
+              oid,
+              op -> {
+                rados.rados_write_op_assert_exists(op);
+                // a missing key compares as empty: the holder has no reference yet
+                rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, NOT_HELD, 0, 0);
+                setHeld(op, key);
+                rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
+              });
+      if (r == 0 || r == -ECANCELED) {
+        return false; // ECANCELED: the holder holds it already
       }
       if (r != -ENOENT) {
-        throw RadosException.of("take " + describe(oid) + ": adding a reference", r);
+        throw RadosException.of("take " + describe(oid) + " for " + holder, r);
       }
       r =
           operate(
               oid,
               op -> {
                 rados.rados_write_op_create(op, Librados.CREATE_EXCLUSIVE, null);
-                rados.rados_write_op_write_full(op, content, content.length);
+                rados.rados_write_op_write_full(op, content, length);
+                setHeld(op, key);
                 rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
               });
       if (r == 0) {
         return true;
       }
       if (r != -EEXIST) {
-        throw RadosException.of("take " + describe(oid) + ": creating it", r);
+        throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
       }
-      // Another client created it between our two operations: count on it.
+      // Another client created it between our two operations: take a reference to it.
     }
   }
 
   /**
-   * Releases a reference to block {@code hash}: subtracts one from its count and removes the object
-   * if that was the last reference and no client took a new one meanwhile. Returns whether this
-   * call removed it. A block that is not there (already removed by another client) is released.
+   * Releases {@code holder}'s reference to block {@code hash}: removes the holder's mark and
+   * subtracts one from the count, then removes the object if that was the last reference and no
+   * client took a new one meanwhile. Idempotent: a holder that holds no reference (released before,
+   * perhaps by a release that a crash interrupted) drops nobody else's, but still removes an object
+   * left with the count zero. Returns whether this call removed the object. A block that is not
+   * there (already removed by another client) is released.
    */
-  public boolean release(Hash hash) throws IOException {
+  @Override
+  public boolean release(String holder, Hash hash) throws IOException {
     String oid = hash.toString();
-    int r = operate(oid, op -> addToCount(op, ADD_MINUS_ONE));
+    String key = holderKey(holder);
+    int r =
+        operate(
+            oid,
+            op -> {
+              rados.rados_write_op_assert_exists(op);
+              rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, HELD, HELD.length, 0);
+              removeKey(op, key);
+              rados.rados_write_op_exec(
+                  op, "numops", "add", ADD_MINUS_ONE, ADD_MINUS_ONE.length, 0);
+            });
     if (r == -ENOENT) {
       return false;
     }
-    if (r != 0) {
-      throw RadosException.of("release " + describe(oid) + ": dropping a reference", r);
+    if (r != 0 && r != -ECANCELED) { // ECANCELED: the holder holds none
+      throw RadosException.of("release " + describe(oid) + " for " + holder, r);
     }
     r =
         operate(
@@ -147,7 +220,20 @@ public final class RadosPool implements AutoCloseable {
     throw RadosException.of("release " + describe(oid) + ": removing it", r);
   }
 
+  /** The holders of block {@code hash}'s references, in key order; empty when it is missing. */
+  public List<String> holders(Hash hash) throws IOException {
+    Map<String, byte[]> marks = omap(hash.toString(), HOLDER_PREFIX, MAX_HOLDERS);
+    List<String> out = new ArrayList<>();
+    if (marks != null) {
+      for (String k : marks.keySet()) {
+        out.add(k.substring(HOLDER_PREFIX.length()));
+      }
+    }
+    return out;
+  }
+
   /** The stored bytes of block {@code hash}, or null when the pool does not hold it. */
+  @Override
   public byte[] read(Hash hash) throws IOException {
     String oid = hash.toString();
     long[] size = new long[1];
@@ -176,28 +262,43 @@ public final class RadosPool implements AutoCloseable {
   /** The reference count of block {@code hash}, 0 when the pool does not hold it. */
   public long count(Hash hash) throws IOException {
     String oid = hash.toString();
+    Map<String, byte[]> refs = omap(oid, REFS, 2);
+    if (refs == null) {
+      return 0;
+    }
+    byte[] text = refs.get(REFS);
+    if (text == null) {
+      throw new RadosException("count " + describe(oid) + ": it has no " + REFS + " key");
+    }
+    return (long) Double.parseDouble(new String(text, StandardCharsets.US_ASCII));
+  }
+
+  /**
+   * Up to {@code max} omap entries of {@code oid} whose keys start with {@code prefix}, in key
+   * order; null when the object is missing.
+   */
+  private Map<String, byte[]> omap(String oid, String prefix, int max) throws IOException {
     long op = rados.rados_create_read_op();
     long iter = 0;
     try {
       long[] out = new long[1];
-      rados.rados_read_op_omap_get_vals2(op, null, REFS, 2, out, 0, 0);
+      rados.rados_read_op_omap_get_vals2(op, null, prefix, max, out, 0, 0);
       iter = out[0];
       int r = rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG);
       if (r == -ENOENT) {
-        return 0;
+        return null;
       }
-      check(r, "count " + describe(oid));
+      check(r, "reading the omap of " + describe(oid));
+      Map<String, byte[]> entries = new TreeMap<>();
       long[] key = new long[1];
       long[] val = new long[1];
       long[] len = new long[1];
       while (rados.rados_omap_get_next(iter, key, val, len) == 0 && key[0] != 0) {
-        if (REFS.equals(cString(key[0]))) {
-          byte[] text = new byte[(int) len[0]];
-          Librados.MEM.getByteArray(val[0], text, 0, text.length);
-          return (long) Double.parseDouble(new String(text, StandardCharsets.US_ASCII));
-        }
+        byte[] value = new byte[(int) len[0]];
+        Librados.MEM.getByteArray(val[0], value, 0, value.length);
+        entries.put(cString(key[0]), value);
       }
-      throw new RadosException("count " + describe(oid) + ": it has no " + REFS + " key");
+      return entries;
     } finally {
       if (iter != 0) {
         rados.rados_omap_get_end(iter);
@@ -215,6 +316,40 @@ public final class RadosPool implements AutoCloseable {
     }
     check(r, "stat " + describe(oid));
     return true;
+  }
+
+  /**
+   * Passes every block {@code holder} holds a reference to: lists the pool's objects and reads each
+   * one's mark of the holder (one round trip per object). Objects whose names are not hashes are
+   * skipped.
+   */
+  @Override
+  public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
+    String key = holderKey(holder);
+    List<Hash> all = new ArrayList<>();
+    long[] out = new long[1];
+    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
+    long ctx = out[0];
+    try {
+      int r;
+      while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
+        String oid = cString(out[0]);
+        if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
+          all.add(Hash.parse(oid));
+        }
+      }
+      if (r != -ENOENT) {
+        throw RadosException.of("listing pool " + pool, r);
+      }
+    } finally {
+      rados.rados_nobjects_list_close(ctx);
+    }
+    for (Hash h : all) {
+      Map<String, byte[]> mark = omap(h.toString(), key, 1);
+      if (mark != null && mark.containsKey(key)) {
+        action.accept(h);
+      }
+    }
   }
 
   /** How many objects the pool holds, counted by listing them all (for tests and checks). */
@@ -245,10 +380,46 @@ public final class RadosPool implements AutoCloseable {
     }
   }
 
-  /** Asserts that the object exists (numops alone would create it empty), then adds to REFS. */
-  private void addToCount(long op, byte[] numopsInput) {
-    rados.rados_write_op_assert_exists(op);
-    rados.rados_write_op_exec(op, "numops", "add", numopsInput, numopsInput.length, 0);
+  /** The omap key that marks {@code holder}'s reference. */
+  private static String holderKey(String holder) {
+    if (!HOLDER.matcher(holder).matches()) {
+      throw new IllegalArgumentException(
+          "a holder is 1 to 64 letters, digits, '.', '_' or '-': " + holder);
+    }
+    return HOLDER_PREFIX + holder;
+  }
+
+  /** Adds to {@code op}: set the omap key {@code key} to {@link #HELD}. */
+  private void setHeld(long op, String key) {
+    byte[] k = key.getBytes(StandardCharsets.US_ASCII);
+    // three one-element arrays (key pointer, value pointer, value length), then the key, NUL, value
+    long mem = Librados.MEM.allocateMemory(3 * Long.BYTES + k.length + 1 + HELD.length, true);
+    try {
+      long keyAt = mem + 3 * Long.BYTES;
+      long valAt = keyAt + k.length + 1;
+      Librados.MEM.putByteArray(keyAt, k, 0, k.length);
+      Librados.MEM.putByteArray(valAt, HELD, 0, HELD.length);
+      Librados.MEM.putAddress(mem, keyAt);
+      Librados.MEM.putAddress(mem + Long.BYTES, valAt);
+      Librados.MEM.putLong(mem + 2 * Long.BYTES, HELD.length);
+      // librados copies the keys and values into the operation here
+      rados.rados_write_op_omap_set(op, mem, mem + Long.BYTES, mem + 2 * Long.BYTES, 1);
+    } finally {
+      Librados.MEM.freeMemory(mem);
+    }
+  }
+
+  /** Adds to {@code op}: remove the omap key {@code key}. */
+  private void removeKey(long op, String key) {
+    byte[] k = key.getBytes(StandardCharsets.US_ASCII);
+    long mem = Librados.MEM.allocateMemory(Long.BYTES + k.length + 1, true);
+    try {
+      Librados.MEM.putByteArray(mem + Long.BYTES, k, 0, k.length);
+      Librados.MEM.putAddress(mem, mem + Long.BYTES);
+      rados.rados_write_op_omap_rm_keys(op, mem, 1);
+    } finally {
+      Librados.MEM.freeMemory(mem);
+    }
   }
 
   private interface OpBuilder {

@@ -115,8 +115,8 @@ class RadosPoolTest {
     AtomicInteger createdByB = new AtomicInteger();
     together(
         List.<Callable<Void>>of(
-            () -> takeAll(hostA, hashes, blocks, createdByA),
-            () -> takeAll(hostB, hashes, blocks, createdByB)));
+            () -> takeAll(hostA, "A", hashes, blocks, createdByA),
+            () -> takeAll(hostB, "B", hashes, blocks, createdByB)));
 
     assertThat(createdByA.get() + createdByB.get()).as("objects created").isEqualTo(2000);
     assertThat(hostA.objectCount()).as("objects in the pool").isEqualTo(before + 2000);
@@ -132,8 +132,8 @@ class RadosPoolTest {
     AtomicInteger removedByB = new AtomicInteger();
     together(
         List.<Callable<Void>>of(
-            () -> releaseAll(hostA, hashes, removedByA),
-            () -> releaseAll(hostB, hashes, removedByB)));
+            () -> releaseAll(hostA, "A", hashes, removedByA),
+            () -> releaseAll(hostB, "B", hashes, removedByB)));
 
     assertThat(removedByA.get() + removedByB.get()).as("objects removed").isEqualTo(2000);
     assertThat(hostA.objectCount()).as("objects in the pool").isEqualTo(before);
@@ -142,20 +142,20 @@ class RadosPoolTest {
   }
 
   private static Void takeAll(
-      RadosPool host, List<Hash> hashes, List<byte[]> blocks, AtomicInteger created)
+      RadosPool host, String holder, List<Hash> hashes, List<byte[]> blocks, AtomicInteger created)
       throws IOException {
     for (int i = 0; i < hashes.size(); i++) {
-      if (host.take(hashes.get(i), blocks.get(i))) {
+      if (host.take(holder, hashes.get(i), blocks.get(i), blocks.get(i).length)) {
         created.incrementAndGet();
       }
     }
     return null;
   }
 
-  private static Void releaseAll(RadosPool host, List<Hash> hashes, AtomicInteger removed)
-      throws IOException {
+  private static Void releaseAll(
+      RadosPool host, String holder, List<Hash> hashes, AtomicInteger removed) throws IOException {
     for (Hash h : hashes) {
-      if (host.release(h)) {
+      if (host.release(holder, h)) {
         removed.incrementAndGet();
       }
     }
@@ -167,18 +167,43 @@ class RadosPoolTest {
     byte[] content = blocks(15, 1).get(0);
     Hash h = hash(content);
 
-    assertThat(hostA.take(h, content)).as("first take creates").isTrue();
+    assertThat(hostA.take("A", h, content, content.length)).as("first take creates").isTrue();
     assertThat(hostA.read(h)).isEqualTo(content);
-    assertThat(hostB.take(h, content)).as("second take creates").isFalse();
+    assertThat(hostB.take("B", h, content, content.length)).as("second take creates").isFalse();
     assertThat(hostB.count(h)).isEqualTo(2);
+    assertThat(hostB.holders(h)).containsExactly("A", "B");
 
-    assertThat(hostA.release(h)).as("A's release removes").isFalse();
+    assertThat(hostA.release("A", h)).as("A's release removes").isFalse();
     assertThat(hostB.read(h)).isEqualTo(content);
     assertThat(hostA.count(h)).isEqualTo(1);
+    assertThat(hostA.holders(h)).containsExactly("B");
 
-    assertThat(hostB.release(h)).as("B's release removes").isTrue();
+    assertThat(hostB.release("B", h)).as("B's release removes").isTrue();
     assertThat(hostA.read(h)).isNull();
     assertThat(hostA.count(h)).isZero();
+    assertThat(hostA.exists(h)).isFalse();
+  }
+
+  @Test
+  void aTakeOrReleaseRepeatedCountsOnceAndDropsNoOtherHoldersReference() throws IOException {
+    byte[] content = blocks(18, 1).get(0);
+    Hash h = hash(content);
+
+    assertThat(hostA.take("A", h, content, content.length)).isTrue();
+    assertThat(hostA.take("A", h, content, content.length)).as("A's take again").isFalse();
+    assertThat(hostB.take("B", h, content, content.length)).isFalse();
+    assertThat(hostA.count(h)).as("one reference per holder").isEqualTo(2);
+
+    assertThat(hostA.release("A", h)).isFalse();
+    // A's release replayed (as after a crash before its queue was cleared), three times
+    for (int i = 0; i < 3; i++) {
+      assertThat(hostA.release("A", h)).as("A's release replayed").isFalse();
+      assertThat(hostB.read(h)).as("B's block after A's replay %d", i).isEqualTo(content);
+      assertThat(hostB.count(h)).isEqualTo(1);
+      assertThat(hostB.holders(h)).containsExactly("B");
+    }
+    assertThat(hostB.release("B", h)).isTrue();
+    assertThat(hostB.release("B", h)).as("B's release replayed").isFalse();
     assertThat(hostA.exists(h)).isFalse();
   }
 
@@ -186,7 +211,7 @@ class RadosPoolTest {
   void releasingAMissingBlockCreatesNothing() throws IOException {
     Hash h = hash(blocks(16, 1).get(0));
 
-    assertThat(hostA.release(h)).isFalse();
+    assertThat(hostA.release("A", h)).isFalse();
     assertThat(hostA.exists(h)).as("numops alone would create an empty object").isFalse();
     assertThat(hostA.read(h)).isNull();
   }
@@ -202,23 +227,19 @@ class RadosPoolTest {
         assertTimeoutPreemptively(
             Duration.ofSeconds(30),
             () ->
-                assertThatThrownBy(() -> host.take(h, content))
+                assertThatThrownBy(() -> host.take("A", h, content, content.length))
                     .isInstanceOf(RadosTimeoutException.class)
                     .hasMessageContaining(h.toString())
                     .hasMessageContaining("ETIMEDOUT"));
       } finally {
         ceph.signalOsd("CONT");
       }
-      // The OSD may yet apply the operation that timed out: the block exists once, counted once
-      // or twice, after this take.
-      host.take(h, content);
+      // The OSD may yet apply the operation that timed out: the block exists once, and A's
+      // reference is counted once, whichever take applied.
+      host.take("A", h, content, content.length);
       assertThat(host.read(h)).isEqualTo(content);
-      long count = host.count(h);
-      assertThat(count).isBetween(1L, 2L);
-      for (long i = 1; i < count; i++) {
-        assertThat(host.release(h)).as("release %d of %d removes", i, count).isFalse();
-      }
-      assertThat(host.release(h)).as("the last release removes").isTrue();
+      assertThat(host.count(h)).isEqualTo(1);
+      assertThat(host.release("A", h)).as("the one release removes").isTrue();
     }
   }
 }

@@ -18,9 +18,11 @@ import org.junit.jupiter.api.Assumptions;
  * The one-node Ceph cluster the RADOS tests share: one per test JVM, started on first use by {@code
  * scripts/ceph.sh start} in a temporary directory and stopped (by its pid files) and deleted when
  * the JVM exits. Without Ceph installed the tests are skipped, except where {@code CI=true}: there
- * a missing cluster is a failure, so that the README's test command runs them for real.
+ * a missing cluster is a failure, so that the README's test command runs them for real. With {@code
+ * DEDUPFS_TEST_CEPH_DIR} set, the tests use the cluster that {@code scripts/ceph.sh start} started
+ * in that directory instead, and leave it running.
  */
-final class TestCeph {
+public final class TestCeph {
   private static final int FIRST_PORT = 17400;
   private static final int PORTS = 20; // ceph.sh's range: the mon's port and 19 more
   private static TestCeph cluster;
@@ -33,7 +35,11 @@ final class TestCeph {
   }
 
   /** The shared cluster, started now if it is not yet up; skips the test if Ceph is missing. */
-  static synchronized TestCeph get() {
+  public static synchronized TestCeph get() {
+    String given = System.getenv("DEDUPFS_TEST_CEPH_DIR");
+    if (cluster == null && given != null && !given.isEmpty()) {
+      cluster = new TestCeph(Path.of(given)); // a running cluster of ceph.sh's, left running
+    }
     if (cluster == null) {
       boolean ci = "true".equals(System.getenv("CI"));
       if (!ci && !Files.isExecutable(Path.of("/usr/bin/ceph-mon"))) {
@@ -49,7 +55,7 @@ final class TestCeph {
     return cluster;
   }
 
-  Path conf() {
+  public Path conf() {
     return dir.resolve("ceph.conf");
   }
 

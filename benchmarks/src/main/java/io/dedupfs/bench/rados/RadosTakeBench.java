@@ -52,7 +52,7 @@ public final class RadosTakeBench {
               while (System.nanoTime() < deadline) {
                 random.nextBytes(block); // new to the pool: every take creates an object
                 Hash h = sha256(block);
-                rados.take(h, block);
+                rados.take("bench", h, block, block.length);
                 mine.add(h);
               }
             });
@@ -61,7 +61,7 @@ public final class RadosTakeBench {
             taken,
             mine -> {
               for (Hash h : mine) {
-                rados.release(h);
+                rados.release("bench", h);
               }
             });
     long blocks = taken.stream().mapToLong(List::size).sum();

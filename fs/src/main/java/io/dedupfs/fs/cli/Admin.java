@@ -1,7 +1,6 @@
 package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.Datastore;
-import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.fs.Mount;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -119,7 +118,7 @@ final class Admin {
       if (!Datastore.isStore(store)) {
         throw new Main.UsageException(store + " is not a dedupfs store");
       }
-      try (Datastore ds = Datastore.open(store, DatastoreConfig.defaults().withReadOnly(readOnly));
+      try (Datastore ds = Datastore.open(store, StorePaths.config().withReadOnly(readOnly));
           PrintWriter shown = new PrintWriter(new ClearingWriter(out, progress))) {
         Reply reply =
             new Reply(

@@ -1,7 +1,6 @@
 package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.Datastore;
-import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.fs.Mount;
 import io.dedupfs.fs.fuse.MountOptions;
 import io.dedupfs.fs.fuse.Posix;
@@ -247,7 +246,7 @@ final class MountCommand implements Callable<Integer> {
 
   private int serve(Path mnt) throws Exception {
     Path storeDir = store.toAbsolutePath().normalize();
-    Datastore ds = Datastore.open(storeDir, DatastoreConfig.defaults().withReadOnly(readOnly));
+    Datastore ds = Datastore.open(storeDir, StorePaths.config().withReadOnly(readOnly));
     Mount m;
     try {
       m = Mount.start(ds, mnt, mountOptions(storeDir), snapdir == Snapdir.visible);

@@ -1,7 +1,10 @@
 package io.dedupfs.fs.cli;
 
+import io.dedupfs.engine.BlockPool;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
+import io.dedupfs.engine.StoreException;
+import io.dedupfs.rados.RadosPool;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -110,6 +113,21 @@ final class StorePaths {
       throw new Main.UsageException("mountpoint " + real + " is not empty");
     }
     return real;
+  }
+
+  /**
+   * The configuration every command opens stores with: the defaults, and the block pools the
+   * command knows ({@code rados:POOL}), so that a store whose blocks are in a pool opens.
+   */
+  static DatastoreConfig config() {
+    return DatastoreConfig.defaults().withPools(StorePaths::openPool);
+  }
+
+  private static BlockPool openPool(BlockPool.Location where) throws IOException {
+    if (where.name().startsWith(RadosPool.SCHEME)) {
+      return RadosPool.open(where);
+    }
+    throw new StoreException("unknown kind of block pool: " + where.name());
   }
 
   static void validLeafSize(int leafSize) {

@@ -1,0 +1,75 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+
+/**
+ * A pool of blocks that several stores (hosts) share, such as a Ceph RADOS pool: a store created
+ * with {@link DatastoreConfig#withBlocksIn} keeps its blocks' contents there, named by hash, and
+ * only its namespace, trees' roots and counts in its LMDB. The engine declares this interface; a
+ * module that talks to the pool implements it (module rados) and hands the engine an {@link Opener}
+ * ({@link DatastoreConfig#withPools}).
+ *
+ * <p>References. A pool counts references per holder: each store, by its id, holds at most one
+ * reference to a block, whatever its own count; {@link #take} and {@link #release} are idempotent
+ * per holder, so a call retried after a timeout or a crash never counts twice nor drops another
+ * holder's reference. A block stays in the pool while any holder holds it. The store takes its
+ * reference before the transaction that records the block commits, and releases it only after the
+ * transaction that freed the block committed (FORMAT.md, "Blocks in a pool").
+ *
+ * <p>Thread-safe; every call may block for a round trip to the pool, bounded by the pool's own
+ * timeout, and throws an {@link IOException} that says what failed.
+ */
+public interface BlockPool extends AutoCloseable {
+  /**
+   * Where a pool is, as a store records it: {@code name} like {@code rados:POOL}, the path of the
+   * client's configuration file and the client's name.
+   */
+  record Location(String name, String conf, String client) {
+    public Location {
+      if (name.isEmpty() || conf.isEmpty() || client.isEmpty()) {
+        throw new IllegalArgumentException("a pool location needs a name, a conf and a client");
+      }
+    }
+
+    @Override
+    public String toString() {
+      return name + " (conf " + conf + ", client " + client + ")";
+    }
+  }
+
+  /** Connects to the pool a store records. */
+  @FunctionalInterface
+  interface Opener {
+    /**
+     * @throws IOException when the pool is unknown, unreachable or refuses the client: the message
+     *     says which
+     */
+    BlockPool open(Location where) throws IOException;
+  }
+
+  /**
+   * Takes {@code holder}'s reference to block {@code hash}, whose content is {@code content[0,
+   * length)}: stores the block if the pool lacks it. Returns whether this call stored it. A holder
+   * that holds it already changes nothing.
+   */
+  boolean take(String holder, Hash hash, byte[] content, int length) throws IOException;
+
+  /**
+   * Releases {@code holder}'s reference to block {@code hash}: the pool drops the block when no
+   * holder is left. Returns whether this call dropped it. A holder that holds none (released
+   * before) drops nobody else's.
+   */
+  boolean release(String holder, Hash hash) throws IOException;
+
+  /** The block's content as stored, unchecked; null when the pool lacks it. */
+  byte[] read(Hash hash) throws IOException;
+
+  /**
+   * Passes every block {@code holder} holds a reference to, in no particular order (for a
+   * reconcile: it may visit every block of the pool).
+   */
+  void forEachHeld(String holder, java.util.function.Consumer<Hash> action) throws IOException;
+
+  @Override
+  void close();
+}

@@ -1,0 +1,50 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+
+/** What the RADOS tests look at inside a store (the engine's package-private parts). */
+public final class PoolStoreAccess {
+  private PoolStoreAccess() {}
+
+  /** How many blocks the store counts (each holds one reference in its pool). */
+  public static long countedBlocks(Datastore ds) throws IOException {
+    return ds.db.read(ds.blocks::countedBlocks);
+  }
+
+  /** How many freed blocks still wait for their pool reference to be released. */
+  public static long unreleased(Datastore ds) throws IOException {
+    return ds.db.read(txn -> ds.db.releases.stat(txn).entries);
+  }
+
+  /** The store's name among its pool's holders. */
+  public static String storeId(Datastore ds) throws IOException {
+    return ds.db.read(txn -> ds.db.metaString(txn, Datastore.META_STORE_ID));
+  }
+
+  /** Every hash the store counts. */
+  public static java.util.List<Hash> counted(Datastore ds) throws IOException {
+    return counted(ds, -1);
+  }
+
+  /** The hashes of the blocks the store counts at {@code level} (-1: every level). */
+  public static java.util.List<Hash> counted(Datastore ds, int level) throws IOException {
+    java.util.List<Hash> out = new java.util.ArrayList<>();
+    ds.db.read(
+        txn -> {
+          ds.blocks.forEachCount(
+              txn,
+              (h, count, l) -> {
+                if (level < 0 || l == level) {
+                  out.add(h);
+                }
+              });
+          return null;
+        });
+    return out;
+  }
+
+  /** Stops the store as a killed process would: nothing buffered is committed. */
+  public static void kill(Datastore ds) throws IOException {
+    ds.abandon();
+  }
+}

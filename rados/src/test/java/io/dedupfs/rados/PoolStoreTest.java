@@ -1,0 +1,469 @@
+package io.dedupfs.rados;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.dedupfs.engine.BlockPool;
+import io.dedupfs.engine.CorruptBlockException;
+import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DatastoreConfig;
+import io.dedupfs.engine.Hash;
+import io.dedupfs.engine.PoolStoreAccess;
+import io.dedupfs.engine.StoreException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Stores whose blocks are in a real RADOS pool ({@link TestCeph}'s cluster): files read back as
+ * written, deleted blocks leave the pool, two stores on one pool hold shared data once, and a
+ * release replayed after a crash drops no other store's reference.
+ */
+class PoolStoreTest {
+  private static final int LEAF = 16 * 1024;
+  private static final int S_IFREG = 0100000;
+
+  /**
+   * Mixed into every seed: each run writes data new to the pool, whatever earlier runs left there.
+   */
+  private static final long RUN = System.nanoTime();
+
+  private static TestCeph ceph;
+  private static RadosPool probe;
+
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void connect() throws IOException {
+    ceph = TestCeph.get();
+    probe = RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30));
+  }
+
+  @AfterAll
+  static void close() {
+    if (probe != null) {
+      probe.close();
+    }
+  }
+
+  private BlockPool.Location pool() {
+    return new BlockPool.Location("rados:blocks", ceph.conf().toString(), "admin");
+  }
+
+  private static DatastoreConfig config(BlockPool.Opener opener) {
+    return DatastoreConfig.defaults()
+        .withLeafSize(LEAF)
+        .withFlushInterval(Duration.ofHours(1))
+        .withLogBytes(4L << 20)
+        .withPools(opener);
+  }
+
+  private Datastore create(Path dir) throws IOException {
+    return Datastore.open(dir, config(RadosPool::open).withBlocksIn(pool()));
+  }
+
+  private static Datastore open(Path dir) throws IOException {
+    return Datastore.open(dir, config(RadosPool::open));
+  }
+
+  private static long put(Datastore ds, String name, byte[] data) throws IOException {
+    long ino = ds.mknod(Datastore.ROOT, name, S_IFREG | 0644, 0, 0, 0).ino();
+    write(ds, ino, 0, data);
+    return ino;
+  }
+
+  /** Writes in pieces of 1 byte to 100 KiB, as a program would. */
+  private static void write(Datastore ds, long ino, long offset, byte[] data) throws IOException {
+    SplittableRandom random = new SplittableRandom(data.length);
+    for (int at = 0; at < data.length; ) {
+      int n = Math.min(data.length - at, 1 + random.nextInt(100 * 1024));
+      ds.write(ino, offset + at, ByteBuffer.wrap(data, at, n));
+      at += n;
+    }
+  }
+
+  /** Deletes a file as the kernel does: its name, then its last reference. */
+  private static void delete(Datastore ds, String name) throws IOException {
+    long ino = ds.resolve("/" + name);
+    ds.unlink(Datastore.ROOT, name);
+    ds.forget(ino);
+  }
+
+  private static byte[] read(Datastore ds, String name) throws IOException {
+    long ino = ds.resolve("/" + name);
+    long size = ds.getattr(ino).size();
+    ByteBuffer dst = ByteBuffer.allocate((int) size);
+    while (dst.hasRemaining()) {
+      int n = ds.read(ino, dst.position(), dst.slice());
+      assertThat(n).as("read of %s at %d", name, dst.position()).isPositive();
+      dst.position(dst.position() + n);
+    }
+    return dst.array();
+  }
+
+  private static void assertFiles(Datastore ds, Map<String, byte[]> model) throws IOException {
+    for (Map.Entry<String, byte[]> e : model.entrySet()) {
+      assertThat(read(ds, e.getKey())).as("bytes of %s", e.getKey()).isEqualTo(e.getValue());
+    }
+  }
+
+  private static byte[] random(SplittableRandom random, int size) {
+    byte[] b = new byte[size];
+    random.nextBytes(b);
+    return b;
+  }
+
+  @Test
+  void filesReadBackAsWrittenAndDeletedBlocksLeaveThePool() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1401 ^ RUN);
+    Map<String, byte[]> model = new LinkedHashMap<>();
+    Path dir = tmp.resolve("a");
+    try (Datastore ds = create(dir)) {
+      for (int i = 0; i < 12; i++) {
+        byte[] data = random(random, random.nextInt(600 * 1024));
+        if (i % 4 == 3) { // sparse: a hole of zero leaves, never stored
+          Arrays.fill(data, data.length / 4, data.length / 2, (byte) 0);
+        }
+        put(ds, "f" + i, data);
+        model.put("f" + i, data);
+      }
+      byte[] same = model.get("f1"); // a copy: deduplicated within the store
+      put(ds, "copy", same);
+      model.put("copy", same);
+      // overwrite part of a file: its old leaves and nodes are freed
+      byte[] changed = model.get("f2").clone();
+      byte[] patch = random(random, Math.min(changed.length, 40_000));
+      System.arraycopy(patch, 0, changed, 0, patch.length);
+      write(ds, ds.resolve("/f2"), 0, patch);
+      model.put("f2", changed);
+      ds.sync();
+      ds.reclaim();
+      assertFiles(ds, model);
+      assertThat(ds.fsck(p -> {})).as("fsck").isEmpty();
+      long counted = PoolStoreAccess.countedBlocks(ds);
+      assertThat(counted).isGreaterThan(12);
+      assertThat(probe.objectCount())
+          .as("pool objects: one per block the store counts")
+          .isEqualTo(before + counted);
+      String id = PoolStoreAccess.storeId(ds);
+      for (Hash h : PoolStoreAccess.counted(ds)) {
+        assertThat(probe.holders(h)).as("holders of %s", h).containsExactly(id);
+      }
+    }
+    try (Datastore ds = open(dir)) { // no cache: every block from the pool
+      assertFiles(ds, model);
+      var scrub = ds.scrub(p -> {});
+      assertThat(scrub.damaged()).as("scrub").isEmpty();
+      assertThat(scrub.blocksChecked()).isEqualTo(PoolStoreAccess.countedBlocks(ds));
+      for (String name : model.keySet()) {
+        delete(ds, name);
+      }
+      ds.reclaim();
+      assertThat(PoolStoreAccess.countedBlocks(ds)).isZero();
+      assertThat(PoolStoreAccess.unreleased(ds)).isZero();
+      assertThat(probe.objectCount()).as("pool objects after the delete").isEqualTo(before);
+      assertThat(ds.fsck(p -> {})).as("fsck").isEmpty();
+    }
+  }
+
+  @Test
+  void twoStoresOnOnePoolHoldSharedDataOnce() throws IOException {
+    long before = probe.objectCount();
+    byte[] image = random(new SplittableRandom(1402 ^ RUN), 3 * 1024 * 1024 + 123);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long counted;
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "image", image);
+      dsA.sync();
+      counted = PoolStoreAccess.countedBlocks(dsA);
+      assertThat(probe.objectCount()).as("after A").isEqualTo(before + counted);
+      put(dsB, "image", image);
+      dsB.sync();
+      assertThat(PoolStoreAccess.countedBlocks(dsB)).isEqualTo(counted);
+      assertThat(probe.objectCount()).as("after B: stored once").isEqualTo(before + counted);
+      for (Hash h : PoolStoreAccess.counted(dsA)) {
+        assertThat(probe.count(h)).as("references to %s", h).isEqualTo(2);
+      }
+
+      delete(dsA, "image");
+      dsA.reclaim();
+      assertThat(PoolStoreAccess.countedBlocks(dsA)).isZero();
+      assertThat(probe.objectCount()).as("after A's delete").isEqualTo(before + counted);
+    }
+    try (Datastore dsB = open(b)) { // no cache
+      assertThat(read(dsB, "image")).as("B's image after A's delete").isEqualTo(image);
+      delete(dsB, "image");
+      dsB.reclaim();
+      assertThat(probe.objectCount()).as("after both deletes").isEqualTo(before);
+    }
+  }
+
+  /**
+   * A pool that "crashes" (throws) at its n-th release, once the pool has applied it, and refuses
+   * every release after it.
+   */
+  private static final class CrashAfterRelease extends ForwardingPool {
+    private final AtomicInteger left;
+
+    CrashAfterRelease(RadosPool pool, AtomicInteger left) {
+      super(pool);
+      this.left = left;
+    }
+
+    @Override
+    public boolean release(String holder, Hash hash) throws IOException {
+      if (left.get() <= 0) {
+        throw new IOException("simulated crash: this process is gone");
+      }
+      boolean removed = pool.release(holder, hash);
+      if (left.decrementAndGet() == 0) {
+        throw new IOException("simulated crash after the pool applied a release");
+      }
+      return removed;
+    }
+  }
+
+  /** A RADOS pool as is, for a test to change one of its calls. */
+  private static class ForwardingPool implements BlockPool {
+    final RadosPool pool;
+
+    ForwardingPool(RadosPool pool) {
+      this.pool = pool;
+    }
+
+    @Override
+    public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
+      return pool.take(holder, hash, content, length);
+    }
+
+    @Override
+    public boolean release(String holder, Hash hash) throws IOException {
+      return pool.release(holder, hash);
+    }
+
+    @Override
+    public byte[] read(Hash hash) throws IOException {
+      return pool.read(hash);
+    }
+
+    @Override
+    public void forEachHeld(String holder, java.util.function.Consumer<Hash> action)
+        throws IOException {
+      pool.forEachHeld(holder, action);
+    }
+
+    @Override
+    public void close() {
+      pool.close();
+    }
+  }
+
+  @Test
+  void releasesReplayedAfterACrashDropNoOtherStoresReference() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1403 ^ RUN);
+    byte[] shared = random(random, 2 * 1024 * 1024);
+    byte[] onlyA = random(random, 1024 * 1024);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long countedB;
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "shared", shared);
+      put(dsA, "onlyA", onlyA);
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+      countedB = PoolStoreAccess.countedBlocks(dsB);
+    }
+    long withA;
+    AtomicInteger left = new AtomicInteger(50);
+    // A deletes everything; its releases stop in a "crash" after 50 of them reached the pool,
+    // before the transaction that forgets them commits: all stay queued in A's LMDB
+    try (Datastore dsA =
+        Datastore.open(a, config(where -> new CrashAfterRelease(RadosPool.open(where), left)))) {
+      withA = PoolStoreAccess.countedBlocks(dsA);
+      assertThat(withA).isGreaterThan(64 + 50); // more than one batch of releases
+      delete(dsA, "shared");
+      delete(dsA, "onlyA");
+      assertThatThrownBy(dsA::reclaim).hasMessageContaining("simulated crash");
+      assertThat(left).as("releases applied before the crash").hasValue(0);
+      assertThat(PoolStoreAccess.unreleased(dsA)).as("queued releases").isEqualTo(withA);
+    }
+    // reopened: the queue is replayed, 50 of its releases for the second time
+    try (Datastore dsA = open(a)) {
+      dsA.reclaim();
+      assertThat(PoolStoreAccess.unreleased(dsA)).isZero();
+    }
+    assertThat(probe.objectCount())
+        .as("A's own blocks gone, B's kept")
+        .isEqualTo(before + countedB);
+    try (Datastore dsB = open(b)) {
+      String idB = PoolStoreAccess.storeId(dsB);
+      for (Hash h : PoolStoreAccess.counted(dsB)) {
+        assertThat(probe.holders(h)).as("holders of %s", h).containsExactly(idB);
+      }
+      assertThat(read(dsB, "shared")).as("B's file after A's replayed releases").isEqualTo(shared);
+      delete(dsB, "shared");
+      dsB.reclaim();
+    }
+    assertThat(probe.objectCount()).as("after B's delete").isEqualTo(before);
+  }
+
+  /**
+   * A pool whose takes reach the pool, and from the n-th on then fail, as if the process died
+   * before its commit.
+   */
+  private static final class DiesAfterTakes extends ForwardingPool {
+    private final AtomicInteger left;
+
+    DiesAfterTakes(RadosPool pool, int n) {
+      super(pool);
+      this.left = new AtomicInteger(n);
+    }
+
+    @Override
+    public boolean take(String holder, Hash hash, byte[] content, int length) throws IOException {
+      boolean created = pool.take(holder, hash, content, length);
+      if (left.decrementAndGet() <= 0) {
+        throw new IOException("simulated crash after the pool took a reference");
+      }
+      return created;
+    }
+  }
+
+  @Test
+  void referencesTakenButNeverRecordedAreReleasedByReconcile() throws IOException {
+    SplittableRandom random = new SplittableRandom(1405 ^ RUN);
+    byte[] kept = random(random, 1024 * 1024);
+    byte[] shared = random(random, 512 * 1024);
+    byte[] lost = random(random, 512 * 1024);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long before = probe.objectCount();
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "kept", kept);
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+    }
+    long committed = probe.objectCount();
+    // A writes "shared" and "lost"; its commits take 30 references, then the process dies
+    Datastore dying =
+        Datastore.open(a, config(where -> new DiesAfterTakes(RadosPool.open(where), 30)));
+    put(dying, "shared", shared);
+    put(dying, "lost", lost);
+    assertThatThrownBy(dying::sync).hasMessageContaining("simulated crash");
+    PoolStoreAccess.kill(dying);
+    long leaked = probe.objectCount() - committed;
+
+    try (Datastore dsA = open(a)) {
+      assertThat(dsA.resolve("/kept")).isPositive();
+      // the names were committed at once, the contents never
+      assertThat(dsA.getattr(dsA.resolve("/lost")).size()).isZero();
+      long released = dsA.reconcile();
+      assertThat(released).as("references taken, never recorded").isGreaterThanOrEqualTo(30);
+      assertThat(probe.objectCount()).as("objects after reconcile").isEqualTo(committed);
+      assertThat(released).isGreaterThanOrEqualTo(leaked);
+      assertThat(dsA.reconcile()).as("a second reconcile").isZero();
+      assertThat(read(dsA, "kept")).isEqualTo(kept);
+      assertThat(dsA.fsck(x -> {})).isEmpty();
+      delete(dsA, "kept");
+      dsA.reclaim();
+    }
+    try (Datastore dsB = open(b)) {
+      assertThat(read(dsB, "shared")).as("B's file after A's reconcile").isEqualTo(shared);
+      delete(dsB, "shared");
+      dsB.reclaim();
+    }
+    assertThat(probe.objectCount()).isEqualTo(before);
+  }
+
+  @Test
+  void aBlockChangedInThePoolIsAnErrorNeverWrongBytes() throws Exception {
+    byte[] data = random(new SplittableRandom(1404 ^ RUN), 20 * LEAF);
+    Path a = tmp.resolve("a");
+    Hash leaf;
+    try (Datastore ds = create(a)) {
+      put(ds, "f", data);
+      ds.sync();
+      leaf = PoolStoreAccess.counted(ds, 0).get(0);
+    }
+    // another client overwrites the object's bytes (its references stay)
+    Path wrong = tmp.resolve("wrong");
+    byte[] bad = probe.read(leaf).clone();
+    bad[bad.length / 2] ^= 1;
+    Files.write(wrong, bad);
+    Process p =
+        new ProcessBuilder(
+                "rados",
+                "-c",
+                ceph.conf().toString(),
+                "-p",
+                "blocks",
+                "put",
+                leaf.toString(),
+                wrong.toString())
+            .redirectErrorStream(true)
+            .start();
+    assertThat(p.waitFor())
+        .as("rados put: %s", new String(p.getInputStream().readAllBytes()))
+        .isZero();
+    assertThat(probe.read(leaf)).isEqualTo(bad);
+
+    try (Datastore ds = open(a)) { // nothing cached
+      assertThatThrownBy(() -> read(ds, "f"))
+          .isInstanceOf(CorruptBlockException.class)
+          .hasMessageContaining(leaf.toString())
+          .hasMessageContaining("do not match its hash");
+      var scrub = ds.scrub(x -> {});
+      assertThat(scrub.damaged()).hasSize(1);
+      assertThat(scrub.damaged().get(0).path()).isEqualTo("f");
+      assertThat(scrub.damaged().get(0).reason()).contains("do not match its hash");
+      delete(ds, "f");
+      ds.reclaim();
+      assertThat(probe.exists(leaf)).as("freed all the same").isFalse();
+    }
+  }
+
+  @Test
+  void aStoreInAPoolOpensOnlyWithItAndBadPoolsCreateNothing() throws IOException {
+    Path a = tmp.resolve("a");
+    try (Datastore ds = create(a)) {
+      assertThat(ds.blocksIn()).isEqualTo(pool());
+    }
+    assertThatThrownBy(() -> Datastore.open(a, DatastoreConfig.defaults()))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("keeps its blocks in rados:blocks");
+
+    Path b = tmp.resolve("b");
+    BlockPool.Location missing =
+        new BlockPool.Location("rados:no-such-pool", ceph.conf().toString(), "admin");
+    assertThatThrownBy(
+            () -> Datastore.open(b, config(RadosPool::open).withBlocksIn(missing)).close())
+        .hasMessageContaining("no-such-pool")
+        .hasMessageContaining("ENOENT");
+    assertThat(Datastore.isStore(b)).as("nothing created").isFalse();
+    BlockPool.Location noConf =
+        new BlockPool.Location("rados:blocks", tmp.resolve("none.conf").toString(), "admin");
+    assertThatThrownBy(() -> Datastore.open(b, config(RadosPool::open).withBlocksIn(noConf)))
+        .hasMessageContaining("none.conf");
+    assertThat(Datastore.isStore(b)).as("nothing created").isFalse();
+    assertThat(Files.exists(a.resolve("data.mdb"))).isTrue();
+  }
+}
