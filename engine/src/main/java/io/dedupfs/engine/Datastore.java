@@ -839,7 +839,16 @@ public final class Datastore implements Closeable {
    * store whose blocks are in its LMDB has none.
    */
   public long reconcile() throws IOException {
-    return maintenance.reconcile();
+    return reconcile(p -> {});
+  }
+
+  /**
+   * {@link #reconcile()}, telling {@code progress} how far it has come: phase "list" counts the
+   * blocks of the pool this store holds as they are found (total 0 until the listing ends), phase
+   * "release" the blocks checked against the store's counts.
+   */
+  public long reconcile(Consumer<Progress> progress) throws IOException {
+    return maintenance.reconcile(progress);
   }
 
   /** Flushes everything, stops the background work and closes the store. */

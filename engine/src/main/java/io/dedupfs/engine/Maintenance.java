@@ -133,16 +133,26 @@ final class Maintenance {
     }
   }
 
-  /** See {@link Datastore#reconcile}. */
-  long reconcile() throws IOException {
+  /** See {@link Datastore#reconcile(Consumer)}. */
+  long reconcile(Consumer<Progress> progress) throws IOException {
     requireWritable();
     reclaim();
     List<Hash> held = new java.util.ArrayList<>();
-    blocks.forEachPooled(held::add);
+    progress.accept(new Progress("list", 0, 0));
+    blocks.forEachPooled(
+        h -> {
+          held.add(h);
+          if (held.size() % RELEASE_BATCH == 0) {
+            progress.accept(new Progress("list", held.size(), 0));
+          }
+        });
+    progress.accept(new Progress("list", held.size(), held.size()));
     long released = 0;
+    progress.accept(new Progress("release", 0, held.size()));
     for (int i = 0; i < held.size(); i += RELEASE_BATCH) {
       List<Hash> batch = held.subList(i, Math.min(held.size(), i + RELEASE_BATCH));
       released += db.write(txn -> blocks.releaseUnrecorded(txn, batch));
+      progress.accept(new Progress("release", i + batch.size(), held.size()));
     }
     return released;
   }

@@ -466,4 +466,71 @@ class PoolStoreTest {
     assertThat(Datastore.isStore(b)).as("nothing created").isFalse();
     assertThat(Files.exists(a.resolve("data.mdb"))).isTrue();
   }
+
+  @Test
+  void aSnapshotKeepsItsBytesItsDeleteFreesThemAndACloneIsIsolated() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1409 ^ RUN);
+    byte[] original = random(random, 700 * 1024 + 11);
+    String snapshotFile = Datastore.SNAPSHOTS + "/s1/f";
+    byte[] cloned = original.clone();
+    Path dir = tmp.resolve("snap");
+    try (Datastore ds = create(dir)) {
+      long ino = put(ds, "f", original);
+      ds.sync();
+      long counted = PoolStoreAccess.countedBlocks(ds);
+      assertThat(probe.objectCount()).as("after the file").isEqualTo(before + counted);
+
+      ds.createSnapshot("s1", "f");
+      long clone = ds.mknod(Datastore.ROOT, "clone", S_IFREG | 0644, 0, 0, 0).ino();
+      assertThat(ds.copyRange(ino, 0, clone, 0, original.length)).isEqualTo(original.length);
+      ds.sync();
+      assertThat(PoolStoreAccess.countedBlocks(ds))
+          .as("snapshot and clone share")
+          .isEqualTo(counted);
+      assertThat(probe.objectCount()).as("no object added").isEqualTo(before + counted);
+
+      // the live file overwritten, then the clone changed: each keeps to itself
+      byte[] newer = random(random, original.length);
+      write(ds, ino, 0, newer);
+      byte[] patch = random(random, 50_000);
+      System.arraycopy(patch, 0, cloned, 20_000, patch.length);
+      write(ds, clone, 20_000, patch);
+      ds.sync();
+      ds.reclaim();
+      assertThat(read(ds, "f")).as("live file").isEqualTo(newer);
+      assertThat(read(ds, snapshotFile)).as("snapshot after the overwrite").isEqualTo(original);
+      assertThat(read(ds, "clone")).as("clone").isEqualTo(cloned);
+
+      delete(ds, "f");
+      ds.reclaim();
+      assertThat(read(ds, snapshotFile)).as("snapshot after the delete").isEqualTo(original);
+      assertThat(probe.objectCount())
+          .as("pool objects: one per block the store counts")
+          .isEqualTo(before + PoolStoreAccess.countedBlocks(ds));
+      assertThat(ds.fsck(p -> {})).as("fsck").isEmpty();
+    }
+    try (Datastore ds = open(dir)) { // no cache: every block from the pool
+      assertThat(read(ds, snapshotFile)).as("snapshot after a reopen").isEqualTo(original);
+      assertThat(read(ds, "clone")).as("clone after a reopen").isEqualTo(cloned);
+      long withSnapshot = probe.objectCount();
+      long snapshotIno = ds.resolve("/" + snapshotFile);
+      ds.deleteSnapshot("s1");
+      ds.forget(snapshotIno); // as the kernel does: the read left it open
+      ds.reclaim();
+      assertThat(PoolStoreAccess.unreleased(ds)).isZero();
+      // the original's leaves 1 to 4 (bytes 16,384 to 81,919) were replaced in the clone: only
+      // the snapshot held them
+      assertThat(probe.objectCount())
+          .as("pool objects after the snapshot's delete")
+          .isEqualTo(before + PoolStoreAccess.countedBlocks(ds))
+          .isLessThanOrEqualTo(withSnapshot - 4);
+      assertThat(read(ds, "clone")).as("clone after the snapshot's delete").isEqualTo(cloned);
+      assertThat(ds.fsck(p -> {})).as("fsck").isEmpty();
+      delete(ds, "clone");
+      ds.reclaim();
+      assertThat(PoolStoreAccess.countedBlocks(ds)).isZero();
+      assertThat(probe.objectCount()).as("pool objects after every delete").isEqualTo(before);
+    }
+  }
 }

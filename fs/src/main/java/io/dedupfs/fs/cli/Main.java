@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
       MaintenanceCommands.Scrub.class,
       MaintenanceCommands.Fsck.class,
       MaintenanceCommands.Compact.class,
+      MaintenanceCommands.Reconcile.class,
       ReplicationCommands.Send.class,
       ReplicationCommands.Receive.class,
       ReplicationCommands.Diff.class,

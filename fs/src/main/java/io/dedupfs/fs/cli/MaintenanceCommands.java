@@ -9,8 +9,8 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code dedupfs scrub}, {@code fsck} and {@code compact}: whole-store checks and upkeep, mounted
- * or not.
+ * {@code dedupfs scrub}, {@code fsck}, {@code compact} and {@code reconcile}: whole-store checks
+ * and upkeep, mounted or not.
  */
 final class MaintenanceCommands {
   private MaintenanceCommands() {}
@@ -100,6 +100,40 @@ final class MaintenanceCommands {
     @Override
     boolean readOnly() {
       return false;
+    }
+  }
+
+  @Command(
+      name = "reconcile",
+      mixinStandardHelpOptions = true,
+      description = {
+        "For a store whose blocks are in a pool: release the pool references it took but never"
+            + " recorded (a daemon killed in the middle of writes). Lists the whole pool, one"
+            + " round trip per object; mounted (through its daemon) or not.",
+        "On a store whose blocks are in its own LMDB there is nothing to reconcile (exit code 0)."
+      })
+  static final class Reconcile implements Callable<Integer> {
+    @Parameters(
+        index = "0",
+        paramLabel = "STORE",
+        description = "The store's directory (mounted or not).")
+    Path store;
+
+    @picocli.CommandLine.Mixin OutputOptions output = new OutputOptions();
+
+    @Spec CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Target t = Target.of(null, store);
+      java.io.PrintWriter out = spec.commandLine().getOut();
+      return Admin.execute(
+          t.store(),
+          "reconcile",
+          output.addTo(new java.util.LinkedHashMap<>()),
+          false,
+          out,
+          output.progress(out));
     }
   }
 }

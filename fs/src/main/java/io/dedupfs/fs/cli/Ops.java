@@ -1,6 +1,7 @@
 package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.Attributes;
+import io.dedupfs.engine.BlockPool;
 import io.dedupfs.engine.CompactResult;
 import io.dedupfs.engine.Compression;
 import io.dedupfs.engine.Damage;
@@ -48,6 +49,7 @@ final class Ops {
           case "scrub" -> Ops::scrub;
           case "fsck" -> Ops::fsck;
           case "compact" -> Ops::compact;
+          case "reconcile" -> Ops::reconcile;
           case "send" -> ReplicationOps::send;
           case "receive" -> ReplicationOps::receive;
           case "receive.serve" -> ReplicationOps::serve;
@@ -625,6 +627,31 @@ final class Ops {
     return 0;
   }
 
+  private static int reconcile(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
+      throws Exception {
+    PrintWriter out = reply.out();
+    Format f = Format.of(p);
+    BlockPool.Location pool = ctx.store().blocksIn();
+    long released = pool == null ? 0 : ctx.store().reconcile(progress(reply, "reconcile"));
+    if (f.json()) {
+      out.println(
+          new JsonWriter()
+              .beginObject()
+              .field("type", "reconcile")
+              .field("pool", pool == null ? "" : pool.name())
+              .field("released", released)
+              .endObject());
+    } else if (pool == null) {
+      out.println("reconcile: nothing to reconcile: the store keeps its blocks in its own LMDB");
+    } else {
+      out.printf(
+          "reconcile: released %s references to blocks in %s that the store held but never"
+              + " recorded%n",
+          f.count(released), pool.name());
+    }
+    return 0;
+  }
+
   private static int setCompression(Admin.Context ctx, Map<String, String> p, Admin.Reply reply)
       throws Exception {
     Compression next = Compression.parse(p.get("compression"));
@@ -661,7 +688,8 @@ final class Ops {
    */
   static String unit(String op, String phase) {
     return switch (op + "." + phase) {
-      case "scrub.scrub", "fsck.blocks", "fsck.counts" -> "blocks";
+      case "scrub.scrub", "fsck.blocks", "fsck.counts", "reconcile.list", "reconcile.release" ->
+          "blocks";
       case "scrub.locate" -> "files";
       case "fsck.namespace" -> "inodes";
       case "compact.copy" -> "bytes";
