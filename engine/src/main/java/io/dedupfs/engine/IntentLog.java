@@ -98,9 +98,9 @@ final class IntentLog implements AutoCloseable {
   private boolean syncing;
 
   /**
-   * A record not yet folded: whose it is, where it starts and, for a direct write, the bytes not
-   * yet written ({@code pending}: not claimed by a writer yet), whether it is being written, and
-   * whether it failed. Guarded by the log's monitor.
+   * A record not yet folded: whose it is, where it starts and, for a direct write, its bytes while
+   * no thread has claimed them ({@code pending}; a thread takes them when it claims the write),
+   * whether it is being written, and whether it failed. Guarded by the log's monitor.
    */
   private static final class Needed {
     final long seq;
@@ -460,6 +460,7 @@ final class IntentLog implements AutoCloseable {
     }
     while (true) {
       Needed mine = null;
+      ByteBuffer rec;
       synchronized (this) {
         ArrayDeque<Needed> q = neededByIno.get(ino);
         boolean waiting = false;
@@ -490,17 +491,21 @@ final class IntentLog implements AutoCloseable {
           }
           continue;
         }
+        rec = mine.pending; // claimed: no other thread sees it pending any more
+        mine.pending = null;
         mine.writing = true;
       }
-      write(mine);
+      write(mine, rec);
     }
   }
 
-  /** Writes a record claimed by this thread with O_DIRECT and O_DSYNC. */
-  private void write(Needed n) throws IOException {
-    ByteBuffer rec = alignedCopy(n.pending);
+  /**
+   * Writes {@code record}, the bytes of {@code n}, claimed by this thread, O_DIRECT and O_DSYNC.
+   */
+  private void write(Needed n, ByteBuffer record) throws IOException {
     boolean done = false;
     try {
+      ByteBuffer rec = alignedCopy(record);
       long at = HEADER + Math.floorMod(n.start, capacity);
       while (rec.hasRemaining()) {
         at += direct.write(rec, at);
@@ -508,7 +513,6 @@ final class IntentLog implements AutoCloseable {
       done = true;
     } finally {
       synchronized (this) {
-        n.pending = null;
         n.writing = false;
         n.failed = !done;
         if (n.foldedEarly) {
