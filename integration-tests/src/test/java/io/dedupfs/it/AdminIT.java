@@ -228,7 +228,8 @@ class AdminIT {
     assertThat(bare.stderr())
         .startsWith(
             "dedupfs: missing command: one of create, mount, umount, clone, snapshot, "
-                + "stats, scrub, fsck, compact, send, receive, diff, set-compression, help");
+                + "stats, scrub, fsck, compact, reconcile, send, receive, diff, set-compression,"
+                + " help");
     Shell.Result typo = Mounted.cli("snapshto", "list");
     assertThat(typo.exitCode()).isEqualTo(2);
     assertThat(typo.stderr()).contains("'snapshto'").contains("did you mean 'snapshot'?");
