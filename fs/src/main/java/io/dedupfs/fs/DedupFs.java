@@ -3,6 +3,7 @@ package io.dedupfs.fs;
 import io.dedupfs.engine.Attributes;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DirEntry;
+import io.dedupfs.engine.FsException;
 import io.dedupfs.engine.SetAttributes;
 import io.dedupfs.engine.SpaceUsage;
 import io.dedupfs.engine.StoreStats;
@@ -61,6 +62,10 @@ final class DedupFs implements FuseOperations {
   private static final int O_ACCMODE = 3;
   private static final int O_RDONLY = 0;
   private static final int O_TRUNC = 01000;
+  private static final int O_DIRECT = 040000;
+  private static final int S_ISUID = 04000;
+  private static final int S_ISGID = 02000;
+  private static final int S_IXGRP = 010;
   private static final int FALLOC_FL_KEEP_SIZE = 0x01;
   private static final int FALLOC_FL_PUNCH_HOLE = 0x02;
   private static final int FALLOC_FL_ZERO_RANGE = 0x10;
@@ -84,6 +89,22 @@ final class DedupFs implements FuseOperations {
    * none. Only ever turns true while mounted.
    */
   private volatile boolean capabilities;
+
+  /**
+   * Files that may hold privileges a write must drop (set-user-ID or set-group-ID bits, a {@link
+   * #CAPABILITY}) while a direct-I/O open may write them: those opens' writes come here without the
+   * kernel's check (see {@link #open(long, int, boolean)}), so {@link #write} drops them. A file
+   * joins when opened for direct I/O with privileges, or given privileges by chmod or setxattr; it
+   * leaves when a write finds none left. Usually empty, so a write pays one emptiness check.
+   */
+  private final Set<Long> privileged = ConcurrentHashMap.newKeySet();
+
+  /**
+   * Whether O_DIRECT opens get FUSE's direct I/O: not with the kernel's writeback cache, whose
+   * dirty pages a direct-I/O read would not see (the kernel flushes them only before an O_DIRECT
+   * read it serves itself). Set by {@link #init}.
+   */
+  private volatile boolean directForODirect;
 
   /** The kernel's lookup count per inode; an inode leaves the map when it drops to zero. */
   private final ConcurrentHashMap<Long, Long> lookups = new ConcurrentHashMap<>();
@@ -124,7 +145,9 @@ final class DedupFs implements FuseOperations {
 
   @Override
   public ConnectionInfo init(ConnectionInfo conn) {
-    return Connection.negotiate(conn);
+    ConnectionInfo chosen = Connection.negotiate(conn);
+    directForODirect = !chosen.wants(ConnectionInfo.CAP_WRITEBACK_CACHE);
+    return chosen;
   }
 
   @Override
@@ -163,6 +186,9 @@ final class DedupFs implements FuseOperations {
             c.atime().map(DedupFs::nanos).orElse(null),
             c.mtime().map(DedupFs::nanos).orElse(null),
             c.ctime().map(DedupFs::nanos).orElse(null));
+    if (c.mode().isPresent() && (c.mode().getAsInt() & (S_ISUID | S_ISGID)) != 0) {
+      privileged.add(ino); // before the store has them: a direct write in between checks
+    }
     return attr(store.setattr(ino, change));
   }
 
@@ -240,8 +266,12 @@ final class DedupFs implements FuseOperations {
   }
 
   @Override
-  public int write(long ino, long fh, long offset, ByteBuffer data) throws IOException {
-    requireHandle(fh);
+  public int write(RequestContext ctx, long ino, long fh, long offset, ByteBuffer data)
+      throws IOException {
+    Handle h = handle(fh);
+    if (h.direct() && !privileged.isEmpty() && privileged.contains(ino)) {
+      dropPrivileges(ctx, ino);
+    }
     return store.write(ino, offset, data);
   }
 
@@ -385,6 +415,7 @@ final class DedupFs implements FuseOperations {
     requireStorableName(name);
     if (name.equals(CAPABILITY)) {
       capabilities = true; // before the store has it: a probe in between goes to the store
+      privileged.add(ino);
     }
     store.setxattr(ino, name, value, flags);
   }
@@ -478,12 +509,78 @@ final class DedupFs implements FuseOperations {
   }
 
   /** An open file or directory: its inode and its open(2) flags. */
-  private record Handle(long ino, int flags) {}
+  /** An open file; {@code direct}: opened with O_DIRECT, served with FUSE's direct I/O. */
+  private record Handle(long ino, int flags, boolean direct) {}
 
-  private OpenFile open(long ino, int flags, boolean directory) {
+  /**
+   * A file opened with O_DIRECT (qemu's cache=none) gets FUSE's direct I/O: its reads and writes
+   * bypass the page cache as O_DIRECT asks, and the kernel does not ask for {@link #CAPABILITY}
+   * before each write (one FUSE request per write instead of two), nor drop the file's privileges
+   * itself: {@link #write} does, for the files in {@link #privileged}. Shared mmap of such an open
+   * fails (ENODEV), as on any FUSE direct-I/O file. Not on a mount with the writeback cache ({@link
+   * #directForODirect}).
+   */
+  private OpenFile open(long ino, int flags, boolean directory) throws IOException {
+    boolean direct = !directory && directForODirect && (flags & O_DIRECT) != 0;
+    if (direct && (flags & O_ACCMODE) != O_RDONLY && hasPrivileges(ino)) {
+      privileged.add(ino);
+    }
     long fh = nextHandle.getAndIncrement();
-    handles.put(fh, new Handle(ino, flags));
-    return directory ? OpenFile.of(fh) : OpenFile.of(fh).withKeepCache(true);
+    handles.put(fh, new Handle(ino, flags, direct));
+    return directory ? OpenFile.of(fh) : OpenFile.of(fh).withKeepCache(true).withDirectIo(direct);
+  }
+
+  private boolean hasPrivileges(long ino) throws IOException {
+    return (store.getattr(ino).mode() & (S_ISUID | S_ISGID)) != 0 || hasCapability(ino);
+  }
+
+  private boolean hasCapability(long ino) throws IOException {
+    if (!capabilities) {
+      return false;
+    }
+    try {
+      store.getxattr(ino, CAPABILITY);
+      return true;
+    } catch (FsException e) {
+      if (e.kind() == FsException.Kind.NO_SUCH_ATTRIBUTE) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * What the kernel does before a write through the page cache (file_remove_privs): a writer
+   * without CAP_FSETID (here: any but root) drops the set-user-ID bit, and the set-group-ID bit of
+   * a group-executable file; any write drops {@link #CAPABILITY}. The file leaves {@link
+   * #privileged} when nothing is left to drop.
+   */
+  private void dropPrivileges(RequestContext ctx, long ino) throws IOException {
+    privileged.remove(ino); // first: a chmod meanwhile adds it back
+    int mode = store.getattr(ino).mode();
+    int kill = 0;
+    if (ctx.uid() != 0) {
+      kill |= mode & S_ISUID;
+      if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
+        kill |= S_ISGID; // without group x it marks mandatory locking, and stays
+      }
+    }
+    boolean changed = false;
+    if (kill != 0) {
+      store.setattr(ino, SetAttributes.mode(mode & ~kill));
+      changed = true;
+    }
+    if (hasCapability(ino)) {
+      store.removexattr(ino, CAPABILITY);
+      changed = true;
+    }
+    if ((mode & ~kill & (S_ISUID | S_ISGID)) != 0) {
+      privileged.add(ino); // kept (root, or a group member's set-group-ID): check next time
+    }
+    FuseSession s = session;
+    if (changed && s != null) {
+      s.invalidateInode(ino, -1, 0); // attributes only: no page lock, safe inside this write
+    }
   }
 
   private Handle handle(long fh) {

@@ -496,7 +496,7 @@ class FileOperationsTest {
 
     assertThat(k.errno(() -> k.fs.read(ino, fh, 0, ByteBuffer.allocate(10))))
         .isEqualTo(Errnos.EBADF);
-    assertThat(k.errno(() -> k.fs.write(ino, fh, 0, ByteBuffer.allocate(10))))
+    assertThat(k.errno(() -> k.fs.write(Kernel.CALLER, ino, fh, 0, ByteBuffer.allocate(10))))
         .isEqualTo(Errnos.EBADF);
     assertThat(k.errno(() -> k.fs.flush(ino, fh))).isEqualTo(Errnos.EBADF);
     assertThat(k.errno(() -> k.fs.fallocate(ino, fh, 0, 0, 10))).isEqualTo(Errnos.EBADF);

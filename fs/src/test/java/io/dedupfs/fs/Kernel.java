@@ -191,7 +191,7 @@ final class Kernel implements AutoCloseable {
     for (int at = 0; at < data.length; at += piece) {
       int n = Math.min(piece, data.length - at);
       ByteBuffer b = ByteBuffer.wrap(data, at, n).slice().asReadOnlyBuffer();
-      assertThat(fs.write(f.ino(), f.fh(), offset + at, b))
+      assertThat(fs.write(CALLER, f.ino(), f.fh(), offset + at, b))
           .as("write at %d", offset + at)
           .isEqualTo(n);
     }

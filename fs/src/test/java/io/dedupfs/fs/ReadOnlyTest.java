@@ -138,7 +138,8 @@ class ReadOnlyTest {
     changes.put("open O_WRONLY", () -> k.fs.open(f, O_WRONLY));
     changes.put("open O_RDWR", () -> k.fs.open(f, O_RDWR));
     changes.put("open O_TRUNC", () -> k.fs.open(f, O_WRONLY | O_TRUNC));
-    changes.put("write", () -> k.fs.write(f, r.fh(), 0, ByteBuffer.wrap(new byte[10])));
+    changes.put(
+        "write", () -> k.fs.write(Kernel.CALLER, f, r.fh(), 0, ByteBuffer.wrap(new byte[10])));
     changes.put("fallocate", () -> k.fs.fallocate(f, r.fh(), 0, 0, 1 << 20));
     changes.put("punch hole", () -> k.fs.fallocate(f, r.fh(), 3, 0, 4096));
     changes.put(

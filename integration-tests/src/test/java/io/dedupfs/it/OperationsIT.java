@@ -681,6 +681,98 @@ class OperationsIT {
     assertThat(nobody).isEqualTo("EPERM\nENODATA\n");
   }
 
+  // ---- O_DIRECT -------------------------------------------------------------------------------
+
+  /**
+   * A file opened with O_DIRECT is served with FUSE's direct I/O, so its writes skip the kernel's
+   * check of set-user-ID bits and capabilities: dedupfs drops them itself, exactly as the kernel
+   * does for a write through the page cache (the oracle here: the same write to a twin file without
+   * O_DIRECT).
+   */
+  @Test
+  void directWritesDropPrivilegesAsCachedWritesDo(TestInfo test) throws IOException {
+    Path d = dir(test);
+    Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxrwxrwx"));
+    String out =
+        Tools.python(
+            """
+                import mmap, os, struct, sys
+                d = sys.argv[1]
+                CAP = struct.pack('<IIIII', 0x02000000, 1 << 10, 0, 0, 0)  # v2: cap_net_bind_service
+                def write(path, direct, uid):
+                    pid = os.fork()
+                    if pid == 0:
+                        if uid:
+                            os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)
+                        fd = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
+                        buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
+                        buf.write(b'w' * 4096)
+                        os.pwrite(fd, buf, 4096)
+                        os.close(fd)
+                        os._exit(0)
+                    assert os.waitpid(pid, 0)[1] == 0
+                def after(mode, uid, cap):
+                    seen = []
+                    for direct in (False, True):
+                        f = os.path.join(d, '%o-%d-%d-%d' % (mode, uid, cap, direct))
+                        with open(f, 'wb') as o:
+                            o.write(os.urandom(16384))
+                        os.chmod(f, mode)
+                        if cap:
+                            os.setxattr(f, 'security.capability', CAP)
+                        write(f, direct, uid)
+                        has = 'security.capability' in os.listxattr(f)
+                        seen.append('%o%s' % (os.stat(f).st_mode & 0o7777, ' cap' if has else ''))
+                    print('%o uid %d cap %d: cached %s, direct %s' % (mode, uid, cap, *seen))
+                after(0o6777, 65534, 0)  # both bits go: the writer lacks CAP_FSETID
+                after(0o2767, 65534, 0)  # set-group-ID without group x (mandatory locking) stays
+                after(0o6777, 0, 0)      # root keeps them
+                after(0o0777, 0, 1)      # any write drops a capability
+                after(0o4777, 65534, 1)
+                """,
+            d);
+    assertThat(out)
+        .isEqualTo(
+            """
+                6777 uid 65534 cap 0: cached 777, direct 777
+                2767 uid 65534 cap 0: cached 2767, direct 2767
+                6777 uid 0 cap 0: cached 6777, direct 6777
+                777 uid 0 cap 1: cached 777, direct 777
+                4777 uid 65534 cap 1: cached 777, direct 777
+                """);
+  }
+
+  /** Direct and cached opens of one file see each other's writes at once. */
+  @Test
+  void directAndCachedOpensOfOneFileSeeEachOthersWrites(TestInfo test) throws IOException {
+    Path f = dir(test).resolve("image");
+    Files.write(f, random(20, 1 << 20));
+    String out =
+        Tools.python(
+            """
+                import mmap, os, sys
+                cached = os.open(sys.argv[1], os.O_RDWR)
+                direct = os.open(sys.argv[1], os.O_RDWR | os.O_DIRECT)
+                buf = mmap.mmap(-1, 65536)
+                os.pread(cached, 65536, 0)  # now in the page cache
+                buf.write(os.urandom(65536))
+                assert os.pwrite(direct, buf, 4096) == 65536
+                print('cached read sees the direct write:', os.pread(cached, 65536, 4096) == buf[:])
+                new = os.urandom(10000)
+                os.pwrite(cached, new, 300000)
+                got = mmap.mmap(-1, 16384)
+                os.preadv(direct, [got], 294912)
+                print('direct read sees the cached write:', got[5088:15088] == new)
+                """,
+            f);
+    assertThat(out)
+        .isEqualTo(
+            """
+                cached read sees the direct write: True
+                direct read sees the cached write: True
+                """);
+  }
+
   // ---- access ---------------------------------------------------------------------------------
 
   @Test

@@ -217,7 +217,7 @@ public final class NullFs implements FuseOperations {
   }
 
   @Override
-  public int write(long ino, long fh, long offset, ByteBuffer data) {
+  public int write(RequestContext ctx, long ino, long fh, long offset, ByteBuffer data) {
     int n = data.remaining();
     long end = offset + n;
     AtomicLong size = node(ino).size;

@@ -410,7 +410,7 @@ final class Dispatcher {
         a4,
         a5,
         (d, r, ino, buf, size, off, fi) -> {
-          int n = d.ops.write(ino, fh(fi), off, worker().payload(buf, (int) size));
+          int n = d.ops.write(d.context(r), ino, fh(fi), off, worker().payload(buf, (int) size));
           d.lib.fuse_reply_write(r, n);
         });
   }

@@ -139,9 +139,12 @@ public interface FuseOperations {
 
   /**
    * Writes {@code data} (read-only, position 0, limit = size, up to 1 MiB): a view of libfuse's
-   * receive buffer, valid only during this call. Returns the number of bytes written.
+   * receive buffer, valid only during this call. Returns the number of bytes written. {@code ctx}:
+   * the writer (a file open with {@link OpenFile#directIo} has its set-user-ID bits dropped by the
+   * filesystem, not the kernel).
    */
-  default int write(long ino, long fh, long offset, ByteBuffer data) throws Exception {
+  default int write(RequestContext ctx, long ino, long fh, long offset, ByteBuffer data)
+      throws Exception {
     throw new ErrnoException(Errno.ENOSYS);
   }
 
