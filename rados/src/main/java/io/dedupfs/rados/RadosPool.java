@@ -159,34 +159,19 @@ public final class RadosPool implements BlockPool {
       if (r != -ENOENT) {
         throw RadosException.of("take " + describe(oid) + " for " + holder, r);
       }
-      r =
-          operate(
-              oid,
-              op -> {
-                rados.rados_write_op_create(op, Librados.CREATE_EXCLUSIVE, null);
-                rados.rados_write_op_write_full(op, content, length);
-                setHeld(op, key);
-                rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
-              });
-      if (r == 0) {
+      if (create(oid, holder, key, content, length)) {
         return true;
-      }
-      if (r != -EEXIST) {
-        throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
       }
       // Another client created it between our two operations: take a reference to it.
     }
   }
 
   /**
-   * {@link #take} for a block that is probably new: first the exclusive creation with the content,
-   * the mark and the count one (one round trip), and only when the object exists already {@link
-   * #take}'s adding of a reference (a second).
+   * Creates block {@code oid} exclusively with the content, {@code holder}'s mark and the count
+   * one; false when it exists already.
    */
-  @Override
-  public boolean takeNew(String holder, Hash hash, byte[] content, int length) throws IOException {
-    String oid = hash.toString();
-    String key = holderKey(holder);
+  private boolean create(String oid, String holder, String key, byte[] content, int length)
+      throws IOException {
     int r =
         operate(
             oid,
@@ -196,13 +181,21 @@ public final class RadosPool implements BlockPool {
               setHeld(op, key);
               rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
             });
-    if (r == 0) {
-      return true;
-    }
-    if (r != -EEXIST) {
+    if (r != 0 && r != -EEXIST) {
       throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
     }
-    return take(holder, hash, content, length);
+    return r == 0;
+  }
+
+  /**
+   * {@link #take} for a block that is probably new: first the exclusive creation with the content,
+   * the mark and the count one (one round trip), and only when the object exists already {@link
+   * #take}'s adding of a reference (a second).
+   */
+  @Override
+  public boolean takeNew(String holder, Hash hash, byte[] content, int length) throws IOException {
+    return create(hash.toString(), holder, holderKey(holder), content, length)
+        || take(holder, hash, content, length);
   }
 
   /**
