@@ -68,8 +68,13 @@ final class PoolBlockStore extends CountedBlockStore {
   /** The most pool calls a commit, or a read request, has in flight. */
   static final int IN_FLIGHT = 32;
 
-  /** Runs the pool calls of {@link #prepareNew} and of read requests; idle threads end. */
-  private final ExecutorService io = ioThreads();
+  /**
+   * Run the pool calls of commits ({@link #prepareNew}, {@link #releaseFreed}) and of read
+   * requests: apart, so that a read never waits behind a large commit's takes. Idle threads end.
+   */
+  private final ExecutorService io = ioThreads("dedupfs-pool-io-");
+
+  private final ExecutorService reads = ioThreads("dedupfs-pool-read-");
 
   /**
    * The blocks {@link #prepareNew} took a reference to in transaction {@link #takenIn}, not yet
@@ -135,7 +140,7 @@ final class PoolBlockStore extends CountedBlockStore {
         if (!exists(txn, hash)) { // the count is read here: the transaction is this thread's
           throw new CorruptBlockException(hash, "missing from the store");
         }
-        Future<byte[]> f = io.submit(() -> fetch(hash, 0));
+        Future<byte[]> f = reads.submit(() -> fetch(hash, 0));
         fetches.add(f);
         copies.add(() -> copy(Futures.getUnchecked(f), at, from, n));
       }
@@ -412,7 +417,7 @@ final class PoolBlockStore extends CountedBlockStore {
     }
   }
 
-  private static ExecutorService ioThreads() {
+  private static ExecutorService ioThreads(String name) {
     AtomicInteger n = new AtomicInteger();
     ThreadPoolExecutor e =
         new ThreadPoolExecutor(
@@ -422,7 +427,7 @@ final class PoolBlockStore extends CountedBlockStore {
             TimeUnit.SECONDS,
             new LinkedBlockingQueue<>(),
             r -> {
-              Thread t = new Thread(r, "dedupfs-pool-io-" + n.incrementAndGet());
+              Thread t = new Thread(r, name + n.incrementAndGet());
               t.setDaemon(true);
               return t;
             });
