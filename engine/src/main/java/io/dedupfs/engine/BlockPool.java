@@ -55,6 +55,15 @@ public interface BlockPool extends AutoCloseable {
   boolean take(String holder, Hash hash, byte[] content, int length) throws IOException;
 
   /**
+   * {@link #take}, for a block the caller expects the pool to lack: a pool that can tries to store
+   * it first, so that a new block costs one round trip (and one held already by another holder,
+   * two). Same effect and result as {@link #take}.
+   */
+  default boolean takeNew(String holder, Hash hash, byte[] content, int length) throws IOException {
+    return take(holder, hash, content, length);
+  }
+
+  /**
    * Releases {@code holder}'s reference to block {@code hash}: the pool drops the block when no
    * holder is left. Returns whether this call dropped it. A holder that holds none (released
    * before) drops nobody else's.

@@ -217,6 +217,18 @@ interface BlockStore {
     return 0;
   }
 
+  /**
+   * Prepares the {@link #putNew} calls that {@code txn} will make for {@code blocks} (distinct,
+   * none stored): a store whose blocks are in a pool takes their references now, many at once, so
+   * that the writer waits for one batch of round trips instead of one per block. Blocks the
+   * transaction then does not store are references taken but never recorded (a leak that a
+   * reconcile releases, as after a crash). Nothing for a store whose blocks are in its LMDB.
+   */
+  default void prepareNew(WriteTxn txn, java.util.List<NewBlock> blocks) throws IOException {}
+
+  /** A block that a transaction will store: {@code content[0, length)} at {@code level}. */
+  record NewBlock(Hash hash, int level, byte[] content, int length) {}
+
   /** Passes every block the pool says this store holds a reference to. */
   default void forEachPooled(Consumer<Hash> action) throws IOException {}
 

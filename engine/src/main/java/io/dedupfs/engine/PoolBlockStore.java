@@ -1,10 +1,22 @@
 package io.dedupfs.engine;
 
+import com.google.common.base.Throwables;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.Uninterruptibles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 /**
@@ -30,11 +42,19 @@ import java.util.function.Consumer;
  *       writer, the pool's last word for a block is always the store's committed state.
  * </ul>
  *
+ * <p>Throughput. A commit takes the references of all the blocks it will store at once ({@link
+ * #prepareNew}, up to {@link #IN_FLIGHT} calls in flight) before its {@link #putNew} calls, which
+ * then need no round trip; these takes run under the single LMDB writer like the rest of the
+ * transaction, so no release is drained between a take and the transaction that records the block.
+ * A release in that transaction itself ({@link #releaseFreed}, {@link #releaseUnrecorded}) of a
+ * hash taken ahead forgets the take, so {@link #putNew} takes it again.
+ *
  * <p>Contents are read from the pool (one round trip per block not in the cache of checked
- * contents) and checked against their hash; a block the pool lacks or cannot deliver is a {@link
- * CorruptBlockException} (EIO to a reader), never wrong bytes. Blocks are kept uncompressed in the
- * pool. Every pool call is synchronous: one round trip per new block inside the writer's
- * transaction, a first step.
+ * contents; the leaves of one read request all at once) and checked against their hash; a block the
+ * pool lacks or cannot deliver is a {@link CorruptBlockException} (EIO to a reader), never wrong
+ * bytes. Leaves read from the pool are kept in the cache of checked contents whatever the reader
+ * asks, as a round trip costs far more than a churned cache. Blocks are kept uncompressed in the
+ * pool.
  */
 final class PoolBlockStore extends CountedBlockStore {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
@@ -44,6 +64,31 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /** This store's name among the pool's holders. */
   private final String holder;
+
+  /** The most pool calls a commit, or a read request, has in flight. */
+  static final int IN_FLIGHT = 32;
+
+  /**
+   * Run the pool calls of commits ({@link #prepareNew}, {@link #releaseFreed}) and of read
+   * requests: apart, so that a read never waits behind a large commit's takes. Idle threads end.
+   */
+  private final ExecutorService io = ioThreads("dedupfs-pool-io-");
+
+  private final ExecutorService reads = ioThreads("dedupfs-pool-read-");
+
+  /**
+   * The blocks {@link #prepareNew} took a reference to in transaction {@link #takenIn}, not yet
+   * stored by {@link #putNew}. Guarded by the single LMDB writer: only its transactions touch them.
+   */
+  private final Set<Hash> taken = new HashSet<>();
+
+  private WriteTxn takenIn;
+
+  /**
+   * Whether most blocks of the last batch were new to the pool: then {@link BlockPool#takeNew}
+   * (creates first), else {@link BlockPool#take} (adds a reference first).
+   */
+  private volatile boolean mostlyNew = true;
 
   PoolBlockStore(
       Lmdb db, Geometry geometry, long cacheBytes, BlockPool pool, String poolName, String holder)
@@ -75,12 +120,32 @@ final class PoolBlockStore extends CountedBlockStore {
     return content;
   }
 
+  /**
+   * Reads the leaves of one request: those in the cache at once, the others from the pool in
+   * parallel (kept in the cache once checked), copied by {@link LeafReader#finish}.
+   */
   @Override
   public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
     return new LeafReader() {
+      private final List<Runnable> copies = new ArrayList<>();
+      private final List<Future<byte[]>> fetches = new ArrayList<>();
+
       @Override
       public void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
-        byte[] content = leaf(txn, hash, cache);
+        byte[] cached = verified.getIfPresent(hash);
+        if (cached != null) {
+          copy(cached, at, from, n);
+          return;
+        }
+        if (!exists(txn, hash)) { // the count is read here: the transaction is this thread's
+          throw new CorruptBlockException(hash, "missing from the store");
+        }
+        Future<byte[]> f = reads.submit(() -> fetch(hash, 0));
+        fetches.add(f);
+        copies.add(() -> copy(Futures.getUnchecked(f), at, from, n));
+      }
+
+      private void copy(byte[] content, int at, int from, int n) {
         int have = Math.max(0, Math.min(n, content.length - from));
         if (have > 0) {
           dst.put(at, content, from, have);
@@ -89,11 +154,40 @@ final class PoolBlockStore extends CountedBlockStore {
       }
 
       @Override
-      public void finish() {}
+      public void finish() throws CorruptBlockException {
+        for (Future<byte[]> f : fetches) {
+          waitFor(f);
+        }
+        copies.forEach(Runnable::run);
+        copies.clear();
+        fetches.clear();
+      }
 
       @Override
-      public void close() {}
+      public void close() {
+        fetches.forEach(f -> f.cancel(false));
+      }
     };
+  }
+
+  /** A block's content from the pool, checked against its hash and kept in the cache. */
+  private byte[] fetch(Hash hash, int level) throws CorruptBlockException {
+    byte[] content = checked(hash, level, fromPool(hash));
+    verified.put(hash, content);
+    return content;
+  }
+
+  /** Waits for a fetch; its failure is the block's. */
+  private static void waitFor(Future<byte[]> f) throws CorruptBlockException {
+    try {
+      Uninterruptibles.getUninterruptibly(f);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof CorruptBlockException c) {
+        throw c;
+      }
+      Throwables.throwIfUnchecked(e.getCause());
+      throw new IllegalStateException(e.getCause());
+    }
   }
 
   // ---- inspecting
@@ -104,6 +198,11 @@ final class PoolBlockStore extends CountedBlockStore {
     if (content == null) {
       throw new CorruptBlockException(hash, "missing from the store");
     }
+    return checked(hash, level, content);
+  }
+
+  /** {@code content} if it is block {@code hash}'s, at {@code level}. */
+  private byte[] checked(Hash hash, int level, byte[] content) throws CorruptBlockException {
     if (content.length > Math.max(geometry.leafSize, Geometry.NODE_BYTES)
         || !hashOf(content, level).equals(hash)) {
       throw new CorruptBlockException(hash, "its bytes in " + poolName + " do not match its hash");
@@ -117,6 +216,11 @@ final class PoolBlockStore extends CountedBlockStore {
     if (!exists(txn, hash)) {
       return null;
     }
+    return fromPool(hash);
+  }
+
+  /** The content the pool holds for block {@code hash}, unchecked. */
+  private byte[] fromPool(Hash hash) throws CorruptBlockException {
     byte[] content;
     try {
       content = pool.read(hash);
@@ -161,8 +265,11 @@ final class PoolBlockStore extends CountedBlockStore {
   @Override
   public void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length)
       throws IOException {
-    // taken before the caller's commit; a row still waiting to release it goes (see the class)
-    pool.take(holder, hash, content, length);
+    // taken before the caller's commit (perhaps by prepareNew in this transaction); a row still
+    // waiting to release it goes (see the class)
+    if (takenIn != txn || !taken.remove(hash)) {
+      pool.take(holder, hash, content, length);
+    }
     db.releases.delete(txn, Lmdb.key(hash));
     putOne(txn, hash, level, length);
     if (level > 0) {
@@ -174,6 +281,71 @@ final class PoolBlockStore extends CountedBlockStore {
   public void putNew(WriteTxn txn, Hash hash, int level, byte[] content, int length, Packed packed)
       throws IOException {
     putNew(txn, hash, level, content, length);
+  }
+
+  /**
+   * Takes the references of {@code blocks} in parallel ({@link #inParallel}); on a failure the
+   * references taken are leaks until the transaction is retried and records them, or a reconcile.
+   */
+  @Override
+  public void prepareNew(WriteTxn txn, List<NewBlock> blocks) throws IOException {
+    if (takenIn != txn) {
+      taken.clear();
+      takenIn = txn;
+    }
+    if (blocks.size() < 2) {
+      return; // putNew takes it: no gain
+    }
+    boolean createFirst = mostlyNew;
+    List<Boolean> created =
+        inParallel(
+            blocks,
+            b ->
+                createFirst
+                    ? pool.takeNew(holder, b.hash(), b.content(), b.length())
+                    : pool.take(holder, b.hash(), b.content(), b.length()),
+            "taking blocks");
+    for (NewBlock b : blocks) {
+      taken.add(b.hash());
+    }
+    int n = (int) created.stream().filter(c -> c).count();
+    mostlyNew = 2 * n >= blocks.size();
+  }
+
+  /** A call to the pool for one item. */
+  @FunctionalInterface
+  private interface PoolCall<X, T> {
+    T call(X item) throws IOException;
+  }
+
+  /**
+   * Runs {@code call} for every item, at most {@link #IN_FLIGHT} at once, and returns the results
+   * in order once every call has returned; the first failure is thrown then.
+   */
+  private <X, T> List<T> inParallel(List<X> items, PoolCall<X, T> call, String what)
+      throws IOException {
+    List<Future<T>> calls = new ArrayList<>(items.size());
+    for (X item : items) {
+      calls.add(io.submit(() -> call.call(item)));
+    }
+    List<T> out = new ArrayList<>(items.size());
+    IOException failure = null;
+    for (Future<T> f : calls) {
+      try {
+        out.add(Uninterruptibles.getUninterruptibly(f));
+      } catch (ExecutionException e) {
+        if (failure == null) {
+          failure =
+              e.getCause() instanceof IOException io
+                  ? io
+                  : new IOException(what + " in " + poolName, e.getCause());
+        }
+      }
+    }
+    if (failure != null) {
+      throw failure;
+    }
+    return out;
   }
 
   /** Blocks are kept uncompressed in the pool. */
@@ -210,7 +382,11 @@ final class PoolBlockStore extends CountedBlockStore {
       }
     }
     for (Hash h : hashes) {
-      pool.release(holder, h);
+      forgetTaken(txn, h);
+    }
+    // all at once; a failure fails the transaction, and every release is repeated (idempotent)
+    inParallel(hashes, h -> pool.release(holder, h), "releasing blocks");
+    for (Hash h : hashes) {
       db.releases.delete(txn, Lmdb.key(h));
     }
     return hashes.size();
@@ -226,10 +402,36 @@ final class PoolBlockStore extends CountedBlockStore {
     int n = 0;
     for (Hash h : hashes) {
       if (!exists(txn, h) && db.releases.get(txn, Lmdb.key(h)) == null) {
+        forgetTaken(txn, h);
         pool.release(holder, h);
         n++;
       }
     }
     return n;
+  }
+
+  /** A release in {@code txn}: a take of the same hash ahead of it no longer stands. */
+  private void forgetTaken(WriteTxn txn, Hash hash) {
+    if (takenIn == txn) {
+      taken.remove(hash);
+    }
+  }
+
+  private static ExecutorService ioThreads(String name) {
+    AtomicInteger n = new AtomicInteger();
+    ThreadPoolExecutor e =
+        new ThreadPoolExecutor(
+            IN_FLIGHT,
+            IN_FLIGHT,
+            10,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            r -> {
+              Thread t = new Thread(r, name + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
+    e.allowCoreThreadTimeOut(true);
+    return e;
   }
 }

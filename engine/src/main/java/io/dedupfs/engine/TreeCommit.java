@@ -4,7 +4,9 @@ import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -42,6 +44,9 @@ final class TreeCommit {
    * first {@link #apply} for the leaves the store lacked then.
    */
   private Map<Leaf, BlockStore.Packed> packed;
+
+  /** The leaves the store lacked when {@link #pack} looked. */
+  private List<Leaf> freshLeaves;
 
   TreeCommit(
       int leafSize,
@@ -96,6 +101,7 @@ final class TreeCommit {
   void apply(WriteTxn txn) throws IOException {
     hash();
     pack(txn);
+    store.prepareNew(txn, fresh(txn));
     if (newTop instanceof Hash h) {
       if (!h.equals(oldRoot)) {
         store.incref(txn, h);
@@ -109,6 +115,24 @@ final class TreeCommit {
     if (!owns) {
       store.decref(txn, oldRoot);
     }
+  }
+
+  /**
+   * The blocks {@link #swap} will store new: the distinct leaves the store lacked when {@link
+   * #pack} looked, then the nodes it lacks. Nodes are hashed, so their content is final.
+   */
+  private List<BlockStore.NewBlock> fresh(WriteTxn txn) {
+    Map<Hash, BlockStore.NewBlock> out = new LinkedHashMap<>();
+    for (Leaf l : freshLeaves) {
+      out.putIfAbsent(l.hash, new BlockStore.NewBlock(l.hash, 0, l.data, l.storedLength));
+    }
+    for (Node n : nodes) {
+      Hash h = n.hash;
+      if (!h.isZero() && !out.containsKey(h) && !store.exists(txn, h)) {
+        out.put(h, new BlockStore.NewBlock(h, n.level, n.padded, n.storedLength));
+      }
+    }
+    return new ArrayList<>(out.values());
   }
 
   /**
@@ -132,6 +156,7 @@ final class TreeCommit {
       }
     }
     packed = out;
+    freshLeaves = fresh;
   }
 
   /**

@@ -38,6 +38,9 @@ public final class RadosPool implements BlockPool {
   /** The prefix of the omap keys that mark each holder's reference: {@code s.HOLDER} = "1". */
   static final String HOLDER_PREFIX = "s.";
 
+  /** The size of the largest block (a store's largest leaf, 64 KiB): read in one call. */
+  private static final int READ_AT_ONCE = 65536;
+
   /** The most holders {@link #holders} lists. */
   private static final int MAX_HOLDERS = 10_000;
 
@@ -156,23 +159,43 @@ public final class RadosPool implements BlockPool {
       if (r != -ENOENT) {
         throw RadosException.of("take " + describe(oid) + " for " + holder, r);
       }
-      r =
-          operate(
-              oid,
-              op -> {
-                rados.rados_write_op_create(op, Librados.CREATE_EXCLUSIVE, null);
-                rados.rados_write_op_write_full(op, content, length);
-                setHeld(op, key);
-                rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
-              });
-      if (r == 0) {
+      if (create(oid, holder, key, content, length)) {
         return true;
-      }
-      if (r != -EEXIST) {
-        throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
       }
       // Another client created it between our two operations: take a reference to it.
     }
+  }
+
+  /**
+   * Creates block {@code oid} exclusively with the content, {@code holder}'s mark and the count
+   * one; false when it exists already.
+   */
+  private boolean create(String oid, String holder, String key, byte[] content, int length)
+      throws IOException {
+    int r =
+        operate(
+            oid,
+            op -> {
+              rados.rados_write_op_create(op, Librados.CREATE_EXCLUSIVE, null);
+              rados.rados_write_op_write_full(op, content, length);
+              setHeld(op, key);
+              rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
+            });
+    if (r != 0 && r != -EEXIST) {
+      throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
+    }
+    return r == 0;
+  }
+
+  /**
+   * {@link #take} for a block that is probably new: first the exclusive creation with the content,
+   * the mark and the count one (one round trip), and only when the object exists already {@link
+   * #take}'s adding of a reference (a second).
+   */
+  @Override
+  public boolean takeNew(String holder, Hash hash, byte[] content, int length) throws IOException {
+    return create(hash.toString(), holder, holderKey(holder), content, length)
+        || take(holder, hash, content, length);
   }
 
   /**
@@ -236,6 +259,21 @@ public final class RadosPool implements BlockPool {
   @Override
   public byte[] read(Hash hash) throws IOException {
     String oid = hash.toString();
+    // one round trip for an object of at most READ_AT_ONCE bytes (every block of a store)
+    byte[] buf = new byte[READ_AT_ONCE + 1];
+    int n = rados.rados_read(io, oid, buf, buf.length, 0);
+    if (n == -ENOENT) {
+      return null;
+    }
+    check(n, "read " + describe(oid));
+    if (n <= READ_AT_ONCE) {
+      return java.util.Arrays.copyOf(buf, n);
+    }
+    return readLarge(oid);
+  }
+
+  /** An object larger than {@link #READ_AT_ONCE}: its size, then its bytes. */
+  private byte[] readLarge(String oid) throws IOException {
     long[] size = new long[1];
     int r = rados.rados_stat(io, oid, size, 0);
     if (r == -ENOENT) {

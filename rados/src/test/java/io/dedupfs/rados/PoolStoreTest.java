@@ -224,8 +224,8 @@ class PoolStoreTest {
       this.left = left;
     }
 
-    @Override
-    public boolean release(String holder, Hash hash) throws IOException {
+    @Override // one at a time (the store releases many at once): exactly n reach the pool
+    public synchronized boolean release(String holder, Hash hash) throws IOException {
       if (left.get() <= 0) {
         throw new IOException("simulated crash: this process is gone");
       }
@@ -531,6 +531,84 @@ class PoolStoreTest {
       ds.reclaim();
       assertThat(PoolStoreAccess.countedBlocks(ds)).isZero();
       assertThat(probe.objectCount()).as("pool objects after every delete").isEqualTo(before);
+    }
+  }
+
+  /** A pool whose releases take a millisecond longer, so that they drain beside other work. */
+  private static final class SlowReleases extends ForwardingPool {
+    SlowReleases(RadosPool pool) {
+      super(pool);
+    }
+
+    @Override
+    public boolean release(String holder, Hash hash) throws IOException {
+      try {
+        Thread.sleep(1);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted", e);
+      }
+      return pool.release(holder, hash);
+    }
+  }
+
+  /**
+   * The same data written again while the releases of its deleted copy drain: a commit takes its
+   * new blocks' references all at once before recording them (PoolBlockStore.prepareNew); were a
+   * release drained between such a take and the commit that records the block, the pool would lose
+   * a block the store names. After a reopen (nothing cached) every block reads back from the pool.
+   */
+  @Test
+  void dataWrittenAgainWhileItsReleasesDrainStaysInThePool() throws Exception {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1409 ^ RUN);
+    Path dir = tmp.resolve("a");
+    create(dir).close();
+    Map<String, byte[]> model = new LinkedHashMap<>();
+    try (Datastore ds = Datastore.open(dir, config(w -> new SlowReleases(RadosPool.open(w))))) {
+      for (int round = 0; round < 4; round++) {
+        byte[] data = random(random, 3 * 1024 * 1024 + random.nextInt(LEAF));
+        put(ds, "old", data);
+        ds.sync();
+        delete(ds, "old");
+        java.util.concurrent.Future<?> drain =
+            java.util.concurrent.ForkJoinPool.commonPool()
+                .submit(
+                    () -> {
+                      ds.reclaim();
+                      return null;
+                    });
+        // written again in pieces, each committed at once, while the releases drain
+        long ino = ds.mknod(Datastore.ROOT, "new" + round, S_IFREG | 0644, 0, 0, 0).ino();
+        for (int at = 0; at < data.length; at += 256 * 1024) {
+          int n = Math.min(256 * 1024, data.length - at);
+          ds.write(ino, at, ByteBuffer.wrap(data, at, n));
+          ds.flush(ino);
+        }
+        drain.get();
+        model.put("new" + round, data);
+      }
+      ds.reclaim();
+      assertThat(PoolStoreAccess.unreleased(ds)).isZero();
+    }
+    try (Datastore ds = open(dir)) { // no cache: every block from the pool
+      assertFiles(ds, model);
+      var scrub = ds.scrub(p -> {});
+      assertThat(scrub.damaged()).as("scrub").isEmpty();
+      assertThat(scrub.blocksChecked()).isEqualTo(PoolStoreAccess.countedBlocks(ds));
+      assertThat(ds.fsck(p -> {})).as("fsck").isEmpty();
+      String id = PoolStoreAccess.storeId(ds);
+      for (Hash h : PoolStoreAccess.counted(ds)) {
+        assertThat(probe.holders(h)).as("holders of %s", h).containsExactly(id);
+      }
+      assertThat(probe.objectCount())
+          .as("pool objects: one per block the store counts")
+          .isEqualTo(before + PoolStoreAccess.countedBlocks(ds));
+      for (String name : model.keySet()) {
+        delete(ds, name);
+      }
+      ds.reclaim();
+      assertThat(probe.objectCount()).as("after every delete").isEqualTo(before);
     }
   }
 }

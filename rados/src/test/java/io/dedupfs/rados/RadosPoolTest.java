@@ -185,6 +185,28 @@ class RadosPoolTest {
   }
 
   @Test
+  void takeNewCountsAsTakeDoesAndReadsReturnEverySize() throws IOException {
+    SplittableRandom random = new SplittableRandom(System.nanoTime());
+    for (int size : new int[] {1, 16384, 65536, 65537, 200_000}) {
+      byte[] content = new byte[size];
+      random.nextBytes(content);
+      Hash h = hash(content);
+
+      assertThat(hostA.takeNew("A", h, content, size)).as("A's takeNew creates").isTrue();
+      assertThat(hostA.takeNew("A", h, content, size)).as("A's takeNew again").isFalse();
+      assertThat(hostB.takeNew("B", h, content, size)).as("B's takeNew").isFalse();
+      assertThat(hostA.take("B", h, content, size)).as("B's take after its takeNew").isFalse();
+      assertThat(hostA.count(h)).as("one reference per holder").isEqualTo(2);
+      assertThat(hostA.holders(h)).containsExactly("A", "B");
+      assertThat(hostB.read(h)).as("%d bytes read back", size).isEqualTo(content);
+
+      assertThat(hostA.release("A", h)).isFalse();
+      assertThat(hostB.release("B", h)).isTrue();
+      assertThat(hostA.read(h)).isNull();
+    }
+  }
+
+  @Test
   void aTakeOrReleaseRepeatedCountsOnceAndDropsNoOtherHoldersReference() throws IOException {
     byte[] content = blocks(18, 1).get(0);
     Hash h = hash(content);
