@@ -31,10 +31,11 @@ import java.util.function.Consumer;
  * </ul>
  *
  * <p>Contents are read from the pool (one round trip per block not in the cache of checked
- * contents) and checked against their hash; a block the pool lacks or cannot deliver is a {@link
- * CorruptBlockException} (EIO to a reader), never wrong bytes. Blocks are kept uncompressed in the
- * pool. Every pool call is synchronous: one round trip per new block inside the writer's
- * transaction, a first step.
+ * contents) and checked against their hash; a block the pool lacks or delivers changed is a {@link
+ * CorruptBlockException} (EIO to a reader), never wrong bytes; a pool that does not answer in time
+ * is a {@link PoolTimeoutException} (EIO too, but no damage: a later read may succeed). Blocks are
+ * kept uncompressed in the pool. Every pool call is synchronous: one round trip per new block
+ * inside the writer's transaction, a first step.
  */
 final class PoolBlockStore extends CountedBlockStore {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
@@ -57,13 +58,13 @@ final class PoolBlockStore extends CountedBlockStore {
   // ---- fetching
 
   @Override
-  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException {
+  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws IOException {
     byte[] content = leaf(txn, hash, false);
     System.arraycopy(content, 0, data, 0, content.length);
   }
 
   /** A leaf's checked content, from the cache or the pool ({@code keep}: kept in the cache). */
-  private byte[] leaf(ReadTxn txn, Hash hash, boolean keep) throws CorruptBlockException {
+  private byte[] leaf(ReadTxn txn, Hash hash, boolean keep) throws IOException {
     byte[] cached = verified.getIfPresent(hash);
     if (cached != null) {
       return cached;
@@ -79,7 +80,7 @@ final class PoolBlockStore extends CountedBlockStore {
   public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
     return new LeafReader() {
       @Override
-      public void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
+      public void read(Hash hash, int at, int from, int n) throws IOException {
         byte[] content = leaf(txn, hash, cache);
         int have = Math.max(0, Math.min(n, content.length - from));
         if (have > 0) {
@@ -99,7 +100,7 @@ final class PoolBlockStore extends CountedBlockStore {
   // ---- inspecting
 
   @Override
-  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
+  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws IOException {
     byte[] content = loadUnchecked(txn, hash);
     if (content == null) {
       throw new CorruptBlockException(hash, "missing from the store");
@@ -113,13 +114,15 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /** The content in the pool of a block this store counts; null when it counts none. */
   @Override
-  public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws CorruptBlockException {
+  public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws IOException {
     if (!exists(txn, hash)) {
       return null;
     }
     byte[] content;
     try {
       content = pool.read(hash);
+    } catch (PoolTimeoutException e) {
+      throw e; // no answer: nothing is known about the block
     } catch (IOException e) {
       throw new CorruptBlockException(hash, "not read from " + poolName + ": " + e.getMessage());
     }
