@@ -57,20 +57,34 @@ public final class RadosPool implements BlockPool {
   private final String pool;
   private final long cluster;
   private final long io;
+  private final long timeoutSeconds;
+
+  /** A call timed out since the OSD map was last fetched: {@link #refreshMap} before the next. */
+  private volatile boolean mapStale;
+
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private RadosPool(Librados.Lib rados, String pool, long cluster, long io) {
+  private RadosPool(Librados.Lib rados, String pool, long cluster, long io, long timeoutSeconds) {
     this.rados = rados;
     this.pool = pool;
     this.cluster = cluster;
     this.io = io;
+    this.timeoutSeconds = timeoutSeconds;
   }
 
   /** How a store names a RADOS pool: {@code rados:POOL}. */
   public static final String SCHEME = "rados:";
 
-  /** The timeout of the pools that {@link #open} connects to. */
-  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+  /**
+   * The timeout of the pools that {@link #open(BlockPool.Location)} connects to, in seconds: longer
+   * than Ceph takes with its defaults to notice a dead OSD and move its placement groups (heartbeat
+   * grace 20 s, then peering), so that such a failover is a pause and not an error for a VM's disk;
+   * shorter than the kernel's hung-task warning (120 s).
+   */
+  public static final long DEFAULT_TIMEOUT_SECONDS = 60;
+
+  /** {@link #DEFAULT_TIMEOUT_SECONDS} as a duration. */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(DEFAULT_TIMEOUT_SECONDS);
 
   /**
    * Connects to the pool a store records ({@link BlockPool.Opener}): {@code where}'s name is {@code
@@ -78,6 +92,11 @@ public final class RadosPool implements BlockPool {
    * client.}; every call times out after {@link #DEFAULT_TIMEOUT}.
    */
   public static RadosPool open(BlockPool.Location where) throws IOException {
+    return open(where, DEFAULT_TIMEOUT);
+  }
+
+  /** {@link #open(BlockPool.Location)} with every call timing out after {@code timeout}. */
+  public static RadosPool open(BlockPool.Location where, Duration timeout) throws IOException {
     String name = where.name();
     if (!name.startsWith(SCHEME) || name.length() == SCHEME.length()) {
       throw new RadosException("not a RADOS pool: " + name + " (rados:POOL)");
@@ -86,7 +105,7 @@ public final class RadosPool implements BlockPool {
     if (!java.nio.file.Files.isReadable(conf)) {
       throw new RadosException("cannot read the Ceph configuration " + conf);
     }
-    return connect(conf, where.client(), name.substring(SCHEME.length()), DEFAULT_TIMEOUT);
+    return connect(conf, where.client(), name.substring(SCHEME.length()), timeout);
   }
 
   /**
@@ -121,7 +140,7 @@ public final class RadosPool implements BlockPool {
       }
       check(rados.rados_connect(cluster), "connecting to " + where);
       check(rados.rados_ioctx_create(cluster, pool, out), "opening " + where);
-      return new RadosPool(rados, pool, cluster, out[0]);
+      return new RadosPool(rados, pool, cluster, out[0], timeout.toSeconds());
     } catch (IOException | RuntimeException e) {
       rados.rados_shutdown(cluster);
       throw e;
@@ -154,7 +173,7 @@ public final class RadosPool implements BlockPool {
         return false; // ECANCELED: the holder holds it already
       }
       if (r != -ENOENT) {
-        throw RadosException.of("take " + describe(oid) + " for " + holder, r);
+        throw failure("take " + describe(oid) + " for " + holder, r);
       }
       r =
           operate(
@@ -169,7 +188,7 @@ public final class RadosPool implements BlockPool {
         return true;
       }
       if (r != -EEXIST) {
-        throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
+        throw failure("take " + describe(oid) + " for " + holder + ": creating it", r);
       }
       // Another client created it between our two operations: take a reference to it.
     }
@@ -201,7 +220,7 @@ public final class RadosPool implements BlockPool {
       return false;
     }
     if (r != 0 && r != -ECANCELED) { // ECANCELED: the holder holds none
-      throw RadosException.of("release " + describe(oid) + " for " + holder, r);
+      throw failure("release " + describe(oid) + " for " + holder, r);
     }
     r =
         operate(
@@ -217,7 +236,7 @@ public final class RadosPool implements BlockPool {
     if (r == -ECANCELED || r == -ENOENT) {
       return false; // still referenced, or removed by the client that released it last
     }
-    throw RadosException.of("release " + describe(oid) + ": removing it", r);
+    throw failure("release " + describe(oid) + ": removing it", r);
   }
 
   /** The holders of block {@code hash}'s references, in key order; empty when it is missing. */
@@ -237,11 +256,12 @@ public final class RadosPool implements BlockPool {
   public byte[] read(Hash hash) throws IOException {
     String oid = hash.toString();
     long[] size = new long[1];
+    refreshMap();
     int r = rados.rados_stat(io, oid, size, 0);
     if (r == -ENOENT) {
       return null;
     }
-    check(r, "stat " + describe(oid));
+    answered(r, "stat " + describe(oid));
     if (size[0] > Integer.MAX_VALUE - 8) {
       throw new RadosException("read " + describe(oid) + ": too large, " + size[0] + " bytes");
     }
@@ -251,7 +271,7 @@ public final class RadosPool implements BlockPool {
     if (r == -ENOENT) {
       return null;
     }
-    check(r, "read " + describe(oid));
+    answered(r, "read " + describe(oid));
     if (r != content.length) {
       throw new RadosException(
           "read " + describe(oid) + ": got " + r + " of " + content.length + " bytes");
@@ -278,6 +298,7 @@ public final class RadosPool implements BlockPool {
    * order; null when the object is missing.
    */
   private Map<String, byte[]> omap(String oid, String prefix, int max) throws IOException {
+    refreshMap();
     long op = rados.rados_create_read_op();
     long iter = 0;
     try {
@@ -288,7 +309,7 @@ public final class RadosPool implements BlockPool {
       if (r == -ENOENT) {
         return null;
       }
-      check(r, "reading the omap of " + describe(oid));
+      answered(r, "reading the omap of " + describe(oid));
       Map<String, byte[]> entries = new TreeMap<>();
       long[] key = new long[1];
       long[] val = new long[1];
@@ -310,11 +331,12 @@ public final class RadosPool implements BlockPool {
   /** Whether the pool holds block {@code hash}. */
   public boolean exists(Hash hash) throws IOException {
     String oid = hash.toString();
+    refreshMap();
     int r = rados.rados_stat(io, oid, new long[1], 0);
     if (r == -ENOENT) {
       return false;
     }
-    check(r, "stat " + describe(oid));
+    answered(r, "stat " + describe(oid));
     return true;
   }
 
@@ -327,23 +349,12 @@ public final class RadosPool implements BlockPool {
   public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
     String key = holderKey(holder);
     List<Hash> all = new ArrayList<>();
-    long[] out = new long[1];
-    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
-    long ctx = out[0];
-    try {
-      int r;
-      while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
-        String oid = cString(out[0]);
-        if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
-          all.add(Hash.parse(oid));
-        }
-      }
-      if (r != -ENOENT) {
-        throw RadosException.of("listing pool " + pool, r);
-      }
-    } finally {
-      rados.rados_nobjects_list_close(ctx);
-    }
+    forEachObject(
+        oid -> {
+          if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
+            all.add(Hash.parse(oid));
+          }
+        });
     for (Hash h : all) {
       Map<String, byte[]> mark = omap(h.toString(), key, 1);
       if (mark != null && mark.containsKey(key)) {
@@ -354,19 +365,30 @@ public final class RadosPool implements BlockPool {
 
   /** How many objects the pool holds, counted by listing them all (for tests and checks). */
   public long objectCount() throws IOException {
+    return objects().size();
+  }
+
+  /** The names of the pool's objects, listed (for tests and checks). */
+  public List<String> objects() throws IOException {
+    List<String> all = new ArrayList<>();
+    forEachObject(all::add);
+    return all;
+  }
+
+  /** Lists the pool: passes each object's name. */
+  private void forEachObject(Consumer<String> action) throws IOException {
     long[] out = new long[1];
-    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
+    refreshMap();
+    answered(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
     long ctx = out[0];
     try {
-      long n = 0;
       int r;
       while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
-        n++;
+        action.accept(cString(out[0]));
       }
       if (r != -ENOENT) {
-        throw RadosException.of("listing pool " + pool, r);
+        throw failure("listing pool " + pool, r);
       }
-      return n;
     } finally {
       rados.rados_nobjects_list_close(ctx);
     }
@@ -428,6 +450,7 @@ public final class RadosPool implements BlockPool {
 
   /** Builds one compound write operation and runs it on {@code oid}: 0 or a negative errno. */
   private int operate(String oid, OpBuilder builder) {
+    refreshMap();
     long op = rados.rados_create_write_op();
     try {
       builder.build(op);
@@ -441,10 +464,42 @@ public final class RadosPool implements BlockPool {
     return "block " + oid + " in pool " + pool;
   }
 
-  private static void check(int r, String what) throws RadosException {
+  private static void check(int r, String what) throws IOException {
     if (r < 0) {
       throw RadosException.of(what, r);
     }
+  }
+
+  /**
+   * After a call timed out, fetches the cluster's latest OSD map before the next call: librados
+   * alone may go on sending to an OSD that was down when the call timed out and has come back
+   * (measured on Ceph 16: calls timed out for minutes after the OSD was up again), so that the pool
+   * would never answer again. A failure here leaves the map stale for the next call.
+   */
+  private void refreshMap() {
+    if (mapStale && rados.rados_wait_for_latest_osdmap(cluster) == 0) {
+      mapStale = false;
+    }
+  }
+
+  /** Throws what a call that answered {@code r} failed with, if it failed. */
+  private void answered(int r, String what) throws IOException {
+    if (r < 0) {
+      throw failure(what, r);
+    }
+  }
+
+  /**
+   * The failure of {@code what}, which answered {@code r} (a negative errno): a timeout says which
+   * pool did not answer and in how long (not a damaged block: the caller may try again later).
+   */
+  private IOException failure(String what, int r) {
+    if (r == -RadosTimeoutException.ETIMEDOUT) {
+      mapStale = true;
+      return new RadosTimeoutException(
+          "pool " + SCHEME + pool + " did not answer in " + timeoutSeconds + " s (" + what + ")");
+    }
+    return RadosException.of(what, r);
   }
 
   /** numops' "add" input: the key and the decimal addend, each a Ceph string (le32 length). */
