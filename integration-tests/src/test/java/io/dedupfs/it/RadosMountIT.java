@@ -67,7 +67,11 @@ class RadosMountIT {
   }
 
   private Path create(String name) {
-    Path store = tmp.resolve(name + "-store");
+    return create(ceph, tmp.resolve(name + "-store"));
+  }
+
+  /** Runs {@code dedupfs create --blocks rados:blocks} for {@code ceph}'s pool. */
+  static Path create(TestCeph ceph, Path store) {
     Shell.Result r =
         Mounted.cli(
             "create",
@@ -88,7 +92,7 @@ class RadosMountIT {
   }
 
   /** Applies the store's queued frees and pool releases (fsck reclaims first), and checks it. */
-  private static void fsck(Mounted m) {
+  static void fsck(Mounted m) {
     Shell.Result r = Mounted.cli("fsck", m.mountpoint().toString());
     assertThat(r.exitCode()).as("fsck %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
     assertThat(r.stdout()).contains("fsck: clean");
@@ -359,7 +363,7 @@ class RadosMountIT {
     return probe.objectCount() - before - scrub(a) - scrub(b);
   }
 
-  private static long objects(RadosPool probe) {
+  static long objects(RadosPool probe) {
     try {
       return probe.objectCount();
     } catch (IOException e) {
@@ -368,7 +372,7 @@ class RadosMountIT {
   }
 
   /** Runs {@code dedupfs reconcile --json STORE}; returns how many references it released. */
-  private static long reconcile(Path store) {
+  static long reconcile(Path store) {
     Shell.Result r = Mounted.cli(Duration.ofMinutes(5), "reconcile", "--json", store.toString());
     assertThat(r.exitCode()).as("reconcile: %s %s", r.stdout(), r.stderr()).isZero();
     String[] lines = r.stdout().strip().split("\n");
@@ -379,7 +383,7 @@ class RadosMountIT {
   }
 
   /** Runs scrub; asserts nothing is damaged; returns the blocks it checked (the store's count). */
-  private static long scrub(Mounted m) {
+  static long scrub(Mounted m) {
     Shell.Result r =
         Mounted.cli(Duration.ofMinutes(5), "scrub", "--json", m.mountpoint().toString());
     assertThat(r.exitCode()).as("scrub %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
@@ -389,8 +393,7 @@ class RadosMountIT {
     return Json.longAt(report, "blocks_checked");
   }
 
-  private static void awaitThen(BooleanSupplier condition, String what)
-      throws InterruptedException {
+  static void awaitThen(BooleanSupplier condition, String what) throws InterruptedException {
     long deadline = System.currentTimeMillis() + PROGRESS_TIMEOUT_MS;
     while (!condition.getAsBoolean()) {
       assertThat(System.currentTimeMillis()).as("waiting for %s", what).isLessThan(deadline);
