@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.dedupfs.engine.Hash;
 import io.dedupfs.rados.RadosPool;
-import io.dedupfs.rados.TestCeph;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -24,15 +23,11 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Faults of stores whose blocks are in a RADOS pool, on real mounts (issue 14, item 6), beside
- * RadosMountIT's kill -9 test and with its helpers:
+ * RadosMountIT's kill -9 test:
  *
  * <ul>
  *   <li>two daemons (two stores on one pool) writing, overwriting and deleting files whose data is
@@ -49,8 +44,7 @@ import org.junit.jupiter.api.io.TempDir;
  *       nothing.
  * </ul>
  */
-@ExtendWith(Mounted.PrintLogsOnFailure.class)
-class RadosFaultIT {
+class RadosFaultIT extends RadosMounts {
   private static final int LEAF = 16 * 1024;
 
   /** The pool timeout of the mount under which the OSD stays down for longer. */
@@ -63,42 +57,6 @@ class RadosFaultIT {
 
   /** More than an fsync's intent log record holds (8 MiB): such an fsync commits to the pool. */
   private static final int BIG = 9 * 1024 * 1024 + 321;
-
-  @TempDir Path tempDir;
-
-  private Path tmp;
-  private TestCeph ceph;
-  private final List<Mounted> mounts = new ArrayList<>();
-
-  @BeforeEach
-  void setUp() throws IOException {
-    Mounted.assumeFuseAvailable();
-    ceph = TestCeph.get();
-    tmp = tempDir.toRealPath();
-  }
-
-  @AfterEach
-  void unmount() {
-    for (Mounted m : mounts) {
-      m.close();
-      assertThat(m.output())
-          .as("daemon log of %s", m.mountpoint())
-          .doesNotContain("request failed unexpectedly")
-          .doesNotContain(" ERROR ");
-    }
-  }
-
-  private Mounted mount(Path store, String name, String... options) {
-    Mounted m = Mounted.mount(store, tmp.resolve(name + "-mnt"), tmp, options);
-    mounts.add(m);
-    return m;
-  }
-
-  private Mounted remount(Mounted m, String name, String... options) {
-    m.close();
-    mounts.remove(m);
-    return mount(m.store(), name, options);
-  }
 
   // ------------------------------------------------------------ two daemons on shared data
 
@@ -114,8 +72,8 @@ class RadosFaultIT {
     try (RadosPool probe =
         RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30))) {
       Set<String> before = new HashSet<>(probe.objects());
-      Mounted a = mount(RadosMountIT.create(ceph, tmp.resolve("a-store")), "a");
-      Mounted b = mount(RadosMountIT.create(ceph, tmp.resolve("b-store")), "b");
+      Mounted a = mount(create("a"), "a");
+      Mounted b = mount(create("b"), "b");
       Map<Path, byte[]> model = new ConcurrentHashMap<>();
       ExecutorService pool = Executors.newFixedThreadPool(4);
       try {
@@ -136,12 +94,12 @@ class RadosFaultIT {
       a = remount(a, "a");
       b = remount(b, "b");
       assertFilesEqual(List.of(a, b), model); // the same mountpoints
-      RadosMountIT.fsck(a);
-      RadosMountIT.fsck(b);
-      assertThat(RadosMountIT.reconcile(a.store())).as("A's reconcile").isZero();
-      assertThat(RadosMountIT.reconcile(b.store())).as("B's reconcile").isZero();
-      long countedA = RadosMountIT.scrub(a);
-      long countedB = RadosMountIT.scrub(b);
+      fsck(a);
+      fsck(b);
+      assertThat(reconcile(a.store())).as("A's reconcile").isZero();
+      assertThat(reconcile(b.store())).as("B's reconcile").isZero();
+      long countedA = scrub(a);
+      long countedB = scrub(b);
 
       // every object the pool gained is held by the stores that count it, and only by them
       long holds = 0;
@@ -169,7 +127,7 @@ class RadosFaultIT {
             Files.delete(p);
           }
         }
-        RadosMountIT.fsck(m);
+        fsck(m);
       }
       assertThat(probe.objects()).as("objects after deleting everything").hasSameSizeAs(before);
     }
@@ -239,7 +197,7 @@ class RadosFaultIT {
   @Test
   void anOsdStoppedUnderAWriterIsAPauseThenEioNeverWrongBytesAndTheMountGoesOn() throws Exception {
     SplittableRandom rnd = new SplittableRandom(System.nanoTime());
-    Path store = RadosMountIT.create(ceph, tmp.resolve("a-store"));
+    Path store = create("a");
     Map<Path, byte[]> model = new TreeMap<>();
     ExecutorService threads = Executors.newCachedThreadPool();
     Mounted m = mount(store, "a", "-o", "pool_timeout=" + RESTART_TIMEOUT_S);
@@ -305,9 +263,9 @@ class RadosFaultIT {
     } finally {
       threads.shutdownNow();
     }
-    RadosMountIT.fsck(m);
-    RadosMountIT.scrub(m);
-    assertThat(RadosMountIT.reconcile(store)).as("references taken but not recorded").isZero();
+    fsck(m);
+    scrub(m);
+    assertThat(reconcile(store)).as("references taken but not recorded").isZero();
     m = remount(m, "a");
     for (var e : model.entrySet()) {
       assertThat(Files.readAllBytes(e.getKey()))
