@@ -59,7 +59,7 @@ public final class RadosPool implements BlockPool {
   private final long io;
   private final long timeoutSeconds;
 
-  /** A call timed out since the OSD map was last fetched: {@link #refreshMap} before the next. */
+  /** The last call timed out: {@link #refreshMap} before the next. */
   private volatile boolean mapStale;
 
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -257,7 +257,7 @@ public final class RadosPool implements BlockPool {
     String oid = hash.toString();
     long[] size = new long[1];
     refreshMap();
-    int r = rados.rados_stat(io, oid, size, 0);
+    int r = settled(rados.rados_stat(io, oid, size, 0));
     if (r == -ENOENT) {
       return null;
     }
@@ -267,7 +267,7 @@ public final class RadosPool implements BlockPool {
     }
     // Blocks are written once, whole: the size cannot change, only the object disappear.
     byte[] content = new byte[(int) size[0]];
-    r = rados.rados_read(io, oid, content, content.length, 0);
+    r = settled(rados.rados_read(io, oid, content, content.length, 0));
     if (r == -ENOENT) {
       return null;
     }
@@ -305,7 +305,7 @@ public final class RadosPool implements BlockPool {
       long[] out = new long[1];
       rados.rados_read_op_omap_get_vals2(op, null, prefix, max, out, 0, 0);
       iter = out[0];
-      int r = rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG);
+      int r = settled(rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG));
       if (r == -ENOENT) {
         return null;
       }
@@ -332,7 +332,7 @@ public final class RadosPool implements BlockPool {
   public boolean exists(Hash hash) throws IOException {
     String oid = hash.toString();
     refreshMap();
-    int r = rados.rados_stat(io, oid, new long[1], 0);
+    int r = settled(rados.rados_stat(io, oid, new long[1], 0));
     if (r == -ENOENT) {
       return false;
     }
@@ -379,7 +379,7 @@ public final class RadosPool implements BlockPool {
   private void forEachObject(Consumer<String> action) throws IOException {
     long[] out = new long[1];
     refreshMap();
-    answered(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
+    answered(settled(rados.rados_nobjects_list_open(io, out)), "listing pool " + pool);
     long ctx = out[0];
     try {
       int r;
@@ -454,7 +454,7 @@ public final class RadosPool implements BlockPool {
     long op = rados.rados_create_write_op();
     try {
       builder.build(op);
-      return rados.rados_write_op_operate(op, io, oid, 0, Librados.OPERATION_NOFLAG);
+      return settled(rados.rados_write_op_operate(op, io, oid, 0, Librados.OPERATION_NOFLAG));
     } finally {
       rados.rados_release_write_op(op);
     }
@@ -471,15 +471,25 @@ public final class RadosPool implements BlockPool {
   }
 
   /**
-   * After a call timed out, fetches the cluster's latest OSD map before the next call: librados
-   * alone may go on sending to an OSD that was down when the call timed out and has come back
-   * (measured on Ceph 16: calls timed out for minutes after the OSD was up again), so that the pool
-   * would never answer again. A failure here leaves the map stale for the next call.
+   * While calls time out, fetches the cluster's latest OSD map before each call: librados alone may
+   * go on sending to an OSD that was down when a call timed out and has come back (measured on Ceph
+   * 16: calls timed out for minutes after the OSD was up again), so that the pool would never
+   * answer again. The map is fetched until a call gets an answer ({@link #settled}): one fetched
+   * while the OSD was still down does not end it.
    */
   private void refreshMap() {
-    if (mapStale && rados.rados_wait_for_latest_osdmap(cluster) == 0) {
-      mapStale = false;
+    if (mapStale) {
+      rados.rados_wait_for_latest_osdmap(cluster);
     }
+  }
+
+  /** Notes whether the call that answered {@code r} timed out (see {@link #refreshMap}). */
+  private int settled(int r) {
+    boolean timedOut = r == -RadosTimeoutException.ETIMEDOUT;
+    if (mapStale != timedOut) {
+      mapStale = timedOut;
+    }
+    return r;
   }
 
   /** Throws what a call that answered {@code r} failed with, if it failed. */
@@ -495,7 +505,6 @@ public final class RadosPool implements BlockPool {
    */
   private IOException failure(String what, int r) {
     if (r == -RadosTimeoutException.ETIMEDOUT) {
-      mapStale = true;
       return new RadosTimeoutException(
           "pool " + SCHEME + pool + " did not answer in " + timeoutSeconds + " s (" + what + ")");
     }
