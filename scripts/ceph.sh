@@ -146,6 +146,9 @@ osd_objectstore = bluestore
 bluestore_block_create = true
 bluestore_block_size = 10737418240
 osd_memory_target = 939524096
+# stop-osd then start-osd under writes: with the fast shutdown (the default) an object written just
+# before lost its data while its placement group's log kept it (recovery_unfound, 2026-12-03)
+osd_fast_shutdown = false
 EOF
 }
 
