@@ -249,6 +249,25 @@ class RadosFaultIT extends RadosMounts {
       assertThat(m.output())
           .contains("pool rados:blocks did not answer in " + POOL_TIMEOUT_S + " s");
 
+      // the mount answers again once the OSD is back (librados may take a moment to reach it)
+      long back = System.nanoTime();
+      int failedReads = 0;
+      byte[] oldAgain = null;
+      while (oldAgain == null) {
+        try {
+          oldAgain = Files.readAllBytes(mnt.resolve("old"));
+        } catch (IOException e) {
+          failedReads++;
+          assertThat(System.nanoTime() - back)
+              .as("reads still fail a minute after the OSD is back: %s", e)
+              .isLessThan(TimeUnit.MINUTES.toNanos(1));
+        }
+      }
+      System.out.printf(
+          "RadosFaultIT: reads answered %.1f s after the OSD was back (%d failed before)%n",
+          (System.nanoTime() - back) / 1e9, failedReads);
+      assertThat(oldAgain).isEqualTo(model.get(mnt.resolve("old")));
+
       // 3. the same mount goes on: the data of the failed fsync stayed buffered, and is durable
       // once an fsync succeeds
       assertThat(Files.readAllBytes(mnt.resolve("long"))).isEqualTo(longData);
