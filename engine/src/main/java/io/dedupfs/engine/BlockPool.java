@@ -17,7 +17,8 @@ import java.io.IOException;
  * transaction that freed the block committed (FORMAT.md, "Blocks in a pool").
  *
  * <p>Thread-safe; every call may block for a round trip to the pool, bounded by the pool's own
- * timeout, and throws an {@link IOException} that says what failed.
+ * timeout, and throws an {@link IOException} that says what failed: a {@link PoolTimeoutException}
+ * when the pool did not answer in time (a change asked for may or may not have taken effect).
  */
 public interface BlockPool extends AutoCloseable {
   /**

@@ -44,15 +44,15 @@ interface BlockStore {
    * The stored content of a block, checked against its hash (perhaps from a cache of checked
    * contents: never changed by the caller).
    *
-   * @throws CorruptBlockException when the block is missing or its bytes do not match its hash
+   * @throws IOException when the block is missing or its bytes do not match its hash
    */
-  byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
+  byte[] load(ReadTxn txn, Hash hash, int level) throws IOException;
 
   /**
    * The whole leaf {@code hash} into {@code data} (a zeroed leaf-size array), checked, without
    * keeping it in a cache: for a leaf about to be changed.
    */
-  void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException;
+  void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws IOException;
 
   /**
    * Reads leaves straight into {@code dst} for one read request, checked against their hashes by
@@ -69,10 +69,10 @@ interface BlockStore {
      * Bytes {@code [from, from + n)} of the leaf {@code hash} (zeros past its stored content) go to
      * dst's absolute index {@code at}, at once or by {@link #finish}.
      */
-    void read(Hash hash, int at, int from, int n) throws CorruptBlockException;
+    void read(Hash hash, int at, int from, int n) throws IOException;
 
     /** Completes and checks every read named so far. */
-    void finish() throws CorruptBlockException;
+    void finish() throws IOException;
 
     @Override
     void close();
@@ -81,14 +81,14 @@ interface BlockStore {
   // ---- inspecting (fsck, scrub, space figures)
 
   /** Like {@link #load}, but always from storage and checked again. */
-  byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException;
+  byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws IOException;
 
   /**
    * Content as stored (decompressed), unchecked; null when absent.
    *
-   * @throws CorruptBlockException when a compressed block does not decompress
+   * @throws IOException when a compressed block does not decompress
    */
-  byte[] loadUnchecked(ReadTxn txn, Hash hash) throws CorruptBlockException;
+  byte[] loadUnchecked(ReadTxn txn, Hash hash) throws IOException;
 
   /** Bytes of a block's stored content (before compression); 0 when absent. */
   long storedLength(ReadTxn txn, Hash hash);
@@ -200,7 +200,7 @@ interface BlockStore {
    * freed and decrements of its children are queued. Returns how many were applied; zero means the
    * queue is empty.
    */
-  int reclaim(WriteTxn txn, int max) throws CorruptBlockException;
+  int reclaim(WriteTxn txn, int max) throws IOException;
 
   // ---- a store whose blocks are in a pool ({@link PoolBlockStore}); none for one in its LMDB
 

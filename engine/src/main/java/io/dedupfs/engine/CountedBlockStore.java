@@ -55,7 +55,7 @@ abstract class CountedBlockStore implements BlockStore {
    * #loadFromDisk} and kept in the cache.
    */
   @Override
-  public byte[] load(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
+  public byte[] load(ReadTxn txn, Hash hash, int level) throws IOException {
     byte[] cached = verified.getIfPresent(hash);
     if (cached != null) {
       return cached;
@@ -173,7 +173,7 @@ abstract class CountedBlockStore implements BlockStore {
    * zero means the queue is empty.
    */
   @Override
-  public int reclaim(WriteTxn txn, int max) throws CorruptBlockException {
+  public int reclaim(WriteTxn txn, int max) throws IOException {
     List<Long> seqs = new ArrayList<>();
     List<Hash> hashes = new ArrayList<>();
     try (TableCursor c = db.pending.openCursor(txn)) {

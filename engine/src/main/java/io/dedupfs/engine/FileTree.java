@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import io.dedupfs.engine.Slot.Leaf;
 import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -154,7 +155,7 @@ final class FileTree {
   /**
    * Copies bytes at {@code offset} into {@code dst}, up to its remaining space or the end of file.
    */
-  int read(ReadTxn txn, long offset, ByteBuffer dst) throws CorruptBlockException {
+  int read(ReadTxn txn, long offset, ByteBuffer dst) throws IOException {
     if (offset >= length) {
       return 0;
     }
@@ -191,7 +192,7 @@ final class FileTree {
   /**
    * The leaf at {@code leafIndex}, as a {@link Leaf} of the overlay or the committed leaf's hash.
    */
-  private Slot leafSlot(ReadTxn txn, long leafIndex) throws CorruptBlockException {
+  private Slot leafSlot(ReadTxn txn, long leafIndex) throws IOException {
     Slot s = top;
     for (int level = topHeight; level > 0; level--) {
       int i = index(leafIndex, level);
@@ -210,7 +211,7 @@ final class FileTree {
    * The first offset at or after {@code from} that holds data ({@code wantData}) or is in a hole;
    * -1 when there is none before the end of the file (for a hole, the end of the file counts).
    */
-  long seek(ReadTxn txn, long from, boolean wantData) throws CorruptBlockException {
+  long seek(ReadTxn txn, long from, boolean wantData) throws IOException {
     if (from >= length) {
       return -1;
     }
@@ -223,7 +224,7 @@ final class FileTree {
 
   private long find(
       ReadTxn txn, Slot s, int level, long start, long from, boolean wantData, boolean knownDense)
-      throws CorruptBlockException {
+      throws IOException {
     long at = Math.max(from, start);
     if (s instanceof Leaf l) {
       boolean data = Geometry.storedLeafLength(l.data) > 0;
@@ -275,7 +276,7 @@ final class FileTree {
 
   // ---------------------------------------------------------------- changing
 
-  void write(ReadTxn txn, long offset, ByteBuffer src) throws CorruptBlockException {
+  void write(ReadTxn txn, long offset, ByteBuffer src) throws IOException {
     int total = src.remaining();
     if (total == 0) {
       return;
@@ -297,7 +298,7 @@ final class FileTree {
    * Makes {@code [offset, end)} read as zeros (punch hole, zero range); whole subtrees become
    * holes.
    */
-  void zero(ReadTxn txn, long offset, long end) throws CorruptBlockException {
+  void zero(ReadTxn txn, long offset, long end) throws IOException {
     end = Math.min(end, g.span(topHeight));
     if (offset < end) {
       changed = true;
@@ -305,7 +306,7 @@ final class FileTree {
     }
   }
 
-  void truncate(ReadTxn txn, long newLength) throws CorruptBlockException {
+  void truncate(ReadTxn txn, long newLength) throws IOException {
     changed = true;
     if (newLength < length) {
       zero(txn, newLength, length);
@@ -320,8 +321,7 @@ final class FileTree {
    * start of the file) the given committed subtree of another tree: a range clone without copying.
    * The caller must commit before the other tree can change.
    */
-  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense)
-      throws CorruptBlockException {
+  void share(ReadTxn txn, int level, long index, Hash subtree, boolean dense) throws IOException {
     long start = index * g.span(level);
     changed = true;
     growTo(txn, Math.max(start + 1, g.span(level)));
@@ -347,7 +347,7 @@ final class FileTree {
    * The committed subtree at {@code level}, {@code index}, and whether it is dense. Requires a
    * clean tree.
    */
-  Hash subtree(ReadTxn txn, int level, long index, boolean[] dense) throws CorruptBlockException {
+  Hash subtree(ReadTxn txn, int level, long index, boolean[] dense) throws IOException {
     if (isDirty() || committing()) {
       throw new IllegalStateException("subtree() needs a committed tree");
     }
@@ -372,7 +372,7 @@ final class FileTree {
     return h;
   }
 
-  private void growTo(ReadTxn txn, long end) throws CorruptBlockException {
+  private void growTo(ReadTxn txn, long end) throws IOException {
     if (end > Geometry.MAX_FILE_SIZE) {
       throw new IllegalArgumentException("beyond the largest file size");
     }
@@ -395,7 +395,7 @@ final class FileTree {
    * Whether a committed subtree has no all-zero leaf: a stored leaf always does; a node says so in
    * its bitmap.
    */
-  private boolean isDense(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
+  private boolean isDense(ReadTxn txn, Hash h, int level) throws IOException {
     if (h.isZero()) {
       return false;
     }
@@ -411,7 +411,7 @@ final class FileTree {
     return true;
   }
 
-  private Leaf leafFor(ReadTxn txn, long leafIndex) throws CorruptBlockException {
+  private Leaf leafFor(ReadTxn txn, long leafIndex) throws IOException {
     Piece s = mutable(txn, top, topHeight);
     top = s;
     for (int level = topHeight; level > 0; level--) {
@@ -421,7 +421,7 @@ final class FileTree {
   }
 
   /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */
-  private Piece mutableKid(ReadTxn txn, Node n, int i, int level) throws CorruptBlockException {
+  private Piece mutableKid(ReadTxn txn, Node n, int i, int level) throws IOException {
     if (n.kids[i] instanceof Piece p && !p.frozen) {
       return p;
     }
@@ -434,7 +434,7 @@ final class FileTree {
    * What may be changed in place of slot content {@code s}: a materialized hash, a copy of a frozen
    * piece, or s itself.
    */
-  private Piece mutable(ReadTxn txn, Slot s, int level) throws CorruptBlockException {
+  private Piece mutable(ReadTxn txn, Slot s, int level) throws IOException {
     if (s instanceof Hash h) {
       return materialize(txn, h, level);
     }
@@ -451,7 +451,7 @@ final class FileTree {
   }
 
   private Slot zeroIn(ReadTxn txn, Slot s, int level, long start, long offset, long end)
-      throws CorruptBlockException {
+      throws IOException {
     long span = g.span(level);
     if (offset <= start && start + span <= end) {
       drop(s);
@@ -477,7 +477,7 @@ final class FileTree {
     return n;
   }
 
-  private Piece materialize(ReadTxn txn, Hash h, int level) throws CorruptBlockException {
+  private Piece materialize(ReadTxn txn, Hash h, int level) throws IOException {
     if (level == 0) {
       byte[] data = new byte[g.leafSize];
       if (!h.isZero()) {
@@ -517,7 +517,7 @@ final class FileTree {
    * here on the commit's pieces are immutable: {@link TreeCommit#hash} and {@link TreeCommit#apply}
    * may run without the lock. The unfrozen overlay starts empty.
    */
-  TreeCommit freeze(ReadTxn txn) throws CorruptBlockException {
+  TreeCommit freeze(ReadTxn txn) throws IOException {
     requireNoCommit();
     Slot newTop = top;
     int h = topHeight;

@@ -288,7 +288,8 @@ final class Fsck {
       Map<Hash, Long> expected,
       Map<Hash, Integer> levels,
       List<String> problems,
-      Runnable visited) {
+      Runnable visited)
+      throws IOException {
     Long before = expected.merge(h, 1L, Long::sum);
     if (before != 1L) {
       return; // children counted on the first visit

@@ -163,6 +163,10 @@ final class Maintenance {
   void reclaimQuietly() {
     try {
       reclaim();
+    } catch (PoolTimeoutException e) { // an OSD down: the queue stays, said without a trace
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "reclaiming space failed, will retry after the next change: " + e.getMessage());
     } catch (IOException | RuntimeException e) {
       LOG.log(
           System.Logger.Level.WARNING,

@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -30,7 +31,7 @@ final class PendingView {
     this.queued = queued;
   }
 
-  static PendingView of(ReadTxn txn, BlockStore blocks) {
+  static PendingView of(ReadTxn txn, BlockStore blocks) throws IOException {
     Deque<Hash> queue = new ArrayDeque<>();
     blocks.forEachQueued(txn, queue::add);
     PendingView view = new PendingView(queue.size());

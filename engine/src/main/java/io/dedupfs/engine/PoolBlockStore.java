@@ -51,10 +51,11 @@ import java.util.function.Consumer;
  *
  * <p>Contents are read from the pool (one round trip per block not in the cache of checked
  * contents; the leaves of one read request all at once) and checked against their hash; a block the
- * pool lacks or cannot deliver is a {@link CorruptBlockException} (EIO to a reader), never wrong
- * bytes. Leaves read from the pool are kept in the cache of checked contents whatever the reader
- * asks, as a round trip costs far more than a churned cache. Blocks are kept uncompressed in the
- * pool.
+ * pool lacks or delivers changed is a {@link CorruptBlockException} (EIO to a reader), never wrong
+ * bytes; a pool that does not answer in time is a {@link PoolTimeoutException} (EIO too, but no
+ * damage: a later read may succeed). Leaves read from the pool are kept in the cache of checked
+ * contents whatever the reader asks, as a round trip costs far more than a churned cache. Blocks
+ * are kept uncompressed in the pool.
  */
 final class PoolBlockStore extends CountedBlockStore {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
@@ -102,13 +103,13 @@ final class PoolBlockStore extends CountedBlockStore {
   // ---- fetching
 
   @Override
-  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws CorruptBlockException {
+  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws IOException {
     byte[] content = leaf(txn, hash, false);
     System.arraycopy(content, 0, data, 0, content.length);
   }
 
   /** A leaf's checked content, from the cache or the pool ({@code keep}: kept in the cache). */
-  private byte[] leaf(ReadTxn txn, Hash hash, boolean keep) throws CorruptBlockException {
+  private byte[] leaf(ReadTxn txn, Hash hash, boolean keep) throws IOException {
     byte[] cached = verified.getIfPresent(hash);
     if (cached != null) {
       return cached;
@@ -131,7 +132,7 @@ final class PoolBlockStore extends CountedBlockStore {
       private final List<Future<byte[]>> fetches = new ArrayList<>();
 
       @Override
-      public void read(Hash hash, int at, int from, int n) throws CorruptBlockException {
+      public void read(Hash hash, int at, int from, int n) throws IOException {
         byte[] cached = verified.getIfPresent(hash);
         if (cached != null) {
           copy(cached, at, from, n);
@@ -154,7 +155,7 @@ final class PoolBlockStore extends CountedBlockStore {
       }
 
       @Override
-      public void finish() throws CorruptBlockException {
+      public void finish() throws IOException {
         for (Future<byte[]> f : fetches) {
           waitFor(f);
         }
@@ -171,18 +172,18 @@ final class PoolBlockStore extends CountedBlockStore {
   }
 
   /** A block's content from the pool, checked against its hash and kept in the cache. */
-  private byte[] fetch(Hash hash, int level) throws CorruptBlockException {
+  private byte[] fetch(Hash hash, int level) throws IOException {
     byte[] content = checked(hash, level, fromPool(hash));
     verified.put(hash, content);
     return content;
   }
 
-  /** Waits for a fetch; its failure is the block's. */
-  private static void waitFor(Future<byte[]> f) throws CorruptBlockException {
+  /** Waits for a fetch; its failure is the block's, or the pool's (a timeout). */
+  private static void waitFor(Future<byte[]> f) throws IOException {
     try {
       Uninterruptibles.getUninterruptibly(f);
     } catch (ExecutionException e) {
-      if (e.getCause() instanceof CorruptBlockException c) {
+      if (e.getCause() instanceof IOException c) {
         throw c;
       }
       Throwables.throwIfUnchecked(e.getCause());
@@ -193,7 +194,7 @@ final class PoolBlockStore extends CountedBlockStore {
   // ---- inspecting
 
   @Override
-  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws CorruptBlockException {
+  public byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws IOException {
     byte[] content = loadUnchecked(txn, hash);
     if (content == null) {
       throw new CorruptBlockException(hash, "missing from the store");
@@ -212,7 +213,7 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /** The content in the pool of a block this store counts; null when it counts none. */
   @Override
-  public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws CorruptBlockException {
+  public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws IOException {
     if (!exists(txn, hash)) {
       return null;
     }
@@ -220,10 +221,12 @@ final class PoolBlockStore extends CountedBlockStore {
   }
 
   /** The content the pool holds for block {@code hash}, unchecked. */
-  private byte[] fromPool(Hash hash) throws CorruptBlockException {
+  private byte[] fromPool(Hash hash) throws IOException {
     byte[] content;
     try {
       content = pool.read(hash);
+    } catch (PoolTimeoutException e) {
+      throw e; // no answer: nothing is known about the block
     } catch (IOException e) {
       throw new CorruptBlockException(hash, "not read from " + poolName + ": " + e.getMessage());
     }

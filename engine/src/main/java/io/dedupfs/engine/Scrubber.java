@@ -129,7 +129,7 @@ final class Scrubber {
   }
 
   /** Phase 1: read and rehash the block, once. */
-  private boolean check(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack) {
+  private boolean check(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack) throws IOException {
     if (bad.containsKey(v.hash())) {
       return true;
     }
@@ -166,7 +166,8 @@ final class Scrubber {
   }
 
   /** Phase 2: note where a damaged block is used; descend through intact nodes. */
-  private boolean locate(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack, List<Found> found) {
+  private boolean locate(ReadTxn txn, Inode f, Visit v, Deque<Visit> stack, List<Found> found)
+      throws IOException {
     String reason = bad.get(v.hash());
     if (reason == null && v.level() > 0) {
       try {

@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -40,7 +41,7 @@ final class SpaceCounter {
   }
 
   /** Figures of {@code files}: distinct regular-file inodes. */
-  SpaceUsage usage(Collection<Inode> files) throws CorruptBlockException {
+  SpaceUsage usage(Collection<Inode> files) throws IOException {
     long logical = 0;
     int top = 0;
     for (Inode f : files) {
@@ -59,7 +60,7 @@ final class SpaceCounter {
   }
 
   /** Figures of the whole store: every inode, and every block the queue does not free. */
-  SpaceUsage wholeStore() throws CorruptBlockException {
+  SpaceUsage wholeStore() throws IOException {
     long count = 0;
     long logical = 0;
     long referenced = 0;
@@ -90,7 +91,7 @@ final class SpaceCounter {
    * SpaceUsage#referencedBytes}). The sum below a node of count above 1, which other references may
    * reach, is remembered in {@code memo}: every distinct node is read once.
    */
-  private long referenced(Hash h, int level, Map<Hash, Long> memo) throws CorruptBlockException {
+  private long referenced(Hash h, int level, Map<Hash, Long> memo) throws IOException {
     if (h.isZero()) {
       return 0;
     }
@@ -115,7 +116,7 @@ final class SpaceCounter {
   // ---- stored
 
   /** Stored bytes before compression, and after. */
-  private long[] stored(Collection<Inode> files) throws CorruptBlockException {
+  private long[] stored(Collection<Inode> files) throws IOException {
     Set<Hash> shared = new HashSet<>();
     long[] sum = new long[2];
     for (Inode f : files) {
@@ -124,7 +125,7 @@ final class SpaceCounter {
     return sum;
   }
 
-  private void walk(Hash h, int level, Set<Hash> shared, long[] sum) throws CorruptBlockException {
+  private void walk(Hash h, int level, Set<Hash> shared, long[] sum) throws IOException {
     if (h.isZero() || (count(h) > 1 && !shared.add(h))) {
       return;
     }
@@ -140,7 +141,7 @@ final class SpaceCounter {
 
   // ---- exclusive
 
-  private long exclusive(Collection<Inode> files, int top) throws CorruptBlockException {
+  private long exclusive(Collection<Inode> files, int top) throws IOException {
     List<Map<Hash, Long>> waiting = new ArrayList<>();
     for (int l = 0; l <= top; l++) {
       waiting.add(new HashMap<>());
@@ -162,7 +163,7 @@ final class SpaceCounter {
 
   /** One reference to {@code h} from the files or from a freed parent. */
   private void reference(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum)
-      throws CorruptBlockException {
+      throws IOException {
     if (h.isZero()) {
       return;
     }
@@ -174,7 +175,7 @@ final class SpaceCounter {
   }
 
   private void free(Hash h, int level, List<Map<Hash, Long>> waiting, long[] sum)
-      throws CorruptBlockException {
+      throws IOException {
     sum[0] += blocks.storedLength(txn, h);
     if (level > 0) {
       byte[] content = blocks.load(txn, h, level);

@@ -268,10 +268,19 @@ final class WriteBack {
         commitFile(fc);
       } catch (IOException | RuntimeException e) {
         failed = true;
-        LOG.log(
-            System.Logger.Level.DEBUG,
-            "background commit of inode " + fc.ino + " failed; its data stays buffered",
-            e);
+        if (e instanceof PoolTimeoutException) { // an OSD down: said once per try, no trace
+          LOG.log(
+              System.Logger.Level.WARNING,
+              "background commit of inode "
+                  + fc.ino
+                  + " failed, its data stays buffered and is committed later: "
+                  + e.getMessage());
+        } else {
+          LOG.log(
+              System.Logger.Level.DEBUG,
+              "background commit of inode " + fc.ino + " failed; its data stays buffered",
+              e);
+        }
       }
       fc.lock.writeLock().lock();
       try {

@@ -2,6 +2,7 @@ package io.dedupfs.fs;
 
 import io.dedupfs.engine.CorruptBlockException;
 import io.dedupfs.engine.FsException;
+import io.dedupfs.engine.PoolTimeoutException;
 import io.dedupfs.engine.StoreFullException;
 import io.dedupfs.fs.fuse.ErrnoException;
 import io.dedupfs.fs.fuse.FuseSession;
@@ -69,6 +70,11 @@ final class Errnos implements FuseSession.ErrorMapper {
     if (t instanceof StoreFullException) {
       LOG.log(System.Logger.Level.WARNING, "store full: " + t.getMessage());
       return ENOSPC;
+    }
+    if (t instanceof PoolTimeoutException) {
+      // the pool did not answer (an OSD down): no damage, a later request may succeed
+      LOG.log(System.Logger.Level.WARNING, t.getMessage() + "; answering EIO");
+      return EIO;
     }
     if (t instanceof CorruptBlockException) {
       LOG.log(System.Logger.Level.ERROR, t.getMessage() + " (run `dedupfs scrub` on the store)");

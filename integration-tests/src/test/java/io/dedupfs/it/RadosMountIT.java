@@ -14,11 +14,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Stores whose blocks are in a RADOS pool, on real mounts (issue 14): two stores made by {@code
@@ -35,64 +31,11 @@ import org.junit.jupiter.api.io.TempDir;
  * checked, each read from the pool and checked against its hash): nothing leaked, nothing missing.
  * A second store on the pool, holding other data, keeps every block.
  */
-@ExtendWith(Mounted.PrintLogsOnFailure.class)
-class RadosMountIT {
+class RadosMountIT extends RadosMounts {
   private static final int FILES = 4;
   private static final int FILE_BYTES = (1 << 20) + 4321;
   private static final int SLOW_MIB = 96;
   private static final long PROGRESS_TIMEOUT_MS = TimeUnit.MINUTES.toMillis(4);
-
-  @TempDir Path tempDir;
-
-  private Path tmp;
-  private TestCeph ceph;
-  private final List<Mounted> mounts = new ArrayList<>();
-
-  @BeforeEach
-  void setUp() throws IOException {
-    Mounted.assumeFuseAvailable();
-    ceph = TestCeph.get();
-    tmp = tempDir.toRealPath();
-  }
-
-  @AfterEach
-  void unmount() {
-    for (Mounted m : mounts) {
-      m.close();
-      assertThat(m.output())
-          .as("daemon log of %s", m.mountpoint())
-          .doesNotContain("request failed unexpectedly")
-          .doesNotContain(" ERROR ");
-    }
-  }
-
-  private Path create(String name) {
-    Path store = tmp.resolve(name + "-store");
-    Shell.Result r =
-        Mounted.cli(
-            "create",
-            "--blocks",
-            "rados:blocks",
-            "--ceph-conf",
-            ceph.conf().toString(),
-            store.toString());
-    assertThat(r.exitCode()).as("create: %s", r.stderr()).isZero();
-    assertThat(r.stdout()).contains("blocks in rados:blocks");
-    return store;
-  }
-
-  private Mounted mount(Path store, String name) {
-    Mounted m = Mounted.mount(store, tmp.resolve(name + "-mnt"), tmp);
-    mounts.add(m);
-    return m;
-  }
-
-  /** Applies the store's queued frees and pool releases (fsck reclaims first), and checks it. */
-  private static void fsck(Mounted m) {
-    Shell.Result r = Mounted.cli("fsck", m.mountpoint().toString());
-    assertThat(r.exitCode()).as("fsck %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
-    assertThat(r.stdout()).contains("fsck: clean");
-  }
 
   private static void cp(Path from, Path to) {
     Shell.Result r = Shell.run("cp", from.toString(), to.toString());
@@ -338,28 +281,6 @@ class RadosMountIT {
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
     }
-  }
-
-  /** Runs {@code dedupfs reconcile --json STORE}; returns how many references it released. */
-  private static long reconcile(Path store) {
-    Shell.Result r = Mounted.cli(Duration.ofMinutes(5), "reconcile", "--json", store.toString());
-    assertThat(r.exitCode()).as("reconcile: %s %s", r.stdout(), r.stderr()).isZero();
-    String[] lines = r.stdout().strip().split("\n");
-    Object report = Json.parse(lines[lines.length - 1]);
-    assertThat(Json.at(report, "type")).isEqualTo("reconcile");
-    assertThat(Json.at(report, "pool")).isEqualTo("rados:blocks");
-    return Json.longAt(report, "released");
-  }
-
-  /** Runs scrub; asserts nothing is damaged; returns the blocks it checked (the store's count). */
-  private static long scrub(Mounted m) {
-    Shell.Result r =
-        Mounted.cli(Duration.ofMinutes(5), "scrub", "--json", m.mountpoint().toString());
-    assertThat(r.exitCode()).as("scrub %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
-    String[] lines = r.stdout().strip().split("\n");
-    Object report = Json.parse(lines[lines.length - 1]);
-    assertThat((List<?>) Json.at(report, "damaged")).isEmpty();
-    return Json.longAt(report, "blocks_checked");
   }
 
   private static final int IMAGE_MIB = 96;

@@ -38,6 +38,8 @@ final class Librados {
 
     void rados_shutdown(long cluster);
 
+    int rados_wait_for_latest_osdmap(long cluster);
+
     int rados_conf_read_file(long cluster, String path);
 
     int rados_conf_set(long cluster, String option, String value);

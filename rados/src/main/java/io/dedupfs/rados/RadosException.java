@@ -28,10 +28,11 @@ public class RadosException extends IOException {
     return errno;
   }
 
-  static RadosException of(String what, int negativeErrno) {
+  /** The failure of {@code what}: a {@link RadosTimeoutException} for ETIMEDOUT. */
+  static IOException of(String what, int negativeErrno) {
     int errno = -negativeErrno;
     return errno == RadosTimeoutException.ETIMEDOUT
-        ? new RadosTimeoutException(what)
+        ? new RadosTimeoutException(what + ": " + name(errno))
         : new RadosException(what, errno);
   }
 

@@ -60,20 +60,34 @@ public final class RadosPool implements BlockPool {
   private final String pool;
   private final long cluster;
   private final long io;
+  private final long timeoutSeconds;
+
+  /** The last call timed out: {@link #refreshMap} before the next. */
+  private volatile boolean mapStale;
+
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private RadosPool(Librados.Lib rados, String pool, long cluster, long io) {
+  private RadosPool(Librados.Lib rados, String pool, long cluster, long io, long timeoutSeconds) {
     this.rados = rados;
     this.pool = pool;
     this.cluster = cluster;
     this.io = io;
+    this.timeoutSeconds = timeoutSeconds;
   }
 
   /** How a store names a RADOS pool: {@code rados:POOL}. */
   public static final String SCHEME = "rados:";
 
-  /** The timeout of the pools that {@link #open} connects to. */
-  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+  /**
+   * The timeout of the pools that {@link #open(BlockPool.Location)} connects to, in seconds: longer
+   * than Ceph takes with its defaults to notice a dead OSD and move its placement groups (heartbeat
+   * grace 20 s, then peering), so that such a failover is a pause and not an error for a VM's disk;
+   * shorter than the kernel's hung-task warning (120 s).
+   */
+  public static final long DEFAULT_TIMEOUT_SECONDS = 60;
+
+  /** {@link #DEFAULT_TIMEOUT_SECONDS} as a duration. */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(DEFAULT_TIMEOUT_SECONDS);
 
   /**
    * Connects to the pool a store records ({@link BlockPool.Opener}): {@code where}'s name is {@code
@@ -81,6 +95,11 @@ public final class RadosPool implements BlockPool {
    * client.}; every call times out after {@link #DEFAULT_TIMEOUT}.
    */
   public static RadosPool open(BlockPool.Location where) throws IOException {
+    return open(where, DEFAULT_TIMEOUT);
+  }
+
+  /** {@link #open(BlockPool.Location)} with every call timing out after {@code timeout}. */
+  public static RadosPool open(BlockPool.Location where, Duration timeout) throws IOException {
     String name = where.name();
     if (!name.startsWith(SCHEME) || name.length() == SCHEME.length()) {
       throw new RadosException("not a RADOS pool: " + name + " (rados:POOL)");
@@ -89,7 +108,7 @@ public final class RadosPool implements BlockPool {
     if (!java.nio.file.Files.isReadable(conf)) {
       throw new RadosException("cannot read the Ceph configuration " + conf);
     }
-    return connect(conf, where.client(), name.substring(SCHEME.length()), DEFAULT_TIMEOUT);
+    return connect(conf, where.client(), name.substring(SCHEME.length()), timeout);
   }
 
   /**
@@ -124,7 +143,7 @@ public final class RadosPool implements BlockPool {
       }
       check(rados.rados_connect(cluster), "connecting to " + where);
       check(rados.rados_ioctx_create(cluster, pool, out), "opening " + where);
-      return new RadosPool(rados, pool, cluster, out[0]);
+      return new RadosPool(rados, pool, cluster, out[0], timeout.toSeconds());
     } catch (IOException | RuntimeException e) {
       rados.rados_shutdown(cluster);
       throw e;
@@ -157,7 +176,7 @@ public final class RadosPool implements BlockPool {
         return false; // ECANCELED: the holder holds it already
       }
       if (r != -ENOENT) {
-        throw RadosException.of("take " + describe(oid) + " for " + holder, r);
+        throw failure("take " + describe(oid) + " for " + holder, r);
       }
       if (create(oid, holder, key, content, length)) {
         return true;
@@ -182,7 +201,7 @@ public final class RadosPool implements BlockPool {
               rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
             });
     if (r != 0 && r != -EEXIST) {
-      throw RadosException.of("take " + describe(oid) + " for " + holder + ": creating it", r);
+      throw failure("take " + describe(oid) + " for " + holder + ": creating it", r);
     }
     return r == 0;
   }
@@ -224,7 +243,7 @@ public final class RadosPool implements BlockPool {
       return false;
     }
     if (r != 0 && r != -ECANCELED) { // ECANCELED: the holder holds none
-      throw RadosException.of("release " + describe(oid) + " for " + holder, r);
+      throw failure("release " + describe(oid) + " for " + holder, r);
     }
     r =
         operate(
@@ -240,7 +259,7 @@ public final class RadosPool implements BlockPool {
     if (r == -ECANCELED || r == -ENOENT) {
       return false; // still referenced, or removed by the client that released it last
     }
-    throw RadosException.of("release " + describe(oid) + ": removing it", r);
+    throw failure("release " + describe(oid) + ": removing it", r);
   }
 
   /** The holders of block {@code hash}'s references, in key order; empty when it is missing. */
@@ -261,11 +280,12 @@ public final class RadosPool implements BlockPool {
     String oid = hash.toString();
     // one round trip for an object of at most READ_AT_ONCE bytes (every block of a store)
     byte[] buf = new byte[READ_AT_ONCE + 1];
-    int n = rados.rados_read(io, oid, buf, buf.length, 0);
+    refreshMap();
+    int n = settled(rados.rados_read(io, oid, buf, buf.length, 0));
     if (n == -ENOENT) {
       return null;
     }
-    check(n, "read " + describe(oid));
+    answered(n, "read " + describe(oid));
     if (n <= READ_AT_ONCE) {
       return java.util.Arrays.copyOf(buf, n);
     }
@@ -275,21 +295,22 @@ public final class RadosPool implements BlockPool {
   /** An object larger than {@link #READ_AT_ONCE}: its size, then its bytes. */
   private byte[] readLarge(String oid) throws IOException {
     long[] size = new long[1];
-    int r = rados.rados_stat(io, oid, size, 0);
+    refreshMap();
+    int r = settled(rados.rados_stat(io, oid, size, 0));
     if (r == -ENOENT) {
       return null;
     }
-    check(r, "stat " + describe(oid));
+    answered(r, "stat " + describe(oid));
     if (size[0] > Integer.MAX_VALUE - 8) {
       throw new RadosException("read " + describe(oid) + ": too large, " + size[0] + " bytes");
     }
     // Blocks are written once, whole: the size cannot change, only the object disappear.
     byte[] content = new byte[(int) size[0]];
-    r = rados.rados_read(io, oid, content, content.length, 0);
+    r = settled(rados.rados_read(io, oid, content, content.length, 0));
     if (r == -ENOENT) {
       return null;
     }
-    check(r, "read " + describe(oid));
+    answered(r, "read " + describe(oid));
     if (r != content.length) {
       throw new RadosException(
           "read " + describe(oid) + ": got " + r + " of " + content.length + " bytes");
@@ -316,17 +337,18 @@ public final class RadosPool implements BlockPool {
    * order; null when the object is missing.
    */
   private Map<String, byte[]> omap(String oid, String prefix, int max) throws IOException {
+    refreshMap();
     long op = rados.rados_create_read_op();
     long iter = 0;
     try {
       long[] out = new long[1];
       rados.rados_read_op_omap_get_vals2(op, null, prefix, max, out, 0, 0);
       iter = out[0];
-      int r = rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG);
+      int r = settled(rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG));
       if (r == -ENOENT) {
         return null;
       }
-      check(r, "reading the omap of " + describe(oid));
+      answered(r, "reading the omap of " + describe(oid));
       Map<String, byte[]> entries = new TreeMap<>();
       long[] key = new long[1];
       long[] val = new long[1];
@@ -348,11 +370,12 @@ public final class RadosPool implements BlockPool {
   /** Whether the pool holds block {@code hash}. */
   public boolean exists(Hash hash) throws IOException {
     String oid = hash.toString();
-    int r = rados.rados_stat(io, oid, new long[1], 0);
+    refreshMap();
+    int r = settled(rados.rados_stat(io, oid, new long[1], 0));
     if (r == -ENOENT) {
       return false;
     }
-    check(r, "stat " + describe(oid));
+    answered(r, "stat " + describe(oid));
     return true;
   }
 
@@ -365,23 +388,12 @@ public final class RadosPool implements BlockPool {
   public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
     String key = holderKey(holder);
     List<Hash> all = new ArrayList<>();
-    long[] out = new long[1];
-    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
-    long ctx = out[0];
-    try {
-      int r;
-      while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
-        String oid = cString(out[0]);
-        if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
-          all.add(Hash.parse(oid));
-        }
-      }
-      if (r != -ENOENT) {
-        throw RadosException.of("listing pool " + pool, r);
-      }
-    } finally {
-      rados.rados_nobjects_list_close(ctx);
-    }
+    forEachObject(
+        oid -> {
+          if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
+            all.add(Hash.parse(oid));
+          }
+        });
     for (Hash h : all) {
       Map<String, byte[]> mark = omap(h.toString(), key, 1);
       if (mark != null && mark.containsKey(key)) {
@@ -392,19 +404,30 @@ public final class RadosPool implements BlockPool {
 
   /** How many objects the pool holds, counted by listing them all (for tests and checks). */
   public long objectCount() throws IOException {
+    return objects().size();
+  }
+
+  /** The names of the pool's objects, listed (for tests and checks). */
+  public List<String> objects() throws IOException {
+    List<String> all = new ArrayList<>();
+    forEachObject(all::add);
+    return all;
+  }
+
+  /** Lists the pool: passes each object's name. */
+  private void forEachObject(Consumer<String> action) throws IOException {
     long[] out = new long[1];
-    check(rados.rados_nobjects_list_open(io, out), "listing pool " + pool);
+    refreshMap();
+    answered(settled(rados.rados_nobjects_list_open(io, out)), "listing pool " + pool);
     long ctx = out[0];
     try {
-      long n = 0;
       int r;
       while ((r = rados.rados_nobjects_list_next(ctx, out, 0, 0)) == 0) {
-        n++;
+        action.accept(cString(out[0]));
       }
       if (r != -ENOENT) {
-        throw RadosException.of("listing pool " + pool, r);
+        throw failure("listing pool " + pool, r);
       }
-      return n;
     } finally {
       rados.rados_nobjects_list_close(ctx);
     }
@@ -466,10 +489,11 @@ public final class RadosPool implements BlockPool {
 
   /** Builds one compound write operation and runs it on {@code oid}: 0 or a negative errno. */
   private int operate(String oid, OpBuilder builder) {
+    refreshMap();
     long op = rados.rados_create_write_op();
     try {
       builder.build(op);
-      return rados.rados_write_op_operate(op, io, oid, 0, Librados.OPERATION_NOFLAG);
+      return settled(rados.rados_write_op_operate(op, io, oid, 0, Librados.OPERATION_NOFLAG));
     } finally {
       rados.rados_release_write_op(op);
     }
@@ -479,10 +503,51 @@ public final class RadosPool implements BlockPool {
     return "block " + oid + " in pool " + pool;
   }
 
-  private static void check(int r, String what) throws RadosException {
+  private static void check(int r, String what) throws IOException {
     if (r < 0) {
       throw RadosException.of(what, r);
     }
+  }
+
+  /**
+   * While calls time out, fetches the cluster's latest OSD map before each call: librados alone may
+   * go on sending to an OSD that was down when a call timed out and has come back (measured on Ceph
+   * 16: calls timed out for minutes after the OSD was up again), so that the pool would never
+   * answer again. The map is fetched until a call gets an answer ({@link #settled}): one fetched
+   * while the OSD was still down does not end it.
+   */
+  private void refreshMap() {
+    if (mapStale) {
+      rados.rados_wait_for_latest_osdmap(cluster);
+    }
+  }
+
+  /** Notes whether the call that answered {@code r} timed out (see {@link #refreshMap}). */
+  private int settled(int r) {
+    boolean timedOut = r == -RadosTimeoutException.ETIMEDOUT;
+    if (mapStale != timedOut) {
+      mapStale = timedOut;
+    }
+    return r;
+  }
+
+  /** Throws what a call that answered {@code r} failed with, if it failed. */
+  private void answered(int r, String what) throws IOException {
+    if (r < 0) {
+      throw failure(what, r);
+    }
+  }
+
+  /**
+   * The failure of {@code what}, which answered {@code r} (a negative errno): a timeout says which
+   * pool did not answer and in how long (not a damaged block: the caller may try again later).
+   */
+  private IOException failure(String what, int r) {
+    if (r == -RadosTimeoutException.ETIMEDOUT) {
+      return new RadosTimeoutException(
+          "pool " + SCHEME + pool + " did not answer in " + timeoutSeconds + " s (" + what + ")");
+    }
+    return RadosException.of(what, r);
   }
 
   /** numops' "add" input: the key and the decimal addend, each a Ceph string (le32 length). */

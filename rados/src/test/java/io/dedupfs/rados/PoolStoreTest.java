@@ -9,6 +9,7 @@ import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.engine.Hash;
 import io.dedupfs.engine.PoolStoreAccess;
+import io.dedupfs.engine.PoolTimeoutException;
 import io.dedupfs.engine.StoreException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -19,6 +20,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -438,6 +440,56 @@ class PoolStoreTest {
       delete(ds, "f");
       ds.reclaim();
       assertThat(probe.exists(leaf)).as("freed all the same").isFalse();
+    }
+  }
+
+  /** A RADOS pool whose reads get no answer while {@link #silent} is set. */
+  private static final class SilentReads extends ForwardingPool {
+    final AtomicBoolean silent = new AtomicBoolean();
+
+    SilentReads(RadosPool pool) {
+      super(pool);
+    }
+
+    @Override
+    public byte[] read(Hash hash) throws IOException {
+      if (silent.get()) {
+        throw new PoolTimeoutException(
+            "pool rados:blocks did not answer in 1 s (read " + hash + ")");
+      }
+      return pool.read(hash);
+    }
+  }
+
+  @Test
+  void aPoolThatDoesNotAnswerIsATimeoutNeverDamage() throws Exception {
+    byte[] data = random(new SplittableRandom(1405 ^ RUN), 20 * LEAF);
+    Path a = tmp.resolve("a");
+    try (Datastore ds = create(a)) {
+      put(ds, "f", data);
+      ds.sync();
+    }
+    SilentReads[] pool = new SilentReads[1];
+    try (Datastore ds =
+        Datastore.open(a, config(where -> pool[0] = new SilentReads(RadosPool.open(where))))) {
+      pool[0].silent.set(true); // nothing cached: every read goes to the pool
+      assertThatThrownBy(() -> read(ds, "f"))
+          .isInstanceOf(PoolTimeoutException.class)
+          .isNotInstanceOf(CorruptBlockException.class)
+          .hasMessageContaining("did not answer");
+      assertThatThrownBy(() -> ds.scrub(x -> {}))
+          .as("scrub stops, reports no damage")
+          .isInstanceOf(PoolTimeoutException.class);
+      assertThatThrownBy(() -> ds.fsck(x -> {}))
+          .as("fsck stops, reports no problem")
+          .isInstanceOf(PoolTimeoutException.class);
+
+      pool[0].silent.set(false); // the pool answers again: the same store goes on
+      assertThat(read(ds, "f")).isEqualTo(data);
+      assertThat(ds.scrub(x -> {}).damaged()).isEmpty();
+      assertThat(ds.fsck(x -> {})).isEmpty();
+      delete(ds, "f");
+      ds.reclaim();
     }
   }
 

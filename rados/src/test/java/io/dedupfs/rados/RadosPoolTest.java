@@ -252,7 +252,7 @@ class RadosPoolTest {
                 assertThatThrownBy(() -> host.take("A", h, content, content.length))
                     .isInstanceOf(RadosTimeoutException.class)
                     .hasMessageContaining(h.toString())
-                    .hasMessageContaining("ETIMEDOUT"));
+                    .hasMessageContaining("pool rados:blocks did not answer in 3 s"));
       } finally {
         ceph.signalOsd("CONT");
       }

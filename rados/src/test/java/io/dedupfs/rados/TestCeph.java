@@ -64,8 +64,30 @@ public final class TestCeph {
     return Long.parseLong(Files.readString(dir.resolve("run/osd.0.pid")).trim());
   }
 
+  /** Stops the OSD ({@code scripts/ceph.sh stop-osd}, by its pid file), as a host going down. */
+  public void stopOsd() throws IOException {
+    osd("stop-osd");
+  }
+
+  /** Starts the OSD again and waits until every placement group is active+clean. */
+  public void startOsd() throws IOException {
+    osd("start-osd");
+  }
+
+  private void osd(String command) throws IOException {
+    Path log = Files.createTempFile("dedupfs-ceph-" + command + "-", ".log");
+    try {
+      int rc = run(log, "bash", script().toString(), command, dir.toString());
+      if (rc != 0) {
+        fail("scripts/ceph.sh " + command + " failed (exit " + rc + "):\n" + Files.readString(log));
+      }
+    } finally {
+      Files.deleteIfExists(log);
+    }
+  }
+
   /** Sends {@code signal} (STOP, CONT) to the OSD. */
-  void signalOsd(String signal) throws IOException, InterruptedException {
+  public void signalOsd(String signal) throws IOException, InterruptedException {
     Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(osdPid())).start();
     if (kill.waitFor() != 0) {
       fail("kill -" + signal + " of the OSD failed");

@@ -4,6 +4,7 @@ import io.dedupfs.engine.Datastore;
 import io.dedupfs.fs.Mount;
 import io.dedupfs.fs.fuse.MountOptions;
 import io.dedupfs.fs.fuse.Posix;
+import io.dedupfs.rados.RadosPool;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
@@ -12,6 +13,7 @@ import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -55,7 +57,7 @@ final class MountCommand implements Callable<Integer> {
       split = ",",
       description = {
         "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
-        "log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+        "pool_timeout=SECONDS, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
         "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
       })
   List<String> options = new ArrayList<>();
@@ -110,6 +112,17 @@ final class MountCommand implements Callable<Integer> {
   int threads = 8;
 
   @Option(
+      names = "--pool-timeout",
+      paramLabel = "SECONDS",
+      description = {
+        "For a store whose blocks are in a pool: how long a call to the pool waits for an answer",
+        "before the request that needs it fails with EIO (default: "
+            + RadosPool.DEFAULT_TIMEOUT_SECONDS
+            + "; 1 to 3600)."
+      })
+  int poolTimeout = (int) RadosPool.DEFAULT_TIMEOUT_SECONDS;
+
+  @Option(
       names = "--log",
       paramLabel = "FILE",
       description =
@@ -158,7 +171,7 @@ final class MountCommand implements Callable<Integer> {
         case "rw" -> readOnly = false;
         case "writeback_cache" -> writebackCache = true;
         case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
-        case "threads" -> threads = parseThreads(o, required(o, value));
+        case "threads" -> threads = parseNumber(o, required(o, value));
         case "snapdir" ->
             snapdir =
                 switch (required(o, value)) {
@@ -167,6 +180,7 @@ final class MountCommand implements Callable<Integer> {
                   default ->
                       throw new Main.UsageException("mount option '" + o + "': hidden or visible");
                 };
+        case "pool_timeout" -> poolTimeout = parseNumber(o, required(o, value));
         case "log" -> log = Path.of(required(o, value));
         case "debug" -> debugFuse = true;
         case "nosuid",
@@ -207,6 +221,10 @@ final class MountCommand implements Callable<Integer> {
     if (threads < 1 || threads > 256) {
       throw new Main.UsageException("threads must be from 1 to 256, not " + threads);
     }
+    if (poolTimeout < 1 || poolTimeout > 3600) {
+      throw new Main.UsageException(
+          "the pool timeout is from 1 to 3600 seconds, not " + poolTimeout);
+    }
   }
 
   /**
@@ -234,7 +252,7 @@ final class MountCommand implements Callable<Integer> {
     return value;
   }
 
-  private static int parseThreads(String option, String value) {
+  private static int parseNumber(String option, String value) {
     try {
       return Integer.parseInt(value);
     } catch (NumberFormatException e) {
@@ -246,7 +264,9 @@ final class MountCommand implements Callable<Integer> {
 
   private int serve(Path mnt) throws Exception {
     Path storeDir = store.toAbsolutePath().normalize();
-    Datastore ds = Datastore.open(storeDir, StorePaths.config().withReadOnly(readOnly));
+    Datastore ds =
+        Datastore.open(
+            storeDir, StorePaths.config(Duration.ofSeconds(poolTimeout)).withReadOnly(readOnly));
     Mount m;
     try {
       m = Mount.start(ds, mnt, mountOptions(storeDir), snapdir == Snapdir.visible);

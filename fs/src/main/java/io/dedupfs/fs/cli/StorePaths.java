@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.stream.Stream;
 
 /** Checks of the paths a command is given, made before anything is created or mounted. */
@@ -120,12 +121,17 @@ final class StorePaths {
    * command knows ({@code rados:POOL}), so that a store whose blocks are in a pool opens.
    */
   static DatastoreConfig config() {
-    return DatastoreConfig.defaults().withPools(StorePaths::openPool);
+    return config(RadosPool.DEFAULT_TIMEOUT);
   }
 
-  private static BlockPool openPool(BlockPool.Location where) throws IOException {
+  /** {@link #config()} whose pools time out after {@code poolTimeout} (mount's pool_timeout). */
+  static DatastoreConfig config(Duration poolTimeout) {
+    return DatastoreConfig.defaults().withPools(where -> openPool(where, poolTimeout));
+  }
+
+  private static BlockPool openPool(BlockPool.Location where, Duration timeout) throws IOException {
     if (where.name().startsWith(RadosPool.SCHEME)) {
-      return RadosPool.open(where);
+      return RadosPool.open(where, timeout);
     }
     throw new StoreException("unknown kind of block pool: " + where.name());
   }
