@@ -38,6 +38,8 @@ final class Librados {
 
     void rados_shutdown(long cluster);
 
+    int rados_cluster_fsid(long cluster, @Out byte[] buf, long len);
+
     int rados_conf_read_file(long cluster, String path);
 
     int rados_conf_set(long cluster, String option, String value);
