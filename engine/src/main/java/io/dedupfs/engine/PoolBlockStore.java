@@ -39,6 +39,9 @@ import java.util.function.Consumer;
 final class PoolBlockStore extends CountedBlockStore {
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
+  /** The pool calls of a receive by reference in flight at once. */
+  private static final int IN_FLIGHT = 16;
+
   private final BlockPool pool;
   private final String poolName;
 
@@ -214,6 +217,102 @@ final class PoolBlockStore extends CountedBlockStore {
       db.releases.delete(txn, Lmdb.key(h));
     }
     return hashes.size();
+  }
+
+  // ---- a receive by reference (FORMAT.md, "Send streams")
+
+  @Override
+  public String poolIdentity() throws IOException {
+    return pool.identity();
+  }
+
+  @Override
+  public byte[] loadPooled(Hash hash, int level) throws IOException {
+    byte[] content = pool.read(hash);
+    if (content != null
+        && (content.length > Math.max(geometry.leafSize, Geometry.NODE_BYTES)
+            || !hashOf(content, level).equals(hash))) {
+      throw new CorruptBlockException(hash, "its bytes in " + poolName + " do not match its hash");
+    }
+    return content;
+  }
+
+  @Override
+  public List<Hash> takePooled(List<Hash> hashes) throws IOException {
+    boolean[] held = new boolean[hashes.size()];
+    inParallel(hashes.size(), i -> held[i] = pool.takeExisting(holder, hashes.get(i)));
+    List<Hash> missing = new ArrayList<>();
+    for (int i = 0; i < held.length; i++) {
+      if (!held[i]) {
+        missing.add(hashes.get(i));
+      }
+    }
+    return missing;
+  }
+
+  @Override
+  public void putPooled(WriteTxn txn, Hash hash, int level, int length) {
+    db.releases.delete(txn, Lmdb.key(hash)); // as putNew: the reference was taken again
+    putOne(txn, hash, level, length);
+  }
+
+  @Override
+  public void releasePooled(List<Hash> hashes) throws IOException {
+    inParallel(hashes.size(), i -> pool.release(holder, hashes.get(i)));
+  }
+
+  /** A pool call for each of {@code n} indexes, up to {@value #IN_FLIGHT} at once. */
+  private static void inParallel(int n, PoolCall call) throws IOException {
+    if (n == 0) {
+      return;
+    }
+    java.util.concurrent.ExecutorService threads =
+        java.util.concurrent.Executors.newFixedThreadPool(
+            Math.min(n, IN_FLIGHT),
+            r -> {
+              Thread t = new Thread(r, "dedupfs-pool-take");
+              t.setDaemon(true);
+              return t;
+            });
+    try {
+      List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        int at = i;
+        done.add(
+            threads.submit(
+                () -> {
+                  call.run(at);
+                  return null;
+                }));
+      }
+      IOException failed = null;
+      for (java.util.concurrent.Future<?> f : done) {
+        try {
+          f.get();
+        } catch (java.util.concurrent.ExecutionException e) {
+          if (failed == null) {
+            failed =
+                e.getCause() instanceof IOException io
+                    ? io
+                    : new IOException(e.getCause().getMessage(), e.getCause());
+          }
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new java.io.InterruptedIOException("interrupted while calling the pool");
+        }
+      }
+      if (failed != null) {
+        throw failed;
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+  }
+
+  /** One pool call of {@link #inParallel}. */
+  @FunctionalInterface
+  private interface PoolCall {
+    void run(int index) throws IOException;
   }
 
   @Override
