@@ -67,17 +67,23 @@ class RadosMountIT {
   }
 
   private Path create(String name) {
-    Path store = tmp.resolve(name + "-store");
+    return create(ceph, tmp.resolve(name + "-store"), "blocks");
+  }
+
+  /**
+   * {@code dedupfs create --blocks rados:POOL} of store {@code store} on {@code ceph}'s cluster.
+   */
+  static Path create(TestCeph ceph, Path store, String pool) {
     Shell.Result r =
         Mounted.cli(
             "create",
             "--blocks",
-            "rados:blocks",
+            "rados:" + pool,
             "--ceph-conf",
             ceph.conf().toString(),
             store.toString());
     assertThat(r.exitCode()).as("create: %s", r.stderr()).isZero();
-    assertThat(r.stdout()).contains("blocks in rados:blocks");
+    assertThat(r.stdout()).contains("blocks in rados:" + pool);
     return store;
   }
 
@@ -88,7 +94,7 @@ class RadosMountIT {
   }
 
   /** Applies the store's queued frees and pool releases (fsck reclaims first), and checks it. */
-  private static void fsck(Mounted m) {
+  static void fsck(Mounted m) {
     Shell.Result r = Mounted.cli("fsck", m.mountpoint().toString());
     assertThat(r.exitCode()).as("fsck %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
     assertThat(r.stdout()).contains("fsck: clean");
@@ -379,7 +385,7 @@ class RadosMountIT {
   }
 
   /** Runs scrub; asserts nothing is damaged; returns the blocks it checked (the store's count). */
-  private static long scrub(Mounted m) {
+  static long scrub(Mounted m) {
     Shell.Result r =
         Mounted.cli(Duration.ofMinutes(5), "scrub", "--json", m.mountpoint().toString());
     assertThat(r.exitCode()).as("scrub %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
