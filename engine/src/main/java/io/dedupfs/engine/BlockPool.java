@@ -71,6 +71,29 @@ public interface BlockPool extends AutoCloseable {
    */
   boolean release(String holder, Hash hash) throws IOException;
 
+  /**
+   * Takes {@code holder}'s reference to block {@code hash} only if the pool holds the block
+   * already, without its content (a receive by reference: the block came from another store of the
+   * pool). Returns false, taking nothing, when the pool lacks it. Idempotent as {@link #take}. This
+   * default reads the block and takes it with its content; a pool should do better.
+   */
+  default boolean takeExisting(String holder, Hash hash) throws IOException {
+    byte[] content = read(hash);
+    if (content == null) {
+      return false;
+    }
+    take(holder, hash, content, content.length);
+    return true;
+  }
+
+  /**
+   * What names this pool wherever a client reaches it (for a RADOS pool: the cluster's fsid and the
+   * pool's name), so that two stores can tell that they share it; null when the pool cannot say.
+   */
+  default String identity() throws IOException {
+    return null;
+  }
+
   /** The block's content as stored, unchecked; null when the pool lacks it. */
   byte[] read(Hash hash) throws IOException;
 

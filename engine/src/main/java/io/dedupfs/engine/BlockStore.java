@@ -2,6 +2,7 @@ package io.dedupfs.engine;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -229,6 +230,43 @@ interface BlockStore {
   /** A block that a transaction will store: {@code content[0, length)} at {@code level}. */
   record NewBlock(Hash hash, int level, byte[] content, int length) {}
 
+  /**
+   * What names the pool this store keeps its blocks in ({@link BlockPool#identity}), for a receive
+   * by reference; null for a store that keeps them in its LMDB (or a pool that cannot say).
+   */
+  default String poolIdentity() throws IOException {
+    return null;
+  }
+
+  /**
+   * The checked content of block {@code hash} at {@code level} as the pool holds it, whether this
+   * store counts it or not (a node of a tree received by reference); null when the pool lacks it.
+   */
+  default byte[] loadPooled(Hash hash, int level) throws IOException {
+    throw new UnsupportedOperationException("this store keeps its blocks in its LMDB");
+  }
+
+  /**
+   * Takes this store's pool references to {@code hashes}, which another store of the pool stored (a
+   * receive by reference: no content crosses), several at once. Returns those the pool lacks:
+   * nothing is taken for them. Called inside a write transaction, as {@link #putNew} takes, before
+   * the {@link #putPooled} of each hash taken.
+   */
+  default List<Hash> takePooled(List<Hash> hashes) throws IOException {
+    throw new UnsupportedOperationException("this store keeps its blocks in its LMDB");
+  }
+
+  /**
+   * Records a block this store did not count, whose pool reference {@link #takePooled} took in this
+   * transaction, with a count of one: as {@link #putNew}, without its content.
+   */
+  default void putPooled(WriteTxn txn, Hash hash, int level, int length) throws IOException {
+    throw new UnsupportedOperationException("this store keeps its blocks in its LMDB");
+  }
+
+  /** Releases pool references {@link #takePooled} took whose transaction then failed. */
+  default void releasePooled(List<Hash> hashes) throws IOException {}
+
   /** Passes every block the pool says this store holds a reference to. */
   default void forEachPooled(Consumer<Hash> action) throws IOException {}
 
@@ -237,7 +275,7 @@ interface BlockStore {
    * queued for release (references a crash took but never recorded). Returns how many. Runs in a
    * write transaction, so that no take is in flight.
    */
-  default int releaseUnrecorded(WriteTxn txn, java.util.List<Hash> hashes) throws IOException {
+  default int releaseUnrecorded(WriteTxn txn, List<Hash> hashes) throws IOException {
     return 0;
   }
 }

@@ -716,8 +716,34 @@ public final class Datastore implements Closeable {
       OutputStream out,
       Consumer<Progress> progress)
       throws IOException {
+    return send(name, from, resumeToken, receiver, false, out, progress);
+  }
+
+  /**
+   * As above; {@code byReference}: the stream names the snapshot's blocks by hash instead of
+   * carrying them, for a receiver that keeps its blocks in the same pool as this store ({@link
+   * #poolIdentity}); StreamException when this store keeps its blocks in its LMDB.
+   */
+  public SendReport send(
+      String name,
+      String from,
+      String resumeToken,
+      BlockQuery receiver,
+      boolean byReference,
+      OutputStream out,
+      Consumer<Progress> progress)
+      throws IOException {
     return new Send(db, ns, blocks, snapshotOps.snapshots, geometry)
-        .send(name, from, resumeToken, receiver, out, progress);
+        .send(name, from, resumeToken, receiver, byReference, out, progress);
+  }
+
+  /**
+   * What names the pool this store keeps its blocks in, the same from every host (for a RADOS pool
+   * its name and its cluster's fsid); null for a store that keeps them in its LMDB. Two stores with
+   * equal identities can send snapshots to each other by reference.
+   */
+  public String poolIdentity() throws IOException {
+    return blocks.poolIdentity();
   }
 
   /**

@@ -395,6 +395,48 @@ final class PoolBlockStore extends CountedBlockStore {
     return hashes.size();
   }
 
+  // ---- a receive by reference (FORMAT.md, "Send streams")
+
+  @Override
+  public String poolIdentity() throws IOException {
+    return pool.identity();
+  }
+
+  @Override
+  public byte[] loadPooled(Hash hash, int level) throws IOException {
+    byte[] content = pool.read(hash);
+    if (content != null
+        && (content.length > Math.max(geometry.leafSize, Geometry.NODE_BYTES)
+            || !hashOf(content, level).equals(hash))) {
+      throw new CorruptBlockException(hash, "its bytes in " + poolName + " do not match its hash");
+    }
+    return content;
+  }
+
+  @Override
+  public List<Hash> takePooled(List<Hash> hashes) throws IOException {
+    List<Boolean> held =
+        inParallel(hashes, h -> pool.takeExisting(holder, h), "taking references by hash");
+    List<Hash> missing = new ArrayList<>();
+    for (int i = 0; i < held.size(); i++) {
+      if (!held.get(i)) {
+        missing.add(hashes.get(i));
+      }
+    }
+    return missing;
+  }
+
+  @Override
+  public void putPooled(WriteTxn txn, Hash hash, int level, int length) {
+    db.releases.delete(txn, Lmdb.key(hash)); // as putNew: the reference was taken again
+    putOne(txn, hash, level, length);
+  }
+
+  @Override
+  public void releasePooled(List<Hash> hashes) throws IOException {
+    inParallel(hashes, h -> pool.release(holder, h), "releasing references");
+  }
+
   @Override
   public void forEachPooled(Consumer<Hash> action) throws IOException {
     pool.forEachHeld(holder, action);

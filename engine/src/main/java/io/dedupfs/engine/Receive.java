@@ -57,8 +57,15 @@ final class Receive {
       String from,
       byte[] fromDigest,
       long skip,
-      long id) {}
+      long id,
+      String pool) {
+    /** Whether the stream names its blocks by reference to the pool both stores share. */
+    boolean byReference() {
+      return pool != null;
+    }
+  }
 
+  /** A received block: its content, or null for a leaf named by reference. */
   private record Block(Hash hash, int level, byte[] content, int length) {}
 
   ReceiveReport receive(InputStream stream, Consumer<Progress> progress) throws IOException {
@@ -72,8 +79,12 @@ final class Receive {
     try {
       long batchBytes = 0;
       int type;
-      while ((type = in.u8()) == SendStream.BLOCK) {
-        Block b = block(in, state[0] + batch.size());
+      int blockType = h.byReference() ? SendStream.REFERENCE : SendStream.BLOCK;
+      while ((type = in.u8()) == blockType) {
+        Block b =
+            h.byReference()
+                ? reference(in, state[0] + batch.size())
+                : block(in, state[0] + batch.size());
         batch.add(b);
         batchBytes += b.length;
         if (batch.size() >= BATCH_BLOCKS || batchBytes >= BATCH_BYTES) {
@@ -127,6 +138,9 @@ final class Receive {
       }
       check(nodes, links);
     } catch (IOException | RuntimeException e) {
+      if (h.byReference()) {
+        throw dropped(h, e, staged[0]);
+      }
       if (!batch.isEmpty() && !(e instanceof StoreFullException)) {
         try { // the blocks read and checked before the stream stopped: kept for a resume
           store(h, batch, state);
@@ -159,7 +173,35 @@ final class Receive {
     long now = Checks.now();
     db.write(txn -> finish(txn, h, nodes, links, now));
     progress.accept(new Progress("receive", in.bytes(), in.bytes()));
-    return new ReceiveReport(h.name, in.bytes(), state[1], state[2], state[3], nodes.size());
+    return new ReceiveReport(
+        h.name, in.bytes(), state[1], state[2], state[3], nodes.size(), h.byReference());
+  }
+
+  /**
+   * A receive by reference that failed: whatever it staged is dropped at once (its references are
+   * queued for release; reclaim releases their pool references), as nothing of it is worth keeping
+   * for a resume: no block data crossed.
+   */
+  private StreamException dropped(Header h, Exception e, boolean staged) {
+    if (staged) {
+      try {
+        db.write(
+            txn -> {
+              release(txn, h.id);
+              return null;
+            });
+      } catch (IOException | RuntimeException again) {
+        e.addSuppressed(again);
+        return new StreamException(
+            message(e)
+                + ". Nothing of it is visible in the store; drop the references it took with"
+                + " `dedupfs receive --abort "
+                + SendStream.token(h.id, 0)
+                + "`");
+      }
+    }
+    return new StreamException(
+        message(e) + ". Nothing of it is visible in the store, and nothing of it is kept");
   }
 
   private static String message(Throwable e) {
@@ -176,12 +218,14 @@ final class Receive {
       throw new StreamException("this is not a dedupfs send stream (it does not start DDFSSEND)");
     }
     int version = in.u16();
-    if (version != SendStream.VERSION) {
+    if (version != SendStream.VERSION && version != SendStream.BY_REFERENCE_VERSION) {
       throw new StreamException(
           "the stream has version "
               + version
-              + "; this dedupfs reads send streams of version "
+              + "; this dedupfs reads send streams of versions "
               + SendStream.VERSION
+              + " and "
+              + SendStream.BY_REFERENCE_VERSION
               + " only");
     }
     int leafSize = in.i32();
@@ -215,6 +259,10 @@ final class Receive {
       in.readFully(fromDigest);
     }
     long skip = in.i64();
+    String pool = version == SendStream.BY_REFERENCE_VERSION ? in.string() : null;
+    if (pool != null) {
+      samePool(pool, skip);
+    }
     long id = SendStream.streamId(name, digest, fromDigest);
     String fromName = from;
     byte[] fromWanted = fromDigest;
@@ -258,7 +306,72 @@ final class Receive {
           }
           return null;
         });
-    return new Header(name, directory, source, created, digest, from, fromDigest, skip, id);
+    return new Header(name, directory, source, created, digest, from, fromDigest, skip, id, pool);
+  }
+
+  /** A stream by reference is for a store of the same pool only. */
+  private void samePool(String pool, long skip) throws IOException {
+    String mine = blocks.poolIdentity();
+    if (mine == null) {
+      throw new StreamException(
+          "the stream names its blocks by reference to pool "
+              + pool
+              + ", but this store keeps its blocks in its own LMDB: send them (without"
+              + " --by-reference)");
+    }
+    if (!mine.equals(pool)) {
+      throw new StreamException(
+          "the stream names its blocks by reference to pool "
+              + pool
+              + ", but this store keeps its blocks in "
+              + mine
+              + ": send them (without --by-reference)");
+    }
+    if (skip != 0) {
+      throw new StreamException("the stream is damaged: a stream by reference is never resumed");
+    }
+  }
+
+  /**
+   * A REFERENCE record's body: a block the pool holds, named by its level, hash and length. A node
+   * is read from the pool and checked against its hash (its children are counted from it); a leaf's
+   * content never crosses (its length is the sender's word, as the pool's object holds it).
+   */
+  private Block reference(SendStream.In in, long index) throws IOException {
+    int level = in.u8();
+    Hash hash = in.hash();
+    int length = in.i32();
+    if (hash.isZero()
+        || level > MAX_LEVEL
+        || length < 0
+        || length > (level == 0 ? geometry.leafSize : Geometry.NODE_BYTES)) {
+      throw new StreamException(
+          "the stream is damaged: block " + index + " (level " + level + ", " + hash + ")");
+    }
+    if (level == 0) {
+      return new Block(hash, 0, null, length);
+    }
+    byte[] content = blocks.loadPooled(hash, level);
+    if (content == null) {
+      throw missing(hash, level);
+    }
+    content = Arrays.copyOf(content, Geometry.NODE_BYTES);
+    if (Geometry.storedNodeLength(content) != length) {
+      throw new StreamException(
+          "the stream is damaged: block " + index + " (" + hash + ") is not of its length");
+    }
+    return new Block(hash, level, content, length);
+  }
+
+  private StreamException missing(Hash hash, int level) throws IOException {
+    return new StreamException(
+        "block "
+            + hash
+            + " (level "
+            + level
+            + ") of the stream is missing from "
+            + blocks.poolIdentity()
+            + ": was it deleted on the sending store since the send?");
   }
 
   private boolean exists(ReadTxn txn, String name) throws IOException {
@@ -311,55 +424,102 @@ final class Receive {
 
   /** Stores a batch of received blocks, each held by the staging record until a parent takes it. */
   private void store(Header h, List<Block> batch, long[] state) throws IOException {
-    long[] r =
-        db.write(
-            txn -> {
-              long have = committed(txn, h.id);
-              long held = 0;
-              long bytes = 0;
-              for (Block b : batch) {
-                if (isStaged(txn, h.id, b.hash)) {
-                  held++;
-                  continue;
-                }
-                if (blocks.exists(txn, b.hash)) {
-                  blocks.incref(txn, b.hash);
-                  stage(txn, h.id, b.hash, b.level);
-                  held++;
-                  continue;
-                }
-                if (b.level > 0) {
-                  for (int i = 0; i < Geometry.FANOUT; i++) {
-                    Hash c = Geometry.child(b.content, i);
-                    if (c.isZero()) {
-                      continue;
-                    }
-                    int level = blocks.level(txn, c);
-                    if (level != b.level - 1) {
-                      throw new StreamException(
-                          "the stream names block "
-                              + c
-                              + (level < 0
-                                  ? ", which neither it nor this store holds"
-                                  : " at level " + (b.level - 1) + ", stored here at " + level)
-                              + (h.from == null
-                                  ? ""
-                                  : " (was snapshot " + h.from + " changed here?)"));
-                    }
-                    take(txn, h.id, c);
-                  }
-                }
-                blocks.putNew(txn, b.hash, b.level, b.content, b.length);
-                stage(txn, h.id, b.hash, b.level);
-                bytes += b.length;
-              }
-              putRecord(txn, h.id, Math.max(have, h.skip + state[1] + batch.size()), h.name);
-              return new long[] {held, bytes};
-            });
+    List<Hash> taken = new ArrayList<>();
+    long[] r;
+    try {
+      r = db.write(txn -> store(txn, h, batch, state, taken));
+    } catch (IOException | RuntimeException e) {
+      if (!taken.isEmpty()) {
+        try { // the references this failed transaction took in the pool
+          blocks.releasePooled(taken);
+        } catch (IOException | RuntimeException again) {
+          e.addSuppressed(again); // left to a reconcile
+        }
+      }
+      throw e;
+    }
     state[0] += batch.size();
     state[1] += batch.size();
     state[2] += r[0];
     state[3] += r[1];
+  }
+
+  /**
+   * By reference: takes the pool references of the blocks of {@code batch} that this store does not
+   * count (several at once), adding them to {@code taken}; a block the pool lacks fails the
+   * receive.
+   */
+  private void takePooled(WriteTxn txn, Header h, List<Block> batch, List<Hash> taken)
+      throws IOException {
+    Set<Hash> wanted = new java.util.LinkedHashSet<>();
+    for (Block b : batch) {
+      if (!isStaged(txn, h.id, b.hash) && !blocks.exists(txn, b.hash)) {
+        wanted.add(b.hash);
+      }
+    }
+    List<Hash> ask = new ArrayList<>(wanted);
+    List<Hash> missing = blocks.takePooled(ask);
+    ask.removeAll(missing);
+    taken.addAll(ask);
+    if (!missing.isEmpty()) {
+      Hash m = missing.get(0);
+      for (Block b : batch) {
+        if (b.hash.equals(m)) {
+          throw missing(m, b.level);
+        }
+      }
+    }
+  }
+
+  /** The transaction of {@link #store}: each block of the batch stored or held, and staged. */
+  private long[] store(WriteTxn txn, Header h, List<Block> batch, long[] state, List<Hash> taken)
+      throws IOException {
+    if (h.byReference()) {
+      takePooled(txn, h, batch, taken);
+    }
+    long have = committed(txn, h.id);
+    long held = 0;
+    long bytes = 0;
+    for (Block b : batch) {
+      if (isStaged(txn, h.id, b.hash)) {
+        held++;
+        continue;
+      }
+      if (blocks.exists(txn, b.hash)) {
+        blocks.incref(txn, b.hash);
+        stage(txn, h.id, b.hash, b.level);
+        held++;
+        continue;
+      }
+      if (b.level > 0) {
+        for (int i = 0; i < Geometry.FANOUT; i++) {
+          Hash c = Geometry.child(b.content, i);
+          if (c.isZero()) {
+            continue;
+          }
+          int level = blocks.level(txn, c);
+          if (level != b.level - 1) {
+            throw new StreamException(
+                "the stream names block "
+                    + c
+                    + (level < 0
+                        ? ", which neither it nor this store holds"
+                        : " at level " + (b.level - 1) + ", stored here at " + level)
+                    + (h.from == null ? "" : " (was snapshot " + h.from + " changed here?)"));
+          }
+          take(txn, h.id, c);
+        }
+      }
+      if (h.byReference()) {
+        blocks.putPooled(txn, b.hash, b.level, b.length);
+      } else {
+        blocks.putNew(txn, b.hash, b.level, b.content, b.length);
+      }
+      stage(txn, h.id, b.hash, b.level);
+      bytes += b.length;
+    }
+    putRecord(txn, h.id, Math.max(have, h.skip + state[1] + batch.size()), h.name);
+    return new long[] {held, bytes};
   }
 
   /** The namespace records make sense: ids, types, names, every inode named. */

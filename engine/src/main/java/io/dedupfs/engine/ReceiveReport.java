@@ -2,7 +2,9 @@ package io.dedupfs.engine;
 
 /**
  * What a receive did: the snapshot it created; the stream's bytes; the blocks the stream carried,
- * those of them the store held already, and the bytes it stored; the inodes it created.
+ * those of them the store held already, and the bytes it stored (by reference: the bytes it took
+ * pool references to, stored by another store); the inodes it created; whether the stream named its
+ * blocks by reference to the pool both stores share.
  */
 public record ReceiveReport(
     String snapshot,
@@ -10,4 +12,5 @@ public record ReceiveReport(
     long blocksReceived,
     long blocksAlreadyHeld,
     long bytesStored,
-    long inodes) {}
+    long inodes,
+    boolean byReference) {}

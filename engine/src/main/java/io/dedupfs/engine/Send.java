@@ -51,16 +51,19 @@ final class Send {
   private record Prep(
       SnapshotInfo info, SendStream.Listing listing, SnapshotInfo from, SendStream.Listing old) {}
 
-  private record Block(Hash hash, int level, byte[] content) {}
+  /** A block to write: its content, or null for one named by reference (then its length). */
+  private record Block(Hash hash, int level, byte[] content, int length) {}
 
   SendReport send(
       String name,
       String fromName,
       String resumeToken,
       BlockQuery receiver,
+      boolean byReference,
       OutputStream sink,
       Consumer<Progress> progress)
       throws IOException {
+    String pool = byReference ? pool(resumeToken) : null;
     Prep p =
         db.read(
             txn -> {
@@ -97,13 +100,13 @@ final class Send {
       }
       skip = t[1];
     }
-    Walk walk = new Walk(p, skip);
+    Walk walk = new Walk(p, skip, byReference);
     if (receiver != null) {
       walk.lacking = lacking(p.listing, receiver);
     }
     SendStream.Out out = new SendStream.Out(new BufferedOutputStream(sink, 1 << 16));
     out.write(SendStream.MAGIC);
-    out.writeShort(SendStream.VERSION);
+    out.writeShort(byReference ? SendStream.BY_REFERENCE_VERSION : SendStream.VERSION);
     out.writeInt(geometry.leafSize);
     out.string(name);
     out.writeByte(p.info.directory() ? 1 : 0);
@@ -116,6 +119,9 @@ final class Send {
       out.write(fromDigest);
     }
     out.writeLong(skip);
+    if (byReference) {
+      out.string(pool);
+    }
     long sent = 0;
     long blockBytes = 0;
     boolean more = true;
@@ -123,9 +129,13 @@ final class Send {
       List<Block> batch = new ArrayList<>();
       more = db.read(txn -> walk.step(txn, batch));
       for (Block b : batch) {
-        out.block(b.hash, b.level, b.content);
+        if (b.content == null) {
+          out.reference(b.hash, b.level, b.length);
+        } else {
+          out.block(b.hash, b.level, b.content);
+        }
         sent++;
-        blockBytes += b.content.length;
+        blockBytes += b.length;
       }
       progress.accept(new Progress("send", out.bytes(), 0));
     }
@@ -140,7 +150,30 @@ final class Send {
     progress.accept(new Progress("send", out.bytes(), out.bytes()));
     long inodes = p.listing.records().stream().filter(r -> r instanceof SendStream.Node).count();
     return new SendReport(
-        name, fromName, out.bytes(), sent, blockBytes, walk.skipped, walk.resumed, inodes);
+        name,
+        fromName,
+        out.bytes(),
+        sent,
+        blockBytes,
+        walk.skipped,
+        walk.resumed,
+        inodes,
+        byReference);
+  }
+
+  /** The pool a stream by reference names: this store's, which the receiver must share. */
+  private String pool(String resumeToken) throws IOException {
+    if (resumeToken != null) {
+      throw new IllegalArgumentException(
+          "a send by reference is not resumed: send it again whole (no block data crosses)");
+    }
+    String pool = blocks.poolIdentity();
+    if (pool == null) {
+      throw new StreamException(
+          "this store keeps its blocks in its own LMDB, not in a shared pool: nothing to send by"
+              + " reference (send the blocks: leave out --by-reference)");
+    }
+    return pool;
   }
 
   /**
@@ -223,6 +256,7 @@ final class Send {
     private final Set<Hash> sent = new HashSet<>();
     private final Deque<Frame> stack = new ArrayDeque<>();
     private final long skip;
+    private final boolean byReference;
 
     /** With a receiver asked: the blocks still to send. */
     Set<Hash> lacking;
@@ -232,10 +266,11 @@ final class Send {
     long skipped;
     long resumed;
 
-    Walk(Prep p, long skip) {
+    Walk(Prep p, long skip, boolean byReference) {
       this.files = p.listing.regularFiles();
       this.paths = p.listing.paths();
       this.skip = skip;
+      this.byReference = byReference;
       if (p.old != null) {
         for (SendStream.Node n : p.old.regularFiles()) {
           oldByPath.put(p.old.paths().get(n.id()), n.inode());
@@ -297,8 +332,12 @@ final class Send {
           resumed++;
           continue;
         }
+        if (byReference) { // named by hash: the receiver takes its reference in the pool
+          batch.add(new Block(f.hash, f.level, null, (int) blocks.storedLength(txn, f.hash)));
+          continue;
+        }
         byte[] content = f.level > 0 ? f.content : blocks.loadFromDisk(txn, f.hash, 0);
-        batch.add(new Block(f.hash, f.level, content));
+        batch.add(new Block(f.hash, f.level, content, content.length));
         bytes += content.length;
       }
       return true;

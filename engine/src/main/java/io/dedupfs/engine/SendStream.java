@@ -27,7 +27,14 @@ final class SendStream {
   static final byte[] MAGIC = "DDFSSEND".getBytes(StandardCharsets.US_ASCII);
   static final int VERSION = 1;
 
+  /**
+   * The version of a stream by reference: its blocks are named, not carried ({@link #REFERENCE}),
+   * and its header names the pool that holds them.
+   */
+  static final int BY_REFERENCE_VERSION = 2;
+
   static final int BLOCK = 'B';
+  static final int REFERENCE = 'R';
   static final int INODE = 'I';
   static final int ENTRY = 'E';
   static final int END = 'Z';
@@ -192,6 +199,14 @@ final class SendStream {
       hash(h);
       writeInt(content.length);
       write(content);
+    }
+
+    /** A block by reference: its level, hash and content's length, not its content. */
+    void reference(Hash h, int level, int length) throws IOException {
+      writeByte(REFERENCE);
+      writeByte(level);
+      hash(h);
+      writeInt(length);
     }
 
     /** A namespace record; {@code withAtime} false writes access times as 0 (the digest). */

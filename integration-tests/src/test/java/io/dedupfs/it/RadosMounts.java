@@ -47,17 +47,22 @@ abstract class RadosMounts {
 
   /** Runs {@code dedupfs create --blocks rados:blocks} for the store {@code NAME-store}. */
   Path create(String name) {
+    return create(name, "blocks");
+  }
+
+  /** Runs {@code dedupfs create --blocks rados:POOL} for the store {@code NAME-store}. */
+  Path create(String name, String pool) {
     Path store = tmp.resolve(name + "-store");
     Shell.Result r =
         Mounted.cli(
             "create",
             "--blocks",
-            "rados:blocks",
+            "rados:" + pool,
             "--ceph-conf",
             ceph.conf().toString(),
             store.toString());
     assertThat(r.exitCode()).as("create: %s", r.stderr()).isZero();
-    assertThat(r.stdout()).contains("blocks in rados:blocks");
+    assertThat(r.stdout()).contains("blocks in rados:" + pool);
     return store;
   }
 

@@ -40,6 +40,8 @@ final class Librados {
 
     int rados_wait_for_latest_osdmap(long cluster);
 
+    int rados_cluster_fsid(long cluster, @Out byte[] buf, long len);
+
     int rados_conf_read_file(long cluster, String path);
 
     int rados_conf_set(long cluster, String option, String value);

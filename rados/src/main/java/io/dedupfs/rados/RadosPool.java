@@ -162,16 +162,7 @@ public final class RadosPool implements BlockPool {
     String oid = hash.toString();
     String key = holderKey(holder);
     while (true) {
-      int r =
-          operate(
-              oid,
-              op -> {
-                rados.rados_write_op_assert_exists(op);
-                // a missing key compares as empty: the holder has no reference yet
-                rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, NOT_HELD, 0, 0);
-                setHeld(op, key);
-                rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
-              });
+      int r = takeIfExists(oid, key);
       if (r == 0 || r == -ECANCELED) {
         return false; // ECANCELED: the holder holds it already
       }
@@ -215,6 +206,51 @@ public final class RadosPool implements BlockPool {
   public boolean takeNew(String holder, Hash hash, byte[] content, int length) throws IOException {
     return create(hash.toString(), holder, holderKey(holder), content, length)
         || take(holder, hash, content, length);
+  }
+
+  /**
+   * Takes {@code holder}'s reference to block {@code hash} if the pool holds it, in one compound
+   * operation, as {@link #take} does for an existing object (assert exists, the holder's mark
+   * compared and set, the count added to): no content crosses. Returns false, taking nothing, when
+   * the object is missing.
+   */
+  @Override
+  public boolean takeExisting(String holder, Hash hash) throws IOException {
+    String oid = hash.toString();
+    String key = holderKey(holder);
+    int r = takeIfExists(oid, key);
+    if (r == 0 || r == -ECANCELED) {
+      return true; // ECANCELED: the holder holds it already
+    }
+    if (r == -ENOENT) {
+      return false;
+    }
+    throw failure("take " + describe(oid) + " for " + holder, r);
+  }
+
+  /**
+   * The compound operation that takes the reference of holder mark {@code key} to an existing
+   * object: 0 taken, -ECANCELED held already, -ENOENT no such object.
+   */
+  private int takeIfExists(String oid, String key) {
+    return operate(
+        oid,
+        op -> {
+          rados.rados_write_op_assert_exists(op);
+          // a missing key compares as empty: the holder has no reference yet
+          rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, NOT_HELD, 0, 0);
+          setHeld(op, key);
+          rados.rados_write_op_exec(op, "numops", "add", ADD_ONE, ADD_ONE.length, 0);
+        });
+  }
+
+  /** {@code rados:POOL} in the cluster of this fsid: the same pool from every host. */
+  @Override
+  public String identity() throws IOException {
+    byte[] fsid = new byte[64];
+    int n = rados.rados_cluster_fsid(cluster, fsid, fsid.length);
+    check(n, "reading the cluster's fsid");
+    return SCHEME + pool + " of cluster " + new String(fsid, 0, n, StandardCharsets.US_ASCII);
   }
 
   /**

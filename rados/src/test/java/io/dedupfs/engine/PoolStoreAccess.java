@@ -43,6 +43,23 @@ public final class PoolStoreAccess {
     return out;
   }
 
+  /**
+   * Every block the store counts, in hash order, with its count, level and length as {@code refs}
+   * records them ("count/level/length").
+   */
+  public static java.util.SortedMap<String, String> refs(Datastore ds) throws IOException {
+    java.util.SortedMap<String, String> out = new java.util.TreeMap<>();
+    ds.db.read(
+        txn -> {
+          ds.blocks.forEachCount(
+              txn,
+              (h, count, l) ->
+                  out.put(h.toString(), count + "/" + l + "/" + ds.blocks.storedLength(txn, h)));
+          return null;
+        });
+    return out;
+  }
+
   /** Stops the store as a killed process would: nothing buffered is committed. */
   public static void kill(Datastore ds) throws IOException {
     ds.abandon();

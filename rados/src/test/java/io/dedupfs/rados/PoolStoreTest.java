@@ -10,7 +10,12 @@ import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.engine.Hash;
 import io.dedupfs.engine.PoolStoreAccess;
 import io.dedupfs.engine.PoolTimeoutException;
+import io.dedupfs.engine.ReceiveReport;
+import io.dedupfs.engine.SendReport;
 import io.dedupfs.engine.StoreException;
+import io.dedupfs.engine.StreamException;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -604,6 +609,116 @@ class PoolStoreTest {
     }
   }
 
+  /** Snapshot {@code name} of {@code from} as a stream ({@code byReference}: naming its blocks). */
+  private static byte[] send(Datastore from, String name, String base, boolean byReference)
+      throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    SendReport r = from.send(name, base, null, null, byReference, out, p -> {});
+    assertThat(r.byReference()).isEqualTo(byReference);
+    return out.toByteArray();
+  }
+
+  private static ReceiveReport receive(Datastore into, byte[] stream) throws IOException {
+    return into.receive(new ByteArrayInputStream(stream), p -> {});
+  }
+
+  /**
+   * Issue 14, item 5: A's snapshot sent by reference to B on the same pool names its blocks and
+   * carries none (the stream is a fraction of the data, the pool gains no object), leaves B's
+   * counts exactly as a normal receive (into D) does, and B holds its own pool reference to every
+   * block: after A deletes the files and both snapshots, B still reads them from the pool.
+   */
+  @Test
+  void aSnapshotSentByReferenceCarriesNoBlockAndCountsAsANormalReceive() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1410 ^ RUN);
+    byte[] disk = random(random, 5 * 1024 * 1024 + 77);
+    byte[] sparse = random(random, 900 * 1024);
+    Arrays.fill(sparse, 100_000, 600_000, (byte) 0);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    Path d = tmp.resolve("d");
+    byte[] patched = disk.clone();
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b);
+        Datastore dsD = create(d)) {
+      assertThat(dsB.poolIdentity()).startsWith("rados:blocks of cluster ");
+      assertThat(dsB.poolIdentity()).isEqualTo(dsA.poolIdentity());
+      put(dsA, "disk", disk);
+      put(dsA, "sparse", sparse);
+      put(dsA, "copy", disk); // deduplicated: its tree is the disk's
+      dsA.sync();
+      dsA.createSnapshot("s1", "");
+      long withA = probe.objectCount();
+      assertThat(withA).isEqualTo(before + PoolStoreAccess.countedBlocks(dsA));
+
+      byte[] byReference = send(dsA, "s1", null, true);
+      assertThat(byReference.length).as("stream by reference").isLessThan(disk.length / 100);
+      ReceiveReport got = receive(dsB, byReference);
+      assertThat(got.byReference()).isTrue();
+      assertThat(probe.objectCount()).as("pool objects after the receive").isEqualTo(withA);
+      receive(dsD, send(dsA, "s1", null, false));
+      assertThat(PoolStoreAccess.refs(dsB))
+          .as("B's counts, levels and lengths: a normal receive's (D's)")
+          .isEqualTo(PoolStoreAccess.refs(dsD));
+      String idB = PoolStoreAccess.storeId(dsB);
+      for (Hash h : PoolStoreAccess.counted(dsB)) {
+        assertThat(probe.holders(h)).as("holders of %s", h).contains(idB);
+      }
+
+      // an incremental stream by reference: only what changed, still no block data
+      byte[] patch = random(random, 300 * 1024);
+      System.arraycopy(patch, 0, patched, 1024 * 1024, patch.length);
+      write(dsA, dsA.resolve("/disk"), 1024 * 1024, patch);
+      dsA.sync();
+      dsA.createSnapshot("s2", "");
+      long withS2 = probe.objectCount();
+      byte[] incremental = send(dsA, "s2", "s1", true);
+      assertThat(incremental.length).as("incremental by reference").isLessThan(patch.length / 50);
+      receive(dsB, incremental);
+      receive(dsD, send(dsA, "s2", "s1", false));
+      assertThat(probe.objectCount()).as("pool objects after s2").isEqualTo(withS2);
+      assertThat(PoolStoreAccess.refs(dsB)).as("B after s2").isEqualTo(PoolStoreAccess.refs(dsD));
+      assertThat(dsB.fsck(p -> {})).as("fsck of B").isEmpty();
+    }
+    try (Datastore dsA = open(a)) { // A deletes everything it has
+      for (String name : new String[] {"disk", "sparse", "copy"}) {
+        delete(dsA, name);
+      }
+      dsA.deleteSnapshot("s1");
+      dsA.deleteSnapshot("s2");
+      dsA.reclaim();
+      assertThat(PoolStoreAccess.countedBlocks(dsA)).isZero();
+      assertThat(PoolStoreAccess.unreleased(dsA)).isZero();
+    }
+    try (Datastore dsD = open(d)) { // and so does D: only B holds the blocks now
+      dsD.deleteSnapshot("s1");
+      dsD.deleteSnapshot("s2");
+      dsD.reclaim();
+    }
+    try (Datastore dsB = open(b)) { // no cache: every block from the pool
+      String s1 = Datastore.SNAPSHOTS + "/s1/";
+      String s2 = Datastore.SNAPSHOTS + "/s2/";
+      assertThat(read(dsB, s1 + "disk")).as("s1/disk").isEqualTo(disk);
+      assertThat(read(dsB, s1 + "sparse")).as("s1/sparse").isEqualTo(sparse);
+      assertThat(read(dsB, s1 + "copy")).as("s1/copy").isEqualTo(disk);
+      assertThat(read(dsB, s2 + "disk")).as("s2/disk").isEqualTo(patched);
+      assertThat(probe.objectCount())
+          .as("pool objects: B's blocks")
+          .isEqualTo(before + PoolStoreAccess.countedBlocks(dsB));
+      var scrub = dsB.scrub(p -> {});
+      assertThat(scrub.damaged()).as("scrub of B").isEmpty();
+      assertThat(dsB.fsck(p -> {})).as("fsck of B").isEmpty();
+      for (String n : new String[] {"s1/disk", "s1/sparse", "s1/copy", "s2/disk"}) {
+        dsB.forget(dsB.resolve("/" + Datastore.SNAPSHOTS + "/" + n)); // as the kernel does
+      }
+      dsB.deleteSnapshot("s1");
+      dsB.deleteSnapshot("s2");
+      dsB.reclaim();
+      assertThat(probe.objectCount()).as("pool objects after B's delete").isEqualTo(before);
+    }
+  }
+
   /**
    * The same data written again while the releases of its deleted copy drain: a commit takes its
    * new blocks' references all at once before recording them (PoolBlockStore.prepareNew); were a
@@ -661,6 +776,77 @@ class PoolStoreTest {
       }
       ds.reclaim();
       assertThat(probe.objectCount()).as("after every delete").isEqualTo(before);
+    }
+  }
+
+  /**
+   * A stream by reference whose blocks left the pool (the sender deleted them) fails clearly after
+   * some of it was taken, and leaves nothing: no snapshot, no staged blocks, no count, no reference
+   * in the pool. A store on no pool refuses such a stream before taking anything, and a store on no
+   * pool cannot send one.
+   */
+  @Test
+  void aStreamByReferenceWhoseBlocksAreGoneLeavesNothing() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1411 ^ RUN);
+    // Stream order: each 128 leaves, then their node. Kept: 3 nodes' leaves and 20 more, which C
+    // holds too; gone: 108 leaves only A holds. The receive's first batch (records 0-255) commits;
+    // the second (256-511) ends in the gone leaves, before the missing 4th node is read: its takes
+    // of kept leaves succeed, those of gone ones fail, and the batch must release what it took.
+    byte[] kept = random(random, (3 * 128 + 20) * LEAF);
+    byte[] gone = random(random, 108 * LEAF);
+    byte[] both = Arrays.copyOf(kept, kept.length + gone.length);
+    System.arraycopy(gone, 0, both, kept.length, gone.length);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    Path c = tmp.resolve("c");
+    Path local = tmp.resolve("local");
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b);
+        Datastore dsC = create(c);
+        Datastore dsLocal = Datastore.open(local, config(RadosPool::open))) {
+      put(dsC, "kept", kept); // C keeps the first 6 MiB's leaves in the pool
+      put(dsA, "both", both);
+      dsA.sync();
+      dsC.sync();
+      dsA.createSnapshot("s", "");
+      byte[] stream = send(dsA, "s", null, true);
+
+      assertThatThrownBy(() -> receive(dsLocal, stream))
+          .isInstanceOf(StreamException.class)
+          .hasMessageContaining("by reference to pool " + dsA.poolIdentity())
+          .hasMessageContaining("keeps its blocks in its own LMDB");
+      assertThat(dsLocal.snapshots()).isEmpty();
+      assertThat(dsLocal.interruptedReceives()).isEmpty();
+      dsLocal.createSnapshot("l", "");
+      assertThatThrownBy(() -> send(dsLocal, "l", null, true))
+          .isInstanceOf(StreamException.class)
+          .hasMessageContaining("nothing to send by reference");
+
+      delete(dsA, "both");
+      dsA.deleteSnapshot("s");
+      dsA.reclaim(); // the last MiB's leaves and every node of A's tree leave the pool
+      assertThatThrownBy(() -> receive(dsB, stream))
+          .isInstanceOf(StreamException.class)
+          .hasMessageContaining("missing from " + dsB.poolIdentity())
+          .hasMessageContaining("deleted on the sending store")
+          .hasMessageContaining("nothing of it is kept");
+      dsB.reclaim();
+      assertThat(dsB.snapshots()).isEmpty();
+      assertThat(dsB.interruptedReceives()).isEmpty();
+      assertThat(PoolStoreAccess.countedBlocks(dsB)).isZero();
+      assertThat(PoolStoreAccess.unreleased(dsB)).isZero();
+      String idB = PoolStoreAccess.storeId(dsB);
+      for (Hash h : PoolStoreAccess.counted(dsC)) {
+        assertThat(probe.holders(h)).as("holders of %s", h).doesNotContain(idB);
+      }
+      assertThat(dsB.fsck(p -> {})).as("fsck of B").isEmpty();
+      assertThat(probe.objectCount())
+          .as("pool objects: C's")
+          .isEqualTo(before + PoolStoreAccess.countedBlocks(dsC));
+      delete(dsC, "kept");
+      dsC.reclaim();
+      assertThat(probe.objectCount()).as("pool objects after C's delete").isEqualTo(before);
     }
   }
 }

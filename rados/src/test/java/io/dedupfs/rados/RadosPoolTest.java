@@ -230,6 +230,28 @@ class RadosPoolTest {
   }
 
   @Test
+  void takingAnExistingBlockCountsOnceAndTakesNoMissingOne() throws IOException {
+    byte[] content = blocks(19, 1).get(0);
+    Hash h = hash(content);
+
+    assertThat(hostB.takeExisting("B", h)).as("a block the pool lacks").isFalse();
+    assertThat(hostB.exists(h)).as("numops alone would create an empty object").isFalse();
+    assertThat(hostA.take("A", h, content, content.length)).isTrue();
+    assertThat(hostB.takeExisting("B", h)).isTrue();
+    assertThat(hostB.takeExisting("B", h)).as("B's take again").isTrue();
+    assertThat(hostA.count(h)).as("one reference per holder").isEqualTo(2);
+    assertThat(hostA.holders(h)).containsExactly("A", "B");
+    assertThat(hostA.release("A", h)).isFalse();
+    assertThat(hostB.read(h)).as("B's block after A's release").isEqualTo(content);
+    assertThat(hostB.release("B", h)).isTrue();
+    assertThat(hostA.exists(h)).isFalse();
+    assertThat(hostA.identity())
+        .as("one cluster, one pool: one identity from both hosts")
+        .matches("rados:blocks of cluster [0-9a-f-]{36}")
+        .isEqualTo(hostB.identity());
+  }
+
+  @Test
   void releasingAMissingBlockCreatesNothing() throws IOException {
     Hash h = hash(blocks(16, 1).get(0));
 

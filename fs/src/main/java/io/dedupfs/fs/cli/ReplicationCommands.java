@@ -56,6 +56,9 @@ final class ReplicationCommands {
         "With --from OLDER (a snapshot the receiver holds): only what changed since OLDER.",
         "With --to 'COMMAND': runs COMMAND (e.g. 'ssh backup dedupfs receive --serve') and asks it",
         "which blocks it holds first, so only blocks it lacks cross, even in a first send.",
+        "Stores that keep their blocks in the same pool (rados:POOL of one cluster): --to finds",
+        "out, and --by-reference says it for a one-way stream; the stream then names the blocks",
+        "(no block data crosses) and the receiver takes its own references to them in the pool.",
         "Progress on a terminal, and a summary, go to stderr."
       })
   static final class Send implements Callable<Integer> {
@@ -89,6 +92,13 @@ final class ReplicationCommands {
                 + " send it the stream and leave out the blocks it holds.")
     String to;
 
+    @Option(
+        names = "--by-reference",
+        description =
+            "Name the blocks instead of sending them: for a receiver whose store keeps its blocks"
+                + " in the same pool as this one (it refuses the stream otherwise).")
+    boolean byReference;
+
     @picocli.CommandLine.Mixin
     SnapshotCommand.StoreOption where = new SnapshotCommand.StoreOption();
 
@@ -96,6 +106,10 @@ final class ReplicationCommands {
 
     @Override
     public Integer call() throws Exception {
+      if (byReference && resume != null) {
+        throw new Main.UsageException(
+            "--resume is for streams that carry blocks; send by reference again whole");
+      }
       if (to != null && resume != null) {
         throw new Main.UsageException(
             "--resume is for one-way streams; a two-way send (--to) resumes by itself");
@@ -114,6 +128,9 @@ final class ReplicationCommands {
       }
       if (resume != null) {
         params.put("resume", resume);
+      }
+      if (byReference) {
+        params.put("by-reference", "true");
       }
       if (to == null) {
         OutputStream stdout = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out));

@@ -29,7 +29,10 @@ import java.util.function.Consumer;
  * and stdout: the sender writes {@code 'Q'}, a count n (int32) and n hashes of 32 bytes; the
  * receiver answers {@code 'A'}, n and n bytes (1: it holds that block). Then the sender writes
  * {@code 'S'} and the send stream; the receiver answers {@code 'R'} and its summary (a UTF string
- * as {@link DataOutputStream#writeUTF} writes it), or {@code 'F'} and why it refused the stream.
+ * as {@link DataOutputStream#writeUTF} writes it), or {@code 'F'} and why it refused the stream. A
+ * sender whose store keeps its blocks in a pool first writes {@code 'P'} and the pool's identity
+ * (UTF); the receiver answers {@code 'P'} and one byte, 1 when its store keeps its blocks in that
+ * same pool: then the stream names the blocks by reference instead of carrying them.
  */
 final class ReplicationOps {
   private ReplicationOps() {}
@@ -42,12 +45,22 @@ final class ReplicationOps {
     OutputStream out = reply.data().out();
     SendReport r;
     String received = null;
+    boolean byReference = p.containsKey("by-reference");
     if (!p.containsKey("two-way")) {
-      r = ds.send(name, from, p.get("resume"), null, out, progress(reply, "send"));
+      r = ds.send(name, from, p.get("resume"), null, byReference, out, progress(reply, "send"));
       out.flush();
     } else {
       DataOutputStream to = new DataOutputStream(out);
       DataInputStream answers = new DataInputStream(reply.data().in());
+      boolean shared = sharesPool(ds.poolIdentity(), to, answers);
+      if (byReference && !shared) {
+        throw new StreamException(
+            "the receiver's store does not keep its blocks in this store's pool ("
+                + (ds.poolIdentity() == null
+                    ? "this store keeps them in its LMDB"
+                    : ds.poolIdentity())
+                + "): send without --by-reference");
+      }
       BlockQuery ask =
           hashes -> {
             to.writeByte('Q');
@@ -86,7 +99,7 @@ final class ReplicationOps {
               to.flush();
             }
           };
-      r = ds.send(name, from, null, ask, stream, progress(reply, "send"));
+      r = ds.send(name, from, null, ask, shared, stream, progress(reply, "send"));
       to.flush();
       if (answer(answers) != 'R') {
         throw new IOException("the receiver's answer does not follow the protocol");
@@ -98,10 +111,11 @@ final class ReplicationOps {
         .out()
         .printf(
             Locale.ROOT,
-            "sent snapshot %s%s: stream %,d bytes (%s), %d blocks of %,d bytes, %d subtrees the"
+            "sent snapshot %s%s%s: stream %,d bytes (%s), %d blocks of %,d bytes, %d subtrees the"
                 + " receiver holds skipped%s, %d inodes, in %.1f s (%s/s)%n",
             r.snapshot(),
             r.from() == null ? "" : " (incremental from " + r.from() + ")",
+            r.byReference() ? " by reference to " + ds.poolIdentity() : "",
             r.streamBytes(),
             Ops.shortBytes(r.streamBytes()),
             r.blocksSent(),
@@ -115,6 +129,24 @@ final class ReplicationOps {
       reply.out().println("receiver: " + received);
     }
     return 0;
+  }
+
+  /**
+   * Whether the receiver keeps its blocks in pool {@code pool} (null: this store has none, so the
+   * receiver is not asked).
+   */
+  private static boolean sharesPool(String pool, DataOutputStream to, DataInputStream answers)
+      throws IOException {
+    if (pool == null) {
+      return false;
+    }
+    to.writeByte('P');
+    to.writeUTF(pool);
+    to.flush();
+    if (answer(answers) != 'P') {
+      throw new IOException("the receiver's answer does not follow the protocol");
+    }
+    return answers.readByte() == 1;
   }
 
   /** The type of the receiver's next answer; its failure as an exception. */
@@ -146,15 +178,17 @@ final class ReplicationOps {
     double s = (System.nanoTime() - start) / 1e9;
     return String.format(
         Locale.ROOT,
-        "received snapshot %s at %s/%s: stream %,d bytes, %d blocks (%d held already), %s"
-            + " stored, %d inodes, in %.1f s (%s/s)",
+        "received snapshot %s at %s/%s: stream %,d bytes, %d blocks%s (%d held already), %s"
+            + " %s, %d inodes, in %.1f s (%s/s)",
         r.snapshot(),
         Datastore.SNAPSHOTS,
         r.snapshot(),
         r.streamBytes(),
         r.blocksReceived(),
+        r.byReference() ? " by reference" : "",
         r.blocksAlreadyHeld(),
         Ops.shortBytes(r.bytesStored()),
+        r.byReference() ? "referenced in the shared pool" : "stored",
         r.inodes(),
         s,
         Ops.shortBytes((long) (r.streamBytes() / Math.max(s, 1e-3))));
@@ -166,7 +200,12 @@ final class ReplicationOps {
     DataOutputStream out = new DataOutputStream(reply.data().out());
     while (true) {
       int type = in.read();
-      if (type == 'Q') {
+      if (type == 'P') {
+        String pool = in.readUTF();
+        out.writeByte('P');
+        out.writeByte(pool.equals(ctx.store().poolIdentity()) ? 1 : 0);
+        out.flush();
+      } else if (type == 'Q') {
         int n = in.readInt();
         if (n < 0 || n > 1 << 20) {
           throw new IOException("the sender does not follow the protocol");
