@@ -45,13 +45,7 @@ class CompressionIT {
 
   @AfterEach
   void unmount() {
-    for (Mounted m : mounts) {
-      m.close();
-      assertThat(m.output())
-          .as("daemon log of %s", m.mountpoint())
-          .doesNotContain("request failed unexpectedly")
-          .doesNotContain(" ERROR ");
-    }
+    Mounted.closeAll(mounts);
   }
 
   @AfterAll

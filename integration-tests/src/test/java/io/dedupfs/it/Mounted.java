@@ -1,5 +1,6 @@
 package io.dedupfs.it;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.File;
@@ -367,6 +368,19 @@ public final class Mounted implements AutoCloseable {
   // ---- mounts --------------------------------------------------------------------------------
 
   /** Skips the test unless this machine can mount FUSE filesystems with libfuse3. */
+  /**
+   * Unmounts each of {@code mounts}; asserts that no daemon logged a failed request or an error.
+   */
+  static void closeAll(List<Mounted> mounts) {
+    for (Mounted m : mounts) {
+      m.close();
+      assertThat(m.output())
+          .as("daemon log of %s", m.mountpoint())
+          .doesNotContain("request failed unexpectedly")
+          .doesNotContain(" ERROR ");
+    }
+  }
+
   public static void assumeFuseAvailable() {
     Path dev = Path.of("/dev/fuse");
     assumeTrue(Files.isReadable(dev) && Files.isWritable(dev), "no usable /dev/fuse");

@@ -10,7 +10,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -69,8 +68,7 @@ class RadosFaultIT extends RadosMounts {
       rnd.nextBytes(b);
       base.add(b);
     }
-    try (RadosPool probe =
-        RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30))) {
+    try (RadosPool probe = pool()) {
       Set<String> before = new HashSet<>(probe.objects());
       Mounted a = mount(create("a"), "a");
       Mounted b = mount(create("b"), "b");

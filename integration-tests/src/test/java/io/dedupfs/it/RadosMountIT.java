@@ -100,8 +100,7 @@ class RadosMountIT extends RadosMounts {
     rnd.nextBytes(other);
     Path otherSrc = Files.write(tmp.resolve("other"), other);
 
-    try (RadosPool probe =
-        RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30))) {
+    try (RadosPool probe = pool()) {
       long before = probe.objectCount();
       Path storeA = create("a");
       Path storeB = create("b");
@@ -327,8 +326,7 @@ class RadosMountIT extends RadosMounts {
   private void copyOntoTwoStoresThenDelete(Path src, long blocks) throws Exception {
     String digest = sha256(src);
     String name = src.getFileName().toString();
-    try (RadosPool probe =
-        RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30))) {
+    try (RadosPool probe = pool()) {
       long before = probe.objectCount();
       Path storeA = create("a");
       Path storeB = create("b");

@@ -2,6 +2,7 @@ package io.dedupfs.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.dedupfs.rados.RadosPool;
 import io.dedupfs.rados.TestCeph;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -36,13 +37,7 @@ abstract class RadosMounts {
 
   @AfterEach
   void unmount() {
-    for (Mounted m : mounts) {
-      m.close();
-      assertThat(m.output())
-          .as("daemon log of %s", m.mountpoint())
-          .doesNotContain("request failed unexpectedly")
-          .doesNotContain(" ERROR ");
-    }
+    Mounted.closeAll(mounts);
   }
 
   /** Runs {@code dedupfs create --blocks rados:blocks} for the store {@code NAME-store}. */
@@ -64,6 +59,11 @@ abstract class RadosMounts {
     assertThat(r.exitCode()).as("create: %s", r.stderr()).isZero();
     assertThat(r.stdout()).contains("blocks in rados:" + pool);
     return store;
+  }
+
+  /** A client of the test cluster's pool {@code blocks}: object counts, holders, counts. */
+  RadosPool pool() throws IOException {
+    return RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30));
   }
 
   /** Mounts {@code store} on {@code NAME-mnt} (the same path each time), with mount options. */

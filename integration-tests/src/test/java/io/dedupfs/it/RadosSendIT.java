@@ -57,8 +57,7 @@ class RadosSendIT extends RadosMounts {
     new SplittableRandom(System.nanoTime()).nextBytes(disk);
     Path src = tmp.resolve("disk.img");
     Files.write(src, disk);
-    try (RadosPool probe =
-        RadosPool.connect(ceph.conf(), "admin", "blocks", Duration.ofSeconds(30))) {
+    try (RadosPool probe = pool()) {
       long before = probe.objectCount();
       Path storeA = create("a");
       Path storeB = create("b");
