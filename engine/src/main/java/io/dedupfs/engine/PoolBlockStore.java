@@ -323,7 +323,11 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /**
    * Runs {@code call} for every item, at most {@link #IN_FLIGHT} at once, and returns the results
-   * in order once every call has returned; the first failure is thrown then.
+   * in order once every call has returned. The first failure met is thrown at once and the calls
+   * not started are dropped: with a pool that does not answer, the caller hears so after one
+   * timeout, not after one per {@link #IN_FLIGHT} items. Calls already running end on their own;
+   * what they take is a leak (as after a crash: a reconcile releases it), what they release is
+   * released again with the rest (idempotent).
    */
   private <X, T> List<T> inParallel(List<X> items, PoolCall<X, T> call, String what)
       throws IOException {
@@ -332,21 +336,15 @@ final class PoolBlockStore extends CountedBlockStore {
       calls.add(io.submit(() -> call.call(item)));
     }
     List<T> out = new ArrayList<>(items.size());
-    IOException failure = null;
     for (Future<T> f : calls) {
       try {
         out.add(Uninterruptibles.getUninterruptibly(f));
       } catch (ExecutionException e) {
-        if (failure == null) {
-          failure =
-              e.getCause() instanceof IOException io
-                  ? io
-                  : new IOException(what + " in " + poolName, e.getCause());
-        }
+        calls.forEach(c -> c.cancel(false));
+        throw e.getCause() instanceof IOException io
+            ? io
+            : new IOException(what + " in " + poolName, e.getCause());
       }
-    }
-    if (failure != null) {
-      throw failure;
     }
     return out;
   }
