@@ -508,8 +508,10 @@ final class DedupFs implements FuseOperations {
         instant(a.ctimeNs()));
   }
 
-  /** An open file or directory: its inode and its open(2) flags. */
-  /** An open file; {@code direct}: opened with O_DIRECT, served with FUSE's direct I/O. */
+  /**
+   * An open file or directory: its inode, its open(2) flags and whether it is served with FUSE's
+   * direct I/O.
+   */
   private record Handle(long ino, int flags, boolean direct) {}
 
   /**
@@ -575,7 +577,7 @@ final class DedupFs implements FuseOperations {
       changed = true;
     }
     if ((mode & ~kill & (S_ISUID | S_ISGID)) != 0) {
-      privileged.add(ino); // kept (root, or a group member's set-group-ID): check next time
+      privileged.add(ino); // kept (a root writer, or set-group-ID without group x)
     }
     FuseSession s = session;
     if (changed && s != null) {
