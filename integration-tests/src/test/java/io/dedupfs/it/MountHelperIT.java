@@ -386,6 +386,58 @@ class MountHelperIT {
   }
 
   /**
+   * The daemon runs with a fixed heap (-Xms = -Xmx: 2 GiB, or an eighth of the memory; the JVM's
+   * defaults under 8 GiB), which a heap size in DEDUPFS_JAVA_OPTS replaces. A heap the JVM grows
+   * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks).
+   */
+  @Test
+  void theDaemonsHeapIsFixedUnlessTheAdministratorSetsOne() throws IOException {
+    Mounted.assumeFuseAvailable();
+    Path store = createStore(tmp.resolve("store"));
+    Path mnt = mountpoint("mnt");
+    List<String> mount =
+        List.of(
+            Mounted.script().toString(),
+            "mount",
+            "--log",
+            tmp.resolve("heap.log").toString(),
+            store.toString(),
+            mnt.toString());
+
+    long pid = mountOk(Mounted.cliEnv(), mount, mnt);
+    long heapMib = Math.min(2048, memTotalKib() / 8 / 1024);
+    if (heapMib >= 1024) {
+      assertThat(jvmArgs(pid)).contains("-Xms" + heapMib + "m", "-Xmx" + heapMib + "m");
+    } else {
+      assertThat(jvmArgs(pid)).noneMatch(a -> a.startsWith("-Xms") || a.startsWith("-Xmx"));
+    }
+    unmountAndAwaitClose(mnt, pid, store);
+
+    Map<String, String> env = new HashMap<>(Mounted.cliEnv());
+    env.put("DEDUPFS_JAVA_OPTS", "-Xmx768m");
+    pid = mountOk(env, mount, mnt);
+    assertThat(jvmArgs(pid))
+        .contains("-Xmx768m")
+        .noneMatch(a -> a.startsWith("-Xms") || a.equals("-Xmx" + heapMib + "m"));
+    unmountAndAwaitClose(mnt, pid, store);
+  }
+
+  private static List<String> jvmArgs(long pid) throws IOException {
+    String cmdline =
+        new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "cmdline")));
+    return List.of(cmdline.split("\0"));
+  }
+
+  private static long memTotalKib() throws IOException {
+    for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+      if (line.startsWith("MemTotal:")) {
+        return Long.parseLong(line.replaceAll("[^0-9]", ""));
+      }
+    }
+    throw new IllegalStateException("no MemTotal in /proc/meminfo");
+  }
+
+  /**
    * A mistyped store path in a mount command or an fstab line makes no new, empty datastore (VMs
    * would start on it with blank disks): the mount fails, naming dedupfs create, and nothing is
    * created. An empty directory is no store either.
