@@ -87,6 +87,14 @@ final class IntentLog implements AutoCloseable {
   private long head;
   private final TreeMap<Long, Needed> needed = new TreeMap<>();
   private final Map<Long, ArrayDeque<Needed>> neededByIno = new HashMap<>();
+
+  /**
+   * Of {@link #neededByIno}, the records not yet on the device (direct writes only): pending, being
+   * written or failed. {@link #sync} looks at these only, so that an fsync costs the same however
+   * many durable records its file has waiting for a commit.
+   */
+  private final Map<Long, ArrayDeque<Needed>> unwrittenByIno = new HashMap<>();
+
   private volatile long appendedEnd;
 
   /** The intact records read when the log was opened, until {@link #recovered} is done. */
@@ -423,6 +431,9 @@ final class IntentLog implements AutoCloseable {
     Needed n = new Needed(seq, ino, start, direct == null ? null : rec);
     needed.put(seq, n);
     neededByIno.computeIfAbsent(ino, k -> new ArrayDeque<>()).add(n);
+    if (direct != null) {
+      unwrittenByIno.computeIfAbsent(ino, k -> new ArrayDeque<>()).add(n);
+    }
     appendedEnd = head;
     return new Appended(seq, head);
   }
@@ -462,7 +473,7 @@ final class IntentLog implements AutoCloseable {
       Needed mine = null;
       ByteBuffer rec;
       synchronized (this) {
-        ArrayDeque<Needed> q = neededByIno.get(ino);
+        ArrayDeque<Needed> q = unwrittenByIno.get(ino);
         boolean waiting = false;
         for (Needed n : q == null ? List.<Needed>of() : List.copyOf(q)) {
           if (n.seq > seq) {
@@ -515,6 +526,9 @@ final class IntentLog implements AutoCloseable {
       synchronized (this) {
         n.writing = false;
         n.failed = !done;
+        if (done) {
+          forget(unwrittenByIno, n);
+        }
         if (n.foldedEarly) {
           drop(n);
         }
@@ -550,12 +564,15 @@ final class IntentLog implements AutoCloseable {
   /** Forgets a record: its space may be written over. Caller holds the monitor. */
   private void drop(Needed n) {
     needed.remove(n.seq);
-    ArrayDeque<Needed> q = neededByIno.get(n.ino);
-    if (q != null) {
-      q.remove(n);
-      if (q.isEmpty()) {
-        neededByIno.remove(n.ino);
-      }
+    forget(neededByIno, n);
+    forget(unwrittenByIno, n);
+  }
+
+  /** Removes {@code n} from its file's queue in {@code byIno}. Caller holds the monitor. */
+  private static void forget(Map<Long, ArrayDeque<Needed>> byIno, Needed n) {
+    ArrayDeque<Needed> q = byIno.get(n.ino);
+    if (q != null && q.remove(n) && q.isEmpty()) {
+      byIno.remove(n.ino);
     }
   }
 
@@ -663,6 +680,7 @@ final class IntentLog implements AutoCloseable {
       head = 0;
       needed.clear();
       neededByIno.clear();
+      unwrittenByIno.clear();
       appendedEnd = 0;
     }
     synchronized (syncLock) {
