@@ -130,6 +130,65 @@ class IntentLogRingTest {
     }
   }
 
+  /**
+   * Four threads fsync one file at once, direct writes: each appends a record (in turn, so each
+   * names the one before it) and syncs it while the others append and sync theirs; a thread finds
+   * earlier records written, being written by another thread, or left for it to write. Every record
+   * a sync returned for comes back at the next open, whole, and the file's records form one chain.
+   */
+  @Test
+  void fsyncsOfOneFileFromManyThreadsAreAllDurable() throws Exception {
+    IntentLog.create(dir, 8 << 20);
+    Map<Long, byte[]> synced = new java.util.concurrent.ConcurrentHashMap<>();
+    Object appendLock = new Object();
+    long[] last = new long[1];
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
+      assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
+      List<Thread> threads = new ArrayList<>();
+      List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+      for (int t = 0; t < 4; t++) {
+        SplittableRandom tr = r.split();
+        threads.add(
+            new Thread(
+                () -> {
+                  try {
+                    for (int i = 0; i < 60; i++) {
+                      byte[] data = TestStores.randomBytes(tr, 1 + tr.nextInt(9000));
+                      IntentLog.Appended a;
+                      synchronized (appendLock) {
+                        a = append(log, 1, last[0], data);
+                        last[0] = a.seq();
+                      }
+                      log.sync(1, a.seq(), a.end());
+                      synced.put(a.seq(), data);
+                    }
+                  } catch (Throwable e) {
+                    failures.add(e);
+                  }
+                }));
+      }
+      threads.forEach(Thread::start);
+      for (Thread t : threads) {
+        t.join();
+      }
+      assertThat(failures).isEmpty();
+    }
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      Map<Long, IntentLog.Record> bySeq = new HashMap<>();
+      for (IntentLog.Record rec : again.recovered()) {
+        bySeq.put(rec.seq(), rec);
+      }
+      assertThat(bySeq.keySet()).as("every synced record").containsAll(synced.keySet());
+      for (Map.Entry<Long, byte[]> e : synced.entrySet()) {
+        IntentLog.Record rec = bySeq.get(e.getKey());
+        assertThat(rec.ranges().get(0).data()).isEqualTo(e.getValue());
+        assertThat(rec.prevSeq())
+            .as("record %d follows the one before", e.getKey())
+            .isEqualTo(e.getKey() - 1);
+      }
+    }
+  }
+
   /** A record of {@code data} at offset 100 of {@code ino}, appended. */
   private static IntentLog.Appended append(IntentLog log, long ino, long prevSeq, byte[] data)
       throws Exception {
