@@ -10,6 +10,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -139,39 +144,37 @@ class IntentLogRingTest {
   @Test
   void fsyncsOfOneFileFromManyThreadsAreAllDurable() throws Exception {
     IntentLog.create(dir, 8 << 20);
-    Map<Long, byte[]> synced = new java.util.concurrent.ConcurrentHashMap<>();
+    Map<Long, byte[]> synced = new ConcurrentHashMap<>();
     Object appendLock = new Object();
     long[] last = new long[1];
+    ExecutorService pool = Executors.newFixedThreadPool(4);
     try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
       assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
-      List<Thread> threads = new ArrayList<>();
-      List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+      List<Future<?>> threads = new ArrayList<>();
       for (int t = 0; t < 4; t++) {
         SplittableRandom tr = r.split();
         threads.add(
-            new Thread(
-                () -> {
-                  try {
-                    for (int i = 0; i < 60; i++) {
-                      byte[] data = TestStores.randomBytes(tr, 1 + tr.nextInt(9000));
-                      IntentLog.Appended a;
-                      synchronized (appendLock) {
-                        a = append(log, 1, last[0], data);
-                        last[0] = a.seq();
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      for (int i = 0; i < 60; i++) {
+                        byte[] data = TestStores.randomBytes(tr, 1 + tr.nextInt(9000));
+                        IntentLog.Appended a;
+                        synchronized (appendLock) {
+                          a = append(log, 1, last[0], data);
+                          last[0] = a.seq();
+                        }
+                        log.sync(1, a.seq(), a.end());
+                        synced.put(a.seq(), data);
                       }
-                      log.sync(1, a.seq(), a.end());
-                      synced.put(a.seq(), data);
-                    }
-                  } catch (Throwable e) {
-                    failures.add(e);
-                  }
-                }));
+                      return null;
+                    }));
       }
-      threads.forEach(Thread::start);
-      for (Thread t : threads) {
-        t.join();
+      for (Future<?> t : threads) {
+        t.get(); // a failure in a thread fails the test with its cause
       }
-      assertThat(failures).isEmpty();
+    } finally {
+      pool.shutdownNow();
     }
     try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
       Map<Long, IntentLog.Record> bySeq = new HashMap<>();

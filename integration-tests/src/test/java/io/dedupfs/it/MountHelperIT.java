@@ -423,9 +423,7 @@ class MountHelperIT {
   }
 
   private static List<String> jvmArgs(long pid) throws IOException {
-    String cmdline =
-        new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "cmdline")));
-    return List.of(cmdline.split("\0"));
+    return List.of(Files.readString(Path.of("/proc", Long.toString(pid), "cmdline")).split("\0"));
   }
 
   private static long memTotalKib() throws IOException {
