@@ -288,7 +288,9 @@ final class FileTree {
       long pos = offset + done;
       int inLeaf = (int) (pos & (g.leafSize - 1));
       int n = Math.min(total - done, g.leafSize - inLeaf);
-      src.get(leafFor(txn, pos >>> g.leafShift).data, inLeaf, n);
+      long leafIndex = pos >>> g.leafShift;
+      Leaf l = n == g.leafSize ? wholeLeafFor(txn, leafIndex) : leafFor(txn, leafIndex);
+      src.get(l.data, inLeaf, n);
       done += n;
     }
     length = Math.max(length, offset + total);
@@ -418,6 +420,40 @@ final class FileTree {
       s = mutableKid(txn, (Node) s, index(leafIndex, level), level - 1);
     }
     return (Leaf) s;
+  }
+
+  /**
+   * Like {@link #leafFor}, for a write that replaces the whole leaf: what the leaf held is not
+   * loaded (nor checked, so a damaged leaf can be written over, as a disk's bad sector can).
+   */
+  private Leaf wholeLeafFor(ReadTxn txn, long leafIndex) throws IOException {
+    if (topHeight == 0) {
+      Leaf l = blankFor(top);
+      top = l;
+      return l;
+    }
+    Piece s = mutable(txn, top, topHeight);
+    top = s;
+    for (int level = topHeight; level > 1; level--) {
+      s = mutableKid(txn, (Node) s, index(leafIndex, level), level - 1);
+    }
+    Node parent = (Node) s;
+    int i = index(leafIndex, 1);
+    Leaf l = blankFor(parent.kids[i]);
+    parent.kids[i] = l;
+    return l;
+  }
+
+  /**
+   * A leaf that replaces slot content {@code s} and will be written over in full: s itself when it
+   * is an unfrozen leaf, else a new, zeroed one with s as its base.
+   */
+  private Leaf blankFor(Slot s) {
+    if (s instanceof Leaf l && !l.frozen) {
+      return l;
+    }
+    countLeaf(1);
+    return new Leaf(s, new byte[g.leafSize]);
   }
 
   /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */

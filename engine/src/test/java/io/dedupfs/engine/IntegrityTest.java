@@ -99,6 +99,39 @@ class IntegrityTest {
   }
 
   /**
+   * A write that covers a whole damaged leaf replaces it without reading it (as a rewrite of a
+   * disk's bad sector does); a write into part of one is refused, and neither returns wrong bytes.
+   */
+  @Test
+  void aDamagedLeafCanBeWrittenOverWhole() throws IOException {
+    SplittableRandom r = new SplittableRandom(6);
+    long f;
+    Hash whole;
+    Hash part;
+    try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
+      f = ds.mknod(ROOT, "f", 0644, 0, 0, 0).ino();
+      TestStores.write(ds, f, 0, TestStores.randomBytes(r, 8 * LEAF));
+      ds.flush(f);
+      whole = block(ds, f, 0, 3);
+      part = block(ds, f, 0, 5);
+    }
+    damage(whole, false);
+    damage(part, false);
+    try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
+      byte[] fresh = TestStores.randomBytes(r, LEAF);
+      TestStores.write(ds, f, 3 * LEAF, fresh);
+      assertThatThrownBy(() -> TestStores.write(ds, f, 5 * LEAF + 100, new byte[100]))
+          .isInstanceOf(CorruptBlockException.class);
+      assertThat(TestStores.read(ds, f, 3 * LEAF, LEAF)).isEqualTo(fresh);
+      ds.flush(f);
+      ds.reclaim();
+      assertThat(TestStores.read(ds, f, 3 * LEAF, LEAF)).isEqualTo(fresh);
+      assertThat(ds.scrub(null).damaged())
+          .containsExactly(new Damage("f", f, 5 * LEAF, LEAF, "its bytes do not match its hash"));
+    }
+  }
+
+  /**
    * The hash at {@code level}, {@code index} (in subtrees of that level) of a file's committed
    * tree.
    */
