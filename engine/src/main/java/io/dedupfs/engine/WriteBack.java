@@ -24,8 +24,10 @@ import java.util.concurrent.locks.Lock;
  * lock (holding only the file's {@link FileContent#commitLock}), so writers and readers go on
  * meanwhile (see {@link FileTree}); a flush waits for the commit in flight, then commits what is
  * left. A writer that finds the whole store's buffered data, frozen or not, at the dirty limit
- * waits for commits first (back-pressure). After stored commits it queues a reclaim in the
- * background, one for the commits of 50 ms.
+ * waits for commits first (back-pressure); once one has, large writes above half the limit are
+ * paced to about the speed of recent commits ({@link #pace}), so that streaming writers wait a
+ * little at each write rather than for a whole commit now and then. After stored commits it queues
+ * a reclaim in the background, one for the commits of 50 ms.
  *
  * <p>Durability: {@link #fsync} appends the file's changes to the {@link IntentLog} instead of
  * committing; commits fold the records (table {@code folded}), a log half full of records not yet
@@ -35,8 +37,8 @@ import java.util.concurrent.locks.Lock;
  * <p>Its interface: {@link #write}, {@link #fsync}, {@link #flush}, {@link #sync}, {@link
  * #flushBelow}, {@link #replay}, {@link #contentsReplaced}, {@link #commitHeld} (a commit under the
  * file's locks, for a copy), {@link #bufferedBytes}, {@link #reclaimSoon}, {@link #start} and
- * {@link #close}. Locks: as {@link FileContent} orders them; {@link #commitEnded} is taken alone,
- * never with a file's lock.
+ * {@link #close}. Locks: as {@link FileContent} orders them; {@link #commitEnded} and {@link
+ * #paceLock} are taken alone, never with a file's lock.
  */
 final class WriteBack {
   /**
@@ -83,6 +85,39 @@ final class WriteBack {
   private long commitsEnded;
 
   private final Object commitEnded = new Object();
+
+  /**
+   * Bytes per nanosecond that recent commits of at least {@link #SPEED_SAMPLE_MIN} stored, from
+   * freeze to end (an average weighted to the last few); 0 until one did.
+   */
+  private volatile double commitSpeed;
+
+  /** Commits smaller than this say more about their fixed costs than about the store's speed. */
+  private static final long SPEED_SAMPLE_MIN = 8L << 20;
+
+  /** The longest that pacing delays one write; beyond it, the dirty limit's wait takes over. */
+  private static final long PACE_MAX_NS = 50_000_000L;
+
+  /**
+   * Writes of at least this many bytes are paced: streams, whose writers want throughput, not the
+   * small writes of a guest's random I/O, each of which would hold a FUSE worker while it waits.
+   */
+  private static final int PACED_WRITE_MIN = 64 << 10;
+
+  /**
+   * Writes are paced only this long after a writer met the dirty limit: a file rewritten in place
+   * within the limit goes at memory speed.
+   */
+  private static final long PACE_AFTER_NS = 5_000_000_000L;
+
+  /** When a writer last met the dirty limit and waited for a commit ({@link System#nanoTime}). */
+  private volatile long limitMetAt = System.nanoTime() - 2 * PACE_AFTER_NS;
+
+  /** Guards {@link #paceNext}. */
+  private final Object paceLock = new Object();
+
+  /** When the next paced write may go on ({@link System#nanoTime}). Guarded by paceLock. */
+  private long paceNext;
 
   /**
    * Runs the commits of files that reached their share of the dirty limit, so that their writers go
@@ -148,11 +183,13 @@ final class WriteBack {
         makeRoom(fc); // room first: when the disk is full, the write is refused before it changes
         // anything
       }
+      long grew;
       fc.lock.writeLock().lock();
       try {
         if (fc.isRetired()) {
           continue;
         }
+        long before = fc.tree.dirtyBytes();
         db.read(
             txn -> {
               fc.tree.write(txn, offset, src);
@@ -160,14 +197,65 @@ final class WriteBack {
             });
         fc.changed(offset, offset + n);
         fc.touch(Checks.now());
+        grew = fc.tree.dirtyBytes() - before;
         if (fc.tree.dirtyBytes() >= fileShare()) {
           scheduleCommit(fc);
         }
-        return n;
       } finally {
         fc.lock.writeLock().unlock();
       }
+      if (n >= PACED_WRITE_MIN) {
+        pace(grew);
+      }
+      return n;
     }
+  }
+
+  /**
+   * Called after a write of at least {@link #PACED_WRITE_MIN} that added {@code bytes} to the
+   * buffered data (a write over leaves that are buffered already adds nothing). While the buffered
+   * data is above half the dirty limit, and a writer met the limit in the last {@link
+   * #PACE_AFTER_NS}, lets such writes go on at most at a speed that falls from twice the recent
+   * commits' speed there to nothing at the limit: writers that are faster than the commits then
+   * wait a few milliseconds at each write, in turn, instead of filling the limit and all waiting
+   * for a whole commit (which, at 128 MiB or more, takes about a second: the p99 of 1 MiB O_DIRECT
+   * writes at queue depth 16). Delays one write by at most {@link #PACE_MAX_NS}. Holds no lock but
+   * {@link #paceLock}, briefly.
+   */
+  private void pace(long bytes) {
+    long limit = config.dirtyLimitBytes();
+    long from = limit / 2;
+    long above = bufferedBytes() - from;
+    double speed = commitSpeed;
+    if (bytes <= 0 || above <= 0 || speed <= 0 || System.nanoTime() - limitMetAt > PACE_AFTER_NS) {
+      return;
+    }
+    double allowed = 2 * speed * (1 - above / (double) (limit - from));
+    long cost = allowed <= 0 ? PACE_MAX_NS : (long) Math.min(PACE_MAX_NS, bytes / allowed);
+    long now = System.nanoTime();
+    long until;
+    synchronized (paceLock) {
+      until = Math.min(Math.max(paceNext, now) + cost, now + PACE_MAX_NS);
+      paceNext = until;
+    }
+    long wait = until - now;
+    if (wait > 0) {
+      try {
+        TimeUnit.NANOSECONDS.sleep(wait);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt(); // the write is done: only its reply was to wait
+      }
+    }
+  }
+
+  /** Counts a stored commit of {@code bytes} that took {@code ns} into {@link #commitSpeed}. */
+  private void noteCommitSpeed(long bytes, long ns) {
+    if (bytes < SPEED_SAMPLE_MIN || ns <= 0) {
+      return;
+    }
+    double sample = bytes / (double) ns;
+    double old = commitSpeed;
+    commitSpeed = old == 0 ? sample : 0.75 * old + 0.25 * sample; // racy: a hint
   }
 
   /** How much one file may buffer before it is committed in the background. */
@@ -185,6 +273,7 @@ final class WriteBack {
     long limit = config.dirtyLimitBytes();
     while (bufferedBytes() >= limit) {
       if (inFlightBytes.get() > 0) {
+        limitMetAt = System.nanoTime();
         long seen;
         synchronized (commitEnded) {
           seen = commitsEnded;
@@ -549,6 +638,7 @@ final class WriteBack {
   private void commitLocked(FileContent fc, boolean holding) throws IOException {
     Lock w = fc.lock.writeLock();
     FileContent.Frozen f;
+    long frozenAt;
     if (!holding) {
       w.lock();
     }
@@ -559,6 +649,7 @@ final class WriteBack {
       }
       f = db.read(fc::freeze);
       inFlightBytes.addAndGet(f.tree().bytes);
+      frozenAt = System.nanoTime();
     } finally {
       if (!holding) {
         w.unlock();
@@ -633,6 +724,7 @@ final class WriteBack {
       throw e;
     }
     if (applied) {
+      noteCommitSpeed(f.tree().bytes, System.nanoTime() - frozenAt);
       reclaimSoon();
     }
   }
