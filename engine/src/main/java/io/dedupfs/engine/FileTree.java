@@ -288,9 +288,7 @@ final class FileTree {
       long pos = offset + done;
       int inLeaf = (int) (pos & (g.leafSize - 1));
       int n = Math.min(total - done, g.leafSize - inLeaf);
-      long leafIndex = pos >>> g.leafShift;
-      Leaf l = n == g.leafSize ? wholeLeafFor(txn, leafIndex) : leafFor(txn, leafIndex);
-      src.get(l.data, inLeaf, n);
+      src.get(leafFor(txn, pos >>> g.leafShift, n == g.leafSize).data, inLeaf, n);
       done += n;
     }
     length = Math.max(length, offset + total);
@@ -413,24 +411,15 @@ final class FileTree {
     return true;
   }
 
-  private Leaf leafFor(ReadTxn txn, long leafIndex) throws IOException {
-    Piece s = mutable(txn, top, topHeight);
-    top = s;
-    for (int level = topHeight; level > 0; level--) {
-      s = mutableKid(txn, (Node) s, index(leafIndex, level), level - 1);
-    }
-    return (Leaf) s;
-  }
-
   /**
-   * Like {@link #leafFor}, for a write that replaces the whole leaf: what the leaf held is not
-   * loaded (nor checked, so a damaged leaf can be written over, as a disk's bad sector can).
+   * The leaf at {@code leafIndex}, made changeable along its path. With {@code whole} the caller
+   * writes all of it: what the leaf held is not loaded (nor checked, so a damaged leaf can be
+   * written over, as a disk's bad sector can).
    */
-  private Leaf wholeLeafFor(ReadTxn txn, long leafIndex) throws IOException {
+  private Leaf leafFor(ReadTxn txn, long leafIndex, boolean whole) throws IOException {
     if (topHeight == 0) {
-      Leaf l = blankFor(top);
-      top = l;
-      return l;
+      top = whole ? blankFor(top) : mutable(txn, top, 0);
+      return (Leaf) top;
     }
     Piece s = mutable(txn, top, topHeight);
     top = s;
@@ -439,9 +428,10 @@ final class FileTree {
     }
     Node parent = (Node) s;
     int i = index(leafIndex, 1);
-    Leaf l = blankFor(parent.kids[i]);
-    parent.kids[i] = l;
-    return l;
+    if (whole) {
+      parent.kids[i] = blankFor(parent.kids[i]);
+    }
+    return (Leaf) mutableKid(txn, parent, i, 0);
   }
 
   /**

@@ -223,11 +223,14 @@ final class WriteBack {
    * {@link #paceLock}, briefly.
    */
   private void pace(long bytes) {
+    double speed = commitSpeed;
+    if (bytes <= 0 || speed <= 0 || System.nanoTime() - limitMetAt > PACE_AFTER_NS) {
+      return;
+    }
     long limit = config.dirtyLimitBytes();
     long from = limit / 2;
     long above = bufferedBytes() - from;
-    double speed = commitSpeed;
-    if (bytes <= 0 || above <= 0 || speed <= 0 || System.nanoTime() - limitMetAt > PACE_AFTER_NS) {
+    if (above <= 0) {
       return;
     }
     double allowed = 2 * speed * (1 - above / (double) (limit - from));
