@@ -94,6 +94,15 @@ public interface BlockPool extends AutoCloseable {
     return null;
   }
 
+  /**
+   * How many more bytes of blocks the pool can take (for a RADOS pool: {@code ceph df}'s MAX AVAIL
+   * of the pool, which counts its replication and the cluster's full ratio); -1 when the pool
+   * cannot say.
+   */
+  default long availableBytes() throws IOException {
+    return -1;
+  }
+
   /** The block's content as stored, unchecked; null when the pool lacks it. */
   byte[] read(Hash hash) throws IOException;
 

@@ -231,6 +231,20 @@ interface BlockStore {
   record NewBlock(Hash hash, int level, byte[] content, int length) {}
 
   /**
+   * For {@code statfs} of a store whose blocks are in a pool: the bytes of the blocks this store
+   * counts there, and what the pool can still take ({@link BlockPool#availableBytes}; -1 when it
+   * cannot say), as last measured; null for a store that keeps its blocks in its LMDB. The first
+   * call measures (it may wait for the pool's timeout); later ones return at once and measure again
+   * in the background when the figures are older than a few seconds.
+   */
+  default PooledSpace pooledSpace() throws IOException {
+    return null;
+  }
+
+  /** See {@link #pooledSpace}. */
+  public record PooledSpace(long pooledBytes, long availableBytes) {}
+
+  /**
    * What names the pool this store keeps its blocks in ({@link BlockPool#identity}), for a receive
    * by reference; null for a store that keeps them in its LMDB (or a pool that cannot say).
    */

@@ -533,7 +533,12 @@ public final class Datastore implements Closeable {
     long used = db.usedBytes();
     long live = Math.min(used, db.pagesInUse());
     return new StoreStats(
-        used, live, Files.getFileStore(dir).getUsableSpace(), inodes, geometry.leafSize);
+        used,
+        live,
+        Files.getFileStore(dir).getUsableSpace(),
+        inodes,
+        geometry.leafSize,
+        blocks.pooledSpace());
   }
 
   // ================================================================ contents (Contents, WriteBack)

@@ -58,6 +58,7 @@ import java.util.function.Consumer;
  * are kept uncompressed in the pool.
  */
 final class PoolBlockStore extends CountedBlockStore {
+  private static final System.Logger LOG = System.getLogger(PoolBlockStore.class.getName());
   private static final byte[] ZEROS = new byte[Geometry.MAX_LEAF_SIZE];
 
   private final BlockPool pool;
@@ -391,6 +392,52 @@ final class PoolBlockStore extends CountedBlockStore {
       db.releases.delete(txn, Lmdb.key(h));
     }
     return hashes.size();
+  }
+
+  // ---- space
+
+  /** How old {@link #pooledSpace}'s figures may be before a call measures them again. */
+  private static final long SPACE_STALE_NS = TimeUnit.SECONDS.toNanos(5);
+
+  /** The last measurement of {@link #pooledSpace}, and when it ended (nanoTime). */
+  private volatile PooledSpace space;
+
+  private volatile long spaceAt;
+
+  /** A measurement runs in the background. */
+  private final java.util.concurrent.atomic.AtomicBoolean measuring =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  @Override
+  public PooledSpace pooledSpace() throws IOException {
+    PooledSpace last = space;
+    if (last == null) {
+      return measureSpace();
+    }
+    if (System.nanoTime() - spaceAt > SPACE_STALE_NS && measuring.compareAndSet(false, true)) {
+      io.execute(
+          () -> {
+            try {
+              measureSpace();
+            } catch (IOException | RuntimeException e) {
+              LOG.log(
+                  System.Logger.Level.WARNING,
+                  "the space of " + poolName + " was not measured: " + e.getMessage());
+            } finally {
+              measuring.set(false);
+            }
+          });
+    }
+    return last;
+  }
+
+  /** Sums the lengths of the blocks this store counts (a walk of its refs) and asks the pool. */
+  private PooledSpace measureSpace() throws IOException {
+    long pooled = db.read(this::lengths);
+    PooledSpace s = new PooledSpace(pooled, pool.availableBytes());
+    space = s;
+    spaceAt = System.nanoTime();
+    return s;
   }
 
   // ---- a receive by reference (FORMAT.md, "Send streams")

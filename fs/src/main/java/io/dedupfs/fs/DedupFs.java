@@ -395,10 +395,11 @@ final class DedupFs implements FuseOperations {
   @Override
   public Statfs statfs(long ino) throws IOException {
     // As ZFS after a delete: used is what the store's live pages take, available the disk's free
-    // space plus the store's free pages (writes reuse them before the file grows).
+    // space plus the store's free pages (writes reuse them before the file grows). For blocks in a
+    // pool: used includes them, available is the pool's.
     StoreStats s = store.stats();
-    long used = ceilDiv(s.liveBytes(), STATFS_BLOCK);
-    long free = s.availableBytes() / STATFS_BLOCK;
+    long used = ceilDiv(s.usedBytes(), STATFS_BLOCK);
+    long free = s.freeBytes() / STATFS_BLOCK;
     return new Statfs(
         BLKSIZE,
         STATFS_BLOCK,

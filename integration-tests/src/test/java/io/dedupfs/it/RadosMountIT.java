@@ -318,6 +318,29 @@ class RadosMountIT extends RadosMounts {
   }
 
   /**
+   * df (statvfs) of a mount whose blocks are in the pool: used holds at least the {@code data}
+   * bytes of a file's non-zero leaves in the pool (the figures may be 5 s old: asked until then),
+   * available is the pool's ({@code ceph df}'s MAX AVAIL, as {@code probe} reads it: at most the
+   * test OSD's 10 GiB), not the local disk's.
+   */
+  private static void assertDfIsThePools(Mounted m, long size, RadosPool probe) throws Exception {
+    long data = size / 8 * 7; // one MiB in every 8 is a hole
+    java.nio.file.FileStore df = Files.getFileStore(m.mountpoint());
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (df.getTotalSpace() - df.getUnallocatedSpace() < data && System.nanoTime() < deadline) {
+      Thread.sleep(200);
+    }
+    assertThat(df.getTotalSpace() - df.getUnallocatedSpace())
+        .as("df's used of a mount holding %d bytes of data in the pool", data)
+        .isBetween(data, data + data / 10);
+    assertThat(df.getUsableSpace())
+        .as("df's available")
+        .isPositive()
+        .isLessThanOrEqualTo(10L << 30) // bluestore_block_size of scripts/ceph.sh
+        .isCloseTo(probe.availableBytes(), org.assertj.core.data.Offset.offset(256L << 20));
+  }
+
+  /**
    * Copies {@code src} onto two new stores of the pool with {@code cp}: the pool grows by exactly
    * {@code blocks} objects with the first copy and by none with the second; a delete on A keeps B's
    * copy (read back equal after a remount of B, every block from the pool); a delete on B too
@@ -343,6 +366,7 @@ class RadosMountIT extends RadosMounts {
       assertThat(sha256(b.mountpoint().resolve(name))).as("B's copy").isEqualTo(digest);
       fsck(b);
       assertThat(probe.objectCount()).as("after B's copy: stored once").isEqualTo(before + blocks);
+      assertDfIsThePools(b, Files.size(src), probe);
 
       Files.delete(a.mountpoint().resolve(name));
       fsck(a);

@@ -42,6 +42,19 @@ final class Librados {
 
     int rados_cluster_fsid(long cluster, @Out byte[] buf, long len);
 
+    int rados_mon_command(
+        long cluster,
+        @In String[] cmd,
+        long cmdlen,
+        @In byte[] inbuf,
+        long inbuflen,
+        @Out long[] outbuf,
+        @Out long[] outbuflen,
+        @Out long[] outs,
+        @Out long[] outslen);
+
+    void rados_buffer_free(long buf);
+
     int rados_conf_read_file(long cluster, String path);
 
     int rados_conf_set(long cluster, String option, String value);

@@ -254,6 +254,71 @@ public final class RadosPool implements BlockPool {
   }
 
   /**
+   * The pool's MAX AVAIL from the monitor's {@code df} (what {@code ceph df} shows: the free space
+   * of the OSDs under the pool's rule, divided by its replication, short of the full ratio).
+   */
+  @Override
+  public long availableBytes() throws IOException {
+    String df = monCommand("{\"prefix\": \"df\", \"format\": \"json\"}");
+    long avail = poolFigure(df, pool, "max_avail");
+    if (avail < 0) {
+      throw new RadosException("the monitor's df has no max_avail for pool " + pool);
+    }
+    return avail;
+  }
+
+  /**
+   * Figure {@code name} (a whole number) of pool {@code pool} in the JSON of the monitor's {@code
+   * df}: {@code "pools": [{"name": "POOL", "id": N, "stats": {..., "NAME": 123, ...}}, ...]}; -1
+   * when it is not there.
+   */
+  static long poolFigure(String df, String pool, String name) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile(
+                "\\{\\s*\"name\"\\s*:\\s*\""
+                    + java.util.regex.Pattern.quote(pool)
+                    + "\"[^{}]*\"stats\"\\s*:\\s*\\{([^{}]*)\\}")
+            .matcher(df);
+    if (!m.find()) {
+      return -1;
+    }
+    java.util.regex.Matcher f =
+        java.util.regex.Pattern.compile("\"" + name + "\"\\s*:\\s*(\\d+)").matcher(m.group(1));
+    return f.find() ? Long.parseLong(f.group(1)) : -1;
+  }
+
+  /** Runs a monitor command (JSON) and returns its output. */
+  private String monCommand(String json) throws IOException {
+    long[] out = new long[1];
+    long[] outLen = new long[1];
+    long[] status = new long[1];
+    long[] statusLen = new long[1];
+    int r =
+        rados.rados_mon_command(
+            cluster, new String[] {json}, 1, null, 0, out, outLen, status, statusLen);
+    try {
+      if (r < 0) {
+        String why = status[0] == 0 ? "" : ": " + text(status[0], statusLen[0]);
+        throw failure("monitor command " + json + why, r);
+      }
+      return out[0] == 0 ? "" : text(out[0], outLen[0]);
+    } finally {
+      if (out[0] != 0) {
+        rados.rados_buffer_free(out[0]);
+      }
+      if (status[0] != 0) {
+        rados.rados_buffer_free(status[0]);
+      }
+    }
+  }
+
+  private static String text(long address, long length) {
+    byte[] b = new byte[(int) length];
+    Librados.MEM.getByteArray(address, b, 0, b.length);
+    return new String(b, StandardCharsets.UTF_8);
+  }
+
+  /**
    * Releases {@code holder}'s reference to block {@code hash}: removes the holder's mark and
    * subtracts one from the count, then removes the object if that was the last reference and no
    * client took a new one meanwhile. Idempotent: a holder that holds no reference (released before,

@@ -849,4 +849,50 @@ class PoolStoreTest {
       assertThat(probe.objectCount()).as("pool objects after C's delete").isEqualTo(before);
     }
   }
+
+  /**
+   * What statfs shows ({@code df} on the mount) for a store whose blocks are in a pool: its used
+   * space grows by the blocks it stores there, and its available space is the pool's ({@code ceph
+   * df}'s MAX AVAIL: at most the test OSD's 10 GiB), not the free space of the local disk that
+   * keeps only the metadata. Figures older than 5 s are measured again in the background.
+   */
+  @Test
+  void aPoolStoresSpaceIsThePoolsNotTheLocalDisks() throws Exception {
+    long osd = 10L << 30; // bluestore_block_size of scripts/ceph.sh
+    long pooled = probe.availableBytes();
+    assertThat(pooled).as("the pool's MAX AVAIL").isPositive().isLessThanOrEqualTo(osd);
+    try (Datastore ds = create(tmp.resolve("a"))) {
+      io.dedupfs.engine.StoreStats before = ds.stats();
+      assertThat(before.freeBytes())
+          .as("available")
+          .isLessThanOrEqualTo(osd)
+          .isCloseTo(pooled, org.assertj.core.data.Offset.offset(256L << 20));
+
+      byte[] data = random(new SplittableRandom(RUN + 11), 4 << 20);
+      ds.flush(put(ds, "f", data));
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      io.dedupfs.engine.StoreStats after = ds.stats();
+      while (after.usedBytes() < before.usedBytes() + data.length && System.nanoTime() < deadline) {
+        Thread.sleep(200);
+        after = ds.stats();
+      }
+      assertThat(after.usedBytes() - before.usedBytes())
+          .as("used grows by the 4 MiB stored in the pool (and a little metadata)")
+          .isBetween((long) data.length, data.length + (2L << 20));
+      assertThat(after.freeBytes()).as("available after").isLessThanOrEqualTo(osd);
+    }
+  }
+
+  @Test
+  void thePoolsFiguresAreReadFromTheMonitorsDf() {
+    String df =
+        "{\"stats\":{\"total_bytes\":10737418240,\"total_avail_bytes\":9663676416},"
+            + "\"pools\":[{\"name\":\"device_health_metrics\",\"id\":1,\"stats\":"
+            + "{\"stored\":0,\"max_avail\":1}},{\"name\":\"blocks\",\"id\":2,\"stats\":"
+            + "{\"stored\":4194304,\"objects\":256,\"percent_used\":0.00039,"
+            + "\"max_avail\":9126805504}}]}";
+    assertThat(RadosPool.poolFigure(df, "blocks", "max_avail")).isEqualTo(9126805504L);
+    assertThat(RadosPool.poolFigure(df, "blocks", "stored")).isEqualTo(4194304L);
+    assertThat(RadosPool.poolFigure(df, "other", "max_avail")).isEqualTo(-1);
+  }
 }

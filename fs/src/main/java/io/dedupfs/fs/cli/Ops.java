@@ -155,6 +155,8 @@ final class Ops {
           .field("live_bytes", s.liveBytes())
           .field("disk_free_bytes", s.diskFreeBytes())
           .field("available_bytes", s.availableBytes())
+          .field("pooled_bytes", s.pool() == null ? 0 : s.pool().pooledBytes())
+          .field("pool_available_bytes", s.pool() == null ? -1 : s.pool().availableBytes())
           .field("leaf_size", s.leafSize())
           .field("compression", ds.compression().toString())
           .endObject()
@@ -221,8 +223,19 @@ final class Ops {
             "store in use:", f.bytes(s.liveBytes()));
         out.printf("%-16s %s%n", "disk free:", f.bytes(s.diskFreeBytes()));
         out.printf(
-            "%-16s %s   (df's available: disk free + the store's free pages)%n",
-            "available:", f.bytes(s.availableBytes()));
+            "%-16s %s   (%s: disk free + the store's free pages)%n",
+            "available:",
+            f.bytes(s.availableBytes()),
+            s.pool() == null ? "df's available" : "here");
+        if (s.pool() != null) {
+          out.printf(
+              "%-16s %s   (the blocks it counts in its pool; df's used adds them)%n",
+              "in the pool:", f.bytes(s.pool().pooledBytes()));
+          out.printf(
+              "%-16s %s   (df's available: what the pool can still take, ceph df's MAX AVAIL)%n",
+              "pool available:",
+              s.pool().availableBytes() < 0 ? "unknown" : f.bytes(s.pool().availableBytes()));
+        }
         out.printf(
             "%-16s %s%n",
             "leaf size:",
