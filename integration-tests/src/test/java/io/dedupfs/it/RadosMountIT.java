@@ -53,7 +53,7 @@ class RadosMountIT extends RadosMounts {
       leaves.add(l);
     }
     // 513 leaves, 5 nodes above them and the root
-    copyOntoTwoStoresThenDelete(src, blocksOf(leaves, leaves.size()));
+    copyOntoTwoStoresThenDelete(src, blocksOf(leaves, leaves.size()), data.length);
   }
 
   @Test
@@ -314,17 +314,16 @@ class RadosMountIT extends RadosMounts {
       }
     }
     long blocks = blocksOf(dataLeaves, (long) IMAGE_MIB * (1 << 20) / LEAF);
-    copyOntoTwoStoresThenDelete(src, blocks);
+    copyOntoTwoStoresThenDelete(src, blocks, (long) dataLeaves.size() * LEAF);
   }
 
   /**
    * df (statvfs) of a mount whose blocks are in the pool: used holds at least the {@code data}
-   * bytes of a file's non-zero leaves in the pool (the figures may be 5 s old: asked until then),
+   * bytes of its files' non-zero leaves in the pool (the figures may be 5 s old: asked until then),
    * available is the pool's ({@code ceph df}'s MAX AVAIL, as {@code probe} reads it: at most the
    * test OSD's 10 GiB), not the local disk's.
    */
-  private static void assertDfIsThePools(Mounted m, long size, RadosPool probe) throws Exception {
-    long data = size / 8 * 7; // one MiB in every 8 is a hole
+  private static void assertDfIsThePools(Mounted m, long data, RadosPool probe) throws Exception {
     java.nio.file.FileStore df = Files.getFileStore(m.mountpoint());
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (df.getTotalSpace() - df.getUnallocatedSpace() < data && System.nanoTime() < deadline) {
@@ -342,11 +341,12 @@ class RadosMountIT extends RadosMounts {
 
   /**
    * Copies {@code src} onto two new stores of the pool with {@code cp}: the pool grows by exactly
-   * {@code blocks} objects with the first copy and by none with the second; a delete on A keeps B's
-   * copy (read back equal after a remount of B, every block from the pool); a delete on B too
-   * brings the pool's object count back.
+   * {@code blocks} objects with the first copy and by none with the second (and df on B's mount
+   * counts the {@code data} bytes of its non-zero leaves as used); a delete on A keeps B's copy
+   * (read back equal after a remount of B, every block from the pool); a delete on B too brings the
+   * pool's object count back.
    */
-  private void copyOntoTwoStoresThenDelete(Path src, long blocks) throws Exception {
+  private void copyOntoTwoStoresThenDelete(Path src, long blocks, long data) throws Exception {
     String digest = sha256(src);
     String name = src.getFileName().toString();
     try (RadosPool probe = pool()) {
@@ -366,7 +366,7 @@ class RadosMountIT extends RadosMounts {
       assertThat(sha256(b.mountpoint().resolve(name))).as("B's copy").isEqualTo(digest);
       fsck(b);
       assertThat(probe.objectCount()).as("after B's copy: stored once").isEqualTo(before + blocks);
-      assertDfIsThePools(b, Files.size(src), probe);
+      assertDfIsThePools(b, data, probe);
 
       Files.delete(a.mountpoint().resolve(name));
       fsck(a);
