@@ -94,12 +94,39 @@ abstract class CountedBlockStore implements BlockStore {
     return v == null ? 0 : v.getInt(v.position() + COUNT_AND_LEVEL);
   }
 
+  /**
+   * The length of block {@code hash}'s object in a pool store's pool, from its row: the content's
+   * length unless the row (17 bytes) records another (a compressed object); 0 when it has no row.
+   */
+  final int objectLength(ReadTxn txn, Hash hash) {
+    ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
+    return v == null ? 0 : objectLength(v);
+  }
+
+  private static int objectLength(ByteBuffer row) {
+    int at = row.position() + COUNT_AND_LEVEL;
+    return row.remaining() >= COUNT_AND_LEVEL + 2 * Integer.BYTES
+        ? row.getInt(at + Integer.BYTES)
+        : row.getInt(at);
+  }
+
   /** The sum of the content lengths a pool store's rows record. */
   final long lengths(ReadTxn txn) {
     long sum = 0;
     try (TableCursor c = db.refs.openCursor(txn)) {
       for (boolean ok = c.first(); ok; ok = c.next()) {
         sum += c.val().getInt(c.val().position() + COUNT_AND_LEVEL);
+      }
+    }
+    return sum;
+  }
+
+  /** The sum of the object lengths a pool store's rows record (see {@link #objectLength}). */
+  final long objectLengths(ReadTxn txn) {
+    long sum = 0;
+    try (TableCursor c = db.refs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        sum += objectLength(c.val());
       }
     }
     return sum;
@@ -122,11 +149,18 @@ abstract class CountedBlockStore implements BlockStore {
     db.refs.put(txn, Lmdb.key(hash), val);
   }
 
-  /** Records a new block of a pool store with the count one and its content's length. */
-  final void putOne(WriteTxn txn, Hash hash, int level, int length) {
-    ByteBuffer val = Lmdb.value(COUNT_AND_LEVEL + Integer.BYTES);
-    val.putLong(1).put((byte) level).putInt(length).flip();
-    db.refs.put(txn, Lmdb.key(hash), val);
+  /**
+   * Records a new block of a pool store with the count one, its content's length and, when it is
+   * known and differs (a compressed object), the length of its object in the pool.
+   */
+  final void putOne(WriteTxn txn, Hash hash, int level, int length, int objectLength) {
+    boolean other = objectLength > 0 && objectLength != length;
+    ByteBuffer val = Lmdb.value(COUNT_AND_LEVEL + (other ? 2 : 1) * Integer.BYTES);
+    val.putLong(1).put((byte) level).putInt(length);
+    if (other) {
+      val.putInt(objectLength);
+    }
+    db.refs.put(txn, Lmdb.key(hash), val.flip());
   }
 
   /** Forgets a block's row (its count). */

@@ -124,7 +124,8 @@ public final class Datastore implements Closeable {
                   config.cacheBytes(),
                   pool,
                   metaString(META_BLOCKS),
-                  metaString(META_STORE_ID));
+                  metaString(META_STORE_ID),
+                  readCompression());
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -220,9 +221,7 @@ public final class Datastore implements Closeable {
           putMeta(txn, "magic", Lmdb.MAGIC);
           putMeta(txn, "formatVersion", Integer.toString(Lmdb.FORMAT_VERSION));
           putMeta(txn, "leafSize", Integer.toString(config.leafSize()));
-          // blocks in a pool are kept uncompressed
-          Compression c = in == null ? config.compression() : Compression.NONE;
-          putMeta(txn, Lmdb.COMPRESSION, c.toString());
+          putMeta(txn, Lmdb.COMPRESSION, config.compression().toString());
           if (in != null) {
             putMeta(txn, META_BLOCKS, in.name());
             putMeta(txn, META_BLOCKS_CONF, in.conf());

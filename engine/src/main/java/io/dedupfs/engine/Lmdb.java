@@ -48,7 +48,7 @@ final class Lmdb implements AutoCloseable {
    * later too, and brings them up to this version when it opens them for writing, one step per
    * version ({@link #upgrade}). A new format change adds a step there and raises this number.
    */
-  static final int FORMAT_VERSION = 4;
+  static final int FORMAT_VERSION = 5;
 
   /**
    * The oldest format this code opens: 1, the format before compressed blocks and the intent log.
@@ -288,6 +288,9 @@ final class Lmdb implements AutoCloseable {
               create(t, folded);
           case 4 -> // blocks in a pool: pool references to release (meta "blocks": Datastore)
               create(t, releases);
+          case 5 -> {
+            // compressed objects in a pool, 17-byte refs rows: nothing to change in the store
+          }
           default -> throw new AssertionError("no format step to version " + to);
         }
       }

@@ -7,9 +7,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.List;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -54,8 +54,8 @@ import java.util.function.Consumer;
  * pool lacks or delivers changed is a {@link CorruptBlockException} (EIO to a reader), never wrong
  * bytes; a pool that does not answer in time is a {@link PoolTimeoutException} (EIO too, but no
  * damage: a later read may succeed). Leaves read from the pool are kept in the cache of checked
- * contents whatever the reader asks, as a round trip costs far more than a churned cache. Blocks
- * are kept uncompressed in the pool.
+ * contents whatever the reader asks, as a round trip costs far more than a churned cache. Leaves
+ * that compress by a unit of the pool's space are kept compressed there ({@link #objectOf}).
  */
 final class PoolBlockStore extends CountedBlockStore {
   private static final System.Logger LOG = System.getLogger(PoolBlockStore.class.getName());
@@ -80,9 +80,11 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /**
    * The blocks {@link #prepareNew} took a reference to in transaction {@link #takenIn}, not yet
-   * stored by {@link #putNew}. Guarded by the single LMDB writer: only its transactions touch them.
+   * stored by {@link #putNew}, with the length of the object each take created (0: the object
+   * existed, in a form another store chose). Guarded by the single LMDB writer: only its
+   * transactions touch them.
    */
-  private final Set<Hash> taken = new HashSet<>();
+  private final Map<Hash, Integer> taken = new HashMap<>();
 
   private WriteTxn takenIn;
 
@@ -92,13 +94,23 @@ final class PoolBlockStore extends CountedBlockStore {
    */
   private volatile boolean mostlyNew = true;
 
+  /** How leaves stored from now on are compressed in the pool ({@link #objectOf}); null: raw. */
+  private volatile Codec codec;
+
   PoolBlockStore(
-      Lmdb db, Geometry geometry, long cacheBytes, BlockPool pool, String poolName, String holder)
+      Lmdb db,
+      Geometry geometry,
+      long cacheBytes,
+      BlockPool pool,
+      String poolName,
+      String holder,
+      Compression compression)
       throws IOException {
     super(db, geometry, cacheBytes);
     this.pool = pool;
     this.poolName = poolName;
     this.holder = holder;
+    this.codec = Codec.of(compression);
   }
 
   // ---- fetching
@@ -139,10 +151,12 @@ final class PoolBlockStore extends CountedBlockStore {
           copy(cached, at, from, n);
           return;
         }
-        if (!exists(txn, hash)) { // the count is read here: the transaction is this thread's
+        // the row is read here: the transaction is this thread's
+        int length = length(txn, hash);
+        if (length == 0) {
           throw new CorruptBlockException(hash, "missing from the store");
         }
-        Future<byte[]> f = reads.submit(() -> fetch(hash, 0));
+        Future<byte[]> f = reads.submit(() -> fetch(hash, length));
         fetches.add(f);
         copies.add(() -> copy(Futures.getUnchecked(f), at, from, n));
       }
@@ -172,9 +186,9 @@ final class PoolBlockStore extends CountedBlockStore {
     };
   }
 
-  /** A block's content from the pool, checked against its hash and kept in the cache. */
-  private byte[] fetch(Hash hash, int level) throws IOException {
-    byte[] content = checked(hash, level, fromPool(hash));
+  /** A leaf's content from the pool, checked against its hash and kept in the cache. */
+  private byte[] fetch(Hash hash, int length) throws IOException {
+    byte[] content = checked(hash, 0, fromPool(hash, 0, length));
     verified.put(hash, content);
     return content;
   }
@@ -212,17 +226,25 @@ final class PoolBlockStore extends CountedBlockStore {
     return content;
   }
 
-  /** The content in the pool of a block this store counts; null when it counts none. */
+  /**
+   * The content in the pool of a block this store counts (decompressed, not checked against its
+   * hash); null when it counts none.
+   */
   @Override
   public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws IOException {
     if (!exists(txn, hash)) {
       return null;
     }
-    return fromPool(hash);
+    return fromPool(hash, level(txn, hash), length(txn, hash));
   }
 
-  /** The content the pool holds for block {@code hash}, unchecked. */
-  private byte[] fromPool(Hash hash) throws IOException {
+  /** The content of block {@code hash} (of {@code length} bytes at {@code level}) from the pool. */
+  private byte[] fromPool(Hash hash, int level, int length) throws IOException {
+    return contentOf(hash, level, length, objectFromPool(hash));
+  }
+
+  /** The object the pool holds for block {@code hash}, unchecked. */
+  private byte[] objectFromPool(Hash hash) throws IOException {
     byte[] content;
     try {
       content = pool.read(hash);
@@ -242,10 +264,10 @@ final class PoolBlockStore extends CountedBlockStore {
     return length(txn, hash);
   }
 
-  /** Blocks are kept uncompressed in the pool. */
+  /** The length of its object in the pool: compressed or not. */
   @Override
   public long packedLength(ReadTxn txn, Hash hash) {
-    return storedLength(txn, hash);
+    return objectLength(txn, hash);
   }
 
   /** The blocks this store holds a pool reference to: those it counts. */
@@ -261,7 +283,7 @@ final class PoolBlockStore extends CountedBlockStore {
 
   @Override
   public long packedBytes(ReadTxn txn) {
-    return storedBytes(txn);
+    return objectLengths(txn);
   }
 
   // ---- storing and counting
@@ -271,11 +293,13 @@ final class PoolBlockStore extends CountedBlockStore {
       throws IOException {
     // taken before the caller's commit (perhaps by prepareNew in this transaction); a row still
     // waiting to release it goes (see the class)
-    if (takenIn != txn || !taken.remove(hash)) {
-      pool.take(holder, hash, content, length);
+    Integer objectLength = takenIn == txn ? taken.remove(hash) : null;
+    if (objectLength == null) {
+      PoolObject o = objectOf(content, length, level);
+      objectLength = pool.take(holder, hash, o.bytes(), o.length()) ? o.length() : 0;
     }
     db.releases.delete(txn, Lmdb.key(hash));
-    putOne(txn, hash, level, length);
+    putOne(txn, hash, level, length, objectLength);
     if (level > 0) {
       verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
     }
@@ -301,19 +325,88 @@ final class PoolBlockStore extends CountedBlockStore {
       return; // putNew takes it: no gain
     }
     boolean createFirst = mostlyNew;
-    List<Boolean> created =
+    List<Integer> objectLengths =
         inParallel(
             blocks,
-            b ->
-                createFirst
-                    ? pool.takeNew(holder, b.hash(), b.content(), b.length())
-                    : pool.take(holder, b.hash(), b.content(), b.length()),
+            b -> {
+              PoolObject o = objectOf(b.content(), b.length(), b.level());
+              boolean created =
+                  createFirst
+                      ? pool.takeNew(holder, b.hash(), o.bytes(), o.length())
+                      : pool.take(holder, b.hash(), o.bytes(), o.length());
+              return created ? o.length() : 0;
+            },
             "taking blocks");
-    for (NewBlock b : blocks) {
-      taken.add(b.hash());
+    int n = 0;
+    for (int i = 0; i < blocks.size(); i++) {
+      int l = objectLengths.get(i);
+      taken.put(blocks.get(i).hash(), l);
+      n += l > 0 ? 1 : 0;
     }
-    int n = (int) created.stream().filter(c -> c).count();
     mostlyNew = 2 * n >= blocks.size();
+  }
+
+  /**
+   * The allocation unit of the pool's object store (BlueStore's {@code min_alloc_size}): a
+   * compressed object is kept only when it takes fewer units than the raw content.
+   */
+  static final int POOL_UNIT = 4096;
+
+  /** What a block's object in the pool holds: {@code bytes[0, length)}. */
+  record PoolObject(byte[] bytes, int length) {}
+
+  /**
+   * The object to store for a block of content {@code content[0, length)}: the content itself, or,
+   * for a leaf that the store's codec shrinks by at least one {@link #POOL_UNIT}, the codec's id
+   * (one byte) and the compressed bytes (FORMAT.md, "Blocks in a pool"). Any thread.
+   */
+  private PoolObject objectOf(byte[] content, int length, int level) {
+    Codec c = codec;
+    if (c == null || level > 0 || length <= POOL_UNIT) {
+      return new PoolObject(content, length);
+    }
+    byte[] packed = PACK_OUT.get();
+    if (packed.length < c.maxCompressedLength(length)) {
+      packed = new byte[c.maxCompressedLength(length)];
+      PACK_OUT.set(packed);
+    }
+    int n = c.compress(content, length, packed);
+    if (n < 0 || units(1 + n) >= units(length)) {
+      return new PoolObject(content, length);
+    }
+    byte[] out = new byte[1 + n];
+    out[0] = (byte) c.id;
+    System.arraycopy(packed, 0, out, 1, n);
+    return new PoolObject(out, 1 + n);
+  }
+
+  private static int units(int bytes) {
+    return (bytes + POOL_UNIT - 1) / POOL_UNIT;
+  }
+
+  /** Compressor output, per thread. */
+  private static final ThreadLocal<byte[]> PACK_OUT = ThreadLocal.withInitial(() -> new byte[0]);
+
+  /**
+   * The content of block {@code hash} from its object in the pool, {@code object}: the object
+   * itself when it is as long as the content ({@code length}, from the block's row), else the
+   * leaf's compressed form (see {@link #objectOf}), decompressed. Checks nothing else: the caller
+   * checks the hash.
+   */
+  private byte[] contentOf(Hash hash, int level, int length, byte[] object)
+      throws CorruptBlockException {
+    if (object.length >= length || level > 0) {
+      return object;
+    }
+    Codec c = object.length < 2 ? null : Codec.reading(object[0]);
+    if (c == null) {
+      throw new CorruptBlockException(
+          hash, "its object in " + poolName + " is short and names no codec");
+    }
+    byte[] content = new byte[length];
+    c.decompress(
+        hash, Arrays.copyOfRange(object, 1, object.length), object.length - 1, content, length);
+    return content;
   }
 
   /** A call to the pool for one item. */
@@ -350,7 +443,10 @@ final class PoolBlockStore extends CountedBlockStore {
     return out;
   }
 
-  /** Blocks are kept uncompressed in the pool. */
+  /**
+   * Leaves are compressed on the threads that take them ({@link #objectOf}), not here: the pool's
+   * unit of space is not the store's page.
+   */
   @Override
   public Packed pack(byte[] content, int length, int level) {
     return null;
@@ -358,7 +454,7 @@ final class PoolBlockStore extends CountedBlockStore {
 
   @Override
   public void setCompression(Compression compression) {
-    // blocks are kept uncompressed in the pool; the store records its setting all the same
+    codec = Codec.of(compression);
   }
 
   /** Forgets a block here and queues the release of its pool reference (see the class). */
@@ -433,7 +529,7 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /** Sums the lengths of the blocks this store counts (a walk of its refs) and asks the pool. */
   private PooledSpace measureSpace() throws IOException {
-    long pooled = db.read(this::lengths);
+    long pooled = db.read(this::objectLengths);
     PooledSpace s = new PooledSpace(pooled, pool.availableBytes());
     space = s;
     spaceAt = System.nanoTime();
@@ -474,7 +570,7 @@ final class PoolBlockStore extends CountedBlockStore {
   @Override
   public void putPooled(WriteTxn txn, Hash hash, int level, int length) {
     db.releases.delete(txn, Lmdb.key(hash)); // as putNew: the reference was taken again
-    putOne(txn, hash, level, length);
+    putOne(txn, hash, level, length, 0); // its object's length: another store's choice
   }
 
   @Override

@@ -23,6 +23,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -412,26 +413,9 @@ class PoolStoreTest {
       leaf = PoolStoreAccess.counted(ds, 0).get(0);
     }
     // another client overwrites the object's bytes (its references stay)
-    Path wrong = tmp.resolve("wrong");
     byte[] bad = probe.read(leaf).clone();
     bad[bad.length / 2] ^= 1;
-    Files.write(wrong, bad);
-    Process p =
-        new ProcessBuilder(
-                "rados",
-                "-c",
-                ceph.conf().toString(),
-                "-p",
-                "blocks",
-                "put",
-                leaf.toString(),
-                wrong.toString())
-            .redirectErrorStream(true)
-            .start();
-    assertThat(p.waitFor())
-        .as("rados put: %s", new String(p.getInputStream().readAllBytes()))
-        .isZero();
-    assertThat(probe.read(leaf)).isEqualTo(bad);
+    radosPut(leaf, bad);
 
     try (Datastore ds = open(a)) { // nothing cached
       assertThatThrownBy(() -> read(ds, "f"))
@@ -446,6 +430,28 @@ class PoolStoreTest {
       ds.reclaim();
       assertThat(probe.exists(leaf)).as("freed all the same").isFalse();
     }
+  }
+
+  /** Writes {@code bytes} over block {@code hash}'s object, as another client of the pool could. */
+  private void radosPut(Hash hash, byte[] bytes) throws Exception {
+    Path file = tmp.resolve("object-" + hash);
+    Files.write(file, bytes);
+    Process p =
+        new ProcessBuilder(
+                "rados",
+                "-c",
+                ceph.conf().toString(),
+                "-p",
+                "blocks",
+                "put",
+                hash.toString(),
+                file.toString())
+            .redirectErrorStream(true)
+            .start();
+    assertThat(p.waitFor())
+        .as("rados put: %s", new String(p.getInputStream().readAllBytes()))
+        .isZero();
+    assertThat(probe.read(hash)).isEqualTo(bytes);
   }
 
   /** A RADOS pool whose reads get no answer while {@link #silent} is set. */
@@ -894,5 +900,82 @@ class PoolStoreTest {
     assertThat(RadosPool.poolFigure(df, "blocks", "max_avail")).isEqualTo(9126805504L);
     assertThat(RadosPool.poolFigure(df, "blocks", "stored")).isEqualTo(4194304L);
     assertThat(RadosPool.poolFigure(df, "other", "max_avail")).isEqualTo(-1);
+  }
+
+  /**
+   * Leaves that the store's compression (lz4, the default) shrinks by a 4 KiB unit or more are kept
+   * in the pool compressed (the codec's id, then its bytes), others raw; both read back equal after
+   * a reopen (nothing cached) and scrub clean, and stats count the compressed bytes. A store
+   * without compression that writes the same data takes the compressed objects as they are (the
+   * pool gains nothing) and reads them. A compressed object damaged in the pool is EIO, never wrong
+   * bytes.
+   */
+  @Test
+  void leavesThatCompressAreCompressedObjectsInThePool() throws Exception {
+    SplittableRandom r = new SplittableRandom(RUN + 12);
+    int leaves = 32;
+    byte[] text = new byte[leaves * LEAF]; // per leaf: 4 KiB random, then a phrase repeated
+    for (int i = 0; i < text.length; i++) {
+      text[i] = i % LEAF < 4096 ? (byte) r.nextInt() : (byte) ('a' + i % 23);
+    }
+    byte[] noise = random(r, 8 * LEAF);
+    Path a = tmp.resolve("a");
+    long objects = probe.objectCount();
+    try (Datastore ds = create(a)) {
+      put(ds, "text", text);
+      put(ds, "noise", noise);
+      ds.sync();
+      int compressed = 0;
+      Map<String, String> refs = PoolStoreAccess.refs(ds); // count/level/length
+      for (Hash h : PoolStoreAccess.counted(ds, 0)) {
+        byte[] object = probe.read(h);
+        int length = Integer.parseInt(refs.get(h.toString()).split("/")[2]);
+        if (object.length != length) {
+          assertThat(object[0]).as("codec of %s", h).isEqualTo((byte) 1); // LZ4
+          assertThat(object.length).as("%s saves a 4 KiB unit", h).isLessThanOrEqualTo(LEAF - 4096);
+          compressed++;
+        }
+      }
+      assertThat(compressed).as("compressed leaves: those of text").isEqualTo(leaves);
+      io.dedupfs.engine.SpaceUsage u = ds.usage("/");
+      assertThat(u.compressedBytes()).as("stats' compressed bytes").isLessThan(u.storedBytes());
+    }
+    long after = probe.objectCount();
+    assertThat(after - objects).as("objects: the leaves and a node each").isEqualTo(leaves + 8 + 2);
+
+    Path b = tmp.resolve("b");
+    try (Datastore ds =
+        Datastore.open(
+            b,
+            config(RadosPool::open)
+                .withBlocksIn(pool())
+                .withCompression(io.dedupfs.engine.Compression.NONE))) {
+      put(ds, "text", text);
+      ds.sync();
+    }
+    assertThat(probe.objectCount()).as("B's copy added nothing").isEqualTo(after);
+    Hash leaf = null;
+    for (Path store : List.of(a, b)) {
+      try (Datastore ds = open(store)) { // nothing cached: every leaf from the pool
+        assertThat(read(ds, "text")).as("text in %s", store).isEqualTo(text);
+        assertThat(ds.scrub(x -> {}).damaged()).as("scrub of %s", store).isEmpty();
+        if (store.equals(a)) {
+          assertThat(read(ds, "noise")).isEqualTo(noise);
+        }
+        for (Hash h : PoolStoreAccess.counted(ds, 0)) {
+          leaf = probe.read(h)[0] == 1 && probe.read(h).length < LEAF - 4096 ? h : leaf;
+        }
+      }
+    }
+
+    byte[] bad = probe.read(leaf).clone();
+    bad[bad.length / 2] ^= 0x55;
+    radosPut(leaf, bad);
+    try (Datastore ds = open(b)) {
+      assertThatThrownBy(() -> read(ds, "text"))
+          .isInstanceOf(CorruptBlockException.class)
+          .hasMessageContaining(leaf.toString());
+      assertThat(ds.scrub(x -> {}).damaged()).hasSize(1);
+    }
   }
 }

@@ -40,7 +40,7 @@ final class CreateCommand implements Callable<Integer> {
       paramLabel = "rados:POOL",
       description =
           "Keep the blocks in the Ceph RADOS pool POOL, shared with the other stores on it (the"
-              + " namespace and the counts stay in STORE; such blocks are kept uncompressed);"
+              + " namespace and the counts stay in STORE; leaves compressed as --compression says);"
               + " default: in STORE.")
   String blocks;
 
