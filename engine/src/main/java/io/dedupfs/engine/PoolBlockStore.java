@@ -232,10 +232,8 @@ final class PoolBlockStore extends CountedBlockStore {
    */
   @Override
   public byte[] loadUnchecked(ReadTxn txn, Hash hash) throws IOException {
-    if (!exists(txn, hash)) {
-      return null;
-    }
-    return fromPool(hash, level(txn, hash), length(txn, hash));
+    int length = length(txn, hash); // 0: no row (a block counted here has a length)
+    return length == 0 ? null : fromPool(hash, level(txn, hash), length);
   }
 
   /** The content of block {@code hash} (of {@code length} bytes at {@code level}) from the pool. */
