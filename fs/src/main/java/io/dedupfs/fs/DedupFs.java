@@ -23,6 +23,8 @@ import io.dedupfs.fs.fuse.SetAttr;
 import io.dedupfs.fs.fuse.Statfs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Instant;
 import java.util.EnumSet;
 import java.util.List;
@@ -92,10 +94,11 @@ final class DedupFs implements FuseOperations {
 
   /**
    * Files that may hold privileges a write must drop (set-user-ID or set-group-ID bits, a {@link
-   * #CAPABILITY}) while a direct-I/O open may write them: those opens' writes come here without the
-   * kernel's check (see {@link #open(long, int, boolean)}), so {@link #write} drops them. A file
-   * joins when opened for direct I/O with privileges, or given privileges by chmod or setxattr; it
-   * leaves when a write finds none left. Usually empty, so a write pays one emptiness check.
+   * #CAPABILITY}) while open for writing. The kernel leaves dropping them to dedupfs ({@link
+   * #dropsPrivileges}; a direct-I/O open's writes also skip the kernel's check, see {@link
+   * #open(long, int, boolean)}), so {@link #write} drops them. A file joins when opened for writing
+   * with privileges, or given privileges by chmod or setxattr; it leaves when a write finds none
+   * left. Usually empty, so a write pays one emptiness check.
    */
   private final Set<Long> privileged = ConcurrentHashMap.newKeySet();
 
@@ -175,11 +178,23 @@ final class DedupFs implements FuseOperations {
     return attr(store.getattr(ino));
   }
 
+  /** See {@link #dropPrivileges}: dedupfs drops them, and the kernel then asks less. */
+  @Override
+  public boolean dropsPrivileges() {
+    return true;
+  }
+
   @Override
   public Attr setattr(RequestContext ctx, long ino, SetAttr c) throws IOException {
+    Integer mode = c.mode().isPresent() ? c.mode().getAsInt() : null;
+    if (mode == null && ctx.killSuidGid()) { // a chown, or a truncate without CAP_FSETID
+      Attributes a = store.getattr(ino);
+      int drop = a.isDirectory() ? 0 : setIdBitsToDrop(ctx, a.mode(), a.gid());
+      mode = drop == 0 ? null : a.mode() & ~drop;
+    }
     SetAttributes change =
         new SetAttributes(
-            c.mode().isPresent() ? c.mode().getAsInt() : null,
+            mode,
             c.uid().isPresent() ? c.uid().getAsInt() : null,
             c.gid().isPresent() ? c.gid().getAsInt() : null,
             c.size().isPresent() ? c.size().getAsLong() : null,
@@ -238,10 +253,20 @@ final class DedupFs implements FuseOperations {
   // ---- files
 
   @Override
-  public OpenFile open(long ino, int flags) throws IOException {
+  public OpenFile open(RequestContext ctx, long ino, int flags) throws IOException {
     boolean writing = (flags & O_ACCMODE) != O_RDONLY;
     if (writing && (flags & O_TRUNC) != 0) {
-      store.setattr(ino, SetAttributes.size(0));
+      Integer mode = null;
+      if (ctx.killSuidGid()) {
+        Attributes a = store.getattr(ino);
+        int drop = setIdBitsToDrop(ctx, a.mode(), a.gid());
+        mode = drop == 0 ? null : a.mode() & ~drop;
+      }
+      store.setattr(ino, new SetAttributes(mode, null, null, 0L, null, null));
+      FuseSession s = session;
+      if (mode != null && s != null) {
+        s.invalidateInode(ino, -1, 0); // its mode: attributes only, safe inside this open
+      }
     } else if (writing) {
       // A snapshot's file opened for writing would let a shared mmap change the kernel's cached
       // pages, which every reader then sees although the store refuses the write-back: refuse the
@@ -268,8 +293,8 @@ final class DedupFs implements FuseOperations {
   @Override
   public int write(RequestContext ctx, long ino, long fh, long offset, ByteBuffer data)
       throws IOException {
-    Handle h = handle(fh);
-    if (h.direct() && !privileged.isEmpty() && privileged.contains(ino)) {
+    requireHandle(fh);
+    if (!privileged.isEmpty() && privileged.contains(ino)) {
       dropPrivileges(ctx, ino);
     }
     return store.write(ino, offset, data);
@@ -518,14 +543,14 @@ final class DedupFs implements FuseOperations {
   /**
    * A file opened with O_DIRECT (qemu's cache=none) gets FUSE's direct I/O: its reads and writes
    * bypass the page cache as O_DIRECT asks, and the kernel does not ask for {@link #CAPABILITY}
-   * before each write (one FUSE request per write instead of two), nor drop the file's privileges
-   * itself: {@link #write} does, for the files in {@link #privileged}. Shared mmap of such an open
-   * fails (ENODEV), as on any FUSE direct-I/O file. Not on a mount with the writeback cache ({@link
-   * #directForODirect}).
+   * before each write, nor drop the file's privileges itself: {@link #write} does, for the files in
+   * {@link #privileged}, as for every file opened for writing when the kernel leaves it to dedupfs.
+   * Shared mmap of such an open fails (ENODEV), as on any FUSE direct-I/O file. Not on a mount with
+   * the writeback cache ({@link #directForODirect}).
    */
   private OpenFile open(long ino, int flags, boolean directory) throws IOException {
     boolean direct = !directory && directForODirect && (flags & O_DIRECT) != 0;
-    if (direct && (flags & O_ACCMODE) != O_RDONLY && hasPrivileges(ino)) {
+    if (!directory && (flags & O_ACCMODE) != O_RDONLY && hasPrivileges(ino)) {
       privileged.add(ino);
     }
     long fh = nextHandle.getAndIncrement();
@@ -553,21 +578,16 @@ final class DedupFs implements FuseOperations {
   }
 
   /**
-   * What the kernel does before a write through the page cache (file_remove_privs): a writer
-   * without CAP_FSETID (here: any but root) drops the set-user-ID bit, and the set-group-ID bit of
-   * a group-executable file; any write drops {@link #CAPABILITY}. The file leaves {@link
-   * #privileged} when nothing is left to drop.
+   * What the kernel does before a write to a file on a local filesystem (file_remove_privs): a
+   * writer without CAP_FSETID (the kernel says so, {@link RequestContext#killSuidGid}) drops the
+   * set-user-ID and set-group-ID bits ({@link #setIdBitsToDrop}); any write drops {@link
+   * #CAPABILITY}. The file leaves {@link #privileged} when nothing is left to drop.
    */
   private void dropPrivileges(RequestContext ctx, long ino) throws IOException {
     privileged.remove(ino); // first: a chmod meanwhile adds it back
-    int mode = store.getattr(ino).mode();
-    int kill = 0;
-    if (ctx.uid() != 0) {
-      kill |= mode & S_ISUID;
-      if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
-        kill |= S_ISGID; // without group x it marks mandatory locking, and stays
-      }
-    }
+    Attributes a = store.getattr(ino);
+    int mode = a.mode();
+    int kill = ctx.killSuidGid() ? setIdBitsToDrop(ctx, mode, a.gid()) : 0;
     boolean changed = false;
     if (kill != 0) {
       store.setattr(ino, SetAttributes.mode(mode & ~kill));
@@ -584,6 +604,48 @@ final class DedupFs implements FuseOperations {
     if (changed && s != null) {
       s.invalidateInode(ino, -1, 0); // attributes only: no page lock, safe inside this write
     }
+  }
+
+  /**
+   * The bits Linux 6's VFS drops from a file of {@code mode} and group {@code gid} when the kernel
+   * asks ({@link RequestContext#killSuidGid}: a write, truncate or O_TRUNC open by a caller without
+   * CAP_FSETID, or a chown): set-user-ID always; set-group-ID when the group may execute the file,
+   * or when the caller is neither in the file's group nor root (setattr_should_drop_sgid). A
+   * set-group-ID bit without group x otherwise stays: it marks mandatory locking.
+   */
+  private static int setIdBitsToDrop(RequestContext ctx, int mode, int gid) {
+    int drop = mode & S_ISUID;
+    if ((mode & S_ISGID) != 0
+        && ((mode & S_IXGRP) != 0 || (ctx.uid() != 0 && !inGroup(ctx, gid)))) {
+      drop |= S_ISGID;
+    }
+    return drop;
+  }
+
+  /**
+   * Whether the caller's filesystem group or one of its supplementary groups (from its {@code
+   * /proc/PID/status}, as libfuse's fuse_req_getgroups reads them) is {@code gid}. False when the
+   * caller is gone.
+   */
+  private static boolean inGroup(RequestContext ctx, int gid) {
+    if (ctx.gid() == gid) {
+      return true;
+    }
+    try {
+      for (String line :
+          Files.readAllLines(Path.of("/proc", Integer.toString(ctx.pid()), "status"))) {
+        if (line.startsWith("Groups:")) {
+          for (String g : line.substring("Groups:".length()).trim().split("\\s+")) {
+            if (!g.isEmpty() && Integer.parseInt(g) == gid) {
+              return true;
+            }
+          }
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.log(System.Logger.Level.DEBUG, "cannot read the groups of pid " + ctx.pid() + ": " + e);
+    }
+    return false;
   }
 
   private Handle handle(long fh) {

@@ -53,7 +53,7 @@ final class Kernel implements AutoCloseable {
 
   /** The caller: a user's process (this JVM's pid, so that /proc/PID/fd names its descriptors). */
   static final RequestContext CALLER =
-      new RequestContext(1000, 1000, (int) ProcessHandle.current().pid(), 022);
+      new RequestContext(1000, 1000, (int) ProcessHandle.current().pid(), 022, false);
 
   final Datastore store;
   final DedupFs fs;
@@ -157,7 +157,7 @@ final class Kernel implements AutoCloseable {
   }
 
   Open open(long ino, int flags) throws Exception {
-    OpenFile f = fs.open(ino, flags | O_LARGEFILE);
+    OpenFile f = fs.open(CALLER, ino, flags | O_LARGEFILE);
     return new Open(ino, f.fh());
   }
 

@@ -135,9 +135,9 @@ class ReadOnlyTest {
     changes.put("chmod", () -> k.setattr(f, Kernel.mode(0600, r)));
     changes.put("utimens", () -> k.setattr(f, Kernel.times(t, t, r)));
     changes.put("chmod d", () -> k.setattr(d, Kernel.mode(0700, r)));
-    changes.put("open O_WRONLY", () -> k.fs.open(f, O_WRONLY));
-    changes.put("open O_RDWR", () -> k.fs.open(f, O_RDWR));
-    changes.put("open O_TRUNC", () -> k.fs.open(f, O_WRONLY | O_TRUNC));
+    changes.put("open O_WRONLY", () -> k.fs.open(Kernel.CALLER, f, O_WRONLY));
+    changes.put("open O_RDWR", () -> k.fs.open(Kernel.CALLER, f, O_RDWR));
+    changes.put("open O_TRUNC", () -> k.fs.open(Kernel.CALLER, f, O_WRONLY | O_TRUNC));
     changes.put(
         "write", () -> k.fs.write(Kernel.CALLER, f, r.fh(), 0, ByteBuffer.wrap(new byte[10])));
     changes.put("fallocate", () -> k.fs.fallocate(f, r.fh(), 0, 0, 1 << 20));

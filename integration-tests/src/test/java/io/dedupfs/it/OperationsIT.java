@@ -684,62 +684,81 @@ class OperationsIT {
   // ---- O_DIRECT -------------------------------------------------------------------------------
 
   /**
-   * A file opened with O_DIRECT is served with FUSE's direct I/O, so its writes skip the kernel's
-   * check of set-user-ID bits and capabilities: dedupfs drops them itself, exactly as the kernel
-   * does for a write through the page cache (the oracle here: the same write to a twin file without
-   * O_DIRECT).
+   * Set-user-ID and set-group-ID bits and file capabilities are dropped exactly as ext4 drops them,
+   * on writes through the page cache and O_DIRECT, truncate, ftruncate, open with O_TRUNC and
+   * chown, by root and by another user (the oracle: the same script on a loop-mounted ext4). The
+   * kernel leaves the mode bits to dedupfs (FUSE_HANDLE_KILLPRIV_V2, so that it stops asking for
+   * security.capability before every write), which must then follow Linux 6's rules: a set-group-ID
+   * bit without group x goes when the writer is not in the file's group, and an O_TRUNC open drops
+   * the bits too. Before dedupfs did it, the FUSE kernel's own rules kept both.
    */
   @Test
-  void directWritesDropPrivilegesAsCachedWritesDo(TestInfo test) throws IOException {
+  void privilegesAreDroppedAsExt4DropsThem(TestInfo test) throws IOException {
+    org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "loop-mounting ext4 needs root");
+    String script =
+        """
+            import mmap, os, struct, sys
+            d = sys.argv[1]
+            CAP = struct.pack('<IIIII', 0x02000000, 1 << 10, 0, 0, 0)  # v2: cap_net_bind_service
+            def as_user(uid, act, f):
+                pid = os.fork()
+                if pid == 0:
+                    if uid:
+                        os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)
+                    act(f)
+                    os._exit(0)
+                assert os.waitpid(pid, 0)[1] == 0
+            def cached(f):
+                fd = os.open(f, os.O_WRONLY); os.pwrite(fd, b'w' * 4096, 4096); os.close(fd)
+            def direct(f):
+                fd = os.open(f, os.O_WRONLY | os.O_DIRECT)
+                buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
+                buf.write(b'w' * 4096)
+                os.pwrite(fd, buf, 4096); os.close(fd)
+            def truncate(f):
+                os.truncate(f, 8192)
+            def ftruncate(f):
+                fd = os.open(f, os.O_WRONLY); os.ftruncate(fd, 100); os.close(fd)
+            def otrunc(f):
+                os.close(os.open(f, os.O_WRONLY | os.O_TRUNC))
+            def chown(f):
+                os.chown(f, 65534, 65534)
+            acts = [cached, direct, truncate, ftruncate, otrunc, chown]
+            for act in acts:
+                for mode in (0o6777, 0o2767, 0o4777, 0o0777):
+                    for uid in ((0,) if act is chown else (0, 65534)):
+                        for cap in (0, 1):
+                            f = os.path.join(d, '%s-%o-%d-%d' % (act.__name__, mode, uid, cap))
+                            with open(f, 'wb') as o:
+                                o.write(os.urandom(16384))
+                            os.chmod(f, mode)
+                            if cap:
+                                os.setxattr(f, 'security.capability', CAP)
+                            as_user(uid, act, f)
+                            has = 'security.capability' in os.listxattr(f)
+                            print(act.__name__, '%o' % mode, 'uid', uid, 'cap', cap, '->',
+                                  '%o' % (os.stat(f).st_mode & 0o7777) + (' cap' if has else ''))
+            """;
     Path d = dir(test);
     Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxrwxrwx"));
-    String out =
-        Tools.python(
-            """
-                import mmap, os, struct, sys
-                d = sys.argv[1]
-                CAP = struct.pack('<IIIII', 0x02000000, 1 << 10, 0, 0, 0)  # v2: cap_net_bind_service
-                def write(path, direct, uid):
-                    pid = os.fork()
-                    if pid == 0:
-                        if uid:
-                            os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)
-                        fd = os.open(path, os.O_WRONLY | (os.O_DIRECT if direct else 0))
-                        buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
-                        buf.write(b'w' * 4096)
-                        os.pwrite(fd, buf, 4096)
-                        os.close(fd)
-                        os._exit(0)
-                    assert os.waitpid(pid, 0)[1] == 0
-                def after(mode, uid, cap):
-                    seen = []
-                    for direct in (False, True):
-                        f = os.path.join(d, '%o-%d-%d-%d' % (mode, uid, cap, direct))
-                        with open(f, 'wb') as o:
-                            o.write(os.urandom(16384))
-                        os.chmod(f, mode)
-                        if cap:
-                            os.setxattr(f, 'security.capability', CAP)
-                        write(f, direct, uid)
-                        has = 'security.capability' in os.listxattr(f)
-                        seen.append('%o%s' % (os.stat(f).st_mode & 0o7777, ' cap' if has else ''))
-                    print('%o uid %d cap %d: cached %s, direct %s' % (mode, uid, cap, *seen))
-                after(0o6777, 65534, 0)  # both bits go: the writer lacks CAP_FSETID
-                after(0o2767, 65534, 0)  # set-group-ID without group x (mandatory locking) stays
-                after(0o6777, 0, 0)      # root keeps them
-                after(0o0777, 0, 1)      # any write drops a capability
-                after(0o4777, 65534, 1)
-                """,
-            d);
-    assertThat(out)
-        .isEqualTo(
-            """
-                6777 uid 65534 cap 0: cached 777, direct 777
-                2767 uid 65534 cap 0: cached 2767, direct 2767
-                6777 uid 0 cap 0: cached 6777, direct 6777
-                777 uid 0 cap 1: cached 777, direct 777
-                4777 uid 65534 cap 1: cached 777, direct 777
-                """);
+    String onExt4;
+    try (Tools.Ext4 ext4 =
+        new Tools.Ext4(Files.createDirectories(tmp.resolve("ext4-for-privileges")), 64L << 20)) {
+      Path e = Files.createDirectory(ext4.root().resolve("privileges"));
+      Files.setPosixFilePermissions(e, PosixFilePermissions.fromString("rwxrwxrwx"));
+      onExt4 = Tools.python(script, e);
+    }
+    String onDedupfs = Tools.python(script, d);
+    assertThat(onDedupfs).isEqualTo(onExt4);
+    assertThat(onDedupfs.lines())
+        .hasSize(88)
+        .contains(
+            "cached 6777 uid 65534 cap 0 -> 777", // the writer lacks CAP_FSETID
+            "direct 6777 uid 0 cap 1 -> 6777", // root keeps the bits; any write drops a capability
+            "cached 2767 uid 65534 cap 0 -> 767", // not in the file's group: even without group x
+            "otrunc 4777 uid 65534 cap 0 -> 777",
+            "truncate 2767 uid 0 cap 0 -> 2767",
+            "chown 6777 uid 0 cap 1 -> 777");
   }
 
   /** Direct and cached opens of one file see each other's writes at once. */

@@ -196,7 +196,7 @@ public final class NullFs implements FuseOperations {
   // ---- files
 
   @Override
-  public OpenFile open(long ino, int flags) {
+  public OpenFile open(RequestContext ctx, long ino, int flags) {
     Node n = node(ino);
     if ((flags & O_ACCMODE) != O_RDONLY && (flags & O_TRUNC) != 0) {
       n.size.set(0);

@@ -18,6 +18,14 @@ final class Callbacks {
     void call(long userdata, long conn);
   }
 
+  /**
+   * {@code struct fuse_custom_io}'s writev(int fd, struct iovec *iov, int count, void *userdata)
+   */
+  public interface Writev {
+    @Delegate
+    long call(int fd, long iov, int count, long userdata);
+  }
+
   /** destroy(void *userdata) */
   public interface Destroy {
     @Delegate

@@ -58,6 +58,7 @@ final class Dispatcher {
   private final List<Object> closures = new ArrayList<>();
 
   private final CountDownLatch initDone = new CountDownLatch(1);
+  private volatile int kernelInitFlags;
   private volatile Throwable initFailure;
 
   Dispatcher(
@@ -76,6 +77,11 @@ final class Dispatcher {
    *
    * @return false if it did not arrive within {@code timeout}
    */
+  /** The flags of the kernel's INIT request (0 until it arrived): what the kernel offers. */
+  int kernelInitFlags() {
+    return kernelInitFlags;
+  }
+
   boolean awaitInit(Duration timeout) throws InterruptedException {
     return initDone.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
@@ -153,6 +159,7 @@ final class Dispatcher {
 
   private void init(long userdata, long conn) {
     try {
+      kernelInitFlags = worker().requestInt(Layout.IN_HEADER_SIZEOF + Layout.INIT_IN_FLAGS);
       ConnectionInfo offered = ConnectionInfo.read(conn);
       int want =
           offered.want() & ~ConnectionInfo.CAP_SPLICE_ALL & ~ConnectionInfo.CAP_HANDLE_KILLPRIV;
@@ -374,7 +381,7 @@ final class Dispatcher {
         0,
         0,
         (d, r, ino, fi, u3, u4, u5) -> {
-          OpenFile f = d.ops.open(ino, MEM.getInt(fi + Layout.FI_FLAGS));
+          OpenFile f = d.ops.open(d.context(r), ino, MEM.getInt(fi + Layout.FI_FLAGS));
           setOpenFile(fi, f);
           if (d.lib.fuse_reply_open(r, fi) != 0) {
             // The opener was interrupted: the kernel will never send release for this handle.
@@ -890,6 +897,26 @@ final class Dispatcher {
         MEM.getInt(ctx + Layout.CTX_UID),
         MEM.getInt(ctx + Layout.CTX_GID),
         MEM.getInt(ctx + Layout.CTX_PID),
-        MEM.getInt(ctx + Layout.CTX_UMASK));
+        MEM.getInt(ctx + Layout.CTX_UMASK),
+        killSuidGid(worker()));
+  }
+
+  /**
+   * Whether the kernel's request being served asks the filesystem to drop set-user-ID and
+   * set-group-ID bits: a flag libfuse 3.14 does not pass on, read from the request itself.
+   */
+  private static boolean killSuidGid(Worker w) {
+    int args = Layout.IN_HEADER_SIZEOF;
+    return switch (w.requestInt(Layout.IN_OPCODE)) {
+      case Layout.OPCODE_WRITE ->
+          (w.requestInt(args + Layout.WRITE_FLAGS) & Layout.WRITE_KILL_SUIDGID) != 0;
+      case Layout.OPCODE_SETATTR ->
+          (w.requestInt(args + Layout.SETATTR_VALID) & Layout.FATTR_KILL_SUIDGID) != 0;
+      case Layout.OPCODE_OPEN ->
+          (w.requestInt(args + Layout.OPEN_OPEN_FLAGS) & Layout.OPEN_KILL_SUIDGID) != 0;
+      case Layout.OPCODE_CREATE ->
+          (w.requestInt(args + Layout.CREATE_OPEN_FLAGS) & Layout.OPEN_KILL_SUIDGID) != 0;
+      default -> false;
+    };
   }
 }

@@ -33,6 +33,19 @@ public interface FuseOperations {
   }
 
   /**
+   * Whether this filesystem drops set-user-ID and set-group-ID bits itself where {@link
+   * RequestContext#killSuidGid} says, and capabilities on every write. Then the binding asks the
+   * kernel to stop checking for them before each write through the page cache (one request less per
+   * write; {@code FUSE_HANDLE_KILLPRIV_V2}, libfuse 3.14 only, not with {@link
+   * MountOptions#writebackCache}), and the kernel leaves the mode bits to the filesystem on write,
+   * truncate, chown and open with O_TRUNC. Otherwise the kernel does it through setattr, as for any
+   * FUSE filesystem. Read once, at mount.
+   */
+  default boolean dropsPrivileges() {
+    return false;
+  }
+
+  /**
    * Called once when the kernel's INIT arrives, before any other request.
    *
    * @param conn what the kernel offers and the binding proposes
@@ -122,9 +135,11 @@ public interface FuseOperations {
   }
 
   /**
+   * @param ctx the opener ({@link RequestContext#killSuidGid} on an O_TRUNC open that drops
+   *     privileges)
    * @param flags the open(2) flags (O_ACCMODE, O_DIRECT, O_TRUNC with atomic_o_trunc ...)
    */
-  default OpenFile open(long ino, int flags) throws Exception {
+  default OpenFile open(RequestContext ctx, long ino, int flags) throws Exception {
     throw new ErrnoException(Errno.ENOSYS);
   }
 
@@ -140,8 +155,8 @@ public interface FuseOperations {
   /**
    * Writes {@code data} (read-only, position 0, limit = size, up to 1 MiB): a view of libfuse's
    * receive buffer, valid only during this call. Returns the number of bytes written. {@code ctx}:
-   * the writer (a file open with {@link OpenFile#directIo} has its set-user-ID bits dropped by the
-   * filesystem, not the kernel).
+   * the writer (a file open with {@link OpenFile#directIo}, or any file when {@link
+   * #dropsPrivileges}, has its set-user-ID bits dropped by the filesystem, not the kernel).
    */
   default int write(RequestContext ctx, long ino, long fh, long offset, ByteBuffer data)
       throws Exception {

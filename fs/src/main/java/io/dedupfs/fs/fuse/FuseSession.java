@@ -52,8 +52,13 @@ public final class FuseSession implements AutoCloseable {
   private final Path mountpoint;
   private final CountDownLatch workersDone;
   private final List<Worker> workers = new ArrayList<>();
+  private final boolean dropsPrivileges;
   private long se;
   private boolean mounted;
+
+  /** The INIT reply's hook, while the session lives (null when not asked for or not possible). */
+  private KillPrivV2 killPriv;
+
   private boolean closed;
 
   private FuseSession(
@@ -66,6 +71,7 @@ public final class FuseSession implements AutoCloseable {
     this.mountpoint = mountpoint;
     this.options = options;
     this.dispatcher = new Dispatcher(lib, ops, errors, options);
+    this.dropsPrivileges = ops.dropsPrivileges();
     this.workersDone = new CountDownLatch(options.threads());
   }
 
@@ -129,13 +135,15 @@ public final class FuseSession implements AutoCloseable {
       throw new IOException("cannot mount on " + mountpoint + " (libfuse's message is above)");
     }
     mounted = true;
-    for (int i = 0; i < options.threads(); i++) {
-      Worker w = new Worker(this, lib, se, i);
-      workers.add(w);
-      w.start();
-    }
+    // See KillPrivV2: one worker until INIT's reply has gone out through the hook.
+    killPriv =
+        dropsPrivileges && !options.writebackCache()
+            ? KillPrivV2.install(lib, se, dispatcher::kernelInitFlags)
+            : null;
+    startWorkers(killPriv == null ? options.threads() : 1);
     try {
-      if (!dispatcher.awaitInit(options.initTimeout())) {
+      if (!dispatcher.awaitInit(options.initTimeout())
+          || (killPriv != null && !killPriv.awaitReplied(options.initTimeout()))) {
         throw new IOException("the kernel did not send INIT within " + options.initTimeout());
       }
     } catch (InterruptedException e) {
@@ -146,6 +154,24 @@ public final class FuseSession implements AutoCloseable {
     if (initFailure != null) {
       throw new IOException("the filesystem's init failed: " + initFailure, initFailure);
     }
+    startWorkers(options.threads());
+  }
+
+  /** Starts workers until there are {@code count}. */
+  private void startWorkers(int count) {
+    for (int i = workers.size(); i < count; i++) {
+      Worker w = new Worker(this, lib, se, i);
+      workers.add(w);
+      w.start();
+    }
+  }
+
+  /**
+   * Whether the kernel leaves dropping set-user-ID and set-group-ID bits to the filesystem ({@code
+   * FUSE_HANDLE_KILLPRIV_V2}, see {@link FuseOperations#dropsPrivileges}).
+   */
+  public boolean filesystemDropsPrivileges() {
+    return killPriv != null && killPriv.granted();
   }
 
   private long newSession(long opsTable) throws IOException {

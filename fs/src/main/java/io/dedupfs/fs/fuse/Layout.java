@@ -96,6 +96,70 @@ final class Layout {
   static final int BUF_MEM = 16;
   static final int BUF_SIZEOF = 40;
 
+  /**
+   * The kernel's own messages ({@code fuse_kernel.h}, protocol 7.38 as libfuse 3.14 ships it), for
+   * what libfuse 3.14 does not pass on: a request starts with {@code struct fuse_in_header} (u32
+   * len, u32 opcode, u64 unique, u64 nodeid, u32 uid, gid, pid, padding), then the operation's
+   * arguments; a reply is {@code struct fuse_out_header} (u32 len, i32 error, u64 unique), then the
+   * operation's answer.
+   */
+  static final int IN_HEADER_SIZEOF = 40;
+
+  static final int IN_OPCODE = 4;
+  static final int OUT_ERROR = 4;
+
+  /** Opcodes ({@code enum fuse_opcode}). */
+  static final int OPCODE_SETATTR = 4;
+
+  static final int OPCODE_OPEN = 14;
+  static final int OPCODE_WRITE = 16;
+  static final int OPCODE_INIT = 26;
+  static final int OPCODE_CREATE = 35;
+
+  /**
+   * {@code struct fuse_init_in} and {@code fuse_init_out}: u32 major, minor, max_readahead, flags.
+   */
+  static final int INIT_IN_FLAGS = 12;
+
+  static final int INIT_OUT_FLAGS = 12;
+
+  /** {@code FUSE_HANDLE_KILLPRIV_V2}: the filesystem drops set-user-ID bits and capabilities. */
+  static final int INIT_HANDLE_KILLPRIV_V2 = 1 << 28;
+
+  /** {@code struct fuse_setattr_in}: u32 valid first; {@code FATTR_KILL_SUIDGID} in it. */
+  static final int SETATTR_VALID = 0;
+
+  static final int FATTR_KILL_SUIDGID = 1 << 11;
+
+  /** {@code struct fuse_write_in}: u64 fh, u64 offset, u32 size, u32 write_flags. */
+  static final int WRITE_FLAGS = 20;
+
+  static final int WRITE_KILL_SUIDGID = 1 << 2;
+
+  /**
+   * {@code struct fuse_open_in} (u32 flags, open_flags) and {@code fuse_create_in} (u32 flags,
+   * mode, umask, open_flags).
+   */
+  static final int OPEN_OPEN_FLAGS = 4;
+
+  static final int CREATE_OPEN_FLAGS = 12;
+  static final int OPEN_KILL_SUIDGID = 1 << 0;
+
+  /** {@code struct iovec}: void *iov_base; size_t iov_len. */
+  static final int IOV_BASE = 0;
+
+  static final int IOV_LEN = 8;
+  static final int IOV_SIZEOF = 16;
+
+  /**
+   * {@code struct fuse_custom_io} (libfuse 3.14): writev, read, splice_receive, splice_send
+   * function pointers.
+   */
+  static final int CUSTOM_IO_WRITEV = 0;
+
+  static final int CUSTOM_IO_READ = 8;
+  static final int CUSTOM_IO_SIZEOF = 32;
+
   /** {@code struct fuse_forget_data}: ino, nlookup. */
   static final int FORGET_INO = 0;
 

@@ -50,6 +50,13 @@ final class Native {
 
     void fuse_session_destroy(long se);
 
+    /** libfuse 3.14's signature; 3.17 changed it (see {@link KillPrivV2}). */
+    int fuse_session_custom_io(long se, long io, int fd);
+
+    int fuse_session_fd(long se);
+
+    String fuse_pkgversion();
+
     void fuse_opt_free_args(long args);
 
     long fuse_req_ctx(long req);
@@ -106,6 +113,9 @@ final class Native {
     int close(int fd);
 
     @SaveError
+    long writev(int fd, long iov, int count);
+
+    @SaveError
     int ioctl(int fd, long request, @In byte[] arg);
   }
 
@@ -143,6 +153,17 @@ final class Native {
       }
     }
     return c;
+  }
+
+  /** The address of libc's function {@code name}, to hand to C as a function pointer. */
+  static long libcFunction(String name) {
+    long address =
+        com.kenai.jffi.Library.getCachedInstance("libc.so.6", com.kenai.jffi.Library.LAZY)
+            .getSymbolAddress(name);
+    if (address == 0) {
+      throw new UnsatisfiedLinkError("libc has no " + name);
+    }
+    return address;
   }
 
   /** errno of the last {@code @SaveError} call on this thread. */

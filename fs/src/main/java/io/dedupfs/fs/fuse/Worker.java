@@ -168,6 +168,14 @@ final class Worker extends Thread {
     return MEM.newDirectByteBuffer(address, size).asReadOnlyBuffer();
   }
 
+  /**
+   * The 32-bit value at {@code offset} in the kernel's request being served (0 past its end): for
+   * what libfuse does not pass on.
+   */
+  int requestInt(int offset) {
+    return offset >= 0 && offset + 4 <= requestSize ? MEM.getInt(requestMemory + offset) : 0;
+  }
+
   /** Decodes a NUL-terminated name from the kernel as strict UTF-8. */
   String name(long address) throws CharacterCodingException {
     int length = (int) MEM.getStringLength(address);

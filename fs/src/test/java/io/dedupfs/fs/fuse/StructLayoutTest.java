@@ -24,10 +24,12 @@ class StructLayoutTest {
       """
       #define FUSE_USE_VERSION 35
       #include <fuse_lowlevel.h>
+      #include <linux/fuse.h>
       #include <stddef.h>
       #include <stdio.h>
       #include <sys/stat.h>
       #include <sys/statvfs.h>
+      #include <sys/uio.h>
       #define P(name, value) printf("%s %ld\\n", name, (long) (value))
       #define OP(field) P("OP_" #field, offsetof(struct fuse_lowlevel_ops, field))
       int main(void) {
@@ -84,6 +86,26 @@ class StructLayoutTest {
         OP(setlk); OP(bmap); OP(ioctl); OP(poll); OP(write_buf); OP(retrieve_reply); OP(forget_multi);
         OP(flock); OP(fallocate); OP(readdirplus); OP(copy_file_range); OP(lseek);
         P("OPS_SIZEOF", sizeof(struct fuse_lowlevel_ops));
+        P("IN_HEADER_SIZEOF", sizeof(struct fuse_in_header));
+        P("IN_OPCODE", offsetof(struct fuse_in_header, opcode));
+        P("OUT_ERROR", offsetof(struct fuse_out_header, error));
+        P("OPCODE_SETATTR", FUSE_SETATTR); P("OPCODE_OPEN", FUSE_OPEN); P("OPCODE_WRITE", FUSE_WRITE);
+        P("OPCODE_INIT", FUSE_INIT); P("OPCODE_CREATE", FUSE_CREATE);
+        P("INIT_IN_FLAGS", offsetof(struct fuse_init_in, flags));
+        P("INIT_OUT_FLAGS", offsetof(struct fuse_init_out, flags));
+        P("INIT_HANDLE_KILLPRIV_V2", FUSE_HANDLE_KILLPRIV_V2);
+        P("SETATTR_VALID", offsetof(struct fuse_setattr_in, valid));
+        P("FATTR_KILL_SUIDGID", FATTR_KILL_SUIDGID);
+        P("WRITE_FLAGS", offsetof(struct fuse_write_in, write_flags));
+        P("WRITE_KILL_SUIDGID", FUSE_WRITE_KILL_SUIDGID);
+        P("OPEN_OPEN_FLAGS", offsetof(struct fuse_open_in, open_flags));
+        P("CREATE_OPEN_FLAGS", offsetof(struct fuse_create_in, open_flags));
+        P("OPEN_KILL_SUIDGID", FUSE_OPEN_KILL_SUIDGID);
+        P("IOV_BASE", offsetof(struct iovec, iov_base)); P("IOV_LEN", offsetof(struct iovec, iov_len));
+        P("IOV_SIZEOF", sizeof(struct iovec));
+        P("CUSTOM_IO_WRITEV", offsetof(struct fuse_custom_io, writev));
+        P("CUSTOM_IO_READ", offsetof(struct fuse_custom_io, read));
+        P("CUSTOM_IO_SIZEOF", sizeof(struct fuse_custom_io));
         return 0;
       }
       """;
