@@ -245,6 +245,14 @@ interface BlockStore {
   public record PooledSpace(long pooledBytes, long availableBytes) {}
 
   /**
+   * For fsck: where the sums a store keeps of its blocks' lengths (a pool store's, FORMAT.md)
+   * differ from those of its rows; empty when they agree or the store keeps none.
+   */
+  default List<String> totalsProblems(ReadTxn txn) {
+    return List.of();
+  }
+
+  /**
    * What names the pool this store keeps its blocks in ({@link BlockPool#identity}), for a receive
    * by reference; null for a store that keeps them in its LMDB (or a pool that cannot say).
    */

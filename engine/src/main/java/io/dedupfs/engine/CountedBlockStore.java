@@ -4,7 +4,9 @@ import com.google.common.cache.Cache;
 import com.google.common.cache.CacheBuilder;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -23,6 +25,11 @@ abstract class CountedBlockStore implements BlockStore {
   final Lmdb db;
   final Geometry geometry;
 
+  /**
+   * Rows record lengths and {@code meta} keeps their sums ({@link #metaTotalsKey}): a pool store.
+   */
+  private final boolean keepsTotals;
+
   /** Contents already checked against their hash. Content-addressed, so never stale. */
   final Cache<Hash, byte[]> verified;
 
@@ -32,8 +39,10 @@ abstract class CountedBlockStore implements BlockStore {
    */
   private final AtomicLong nextPendingSeq;
 
-  CountedBlockStore(Lmdb db, Geometry geometry, long cacheBytes) throws IOException {
+  CountedBlockStore(Lmdb db, Geometry geometry, long cacheBytes, boolean keepsTotals)
+      throws IOException {
     this.db = db;
+    this.keepsTotals = keepsTotals;
     this.geometry = geometry;
     this.verified =
         CacheBuilder.newBuilder()
@@ -91,7 +100,11 @@ abstract class CountedBlockStore implements BlockStore {
   /** The content length a pool store's row records; 0 when it has no row. */
   final int length(ReadTxn txn, Hash hash) {
     ByteBuffer v = db.refs.get(txn, Lmdb.key(hash));
-    return v == null ? 0 : v.getInt(v.position() + COUNT_AND_LEVEL);
+    return v == null ? 0 : length(v);
+  }
+
+  private static int length(ByteBuffer row) {
+    return row.getInt(row.position() + COUNT_AND_LEVEL);
   }
 
   /**
@@ -110,26 +123,14 @@ abstract class CountedBlockStore implements BlockStore {
         : row.getInt(at);
   }
 
-  /** The sum of the content lengths a pool store's rows record. */
+  /** The sum of the content lengths a pool store's rows record (kept: no walk). */
   final long lengths(ReadTxn txn) {
-    long sum = 0;
-    try (TableCursor c = db.refs.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        sum += c.val().getInt(c.val().position() + COUNT_AND_LEVEL);
-      }
-    }
-    return sum;
+    return totals(txn)[0];
   }
 
   /** The sum of the object lengths a pool store's rows record (see {@link #objectLength}). */
   final long objectLengths(ReadTxn txn) {
-    long sum = 0;
-    try (TableCursor c = db.refs.openCursor(txn)) {
-      for (boolean ok = c.first(); ok; ok = c.next()) {
-        sum += objectLength(c.val());
-      }
-    }
-    return sum;
+    return totals(txn)[1];
   }
 
   @Override
@@ -151,21 +152,102 @@ abstract class CountedBlockStore implements BlockStore {
 
   /**
    * Records a new block of a pool store with the count one, its content's length and, when it is
-   * known and differs (a compressed object), the length of its object in the pool.
+   * known and differs (a compressed object), the length of its object in the pool; keeps the totals
+   * ({@link #metaTotalsKey}).
    */
   final void putOne(WriteTxn txn, Hash hash, int level, int length, int objectLength) {
     boolean other = objectLength > 0 && objectLength != length;
+    ByteBuffer old = db.refs.get(txn, Lmdb.key(hash));
+    long addLength = length - (old == null ? 0 : length(old));
+    long addObject = (other ? objectLength : length) - (old == null ? 0 : objectLength(old));
     ByteBuffer val = Lmdb.value(COUNT_AND_LEVEL + (other ? 2 : 1) * Integer.BYTES);
     val.putLong(1).put((byte) level).putInt(length);
     if (other) {
       val.putInt(objectLength);
     }
     db.refs.put(txn, Lmdb.key(hash), val.flip());
+    addToTotals(txn, addLength, addObject);
   }
 
-  /** Forgets a block's row (its count). */
+  /** Forgets a block's row (its count); in a pool store, takes its lengths off the totals. */
   final void deleteCount(WriteTxn txn, Hash hash) {
+    if (keepsTotals) {
+      ByteBuffer old = db.refs.get(txn, Lmdb.key(hash));
+      if (old != null) {
+        addToTotals(txn, -length(old), -objectLength(old));
+      }
+    }
     db.refs.delete(txn, Lmdb.key(hash));
+  }
+
+  /**
+   * The {@code meta} key of a pool store's totals (FORMAT.md, format 6): the sums of its {@code
+   * refs} rows' content lengths and object lengths, two int64, changed in every transaction that
+   * changes a row, so that df reads two numbers instead of walking every row. No row: both 0.
+   */
+  static ByteBuffer metaTotalsKey() {
+    return Lmdb.key().put(META_TOTALS).flip();
+  }
+
+  private static final byte[] META_TOTALS = "poolTotals".getBytes(StandardCharsets.US_ASCII);
+
+  /** A pool store's totals: content bytes, then object bytes. */
+  final long[] totals(ReadTxn txn) {
+    ByteBuffer v = db.meta.get(txn, metaTotalsKey());
+    return v == null
+        ? new long[2]
+        : new long[] {v.getLong(v.position()), v.getLong(v.position() + Long.BYTES)};
+  }
+
+  private void addToTotals(WriteTxn txn, long length, long objectLength) {
+    if (length == 0 && objectLength == 0) {
+      return;
+    }
+    long[] t = totals(txn);
+    putTotals(txn, db, t[0] + length, t[1] + objectLength);
+  }
+
+  static void putTotals(WriteTxn txn, Lmdb db, long lengths, long objectLengths) {
+    db.meta.put(
+        txn,
+        metaTotalsKey(),
+        Lmdb.value(2 * Long.BYTES).putLong(lengths).putLong(objectLengths).flip());
+  }
+
+  /**
+   * The totals a walk of every {@code refs} row finds (content bytes, then object bytes): what the
+   * step to format 6 records, and what fsck compares with the kept ones.
+   */
+  static long[] walkTotals(ReadTxn txn, Lmdb db) {
+    long[] sums = new long[2];
+    try (TableCursor c = db.refs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        sums[0] += length(c.val());
+        sums[1] += objectLength(c.val());
+      }
+    }
+    return sums;
+  }
+
+  /** A pool store's: fsck's check that the kept totals are those of the rows. */
+  @Override
+  public List<String> totalsProblems(ReadTxn txn) {
+    if (!keepsTotals) {
+      return List.of();
+    }
+    long[] kept = totals(txn);
+    long[] walked = walkTotals(txn, db);
+    return Arrays.equals(kept, walked)
+        ? List.of()
+        : List.of(
+            "the store's totals say "
+                + kept[0]
+                + " content and "
+                + kept[1]
+                + " object bytes in the pool, its rows "
+                + walked[0]
+                + " and "
+                + walked[1]);
   }
 
   @Override

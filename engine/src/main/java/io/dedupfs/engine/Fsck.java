@@ -128,6 +128,7 @@ final class Fsck {
             problems.add(
                 storedBlocks + " blocks stored but " + actualBlocks[0] + " reference counts");
           }
+          problems.addAll(blocks.totalsProblems(txn));
           long inodes = db.inodes.stat(txn).entries;
           progress.accept(new Progress("namespace", 0, inodes));
           checkNamespace(txn, problems);

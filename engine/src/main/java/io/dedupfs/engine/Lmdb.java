@@ -48,7 +48,7 @@ final class Lmdb implements AutoCloseable {
    * later too, and brings them up to this version when it opens them for writing, one step per
    * version ({@link #upgrade}). A new format change adds a step there and raises this number.
    */
-  static final int FORMAT_VERSION = 5;
+  static final int FORMAT_VERSION = 6;
 
   /**
    * The oldest format this code opens: 1, the format before compressed blocks and the intent log.
@@ -290,6 +290,12 @@ final class Lmdb implements AutoCloseable {
               create(t, releases);
           case 5 -> {
             // compressed objects in a pool, 17-byte refs rows: nothing to change in the store
+          }
+          case 6 -> { // a pool store's totals of its rows' lengths (CountedBlockStore)
+            if (metaString(txn, Datastore.META_BLOCKS) != null) {
+              long[] sums = CountedBlockStore.walkTotals(txn, this);
+              CountedBlockStore.putTotals(txn, this, sums[0], sums[1]);
+            }
           }
           default -> throw new AssertionError("no format step to version " + to);
         }

@@ -50,7 +50,7 @@ final class LmdbBlockStore extends CountedBlockStore {
 
   LmdbBlockStore(Lmdb db, Geometry geometry, long cacheBytes, Compression compression)
       throws IOException {
-    super(db, geometry, cacheBytes);
+    super(db, geometry, cacheBytes, false);
     this.codec = Codec.of(compression);
     this.nodeMax = (((db.pageSize - 16) / 2) & ~1) - 2;
   }

@@ -106,7 +106,7 @@ final class PoolBlockStore extends CountedBlockStore {
       String holder,
       Compression compression)
       throws IOException {
-    super(db, geometry, cacheBytes);
+    super(db, geometry, cacheBytes, true);
     this.pool = pool;
     this.poolName = poolName;
     this.holder = holder;
@@ -525,7 +525,7 @@ final class PoolBlockStore extends CountedBlockStore {
     return last;
   }
 
-  /** Sums the lengths of the blocks this store counts (a walk of its refs) and asks the pool. */
+  /** Reads the totals of the blocks this store counts (kept in meta) and asks the pool. */
   private PooledSpace measureSpace() throws IOException {
     long pooled = db.read(this::objectLengths);
     PooledSpace s = new PooledSpace(pooled, pool.availableBytes());

@@ -6,6 +6,35 @@ import java.io.IOException;
 public final class PoolStoreAccess {
   private PoolStoreAccess() {}
 
+  /** The totals the store keeps of its rows' lengths: content bytes, object bytes. */
+  public static long[] keptTotals(Datastore ds) throws IOException {
+    return ds.db.read(txn -> ((CountedBlockStore) ds.blocks).totals(txn));
+  }
+
+  /** The same totals, from a walk of every row. */
+  public static long[] walkedTotals(Datastore ds) throws IOException {
+    return ds.db.read(txn -> CountedBlockStore.walkTotals(txn, ds.db));
+  }
+
+  /** Sets the kept totals (a damaged store, for fsck). */
+  public static void setTotals(Datastore ds, long lengths, long objectLengths) throws IOException {
+    ds.db.write(
+        txn -> {
+          CountedBlockStore.putTotals(txn, ds.db, lengths, objectLengths);
+          return null;
+        });
+  }
+
+  /** Makes the store look written by dedupfs of format 5: no kept totals. */
+  public static void asFormat5(Datastore ds) throws IOException {
+    ds.db.write(
+        txn -> {
+          ds.db.meta.delete(txn, CountedBlockStore.metaTotalsKey());
+          ds.db.putMeta(txn, "formatVersion", "5");
+          return null;
+        });
+  }
+
   /** How many blocks the store counts (each holds one reference in its pool). */
   public static long countedBlocks(Datastore ds) throws IOException {
     return ds.db.read(ds.blocks::countedBlocks);
