@@ -77,13 +77,13 @@ final class Dispatcher {
    *
    * @return false if it did not arrive within {@code timeout}
    */
+  boolean awaitInit(Duration timeout) throws InterruptedException {
+    return initDone.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
   /** The flags of the kernel's INIT request (0 until it arrived): what the kernel offers. */
   int kernelInitFlags() {
     return kernelInitFlags;
-  }
-
-  boolean awaitInit(Duration timeout) throws InterruptedException {
-    return initDone.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** What {@link FuseOperations#init} threw, or null. */

@@ -166,14 +166,6 @@ public final class FuseSession implements AutoCloseable {
     }
   }
 
-  /**
-   * Whether the kernel leaves dropping set-user-ID and set-group-ID bits to the filesystem ({@code
-   * FUSE_HANDLE_KILLPRIV_V2}, see {@link FuseOperations#dropsPrivileges}).
-   */
-  public boolean filesystemDropsPrivileges() {
-    return killPriv != null && killPriv.granted();
-  }
-
   private long newSession(long opsTable) throws IOException {
     List<String> argv = options.toArgs();
     List<Long> strings = new ArrayList<>();
@@ -257,6 +249,9 @@ public final class FuseSession implements AutoCloseable {
       return;
     }
     lib.fuse_session_exit(se);
+    for (int i = workers.size(); i < options.threads(); i++) {
+      workersDone.countDown(); // never started (a mount that failed before INIT's reply)
+    }
     if (mounted) {
       lib.fuse_session_unmount(se);
       mounted = false;

@@ -50,8 +50,6 @@ final class KillPrivV2 {
   /** Until the first reply: only that one, INIT's, is changed. */
   private final AtomicBoolean first = new AtomicBoolean(true);
 
-  private volatile boolean granted;
-
   private KillPrivV2(Native.LibFuse lib, long se, IntSupplier kernelFlags) {
     this.lib = lib;
     this.se = se;
@@ -90,11 +88,6 @@ final class KillPrivV2 {
     return replied.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
 
-  /** Whether INIT's reply asked for FUSE_HANDLE_KILLPRIV_V2 (the kernel offered it). */
-  boolean granted() {
-    return granted;
-  }
-
   /** Gives the session an io whose writev is {@code writev} and whose read is libc's. */
   private void setIo(long writev) {
     long io = MEM.allocateMemory(Layout.CUSTOM_IO_SIZEOF, true);
@@ -131,7 +124,11 @@ final class KillPrivV2 {
         long out =
             MEM.getAddress(iov + Layout.IOV_SIZEOF + Layout.IOV_BASE) + Layout.INIT_OUT_FLAGS;
         MEM.putInt(out, MEM.getInt(out) | Layout.INIT_HANDLE_KILLPRIV_V2);
-        granted = true;
+      } else {
+        LOG.log(
+            System.Logger.Level.INFO,
+            "the kernel does not offer FUSE_HANDLE_KILLPRIV_V2: it asks for security.capability"
+                + " before each cached write");
       }
       setIo(libcWritev);
     } catch (Throwable t) {
