@@ -55,7 +55,12 @@ final class DedupFs implements FuseOperations {
 
   private static final System.Logger LOG = System.getLogger(DedupFs.class.getName());
 
-  /** What the kernel asks for before every write to a file (to drop it, as a write must). */
+  /**
+   * What the kernel asks for before a write to a file (to drop it, as a write must): before the
+   * first write to each inode that has no set-ID bits, and every write to one that has them, or
+   * before every write where the kernel does not leave privileges to dedupfs ({@link
+   * #dropsPrivileges}).
+   */
   static final String CAPABILITY = "security.capability";
 
   /** The namespaces stored as given; the kernel decides who may read and set each. */
@@ -87,8 +92,8 @@ final class DedupFs implements FuseOperations {
 
   /**
    * Whether some file may have {@link #CAPABILITY}: false until one is set, so that the kernel's
-   * probe before every write is answered without a store transaction on the usual store that has
-   * none. Only ever turns true while mounted.
+   * probe before writes is answered without a store transaction on the usual store that has none.
+   * Only ever turns true while mounted.
    */
   private volatile boolean capabilities;
 
@@ -452,8 +457,8 @@ final class DedupFs implements FuseOperations {
       return figure(ino, name.substring(FIGURES.length()));
     }
     if (name.equals(CAPABILITY) && !capabilities) {
-      // The kernel asks for it before every write to a file (FUSE keeps no "has no xattrs" flag):
-      // answered here while no file has one, without a store transaction or a stack trace.
+      // The kernel asks for it before writes (see CAPABILITY): answered here while no file has
+      // one, without a store transaction or a stack trace.
       throw NO_SUCH_ATTRIBUTE;
     }
     if (!storable(name)) {

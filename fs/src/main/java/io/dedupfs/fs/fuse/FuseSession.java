@@ -138,7 +138,7 @@ public final class FuseSession implements AutoCloseable {
     // See KillPrivV2: one worker until INIT's reply has gone out through the hook.
     killPriv =
         dropsPrivileges && !options.writebackCache()
-            ? KillPrivV2.install(lib, se, dispatcher::kernelInitFlags)
+            ? KillPrivV2.install(se, dispatcher::kernelInitFlags)
             : null;
     startWorkers(killPriv == null ? options.threads() : 1);
     try {

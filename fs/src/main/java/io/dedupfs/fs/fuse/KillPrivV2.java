@@ -35,7 +35,7 @@ import jnr.ffi.Pointer;
 final class KillPrivV2 {
   private static final System.Logger LOG = System.getLogger(KillPrivV2.class.getName());
 
-  private final Native.LibFuse lib;
+  private final Native.LibFuseIo lib;
   private final long se;
   private final IntSupplier kernelFlags;
   private final long libcRead;
@@ -50,7 +50,7 @@ final class KillPrivV2 {
   /** Until the first reply: only that one, INIT's, is changed. */
   private final AtomicBoolean first = new AtomicBoolean(true);
 
-  private KillPrivV2(Native.LibFuse lib, long se, IntSupplier kernelFlags) {
+  private KillPrivV2(Native.LibFuseIo lib, long se, IntSupplier kernelFlags) {
     this.lib = lib;
     this.se = se;
     this.kernelFlags = kernelFlags;
@@ -63,9 +63,17 @@ final class KillPrivV2 {
    * {@code kernelFlags} gives the flags of the kernel's INIT request once it has arrived. Null
    * (nothing hooked, logged) with a libfuse other than 3.14.
    */
-  static KillPrivV2 install(Native.LibFuse lib, long se, IntSupplier kernelFlags) {
-    String version = lib.fuse_pkgversion();
-    if (version == null || !version.startsWith("3.14.")) {
+  static KillPrivV2 install(long se, IntSupplier kernelFlags) {
+    Native.LibFuseIo lib;
+    String version;
+    try {
+      lib = Native.fuseIo();
+      version = lib.fuse_pkgversion();
+    } catch (UnsatisfiedLinkError e) { // before 3.13: no custom io
+      lib = null;
+      version = e.getMessage();
+    }
+    if (lib == null || version == null || !version.startsWith("3.14.")) {
       LOG.log(
           System.Logger.Level.INFO,
           "libfuse "

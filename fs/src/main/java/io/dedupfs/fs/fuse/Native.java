@@ -50,13 +50,6 @@ final class Native {
 
     void fuse_session_destroy(long se);
 
-    /** libfuse 3.14's signature; 3.17 changed it (see {@link KillPrivV2}). */
-    int fuse_session_custom_io(long se, long io, int fd);
-
-    int fuse_session_fd(long se);
-
-    String fuse_pkgversion();
-
     void fuse_opt_free_args(long args);
 
     long fuse_req_ctx(long req);
@@ -90,6 +83,19 @@ final class Native {
     int fuse_lowlevel_notify_inval_inode(long se, long ino, long off, long len);
 
     int fuse_lowlevel_notify_inval_entry(long se, long parent, @In byte[] name, long namelen);
+  }
+
+  /**
+   * What {@link KillPrivV2} needs of libfuse, apart from {@link LibFuse} so that a libfuse without
+   * it (before 3.13) still mounts.
+   */
+  public interface LibFuseIo {
+    String fuse_pkgversion();
+
+    /** libfuse 3.14's signature; 3.17 changed it. */
+    int fuse_session_custom_io(long se, long io, int fd);
+
+    int fuse_session_fd(long se);
   }
 
   /** The libc functions the session needs besides libfuse. */
@@ -139,6 +145,11 @@ final class Native {
       }
     }
     return f;
+  }
+
+  /** {@link LibFuseIo}; throws {@link UnsatisfiedLinkError} where libfuse lacks it. */
+  static LibFuseIo fuseIo() {
+    return LibraryLoader.create(LibFuseIo.class).failImmediately().load(LIBFUSE);
   }
 
   static LibC libc() {
