@@ -272,7 +272,12 @@ start_osd() {
     [[ -f "$(conf)" ]] || die "$dir has no ceph.conf: no cluster there"
     pid=$(running_pid osd.0)
     [[ -z "$pid" ]] || die "osd.0 of $dir already runs (pid $pid)"
-    ceph-osd -c "$(conf)" -i 0 >>"$dir/log/osd.0.out" 2>&1 || fail osd.0 "ceph-osd did not start"
+    # The command returns once the daemon has forked off (2-3 s here); a start that hangs before
+    # that (seen once in CI: nothing in the OSD's log for 10 minutes) fails here, in time for a
+    # second try (TestCeph) within the tests' pool timeouts.
+    log "starting osd.0 ($(date -u +%T))"
+    timeout 30 ceph-osd -c "$(conf)" -i 0 >>"$dir/log/osd.0.out" 2>&1 ||
+        fail osd.0 "ceph-osd did not start (exit $?, $(date -u +%T))"
     wait_for 60 osd.0 "osd.0 to be up" osd_up
     wait_for 90 osd.0 "all placement groups to be active+clean" all_pgs_clean
     log "osd.0 up; all placement groups active+clean"

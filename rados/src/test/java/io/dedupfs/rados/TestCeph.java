@@ -69,18 +69,39 @@ public final class TestCeph {
     osd("stop-osd");
   }
 
-  /** Starts the OSD again and waits until every placement group is active+clean. */
+  /**
+   * Starts the OSD again and waits until every placement group is active+clean. A start that fails
+   * (once in CI ceph-osd hung before it logged anything) is tried once more, after stopping
+   * whatever of it runs: the tests are about dedupfs, not about Ceph's start.
+   */
   public void startOsd() throws IOException {
-    osd("start-osd");
+    String failed = tryOsd("start-osd");
+    if (failed == null) {
+      return;
+    }
+    System.err.println("TestCeph: " + failed + "\nTestCeph: stopping osd.0 and starting it again");
+    tryOsd("stop-osd"); // fails when nothing runs: fine
+    String again = tryOsd("start-osd");
+    if (again != null) {
+      fail(failed + "\nand again: " + again);
+    }
   }
 
   private void osd(String command) throws IOException {
+    String failed = tryOsd(command);
+    if (failed != null) {
+      fail(failed);
+    }
+  }
+
+  /** Runs {@code scripts/ceph.sh COMMAND}; null when it succeeds, else what it printed. */
+  private String tryOsd(String command) throws IOException {
     Path log = Files.createTempFile("dedupfs-ceph-" + command + "-", ".log");
     try {
       int rc = run(log, "bash", script().toString(), command, dir.toString());
-      if (rc != 0) {
-        fail("scripts/ceph.sh " + command + " failed (exit " + rc + "):\n" + Files.readString(log));
-      }
+      return rc == 0
+          ? null
+          : "scripts/ceph.sh " + command + " failed (exit " + rc + "):\n" + Files.readString(log);
     } finally {
       Files.deleteIfExists(log);
     }
