@@ -51,6 +51,21 @@ abstract class Codec {
   abstract int maxCompressedLength(int n);
 
   /**
+   * This thread's output buffer for {@link #compress} of {@code n} bytes: at least {@link
+   * #maxCompressedLength} long, reused by the thread's next call.
+   */
+  final byte[] scratch(int n) {
+    byte[] out = SCRATCH.get();
+    if (out.length < maxCompressedLength(n)) {
+      out = new byte[maxCompressedLength(n)];
+      SCRATCH.set(out);
+    }
+    return out;
+  }
+
+  private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[0]);
+
+  /**
    * Compresses {@code src[0, n)} into {@code dst} (at least {@link #maxCompressedLength} bytes);
    * returns the compressed length, or -1 when a quick probe finds the data incompressible.
    */

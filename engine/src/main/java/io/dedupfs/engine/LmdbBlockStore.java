@@ -505,9 +505,6 @@ final class LmdbBlockStore extends CountedBlockStore {
     }
   }
 
-  /** Compressor output, per thread. */
-  private static final ThreadLocal<byte[]> PACK_OUT = ThreadLocal.withInitial(() -> new byte[0]);
-
   /**
    * Compresses a leaf when the store's codec saves at least one page of the store by it (see {@link
    * #cost}). Nodes are kept raw: 128 SHA-256 hashes do not compress.
@@ -522,12 +519,7 @@ final class LmdbBlockStore extends CountedBlockStore {
     if (budget <= 0) {
       return null; // a leaf of at most a page cannot save one
     }
-    byte[] out = PACK_OUT.get();
-    int bound = c.maxCompressedLength(length);
-    if (out.length < bound) {
-      out = new byte[bound];
-      PACK_OUT.set(out);
-    }
+    byte[] out = c.scratch(length);
     int n = c.compress(content, length, out);
     if (n < 0 || cost(n, Hash.SIZE + PACKED_HEADER, db.maxKeyTail - PACKED_HEADER) > budget) {
       return null;

@@ -363,11 +363,7 @@ final class PoolBlockStore extends CountedBlockStore {
     if (c == null || level > 0 || length <= POOL_UNIT) {
       return new PoolObject(content, length);
     }
-    byte[] packed = PACK_OUT.get();
-    if (packed.length < c.maxCompressedLength(length)) {
-      packed = new byte[c.maxCompressedLength(length)];
-      PACK_OUT.set(packed);
-    }
+    byte[] packed = c.scratch(length);
     int n = c.compress(content, length, packed);
     if (n < 0 || units(1 + n) >= units(length)) {
       return new PoolObject(content, length);
@@ -381,9 +377,6 @@ final class PoolBlockStore extends CountedBlockStore {
   private static int units(int bytes) {
     return (bytes + POOL_UNIT - 1) / POOL_UNIT;
   }
-
-  /** Compressor output, per thread. */
-  private static final ThreadLocal<byte[]> PACK_OUT = ThreadLocal.withInitial(() -> new byte[0]);
 
   /**
    * The content of block {@code hash} from its object in the pool, {@code object}: the object
