@@ -39,6 +39,9 @@ import java.util.function.Consumer;
  */
 interface BlockStore {
 
+  /** Stops the store's background work; called before its LMDB environment closes. */
+  default void close() {}
+
   // ---- fetching
 
   /**
@@ -232,8 +235,9 @@ interface BlockStore {
 
   /**
    * For {@code statfs} of a store whose blocks are in a pool: the bytes of the blocks this store
-   * counts there, and what the pool can still take ({@link BlockPool#availableBytes}; -1 when it
-   * cannot say), as last measured; null for a store that keeps its blocks in its LMDB. The first
+   * counts there, what the pool can still take ({@link BlockPool#availableBytes}; -1 when it cannot
+   * say), and the bytes of the store's pages that hold its cache on the local disk ({@link
+   * BlockCache}), as last measured; null for a store that keeps its blocks in its LMDB. The first
    * call measures (it may wait for the pool's timeout); later ones return at once and measure again
    * in the background when the figures are older than a few seconds.
    */
@@ -242,7 +246,7 @@ interface BlockStore {
   }
 
   /** See {@link #pooledSpace}. */
-  public record PooledSpace(long pooledBytes, long availableBytes) {}
+  public record PooledSpace(long pooledBytes, long availableBytes, long cacheBytes) {}
 
   /**
    * For fsck: where the sums a store keeps of its blocks' lengths (a pool store's, FORMAT.md)

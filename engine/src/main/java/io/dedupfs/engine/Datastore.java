@@ -110,22 +110,26 @@ public final class Datastore implements Closeable {
     WriteBack wb = null;
     IntentLog il = null;
     BlockPool bp = null;
+    BlockStore bs = null;
     try {
       this.ns = new Namespace(db);
       this.pool = bp = openPool(); // first: a store is not created in a pool that does not open
       this.geometry = new Geometry(initMeta());
       this.log = il = openLog();
       this.blocks =
-          pool == null
-              ? new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression())
-              : new PoolBlockStore(
-                  db,
-                  geometry,
-                  config.cacheBytes(),
-                  pool,
-                  metaString(META_BLOCKS),
-                  metaString(META_STORE_ID),
-                  readCompression());
+          bs =
+              pool == null
+                  ? new LmdbBlockStore(db, geometry, config.cacheBytes(), readCompression())
+                  : new PoolBlockStore(
+                      db,
+                      geometry,
+                      config.cacheBytes(),
+                      pool,
+                      metaString(META_BLOCKS),
+                      metaString(META_STORE_ID),
+                      readCompression(),
+                      config.poolCacheBytes(),
+                      config.readOnly());
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -166,6 +170,9 @@ public final class Datastore implements Closeable {
     } catch (IOException | RuntimeException e) {
       if (wb != null) {
         wb.shutdownNow();
+      }
+      if (bs != null) {
+        bs.close();
       }
       if (il != null) {
         il.close();
@@ -893,6 +900,7 @@ public final class Datastore implements Closeable {
       }
     } finally {
       writeBack.close();
+      blocks.close();
       if (log != null) {
         log.close();
       }
@@ -910,6 +918,7 @@ public final class Datastore implements Closeable {
    */
   void abandon() throws IOException {
     writeBack.abandon();
+    blocks.close();
     if (log != null) {
       log.close();
     }

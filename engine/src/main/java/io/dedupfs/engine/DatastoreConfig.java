@@ -18,6 +18,12 @@ import java.util.Objects;
  *     existing store keeps its own, which {@link Datastore#setCompression} changes)
  * @param logBytes the size of the intent log that fsyncs append to, when it is made (a store keeps
  *     the log it has); 0: fsyncs commit instead (the log is still read at open)
+ * @param blocksIn where a new store keeps its blocks: a pool ({@link #withBlocksIn}); null: in its
+ *     LMDB
+ * @param pools opens the pool of a store whose blocks are in one
+ * @param poolCacheBytes for a store whose blocks are in a pool: the blocks' content it keeps on the
+ *     local disk, in its LMDB, to read them without a round trip ({@link BlockCache}); 0: none, and
+ *     a writable open empties the cache
  */
 public record DatastoreConfig(
     int leafSize,
@@ -28,7 +34,8 @@ public record DatastoreConfig(
     Compression compression,
     long logBytes,
     BlockPool.Location blocksIn,
-    BlockPool.Opener pools) {
+    BlockPool.Opener pools,
+    long poolCacheBytes) {
 
   /**
    * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
@@ -36,12 +43,15 @@ public record DatastoreConfig(
    */
   public static final int DEFAULT_LEAF_SIZE = 16 * 1024;
 
+  /** The default of {@code poolCacheBytes}. */
+  public static final long DEFAULT_POOL_CACHE_BYTES = 1L << 30;
+
   /** The smallest intent log. */
   public static final long MIN_LOG_BYTES = 1L << 20;
 
   public DatastoreConfig {
     new Geometry(leafSize); // validates
-    if (cacheBytes < 0 || dirtyLimitBytes < leafSize) {
+    if (cacheBytes < 0 || dirtyLimitBytes < leafSize || poolCacheBytes < 0) {
       throw new IllegalArgumentException("cache and dirty limits must be positive");
     }
     Objects.requireNonNull(compression);
@@ -61,7 +71,8 @@ public record DatastoreConfig(
         Compression.DEFAULT,
         IntentLog.DEFAULT_BYTES,
         null,
-        null);
+        null,
+        DEFAULT_POOL_CACHE_BYTES);
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
@@ -74,7 +85,8 @@ public record DatastoreConfig(
         compression,
         logBytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   public DatastoreConfig withReadOnly(boolean ro) {
@@ -87,7 +99,8 @@ public record DatastoreConfig(
         compression,
         logBytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   public DatastoreConfig withCacheBytes(long bytes) {
@@ -100,7 +113,8 @@ public record DatastoreConfig(
         compression,
         logBytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   public DatastoreConfig withDirtyLimit(long bytes) {
@@ -113,12 +127,22 @@ public record DatastoreConfig(
         compression,
         logBytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   public DatastoreConfig withFlushInterval(Duration d) {
     return new DatastoreConfig(
-        leafSize, readOnly, cacheBytes, dirtyLimitBytes, d, compression, logBytes, blocksIn, pools);
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        d,
+        compression,
+        logBytes,
+        blocksIn,
+        pools,
+        poolCacheBytes);
   }
 
   public DatastoreConfig withCompression(Compression c) {
@@ -131,7 +155,8 @@ public record DatastoreConfig(
         c,
         logBytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   /** See {@code logBytes} above. */
@@ -145,7 +170,8 @@ public record DatastoreConfig(
         compression,
         bytes,
         blocksIn,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   /** See {@code blocksIn} above. */
@@ -159,7 +185,8 @@ public record DatastoreConfig(
         compression,
         logBytes,
         where,
-        pools);
+        pools,
+        poolCacheBytes);
   }
 
   /** See {@code pools} above. */
@@ -173,6 +200,22 @@ public record DatastoreConfig(
         compression,
         logBytes,
         blocksIn,
-        opener);
+        opener,
+        poolCacheBytes);
+  }
+
+  /** See {@code poolCacheBytes} above. */
+  public DatastoreConfig withPoolCacheBytes(long bytes) {
+    return new DatastoreConfig(
+        leafSize,
+        readOnly,
+        cacheBytes,
+        dirtyLimitBytes,
+        flushInterval,
+        compression,
+        logBytes,
+        blocksIn,
+        pools,
+        bytes);
   }
 }

@@ -48,7 +48,7 @@ final class Lmdb implements AutoCloseable {
    * later too, and brings them up to this version when it opens them for writing, one step per
    * version ({@link #upgrade}). A new format change adds a step there and raises this number.
    */
-  static final int FORMAT_VERSION = 6;
+  static final int FORMAT_VERSION = 7;
 
   /**
    * The oldest format this code opens: 1, the format before compressed blocks and the intent log.
@@ -115,6 +115,17 @@ final class Lmdb implements AutoCloseable {
    * in a store of an older version opened read-only.
    */
   final Table releases = new Table("releases");
+
+  /**
+   * A pool store's cache of blocks on the local disk (format version 7; {@link BlockCache}): key
+   * the hash, the entry's sequence number and the content's last bytes, value the rest of the
+   * content. Empty in a store whose blocks are in its LMDB. Not {@link Table#present} only in a
+   * store of an older version opened read-only.
+   */
+  final Table cache = new Table("cache");
+
+  /** The order of {@link #cache}'s entries: sequence number (int64) -> hash (version 7). */
+  final Table cacheOrder = new Table("cacheorder");
 
   final int pageSize;
 
@@ -257,7 +268,8 @@ final class Lmdb implements AutoCloseable {
     } else if (hasTable(snapshots.name)) {
       snapshots.dbi = env.openDbi(snapshots.name);
     }
-    for (Table t : List.of(compressed, folded, releases)) { // made at creation, or by an upgrade
+    // made at creation, or by an upgrade
+    for (Table t : List.of(compressed, folded, releases, cache, cacheOrder)) {
       if (create) {
         t.dbi = env.openDbi(t.name, DbiFlags.MDB_CREATE);
       } else if (hasTable(t.name)) {
@@ -296,6 +308,10 @@ final class Lmdb implements AutoCloseable {
               long[] sums = CountedBlockStore.walkTotals(txn, this);
               CountedBlockStore.putTotals(txn, this, sums[0], sums[1]);
             }
+          }
+          case 7 -> { // a pool store's cache of blocks on the local disk (BlockCache)
+            create(t, cache);
+            create(t, cacheOrder);
           }
           default -> throw new AssertionError("no format step to version " + to);
         }
@@ -523,8 +539,9 @@ final class Lmdb implements AutoCloseable {
     return s.branchPages + s.leafPages + s.overflowPages;
   }
 
-  private List<Dbi<ByteBuffer>> tables() {
-    List<Dbi<ByteBuffer>> all = new ArrayList<>();
+  /** Every table the store has, {@code meta} first. */
+  private List<Table> presentTables() {
+    List<Table> all = new ArrayList<>();
     for (Table t :
         List.of(
             meta,
@@ -538,12 +555,18 @@ final class Lmdb implements AutoCloseable {
             snapshots,
             compressed,
             folded,
-            releases)) {
+            releases,
+            cache,
+            cacheOrder)) {
       if (t.present()) {
-        all.add(t.dbi);
+        all.add(t);
       }
     }
     return all;
+  }
+
+  private List<Dbi<ByteBuffer>> tables() {
+    return presentTables().stream().map(t -> t.dbi).toList();
   }
 
   /** The entries of each table, in {@link #tables} order, to check a copy against. */
@@ -556,9 +579,6 @@ final class Lmdb implements AutoCloseable {
     }
     return out;
   }
-
-  private static final List<String> TABLE_NAMES =
-      List.of("meta", "inodes", "dirents", "xattrs", "blocks", "refs", "pending", "orphans");
 
   /**
    * Gives free pages back to the disk: writes a compacted copy of the environment (LMDB's
@@ -599,12 +619,7 @@ final class Lmdb implements AutoCloseable {
       try {
         copyCompacted(tmp, copy, need, progress);
         progress.accept(new Progress("check", 0, 1));
-        List<String> names = new ArrayList<>(TABLE_NAMES);
-        for (Table t : List.of(snapshots, compressed, folded, releases)) {
-          if (t.present()) {
-            names.add(t.name);
-          }
-        }
+        List<String> names = presentTables().stream().map(t -> t.name).toList();
         List<Long> want;
         mapLock.readLock().lock();
         try {

@@ -49,13 +49,16 @@ import java.util.function.Consumer;
  * A release in that transaction itself ({@link #releaseFreed}, {@link #releaseUnrecorded}) of a
  * hash taken ahead forgets the take, so {@link #putNew} takes it again.
  *
- * <p>Contents are read from the pool (one round trip per block not in the cache of checked
- * contents; the leaves of one read request all at once) and checked against their hash; a block the
- * pool lacks or delivers changed is a {@link CorruptBlockException} (EIO to a reader), never wrong
- * bytes; a pool that does not answer in time is a {@link PoolTimeoutException} (EIO too, but no
- * damage: a later read may succeed). Leaves read from the pool are kept in the cache of checked
- * contents whatever the reader asks, as a round trip costs far more than a churned cache. Leaves
- * that compress by a unit of the pool's space are kept compressed there ({@link #objectOf}).
+ * <p>Contents are read from the memory's cache of checked contents, else from the cache on the
+ * local disk ({@link BlockCache}), else from the pool (one round trip per block; the leaves of one
+ * read request all at once), and checked against their hash; a block the pool lacks or delivers
+ * changed is a {@link CorruptBlockException} (EIO to a reader), never wrong bytes; a pool that does
+ * not answer in time is a {@link PoolTimeoutException} (EIO too, but no damage: a later read may
+ * succeed). Leaves read from the pool are kept in both caches whatever the reader asks, as a round
+ * trip costs far more than a churned cache; blocks a commit stores go to the disk's cache in its
+ * transaction. Scrub, fsck and send read the pool itself ({@link #loadFromDisk}, {@link
+ * #loadUnchecked}): what they check is what other hosts read. Leaves that compress by a unit of the
+ * pool's space are kept compressed there ({@link #objectOf}).
  */
 final class PoolBlockStore extends CountedBlockStore {
   private static final System.Logger LOG = System.getLogger(PoolBlockStore.class.getName());
@@ -97,6 +100,8 @@ final class PoolBlockStore extends CountedBlockStore {
   /** How leaves stored from now on are compressed in the pool ({@link #objectOf}); null: raw. */
   private volatile Codec codec;
 
+  private final BlockCache disk;
+
   PoolBlockStore(
       Lmdb db,
       Geometry geometry,
@@ -104,34 +109,76 @@ final class PoolBlockStore extends CountedBlockStore {
       BlockPool pool,
       String poolName,
       String holder,
-      Compression compression)
+      Compression compression,
+      long diskCacheBytes,
+      boolean readOnly)
       throws IOException {
     super(db, geometry, cacheBytes, true);
     this.pool = pool;
     this.poolName = poolName;
     this.holder = holder;
     this.codec = Codec.of(compression);
+    this.disk = new BlockCache(db, diskCacheBytes, readOnly);
+  }
+
+  @Override
+  public void close() {
+    disk.close();
+  }
+
+  BlockCache diskCache() {
+    return disk;
   }
 
   // ---- fetching
 
+  /** A block's checked content, from a cache or the pool; kept in the memory's cache. */
   @Override
-  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws IOException {
-    byte[] content = leaf(txn, hash, false);
-    System.arraycopy(content, 0, data, 0, content.length);
-  }
-
-  /** A leaf's checked content, from the cache or the pool ({@code keep}: kept in the cache). */
-  private byte[] leaf(ReadTxn txn, Hash hash, boolean keep) throws IOException {
-    byte[] cached = verified.getIfPresent(hash);
-    if (cached != null) {
-      return cached;
-    }
-    byte[] content = loadFromDisk(txn, hash, 0);
-    if (keep) {
+  public byte[] load(ReadTxn txn, Hash hash, int level) throws IOException {
+    byte[] content = verified.getIfPresent(hash);
+    if (content == null) {
+      content = notInMemory(txn, hash, level);
       verified.put(hash, content);
     }
     return content;
+  }
+
+  @Override
+  public void loadLeafInto(ReadTxn txn, Hash hash, byte[] data) throws IOException {
+    byte[] content = verified.getIfPresent(hash);
+    if (content == null) {
+      content = notInMemory(txn, hash, 0);
+    }
+    System.arraycopy(content, 0, data, 0, content.length);
+  }
+
+  /** A block's checked content from the disk's cache, else from the pool (and then cached). */
+  private byte[] notInMemory(ReadTxn txn, Hash hash, int level) throws IOException {
+    byte[] content = fromDiskCache(txn, hash, level);
+    if (content == null) {
+      content = loadFromDisk(txn, hash, level);
+      disk.offer(hash, content);
+    }
+    return content;
+  }
+
+  /**
+   * Block {@code hash}'s content from the disk's cache if it has one that matches the hash, else
+   * null (an entry that does not match is replaced once the block is read from the pool).
+   */
+  private byte[] fromDiskCache(ReadTxn txn, Hash hash, int level) {
+    byte[] content = disk.get(txn, hash);
+    if (content == null) {
+      return null;
+    }
+    if (content.length <= Math.max(geometry.leafSize, Geometry.NODE_BYTES)
+        && hashOf(content, level).equals(hash)) {
+      return content;
+    }
+    LOG.log(
+        System.Logger.Level.WARNING,
+        "the local cache's copy of block " + hash + " does not match its hash; read from the pool");
+    return null;
   }
 
   /**
@@ -147,11 +194,17 @@ final class PoolBlockStore extends CountedBlockStore {
       @Override
       public void read(Hash hash, int at, int from, int n) throws IOException {
         byte[] cached = verified.getIfPresent(hash);
+        if (cached == null) {
+          // the transaction is this thread's: the disk's cache and the row are read here
+          cached = fromDiskCache(txn, hash, 0);
+          if (cached != null && cache) {
+            verified.put(hash, cached);
+          }
+        }
         if (cached != null) {
           copy(cached, at, from, n);
           return;
         }
-        // the row is read here: the transaction is this thread's
         int length = length(txn, hash);
         if (length == 0) {
           throw new CorruptBlockException(hash, "missing from the store");
@@ -186,10 +239,11 @@ final class PoolBlockStore extends CountedBlockStore {
     };
   }
 
-  /** A leaf's content from the pool, checked against its hash and kept in the cache. */
+  /** A leaf's content from the pool, checked against its hash and kept in both caches. */
   private byte[] fetch(Hash hash, int length) throws IOException {
     byte[] content = checked(hash, 0, fromPool(hash, 0, length));
     verified.put(hash, content);
+    disk.offer(hash, content);
     return content;
   }
 
@@ -298,6 +352,7 @@ final class PoolBlockStore extends CountedBlockStore {
     }
     db.releases.delete(txn, Lmdb.key(hash));
     putOne(txn, hash, level, length, objectLength);
+    disk.put(txn, hash, content, length);
     if (level > 0) {
       verified.put(hash, Arrays.copyOf(content, length)); // nodes are read again on every walk
     }
@@ -518,10 +573,14 @@ final class PoolBlockStore extends CountedBlockStore {
     return last;
   }
 
-  /** Reads the totals of the blocks this store counts (kept in meta) and asks the pool. */
+  /**
+   * Reads the totals of the blocks this store counts (kept in meta) and the pages of its cache, and
+   * asks the pool.
+   */
   private PooledSpace measureSpace() throws IOException {
-    long pooled = db.read(this::objectLengths);
-    PooledSpace s = new PooledSpace(pooled, pool.availableBytes());
+    long[] pooledAndCache = db.read(txn -> new long[] {objectLengths(txn), disk.pages(txn)});
+    PooledSpace s =
+        new PooledSpace(pooledAndCache[0], pool.availableBytes(), pooledAndCache[1] * db.pageSize);
     space = s;
     spaceAt = System.nanoTime();
     return s;

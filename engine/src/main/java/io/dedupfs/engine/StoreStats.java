@@ -25,10 +25,11 @@ public record StoreStats(
 
   /**
    * df's used: the store's pages in use, and the blocks it counts in its pool (whose data is there,
-   * not on the local disk).
+   * not on the local disk), but not the pages of its cache of those blocks on the local disk (the
+   * same data again).
    */
   public long usedBytes() {
-    return liveBytes + (pool == null ? 0 : pool.pooledBytes());
+    return pool == null ? liveBytes : liveBytes - pool.cacheBytes() + pool.pooledBytes();
   }
 
   /**

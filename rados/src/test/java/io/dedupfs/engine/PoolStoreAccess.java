@@ -93,4 +93,30 @@ public final class PoolStoreAccess {
   public static void kill(Datastore ds) throws IOException {
     ds.abandon();
   }
+
+  /** Bytes of contents in the store's cache on the local disk, and its entries. */
+  public static long[] cached(Datastore ds) throws IOException {
+    BlockCache c = ((PoolBlockStore) ds.blocks).diskCache();
+    return ds.db.read(txn -> new long[] {c.bytes(txn), c.entries(txn)});
+  }
+
+  /** Changes one byte of the local cache's copy of {@code hash} (there must be one). */
+  public static void damageCached(Datastore ds, Hash hash) throws IOException {
+    ds.db.write(
+        txn -> {
+          try (TableCursor c = ds.db.cache.openCursor(txn)) {
+            if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+              throw new IllegalStateException("no cached copy of " + hash);
+            }
+            java.nio.ByteBuffer key = java.nio.ByteBuffer.allocateDirect(c.key().remaining());
+            key.put(c.key().duplicate()).flip();
+            byte[] value = new byte[c.val().remaining()];
+            c.val().get(c.val().position(), value);
+            value[value.length / 2] ^= 1;
+            ds.db.cache.put(
+                txn, key, java.nio.ByteBuffer.allocateDirect(value.length).put(value).flip());
+          }
+          return null;
+        });
+  }
 }

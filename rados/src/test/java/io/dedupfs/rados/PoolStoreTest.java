@@ -81,8 +81,12 @@ class PoolStoreTest {
     return Datastore.open(dir, config(RadosPool::open).withBlocksIn(pool()));
   }
 
+  /**
+   * Opens a store with no cache on the local disk (the open empties it): nothing is cached, every
+   * block is read from the pool.
+   */
   private static Datastore open(Path dir) throws IOException {
-    return Datastore.open(dir, config(RadosPool::open));
+    return Datastore.open(dir, config(RadosPool::open).withPoolCacheBytes(0));
   }
 
   private static long put(Datastore ds, String name, byte[] data) throws IOException {
@@ -432,6 +436,97 @@ class PoolStoreTest {
     }
   }
 
+  /** A pool that counts its reads. */
+  private static final class CountingReads extends ForwardingPool {
+    private final AtomicInteger reads;
+
+    CountingReads(RadosPool pool, AtomicInteger reads) {
+      super(pool);
+      this.reads = reads;
+    }
+
+    @Override
+    public byte[] read(Hash hash) throws IOException {
+      reads.incrementAndGet();
+      return super.read(hash);
+    }
+  }
+
+  /**
+   * Blocks a store writes or reads stay on the local disk, in its LMDB (BlockCache), and are read
+   * from there after a reopen, read-only too, without a round trip to the pool. A cached copy that
+   * went bad is never returned: the block is read from the pool, and the copy replaced. Scrub reads
+   * the pool, not the cache. The cache keeps to its size, and an open without one empties it.
+   */
+  @Test
+  void blocksWrittenAndReadAreReadFromTheLocalDiskAfterAReopen() throws Exception {
+    byte[] data = random(new SplittableRandom(1410 ^ RUN), 2 * 1024 * 1024 + 77);
+    Path a = tmp.resolve("a");
+    AtomicInteger reads = new AtomicInteger();
+    BlockPool.Opener counting = where -> new CountingReads(RadosPool.open(where), reads);
+    Hash leaf;
+    try (Datastore ds = create(a)) {
+      put(ds, "f", data);
+      ds.sync();
+      leaf = PoolStoreAccess.counted(ds, 0).get(0);
+      assertThat(PoolStoreAccess.cached(ds))
+          .as("bytes and entries cached: every block the commit stored")
+          .containsExactly(PoolStoreAccess.keptTotals(ds)[0], PoolStoreAccess.countedBlocks(ds));
+    }
+    try (Datastore ds = Datastore.open(a, config(counting))) {
+      assertThat(read(ds, "f")).isEqualTo(data);
+      assertThat(reads.get()).as("pool reads after a reopen").isZero();
+      PoolStoreAccess.damageCached(ds, leaf);
+    }
+    try (Datastore ds = Datastore.open(a, config(counting))) {
+      assertThat(read(ds, "f")).as("bytes with a damaged cached copy").isEqualTo(data);
+      assertThat(reads.get()).as("pool reads: the damaged copy's block").isEqualTo(1);
+    } // the close puts the block read from the pool
+    reads.set(0);
+    try (Datastore ds = Datastore.open(a, config(counting).withReadOnly(true))) {
+      assertThat(read(ds, "f")).isEqualTo(data);
+      assertThat(reads.get()).as("pool reads once the copy was replaced, read-only").isZero();
+    }
+
+    byte[] good = probe.read(leaf);
+    byte[] bad = good.clone();
+    bad[bad.length / 2] ^= 1;
+    radosPut(leaf, bad);
+    try (Datastore ds = Datastore.open(a, config(counting))) {
+      assertThat(read(ds, "f")).as("bytes from the cache, the pool's copy bad").isEqualTo(data);
+      var scrub = ds.scrub(x -> {});
+      assertThat(scrub.damaged()).as("scrub reads the pool").hasSize(1);
+      assertThat(scrub.damaged().get(0).reason()).contains("do not match its hash");
+    }
+    radosPut(leaf, good);
+
+    long limit = 256 * 1024;
+    reads.set(0);
+    try (Datastore ds = Datastore.open(a, config(counting).withPoolCacheBytes(limit))) {
+      assertThat(PoolStoreAccess.cached(ds)[0])
+          .as("bytes cached after an open with a smaller cache")
+          .isPositive()
+          .isLessThanOrEqualTo(limit);
+      assertThat(read(ds, "f")).isEqualTo(data);
+      assertThat(reads.get()).as("pool reads with a 256 KiB cache").isGreaterThan(100);
+    }
+    try (Datastore ds = Datastore.open(a, config(counting).withPoolCacheBytes(limit))) {
+      assertThat(PoolStoreAccess.cached(ds)[0])
+          .as("bytes cached after 2 MiB read through it")
+          .isPositive()
+          .isLessThanOrEqualTo(limit);
+    }
+    try (Datastore ds = open(a)) {
+      assertThat(PoolStoreAccess.cached(ds))
+          .as("after an open without a cache")
+          .containsExactly(0, 0);
+      assertThat(read(ds, "f")).isEqualTo(data);
+      delete(ds, "f");
+      ds.reclaim();
+      assertThat(ds.fsck(x -> {})).isEmpty();
+    }
+  }
+
   /** Writes {@code bytes} over block {@code hash}'s object, as another client of the pool could. */
   private void radosPut(Hash hash, byte[] bytes) throws Exception {
     Path file = tmp.resolve("object-" + hash);
@@ -482,7 +577,10 @@ class PoolStoreTest {
     }
     SilentReads[] pool = new SilentReads[1];
     try (Datastore ds =
-        Datastore.open(a, config(where -> pool[0] = new SilentReads(RadosPool.open(where))))) {
+        Datastore.open(
+            a,
+            config(where -> pool[0] = new SilentReads(RadosPool.open(where)))
+                .withPoolCacheBytes(0))) {
       pool[0].silent.set(true); // nothing cached: every read goes to the pool
       assertThatThrownBy(() -> read(ds, "f"))
           .isInstanceOf(PoolTimeoutException.class)
