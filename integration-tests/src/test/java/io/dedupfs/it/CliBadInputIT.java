@@ -198,6 +198,8 @@ class CliBadInputIT {
             List.of("mount -o pool_timeout=soon S M", "pool_timeout=soon"),
             List.of("mount -o pool_timeout=0 S M", "pool timeout"),
             List.of("mount --pool-timeout 99999 S M", "pool timeout"),
+            List.of("mount -o pool_cache=lots S M", "pool cache"),
+            List.of("mount --pool-cache 1T2 S M", "pool cache"),
             List.of("mount -o leaf_size=3K S M", "leaf size"),
             List.of("mount --leaf-size 5K S M", "leaf size"),
             List.of("mount --leaf-size lots S M", "lots"),

@@ -38,9 +38,10 @@ import org.junit.jupiter.api.Test;
  *       pool_timeout} (about 10 s here, 120 s allowed) it is only a pause, the fsync that needed
  *       the pool returns once it is back; down for longer than the timeout (5 s) it makes that
  *       fsync and a read of uncached data fail with EIO, never wrong bytes, while a small fsync
- *       (the store's intent log) still succeeds; once the OSD is started again the same mount goes
- *       on: new writes and fsync succeed, every byte written reads back, fsck and scrub are clean,
- *       reconcile releases nothing.
+ *       (the store's intent log) still succeeds and a file in the store's cache on the local disk
+ *       (written before a remount) still reads back; once the OSD is started again the same mount
+ *       goes on: new writes and fsync succeed, every byte written reads back, fsck and scrub are
+ *       clean, reconcile releases nothing.
  * </ul>
  */
 class RadosFaultIT extends RadosMounts {
@@ -200,7 +201,8 @@ class RadosFaultIT extends RadosMounts {
     Path store = create("a");
     Map<Path, byte[]> model = new TreeMap<>();
     ExecutorService threads = Executors.newCachedThreadPool();
-    Mounted m = mount(store, "a", "-o", "pool_timeout=" + RESTART_TIMEOUT_S);
+    // no cache on the local disk: "old" is not there in step 2
+    Mounted m = mount(store, "a", "-o", "pool_timeout=" + RESTART_TIMEOUT_S + ",pool_cache=0");
     Path mnt = m.mountpoint();
     try {
       writeAndSync(mnt.resolve("old"), bytes(rnd, 2 * 1024 * 1024 + 77), model);
@@ -235,7 +237,11 @@ class RadosFaultIT extends RadosMounts {
           .isNull();
       model.put(mnt.resolve("short"), shortData);
 
-      // a short timeout now, and nothing cached: "old" is read from the pool below
+      // a short timeout now, and the cache on the local disk: "cached", written now, is kept
+      // there when its commit stores it; "old" is read from the pool below. The second remount
+      // leaves nothing in the daemon's memory.
+      m = remount(m, "a", "-o", "pool_timeout=" + POOL_TIMEOUT_S);
+      writeAndSync(mnt.resolve("cached"), bytes(rnd, 2 * 1024 * 1024 + 99), model);
       m = remount(m, "a", "-o", "pool_timeout=" + POOL_TIMEOUT_S);
       assertThat(m.mountpoint()).isEqualTo(mnt);
 
@@ -248,6 +254,9 @@ class RadosFaultIT extends RadosMounts {
             threads.submit(() -> failure(() -> writeAndSync(mnt.resolve("long"), longData, null)));
         Future<Throwable> reader =
             threads.submit(() -> failure(() -> Files.readAllBytes(mnt.resolve("old"))));
+        assertThat(Files.readAllBytes(mnt.resolve("cached")))
+            .as("a file in the cache on the local disk, the OSD down")
+            .isEqualTo(model.get(mnt.resolve("cached")));
         assertThat(longWriter.get(2, TimeUnit.MINUTES))
             .as("fsync of 9 MiB (a commit to the pool) with the OSD down")
             .isInstanceOf(IOException.class)

@@ -230,7 +230,7 @@ class RadosMountIT extends RadosMounts {
       // B's file is intact, read from the pool after a remount (nothing cached)
       b.close();
       mounts.remove(b);
-      Mounted b2 = mount(storeB, "b");
+      Mounted b2 = mount(storeB, "b", NO_CACHE);
       assertThat(Files.readAllBytes(b2.mountpoint().resolve("other"))).isEqualTo(other);
 
       // and deleting everything on both brings the pool back to where it was
@@ -373,7 +373,7 @@ class RadosMountIT extends RadosMounts {
       assertThat(probe.objectCount()).as("after A's delete").isEqualTo(before + blocks);
       b.close();
       mounts.remove(b);
-      Mounted b2 = mount(storeB, "b"); // nothing cached: every block from the pool
+      Mounted b2 = mount(storeB, "b", NO_CACHE); // every block from the pool
       assertThat(sha256(b2.mountpoint().resolve(name)))
           .as("B's copy after A's delete")
           .isEqualTo(digest);

@@ -73,7 +73,16 @@ abstract class RadosMounts {
     return m;
   }
 
-  /** Unmounts {@code m} and mounts its store again: a new daemon, nothing cached. */
+  /**
+   * Mount options for a mount that reads every block from the pool: no cache on the local disk (the
+   * mount empties the store's).
+   */
+  static final String[] NO_CACHE = {"-o", "pool_cache=0"};
+
+  /**
+   * Unmounts {@code m} and mounts its store again: a new daemon, nothing cached in its memory (its
+   * cache on the local disk stays, unless {@code options} say {@link #NO_CACHE}).
+   */
   Mounted remount(Mounted m, String name, String... options) {
     m.close();
     mounts.remove(m);

@@ -124,7 +124,7 @@ class RadosSendIT extends RadosMounts {
           .doesNotContain("\n");
       assertNoSnapshot(other);
 
-      b = remount(b, "b"); // nothing cached: every block from the pool
+      b = remount(b, "b", NO_CACHE); // every block from the pool
       Path copy = b.mountpoint().resolve(".snapshots/s1/disk.img");
       assertThat(Files.readAllBytes(copy)).as("B's copy").isEqualTo(disk);
       fsck(b);
@@ -157,7 +157,7 @@ class RadosSendIT extends RadosMounts {
       SendReceiveIT.ok("$D snapshot delete s1 " + ma + " && $D snapshot delete s2 " + ma);
       fsck(a);
       assertThat(probe.objectCount()).as("pool objects after A's delete").isEqualTo(withS2);
-      b = remount(b, "b");
+      b = remount(b, "b", NO_CACHE);
       assertThat(Files.readAllBytes(b.mountpoint().resolve(".snapshots/s1/disk.img")))
           .as("B's s1 after A's delete")
           .isEqualTo(disk);

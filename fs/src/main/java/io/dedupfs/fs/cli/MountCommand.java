@@ -1,6 +1,7 @@
 package io.dedupfs.fs.cli;
 
 import io.dedupfs.engine.Datastore;
+import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.fs.Mount;
 import io.dedupfs.fs.fuse.MountOptions;
 import io.dedupfs.fs.fuse.Posix;
@@ -17,6 +18,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -57,7 +59,7 @@ final class MountCommand implements Callable<Integer> {
       split = ",",
       description = {
         "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
-        "pool_timeout=SECONDS, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+        "pool_timeout=SECONDS, pool_cache=SIZE, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
         "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
       })
   List<String> options = new ArrayList<>();
@@ -123,6 +125,19 @@ final class MountCommand implements Callable<Integer> {
   int poolTimeout = (int) RadosPool.DEFAULT_TIMEOUT_SECONDS;
 
   @Option(
+      names = "--pool-cache",
+      paramLabel = "SIZE",
+      description = {
+        "For a store whose blocks are in a pool: how much of the blocks written and read lately",
+        "stays on the local disk, in the store, to be read without a round trip, after a remount too",
+        "(default: 1G; 0: none, and the mount empties the cache)."
+      })
+  String poolCache;
+
+  /** {@link #poolCache} in bytes. */
+  private long poolCacheBytes = DatastoreConfig.DEFAULT_POOL_CACHE_BYTES;
+
+  @Option(
       names = "--log",
       paramLabel = "FILE",
       description =
@@ -181,6 +196,7 @@ final class MountCommand implements Callable<Integer> {
                       throw new Main.UsageException("mount option '" + o + "': hidden or visible");
                 };
         case "pool_timeout" -> poolTimeout = parseNumber(o, required(o, value));
+        case "pool_cache" -> poolCache = required(o, value);
         case "log" -> log = Path.of(required(o, value));
         case "debug" -> debugFuse = true;
         case "nosuid",
@@ -225,6 +241,14 @@ final class MountCommand implements Callable<Integer> {
       throw new Main.UsageException(
           "the pool timeout is from 1 to 3600 seconds, not " + poolTimeout);
     }
+    if (poolCache != null) {
+      try {
+        poolCacheBytes = Sizes.parse(poolCache);
+      } catch (CommandLine.TypeConversionException e) {
+        throw new Main.UsageException(
+            "the pool cache is a size (e.g. 1G, 512M, 0), not '" + poolCache + "'");
+      }
+    }
   }
 
   /**
@@ -266,7 +290,10 @@ final class MountCommand implements Callable<Integer> {
     Path storeDir = store.toAbsolutePath().normalize();
     Datastore ds =
         Datastore.open(
-            storeDir, StorePaths.config(Duration.ofSeconds(poolTimeout)).withReadOnly(readOnly));
+            storeDir,
+            StorePaths.config(Duration.ofSeconds(poolTimeout))
+                .withReadOnly(readOnly)
+                .withPoolCacheBytes(poolCacheBytes));
     Mount m;
     try {
       m = Mount.start(ds, mnt, mountOptions(storeDir), snapdir == Snapdir.visible);

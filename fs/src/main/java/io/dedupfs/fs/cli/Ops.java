@@ -157,6 +157,7 @@ final class Ops {
           .field("available_bytes", s.availableBytes())
           .field("pooled_bytes", s.pool() == null ? 0 : s.pool().pooledBytes())
           .field("pool_available_bytes", s.pool() == null ? -1 : s.pool().availableBytes())
+          .field("pool_cache_bytes", s.pool() == null ? 0 : s.pool().cacheBytes())
           .field("leaf_size", s.leafSize())
           .field("compression", ds.compression().toString())
           .endObject()
@@ -231,6 +232,10 @@ final class Ops {
           out.printf(
               "%-16s %s   (the blocks it counts in its pool; df's used adds them)%n",
               "in the pool:", f.bytes(s.pool().pooledBytes()));
+          out.printf(
+              "%-16s %s   (of the store in use: blocks of the pool kept here; df's used leaves"
+                  + " them out)%n",
+              "local cache:", f.bytes(s.pool().cacheBytes()));
           out.printf(
               "%-16s %s   (df's available: what the pool can still take, ceph df's MAX AVAIL)%n",
               "pool available:",
