@@ -123,6 +123,32 @@ final class BlockCache implements AutoCloseable {
   }
 
   /**
+   * Copies the content of block {@code hash} as the cache holds it, unchecked, into {@code dst} at
+   * absolute index {@code at}; returns its length, or -1 when the cache has none or one longer than
+   * {@code max} (then nothing is copied).
+   */
+  int copyInto(ReadTxn txn, Hash hash, ByteBuffer dst, int at, int max) {
+    if (limit == 0) {
+      return -1;
+    }
+    try (TableCursor c = db.cache.openCursor(txn)) {
+      if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+        return -1;
+      }
+      ByteBuffer k = c.key();
+      ByteBuffer v = c.val();
+      int head = v.remaining();
+      int tail = k.remaining() - KEY_HEAD;
+      if (head + tail > max) {
+        return -1;
+      }
+      dst.put(at, v, v.position(), head);
+      dst.put(at + head, k, k.position() + KEY_HEAD, tail);
+      return head + tail;
+    }
+  }
+
+  /**
    * Puts block {@code hash}, of content {@code content[0, length)}, in transaction {@code txn} (one
    * that stores it), replacing an entry it has; the oldest entries go when the cache is over its
    * limit.

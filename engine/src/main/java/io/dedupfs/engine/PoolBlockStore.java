@@ -175,15 +175,20 @@ final class PoolBlockStore extends CountedBlockStore {
         && hashOf(content, level).equals(hash)) {
       return content;
     }
-    LOG.log(
-        System.Logger.Level.WARNING,
-        "the local cache's copy of block " + hash + " does not match its hash; read from the pool");
+    warnMismatch(hash);
     return null;
   }
 
+  private static void warnMismatch(Hash hash) {
+    LOG.log(
+        System.Logger.Level.WARNING,
+        "the local cache's copy of block " + hash + " does not match its hash; read from the pool");
+  }
+
   /**
-   * Reads the leaves of one request: those in the cache at once, the others from the pool in
-   * parallel (kept in the cache once checked), copied by {@link LeafReader#finish}.
+   * Reads the leaves of one request: those in the memory's or the disk's cache at once, the others
+   * from the pool in parallel (kept in both caches once checked), copied by {@link
+   * LeafReader#finish}.
    */
   @Override
   public LeafReader leafReader(ReadTxn txn, ByteBuffer dst, boolean cache) {
@@ -194,16 +199,24 @@ final class PoolBlockStore extends CountedBlockStore {
       @Override
       public void read(Hash hash, int at, int from, int n) throws IOException {
         byte[] cached = verified.getIfPresent(hash);
-        if (cached == null) {
-          // the transaction is this thread's: the disk's cache and the row are read here
-          cached = fromDiskCache(txn, hash, 0);
-          if (cached != null && cache) {
-            verified.put(hash, cached);
-          }
-        }
         if (cached != null) {
           copy(cached, at, from, n);
           return;
+        }
+        // the transaction is this thread's: the disk's cache and the row are read here
+        if (from == 0 && n == geometry.leafSize && !cache) {
+          if (wholeFromDisk(hash, at, n)) {
+            return;
+          }
+        } else {
+          cached = fromDiskCache(txn, hash, 0);
+          if (cached != null) {
+            if (cache) {
+              verified.put(hash, cached);
+            }
+            copy(cached, at, from, n);
+            return;
+          }
         }
         int length = length(txn, hash);
         if (length == 0) {
@@ -212,6 +225,24 @@ final class PoolBlockStore extends CountedBlockStore {
         Future<byte[]> f = reads.submit(() -> fetch(hash, length));
         fetches.add(f);
         copies.add(() -> copy(Futures.getUnchecked(f), at, from, n));
+      }
+
+      /**
+       * A whole leaf not to keep: copied straight from the disk's cache into dst and checked there,
+       * as a local store does. False when the cache lacks it or its copy does not match (a read
+       * from the pool then overwrites it).
+       */
+      private boolean wholeFromDisk(Hash hash, int at, int n) {
+        int stored = disk.copyInto(txn, hash, dst, at, n);
+        if (stored < 0) {
+          return false;
+        }
+        dst.put(at + stored, ZEROS, 0, n - stored);
+        if (Hasher.leaf(dst, at, stored, n).equals(hash)) {
+          return true;
+        }
+        warnMismatch(hash);
+        return false;
       }
 
       private void copy(byte[] content, int at, int from, int n) {

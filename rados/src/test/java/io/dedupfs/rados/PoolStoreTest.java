@@ -484,6 +484,9 @@ class PoolStoreTest {
     } // the close puts the block read from the pool
     reads.set(0);
     try (Datastore ds = Datastore.open(a, config(counting).withReadOnly(true))) {
+      ByteBuffer small = ByteBuffer.allocate(5000); // a small read: across two leaves, in part
+      assertThat(ds.read(ds.resolve("/f"), LEAF - 1000, small)).isEqualTo(5000);
+      assertThat(small.array()).isEqualTo(Arrays.copyOfRange(data, LEAF - 1000, LEAF + 4000));
       assertThat(read(ds, "f")).isEqualTo(data);
       assertThat(reads.get()).as("pool reads once the copy was replaced, read-only").isZero();
     }
