@@ -209,14 +209,33 @@ class RadosFaultIT extends RadosMounts {
 
       // 1. the OSD shut down and started again within the timeout: a pause, nothing else
       byte[] shortData = bytes(rnd, BIG);
+      Path shortSource = tmp.resolve("short.data");
+      Files.write(shortSource, shortData);
       Future<Throwable> shortWriter;
       long stopping = System.nanoTime();
       ceph.stopOsd();
       long stopped = System.nanoTime();
       try {
+        // The writer is another process, not a thread of this JVM: starting the OSD below spawns
+        // a process, whose start closes every descriptor this JVM has open, and closing a file of
+        // the mount is a FLUSH, which would wait for the stopped OSD (a CI run hung 493 s so).
+        Process dd =
+            new ProcessBuilder(
+                    "dd",
+                    "if=" + shortSource,
+                    "of=" + mnt.resolve("short"),
+                    "bs=1M",
+                    "conv=fsync",
+                    "status=none")
+                .redirectErrorStream(true)
+                .start();
         shortWriter =
             threads.submit(
-                () -> failure(() -> writeAndSync(mnt.resolve("short"), shortData, null)));
+                () -> {
+                  String out = new String(dd.getInputStream().readAllBytes());
+                  int rc = dd.waitFor();
+                  return rc == 0 ? null : new IOException("dd exited " + rc + ": " + out);
+                });
         Thread.sleep(2000);
         assertThat(shortWriter.isDone()).as("an fsync that needs the stopped OSD").isFalse();
       } finally {
