@@ -1,6 +1,8 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
+import java.util.List;
+import java.util.Map;
 
 /**
  * A pool of blocks that several stores (hosts) share, such as a Ceph RADOS pool: a store created
@@ -111,6 +113,26 @@ public interface BlockPool extends AutoCloseable {
    * reconcile: it may visit every block of the pool).
    */
   void forEachHeld(String holder, java.util.function.Consumer<Hash> action) throws IOException;
+
+  /** Every block the pool holds, listed in one pass over the pool, in no particular order. */
+  List<Hash> blocks() throws IOException;
+
+  /** The holders of block {@code hash}'s references; empty when the pool lacks it. */
+  List<String> holders(Hash hash) throws IOException;
+
+  /**
+   * Records {@code holder} in the pool's list of its stores, with {@code description} (where the
+   * store is): a store registers when it is created and at every writable open, and leaves the list
+   * when it is destroyed, so that the references of a store that is gone can be told from those of
+   * a live one ({@link PoolStores}). Replaces an earlier description.
+   */
+  void register(String holder, String description) throws IOException;
+
+  /** Takes {@code holder} off the pool's list of stores; one not on it: nothing. */
+  void unregister(String holder) throws IOException;
+
+  /** The pool's list of stores: each holder's description, by holder. */
+  Map<String, String> registered() throws IOException;
 
   @Override
   void close();

@@ -112,6 +112,17 @@ public final class Datastore implements Closeable {
     BlockPool bp = null;
     BlockStore bs = null;
     try {
+      String destroying = metaString(Destroy.META_DESTROYING);
+      if (destroying != null) {
+        throw new StoreException(
+            "the store "
+                + dir
+                + " is being destroyed (since "
+                + destroying
+                + "; some of its blocks may be gone): run dedupfs destroy "
+                + dir
+                + " again to finish");
+      }
       this.ns = new Namespace(db);
       this.pool = bp = openPool(); // first: a store is not created in a pool that does not open
       this.geometry = new Geometry(initMeta());
@@ -130,6 +141,9 @@ public final class Datastore implements Closeable {
                       readCompression(),
                       config.poolCacheBytes(),
                       config.readOnly());
+      if (pool != null && !config.readOnly()) {
+        register();
+      }
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -278,6 +292,50 @@ public final class Datastore implements Closeable {
               + ": it opens only with that pool given (the dedupfs command gives it)");
     }
     return config.pools().open(where);
+  }
+
+  /**
+   * Puts the store on its pool's list of stores, or refreshes its entry: which host, which
+   * directory, when last opened (what {@code dedupfs pool stores} shows). A pool that does not
+   * answer is logged: the entry is refreshed at the next open.
+   */
+  private void register() throws IOException {
+    String host;
+    try {
+      host = java.net.InetAddress.getLocalHost().getHostName();
+    } catch (java.net.UnknownHostException e) {
+      host = "unknown";
+    }
+    String description =
+        "host "
+            + host
+            + ", "
+            + dir.toAbsolutePath()
+            + ", opened "
+            + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+    try {
+      pool.register(metaString(META_STORE_ID), description);
+    } catch (IOException e) {
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "could not put "
+              + dir
+              + " on the list of stores of its pool (done again at the next open): "
+              + e.getMessage());
+    }
+  }
+
+  /**
+   * Deletes the store in {@code dir} (not open anywhere), with its files: for a store whose blocks
+   * are in a pool, first releases every pool reference it records and takes it off the pool's list
+   * of stores (blocks no other store holds leave the pool). Says which pool and how many references
+   * it released; tells {@code progress} how far it has come (phase "release", blocks). Interrupted,
+   * it leaves a store that refuses to open and is finished by running it again. References a crash
+   * left unrecorded are not among them: {@link PoolStores#forget} finds those.
+   */
+  public static DestroyReport destroy(Path dir, DatastoreConfig config, Consumer<Progress> progress)
+      throws IOException {
+    return Destroy.run(dir, config, progress);
   }
 
   /** A new store's name among a pool's holders: 128 random bits, hex. */

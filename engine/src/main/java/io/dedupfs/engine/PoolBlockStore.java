@@ -488,7 +488,7 @@ final class PoolBlockStore extends CountedBlockStore {
 
   /** A call to the pool for one item. */
   @FunctionalInterface
-  private interface PoolCall<X, T> {
+  interface PoolCall<X, T> {
     T call(X item) throws IOException;
   }
 
@@ -502,6 +502,12 @@ final class PoolBlockStore extends CountedBlockStore {
    */
   private <X, T> List<T> inParallel(List<X> items, PoolCall<X, T> call, String what)
       throws IOException {
+    return inParallel(io, items, call, what + " in " + poolName);
+  }
+
+  /** {@link #inParallel(List, PoolCall, String)} on the threads of {@code io}. */
+  static <X, T> List<T> inParallel(
+      ExecutorService io, List<X> items, PoolCall<X, T> call, String what) throws IOException {
     List<Future<T>> calls = new ArrayList<>(items.size());
     for (X item : items) {
       calls.add(io.submit(() -> call.call(item)));
@@ -512,9 +518,9 @@ final class PoolBlockStore extends CountedBlockStore {
         out.add(Uninterruptibles.getUninterruptibly(f));
       } catch (ExecutionException e) {
         calls.forEach(c -> c.cancel(false));
-        throw e.getCause() instanceof IOException io
-            ? io
-            : new IOException(what + " in " + poolName, e.getCause());
+        throw e.getCause() instanceof IOException failed
+            ? failed
+            : new IOException(what, e.getCause());
       }
     }
     return out;
@@ -684,7 +690,8 @@ final class PoolBlockStore extends CountedBlockStore {
     }
   }
 
-  private static ExecutorService ioThreads(String name) {
+  /** Threads for pool calls, {@link #IN_FLIGHT} at most; idle ones end. */
+  static ExecutorService ioThreads(String name) {
     AtomicInteger n = new AtomicInteger();
     ThreadPoolExecutor e =
         new ThreadPoolExecutor(

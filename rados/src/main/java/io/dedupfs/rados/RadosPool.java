@@ -24,7 +24,8 @@ import java.util.function.Consumer;
  * a timeout or a crash never counts twice nor drops another holder's reference. Several clients
  * (hosts) may take and release the same blocks at once: every change to an object is one compound
  * operation that its primary OSD applies atomically, so a block is created once, counted once per
- * holder and removed once, when the last holder releases it.
+ * holder and removed once, when the last holder releases it. One object is no block: {@link
+ * #REGISTRY}, the pool's list of its stores.
  *
  * <p>Every call waits for the OSD's answer, at most the timeout given to {@link #connect}; no
  * answer in time is a {@link RadosTimeoutException} (and whether a write took effect is then
@@ -37,6 +38,18 @@ public final class RadosPool implements BlockPool {
 
   /** The prefix of the omap keys that mark each holder's reference: {@code s.HOLDER} = "1". */
   static final String HOLDER_PREFIX = "s.";
+
+  /**
+   * The object that lists the pool's stores (not a block: its name is no hash): one omap key {@code
+   * s.HOLDER} per store, whose value describes it (host, directory, when registered).
+   */
+  static final String REGISTRY = "dedupfs.stores";
+
+  /** How many registered stores one read of {@link #REGISTRY} returns. */
+  private static final int REGISTRY_PAGE = 1000;
+
+  private static final java.util.regex.Pattern BLOCK_NAME =
+      java.util.regex.Pattern.compile("[0-9a-f]+");
 
   /** The size of the largest block (a store's largest leaf, 64 KiB): read in one call. */
   private static final int READ_AT_ONCE = 65536;
@@ -364,8 +377,9 @@ public final class RadosPool implements BlockPool {
   }
 
   /** The holders of block {@code hash}'s references, in key order; empty when it is missing. */
+  @Override
   public List<String> holders(Hash hash) throws IOException {
-    Map<String, byte[]> marks = omap(hash.toString(), HOLDER_PREFIX, MAX_HOLDERS);
+    Map<String, byte[]> marks = omap(hash.toString(), null, HOLDER_PREFIX, MAX_HOLDERS);
     List<String> out = new ArrayList<>();
     if (marks != null) {
       for (String k : marks.keySet()) {
@@ -373,6 +387,56 @@ public final class RadosPool implements BlockPool {
       }
     }
     return out;
+  }
+
+  /**
+   * Records {@code holder} in the registry object {@link #REGISTRY}: its omap key {@code s.HOLDER}
+   * holds the description (a write creates the object when it is missing).
+   */
+  @Override
+  public void register(String holder, String description) throws IOException {
+    String key = holderKey(holder);
+    byte[] value = description.getBytes(StandardCharsets.UTF_8);
+    int r = operate(REGISTRY, op -> setKey(op, key, value));
+    answered(r, "registering store " + holder + " in pool " + pool);
+  }
+
+  @Override
+  public void unregister(String holder) throws IOException {
+    String key = holderKey(holder);
+    int r = operate(REGISTRY, op -> removeKey(op, key));
+    if (r != -ENOENT) { // no registry: nobody registered
+      answered(r, "unregistering store " + holder + " in pool " + pool);
+    }
+  }
+
+  @Override
+  public Map<String, String> registered() throws IOException {
+    Map<String, String> stores = new TreeMap<>();
+    String after = null;
+    while (true) {
+      Map<String, byte[]> page = omap(REGISTRY, after, HOLDER_PREFIX, REGISTRY_PAGE);
+      if (page == null) {
+        return stores; // no registry yet
+      }
+      for (Map.Entry<String, byte[]> e : page.entrySet()) {
+        stores.put(
+            e.getKey().substring(HOLDER_PREFIX.length()),
+            new String(e.getValue(), StandardCharsets.UTF_8));
+        after = e.getKey();
+      }
+      if (page.size() < REGISTRY_PAGE) {
+        return stores;
+      }
+    }
+  }
+
+  /** The pool's blocks: its objects whose names are hashes, listed. */
+  @Override
+  public List<Hash> blocks() throws IOException {
+    List<Hash> all = new ArrayList<>();
+    forEachBlockObject(oid -> all.add(Hash.parse(oid)));
+    return all;
   }
 
   /** The stored bytes of block {@code hash}, or null when the pool does not hold it. */
@@ -422,7 +486,7 @@ public final class RadosPool implements BlockPool {
   /** The reference count of block {@code hash}, 0 when the pool does not hold it. */
   public long count(Hash hash) throws IOException {
     String oid = hash.toString();
-    Map<String, byte[]> refs = omap(oid, REFS, 2);
+    Map<String, byte[]> refs = omap(oid, null, REFS, 2);
     if (refs == null) {
       return 0;
     }
@@ -434,16 +498,17 @@ public final class RadosPool implements BlockPool {
   }
 
   /**
-   * Up to {@code max} omap entries of {@code oid} whose keys start with {@code prefix}, in key
-   * order; null when the object is missing.
+   * Up to {@code max} omap entries of {@code oid} whose keys start with {@code prefix} and come
+   * after {@code after} (null: from the first), in key order; null when the object is missing.
    */
-  private Map<String, byte[]> omap(String oid, String prefix, int max) throws IOException {
+  private Map<String, byte[]> omap(String oid, String after, String prefix, int max)
+      throws IOException {
     refreshMap();
     long op = rados.rados_create_read_op();
     long iter = 0;
     try {
       long[] out = new long[1];
-      rados.rados_read_op_omap_get_vals2(op, null, prefix, max, out, 0, 0);
+      rados.rados_read_op_omap_get_vals2(op, after, prefix, max, out, 0, 0);
       iter = out[0];
       int r = settled(rados.rados_read_op_operate(op, io, oid, Librados.OPERATION_NOFLAG));
       if (r == -ENOENT) {
@@ -488,31 +553,37 @@ public final class RadosPool implements BlockPool {
   @Override
   public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
     String key = holderKey(holder);
-    List<Hash> all = new ArrayList<>();
-    forEachObject(
-        oid -> {
-          if (oid.length() == 2 * Hash.SIZE && oid.matches("[0-9a-f]+")) {
-            all.add(Hash.parse(oid));
-          }
-        });
-    for (Hash h : all) {
-      Map<String, byte[]> mark = omap(h.toString(), key, 1);
+    for (Hash h : blocks()) {
+      Map<String, byte[]> mark = omap(h.toString(), null, key, 1);
       if (mark != null && mark.containsKey(key)) {
         action.accept(h);
       }
     }
   }
 
-  /** How many objects the pool holds, counted by listing them all (for tests and checks). */
+  /**
+   * How many blocks the pool holds, counted by listing them all (for tests and checks): its objects
+   * but {@link #REGISTRY}.
+   */
   public long objectCount() throws IOException {
     return objects().size();
   }
 
-  /** The names of the pool's objects, listed (for tests and checks). */
+  /** The names of the pool's blocks (hex hashes), listed (for tests and checks). */
   public List<String> objects() throws IOException {
     List<String> all = new ArrayList<>();
-    forEachObject(all::add);
+    forEachBlockObject(all::add);
     return all;
+  }
+
+  /** Lists the pool: passes the name of each object named by a hash (hex). */
+  private void forEachBlockObject(Consumer<String> action) throws IOException {
+    forEachObject(
+        oid -> {
+          if (oid.length() == 2 * Hash.SIZE && BLOCK_NAME.matcher(oid).matches()) {
+            action.accept(oid);
+          }
+        });
   }
 
   /** Lists the pool: passes each object's name. */
@@ -542,9 +613,14 @@ public final class RadosPool implements BlockPool {
     }
   }
 
+  /** Whether {@code name} can name a holder: 1 to 64 letters, digits, '.', '_' or '-'. */
+  public static boolean isHolder(String name) {
+    return HOLDER.matcher(name).matches();
+  }
+
   /** The omap key that marks {@code holder}'s reference. */
   private static String holderKey(String holder) {
-    if (!HOLDER.matcher(holder).matches()) {
+    if (!isHolder(holder)) {
       throw new IllegalArgumentException(
           "a holder is 1 to 64 letters, digits, '.', '_' or '-': " + holder);
     }
@@ -553,17 +629,22 @@ public final class RadosPool implements BlockPool {
 
   /** Adds to {@code op}: set the omap key {@code key} to {@link #HELD}. */
   private void setHeld(long op, String key) {
+    setKey(op, key, HELD);
+  }
+
+  /** Adds to {@code op}: set the omap key {@code key} to {@code value}. */
+  private void setKey(long op, String key, byte[] value) {
     byte[] k = key.getBytes(StandardCharsets.US_ASCII);
     // three one-element arrays (key pointer, value pointer, value length), then the key, NUL, value
-    long mem = Librados.MEM.allocateMemory(3 * Long.BYTES + k.length + 1 + HELD.length, true);
+    long mem = Librados.MEM.allocateMemory(3 * Long.BYTES + k.length + 1 + value.length, true);
     try {
       long keyAt = mem + 3 * Long.BYTES;
       long valAt = keyAt + k.length + 1;
       Librados.MEM.putByteArray(keyAt, k, 0, k.length);
-      Librados.MEM.putByteArray(valAt, HELD, 0, HELD.length);
+      Librados.MEM.putByteArray(valAt, value, 0, value.length);
       Librados.MEM.putAddress(mem, keyAt);
       Librados.MEM.putAddress(mem + Long.BYTES, valAt);
-      Librados.MEM.putLong(mem + 2 * Long.BYTES, HELD.length);
+      Librados.MEM.putLong(mem + 2 * Long.BYTES, value.length);
       // librados copies the keys and values into the operation here
       rados.rados_write_op_omap_set(op, mem, mem + Long.BYTES, mem + 2 * Long.BYTES, 1);
     } finally {

@@ -9,6 +9,7 @@ import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
 import io.dedupfs.engine.Hash;
 import io.dedupfs.engine.PoolStoreAccess;
+import io.dedupfs.engine.PoolStores;
 import io.dedupfs.engine.PoolTimeoutException;
 import io.dedupfs.engine.ReceiveReport;
 import io.dedupfs.engine.SendReport;
@@ -224,6 +225,129 @@ class PoolStoreTest {
     }
   }
 
+  @Test
+  void destroyReleasesEveryBlockOfTheStoreAndKeepsTheOtherStoresCopy() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1404 ^ RUN);
+    byte[] shared = random(random, 2 * 1024 * 1024);
+    byte[] old = random(random, 1024 * 1024);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long countedA;
+    long countedB;
+    String idA;
+    String idB;
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "shared", shared);
+      put(dsA, "onlyA", old);
+      dsA.createSnapshot("s", "/onlyA");
+      delete(dsA, "onlyA"); // its blocks: held by the snapshot alone
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+      dsA.reclaim();
+      countedA = PoolStoreAccess.countedBlocks(dsA);
+      countedB = PoolStoreAccess.countedBlocks(dsB);
+      idA = PoolStoreAccess.storeId(dsA);
+      idB = PoolStoreAccess.storeId(dsB);
+    }
+    assertThat(probe.registered()).containsKeys(idA, idB);
+    assertThat(probe.registered().get(idA)).contains(a.toAbsolutePath().toString());
+    assertThat(probe.objectCount()).isEqualTo(before + countedA);
+
+    // interrupted after 100 releases: the store refuses to open, a second destroy finishes it
+    AtomicInteger left = new AtomicInteger(100);
+    assertThatThrownBy(
+            () ->
+                Datastore.destroy(
+                    a,
+                    config(where -> new CrashAfterRelease(RadosPool.open(where), left)),
+                    p -> {}))
+        .hasMessageContaining("simulated crash");
+    assertThatThrownBy(() -> open(a))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("is being destroyed")
+        .hasMessageContaining("dedupfs destroy " + a);
+    List<io.dedupfs.engine.Progress> seen = new java.util.ArrayList<>();
+    long released = Datastore.destroy(a, config(RadosPool::open), seen::add).released();
+    assertThat(released).as("every row: the first try's batch was not deleted").isEqualTo(countedA);
+    assertThat(seen)
+        .last()
+        .isEqualTo(new io.dedupfs.engine.Progress("release", released, released));
+    assertThat(a).doesNotExist();
+    assertThat(probe.registered()).doesNotContainKey(idA).containsKey(idB);
+    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + countedB);
+    try (Datastore dsB = open(b)) { // no cache
+      assertThat(read(dsB, "shared")).isEqualTo(shared);
+      assertThat(dsB.fsck(p -> {})).isEmpty();
+    }
+    assertThat(Datastore.destroy(b, config(RadosPool::open), p -> {}))
+        .isEqualTo(new io.dedupfs.engine.DestroyReport("rados:blocks", countedB));
+    assertThat(probe.objectCount()).as("both destroyed").isEqualTo(before);
+    assertThat(probe.registered()).doesNotContainKey(idB);
+    assertThatThrownBy(() -> Datastore.destroy(b, config(RadosPool::open), p -> {}))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("holds no dedupfs store");
+  }
+
+  @Test
+  void theReferencesOfAStoreThatIsGoneAreListedAndForgotten() throws IOException {
+    long before = probe.objectCount();
+    SplittableRandom random = new SplittableRandom(1405 ^ RUN);
+    byte[] shared = random(random, 1024 * 1024);
+    byte[] onlyA = random(random, 1024 * 1024);
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    long countedA;
+    long countedB;
+    String idA;
+    String idB;
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "shared", shared);
+      put(dsA, "onlyA", onlyA);
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+      countedA = PoolStoreAccess.countedBlocks(dsA);
+      countedB = PoolStoreAccess.countedBlocks(dsB);
+      idA = PoolStoreAccess.storeId(dsA);
+      idB = PoolStoreAccess.storeId(dsB);
+    }
+    com.google.common.io.MoreFiles.deleteRecursively(a); // A's disk is lost
+    // a holder that took references and never registered (a store gone before the list existed)
+    String gone = "gone-" + Long.toHexString(RUN);
+    assertThat(probe.takeExisting(gone, probe.blocks().get(0))).isTrue();
+
+    Map<String, PoolStores.Holder> holders = new LinkedHashMap<>();
+    for (PoolStores.Holder h : PoolStores.list(probe, p -> {})) {
+      holders.put(h.id(), h);
+    }
+    assertThat(holders.get(idA).blocks()).isEqualTo(countedA);
+    assertThat(holders.get(idA).registration()).contains(a.toAbsolutePath().toString());
+    assertThat(holders.get(idB).blocks()).isEqualTo(countedB);
+    assertThat(holders.get(gone)).isEqualTo(new PoolStores.Holder(gone, 1, null));
+
+    assertThatThrownBy(() -> PoolStores.forget(probe, idA, false, p -> {}))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("on the pool's list of stores");
+    assertThat(PoolStores.forget(probe, idA, true, p -> {})).isEqualTo(countedA);
+    assertThat(PoolStores.forget(probe, gone, false, p -> {})).isEqualTo(1);
+    assertThat(probe.registered()).doesNotContainKey(idA);
+    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + countedB);
+    assertThat(PoolStores.list(probe, p -> {}))
+        .extracting(PoolStores.Holder::id)
+        .doesNotContain(idA, gone);
+    try (Datastore dsB = open(b)) {
+      assertThat(read(dsB, "shared")).isEqualTo(shared);
+      assertThat(dsB.fsck(p -> {})).isEmpty();
+      assertThat(dsB.reconcile()).isZero();
+    }
+    Datastore.destroy(b, config(RadosPool::open), p -> {});
+    assertThat(probe.objectCount()).isEqualTo(before);
+  }
+
   /**
    * A pool that "crashes" (throws) at its n-th release, once the pool has applied it, and refuses
    * every release after it.
@@ -276,6 +400,31 @@ class PoolStoreTest {
     public void forEachHeld(String holder, java.util.function.Consumer<Hash> action)
         throws IOException {
       pool.forEachHeld(holder, action);
+    }
+
+    @Override
+    public List<Hash> blocks() throws IOException {
+      return pool.blocks();
+    }
+
+    @Override
+    public List<String> holders(Hash hash) throws IOException {
+      return pool.holders(hash);
+    }
+
+    @Override
+    public void register(String holder, String description) throws IOException {
+      pool.register(holder, description);
+    }
+
+    @Override
+    public void unregister(String holder) throws IOException {
+      pool.unregister(holder);
+    }
+
+    @Override
+    public Map<String, String> registered() throws IOException {
+      return pool.registered();
     }
 
     @Override

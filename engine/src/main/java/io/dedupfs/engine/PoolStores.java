@@ -1,0 +1,124 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.function.Consumer;
+
+/**
+ * The stores of a block pool, seen from the pool: which holders hold references, how many, and
+ * whether each is on the pool's list of stores ({@link BlockPool#register}); and the release of
+ * every reference of a store that is gone (its directory lost, or references a destroyed store took
+ * but never recorded). Both list the whole pool: one round trip per block, {@link
+ * PoolBlockStore#IN_FLIGHT} at once.
+ */
+public final class PoolStores {
+  private PoolStores() {}
+
+  /** How many blocks the pool is asked about between two progress reports. */
+  private static final int BATCH = 1024;
+
+  /**
+   * A holder of references in a pool: its id, how many blocks it holds, and its description on the
+   * pool's list of stores (null when it is not on it: a store that is gone, or one that no dedupfs
+   * with the list has opened since it was created).
+   */
+  public record Holder(String id, long blocks, String registration) {}
+
+  /**
+   * Every holder of the pool: those on its list of stores (even with no block) and those holding
+   * references without being on it, by id. Progress: phase "list" (blocks listed), then "holders"
+   * (blocks asked about).
+   */
+  public static List<Holder> list(BlockPool pool, Consumer<Progress> progress) throws IOException {
+    Map<String, String> registered = pool.registered();
+    Map<String, Long> counts = new TreeMap<>();
+    registered.keySet().forEach(id -> counts.put(id, 0L));
+    forEachBatch(
+        pool,
+        "holders",
+        progress,
+        (io, batch) -> {
+          for (List<String> holders :
+              PoolBlockStore.inParallel(io, batch, pool::holders, "reading holders")) {
+            holders.forEach(id -> counts.merge(id, 1L, Long::sum));
+          }
+        });
+    List<Holder> out = new ArrayList<>();
+    counts.forEach((id, n) -> out.add(new Holder(id, n, registered.get(id))));
+    return out;
+  }
+
+  /**
+   * Releases every reference {@code holder} holds in the pool and takes it off the pool's list of
+   * stores; returns how many references it released. Only for a store that is gone: a live store
+   * that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of stores
+   * unless {@code evenIfRegistered} (a store whose directory is lost stays on the list). Progress:
+   * phase "list", then "release" (blocks asked about).
+   */
+  public static long forget(
+      BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
+      throws IOException {
+    String registration = pool.registered().get(holder);
+    if (registration != null && !evenIfRegistered) {
+      throw new StoreException(
+          "store "
+              + holder
+              + " is on the pool's list of stores ("
+              + registration
+              + "): if it is gone for good, forget it with --force; if it is still there, dedupfs"
+              + " destroy on its host releases its blocks");
+    }
+    long[] released = {0};
+    forEachBatch(
+        pool,
+        "release",
+        progress,
+        (io, batch) -> {
+          for (boolean r :
+              PoolBlockStore.inParallel(
+                  io,
+                  batch,
+                  h -> {
+                    if (!pool.holders(h).contains(holder)) {
+                      return false;
+                    }
+                    pool.release(holder, h);
+                    return true;
+                  },
+                  "releasing the references of " + holder)) {
+            released[0] += r ? 1 : 0;
+          }
+        });
+    pool.unregister(holder);
+    return released[0];
+  }
+
+  @FunctionalInterface
+  private interface BatchWork {
+    void run(ExecutorService io, List<Hash> batch) throws IOException;
+  }
+
+  /** Lists the pool's blocks, then passes them on in batches, reporting progress as it goes. */
+  private static void forEachBatch(
+      BlockPool pool, String phase, Consumer<Progress> progress, BatchWork work)
+      throws IOException {
+    progress.accept(new Progress("list", 0, 0));
+    List<Hash> blocks = pool.blocks();
+    progress.accept(new Progress("list", blocks.size(), blocks.size()));
+    ExecutorService io = PoolBlockStore.ioThreads("dedupfs-pool-stores-");
+    try {
+      progress.accept(new Progress(phase, 0, blocks.size()));
+      for (int i = 0; i < blocks.size(); i += BATCH) {
+        List<Hash> batch = blocks.subList(i, Math.min(blocks.size(), i + BATCH));
+        work.run(io, batch);
+        progress.accept(new Progress(phase, i + batch.size(), blocks.size()));
+      }
+    } finally {
+      io.shutdownNow();
+    }
+  }
+}
