@@ -30,6 +30,9 @@ import org.junit.jupiter.api.Test;
  * clean, and the pool holds exactly the blocks the two stores count ({@code scrub}'s blocks
  * checked, each read from the pool and checked against its hash): nothing leaked, nothing missing.
  * A second store on the pool, holding other data, keeps every block.
+ *
+ * <p>The end of a store: {@code dedupfs destroy}, and {@code dedupfs pool stores|forget} for a
+ * store whose directory is lost, give its blocks back and keep the other store's.
  */
 class RadosMountIT extends RadosMounts {
   private static final int FILES = 4;
@@ -82,6 +85,95 @@ class RadosMountIT extends RadosMounts {
       assertThat(r.exitCode()).as("%s", args).isNotZero();
       assertThat(r.stderr().strip()).as("%s", args).contains(expected[i]).doesNotContain("\n");
       assertThat(Files.exists(store)).as("%s: nothing created", args).isFalse();
+    }
+  }
+
+  /**
+   * The end of a store's life on a pool: {@code dedupfs destroy} of a store (refused while it is
+   * mounted) gives its blocks back to the pool and keeps the other store's; a store whose directory
+   * is lost is listed by {@code dedupfs pool stores} with its blocks and its directory, and {@code
+   * dedupfs pool forget --force} releases them (refused without --force: it is on the list).
+   */
+  @Test
+  void destroyAndPoolForgetGiveTheBlocksOfAStoreBack() throws Exception {
+    SplittableRandom rnd = new SplittableRandom(System.nanoTime());
+    byte[] shared = new byte[4 * (1 << 20) + 11];
+    byte[] onlyA = new byte[2 * (1 << 20) + 22];
+    rnd.nextBytes(shared);
+    rnd.nextBytes(onlyA);
+    Path sharedSrc = Files.write(tmp.resolve("shared"), shared);
+    Path onlyASrc = Files.write(tmp.resolve("onlyA"), onlyA);
+    String conf = ceph.conf().toString();
+    try (RadosPool probe = pool()) {
+      long before = probe.objectCount();
+      Path a = create("a");
+      Path b = create("b");
+      Mounted ma = mount(a, "a");
+      Mounted mb = mount(b, "b");
+      cp(sharedSrc, ma.mountpoint().resolve("shared"));
+      cp(onlyASrc, ma.mountpoint().resolve("onlyA"));
+      cp(sharedSrc, mb.mountpoint().resolve("shared"));
+      ma.close(); // commits what the daemon buffered
+      mb.close();
+      mounts.removeAll(List.of(ma, mb));
+      long blocksA = scrubStore(a);
+      long blocksB = scrubStore(b);
+      assertThat(probe.objectCount()).as("both stores' blocks").isEqualTo(before + blocksA);
+
+      ma = mount(a, "a");
+      Shell.Result r = Mounted.cli("destroy", a.toString());
+      assertThat(r.exitCode()).as("destroy of a mounted store").isEqualTo(1);
+      assertThat(r.stderr().strip()).contains("is it mounted already?").doesNotContain("\n");
+      ma.close();
+      mounts.remove(ma);
+      r = Mounted.cli(Duration.ofMinutes(5), "destroy", "--json", a.toString());
+      assertThat(r.exitCode()).as("destroy: %s %s", r.stdout(), r.stderr()).isZero();
+      String[] lines = r.stdout().strip().split("\n");
+      Object report = Json.parse(lines[lines.length - 1]);
+      assertThat(Json.at(report, "type")).isEqualTo("destroy");
+      assertThat(Json.at(report, "pool")).isEqualTo("rados:blocks");
+      assertThat(Json.longAt(report, "released")).isEqualTo(blocksA);
+      assertThat(a).doesNotExist();
+      assertThat(probe.objectCount()).as("after A's destroy").isEqualTo(before + blocksB);
+      mb = mount(b, "b", NO_CACHE); // every block from the pool
+      assertThat(Files.readAllBytes(mb.mountpoint().resolve("shared"))).isEqualTo(shared);
+      mb.close();
+      mounts.remove(mb);
+      assertThat(Shell.run("rm", "-rf", b.toString()).exitCode()).isZero(); // B's disk is lost
+      Shell.Result stores =
+          Mounted.cli(Duration.ofMinutes(5), "pool", "stores", "rados:blocks", "--ceph-conf", conf);
+      assertThat(stores.exitCode()).as("pool stores: %s", stores.stderr()).isZero();
+      String row =
+          stores
+              .stdout()
+              .lines()
+              .filter(l -> l.contains(b.toString()))
+              .findFirst()
+              .orElseThrow(() -> new AssertionError("B is not listed:\n" + stores.stdout()));
+      String idB = row.split("\\s+")[0];
+      assertThat(row.split("\\s+")[1].replace(",", "")).isEqualTo(Long.toString(blocksB));
+      assertThat(stores.stdout()).doesNotContain(a.toString());
+
+      Shell.Result refused =
+          Mounted.cli("pool", "forget", "rados:blocks", "--ceph-conf", conf, idB);
+      assertThat(refused.exitCode()).isEqualTo(1);
+      assertThat(refused.stderr().strip()).contains("--force").doesNotContain("\n");
+      Shell.Result forgot =
+          Mounted.cli(
+              Duration.ofMinutes(5),
+              "pool",
+              "forget",
+              "--force",
+              "--json",
+              "rados:blocks",
+              "--ceph-conf",
+              conf,
+              idB);
+      assertThat(forgot.exitCode()).as("forget: %s", forgot.stderr()).isZero();
+      lines = forgot.stdout().strip().split("\n");
+      assertThat(Json.longAt(Json.parse(lines[lines.length - 1]), "released")).isEqualTo(blocksB);
+      assertThat(probe.objectCount()).as("after B is forgotten").isEqualTo(before);
+      assertThat(probe.registered()).doesNotContainKey(idB);
     }
   }
 
@@ -382,6 +474,15 @@ class RadosMountIT extends RadosMounts {
       fsck(b2);
       assertThat(probe.objectCount()).as("after both deletes").isEqualTo(before);
     }
+  }
+
+  /** Runs scrub on a store that is not mounted; returns the blocks it checked (it counts). */
+  private static long scrubStore(Path store) {
+    Shell.Result r =
+        Mounted.cli(Duration.ofMinutes(5), "scrub", "--json", "--store", store.toString());
+    assertThat(r.exitCode()).as("scrub %s: %s %s", store, r.stdout(), r.stderr()).isZero();
+    String[] lines = r.stdout().strip().split("\n");
+    return Json.longAt(Json.parse(lines[lines.length - 1]), "blocks_checked");
   }
 
   /**

@@ -4,12 +4,11 @@ import io.dedupfs.engine.BlockPool;
 import io.dedupfs.engine.Compression;
 import io.dedupfs.engine.Datastore;
 import io.dedupfs.engine.DatastoreConfig;
-import io.dedupfs.rados.RadosPool;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -44,22 +43,7 @@ final class CreateCommand implements Callable<Integer> {
               + " default: in STORE.")
   String blocks;
 
-  @Option(
-      names = "--ceph-conf",
-      paramLabel = "FILE",
-      description =
-          "With --blocks: the Ceph configuration (it names the keyring) (default: "
-              + DEFAULT_CEPH_CONF
-              + ").")
-  Path cephConf;
-
-  @Option(
-      names = "--ceph-id",
-      paramLabel = "NAME",
-      description = "With --blocks: the Ceph client's name, without client. (default: admin).")
-  String cephId;
-
-  static final String DEFAULT_CEPH_CONF = "/etc/ceph/ceph.conf";
+  @Mixin CephOptions ceph = new CephOptions();
 
   @Parameters(paramLabel = "STORE", description = "Directory for the store.")
   Path store;
@@ -90,22 +74,11 @@ final class CreateCommand implements Callable<Integer> {
   /** The pool --blocks names, checked; null without --blocks. */
   private BlockPool.Location pool() {
     if (blocks == null) {
-      if (cephConf != null || cephId != null) {
+      if (ceph.given()) {
         throw new Main.UsageException("--ceph-conf and --ceph-id go with --blocks rados:POOL");
       }
       return null;
     }
-    if (!blocks.startsWith(RadosPool.SCHEME) || blocks.length() == RadosPool.SCHEME.length()) {
-      throw new Main.UsageException("--blocks takes rados:POOL, not " + blocks);
-    }
-    Path conf = (cephConf == null ? Path.of(DEFAULT_CEPH_CONF) : cephConf).toAbsolutePath();
-    if (!Files.isReadable(conf)) {
-      throw new Main.UsageException("cannot read the Ceph configuration " + conf);
-    }
-    String id = cephId == null ? "admin" : cephId;
-    if (id.isEmpty() || id.startsWith("client.")) {
-      throw new Main.UsageException("--ceph-id takes the name without client., not " + id);
-    }
-    return new BlockPool.Location(blocks, conf.toString(), id);
+    return ceph.location(blocks, "--blocks");
   }
 }

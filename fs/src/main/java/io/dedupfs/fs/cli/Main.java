@@ -32,6 +32,8 @@ import picocli.CommandLine.Spec;
       MaintenanceCommands.Fsck.class,
       MaintenanceCommands.Compact.class,
       MaintenanceCommands.Reconcile.class,
+      PoolCommands.Destroy.class,
+      PoolCommands.Pool.class,
       ReplicationCommands.Send.class,
       ReplicationCommands.Receive.class,
       ReplicationCommands.Diff.class,
