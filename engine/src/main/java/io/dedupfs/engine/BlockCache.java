@@ -109,7 +109,7 @@ final class BlockCache implements AutoCloseable {
       return null;
     }
     try (TableCursor c = db.cache.openCursor(txn)) {
-      if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+      if (!seekEntry(c, hash)) {
         return null;
       }
       ByteBuffer k = c.key();
@@ -132,7 +132,7 @@ final class BlockCache implements AutoCloseable {
       return -1;
     }
     try (TableCursor c = db.cache.openCursor(txn)) {
-      if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+      if (!seekEntry(c, hash)) {
         return -1;
       }
       ByteBuffer k = c.key();
@@ -241,7 +241,7 @@ final class BlockCache implements AutoCloseable {
   /** Deletes the entry of {@code hash}, if any, and returns its content's length (else 0). */
   private long remove(WriteTxn txn, Hash hash) {
     try (TableCursor c = db.cache.openCursor(txn)) {
-      if (!c.seek(Lmdb.key(hash)) || !hash.isAt(c.key(), c.key().position())) {
+      if (!seekEntry(c, hash)) {
         return 0;
       }
       long length = c.key().remaining() - KEY_HEAD + c.val().remaining();
@@ -262,9 +262,7 @@ final class BlockCache implements AutoCloseable {
         Hash hash = Hash.read(order.val(), order.val().position());
         order.delete();
         try (TableCursor c = db.cache.openCursor(txn)) {
-          if (c.seek(Lmdb.key(hash))
-              && hash.isAt(c.key(), c.key().position())
-              && c.key().getLong(c.key().position() + Hash.SIZE) == seq) {
+          if (seekEntry(c, hash) && c.key().getLong(c.key().position() + Hash.SIZE) == seq) {
             bytes -= c.key().remaining() - KEY_HEAD + c.val().remaining();
             c.delete();
           }
@@ -276,6 +274,14 @@ final class BlockCache implements AutoCloseable {
     }
     putBytes(txn, bytes);
     return bytes;
+  }
+
+  /**
+   * Moves {@code c} to the entry of {@code hash} (a hash has at most one: its key starts with the
+   * hash); false when there is none.
+   */
+  private static boolean seekEntry(TableCursor c, Hash hash) {
+    return c.seek(Lmdb.key(hash)) && hash.isAt(c.key(), c.key().position());
   }
 
   /** The bytes of contents the cache holds (kept in {@code meta}). */

@@ -76,146 +76,90 @@ public record DatastoreConfig(
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
-    return new DatastoreConfig(
-        bytes,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.leafSize = bytes);
   }
 
   public DatastoreConfig withReadOnly(boolean ro) {
-    return new DatastoreConfig(
-        leafSize,
-        ro,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.readOnly = ro);
   }
 
   public DatastoreConfig withCacheBytes(long bytes) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        bytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.cacheBytes = bytes);
   }
 
   public DatastoreConfig withDirtyLimit(long bytes) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        bytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.dirtyLimitBytes = bytes);
   }
 
   public DatastoreConfig withFlushInterval(Duration d) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        d,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.flushInterval = d);
   }
 
   public DatastoreConfig withCompression(Compression c) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        c,
-        logBytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.compression = c);
   }
 
   /** See {@code logBytes} above. */
   public DatastoreConfig withLogBytes(long bytes) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        bytes,
-        blocksIn,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.logBytes = bytes);
   }
 
   /** See {@code blocksIn} above. */
   public DatastoreConfig withBlocksIn(BlockPool.Location where) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        where,
-        pools,
-        poolCacheBytes);
+    return with(f -> f.blocksIn = where);
   }
 
   /** See {@code pools} above. */
   public DatastoreConfig withPools(BlockPool.Opener opener) {
-    return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        opener,
-        poolCacheBytes);
+    return with(f -> f.pools = opener);
   }
 
   /** See {@code poolCacheBytes} above. */
   public DatastoreConfig withPoolCacheBytes(long bytes) {
+    return with(f -> f.poolCacheBytes = bytes);
+  }
+
+  /** This config with what {@code change} sets in a copy of its fields. */
+  private DatastoreConfig with(java.util.function.Consumer<Fields> change) {
+    Fields f = new Fields(this);
+    change.accept(f);
     return new DatastoreConfig(
-        leafSize,
-        readOnly,
-        cacheBytes,
-        dirtyLimitBytes,
-        flushInterval,
-        compression,
-        logBytes,
-        blocksIn,
-        pools,
-        bytes);
+        f.leafSize,
+        f.readOnly,
+        f.cacheBytes,
+        f.dirtyLimitBytes,
+        f.flushInterval,
+        f.compression,
+        f.logBytes,
+        f.blocksIn,
+        f.pools,
+        f.poolCacheBytes);
+  }
+
+  /** A config's fields, for {@link #with} to change one. */
+  private static final class Fields {
+    int leafSize;
+    boolean readOnly;
+    long cacheBytes;
+    long dirtyLimitBytes;
+    Duration flushInterval;
+    Compression compression;
+    long logBytes;
+    BlockPool.Location blocksIn;
+    BlockPool.Opener pools;
+    long poolCacheBytes;
+
+    Fields(DatastoreConfig c) {
+      leafSize = c.leafSize;
+      readOnly = c.readOnly;
+      cacheBytes = c.cacheBytes;
+      dirtyLimitBytes = c.dirtyLimitBytes;
+      flushInterval = c.flushInterval;
+      compression = c.compression;
+      logBytes = c.logBytes;
+      blocksIn = c.blocksIn;
+      pools = c.pools;
+      poolCacheBytes = c.poolCacheBytes;
+    }
   }
 }
