@@ -2,6 +2,7 @@ package io.dedupfs.engine;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -86,6 +87,24 @@ interface BlockStore {
 
   /** Like {@link #load}, but always from storage and checked again. */
   byte[] loadFromDisk(ReadTxn txn, Hash hash, int level) throws IOException;
+
+  /**
+   * Checks blocks {@code hashes}, all of level {@code level}, as {@link #loadFromDisk} does: for
+   * each, in order, null when it is intact, else what is wrong with it (a {@link
+   * CorruptBlockException}'s message). A store may read them all at once.
+   */
+  default List<String> checkFromDisk(ReadTxn txn, List<Hash> hashes, int level) throws IOException {
+    List<String> found = new ArrayList<>(hashes.size());
+    for (Hash h : hashes) {
+      try {
+        loadFromDisk(txn, h, level);
+        found.add(null);
+      } catch (CorruptBlockException e) {
+        found.add(e.getMessage());
+      }
+    }
+    return found;
+  }
 
   /**
    * Content as stored (decompressed), unchecked; null when absent.

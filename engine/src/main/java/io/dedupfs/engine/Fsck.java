@@ -25,6 +25,12 @@ final class Fsck {
   /** Decrements that were queued when the last check ran. */
   private long queued;
 
+  /** How many leaves are checked at once ({@link BlockStore#checkFromDisk}). */
+  private static final int LEAF_BATCH = 1024;
+
+  /** Leaves reached by the running check, not checked yet ({@link #checkLeaves}). */
+  private final List<Hash> leaves = new ArrayList<>();
+
   Fsck(Lmdb db, BlockStore blocks) {
     this.db = db;
     this.blocks = blocks;
@@ -83,6 +89,7 @@ final class Fsck {
           for (Object[] s : staged) { // references held for a receive that has not ended
             count(txn, (Hash) s[0], (Integer) s[1], expected, levels, problems, () -> {});
           }
+          checkLeaves(txn, problems);
           progress.accept(new Progress("blocks", visited[0], visited[0]));
           progress.accept(new Progress("counts", 0, totalBlocks));
           long[] actualBlocks = new long[1];
@@ -297,6 +304,13 @@ final class Fsck {
     }
     visited.run();
     levels.put(h, level);
+    if (level == 0) { // checked in batches, read at once where the store can
+      leaves.add(h);
+      if (leaves.size() == LEAF_BATCH) {
+        checkLeaves(txn, problems);
+      }
+      return;
+    }
     byte[] content;
     try {
       content = blocks.loadFromDisk(txn, h, level);
@@ -307,14 +321,24 @@ final class Fsck {
     if (!blocks.exists(txn, h)) {
       problems.add("block " + h + " is stored without a reference count");
     }
-    if (level == 0) {
-      return;
-    }
     for (int i = 0; i < Geometry.FANOUT; i++) {
       Hash child = Geometry.child(content, i);
       if (!child.isZero()) {
         count(txn, child, level - 1, expected, levels, problems, visited);
       }
     }
+  }
+
+  /** Checks the leaves reached so far, as {@link #count} checks a node. */
+  private void checkLeaves(ReadTxn txn, List<String> problems) throws IOException {
+    List<String> found = blocks.checkFromDisk(txn, leaves, 0);
+    for (int i = 0; i < leaves.size(); i++) {
+      if (found.get(i) != null) {
+        problems.add(found.get(i) + " (level 0)");
+      } else if (!blocks.exists(txn, leaves.get(i))) {
+        problems.add("block " + leaves.get(i) + " is stored without a reference count");
+      }
+    }
+    leaves.clear();
   }
 }

@@ -228,7 +228,7 @@ class PoolStoreTest {
   @Test
   void destroyReleasesEveryBlockOfTheStoreAndKeepsTheOtherStoresCopy() throws IOException {
     long before = probe.objectCount();
-    SplittableRandom random = new SplittableRandom(1404 ^ RUN);
+    SplittableRandom random = new SplittableRandom(1421 ^ RUN);
     byte[] shared = random(random, 2 * 1024 * 1024);
     byte[] old = random(random, 1024 * 1024);
     Path a = tmp.resolve("a");
@@ -294,7 +294,7 @@ class PoolStoreTest {
   @Test
   void theReferencesOfAStoreThatIsGoneAreListedAndForgotten() throws IOException {
     long before = probe.objectCount();
-    SplittableRandom random = new SplittableRandom(1405 ^ RUN);
+    SplittableRandom random = new SplittableRandom(1422 ^ RUN);
     byte[] shared = random(random, 1024 * 1024);
     byte[] onlyA = random(random, 1024 * 1024);
     Path a = tmp.resolve("a");
@@ -579,6 +579,10 @@ class PoolStoreTest {
       assertThat(scrub.damaged()).hasSize(1);
       assertThat(scrub.damaged().get(0).path()).isEqualTo("f");
       assertThat(scrub.damaged().get(0).reason()).contains("do not match its hash");
+      assertThat(ds.fsck(x -> {}))
+          .singleElement()
+          .asString()
+          .contains(leaf.toString(), "do not match its hash", "(level 0)");
       delete(ds, "f");
       ds.reclaim();
       assertThat(probe.exists(leaf)).as("freed all the same").isFalse();
