@@ -172,6 +172,21 @@ final class BlockCache implements AutoCloseable {
   }
 
   /**
+   * Deletes the entry of block {@code hash}, in the transaction that frees the block: the store
+   * names it no more, and entries of freed blocks would only fill the cache and spread the entries
+   * that are read over more of the disk.
+   */
+  void forget(WriteTxn txn, Hash hash) {
+    if (limit == 0) {
+      return;
+    }
+    long length = remove(txn, hash);
+    if (length > 0) {
+      putBytes(txn, Math.max(0, bytes(txn) - length));
+    }
+  }
+
+  /**
    * Queues a block read from the pool, checked, to be put by a background transaction; dropped when
    * the queue is full or the store is read-only.
    */

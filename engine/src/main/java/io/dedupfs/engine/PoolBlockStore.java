@@ -573,6 +573,7 @@ final class PoolBlockStore extends CountedBlockStore {
   @Override
   void free(WriteTxn txn, Hash hash) {
     deleteCount(txn, hash);
+    disk.forget(txn, hash);
     db.releases.put(txn, Lmdb.key(hash), Lmdb.value(0).flip());
   }
 

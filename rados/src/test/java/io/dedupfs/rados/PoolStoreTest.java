@@ -589,6 +589,27 @@ class PoolStoreTest {
     }
   }
 
+  @Test
+  void freedBlocksLeaveTheLocalCache() throws Exception {
+    SplittableRandom random = new SplittableRandom(1423 ^ RUN);
+    byte[] kept = random(random, 1024 * 1024 + 5);
+    byte[] freed = random(random, 1024 * 1024 + 6);
+    try (Datastore ds = create(tmp.resolve("a"))) {
+      put(ds, "kept", kept);
+      ds.sync();
+      long[] withKept = PoolStoreAccess.cached(ds);
+      put(ds, "freed", freed);
+      ds.sync();
+      assertThat(PoolStoreAccess.cached(ds)[1]).isGreaterThan(withKept[1]);
+      delete(ds, "freed");
+      ds.reclaim();
+      assertThat(PoolStoreAccess.cached(ds))
+          .as("bytes and entries cached: the kept file's blocks")
+          .containsExactly(withKept);
+      assertThat(read(ds, "kept")).isEqualTo(kept);
+    }
+  }
+
   /** A pool that counts its reads. */
   private static final class CountingReads extends ForwardingPool {
     private final AtomicInteger reads;
