@@ -177,6 +177,35 @@ class RadosMountIT extends RadosMounts {
     }
   }
 
+  /**
+   * {@code -o fsync=commit}: when {@code dd conv=fsync} returns, every block of the file is in the
+   * pool (by default fsync returns once the data is in the local intent log, and the blocks follow
+   * within 5 s).
+   */
+  @Test
+  void fsyncCommitHasEveryBlockInThePoolWhenFsyncReturns() throws Exception {
+    byte[] data = new byte[1 << 20];
+    new SplittableRandom(System.nanoTime()).nextBytes(data);
+    Path src = Files.write(tmp.resolve("one-mib"), data);
+    try (RadosPool probe = pool()) {
+      Mounted m = mount(create("a"), "a", "-o", "fsync=commit");
+      long before = probe.objectCount();
+      Shell.Result r =
+          Shell.run(
+              "dd",
+              "if=" + src,
+              "of=" + m.mountpoint().resolve("f"),
+              "bs=1M",
+              "conv=fsync",
+              "status=none");
+      assertThat(r.exitCode()).as("dd: %s", r.stderr()).isZero();
+      assertThat(probe.objectCount())
+          .as("objects when fsync returned: 64 leaves and their node")
+          .isEqualTo(before + 65);
+      assertThat(Files.readAllBytes(m.mountpoint().resolve("f"))).isEqualTo(data);
+    }
+  }
+
   @Test
   void kill9DuringCpAndDeletesThenReconcileLeavesExactlyTheCountedBlocks() throws Exception {
     SplittableRandom rnd = new SplittableRandom(System.nanoTime());

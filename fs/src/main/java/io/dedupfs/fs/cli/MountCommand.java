@@ -59,7 +59,7 @@ final class MountCommand implements Callable<Integer> {
       split = ",",
       description = {
         "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
-        "pool_timeout=SECONDS, pool_cache=SIZE, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+        "pool_timeout=SECONDS, pool_cache=SIZE, fsync=log|commit, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
         "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
       })
   List<String> options = new ArrayList<>();
@@ -134,6 +134,22 @@ final class MountCommand implements Callable<Integer> {
       })
   String poolCache;
 
+  @Option(
+      names = "--fsync",
+      paramLabel = "log|commit",
+      description = {
+        "What fsync waits for: log, the store's intent log on the local disk (fast; committed",
+        "within 5 s), or commit, the commit of the file's data (for a store whose blocks are in a",
+        "pool: every block in the pool before fsync returns) (default: ${DEFAULT-VALUE})."
+      })
+  Fsync fsync = Fsync.log;
+
+  /** What fsync waits for. */
+  enum Fsync {
+    log,
+    commit
+  }
+
   /** {@link #poolCache} in bytes. */
   private long poolCacheBytes = DatastoreConfig.DEFAULT_POOL_CACHE_BYTES;
 
@@ -197,6 +213,7 @@ final class MountCommand implements Callable<Integer> {
                 };
         case "pool_timeout" -> poolTimeout = parseNumber(o, required(o, value));
         case "pool_cache" -> poolCache = required(o, value);
+        case "fsync" -> fsync = fsyncMode(required(o, value));
         case "log" -> log = Path.of(required(o, value));
         case "debug" -> debugFuse = true;
         case "nosuid",
@@ -269,6 +286,14 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
+  private static Fsync fsyncMode(String value) {
+    try {
+      return Fsync.valueOf(value);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException("mount option fsync is log or commit, not '" + value + "'");
+    }
+  }
+
   private static String required(String option, String value) {
     if (value == null || value.isEmpty()) {
       throw new Main.UsageException("mount option '" + option + "' needs a value");
@@ -288,12 +313,14 @@ final class MountCommand implements Callable<Integer> {
 
   private int serve(Path mnt) throws Exception {
     Path storeDir = store.toAbsolutePath().normalize();
-    Datastore ds =
-        Datastore.open(
-            storeDir,
-            StorePaths.config(Duration.ofSeconds(poolTimeout))
-                .withReadOnly(readOnly)
-                .withPoolCacheBytes(poolCacheBytes));
+    DatastoreConfig config =
+        StorePaths.config(Duration.ofSeconds(poolTimeout))
+            .withReadOnly(readOnly)
+            .withPoolCacheBytes(poolCacheBytes);
+    if (fsync == Fsync.commit) {
+      config = config.withLogBytes(0);
+    }
+    Datastore ds = Datastore.open(storeDir, config);
     Mount m;
     try {
       m = Mount.start(ds, mnt, mountOptions(storeDir), snapdir == Snapdir.visible);
