@@ -114,8 +114,18 @@ public interface BlockPool extends AutoCloseable {
    */
   void forEachHeld(String holder, java.util.function.Consumer<Hash> action) throws IOException;
 
-  /** Every block the pool holds, listed in one pass over the pool, in no particular order. */
-  List<Hash> blocks() throws IOException;
+  /** What {@link #forEachBlocks} passes each batch of blocks to. */
+  @FunctionalInterface
+  interface Blocks {
+    void accept(List<Hash> batch) throws IOException;
+  }
+
+  /**
+   * Passes every block the pool holds, in batches of at most {@code batch}, listed in one pass over
+   * the pool, in no particular order (a pool of terabytes holds too many to keep in memory at
+   * once). A failure of {@code action} ends the listing and is thrown.
+   */
+  void forEachBlocks(int batch, Blocks action) throws IOException;
 
   /** The holders of block {@code hash}'s references; empty when the pool lacks it. */
   List<String> holders(Hash hash) throws IOException;

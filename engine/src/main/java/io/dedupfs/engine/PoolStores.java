@@ -30,8 +30,7 @@ public final class PoolStores {
 
   /**
    * Every holder of the pool: those on its list of stores (even with no block) and those holding
-   * references without being on it, by id. Progress: phase "list" (blocks listed), then "holders"
-   * (blocks asked about).
+   * references without being on it, by id. Progress: phase "holders" (blocks asked about).
    */
   public static List<Holder> list(BlockPool pool, Consumer<Progress> progress) throws IOException {
     Map<String, String> registered = pool.registered();
@@ -57,7 +56,7 @@ public final class PoolStores {
    * stores; returns how many references it released. Only for a store that is gone: a live store
    * that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of stores
    * unless {@code evenIfRegistered} (a store whose directory is lost stays on the list). Progress:
-   * phase "list", then "release" (blocks asked about).
+   * phase "release" (blocks asked about).
    */
   public static long forget(
       BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
@@ -102,21 +101,25 @@ public final class PoolStores {
     void run(ExecutorService io, List<Hash> batch) throws IOException;
   }
 
-  /** Lists the pool's blocks, then passes them on in batches, reporting progress as it goes. */
+  /**
+   * Lists the pool's blocks and passes them on in batches as they come, reporting progress in
+   * {@code phase} (blocks done; the total is not known before the listing ends).
+   */
   private static void forEachBatch(
       BlockPool pool, String phase, Consumer<Progress> progress, BatchWork work)
       throws IOException {
-    progress.accept(new Progress("list", 0, 0));
-    List<Hash> blocks = pool.blocks();
-    progress.accept(new Progress("list", blocks.size(), blocks.size()));
     ExecutorService io = PoolBlockStore.ioThreads("dedupfs-pool-stores-");
+    long[] done = {0};
     try {
-      progress.accept(new Progress(phase, 0, blocks.size()));
-      for (int i = 0; i < blocks.size(); i += BATCH) {
-        List<Hash> batch = blocks.subList(i, Math.min(blocks.size(), i + BATCH));
-        work.run(io, batch);
-        progress.accept(new Progress(phase, i + batch.size(), blocks.size()));
-      }
+      progress.accept(new Progress(phase, 0, 0));
+      pool.forEachBlocks(
+          BATCH,
+          batch -> {
+            work.run(io, batch);
+            done[0] += batch.size();
+            progress.accept(new Progress(phase, done[0], 0));
+          });
+      progress.accept(new Progress(phase, done[0], done[0]));
     } finally {
       io.shutdownNow();
     }

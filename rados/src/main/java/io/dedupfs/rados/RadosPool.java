@@ -433,10 +433,19 @@ public final class RadosPool implements BlockPool {
 
   /** The pool's blocks: its objects whose names are hashes, listed. */
   @Override
-  public List<Hash> blocks() throws IOException {
-    List<Hash> all = new ArrayList<>();
-    forEachBlockObject(oid -> all.add(Hash.parse(oid)));
-    return all;
+  public void forEachBlocks(int batch, Blocks action) throws IOException {
+    List<Hash> next = new ArrayList<>(batch);
+    forEachBlockObject(
+        oid -> {
+          next.add(Hash.parse(oid));
+          if (next.size() == batch) {
+            action.accept(next);
+            next.clear();
+          }
+        });
+    if (!next.isEmpty()) {
+      action.accept(next);
+    }
   }
 
   /** The stored bytes of block {@code hash}, or null when the pool does not hold it. */
@@ -553,12 +562,16 @@ public final class RadosPool implements BlockPool {
   @Override
   public void forEachHeld(String holder, Consumer<Hash> action) throws IOException {
     String key = holderKey(holder);
-    for (Hash h : blocks()) {
-      Map<String, byte[]> mark = omap(h.toString(), null, key, 1);
-      if (mark != null && mark.containsKey(key)) {
-        action.accept(h);
-      }
-    }
+    forEachBlocks(
+        1024,
+        batch -> {
+          for (Hash h : batch) {
+            Map<String, byte[]> mark = omap(h.toString(), null, key, 1);
+            if (mark != null && mark.containsKey(key)) {
+              action.accept(h);
+            }
+          }
+        });
   }
 
   /**
@@ -576,8 +589,14 @@ public final class RadosPool implements BlockPool {
     return all;
   }
 
+  /** A call for each object's name; may fail. */
+  @FunctionalInterface
+  private interface Names {
+    void accept(String name) throws IOException;
+  }
+
   /** Lists the pool: passes the name of each object named by a hash (hex). */
-  private void forEachBlockObject(Consumer<String> action) throws IOException {
+  private void forEachBlockObject(Names action) throws IOException {
     forEachObject(
         oid -> {
           if (oid.length() == 2 * Hash.SIZE && BLOCK_NAME.matcher(oid).matches()) {
@@ -587,7 +606,7 @@ public final class RadosPool implements BlockPool {
   }
 
   /** Lists the pool: passes each object's name. */
-  private void forEachObject(Consumer<String> action) throws IOException {
+  private void forEachObject(Names action) throws IOException {
     long[] out = new long[1];
     refreshMap();
     answered(settled(rados.rados_nobjects_list_open(io, out)), "listing pool " + pool);

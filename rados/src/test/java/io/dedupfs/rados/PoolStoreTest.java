@@ -318,7 +318,7 @@ class PoolStoreTest {
     com.google.common.io.MoreFiles.deleteRecursively(a); // A's disk is lost
     // a holder that took references and never registered (a store gone before the list existed)
     String gone = "gone-" + Long.toHexString(RUN);
-    assertThat(probe.takeExisting(gone, probe.blocks().get(0))).isTrue();
+    assertThat(probe.takeExisting(gone, Hash.parse(probe.objects().get(0)))).isTrue();
 
     Map<String, PoolStores.Holder> holders = new LinkedHashMap<>();
     for (PoolStores.Holder h : PoolStores.list(probe, p -> {})) {
@@ -403,8 +403,8 @@ class PoolStoreTest {
     }
 
     @Override
-    public List<Hash> blocks() throws IOException {
-      return pool.blocks();
+    public void forEachBlocks(int batch, Blocks action) throws IOException {
+      pool.forEachBlocks(batch, action);
     }
 
     @Override
