@@ -225,68 +225,91 @@ class PoolStoreTest {
     }
   }
 
+  /** Stores {@code a} and {@code b} on the pool: how many blocks each counts, and their ids. */
+  private record TwoStores(Path a, Path b, long countedA, long countedB, String idA, String idB) {}
+
+  @FunctionalInterface
+  private interface StoreStep {
+    void apply(Datastore ds) throws IOException;
+  }
+
+  /**
+   * Creates stores a and b: {@code shared} as "shared" in both, {@code onlyA} as "onlyA" in a, then
+   * {@code moreOnA} on a; synced and reclaimed.
+   */
+  private TwoStores twoStores(byte[] shared, byte[] onlyA, StoreStep moreOnA) throws IOException {
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    try (Datastore dsA = create(a);
+        Datastore dsB = create(b)) {
+      put(dsA, "shared", shared);
+      put(dsA, "onlyA", onlyA);
+      moreOnA.apply(dsA);
+      put(dsB, "shared", shared);
+      dsA.sync();
+      dsB.sync();
+      dsA.reclaim();
+      return new TwoStores(
+          a,
+          b,
+          PoolStoreAccess.countedBlocks(dsA),
+          PoolStoreAccess.countedBlocks(dsB),
+          PoolStoreAccess.storeId(dsA),
+          PoolStoreAccess.storeId(dsB));
+    }
+  }
+
   @Test
   void destroyReleasesEveryBlockOfTheStoreAndKeepsTheOtherStoresCopy() throws IOException {
     long before = probe.objectCount();
     SplittableRandom random = new SplittableRandom(1421 ^ RUN);
     byte[] shared = random(random, 2 * 1024 * 1024);
     byte[] old = random(random, 1024 * 1024);
-    Path a = tmp.resolve("a");
-    Path b = tmp.resolve("b");
-    long countedA;
-    long countedB;
-    String idA;
-    String idB;
-    try (Datastore dsA = create(a);
-        Datastore dsB = create(b)) {
-      put(dsA, "shared", shared);
-      put(dsA, "onlyA", old);
-      dsA.createSnapshot("s", "/onlyA");
-      delete(dsA, "onlyA"); // its blocks: held by the snapshot alone
-      put(dsB, "shared", shared);
-      dsA.sync();
-      dsB.sync();
-      dsA.reclaim();
-      countedA = PoolStoreAccess.countedBlocks(dsA);
-      countedB = PoolStoreAccess.countedBlocks(dsB);
-      idA = PoolStoreAccess.storeId(dsA);
-      idB = PoolStoreAccess.storeId(dsB);
-    }
-    assertThat(probe.registered()).containsKeys(idA, idB);
-    assertThat(probe.registered().get(idA)).contains(a.toAbsolutePath().toString());
-    assertThat(probe.objectCount()).isEqualTo(before + countedA);
+    TwoStores two =
+        twoStores(
+            shared,
+            old,
+            dsA -> {
+              dsA.createSnapshot("s", "/onlyA");
+              delete(dsA, "onlyA"); // its blocks: held by the snapshot alone
+            });
+    assertThat(probe.registered()).containsKeys(two.idA(), two.idB());
+    assertThat(probe.registered().get(two.idA())).contains(two.a().toAbsolutePath().toString());
+    assertThat(probe.objectCount()).isEqualTo(before + two.countedA());
 
     // interrupted after 100 releases: the store refuses to open, a second destroy finishes it
     AtomicInteger left = new AtomicInteger(100);
     assertThatThrownBy(
             () ->
                 Datastore.destroy(
-                    a,
+                    two.a(),
                     config(where -> new CrashAfterRelease(RadosPool.open(where), left)),
                     p -> {}))
         .hasMessageContaining("simulated crash");
-    assertThatThrownBy(() -> open(a))
+    assertThatThrownBy(() -> open(two.a()))
         .isInstanceOf(StoreException.class)
         .hasMessageContaining("is being destroyed")
-        .hasMessageContaining("dedupfs destroy " + a);
+        .hasMessageContaining("dedupfs destroy " + two.a());
     List<io.dedupfs.engine.Progress> seen = new java.util.ArrayList<>();
-    long released = Datastore.destroy(a, config(RadosPool::open), seen::add).released();
-    assertThat(released).as("every row: the first try's batch was not deleted").isEqualTo(countedA);
+    long released = Datastore.destroy(two.a(), config(RadosPool::open), seen::add).released();
+    assertThat(released)
+        .as("every row: the first try's batch was not deleted")
+        .isEqualTo(two.countedA());
     assertThat(seen)
         .last()
         .isEqualTo(new io.dedupfs.engine.Progress("release", released, released));
-    assertThat(a).doesNotExist();
-    assertThat(probe.registered()).doesNotContainKey(idA).containsKey(idB);
-    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + countedB);
-    try (Datastore dsB = open(b)) { // no cache
+    assertThat(two.a()).doesNotExist();
+    assertThat(probe.registered()).doesNotContainKey(two.idA()).containsKey(two.idB());
+    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + two.countedB());
+    try (Datastore dsB = open(two.b())) { // no cache
       assertThat(read(dsB, "shared")).isEqualTo(shared);
       assertThat(dsB.fsck(p -> {})).isEmpty();
     }
-    assertThat(Datastore.destroy(b, config(RadosPool::open), p -> {}))
-        .isEqualTo(new io.dedupfs.engine.DestroyReport("rados:blocks", countedB));
+    assertThat(Datastore.destroy(two.b(), config(RadosPool::open), p -> {}))
+        .isEqualTo(new io.dedupfs.engine.DestroyReport("rados:blocks", two.countedB()));
     assertThat(probe.objectCount()).as("both destroyed").isEqualTo(before);
-    assertThat(probe.registered()).doesNotContainKey(idB);
-    assertThatThrownBy(() -> Datastore.destroy(b, config(RadosPool::open), p -> {}))
+    assertThat(probe.registered()).doesNotContainKey(two.idB());
+    assertThatThrownBy(() -> Datastore.destroy(two.b(), config(RadosPool::open), p -> {}))
         .isInstanceOf(StoreException.class)
         .hasMessageContaining("holds no dedupfs store");
   }
@@ -297,25 +320,8 @@ class PoolStoreTest {
     SplittableRandom random = new SplittableRandom(1422 ^ RUN);
     byte[] shared = random(random, 1024 * 1024);
     byte[] onlyA = random(random, 1024 * 1024);
-    Path a = tmp.resolve("a");
-    Path b = tmp.resolve("b");
-    long countedA;
-    long countedB;
-    String idA;
-    String idB;
-    try (Datastore dsA = create(a);
-        Datastore dsB = create(b)) {
-      put(dsA, "shared", shared);
-      put(dsA, "onlyA", onlyA);
-      put(dsB, "shared", shared);
-      dsA.sync();
-      dsB.sync();
-      countedA = PoolStoreAccess.countedBlocks(dsA);
-      countedB = PoolStoreAccess.countedBlocks(dsB);
-      idA = PoolStoreAccess.storeId(dsA);
-      idB = PoolStoreAccess.storeId(dsB);
-    }
-    com.google.common.io.MoreFiles.deleteRecursively(a); // A's disk is lost
+    TwoStores two = twoStores(shared, onlyA, dsA -> {});
+    com.google.common.io.MoreFiles.deleteRecursively(two.a()); // A's disk is lost
     // a holder that took references and never registered (a store gone before the list existed)
     String gone = "gone-" + Long.toHexString(RUN);
     assertThat(probe.takeExisting(gone, Hash.parse(probe.objects().get(0)))).isTrue();
@@ -324,27 +330,27 @@ class PoolStoreTest {
     for (PoolStores.Holder h : PoolStores.list(probe, p -> {})) {
       holders.put(h.id(), h);
     }
-    assertThat(holders.get(idA).blocks()).isEqualTo(countedA);
-    assertThat(holders.get(idA).registration()).contains(a.toAbsolutePath().toString());
-    assertThat(holders.get(idB).blocks()).isEqualTo(countedB);
+    assertThat(holders.get(two.idA()).blocks()).isEqualTo(two.countedA());
+    assertThat(holders.get(two.idA()).registration()).contains(two.a().toAbsolutePath().toString());
+    assertThat(holders.get(two.idB()).blocks()).isEqualTo(two.countedB());
     assertThat(holders.get(gone)).isEqualTo(new PoolStores.Holder(gone, 1, null));
 
-    assertThatThrownBy(() -> PoolStores.forget(probe, idA, false, p -> {}))
+    assertThatThrownBy(() -> PoolStores.forget(probe, two.idA(), false, p -> {}))
         .isInstanceOf(StoreException.class)
         .hasMessageContaining("on the pool's list of stores");
-    assertThat(PoolStores.forget(probe, idA, true, p -> {})).isEqualTo(countedA);
+    assertThat(PoolStores.forget(probe, two.idA(), true, p -> {})).isEqualTo(two.countedA());
     assertThat(PoolStores.forget(probe, gone, false, p -> {})).isEqualTo(1);
-    assertThat(probe.registered()).doesNotContainKey(idA);
-    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + countedB);
+    assertThat(probe.registered()).doesNotContainKey(two.idA());
+    assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + two.countedB());
     assertThat(PoolStores.list(probe, p -> {}))
         .extracting(PoolStores.Holder::id)
-        .doesNotContain(idA, gone);
-    try (Datastore dsB = open(b)) {
+        .doesNotContain(two.idA(), gone);
+    try (Datastore dsB = open(two.b())) {
       assertThat(read(dsB, "shared")).isEqualTo(shared);
       assertThat(dsB.fsck(p -> {})).isEmpty();
       assertThat(dsB.reconcile()).isZero();
     }
-    Datastore.destroy(b, config(RadosPool::open), p -> {});
+    Datastore.destroy(two.b(), config(RadosPool::open), p -> {});
     assertThat(probe.objectCount()).isEqualTo(before);
   }
 
