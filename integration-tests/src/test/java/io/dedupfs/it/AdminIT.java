@@ -228,8 +228,8 @@ class AdminIT {
     assertThat(bare.stderr())
         .startsWith(
             "dedupfs: missing command: one of create, mount, umount, clone, snapshot, "
-                + "stats, scrub, fsck, compact, reconcile, send, receive, diff, set-compression,"
-                + " help");
+                + "stats, scrub, fsck, compact, reconcile, destroy, pool, send, receive, diff,"
+                + " set-compression, help");
     Shell.Result typo = Mounted.cli("snapshto", "list");
     assertThat(typo.exitCode()).isEqualTo(2);
     assertThat(typo.stderr()).contains("'snapshto'").contains("did you mean 'snapshot'?");
@@ -255,6 +255,7 @@ class AdminIT {
         .contains("Usage: dedupfs send ")
         .contains("Usage: dedupfs receive ")
         .contains("Usage: dedupfs mount ")
+        .contains("Usage: dedupfs destroy ")
         .contains("EXIT STATUS");
     Shell.Result completion =
         Shell.run(
