@@ -274,24 +274,24 @@ final class IntentLog implements AutoCloseable {
     return recovered;
   }
 
-  /** Reads every intact record of this store; the next record's sequence number follows them. */
+  /**
+   * Reads every intact record of this store; the next record's sequence number follows them. The
+   * ring is read 4 MiB at a time and searched in memory: one read per 512-byte boundary of an empty
+   * 128 MiB log was 262,144 system calls, most of a store's open.
+   */
   private void scan() throws IOException {
-    ByteBuffer buf = ByteBuffer.allocate(4 << 20);
+    Window window = new Window(4 << 20);
     long maxSeq = 0;
     long pos = 0;
     while (pos < capacity) {
-      buf.clear().limit((int) Math.min(RECORD_HEADER, capacity - pos));
-      readFully(buf, HEADER + pos);
-      buf.flip();
-      int len = buf.remaining() >= RECORD_HEADER ? recordLength(buf) : -1;
+      ByteBuffer head = window.at(pos, RECORD_HEADER);
+      int len = head.remaining() >= RECORD_HEADER ? recordLength(head) : -1;
       if (len < 0 || pos + len > capacity) {
         pos += ALIGN;
         continue;
       }
-      ByteBuffer rec = len <= buf.capacity() ? buf.clear().limit(len) : ByteBuffer.allocate(len);
-      readFully(rec, HEADER + pos);
-      rec.flip();
-      Record r = decode(rec, pos);
+      ByteBuffer rec = window.at(pos, len);
+      Record r = rec.remaining() == len ? decode(rec, pos) : null;
       if (r == null) {
         pos += ALIGN;
         continue;
@@ -301,6 +301,34 @@ final class IntentLog implements AutoCloseable {
       pos += padded(len);
     }
     nextSeq = maxSeq + 1;
+  }
+
+  /** A stretch of the ring read into memory, moved forward as {@link #scan} goes. */
+  private final class Window {
+    private final ByteBuffer buf;
+    private long start = -1;
+
+    Window(int bytes) {
+      buf = ByteBuffer.allocate(bytes).limit(0);
+    }
+
+    /** Bytes {@code pos} to {@code pos + len} of the ring, fewer at its end. */
+    ByteBuffer at(long pos, int len) throws IOException {
+      len = (int) Math.min(len, capacity - pos);
+      if (len > buf.capacity()) {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        readFully(b, HEADER + pos);
+        return b.flip();
+      }
+      if (start < 0 || pos < start || pos + len > start + buf.limit()) {
+        buf.clear().limit((int) Math.min(buf.capacity(), capacity - pos));
+        readFully(buf, HEADER + pos);
+        buf.flip();
+        start = pos;
+      }
+      int from = (int) (pos - start);
+      return buf.slice(from, Math.min(len, buf.limit() - from));
+    }
   }
 
   private void readFully(ByteBuffer b, long at) throws IOException {

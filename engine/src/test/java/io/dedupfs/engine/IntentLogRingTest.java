@@ -85,6 +85,38 @@ class IntentLogRingTest {
   }
 
   /**
+   * The open reads the ring a few MiB at a time: records that cross from one such stretch into the
+   * next, and records longer than a stretch (6 MiB), all come back whole, with the ones between.
+   */
+  @Test
+  void recordsAcrossAndLongerThanTheStretchesTheOpenReadComeBack() throws Exception {
+    IntentLog.create(dir, 40 << 20);
+    Map<Long, byte[]> synced = new HashMap<>();
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
+      long last = 0;
+      long end = 0;
+      for (int i = 0; end < 30 << 20; i++) {
+        int size = i % 7 == 3 ? 6 << 20 : 1 + r.nextInt(700_000);
+        byte[] data = TestStores.randomBytes(r, size);
+        IntentLog.Appended a = append(log, 1, last, data);
+        assertThat(a).as("room in the ring for record %d", i).isNotNull();
+        last = a.seq();
+        end = a.end();
+        log.sync(1, a.seq(), a.end());
+        synced.put(a.seq(), data);
+      }
+    }
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      Map<Long, byte[]> read = new HashMap<>();
+      for (IntentLog.Record rec : again.recovered()) {
+        read.put(rec.seq(), rec.ranges().get(0).data());
+      }
+      assertThat(read.keySet()).isEqualTo(synced.keySet());
+      synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
+    }
+  }
+
+  /**
    * Two records of one file are appended by two fsyncs; the thread that syncs the later one writes
    * the earlier one too when no thread has written it yet: replay stops at the first record of a
    * file that is missing, so the later one alone would not be durable. A record of another file
