@@ -89,6 +89,9 @@ public final class Datastore implements Closeable {
   /** The pool that holds the store's blocks; null when they are in its LMDB. */
   private final BlockPool pool;
 
+  /** The store's entry on its pool's list, kept fresh; null unless a pool store open writable. */
+  private PoolHeartbeat heartbeat;
+
   /** Keys of {@code meta} for a store whose blocks are in a pool (FORMAT.md). */
   static final String META_BLOCKS = "blocks";
 
@@ -141,9 +144,6 @@ public final class Datastore implements Closeable {
                       readCompression(),
                       config.poolCacheBytes(),
                       config.readOnly());
-      if (pool != null && !config.readOnly()) {
-        register();
-      }
       this.files = new OpenFiles(db, ns, geometry, blocks, log);
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
@@ -177,6 +177,10 @@ public final class Datastore implements Closeable {
           maintenance.reclaimQuietly(); // pool references that a crash left to release
         }
         writeBack.start();
+        if (pool != null) {
+          heartbeat =
+              new PoolHeartbeat(pool, metaString(META_STORE_ID), dir, config.poolHeartbeat());
+        }
       }
       if (log != null) {
         log.recovered().clear();
@@ -292,37 +296,6 @@ public final class Datastore implements Closeable {
               + ": it opens only with that pool given (the dedupfs command gives it)");
     }
     return config.pools().open(where);
-  }
-
-  /**
-   * Puts the store on its pool's list of stores, or refreshes its entry: which host, which
-   * directory, when last opened (what {@code dedupfs pool stores} shows). A pool that does not
-   * answer is logged: the entry is refreshed at the next open.
-   */
-  private void register() throws IOException {
-    String host;
-    try {
-      host = java.net.InetAddress.getLocalHost().getHostName();
-    } catch (java.net.UnknownHostException e) {
-      host = "unknown";
-    }
-    String description =
-        "host "
-            + host
-            + ", "
-            + dir.toAbsolutePath()
-            + ", opened "
-            + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
-    try {
-      pool.register(metaString(META_STORE_ID), description);
-    } catch (IOException e) {
-      LOG.log(
-          System.Logger.Level.WARNING,
-          "could not put "
-              + dir
-              + " on the list of stores of its pool (done again at the next open): "
-              + e.getMessage());
-    }
   }
 
   /**
@@ -962,6 +935,9 @@ public final class Datastore implements Closeable {
       if (log != null) {
         log.close();
       }
+      if (heartbeat != null) {
+        heartbeat.close(); // before the lock goes: a next open's entry must not be overwritten
+      }
       db.close();
       home.close();
       if (pool != null) {
@@ -975,6 +951,9 @@ public final class Datastore implements Closeable {
    * was made durable (commits, the log up to its last flush) stays.
    */
   void abandon() throws IOException {
+    if (heartbeat != null) {
+      heartbeat.stop();
+    }
     writeBack.abandon();
     blocks.close();
     if (log != null) {

@@ -24,6 +24,9 @@ import java.util.Objects;
  * @param poolCacheBytes for a store whose blocks are in a pool: the blocks' content it keeps on the
  *     local disk, in its LMDB, to read them without a round trip ({@link BlockCache}); 0: none, and
  *     a writable open empties the cache
+ * @param poolHeartbeat for a store whose blocks are in a pool, open for writing: how often it
+ *     refreshes its entry on the pool's list of stores, so that {@code dedupfs pool forget} can
+ *     tell that it is alive ({@link PoolHeartbeat})
  */
 public record DatastoreConfig(
     int leafSize,
@@ -35,7 +38,8 @@ public record DatastoreConfig(
     long logBytes,
     BlockPool.Location blocksIn,
     BlockPool.Opener pools,
-    long poolCacheBytes) {
+    long poolCacheBytes,
+    Duration poolHeartbeat) {
 
   /**
    * The default leaf size; benchmarks/leaf-size-study.sh measures what it trades (dedupe ratio,
@@ -55,6 +59,9 @@ public record DatastoreConfig(
       throw new IllegalArgumentException("cache and dirty limits must be positive");
     }
     Objects.requireNonNull(compression);
+    if (poolHeartbeat.compareTo(Duration.ofSeconds(1)) < 0) {
+      throw new IllegalArgumentException("the pool heartbeat is at least a second apart");
+    }
     if (logBytes != 0 && logBytes < MIN_LOG_BYTES) {
       throw new IllegalArgumentException(
           "an intent log takes at least " + MIN_LOG_BYTES + " bytes");
@@ -72,7 +79,8 @@ public record DatastoreConfig(
         IntentLog.DEFAULT_BYTES,
         null,
         null,
-        DEFAULT_POOL_CACHE_BYTES);
+        DEFAULT_POOL_CACHE_BYTES,
+        PoolHeartbeat.DEFAULT_EVERY);
   }
 
   public DatastoreConfig withLeafSize(int bytes) {
@@ -119,6 +127,11 @@ public record DatastoreConfig(
     return with(f -> f.poolCacheBytes = bytes);
   }
 
+  /** See {@code poolHeartbeat} above. */
+  public DatastoreConfig withPoolHeartbeat(Duration every) {
+    return with(f -> f.poolHeartbeat = every);
+  }
+
   /** This config with what {@code change} sets in a copy of its fields. */
   private DatastoreConfig with(java.util.function.Consumer<Fields> change) {
     Fields f = new Fields(this);
@@ -133,7 +146,8 @@ public record DatastoreConfig(
         f.logBytes,
         f.blocksIn,
         f.pools,
-        f.poolCacheBytes);
+        f.poolCacheBytes,
+        f.poolHeartbeat);
   }
 
   /** A config's fields, for {@link #with} to change one. */
@@ -148,6 +162,7 @@ public record DatastoreConfig(
     BlockPool.Location blocksIn;
     BlockPool.Opener pools;
     long poolCacheBytes;
+    Duration poolHeartbeat;
 
     Fields(DatastoreConfig c) {
       leafSize = c.leafSize;
@@ -160,6 +175,7 @@ public record DatastoreConfig(
       blocksIn = c.blocksIn;
       pools = c.pools;
       poolCacheBytes = c.poolCacheBytes;
+      poolHeartbeat = c.poolHeartbeat;
     }
   }
 }

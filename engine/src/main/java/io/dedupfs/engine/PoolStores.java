@@ -1,12 +1,14 @@
 package io.dedupfs.engine;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
 import java.util.function.Consumer;
+import java.util.regex.Matcher;
 
 /**
  * The stores of a block pool, seen from the pool: which holders hold references, how many, and
@@ -55,8 +57,9 @@ public final class PoolStores {
    * Releases every reference {@code holder} holds in the pool and takes it off the pool's list of
    * stores; returns how many references it released. Only for a store that is gone: a live store
    * that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of stores
-   * unless {@code evenIfRegistered} (a store whose directory is lost stays on the list). Progress:
-   * phase "release" (blocks asked about).
+   * unless {@code evenIfRegistered} (a store whose directory is lost stays on the list), and even
+   * then a store whose entry shows it open somewhere ({@link #requireNotInUse}). Progress: phase
+   * {@link #WATCH} (seconds), then "release" (blocks asked about).
    */
   public static long forget(
       BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
@@ -70,6 +73,9 @@ public final class PoolStores {
               + registration
               + "): if it is gone for good, forget it with --force; if it is still there, dedupfs"
               + " destroy on its host releases its blocks");
+    }
+    if (registration != null) {
+      requireNotInUse(pool, holder, registration, progress);
     }
     long[] released = {0};
     forEachBatch(
@@ -94,6 +100,48 @@ public final class PoolStores {
         });
     pool.unregister(holder);
     return released[0];
+  }
+
+  /** The phase of {@link #forget} that watches a store's entry on the list, in seconds. */
+  public static final String WATCH = "watch";
+
+  /**
+   * Refuses {@code holder} when its entry on the pool's list, {@code entry}, carries beats ({@link
+   * PoolHeartbeat}) and changes while watched: for two of their periods and a second, read every
+   * second. An entry without beats (a closed store, or one written by a dedupfs without them) is
+   * not watched. The clocks of the hosts do not matter: only whether the entry changes.
+   */
+  private static void requireNotInUse(
+      BlockPool pool, String holder, String entry, Consumer<Progress> progress) throws IOException {
+    Matcher beat = PoolHeartbeat.BEAT.matcher(entry);
+    if (!beat.find()) {
+      return;
+    }
+    long seconds = 2 * Long.parseLong(beat.group(2)) + 1;
+    for (long s = 0; s < seconds; s++) {
+      progress.accept(new Progress(WATCH, s, seconds));
+      try {
+        Thread.sleep(1000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while watching store " + holder);
+      }
+      String now = pool.registered().get(holder);
+      if (now == null) {
+        break; // destroyed meanwhile: what it held is being released anyway
+      }
+      if (!now.equals(entry)) {
+        throw new StoreException(
+            "store "
+                + holder
+                + " is in use: its entry on the pool's list of stores changed within "
+                + (s + 1)
+                + " s ("
+                + now
+                + "); unmount it on that host, and destroy it there if it is to go");
+      }
+    }
+    progress.accept(new Progress(WATCH, seconds, seconds));
   }
 
   @FunctionalInterface

@@ -11,6 +11,7 @@ import io.dedupfs.engine.Hash;
 import io.dedupfs.engine.PoolStoreAccess;
 import io.dedupfs.engine.PoolStores;
 import io.dedupfs.engine.PoolTimeoutException;
+import io.dedupfs.engine.Progress;
 import io.dedupfs.engine.ReceiveReport;
 import io.dedupfs.engine.SendReport;
 import io.dedupfs.engine.StoreException;
@@ -22,6 +23,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -352,6 +354,51 @@ class PoolStoreTest {
     }
     Datastore.destroy(two.b(), config(RadosPool::open), p -> {});
     assertThat(probe.objectCount()).isEqualTo(before);
+  }
+
+  /**
+   * A store open for writing keeps its entry on the pool's list fresh (every second here): forget
+   * refuses it even with force, once it has seen the entry change, and releases nothing. Closed,
+   * the entry says so. The last beat of a killed process (written here by hand, unchanging) is
+   * watched for two periods and a second, then forgotten.
+   */
+  @Test
+  void aStoreInUseIsNeverForgottenEvenWithForce() throws IOException {
+    long before = probe.objectCount();
+    byte[] data = random(new SplittableRandom(1423 ^ RUN), 1024 * 1024);
+    Path dir = tmp.resolve("live");
+    DatastoreConfig beating = config(RadosPool::open).withPoolHeartbeat(Duration.ofSeconds(1));
+    String id;
+    long counted;
+    try (Datastore ds = Datastore.open(dir, beating.withBlocksIn(pool()))) {
+      put(ds, "f", data);
+      ds.sync();
+      id = PoolStoreAccess.storeId(ds);
+      counted = PoolStoreAccess.countedBlocks(ds);
+      assertThat(probe.registered().get(id))
+          .startsWith("host ")
+          .contains(dir.toAbsolutePath() + ", opened ", ", alive ")
+          .endsWith(" every 1 s");
+      List<Progress> seen = new ArrayList<>();
+      assertThatThrownBy(() -> PoolStores.forget(probe, id, true, seen::add))
+          .isInstanceOf(StoreException.class)
+          .hasMessageContaining("is in use");
+      assertThat(seen).first().isEqualTo(new Progress(PoolStores.WATCH, 0, 3));
+      assertThat(probe.objectCount()).as("nothing released").isEqualTo(before + counted);
+      assertThat(probe.registered()).containsKey(id);
+    }
+    assertThat(probe.registered().get(id)).contains(", closed ").doesNotContain("beat");
+
+    probe.register(
+        id,
+        "host h, "
+            + dir.toAbsolutePath()
+            + ", opened 2026-01-01T00:00:00Z, alive 2026-01-01T00:00:10Z, beat 1 every 1 s");
+    List<Progress> watched = new ArrayList<>();
+    assertThat(PoolStores.forget(probe, id, true, watched::add)).isEqualTo(counted);
+    assertThat(watched).contains(new Progress(PoolStores.WATCH, 3, 3));
+    assertThat(probe.objectCount()).isEqualTo(before);
+    assertThat(probe.registered()).doesNotContainKey(id);
   }
 
   /**

@@ -1,0 +1,133 @@
+package io.dedupfs.engine;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+
+/**
+ * A writable pool store's entry on its pool's list of stores ({@link BlockPool#register}), kept
+ * fresh while the store is open: written at the open, again every period with the time and a count
+ * of beats, and once more at the close, saying so. An entry that changes belongs to a store in use:
+ * {@link PoolStores#forget} watches an entry that carries beats for two of its periods and refuses
+ * to forget a store whose entry changed meanwhile, whatever the clocks of the two hosts say.
+ *
+ * <p>The entry, UTF-8: {@code host H, DIR, opened T0, alive T1, beat N every S s} while the store
+ * is open; {@code host H, DIR, closed T} once it is closed; {@code host H, DIR, opened T0} from a
+ * dedupfs without beats. Times are UTC, ISO 8601, to the second. A pool that does not answer is
+ * logged when it starts failing and when it answers again; the beats go on meanwhile.
+ */
+final class PoolHeartbeat implements AutoCloseable {
+  static final Duration DEFAULT_EVERY = Duration.ofSeconds(10);
+
+  /** The beat at the end of an entry: group 1 the count, group 2 the seconds between two. */
+  static final Pattern BEAT = Pattern.compile(", beat (\\d+) every (\\d+) s$");
+
+  private static final System.Logger LOG = System.getLogger(PoolHeartbeat.class.getName());
+
+  private final BlockPool pool;
+  private final String holder;
+  private final String where;
+  private final Instant opened = now();
+  private final long everySeconds;
+  private final ScheduledExecutorService timer;
+
+  /**
+   * Beats written so far, and whether the last write failed. Touched by the opening thread, then by
+   * the timer's one thread, then by the closing thread once the timer has ended: never at once.
+   */
+  private long beats;
+
+  private boolean failing;
+
+  /**
+   * Writes the entry of {@code holder}, the store in {@code dir}, and beats every {@code every}.
+   */
+  PoolHeartbeat(BlockPool pool, String holder, Path dir, Duration every) {
+    this.pool = pool;
+    this.holder = holder;
+    this.where = "host " + hostName() + ", " + dir.toAbsolutePath();
+    this.everySeconds = Math.max(1, every.toSeconds());
+    beat();
+    timer =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "dedupfs-pool-heartbeat");
+              t.setDaemon(true);
+              return t;
+            });
+    timer.scheduleWithFixedDelay(this::beat, everySeconds, everySeconds, TimeUnit.SECONDS);
+  }
+
+  /** Stops the beats and writes that the store is closed. */
+  @Override
+  public void close() {
+    stop();
+    write(where + ", closed " + now());
+  }
+
+  /** Stops the beats and leaves the last entry as it is, as a killed process does. */
+  void stop() {
+    timer.shutdown(); // a beat under way ends: at worst after the pool's timeout
+    try {
+      if (!timer.awaitTermination(10, TimeUnit.MINUTES)) {
+        LOG.log(System.Logger.Level.WARNING, "the pool heartbeat of " + where + " did not stop");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void beat() {
+    write(
+        where
+            + ", opened "
+            + opened
+            + ", alive "
+            + now()
+            + ", beat "
+            + beats++
+            + " every "
+            + everySeconds
+            + " s");
+  }
+
+  private void write(String entry) {
+    try {
+      pool.register(holder, entry);
+      if (failing) {
+        LOG.log(System.Logger.Level.INFO, "the entry of " + where + " on its pool's list is fresh");
+        failing = false;
+      }
+    } catch (IOException | RuntimeException e) {
+      if (!failing) {
+        LOG.log(
+            System.Logger.Level.WARNING,
+            "could not write the entry of "
+                + where
+                + " on its pool's list of stores (tried again every "
+                + everySeconds
+                + " s): "
+                + e.getMessage());
+        failing = true;
+      }
+    }
+  }
+
+  private static Instant now() {
+    return Instant.now().truncatedTo(ChronoUnit.SECONDS);
+  }
+
+  private static String hostName() {
+    try {
+      return java.net.InetAddress.getLocalHost().getHostName();
+    } catch (java.net.UnknownHostException e) {
+      return "unknown";
+    }
+  }
+}
