@@ -163,7 +163,9 @@ final class PoolCommands {
     @Option(
         names = "--force",
         description =
-            "Forget a store on the pool's list too (its directory is lost, so destroy cannot).")
+            "Forget a store on the pool's list too (its directory is lost, so destroy cannot)."
+                + " A store mounted somewhere is refused even so: its entry on the list changes"
+                + " every 10 s, and forget watches it for 21 s first.")
     boolean force;
 
     @Mixin OutputOptions output = new OutputOptions();
@@ -180,7 +182,17 @@ final class PoolCommands {
       ProgressRenderer shown = output.progress(out);
       long released;
       try (BlockPool p = open()) {
-        released = PoolStores.forget(p, id, force, progress(shown, "blocks"));
+        released =
+            PoolStores.forget(
+                p,
+                id,
+                force,
+                w ->
+                    shown.update(
+                        w.phase(),
+                        w.phase().equals(PoolStores.WATCH) ? "seconds" : "blocks",
+                        w.done(),
+                        w.total()));
       }
       shown.clear();
       if (output.json) {
