@@ -129,6 +129,9 @@ public final class Datastore implements Closeable {
       this.ns = new Namespace(db);
       this.pool = bp = openPool(); // first: a store is not created in a pool that does not open
       this.geometry = new Geometry(initMeta());
+      if (pool != null) {
+        requireNotForgotten();
+      }
       this.log = il = openLog();
       this.blocks =
           bs =
@@ -296,6 +299,33 @@ public final class Datastore implements Closeable {
               + ": it opens only with that pool given (the dedupfs command gives it)");
     }
     return config.pools().open(where);
+  }
+
+  /**
+   * Refuses a store that {@code dedupfs pool forget} released ({@link PoolStores#FORGOTTEN}):
+   * blocks it uses may be gone from the pool. A pool that does not answer is logged, not refused:
+   * the open's next calls to it say what is wrong.
+   */
+  private void requireNotForgotten() throws StoreException {
+    String entry;
+    try {
+      entry = pool.registered().get(metaString(META_STORE_ID));
+    } catch (IOException e) {
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "could not read the pool's list of stores for " + dir + ": " + e.getMessage());
+      return;
+    }
+    if (entry != null && entry.startsWith(PoolStores.FORGOTTEN)) {
+      throw new StoreException(
+          "the store "
+              + dir
+              + " was forgotten by its pool ("
+              + entry
+              + "): blocks it uses may be gone; dedupfs destroy "
+              + dir
+              + " deletes it");
+    }
   }
 
   /**

@@ -123,7 +123,7 @@ final class PoolHeartbeat implements AutoCloseable {
     return Instant.now().truncatedTo(ChronoUnit.SECONDS);
   }
 
-  private static String hostName() {
+  static String hostName() {
     try {
       return java.net.InetAddress.getLocalHost().getHostName();
     } catch (java.net.UnknownHostException e) {

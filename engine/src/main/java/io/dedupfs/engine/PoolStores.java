@@ -54,17 +54,21 @@ public final class PoolStores {
   }
 
   /**
-   * Releases every reference {@code holder} holds in the pool and takes it off the pool's list of
-   * stores; returns how many references it released. Only for a store that is gone: a live store
-   * that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of stores
-   * unless {@code evenIfRegistered} (a store whose directory is lost stays on the list), and even
-   * then a store whose entry shows it open somewhere ({@link #requireNotInUse}). Progress: phase
-   * {@link #WATCH} (seconds), then "release" (blocks asked about).
+   * Releases every reference {@code holder} holds in the pool and leaves on the pool's list of
+   * stores an entry that says it was forgotten ({@link #FORGOTTEN}: every later open of that store
+   * is refused); returns how many references it released. Only for a store that is gone: a live
+   * store that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of
+   * stores unless {@code evenIfRegistered} (a store whose directory is lost stays on the list), and
+   * even then a store whose entry shows it open somewhere ({@link #requireNotInUse}). Progress:
+   * phase {@link #WATCH} (seconds), then "release" (blocks asked about).
    */
   public static long forget(
       BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
       throws IOException {
     String registration = pool.registered().get(holder);
+    if (registration != null && registration.startsWith(FORGOTTEN)) {
+      registration = null; // forgotten before: an interrupted forget, or references taken since
+    }
     if (registration != null && !evenIfRegistered) {
       throw new StoreException(
           "store "
@@ -77,6 +81,12 @@ public final class PoolStores {
     if (registration != null) {
       requireNotInUse(pool, holder, registration, progress);
     }
+    pool.register(
+        holder,
+        FORGOTTEN
+            + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
+            + " by dedupfs pool forget on host "
+            + PoolHeartbeat.hostName());
     long[] released = {0};
     forEachBatch(
         pool,
@@ -98,9 +108,16 @@ public final class PoolStores {
             released[0] += r ? 1 : 0;
           }
         });
-    pool.unregister(holder);
     return released[0];
   }
+
+  /**
+   * How the entry of a forgotten store on the pool's list begins ({@code forgotten TIME by dedupfs
+   * pool forget on host H}): written before the first release and kept, so that the store, if its
+   * directory turns up again, refuses to open instead of finding blocks gone ({@link Datastore});
+   * {@code dedupfs destroy} of that directory takes the entry off.
+   */
+  public static final String FORGOTTEN = "forgotten ";
 
   /** The phase of {@link #forget} that watches a store's entry on the list, in seconds. */
   public static final String WATCH = "watch";

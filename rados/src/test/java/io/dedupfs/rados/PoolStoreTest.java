@@ -342,11 +342,13 @@ class PoolStoreTest {
         .hasMessageContaining("on the pool's list of stores");
     assertThat(PoolStores.forget(probe, two.idA(), true, p -> {})).isEqualTo(two.countedA());
     assertThat(PoolStores.forget(probe, gone, false, p -> {})).isEqualTo(1);
-    assertThat(probe.registered()).doesNotContainKey(two.idA());
+    assertThat(probe.registered().get(two.idA())).startsWith(PoolStores.FORGOTTEN);
+    assertThat(probe.registered().get(gone)).startsWith(PoolStores.FORGOTTEN);
     assertThat(probe.objectCount()).as("only B's blocks left").isEqualTo(before + two.countedB());
     assertThat(PoolStores.list(probe, p -> {}))
-        .extracting(PoolStores.Holder::id)
-        .doesNotContain(two.idA(), gone);
+        .filteredOn(h -> h.id().equals(two.idA()) || h.id().equals(gone))
+        .extracting(PoolStores.Holder::blocks)
+        .containsExactly(0L, 0L);
     try (Datastore dsB = open(two.b())) {
       assertThat(read(dsB, "shared")).isEqualTo(shared);
       assertThat(dsB.fsck(p -> {})).isEmpty();
@@ -360,7 +362,8 @@ class PoolStoreTest {
    * A store open for writing keeps its entry on the pool's list fresh (every second here): forget
    * refuses it even with force, once it has seen the entry change, and releases nothing. Closed,
    * the entry says so. The last beat of a killed process (written here by hand, unchanging) is
-   * watched for two periods and a second, then forgotten.
+   * watched for two periods and a second, then forgotten; the store's directory then refuses to
+   * open, and destroy takes its entry off the list.
    */
   @Test
   void aStoreInUseIsNeverForgottenEvenWithForce() throws IOException {
@@ -398,6 +401,12 @@ class PoolStoreTest {
     assertThat(PoolStores.forget(probe, id, true, watched::add)).isEqualTo(counted);
     assertThat(watched).contains(new Progress(PoolStores.WATCH, 3, 3));
     assertThat(probe.objectCount()).isEqualTo(before);
+    // the directory turns up again: it refuses to open, and destroy takes its entry off the list
+    assertThat(probe.registered().get(id)).startsWith(PoolStores.FORGOTTEN);
+    assertThatThrownBy(() -> Datastore.open(dir, beating))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("was forgotten by its pool");
+    Datastore.destroy(dir, beating, p -> {});
     assertThat(probe.registered()).doesNotContainKey(id);
   }
 

@@ -152,8 +152,9 @@ final class PoolCommands {
       mixinStandardHelpOptions = true,
       description = {
         "Release every reference a store that is gone holds in the pool (its directory lost, or"
-            + " references it took and never recorded), and take it off the pool's list of"
-            + " stores. Never for a live store: its blocks would leave the pool.",
+            + " references it took and never recorded), and mark its entry on the pool's list"
+            + " of stores as forgotten: the store, should it turn up, refuses to open. Never for"
+            + " a live store: its blocks would leave the pool.",
         "Asks the pool about every block, one round trip each."
       })
   static final class Forget extends PoolWide {
