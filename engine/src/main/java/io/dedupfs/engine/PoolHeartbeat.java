@@ -52,7 +52,7 @@ final class PoolHeartbeat implements AutoCloseable {
     this.pool = pool;
     this.holder = holder;
     this.where = "host " + hostName() + ", " + dir.toAbsolutePath();
-    this.everySeconds = Math.max(1, every.toSeconds());
+    this.everySeconds = every.toSeconds(); // at least 1: DatastoreConfig checks it
     beat();
     timer =
         Executors.newSingleThreadScheduledExecutor(
@@ -119,7 +119,8 @@ final class PoolHeartbeat implements AutoCloseable {
     }
   }
 
-  private static Instant now() {
+  /** Now, as entries on the list say it: UTC, to the second. */
+  static Instant now() {
     return Instant.now().truncatedTo(ChronoUnit.SECONDS);
   }
 

@@ -84,7 +84,7 @@ public final class PoolStores {
     pool.register(
         holder,
         FORGOTTEN
-            + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
+            + PoolHeartbeat.now()
             + " by dedupfs pool forget on host "
             + PoolHeartbeat.hostName());
     long[] released = {0};
