@@ -209,33 +209,12 @@ class RadosFaultIT extends RadosMounts {
 
       // 1. the OSD shut down and started again within the timeout: a pause, nothing else
       byte[] shortData = bytes(rnd, BIG);
-      Path shortSource = tmp.resolve("short.data");
-      Files.write(shortSource, shortData);
       Future<Throwable> shortWriter;
       long stopping = System.nanoTime();
       ceph.stopOsd();
       long stopped = System.nanoTime();
       try {
-        // The writer is another process, not a thread of this JVM: starting the OSD below spawns
-        // a process, whose start closes every descriptor this JVM has open, and closing a file of
-        // the mount is a FLUSH, which would wait for the stopped OSD (a CI run hung 493 s so).
-        Process dd =
-            new ProcessBuilder(
-                    "dd",
-                    "if=" + shortSource,
-                    "of=" + mnt.resolve("short"),
-                    "bs=1M",
-                    "conv=fsync",
-                    "status=none")
-                .redirectErrorStream(true)
-                .start();
-        shortWriter =
-            threads.submit(
-                () -> {
-                  String out = new String(dd.getInputStream().readAllBytes());
-                  int rc = dd.waitFor();
-                  return rc == 0 ? null : new IOException("dd exited " + rc + ": " + out);
-                });
+        shortWriter = ddWithFsync(threads, shortData, mnt.resolve("short"));
         Thread.sleep(2000);
         assertThat(shortWriter.isDone()).as("an fsync that needs the stopped OSD").isFalse();
       } finally {
@@ -269,8 +248,7 @@ class RadosFaultIT extends RadosMounts {
       byte[] small = bytes(rnd, 64 * 1024 + 5);
       ceph.stopOsd();
       try {
-        Future<Throwable> longWriter =
-            threads.submit(() -> failure(() -> writeAndSync(mnt.resolve("long"), longData, null)));
+        Future<Throwable> longWriter = ddWithFsync(threads, longData, mnt.resolve("long"));
         Future<Throwable> reader =
             threads.submit(() -> failure(() -> Files.readAllBytes(mnt.resolve("old"))));
         assertThat(Files.readAllBytes(mnt.resolve("cached")))
@@ -349,6 +327,31 @@ class RadosFaultIT extends RadosMounts {
     byte[] b = new byte[n];
     rnd.nextBytes(b);
     return b;
+  }
+
+  /**
+   * Writes {@code data} to {@code target} and fsyncs it, in a dd process; its future gives dd's
+   * failure, or null. Not a thread of this JVM: another test running beside this one may start a
+   * process, which inherits this JVM's descriptors and closes them, and each close of a descriptor
+   * of the mount is a FLUSH, an fsync. One arriving in the middle of the write makes the intent log
+   * hold the first part of it, and then the final fsync logs the rest, needing no pool (a CI run
+   * failed so); and one arriving once the OSD is down waits for it (a CI run hung 493 s so).
+   */
+  private Future<Throwable> ddWithFsync(ExecutorService threads, byte[] data, Path target)
+      throws IOException {
+    Path source = Files.createTempFile(tmp, "dd", ".data");
+    Files.write(source, data);
+    Process dd =
+        new ProcessBuilder(
+                "dd", "if=" + source, "of=" + target, "bs=1M", "conv=fsync", "status=none")
+            .redirectErrorStream(true)
+            .start();
+    return threads.submit(
+        () -> {
+          String out = new String(dd.getInputStream().readAllBytes());
+          int rc = dd.waitFor();
+          return rc == 0 ? null : new IOException("dd exited " + rc + ": " + out.strip());
+        });
   }
 
   /** Writes {@code data} to {@code f} and fsyncs it; then notes it in {@code model} (if any). */
