@@ -9,31 +9,37 @@
 #                                        local disk, after a remount, and the one in memory)
 #
 # Usage (as root: it mounts, and drops the page cache before every read):
-#     benchmarks/rados-mount-bench.sh [SIZE_MB]      (default 128; at most the 256 MiB cache)
+#     benchmarks/rados-mount-bench.sh [SIZE_MB]      (48 to 256, default 128)
 # after `mvn -q -B -DskipTests package -pl engine,rados,fs -am`. It uses a private copy of
 # fs/target/dedupfs.jar (or $DEDUPFS_JAR). The cluster: a fresh one-node cluster (scripts/ceph.sh)
 # on ports from $DEDUPFS_BENCH_PORT (default 17540), stopped and removed at the end, or the
 # running one whose directory is $DEDUPFS_BENCH_CEPH_DIR. Stores and mounts go in
-# $DEDUPFS_BENCH_DIR (default /var/tmp). A run takes about 3 minutes.
+# $DEDUPFS_BENCH_DIR (default /var/tmp). A run takes about 4 minutes.
 #
-# Measured on each of: local (a local store), pool (a store on the pool), pool-2 (a second store
-# on the same pool, for data the pool holds already):
-#     seq write       dd bs=1M conv=fdatasync of SIZE_MB of random data (a file in /dev/shm);
-#                     above 32 MiB the fdatasync commits the file (blocks in the pool) rather
-#                     than appending to the intent log, so the figure includes every pool call
-#     again           the same data to a second file of the same store (every block stored)
-#     read cold       dd bs=1M of the first file after a remount and drop_caches (pool: from
-#                     the store's cache on the local disk, which holds what it wrote, 1 GiB;
-#                     local: from the disk)
+# The local store (local) and a store on the pool (pool, its cache on the local disk 2 GiB, so
+# that the whole run's data fits) are mounted side by side and measured in turns: each figure below
+# marked "x3" in three rounds, local then pool in each, and the table gives the median and the
+# range of the rounds, the targets the ratio of the medians and the range of the rounds' ratios.
+#     rados bench     rados bench write -b 16384 for 5 s, -t 32 (x3: before each round of
+#                     writes) and -t 1 (once)
+#     seq write       dd bs=1M conv=fdatasync of SIZE_MB of random data (a new file in /dev/shm
+#                     each round) to file seqR; the fdatasync of a file with more than 8 MiB
+#                     changed commits it (its blocks in the pool) rather than appending to the
+#                     intent log, so the figure includes every pool call (x3)
+#     again           the same data to file againR of the same store (every block stored) (x3)
+#     rand write      fio randwrite 16 KiB, 4 jobs, psync, 5 s, fsync at the end, on a new
+#                     file of SIZE_MB written first (once)
+#     read cold       dd bs=1M of seq1 after a remount and drop_caches (pool: from the store's
+#                     cache on the local disk; local: from the disk) (x3)
 #     read warm       the same again after drop_caches, same daemon (pool: from the cache on
 #                     the local disk again, as the memory's cache of checked blocks keeps the
-#                     leaves of small reads only; local: LMDB from the disk)
-#     rand read       fio randread 16 KiB, 4 jobs, psync, O_DIRECT, 5 s, on the first file after
-#                     a remount and drop_caches
-#     read pool       dd bs=1M of the first file after a remount with --pool-cache 0 (which
-#                     empties the disk's cache) and drop_caches: pool, every block from the pool
-#     rand write      fio randwrite 16 KiB, 4 jobs, psync, 5 s, fsync at the end, on a new
-#                     file of SIZE_MB written first
+#                     leaves of small reads only; local: LMDB from the disk) (x3)
+#     rand read       fio randread 16 KiB, 4 jobs, psync, O_DIRECT, 5 s, on seq1 after a
+#                     remount and drop_caches (x3)
+#     read pool       dd bs=1M of seq1 after a remount with --pool-cache 0 (which empties the
+#                     disk's cache) and drop_caches: every block from the pool (once)
+#     pool-2          a second store on the pool writing the first round's data, which the pool
+#                     holds already: a pool reference per block, no data (once)
 # Results: the table on stdout. Exit status 0 whatever the targets (they are printed).
 set -euo pipefail
 
@@ -96,8 +102,6 @@ conf=$cluster/ceph.conf
 [[ -r "$conf" ]] || die "no cluster configuration at $conf"
 
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
-head -c "${size_mb}M" /dev/urandom >"$shm/data"
-head -c "${size_mb}M" /dev/urandom >"$shm/data2"
 
 mib_s() { # BYTES SECONDS
     python3 -c 'import sys; print("%.1f" % (int(sys.argv[1]) / float(sys.argv[2]) / 1048576))' "$1" "$2"
@@ -120,7 +124,8 @@ dropcaches() {
     echo 3 >/proc/sys/vm/drop_caches
 }
 
-declare -A fig
+declare -A fig # NAME.FIGURE -> the space-separated MiB/s of its rounds
+note() { fig[$1]="${fig[$1]:+${fig[$1]} }$2"; }
 mountstore() { # NAME [create options...]; mount options in the array mount_opts
     local name=$1
     shift
@@ -136,76 +141,109 @@ mountstore() { # NAME [create options...]; mount options in the array mount_opts
 umountstore() {
     "$dedupfs" umount "$work/mnt-$1" >/dev/null
 }
-
-measure() { # NAME [create options...]
-    local name=$1 m=$work/mnt-$1
-    say "$name: writes"
-    mountstore "$@"
-    fig[$name.seq]=$(dd_rate if="$shm/data" of="$m/seq" bs=1M conv=fdatasync)
-    fig[$name.again]=$(dd_rate if="$shm/data" of="$m/again" bs=1M conv=fdatasync)
-    dd if="$shm/data2" of="$m/rand" bs=1M conv=fdatasync status=none
-    fig[$name.randwrite]=$(fio_rate randwrite randwrite "$m/rand" --end_fsync=1)
-    umountstore "$name"
-    say "$name: reads"
-    mountstore "$name"
+remount() { # NAME: a fresh daemon, nothing of the store in its memory or the page cache
+    umountstore "$1"
+    mountstore "$1"
     dropcaches
-    fig[$name.cold]=$(dd_rate if="$m/seq" of=/dev/null bs=1M)
-    dropcaches
-    fig[$name.warm]=$(dd_rate if="$m/seq" of=/dev/null bs=1M)
-    umountstore "$name"
-    mountstore "$name"
-    dropcaches
-    fig[$name.randread]=$(fio_rate randread randread "$m/seq" --direct=1)
-    umountstore "$name"
-    mount_opts=(--pool-cache 0)
-    mountstore "$name"
-    mount_opts=()
-    dropcaches
-    fig[$name.pool]=$(dd_rate if="$m/seq" of=/dev/null bs=1M)
-    umountstore "$name"
 }
-mount_opts=()
-
 bench() { # THREADS: rados bench 16 KiB writes, MiB/s
     rados -c "$conf" bench -p blocks 5 write -b 16384 -t "$1" 2>/dev/null |
         sed -n 's/^Average IOPS: *\([0-9]*\).*/\1/p' |
         python3 -c 'import sys; print("%.1f" % (int(sys.stdin.read().strip()) * 16384 / 1048576))'
 }
-say "rados bench write -b 16384, 5 s, -t 32 and -t 1"
-fig[bench.32]=$(bench 32)
-fig[bench.1]=$(bench 1)
 
-measure local
-measure pool --blocks rados:blocks --ceph-conf "$conf"
-say "pool-2: the same data on a second store of the pool"
+# The local store and the pool store are measured in turns, each figure in $rounds rounds, so that
+# both see the same moments of a shared machine (whose speed varies by half from one minute to the
+# next); the table gives each figure's median and its range.
+rounds=3
+stores=(local pool)
+mount_opts=()
+mountstore local
+# the whole run's data fits in the cache on the local disk (reads are meant to come from it)
+mount_opts=(--pool-cache 2G)
+mountstore pool --blocks rados:blocks --ceph-conf "$conf"
+for ((r = 1; r <= rounds; r++)); do
+    say "writes, round $r of $rounds: rados bench -t 32, then each store"
+    head -c "${size_mb}M" /dev/urandom >"$shm/data$r"
+    note bench.32 "$(bench 32)"
+    for s in "${stores[@]}"; do
+        note "$s.seq" "$(dd_rate if="$shm/data$r" of="$work/mnt-$s/seq$r" bs=1M conv=fdatasync)"
+        note "$s.again" "$(dd_rate if="$shm/data$r" of="$work/mnt-$s/again$r" bs=1M conv=fdatasync)"
+    done
+done
+note bench.1 "$(bench 1)"
+say "random writes"
+head -c "${size_mb}M" /dev/urandom >"$shm/rand"
+for s in "${stores[@]}"; do
+    dd if="$shm/rand" of="$work/mnt-$s/rand" bs=1M conv=fdatasync status=none
+    note "$s.randwrite" "$(fio_rate randwrite randwrite "$work/mnt-$s/rand" --end_fsync=1)"
+done
+for ((r = 1; r <= rounds; r++)); do
+    say "reads, round $r of $rounds"
+    for s in "${stores[@]}"; do
+        remount "$s"
+        note "$s.cold" "$(dd_rate if="$work/mnt-$s/seq1" of=/dev/null bs=1M)"
+        dropcaches
+        note "$s.warm" "$(dd_rate if="$work/mnt-$s/seq1" of=/dev/null bs=1M)"
+        remount "$s"
+        note "$s.randread" "$(fio_rate randread randread "$work/mnt-$s/seq1" --direct=1)"
+    done
+done
+say "reads from the pool (--pool-cache 0), once"
+umountstore pool
+mount_opts=(--pool-cache 0)
+mountstore pool
+dropcaches
+note pool.pool "$(dd_rate if="$work/mnt-pool/seq1" of=/dev/null bs=1M)"
+umountstore pool
+umountstore local
+say "pool-2: the first round's data on a second store of the pool"
+mount_opts=()
 mountstore pool-2 --blocks rados:blocks --ceph-conf "$conf"
-fig[pool-2.seq]=$(dd_rate if="$shm/data" of="$work/mnt-pool-2/seq" bs=1M conv=fdatasync)
+note pool-2.seq "$(dd_rate if="$shm/data1" of="$work/mnt-pool-2/seq" bs=1M conv=fdatasync)"
 umountstore pool-2
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+med() { # FIGURE: its median (nothing for no figure)
+    [[ -n "$1" && -n "${fig[$1]:-}" ]] || return 0
+    python3 -c 'import statistics, sys; print("%.1f" % statistics.median(map(float, sys.argv[1:])))' ${fig[$1]}
+}
+range() { # FIGURE: "min-max" of its rounds, or nothing for one round
+    [[ -n "$1" && -n "${fig[$1]:-}" ]] || return 0
+    python3 -c 'import sys; v = sorted(map(float, sys.argv[1:])); print("%.0f-%.0f" % (v[0], v[-1]) if len(v) > 1 else "")' ${fig[$1]}
+}
+row() { # LABEL LOCAL_FIGURE POOL_FIGURE
+    printf '%-38s %8s %-10s %8s %-10s\n' "$1" "$(med "$2")" "$(range "$2")" "$(med "$3")" "$(range "$3")"
+}
 pct() { python3 -c 'import sys; print("%d" % round(100 * float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
-printf '%s, %s MiB, 16 KiB blocks, load %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$size_mb" \
-    "$(cut -d' ' -f1 /proc/loadavg)"
-printf '%-40s %10s %10s\n' "MiB/s" local pool
-for k in seq again randwrite cold warm randread pool; do
-    case $k in
-    seq) label="seq write, unique" ;;
-    again) label="seq write, data the store holds" ;;
-    randwrite) label="rand write 16 KiB x4, fsync at end" ;;
-    cold) label="seq read, cold (pool: local cache)" ;;
-    warm) label="seq read, warm (pool: local cache)" ;;
-    randread) label="rand read 16 KiB x4 direct, cold" ;;
-    pool) label="seq read, cold (pool: from the pool)" ;;
-    esac
-    printf '%-40s %10s %10s\n' "$label" "${fig[local.$k]}" "${fig[pool.$k]}"
-done
-printf '%-40s %10s %10s\n' "seq write, data another store holds" "" "${fig[pool-2.seq]}"
-printf '%-40s %10s %10s\n' "rados bench write 16 KiB, -t 32" "" "${fig[bench.32]}"
-printf '%-40s %10s %10s\n' "rados bench write 16 KiB, -t 1" "" "${fig[bench.1]}"
+ratio() { # POOL_FIGURE LOCAL_FIGURE: the median ratio and the range of the rounds' ratios
+    python3 -c '
+import statistics, sys
+a, b = [list(map(float, x.split())) for x in sys.argv[1:3]]
+r = [100 * x / y for x, y in zip(a, b)]
+print("%d %% (rounds %.0f-%.0f)" % (round(100 * statistics.median(a) / statistics.median(b)), min(r), max(r)))' \
+        "${fig[$1]}" "${fig[$2]}"
+}
+
+printf '%s, %s MiB, 16 KiB blocks, %d rounds, load %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    "$size_mb" "$rounds" "$(cut -d' ' -f1 /proc/loadavg)"
+printf '%-38s %8s %-10s %8s %-10s\n' "MiB/s: median, range of rounds" local "" pool ""
+row "seq write, unique" local.seq pool.seq
+row "seq write, data the store holds" local.again pool.again
+row "rand write 16 KiB x4, fsync at end" local.randwrite pool.randwrite
+row "seq read, cold (pool: local cache)" local.cold pool.cold
+row "seq read, warm (pool: local cache)" local.warm pool.warm
+row "rand read 16 KiB x4 direct, cold" local.randread pool.randread
+row "seq read, cold (pool: from the pool)" "" pool.pool
+row "seq write, data another store holds" "" pool-2.seq
+row "rados bench write 16 KiB, -t 32" "" bench.32
+row "rados bench write 16 KiB, -t 1" "" bench.1
 echo
-printf 'target: unique seq write / rados bench -t 32       %4s %% (>= 50)\n' "$(pct "${fig[pool.seq]}" "${fig[bench.32]}")"
-printf 'target: data the store holds, pool / local         %4s %% (>= 80)\n' "$(pct "${fig[pool.again]}" "${fig[local.again]}")"
-printf '        data another store holds / local (same)    %4s %%\n' "$(pct "${fig[pool-2.seq]}" "${fig[local.again]}")"
-printf 'target: read from the cache, pool warm / local     %4s %% (>= 80)\n' "$(pct "${fig[pool.warm]}" "${fig[local.warm]}")"
-printf 'target: read from the cache, pool cold / local     %4s %% (>= 80)\n' "$(pct "${fig[pool.cold]}" "${fig[local.cold]}")"
-printf '        read from the pool / local cold            %4s %%\n' "$(pct "${fig[pool.pool]}" "${fig[local.cold]}")"
+line() { printf '%-48s %s\n' "$1" "$2"; }
+line "target: unique seq write / rados bench -t 32" "$(ratio pool.seq bench.32) (>= 50)"
+line "target: data the store holds, pool / local" "$(ratio pool.again local.again) (>= 80)"
+line "        data another store holds / local" "$(pct "$(med pool-2.seq)" "$(med local.again)") %"
+line "target: read from the cache, pool warm / local" "$(ratio pool.warm local.warm) (>= 80)"
+line "target: read from the cache, pool cold / local" "$(ratio pool.cold local.cold) (>= 80)"
+line "        rand read, pool / local" "$(ratio pool.randread local.randread)"
+line "        read from the pool / local cold" "$(pct "$(med pool.pool)" "$(med local.cold)") %"
