@@ -213,7 +213,8 @@ range() { # FIGURE: "min-max" of its rounds, or nothing for one round
     python3 -c 'import sys; v = sorted(map(float, sys.argv[1:])); print("%.0f-%.0f" % (v[0], v[-1]) if len(v) > 1 else "")' ${fig[$1]}
 }
 row() { # LABEL LOCAL_FIGURE POOL_FIGURE
-    printf '%-38s %8s %-10s %8s %-10s\n' "$1" "$(med "$2")" "$(range "$2")" "$(med "$3")" "$(range "$3")"
+    printf '%-38s %8s %-10s %8s %s\n' "$1" "$(med "$2")" "$(range "$2")" "$(med "$3")" "$(range "$3")" |
+        sed 's/ *$//'
 }
 pct() { python3 -c 'import sys; print("%d" % round(100 * float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 ratio() { # POOL_FIGURE LOCAL_FIGURE: the median ratio and the range of the rounds' ratios
@@ -227,7 +228,7 @@ print("%d %% (rounds %.0f-%.0f)" % (round(100 * statistics.median(a) / statistic
 
 printf '%s, %s MiB, 16 KiB blocks, %d rounds, load %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
     "$size_mb" "$rounds" "$(cut -d' ' -f1 /proc/loadavg)"
-printf '%-38s %8s %-10s %8s %-10s\n' "MiB/s: median, range of rounds" local "" pool ""
+printf '%-38s %8s %-10s %8s\n' "MiB/s: median, range of rounds" local "" pool
 row "seq write, unique" local.seq pool.seq
 row "seq write, data the store holds" local.again pool.again
 row "rand write 16 KiB x4, fsync at end" local.randwrite pool.randwrite
