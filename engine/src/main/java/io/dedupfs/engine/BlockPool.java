@@ -131,12 +131,14 @@ public interface BlockPool extends AutoCloseable {
   List<String> holders(Hash hash) throws IOException;
 
   /**
-   * Records {@code holder} in the pool's list of its stores, with {@code description} (where the
-   * store is): a store registers when it is created and at every writable open, and leaves the list
-   * when it is destroyed, so that the references of a store that is gone can be told from those of
-   * a live one ({@link PoolStores}). Replaces an earlier description.
+   * Sets {@code holder}'s entry in the pool's list of its stores to {@code entry} (where the store
+   * is, and whether it is open: {@link PoolHeartbeat}) if its entry is now {@code expected} (null:
+   * none), in one atomic operation; false, changing nothing, if it is not. A store registers when
+   * it is created and at every writable open, and leaves the list when it is destroyed, so that the
+   * references of a store that is gone can be told from those of a live one ({@link PoolStores});
+   * the comparison makes an open and a forget of one store exclude each other.
    */
-  void register(String holder, String description) throws IOException;
+  boolean register(String holder, String expected, String entry) throws IOException;
 
   /** Takes {@code holder} off the pool's list of stores; one not on it: nothing. */
   void unregister(String holder) throws IOException;

@@ -317,14 +317,7 @@ public final class Datastore implements Closeable {
       return;
     }
     if (entry != null && entry.startsWith(PoolStores.FORGOTTEN)) {
-      throw new StoreException(
-          "the store "
-              + dir
-              + " was forgotten by its pool ("
-              + entry
-              + "): blocks it uses may be gone; dedupfs destroy "
-              + dir
-              + " deletes it");
+      throw PoolHeartbeat.forgottenException(dir, entry);
     }
   }
 

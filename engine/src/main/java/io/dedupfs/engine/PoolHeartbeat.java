@@ -17,6 +17,11 @@ import java.util.regex.Pattern;
  * {@link PoolStores#forget} watches an entry that carries beats for two of its periods and refuses
  * to forget a store whose entry changed meanwhile, whatever the clocks of the two hosts say.
  *
+ * <p>Every write replaces the entry only if it is still the one this store last read or wrote, and
+ * so does forget's: of an open and a forget of one store that meet, one wins and the other sees the
+ * entry changed. An open that finds the store forgotten is refused ({@link StoreException}); a
+ * store found forgotten while open logs it and writes no more.
+ *
  * <p>The entry, UTF-8: {@code host H, DIR, opened T0, alive T1, beat N every S s} while the store
  * is open; {@code host H, DIR, closed T} once it is closed; {@code host H, DIR, opened T0} from a
  * dedupfs without beats. Times are UTC, ISO 8601, to the second. A pool that does not answer is
@@ -30,6 +35,9 @@ final class PoolHeartbeat implements AutoCloseable {
 
   private static final System.Logger LOG = System.getLogger(PoolHeartbeat.class.getName());
 
+  /** Tries of one write whose comparison fails (the entry read again before each). */
+  private static final int TRIES = 3;
+
   private final BlockPool pool;
   private final String holder;
   private final String where;
@@ -37,23 +45,38 @@ final class PoolHeartbeat implements AutoCloseable {
   private final long everySeconds;
   private final ScheduledExecutorService timer;
 
-  /**
-   * Beats written so far, and whether the last write failed. Touched by the opening thread, then by
-   * the timer's one thread, then by the closing thread once the timer has ended: never at once.
+  /*
+   * The fields below are touched by the opening thread, then by the timer's one thread, then by the
+   * closing thread once the timer has ended: never at once.
    */
+
+  /** Beats written so far. */
   private long beats;
 
+  /** Whether the last write failed. */
   private boolean failing;
+
+  /** The entry as the pool holds it, when {@link #known}: this store's last write, or a read. */
+  private String last;
+
+  private boolean known;
+
+  /** The pool's list says the store was forgotten: nothing more is written. */
+  private String forgotten;
 
   /**
    * Writes the entry of {@code holder}, the store in {@code dir}, and beats every {@code every}.
+   * Throws when the pool's list says the store was forgotten ({@link PoolStores#FORGOTTEN}).
    */
-  PoolHeartbeat(BlockPool pool, String holder, Path dir, Duration every) {
+  PoolHeartbeat(BlockPool pool, String holder, Path dir, Duration every) throws StoreException {
     this.pool = pool;
     this.holder = holder;
     this.where = "host " + hostName() + ", " + dir.toAbsolutePath();
     this.everySeconds = every.toSeconds(); // at least 1: DatastoreConfig checks it
     beat();
+    if (forgotten != null) {
+      throw forgottenException(dir, forgotten);
+    }
     timer =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -62,6 +85,18 @@ final class PoolHeartbeat implements AutoCloseable {
               return t;
             });
     timer.scheduleWithFixedDelay(this::beat, everySeconds, everySeconds, TimeUnit.SECONDS);
+  }
+
+  /** Why a store that {@code dedupfs pool forget} released does not open. */
+  static StoreException forgottenException(Path dir, String entry) {
+    return new StoreException(
+        "the store "
+            + dir
+            + " was forgotten by its pool ("
+            + entry
+            + "): blocks it uses may be gone; dedupfs destroy "
+            + dir
+            + " deletes it");
   }
 
   /** Stops the beats and writes that the store is closed. */
@@ -97,14 +132,42 @@ final class PoolHeartbeat implements AutoCloseable {
             + " s");
   }
 
+  /** Writes {@code entry} over the one the pool holds, if that one is not a forget's. */
   private void write(String entry) {
+    if (forgotten != null) {
+      return;
+    }
     try {
-      pool.register(holder, entry);
-      if (failing) {
-        LOG.log(System.Logger.Level.INFO, "the entry of " + where + " on its pool's list is fresh");
-        failing = false;
+      for (int i = 0; i < TRIES; i++) {
+        if (!known) {
+          last = pool.registered().get(holder);
+          known = true;
+        }
+        if (last != null && last.startsWith(PoolStores.FORGOTTEN)) {
+          forgotten = last;
+          LOG.log(
+              System.Logger.Level.ERROR,
+              "the store at "
+                  + where
+                  + " was forgotten by its pool ("
+                  + last
+                  + "): blocks it uses may be gone; unmount it");
+          return;
+        }
+        if (pool.register(holder, last, entry)) {
+          last = entry;
+          if (failing) {
+            LOG.log(
+                System.Logger.Level.INFO, "the entry of " + where + " on its pool's list is fresh");
+            failing = false;
+          }
+          return;
+        }
+        known = false; // changed by another: read it again
       }
+      throw new IOException("its entry changed " + TRIES + " times while written");
     } catch (IOException | RuntimeException e) {
+      known = false; // a write that failed may have been applied
       if (!failing) {
         LOG.log(
             System.Logger.Level.WARNING,

@@ -59,13 +59,16 @@ public final class PoolStores {
    * is refused); returns how many references it released. Only for a store that is gone: a live
    * store that is forgotten loses its blocks (its reads fail). Refuses a holder on the list of
    * stores unless {@code evenIfRegistered} (a store whose directory is lost stays on the list), and
-   * even then a store whose entry shows it open somewhere ({@link #requireNotInUse}). Progress:
-   * phase {@link #WATCH} (seconds), then "release" (blocks asked about).
+   * even then a store whose entry shows it open somewhere ({@link #requireNotInUse}). Its own entry
+   * replaces only the one it read, before any release: a store opened meanwhile changed it ({@link
+   * PoolHeartbeat}), and is refused. Progress: phase {@link #WATCH} (seconds), then "release"
+   * (blocks asked about).
    */
   public static long forget(
       BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
       throws IOException {
-    String registration = pool.registered().get(holder);
+    String entry = pool.registered().get(holder);
+    String registration = entry;
     if (registration != null && registration.startsWith(FORGOTTEN)) {
       registration = null; // forgotten before: an interrupted forget, or references taken since
     }
@@ -81,12 +84,20 @@ public final class PoolStores {
     if (registration != null) {
       requireNotInUse(pool, holder, registration, progress);
     }
-    pool.register(
-        holder,
+    // only over the entry read (and watched): a store that opened meanwhile has changed it
+    String tombstone =
         FORGOTTEN
             + PoolHeartbeat.now()
             + " by dedupfs pool forget on host "
-            + PoolHeartbeat.hostName());
+            + PoolHeartbeat.hostName();
+    if (!pool.register(holder, entry, tombstone)) {
+      throw new StoreException(
+          "store "
+              + holder
+              + " changed its entry on the pool's list of stores while it was being forgotten ("
+              + pool.registered().get(holder)
+              + "): it was opened or destroyed meanwhile; nothing was released");
+    }
     long[] released = {0};
     forEachBatch(
         pool,

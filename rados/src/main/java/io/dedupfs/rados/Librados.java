@@ -22,6 +22,7 @@ final class Librados {
   static final String LIBRADOS = "librados.so.2";
 
   static final int CREATE_EXCLUSIVE = 1;
+  static final int CREATE_IDEMPOTENT = 0;
   static final byte CMPXATTR_OP_EQ = 1;
   static final int OPERATION_NOFLAG = 0;
 

@@ -390,15 +390,28 @@ public final class RadosPool implements BlockPool {
   }
 
   /**
-   * Records {@code holder} in the registry object {@link #REGISTRY}: its omap key {@code s.HOLDER}
-   * holds the description (a write creates the object when it is missing).
+   * Sets {@code holder}'s entry in the registry object {@link #REGISTRY}, its omap key {@code
+   * s.HOLDER}, if it holds {@code expected} now: one operation that creates the object if missing,
+   * compares the key (a missing key compares as empty, and no entry is empty) and sets it.
    */
   @Override
-  public void register(String holder, String description) throws IOException {
+  public boolean register(String holder, String expected, String entry) throws IOException {
     String key = holderKey(holder);
-    byte[] value = description.getBytes(StandardCharsets.UTF_8);
-    int r = operate(REGISTRY, op -> setKey(op, key, value));
+    byte[] was = expected == null ? new byte[0] : expected.getBytes(StandardCharsets.UTF_8);
+    byte[] value = entry.getBytes(StandardCharsets.UTF_8);
+    int r =
+        operate(
+            REGISTRY,
+            op -> {
+              rados.rados_write_op_create(op, Librados.CREATE_IDEMPOTENT, null);
+              rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, was, was.length, 0);
+              setKey(op, key, value);
+            });
+    if (r == -ECANCELED) {
+      return false;
+    }
     answered(r, "registering store " + holder + " in pool " + pool);
+    return true;
   }
 
   @Override

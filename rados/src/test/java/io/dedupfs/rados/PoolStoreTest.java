@@ -394,6 +394,7 @@ class PoolStoreTest {
 
     probe.register(
         id,
+        probe.registered().get(id),
         "host h, "
             + dir.toAbsolutePath()
             + ", opened 2026-01-01T00:00:00Z, alive 2026-01-01T00:00:10Z, beat 1 every 1 s");
@@ -408,6 +409,88 @@ class PoolStoreTest {
         .hasMessageContaining("was forgotten by its pool");
     Datastore.destroy(dir, beating, p -> {});
     assertThat(probe.registered()).doesNotContainKey(id);
+  }
+
+  /**
+   * An open and a forget of one closed store that meet: each reads the store's entry, then writes
+   * its own only over the one it read. The forget that writes first wins and the open is refused;
+   * the open that writes first wins and the forget is refused, releasing nothing. Without the
+   * comparison, both go on and the open store loses its blocks.
+   */
+  @Test
+  void anOpenAndAForgetThatMeetNeverBothGoOn() throws IOException {
+    long before = probe.objectCount();
+    byte[] data = random(new SplittableRandom(1427 ^ RUN), 1024 * 1024);
+    Path dir = tmp.resolve("met");
+    String id;
+    long counted;
+    try (Datastore ds = Datastore.open(dir, config(RadosPool::open).withBlocksIn(pool()))) {
+      put(ds, "f", data);
+      ds.sync();
+      id = PoolStoreAccess.storeId(ds);
+      counted = PoolStoreAccess.countedBlocks(ds);
+    }
+    String closed = probe.registered().get(id);
+    assertThat(closed).contains(", closed ");
+
+    // 1. the forget lands between the open's read of the list and its first beat: the open fails
+    String first = id;
+    long firstCount = counted;
+    AtomicInteger reads = new AtomicInteger();
+    DatastoreConfig forgetDuringOpen =
+        config(
+            c ->
+                new ForwardingPool(RadosPool.open(c)) {
+                  @Override
+                  public Map<String, String> registered() throws IOException {
+                    Map<String, String> list = pool.registered();
+                    if (reads.getAndIncrement() == 0) { // the open's check that it is not forgotten
+                      assertThat(PoolStores.forget(probe, first, true, p -> {}))
+                          .isEqualTo(firstCount);
+                    }
+                    return list;
+                  }
+                });
+    assertThatThrownBy(() -> Datastore.open(dir, forgetDuringOpen))
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("was forgotten by its pool");
+    assertThat(probe.registered().get(id)).startsWith(PoolStores.FORGOTTEN);
+    assertThat(probe.objectCount()).isEqualTo(before);
+    Datastore.destroy(dir, config(RadosPool::open), p -> {});
+
+    // 2. the open lands between the forget's read of the list and its own entry: nothing released
+    Path dir2 = tmp.resolve("met2");
+    try (Datastore ds = Datastore.open(dir2, config(RadosPool::open).withBlocksIn(pool()))) {
+      put(ds, "f", data);
+      ds.sync();
+      id = PoolStoreAccess.storeId(ds);
+      counted = PoolStoreAccess.countedBlocks(ds);
+    }
+    Datastore[] opened = new Datastore[1];
+    BlockPool openDuringForget =
+        new ForwardingPool(probe) {
+          @Override
+          public Map<String, String> registered() throws IOException {
+            Map<String, String> list = pool.registered();
+            if (opened[0] == null) {
+              opened[0] = Datastore.open(dir2, config(RadosPool::open));
+            }
+            return list;
+          }
+        };
+    try {
+      String store = id;
+      assertThatThrownBy(() -> PoolStores.forget(openDuringForget, store, true, p -> {}))
+          .isInstanceOf(StoreException.class)
+          .hasMessageContaining("nothing was released");
+      assertThat(probe.objectCount()).isEqualTo(before + counted);
+      assertThat(probe.registered().get(id)).contains(", beat 0 ");
+      assertThat(read(opened[0], "f")).isEqualTo(data);
+    } finally {
+      opened[0].close();
+    }
+    Datastore.destroy(dir2, config(RadosPool::open), p -> {});
+    assertThat(probe.objectCount()).isEqualTo(before);
   }
 
   /**
@@ -475,8 +558,8 @@ class PoolStoreTest {
     }
 
     @Override
-    public void register(String holder, String description) throws IOException {
-      pool.register(holder, description);
+    public boolean register(String holder, String expected, String entry) throws IOException {
+      return pool.register(holder, expected, entry);
     }
 
     @Override
