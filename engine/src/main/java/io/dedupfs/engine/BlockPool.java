@@ -143,8 +143,11 @@ public interface BlockPool extends AutoCloseable {
   /** Takes {@code holder} off the pool's list of stores; one not on it: nothing. */
   void unregister(String holder) throws IOException;
 
-  /** The pool's list of stores: each holder's description, by holder. */
+  /** The pool's list of stores: each holder's entry, by holder. */
   Map<String, String> registered() throws IOException;
+
+  /** {@code holder}'s entry on the pool's list of stores, or null: one key read, not the list. */
+  String registered(String holder) throws IOException;
 
   @Override
   void close();

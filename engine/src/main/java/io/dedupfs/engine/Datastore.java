@@ -309,7 +309,7 @@ public final class Datastore implements Closeable {
   private void requireNotForgotten() throws StoreException {
     String entry;
     try {
-      entry = pool.registered().get(metaString(META_STORE_ID));
+      entry = pool.registered(metaString(META_STORE_ID));
     } catch (IOException e) {
       LOG.log(
           System.Logger.Level.WARNING,

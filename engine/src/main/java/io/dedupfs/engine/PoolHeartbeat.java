@@ -140,7 +140,7 @@ final class PoolHeartbeat implements AutoCloseable {
     try {
       for (int i = 0; i < TRIES; i++) {
         if (!known) {
-          last = pool.registered().get(holder);
+          last = pool.registered(holder);
           known = true;
         }
         if (last != null && last.startsWith(PoolStores.FORGOTTEN)) {

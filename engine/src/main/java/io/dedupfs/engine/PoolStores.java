@@ -67,7 +67,7 @@ public final class PoolStores {
   public static long forget(
       BlockPool pool, String holder, boolean evenIfRegistered, Consumer<Progress> progress)
       throws IOException {
-    String entry = pool.registered().get(holder);
+    String entry = pool.registered(holder);
     String registration = entry;
     if (registration != null && registration.startsWith(FORGOTTEN)) {
       registration = null; // forgotten before: an interrupted forget, or references taken since
@@ -95,7 +95,7 @@ public final class PoolStores {
           "store "
               + holder
               + " changed its entry on the pool's list of stores while it was being forgotten ("
-              + pool.registered().get(holder)
+              + pool.registered(holder)
               + "): it was opened or destroyed meanwhile; nothing was released");
     }
     long[] released = {0};
@@ -154,7 +154,7 @@ public final class PoolStores {
         Thread.currentThread().interrupt();
         throw new InterruptedIOException("interrupted while watching store " + holder);
       }
-      String now = pool.registered().get(holder);
+      String now = pool.registered(holder);
       if (now == null) {
         break; // destroyed meanwhile: what it held is being released anyway
       }

@@ -444,6 +444,15 @@ public final class RadosPool implements BlockPool {
     }
   }
 
+  @Override
+  public String registered(String holder) throws IOException {
+    String key = holderKey(holder);
+    // the first key that begins with it: the key itself if present (it sorts before longer ones)
+    Map<String, byte[]> found = omap(REGISTRY, null, key, 1);
+    byte[] entry = found == null ? null : found.get(key);
+    return entry == null ? null : new String(entry, StandardCharsets.UTF_8);
+  }
+
   /** The pool's blocks: its objects whose names are hashes, listed. */
   @Override
   public void forEachBlocks(int batch, Blocks action) throws IOException {

@@ -422,75 +422,71 @@ class PoolStoreTest {
     long before = probe.objectCount();
     byte[] data = random(new SplittableRandom(1427 ^ RUN), 1024 * 1024);
     Path dir = tmp.resolve("met");
-    String id;
-    long counted;
-    try (Datastore ds = Datastore.open(dir, config(RadosPool::open).withBlocksIn(pool()))) {
-      put(ds, "f", data);
-      ds.sync();
-      id = PoolStoreAccess.storeId(ds);
-      counted = PoolStoreAccess.countedBlocks(ds);
-    }
-    String closed = probe.registered().get(id);
-    assertThat(closed).contains(", closed ");
+    Written first = writtenAndClosed(dir, data);
+    assertThat(probe.registered().get(first.id())).contains(", closed ");
 
     // 1. the forget lands between the open's read of the list and its first beat: the open fails
-    String first = id;
-    long firstCount = counted;
     AtomicInteger reads = new AtomicInteger();
     DatastoreConfig forgetDuringOpen =
         config(
             c ->
                 new ForwardingPool(RadosPool.open(c)) {
                   @Override
-                  public Map<String, String> registered() throws IOException {
-                    Map<String, String> list = pool.registered();
+                  public String registered(String holder) throws IOException {
+                    String entry = pool.registered(holder);
                     if (reads.getAndIncrement() == 0) { // the open's check that it is not forgotten
-                      assertThat(PoolStores.forget(probe, first, true, p -> {}))
-                          .isEqualTo(firstCount);
+                      assertThat(PoolStores.forget(probe, first.id(), true, p -> {}))
+                          .isEqualTo(first.counted());
                     }
-                    return list;
+                    return entry;
                   }
                 });
     assertThatThrownBy(() -> Datastore.open(dir, forgetDuringOpen))
         .isInstanceOf(StoreException.class)
         .hasMessageContaining("was forgotten by its pool");
-    assertThat(probe.registered().get(id)).startsWith(PoolStores.FORGOTTEN);
+    assertThat(probe.registered().get(first.id())).startsWith(PoolStores.FORGOTTEN);
     assertThat(probe.objectCount()).isEqualTo(before);
     Datastore.destroy(dir, config(RadosPool::open), p -> {});
 
     // 2. the open lands between the forget's read of the list and its own entry: nothing released
     Path dir2 = tmp.resolve("met2");
-    try (Datastore ds = Datastore.open(dir2, config(RadosPool::open).withBlocksIn(pool()))) {
-      put(ds, "f", data);
-      ds.sync();
-      id = PoolStoreAccess.storeId(ds);
-      counted = PoolStoreAccess.countedBlocks(ds);
-    }
+    Written second = writtenAndClosed(dir2, data);
     Datastore[] opened = new Datastore[1];
     BlockPool openDuringForget =
         new ForwardingPool(probe) {
           @Override
-          public Map<String, String> registered() throws IOException {
-            Map<String, String> list = pool.registered();
+          public String registered(String holder) throws IOException {
+            String entry = pool.registered(holder);
             if (opened[0] == null) {
               opened[0] = Datastore.open(dir2, config(RadosPool::open));
             }
-            return list;
+            return entry;
           }
         };
     try {
-      String store = id;
-      assertThatThrownBy(() -> PoolStores.forget(openDuringForget, store, true, p -> {}))
+      assertThatThrownBy(() -> PoolStores.forget(openDuringForget, second.id(), true, p -> {}))
           .isInstanceOf(StoreException.class)
           .hasMessageContaining("nothing was released");
-      assertThat(probe.objectCount()).isEqualTo(before + counted);
-      assertThat(probe.registered().get(id)).contains(", beat 0 ");
+      assertThat(probe.objectCount()).isEqualTo(before + second.counted());
+      assertThat(probe.registered().get(second.id())).contains(", beat 0 ");
       assertThat(read(opened[0], "f")).isEqualTo(data);
     } finally {
       opened[0].close();
     }
     Datastore.destroy(dir2, config(RadosPool::open), p -> {});
     assertThat(probe.objectCount()).isEqualTo(before);
+  }
+
+  /** A store's id on the pool and the blocks it counts. */
+  private record Written(String id, long counted) {}
+
+  /** Creates a pool store in {@code dir} holding file "f" of {@code data}, and closes it. */
+  private Written writtenAndClosed(Path dir, byte[] data) throws IOException {
+    try (Datastore ds = create(dir)) {
+      put(ds, "f", data);
+      ds.sync();
+      return new Written(PoolStoreAccess.storeId(ds), PoolStoreAccess.countedBlocks(ds));
+    }
   }
 
   /**
@@ -570,6 +566,11 @@ class PoolStoreTest {
     @Override
     public Map<String, String> registered() throws IOException {
       return pool.registered();
+    }
+
+    @Override
+    public String registered(String holder) throws IOException {
+      return pool.registered(holder);
     }
 
     @Override

@@ -251,6 +251,29 @@ class RadosPoolTest {
         .isEqualTo(hostB.identity());
   }
 
+  /**
+   * An entry on the list of stores is written only over the one its writer names: two hosts that
+   * both expect the old entry, one wins. One entry is read by its key, not mistaken for a longer
+   * key it begins.
+   */
+  @Test
+  void anEntryOnTheListIsWrittenOnlyOverTheOneItsWriterExpects() throws IOException {
+    String h = "reg-" + System.nanoTime();
+    assertThat(hostA.registered(h)).isNull();
+    assertThat(hostA.register(h, null, "first")).isTrue();
+    assertThat(hostB.register(h, null, "second")).as("B expects no entry").isFalse();
+    assertThat(hostB.register(h, "first", "B's")).isTrue();
+    assertThat(hostA.register(h, "first", "A's")).as("A's entry was read before B's").isFalse();
+    assertThat(hostA.registered(h)).isEqualTo("B's");
+    assertThat(hostA.register(h + "x", null, "longer")).isTrue();
+    assertThat(hostA.registered(h)).isEqualTo("B's");
+    assertThat(hostA.registered(h.substring(0, h.length() - 1))).isNull();
+    assertThat(hostA.registered()).containsEntry(h, "B's").containsEntry(h + "x", "longer");
+    hostA.unregister(h);
+    hostA.unregister(h + "x");
+    assertThat(hostA.registered(h)).isNull();
+  }
+
   @Test
   void releasingAMissingBlockCreatesNothing() throws IOException {
     Hash h = hash(blocks(16, 1).get(0));
