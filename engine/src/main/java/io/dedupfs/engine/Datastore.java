@@ -129,9 +129,7 @@ public final class Datastore implements Closeable {
       this.ns = new Namespace(db);
       this.pool = bp = openPool(); // first: a store is not created in a pool that does not open
       this.geometry = new Geometry(initMeta());
-      if (pool != null) {
-        requireNotForgotten();
-      }
+      PoolHeartbeat.Read entryAtOpen = pool == null ? null : requireNotForgotten();
       this.log = il = openLog();
       this.blocks =
           bs =
@@ -182,7 +180,8 @@ public final class Datastore implements Closeable {
         writeBack.start();
         if (pool != null) {
           heartbeat =
-              new PoolHeartbeat(pool, metaString(META_STORE_ID), dir, config.poolHeartbeat());
+              new PoolHeartbeat(
+                  pool, metaString(META_STORE_ID), dir, config.poolHeartbeat(), entryAtOpen);
         }
       }
       if (log != null) {
@@ -303,10 +302,11 @@ public final class Datastore implements Closeable {
 
   /**
    * Refuses a store that {@code dedupfs pool forget} released ({@link PoolStores#FORGOTTEN}):
-   * blocks it uses may be gone from the pool. A pool that does not answer is logged, not refused:
-   * the open's next calls to it say what is wrong.
+   * blocks it uses may be gone from the pool. Returns the store's entry as read, for the heartbeat
+   * to write over; null when the pool did not answer, which is logged, not refused: the open's next
+   * calls to it say what is wrong.
    */
-  private void requireNotForgotten() throws StoreException {
+  private PoolHeartbeat.Read requireNotForgotten() throws StoreException {
     String entry;
     try {
       entry = pool.registered(metaString(META_STORE_ID));
@@ -314,11 +314,12 @@ public final class Datastore implements Closeable {
       LOG.log(
           System.Logger.Level.WARNING,
           "could not read the pool's list of stores for " + dir + ": " + e.getMessage());
-      return;
+      return null;
     }
     if (entry != null && entry.startsWith(PoolStores.FORGOTTEN)) {
       throw PoolHeartbeat.forgottenException(dir, entry);
     }
+    return new PoolHeartbeat.Read(entry);
   }
 
   /**

@@ -64,15 +64,24 @@ final class PoolHeartbeat implements AutoCloseable {
   /** The pool's list says the store was forgotten: nothing more is written. */
   private String forgotten;
 
+  /** A store's entry as read from the pool's list: {@code entry} null when it has none. */
+  record Read(String entry) {}
+
   /**
-   * Writes the entry of {@code holder}, the store in {@code dir}, and beats every {@code every}.
-   * Throws when the pool's list says the store was forgotten ({@link PoolStores#FORGOTTEN}).
+   * Writes the entry of {@code holder}, the store in {@code dir}, over {@code atOpen} (as the open
+   * read it; null: not known, read here), and beats every {@code every}. Throws when the pool's
+   * list says the store was forgotten ({@link PoolStores#FORGOTTEN}).
    */
-  PoolHeartbeat(BlockPool pool, String holder, Path dir, Duration every) throws StoreException {
+  PoolHeartbeat(BlockPool pool, String holder, Path dir, Duration every, Read atOpen)
+      throws StoreException {
     this.pool = pool;
     this.holder = holder;
     this.where = "host " + hostName() + ", " + dir.toAbsolutePath();
     this.everySeconds = every.toSeconds(); // at least 1: DatastoreConfig checks it
+    if (atOpen != null) {
+      last = atOpen.entry();
+      known = true;
+    }
     beat();
     if (forgotten != null) {
       throw forgottenException(dir, forgotten);

@@ -354,8 +354,8 @@ class RadosFaultIT extends RadosMounts {
         });
   }
 
-  /** Writes {@code data} to {@code f} and fsyncs it; then notes it in {@code model} (if any). */
-  private static Void writeAndSync(Path f, byte[] data, Map<Path, byte[]> model)
+  /** Writes {@code data} to {@code f} and fsyncs it; then notes it in {@code model}. */
+  private static void writeAndSync(Path f, byte[] data, Map<Path, byte[]> model)
       throws IOException {
     try (FileChannel ch =
         FileChannel.open(
@@ -369,10 +369,7 @@ class RadosFaultIT extends RadosMounts {
       }
       ch.force(true);
     }
-    if (model != null) {
-      model.put(f, data);
-    }
-    return null;
+    model.put(f, data);
   }
 
   private interface Action {
