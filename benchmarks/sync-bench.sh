@@ -30,6 +30,7 @@
 #                            while the JVM compiles them; every target gets the same ramp)
 #     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
+#     DEDUPFS_BENCH_JOBS     which jobs (default: all seven above, in that order)
 # About 7 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
 # benchmarks/target/results/sync-bench-DATE.tsv.
 set -euo pipefail
@@ -42,7 +43,7 @@ runtime=${DEDUPFS_BENCH_RUNTIME:-6}
 ramp=${DEDUPFS_BENCH_RAMP:-5}
 targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs dedupfs nullfs}
 fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
-jobs="fsync1 fsync4 direct64 seq16 rand32 read32 buffered"
+jobs=${DEDUPFS_BENCH_JOBS:-fsync1 fsync4 direct64 seq16 rand32 read32 buffered}
 
 say() { printf 'sync-bench: %s\n' "$*" >&2; }
 die() {
