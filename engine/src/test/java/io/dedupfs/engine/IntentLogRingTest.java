@@ -21,10 +21,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The intent log's ring on its own, written both ways (direct, synchronous writes by the waiting
- * thread; writes through the page cache and a shared flush): what {@link IntentLog#sync} returned
- * for is read back at the next open, across laps of the ring, and a record nobody synced is not
- * needed for it.
+ * The intent log's ring on its own, written both ways (direct, synchronous writes in batches;
+ * writes through the page cache and a shared flush): what {@link IntentLog#sync} returned for is
+ * read back at the next open, across laps of the ring, and syncs that meet share a write.
  */
 class IntentLogRingTest {
   private static final long LOG_ID = 7;
@@ -117,31 +116,84 @@ class IntentLogRingTest {
   }
 
   /**
-   * Two records of one file are appended by two fsyncs; the thread that syncs the later one writes
-   * the earlier one too when no thread has written it yet: replay stops at the first record of a
-   * file that is missing, so the later one alone would not be durable. A record of another file
-   * that nobody synced is not written.
+   * Records of three files are appended (two of the first: replay stops at a file's first missing
+   * record, so its later one alone would not be durable) before any is synced: the first sync
+   * writes them all in one write (group commit), and the other files' syncs find theirs on the
+   * device and write nothing. All of them come back at the next open.
    */
   @Test
-  void aFilesSyncWritesItsEarlierRecordsThatNoThreadWroteYet() throws Exception {
+  void oneSyncWritesEveryRecordAppendedBeforeItInOneWrite() throws Exception {
     IntentLog.create(dir, 1 << 20);
-    long first;
-    long second;
-    long other;
+    List<Long> seqs = new ArrayList<>();
     try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
       assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
-      first = append(log, 1, 0, TestStores.randomBytes(r, 5000)).seq();
-      IntentLog.Appended a = append(log, 1, first, TestStores.randomBytes(r, 700));
-      second = a.seq();
-      other = append(log, 2, 0, TestStores.randomBytes(r, 900)).seq();
-      log.sync(1, second, a.end());
+      IntentLog.Appended first = append(log, 1, 0, TestStores.randomBytes(r, 5000));
+      IntentLog.Appended second = append(log, 1, first.seq(), TestStores.randomBytes(r, 700));
+      IntentLog.Appended other = append(log, 2, 0, TestStores.randomBytes(r, 900));
+      IntentLog.Appended third = append(log, 3, 0, TestStores.randomBytes(r, 9000));
+      log.sync(1, second.seq(), second.end());
+      assertThat(log.batches()).as("one write for the four records").isEqualTo(1);
+      log.sync(2, other.seq(), other.end());
+      log.sync(3, third.seq(), third.end());
+      assertThat(log.batches()).as("written already").isEqualTo(1);
+      seqs.addAll(List.of(first.seq(), second.seq(), other.seq(), third.seq()));
     }
     try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
-      assertThat(again.recovered()).extracting(IntentLog.Record::seq).contains(first, second);
       assertThat(again.recovered())
           .extracting(IntentLog.Record::seq)
-          .as("never synced")
-          .doesNotContain(other);
+          .containsExactlyInAnyOrderElementsOf(seqs);
+    }
+  }
+
+  /**
+   * Eight threads, each with a file of its own, append and sync records at once: every record a
+   * sync returned for comes back at the next open, and the syncs shared writes: fewer writes than
+   * syncs (the first thread's write holds the records the others appended meanwhile).
+   */
+  @Test
+  void syncsOfManyFilesAtOnceShareWrites() throws Exception {
+    IntentLog.create(dir, 8 << 20);
+    Map<Long, byte[]> synced = new ConcurrentHashMap<>();
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    long writes;
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, true)) {
+      assumeThat(log.direct()).as("direct I/O on this file system").isTrue();
+      java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(8);
+      List<Future<?>> threads = new ArrayList<>();
+      for (int t = 0; t < 8; t++) {
+        long ino = 10 + t;
+        SplittableRandom tr = r.split();
+        threads.add(
+            pool.submit(
+                (Callable<Void>)
+                    () -> {
+                      long last = 0;
+                      for (int i = 0; i < 40; i++) {
+                        byte[] data = TestStores.randomBytes(tr, 1 + tr.nextInt(6000));
+                        together.await();
+                        IntentLog.Appended a = append(log, ino, last, data);
+                        last = a.seq();
+                        log.sync(ino, a.seq(), a.end());
+                        synced.put(a.seq(), data);
+                      }
+                      return null;
+                    }));
+      }
+      for (Future<?> t : threads) {
+        t.get(); // a failure in a thread fails the test with its cause
+      }
+      writes = log.batches();
+    } finally {
+      pool.shutdownNow();
+    }
+    assertThat(writes).as("writes for 320 syncs").isLessThan(320 / 2);
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      Map<Long, byte[]> read = new HashMap<>();
+      for (IntentLog.Record rec : again.recovered()) {
+        read.put(rec.seq(), rec.ranges().get(0).data());
+      }
+      assertThat(read.keySet()).containsAll(synced.keySet());
+      synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
     }
   }
 
