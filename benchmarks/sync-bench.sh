@@ -31,6 +31,8 @@
 #     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
 #     DEDUPFS_BENCH_JOBS     which jobs (default: all seven above, in that order)
+#     DEDUPFS_BENCH_LOG_SIZE dedupfs create --log-size for the store (default 1G, as
+#                            scripts/setup.sh makes its store)
 # About 7 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
 # benchmarks/target/results/sync-bench-DATE.tsv.
 set -euo pipefail
@@ -43,6 +45,7 @@ runtime=${DEDUPFS_BENCH_RUNTIME:-6}
 ramp=${DEDUPFS_BENCH_RAMP:-5}
 targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs dedupfs nullfs}
 fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
+log_size=${DEDUPFS_BENCH_LOG_SIZE:-1G}
 jobs=${DEDUPFS_BENCH_JOBS:-fsync1 fsync4 direct64 seq16 rand32 read32 buffered}
 
 say() { printf 'sync-bench: %s\n' "$*" >&2; }
@@ -111,7 +114,7 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
             bindfs "$work/bindfs-under" "$mnt"
             ;;
         dedupfs)
-            "$dedupfs" create "$work/store" >/dev/null
+            "$dedupfs" create --log-size "$log_size" "$work/store" >/dev/null
             "$dedupfs" mount --log "$work/dedupfs.log" "$work/store" "$mnt" >/dev/null
             ;;
         nullfs)

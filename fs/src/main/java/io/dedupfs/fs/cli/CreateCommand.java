@@ -45,6 +45,14 @@ final class CreateCommand implements Callable<Integer> {
 
   @Mixin CephOptions ceph = new CephOptions();
 
+  @Option(
+      names = "--log-size",
+      paramLabel = "SIZE",
+      description =
+          "Size of the intent log that fsyncs append to, 1M to 64G: a larger log takes more"
+              + " fsynced writes before commits must fold them into the trees (default: 128M).")
+  String logSize;
+
   @Parameters(paramLabel = "STORE", description = "Directory for the store.")
   Path store;
 
@@ -53,6 +61,9 @@ final class CreateCommand implements Callable<Integer> {
     StorePaths.requireCreatable(store, leafSize);
     DatastoreConfig config =
         StorePaths.config().withLeafSize(leafSize).withCompression(compression);
+    if (logSize != null) {
+      config = config.withLogBytes(logBytes());
+    }
     BlockPool.Location pool = pool();
     if (pool != null) {
       config = config.withBlocksIn(pool);
@@ -70,6 +81,17 @@ final class CreateCommand implements Callable<Integer> {
     }
     return 0;
   }
+
+  /** The size --log-size gives, checked. */
+  private long logBytes() {
+    long bytes = Sizes.parse(logSize);
+    if (bytes < DatastoreConfig.MIN_LOG_BYTES || bytes > MAX_LOG_BYTES) {
+      throw new Main.UsageException("--log-size must be from 1M to 64G, not " + logSize);
+    }
+    return bytes;
+  }
+
+  private static final long MAX_LOG_BYTES = 64L << 30;
 
   /** The pool --blocks names, checked; null without --blocks. */
   private BlockPool.Location pool() {
