@@ -182,6 +182,21 @@ class AdminIT {
     }
   }
 
+  /** `dedupfs create --log-size` makes the store's intent log that size, written in full. */
+  @Test
+  void createMakesTheIntentLogTheSizeItIsGiven() throws Exception {
+    Path store = tempDir.toRealPath().resolve("store");
+    Shell.Result create = Mounted.cli("create", "--log-size", "3M", store.toString());
+    assertThat(create.exitCode()).as("%s", create.describe()).isZero();
+    Path log = store.resolve("intent.log");
+    assertThat(Files.size(log)).isEqualTo(3L << 20);
+    long allocated =
+        Long.parseLong(Shell.checked("du", "-B1", log.toString()).stdout().split("\t")[0]);
+    assertThat(allocated)
+        .as("no holes: an append never allocates")
+        .isGreaterThanOrEqualTo(3L << 20);
+  }
+
   /**
    * The daemon's log tells the story (started, the version, stopped by a signal, closed) and
    * nothing else: the mount command's own output is one line, looking at figures is not logged.

@@ -217,6 +217,8 @@ class CliBadInputIT {
             List.of("create --compression lz5 S", "unknown compression 'lz5'"),
             List.of("create --compression zstd:99 S", "zstd's level must be 1 to 19"),
             List.of("create --compression lz4:3 S", "lz4 takes no level"),
+            List.of("create --log-size 100K S", "--log-size must be from 1M to 64G, not 100K"),
+            List.of("create --log-size lots S", "'lots' is not a size"),
             List.of("set-compression", "COMPRESSION"),
             List.of("set-compression gzip --store S", "unknown compression 'gzip'"),
             List.of("set-compression zstd:x --store S", "zstd's level must be a number"),

@@ -84,7 +84,12 @@ final class CreateCommand implements Callable<Integer> {
 
   /** The size --log-size gives, checked. */
   private long logBytes() {
-    long bytes = Sizes.parse(logSize);
+    long bytes;
+    try {
+      bytes = Sizes.parse(logSize);
+    } catch (picocli.CommandLine.TypeConversionException e) {
+      throw new Main.UsageException("--log-size: " + e.getMessage());
+    }
     if (bytes < DatastoreConfig.MIN_LOG_BYTES || bytes > MAX_LOG_BYTES) {
       throw new Main.UsageException("--log-size must be from 1M to 64G, not " + logSize);
     }
