@@ -155,7 +155,6 @@ public final class Datastore implements Closeable {
                   config,
                   files,
                   config.readOnly() || config.logBytes() == 0 ? null : log,
-                  pool == null,
                   maintenance::reclaimQuietly);
       this.contents = new Contents(db, geometry, files, writeBack);
       this.namespace = new NamespaceOps(dir, config, db, ns, blocks, files, contents, writeBack);

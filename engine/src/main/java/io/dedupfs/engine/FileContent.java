@@ -51,17 +51,8 @@ final class FileContent {
    */
   private long touches;
 
-  /**
-   * When the oldest change not frozen by a commit was made (System.nanoTime), for the flush timer;
-   * meaningful while {@link #dirtySinceSet}.
-   */
+  /** When the oldest unflushed change was made (System.nanoTime), for the flush timer. */
   private long dirtySince;
-
-  /**
-   * A change was made since the last freeze, and {@link #dirtySince} says when. (The tree is dirty
-   * before {@link #touch} is called, so {@link #isDirty} cannot tell.)
-   */
-  private boolean dirtySinceSet;
 
   /**
    * Dropped from the store's table of open contents by forget: whoever finds it so loads the inode
@@ -100,14 +91,6 @@ final class FileContent {
    */
   private boolean unloggable;
 
-  /**
-   * Some change since the last log record and the last freeze is in neither: a crash would lose it.
-   * Then {@link #unloggedSince} is when the first of them was made (System.nanoTime).
-   */
-  private boolean anyUnlogged;
-
-  private long unloggedSince;
-
   /** The sequence number of this file's last log record, 0 when it has none since it was loaded. */
   private long lastLoggedSeq;
 
@@ -138,7 +121,6 @@ final class FileContent {
 
   /** {@code [offset, end)} was written or zeroed. */
   void changed(long offset, long end) {
-    unloggedNow();
     if (offset < end) {
       unlogged.add(Range.closedOpen(offset, end));
     }
@@ -146,30 +128,12 @@ final class FileContent {
 
   /** The file was truncated (or extended) to {@code length}. */
   void truncated(long length) {
-    unloggedNow();
     unloggedTruncate = unloggedTruncate < 0 ? length : Math.min(unloggedTruncate, length);
   }
 
   /** Blocks of another file were put into this one's tree: only a commit makes it durable. */
   void shared() {
-    unloggedNow();
     unloggable = true;
-  }
-
-  /** A change was made now: the oldest since the last freeze, unless one was made before. */
-  private void changedNow() {
-    if (!dirtySinceSet) {
-      dirtySinceSet = true;
-      dirtySince = System.nanoTime();
-    }
-  }
-
-  /** A change no log record holds was made now. */
-  private void unloggedNow() {
-    if (!anyUnlogged) {
-      anyUnlogged = true;
-      unloggedSince = System.nanoTime();
-    }
   }
 
   /** Why {@link #logChanges} did not log: nothing to say, or only a commit can say it. */
@@ -202,7 +166,6 @@ final class FileContent {
     }
     RangeSet<Long> live = ranges.subRangeSet(Range.closedOpen(0L, length));
     if (live.isEmpty() && truncate < 0 && !timesUnlogged) {
-      anyUnlogged = false;
       return NOTHING_TO_LOG;
     }
     long bytes = 0;
@@ -243,7 +206,6 @@ final class FileContent {
     lastLoggedSeq = a.seq();
     lastLoggedEnd = a.end();
     timesUnlogged = false;
-    anyUnlogged = false;
     unlogged = TreeRangeSet.create();
     unloggedTruncate = -1;
     if (frozenUnlogged != null) {
@@ -276,7 +238,9 @@ final class FileContent {
   void replayed(long seq, long mtime, long ctime) {
     lastLoggedSeq = seq;
     if (mtime >= 0) {
-      changedNow();
+      if (!isDirty()) {
+        dirtySince = System.nanoTime();
+      }
       mtimeNs = mtime;
       ctimeNs = ctime;
       timesDirty = true;
@@ -308,12 +272,13 @@ final class FileContent {
   }
 
   void touch(long nowNs) {
-    changedNow();
+    if (!isDirty()) {
+      dirtySince = System.nanoTime();
+    }
     mtimeNs = nowNs;
     ctimeNs = nowNs;
     timesDirty = true;
     timesChanged = true;
-    unloggedNow();
     timesUnlogged = true;
     touches++;
   }
@@ -331,15 +296,11 @@ final class FileContent {
   }
 
   /**
-   * Dirty, with a change that no log record holds made at or before {@code cutoff}, or any change
-   * made at or before {@code foldCutoff} (System.nanoTime): due for the timer's commit. Caller
-   * holds the write lock.
+   * Dirty, with its oldest unflushed change made at or before {@code cutoff} (System.nanoTime).
+   * Caller holds the write lock.
    */
-  boolean dueForTimer(long cutoff, long foldCutoff) {
-    return isDirty()
-        && (!dirtySinceSet // dirty by a way that does not say when: not left waiting
-            || anyUnlogged && unloggedSince - cutoff <= 0
-            || dirtySince - foldCutoff <= 0);
+  boolean dirtySinceBefore(long cutoff) {
+    return isDirty() && dirtySince - cutoff <= 0;
   }
 
   /**
@@ -348,7 +309,6 @@ final class FileContent {
    */
   void discardChanges() {
     tree.discard();
-    dirtySinceSet = false;
     timesChanged = false;
     timesDirty = false;
   }
@@ -390,8 +350,6 @@ final class FileContent {
     unlogged = TreeRangeSet.create();
     unloggedTruncate = -1;
     unloggable = false;
-    anyUnlogged = false; // the commit holds it all
-    dirtySinceSet = false;
     return f;
   }
 
@@ -413,18 +371,13 @@ final class FileContent {
   void notCommitted(Frozen f, Throwable failure) {
     tree.rollback(f.tree());
     timesChanged |= f.times();
-    dirtySince = f.dirtySince(); // older than any change made since the freeze
-    dirtySinceSet = true;
+    dirtySince = f.dirtySince();
     unlogged.addAll(frozenUnlogged);
     if (frozenTruncate >= 0) {
       truncated(frozenTruncate);
     }
     frozenUnlogged = null;
     unloggable |= f.unloggable();
-    if (!anyUnlogged) {
-      anyUnlogged = true;
-      unloggedSince = f.dirtySince();
-    }
     if (retired) {
       tree.release(); // nobody counts a retired file's buffer
     }

@@ -3,7 +3,6 @@ package io.dedupfs.engine;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -63,24 +62,6 @@ final class WriteBack {
 
   /** Where fsyncs go (see {@link #fsync}); null: fsyncs commit, as in a read-only store. */
   private final IntentLog log;
-
-  /**
-   * How old a file's changes may grow before the timer commits them when a log record holds every
-   * one: {@link #FOLD_INTERVALS} flush intervals where the log is on the disk that holds the
-   * store's blocks, one where it is not (a store whose blocks are in a pool: its blocks reach the
-   * pool with the commit). A change no record holds is committed after one flush interval.
-   */
-  private final Duration foldAfter;
-
-  /**
-   * Of the timer's commits, those of changes the log holds (an fsynced guest's random writes) wait
-   * this many flush intervals: each commit of random 4 KiB writes rewrites a 16 KiB leaf and its
-   * tree path per write, and writes that land on one leaf meanwhile share it; every commit's writes
-   * also slow the log's, whose device flushes wait for them. fio, 4 jobs fsyncing each 4 KiB write
-   * into 256 MiB files: 4,168 a second with a 1 GiB log and 60 s, against 3,300 with the same log
-   * and 5 s (one run each in a throwaway build, 2026-12-04).
-   */
-  static final int FOLD_INTERVALS = 12;
 
   /**
    * Whether a log more than half full of records not yet folded has its files committed in the
@@ -168,30 +149,20 @@ final class WriteBack {
       DatastoreConfig config,
       OpenFiles files,
       IntentLog log,
-      boolean logBesideBlocks,
       Runnable reclaimer) {
     this.db = db;
     this.ns = ns;
     this.config = config;
     this.files = files;
     this.log = log;
-    this.foldAfter =
-        log != null && logBesideBlocks
-            ? config.flushInterval().multipliedBy(FOLD_INTERVALS)
-            : config.flushInterval();
     this.reclaimer = reclaimer;
   }
 
   /** Starts the flush timer and a first reclaim (a writable store only). */
   void start() {
-    long period = timerPeriod().toMillis();
+    long period = Math.max(100, config.flushInterval().toMillis() / 2);
     background.scheduleWithFixedDelay(this::flushOld, period, period, TimeUnit.MILLISECONDS);
     background.execute(this::reclaimQuietly);
-  }
-
-  /** How often the timer looks for files due ({@link #flushOld}): half a flush interval. */
-  private Duration timerPeriod() {
-    return Duration.ofMillis(Math.max(100, config.flushInterval().toMillis() / 2));
   }
 
   /**
@@ -799,23 +770,15 @@ final class WriteBack {
     reclaimer.run();
   }
 
-  /**
-   * The timer: commits the files with a change no log record holds older than the flush interval
-   * less a period, or with any change older than {@link #foldAfter} less a period, so that each is
-   * committed within its limit.
-   */
   private void flushOld() {
-    long now = System.nanoTime();
-    long period = timerPeriod().toNanos();
-    long cutoff = now - (config.flushInterval().toNanos() - period);
-    long foldCutoff = now - (foldAfter.toNanos() - period);
+    long cutoff = System.nanoTime() - config.flushInterval().toNanos();
     for (FileContent fc : files.all()) {
       if (closed) {
         return;
       }
       if (fc.lock.writeLock().tryLock()) {
         try {
-          if (fc.dueForTimer(cutoff, foldCutoff)) {
+          if (fc.dirtySinceBefore(cutoff)) {
             scheduleCommit(fc);
           }
         } finally {

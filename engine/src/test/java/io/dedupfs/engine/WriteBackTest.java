@@ -72,44 +72,6 @@ class WriteBackTest {
     }
   }
 
-  /**
-   * The timer commits a change a crash would lose after one flush interval, and a change an fsync
-   * put in the intent log after {@link WriteBack#FOLD_INTERVALS}: fewer commits of an fsyncing
-   * guest's writes, each holding more of them.
-   */
-  @Test
-  void theTimerWaitsLongerForChangesTheLogHolds() throws Exception {
-    Duration interval = Duration.ofMillis(200);
-    Duration fold = interval.multipliedBy(WriteBack.FOLD_INTERVALS);
-    try (Datastore ds = Datastore.open(dir, TestStores.config(4096).withFlushInterval(interval))) {
-      long synced = TestStores.create(ds, "synced");
-      long unsynced = TestStores.create(ds, "unsynced");
-      long start = System.nanoTime();
-      TestStores.write(ds, synced, 0, new byte[] {1, 2, 3});
-      ds.fsync(synced);
-      TestStores.write(ds, unsynced, 0, new byte[] {4, 5, 6});
-      waitForCommit(ds, unsynced);
-      Duration unsyncedAfter = Duration.ofNanos(System.nanoTime() - start);
-      if (unsyncedAfter.compareTo(fold.dividedBy(2)) < 0) { // else a stalled machine: no verdict
-        assertThat(TestStores.root(ds, synced).isZero())
-            .as("the fsynced file, %s ms after its write", unsyncedAfter.toMillis())
-            .isTrue();
-      }
-      waitForCommit(ds, synced);
-      assertThat(Duration.ofNanos(System.nanoTime() - start))
-          .as("the timer looks every half interval, and commits what is due within the next")
-          .isGreaterThanOrEqualTo(fold.minus(interval));
-    }
-  }
-
-  /** Waits until {@code ino} has a committed root: at most 30 s, normally a few seconds. */
-  private static void waitForCommit(Datastore ds, long ino) throws Exception {
-    for (int wait = 0; wait < 600 && TestStores.root(ds, ino).isZero(); wait++) {
-      Thread.sleep(50);
-    }
-    assertThat(TestStores.root(ds, ino).isZero()).as("committed by the timer").isFalse();
-  }
-
   @Test
   void closeCommitsEverything() throws IOException {
     byte[] data = TestStores.randomBytes(new SplittableRandom(3), 100_000);
