@@ -105,14 +105,9 @@ class IntentLogRingTest {
         synced.put(a.seq(), data);
       }
     }
-    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
-      Map<Long, byte[]> read = new HashMap<>();
-      for (IntentLog.Record rec : again.recovered()) {
-        read.put(rec.seq(), rec.ranges().get(0).data());
-      }
-      assertThat(read.keySet()).isEqualTo(synced.keySet());
-      synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
-    }
+    Map<Long, byte[]> read = recoveredData();
+    assertThat(read.keySet()).isEqualTo(synced.keySet());
+    synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
   }
 
   /**
@@ -187,14 +182,9 @@ class IntentLogRingTest {
       pool.shutdownNow();
     }
     assertThat(writes).as("writes for 320 syncs").isLessThan(320 / 2);
-    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
-      Map<Long, byte[]> read = new HashMap<>();
-      for (IntentLog.Record rec : again.recovered()) {
-        read.put(rec.seq(), rec.ranges().get(0).data());
-      }
-      assertThat(read.keySet()).containsAll(synced.keySet());
-      synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
-    }
+    Map<Long, byte[]> read = recoveredData();
+    assertThat(read.keySet()).containsAll(synced.keySet());
+    synced.forEach((seq, data) -> assertThat(read.get(seq)).as("record %d", seq).isEqualTo(data));
   }
 
   /**
@@ -273,6 +263,17 @@ class IntentLogRingTest {
             .as("record %d follows the one before", e.getKey())
             .isEqualTo(e.getKey() - 1);
       }
+    }
+  }
+
+  /** The data of every record the next open of the log finds, by sequence number. */
+  private Map<Long, byte[]> recoveredData() throws java.io.IOException {
+    try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
+      Map<Long, byte[]> read = new HashMap<>();
+      for (IntentLog.Record rec : again.recovered()) {
+        read.put(rec.seq(), rec.ranges().get(0).data());
+      }
+      return read;
     }
   }
 
