@@ -316,7 +316,7 @@ public final class Datastore implements Closeable {
           "could not read the pool's list of stores for " + dir + ": " + e.getMessage());
       return null;
     }
-    if (entry != null && entry.startsWith(PoolStores.FORGOTTEN)) {
+    if (PoolStores.isForgotten(entry)) {
       throw PoolHeartbeat.forgottenException(dir, entry);
     }
     return new PoolHeartbeat.Read(entry);

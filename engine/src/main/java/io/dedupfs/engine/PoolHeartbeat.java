@@ -152,7 +152,7 @@ final class PoolHeartbeat implements AutoCloseable {
           last = pool.registered(holder);
           known = true;
         }
-        if (last != null && last.startsWith(PoolStores.FORGOTTEN)) {
+        if (PoolStores.isForgotten(last)) {
           forgotten = last;
           LOG.log(
               System.Logger.Level.ERROR,

@@ -69,7 +69,7 @@ public final class PoolStores {
       throws IOException {
     String entry = pool.registered(holder);
     String registration = entry;
-    if (registration != null && registration.startsWith(FORGOTTEN)) {
+    if (isForgotten(registration)) {
       registration = null; // forgotten before: an interrupted forget, or references taken since
     }
     if (registration != null && !evenIfRegistered) {
@@ -129,6 +129,11 @@ public final class PoolStores {
    * {@code dedupfs destroy} of that directory takes the entry off.
    */
   public static final String FORGOTTEN = "forgotten ";
+
+  /** Whether {@code entry}, a store's entry on the pool's list or null, is a forget's. */
+  static boolean isForgotten(String entry) {
+    return entry != null && entry.startsWith(FORGOTTEN);
+  }
 
   /** The phase of {@link #forget} that watches a store's entry on the list, in seconds. */
   public static final String WATCH = "watch";
