@@ -955,6 +955,7 @@ public final class Datastore implements Closeable {
       }
     } finally {
       writeBack.close();
+      files.close();
       blocks.close();
       if (log != null) {
         log.close();

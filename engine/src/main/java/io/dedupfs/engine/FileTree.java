@@ -45,6 +45,9 @@ final class FileTree {
   /** The store-wide count of unfrozen overlay memory, kept in step with {@link #dirtyBytes}. */
   private final AtomicLong dirtyTotal;
 
+  /** Hashes the leaves that writes fill whole, ahead of their commit; null: the commit does. */
+  private final EarlyHasher earlyHasher;
+
   private Hash root;
   private int rootHeight;
   private Slot top;
@@ -69,14 +72,21 @@ final class FileTree {
   private TreeCommit inFlight;
 
   FileTree(Geometry g, BlockStore store, Hash root, int height, long length) {
-    this(g, store, root, height, length, new AtomicLong());
+    this(g, store, root, height, length, new AtomicLong(), null);
   }
 
   FileTree(
-      Geometry g, BlockStore store, Hash root, int height, long length, AtomicLong dirtyTotal) {
+      Geometry g,
+      BlockStore store,
+      Hash root,
+      int height,
+      long length,
+      AtomicLong dirtyTotal,
+      EarlyHasher earlyHasher) {
     this.g = g;
     this.store = store;
     this.dirtyTotal = dirtyTotal;
+    this.earlyHasher = earlyHasher;
     this.root = root;
     this.rootHeight = height;
     this.top = root;
@@ -288,7 +298,12 @@ final class FileTree {
       long pos = offset + done;
       int inLeaf = (int) (pos & (g.leafSize - 1));
       int n = Math.min(total - done, g.leafSize - inLeaf);
-      src.get(leafFor(txn, pos >>> g.leafShift, n == g.leafSize).data, inLeaf, n);
+      Leaf l = leafFor(txn, pos >>> g.leafShift, n == g.leafSize);
+      l.changing();
+      src.get(l.data, inLeaf, n);
+      if (n == g.leafSize && earlyHasher != null) {
+        earlyHasher.offer(l);
+      }
       done += n;
     }
     length = Math.max(length, offset + total);
@@ -490,6 +505,7 @@ final class FileTree {
     long from = Math.max(offset, start);
     long to = Math.min(end, start + span);
     if (m instanceof Leaf l) {
+      l.changing();
       Arrays.fill(l.data, (int) (from - start), (int) (to - start), (byte) 0);
       return l;
     }

@@ -42,12 +42,21 @@ final class OpenFiles {
    */
   private final AtomicLong dirtyBytes = new AtomicLong();
 
+  /** Hashes the leaves that writes fill whole, for every file's tree. */
+  private final EarlyHasher earlyHasher;
+
   OpenFiles(Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks, IntentLog log) {
     this.db = db;
     this.ns = ns;
     this.geometry = geometry;
     this.blocks = blocks;
     this.log = log;
+    this.earlyHasher = new EarlyHasher(geometry.leafSize);
+  }
+
+  /** Stops the early hashing; the store is closing. */
+  void close() {
+    earlyHasher.close();
   }
 
   /** Bytes buffered in every file's overlay and not frozen by a commit. */
@@ -106,7 +115,8 @@ final class OpenFiles {
           new FileContent(
               ino,
               i.isReadOnly(),
-              new FileTree(geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes));
+              new FileTree(
+                  geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes, earlyHasher));
       FileContent raced = files.putIfAbsent(ino, loaded);
       if (raced != null) {
         return raced;

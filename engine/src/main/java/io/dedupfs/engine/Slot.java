@@ -49,18 +49,66 @@ sealed interface Slot permits Hash, Slot.Piece {
     }
   }
 
-  /** A leaf being changed: a full leaf-size copy. */
+  /**
+   * A leaf being changed: a full leaf-size copy. A leaf that a write filled may be hashed early, by
+   * an {@link EarlyHasher}, while the writer goes on and the commit before it runs; the commit then
+   * takes that hash instead of working it out again, as long as data has not changed since.
+   */
   final class Leaf extends Piece {
     final byte[] data;
     Hash hash;
     int storedLength;
+
+    /**
+     * Counts the changes of data, so that an early hash of an older content is refused. This field
+     * and the two after it are guarded by this leaf's monitor.
+     */
+    private int version;
+
+    /** The hash of data at the current version, worked out early; null when none. */
+    private Hash early;
+
+    private int earlyLength;
 
     Leaf(Slot base, byte[] data) {
       super(base);
       this.data = data;
     }
 
+    /**
+     * Called before every change of data (by its owner, under the owner's lock): what was hashed
+     * early no longer holds.
+     */
+    synchronized void changing() {
+      version++;
+      early = null;
+    }
+
+    synchronized int version() {
+      return version;
+    }
+
+    /**
+     * The early hash of data as it was at {@code atVersion}, of its first {@code length} bytes:
+     * kept unless data has changed since. Data read while it changed gives a hash that is never
+     * kept: every change bumps the version before it touches data.
+     */
+    synchronized void hashedEarly(int atVersion, Hash h, int length) {
+      if (atVersion == version) {
+        early = h;
+        earlyLength = length;
+      }
+    }
+
+    /** Sets {@link #hash} and {@link #storedLength}: the early hash if data is unchanged since. */
     void hash(int leafSize) {
+      synchronized (this) {
+        if (early != null) {
+          storedLength = earlyLength;
+          hash = early;
+          return;
+        }
+      }
       storedLength = Geometry.storedLeafLength(data);
       hash = storedLength == 0 ? Hash.ZERO : Hasher.leaf(data, storedLength, leafSize);
     }
