@@ -20,6 +20,8 @@
 #     buffered    1 MiB sequential write, buffered, the final fsync timed, 1 job      MiB/s
 # and, on dedupfs only, fsync1 again after 4 GiB of other unique data went into the store
 # (fsync1-4g: an fsync must not cost more in a larger store).
+# Between targets the machine settles: what the last one wrote is synced and the page cache
+# dropped.
 #
 # Settings (environment):
 #     DEDUPFS_BENCH_DIR      where the stores, mountpoints and the disk directory go (default
@@ -140,6 +142,10 @@ unmount_target() { # TARGET
     esac
     mnt=""
     rm -rf -- "$work/store" "$work/bindfs-under" "$work/mnt-$1" "$work/disk"
+    # What a target left dirty is written back and the page cache emptied, so that the next target
+    # neither shares the disk with that writeback nor faults its memory in against a full cache.
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
 }
 
 # fio_job DIR JOB: runs one job, prints "figure p99_ms" (IOPS or MiB/s).
