@@ -56,9 +56,11 @@ final class EarlyHasher {
     this.pool = null;
   }
 
-  /** Hashes {@code l} soon, as it is now; the caller has just filled it, under its owner's lock. */
-  void offer(Leaf l) {
-    int version = l.version();
+  /**
+   * Hashes {@code l} soon, as it is at {@code version}; the caller has just filled it, under its
+   * owner's lock.
+   */
+  void offer(Leaf l, int version) {
     executor.execute(() -> hash(l, version));
   }
 

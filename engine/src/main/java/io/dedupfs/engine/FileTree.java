@@ -299,10 +299,10 @@ final class FileTree {
       int inLeaf = (int) (pos & (g.leafSize - 1));
       int n = Math.min(total - done, g.leafSize - inLeaf);
       Leaf l = leafFor(txn, pos >>> g.leafShift, n == g.leafSize);
-      l.changing();
+      int version = l.changing();
       src.get(l.data, inLeaf, n);
       if (n == g.leafSize && earlyHasher != null) {
-        earlyHasher.offer(l);
+        earlyHasher.offer(l, version);
       }
       done += n;
     }

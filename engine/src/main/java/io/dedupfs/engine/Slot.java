@@ -77,11 +77,11 @@ sealed interface Slot permits Hash, Slot.Piece {
 
     /**
      * Called before every change of data (by its owner, under the owner's lock): what was hashed
-     * early no longer holds.
+     * early no longer holds. Returns the version data will have once changed.
      */
-    synchronized void changing() {
-      version++;
+    synchronized int changing() {
       early = null;
+      return ++version;
     }
 
     synchronized int version() {

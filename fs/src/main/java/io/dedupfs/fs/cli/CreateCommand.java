@@ -45,6 +45,9 @@ final class CreateCommand implements Callable<Integer> {
 
   @Mixin CephOptions ceph = new CephOptions();
 
+  /** The largest --log-size: the engine takes any size from its minimum; 64G is plenty. */
+  private static final long MAX_LOG_BYTES = 64L << 30;
+
   @Option(
       names = "--log-size",
       paramLabel = "SIZE",
@@ -95,8 +98,6 @@ final class CreateCommand implements Callable<Integer> {
     }
     return bytes;
   }
-
-  private static final long MAX_LOG_BYTES = 64L << 30;
 
   /** The pool --blocks names, checked; null without --blocks. */
   private BlockPool.Location pool() {
