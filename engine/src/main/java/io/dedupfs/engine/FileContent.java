@@ -51,8 +51,20 @@ final class FileContent {
    */
   private long touches;
 
-  /** When the oldest unflushed change was made (System.nanoTime), for the flush timer. */
+  /**
+   * When the oldest unflushed change was made (System.nanoTime), for the flush timer; set by the
+   * first change after a freeze ({@link #dirtySinceSet}).
+   */
   private long dirtySince;
+
+  /**
+   * {@link #dirtySince} is the time of a change made since the last freeze. (A change marks the
+   * tree dirty before it is recorded here, so the tree's state cannot tell the first change.)
+   */
+  private boolean dirtySinceSet;
+
+  /** When the last change was made (System.nanoTime), for the flush timer. */
+  private long changedAt;
 
   /**
    * Dropped from the store's table of open contents by forget: whoever finds it so loads the inode
@@ -79,6 +91,12 @@ final class FileContent {
 
   /** The smallest length a truncate set since the last log record; -1 when none did. */
   private long unloggedTruncate = -1;
+
+  /**
+   * When the oldest change not in the log was made (System.nanoTime); meaningful while {@link
+   * #hasUnlogged}.
+   */
+  private long unloggedSince;
 
   /** The same two of the changes that the commit in flight froze; null when none is in flight. */
   private RangeSet<Long> frozenUnlogged;
@@ -122,18 +140,41 @@ final class FileContent {
   /** {@code [offset, end)} was written or zeroed. */
   void changed(long offset, long end) {
     if (offset < end) {
+      unloggedFrom(System.nanoTime());
       unlogged.add(Range.closedOpen(offset, end));
     }
   }
 
   /** The file was truncated (or extended) to {@code length}. */
   void truncated(long length) {
+    unloggedFrom(System.nanoTime());
     unloggedTruncate = unloggedTruncate < 0 ? length : Math.min(unloggedTruncate, length);
   }
 
   /** Blocks of another file were put into this one's tree: only a commit makes it durable. */
   void shared() {
+    unloggedFrom(System.nanoTime());
     unloggable = true;
+  }
+
+  /** A change was made at {@code now}. */
+  private void dirtyFrom(long now) {
+    if (!dirtySinceSet) {
+      dirtySince = now;
+      dirtySinceSet = true;
+    }
+  }
+
+  /** A change the log does not hold is being made at {@code now}. */
+  private void unloggedFrom(long now) {
+    if (!hasUnlogged()) {
+      unloggedSince = now;
+    }
+  }
+
+  /** Something changed since the last log record that the log does not hold yet. */
+  private boolean hasUnlogged() {
+    return !unlogged.isEmpty() || unloggedTruncate >= 0 || timesUnlogged || unloggable;
   }
 
   /** Why {@link #logChanges} did not log: nothing to say, or only a commit can say it. */
@@ -237,10 +278,8 @@ final class FileContent {
    */
   void replayed(long seq, long mtime, long ctime) {
     lastLoggedSeq = seq;
+    dirtyFrom(System.nanoTime());
     if (mtime >= 0) {
-      if (!isDirty()) {
-        dirtySince = System.nanoTime();
-      }
       mtimeNs = mtime;
       ctimeNs = ctime;
       timesDirty = true;
@@ -272,9 +311,10 @@ final class FileContent {
   }
 
   void touch(long nowNs) {
-    if (!isDirty()) {
-      dirtySince = System.nanoTime();
-    }
+    long now = System.nanoTime();
+    dirtyFrom(now);
+    unloggedFrom(now);
+    changedAt = now;
     mtimeNs = nowNs;
     ctimeNs = nowNs;
     timesDirty = true;
@@ -300,7 +340,26 @@ final class FileContent {
    * Caller holds the write lock.
    */
   boolean dirtySinceBefore(long cutoff) {
-    return isDirty() && dirtySince - cutoff <= 0;
+    return isDirty() && (!dirtySinceSet || dirtySince - cutoff <= 0);
+  }
+
+  /**
+   * Due for the flush timer, whose {@code cutoff} says when "the flush interval ago" was
+   * (System.nanoTime): dirty, with a change the intent log does not hold made at or before cutoff;
+   * or, every change being in the log, with none since cutoff (the file rests: its buffers are
+   * given back) or its oldest made at or before {@code loggedCutoff}. A file written and fsynced
+   * without a pause is otherwise committed when the log is half full or when its buffers reach its
+   * share of the dirty limit, so that one commit takes many rewrites of the same leaves. Caller
+   * holds the write lock.
+   */
+  boolean flushDue(long cutoff, long loggedCutoff) {
+    if (!dirtySinceBefore(cutoff)) {
+      return false;
+    }
+    if (hasUnlogged()) {
+      return unloggedSince - cutoff <= 0;
+    }
+    return changedAt - cutoff <= 0 || dirtySince - loggedCutoff <= 0;
   }
 
   /**
@@ -345,6 +404,7 @@ final class FileContent {
         new Frozen(
             c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince, lastLoggedSeq, unloggable);
     timesChanged = false;
+    dirtySinceSet = false;
     frozenUnlogged = unlogged;
     frozenTruncate = unloggedTruncate;
     unlogged = TreeRangeSet.create();
@@ -371,13 +431,17 @@ final class FileContent {
   void notCommitted(Frozen f, Throwable failure) {
     tree.rollback(f.tree());
     timesChanged |= f.times();
-    dirtySince = f.dirtySince();
+    dirtySince = f.dirtySince(); // no later than any change made since the freeze
+    dirtySinceSet = true;
     unlogged.addAll(frozenUnlogged);
     if (frozenTruncate >= 0) {
       truncated(frozenTruncate);
     }
     frozenUnlogged = null;
     unloggable |= f.unloggable();
+    if (hasUnlogged()) {
+      unloggedSince = f.dirtySince(); // no later than any change it holds: the timer is not late
+    }
     if (retired) {
       tree.release(); // nobody counts a retired file's buffer
     }

@@ -19,15 +19,17 @@ import java.util.concurrent.locks.Lock;
 /**
  * Write-back: buffers writes in the files' overlays and decides when and where they are committed.
  * A file's buffered changes are committed by {@link #flush}, {@link #sync}, the timer ({@link
- * #start}), or in the background once the file buffers its share of the dirty limit (a quarter). A
- * commit freezes the file's overlay under the file's lock, then hashes and stores it without that
- * lock (holding only the file's {@link FileContent#commitLock}), so writers and readers go on
- * meanwhile (see {@link FileTree}); a flush waits for the commit in flight, then commits what is
- * left. A writer that finds the whole store's buffered data, frozen or not, at the dirty limit
- * waits for commits first (back-pressure); once one has, large writes above half the limit are
- * paced to about the speed of recent commits ({@link #pace}), so that streaming writers wait a
- * little at each write rather than for a whole commit now and then. After stored commits it queues
- * a reclaim in the background, one for the commits of 50 ms.
+ * #start}: a flush interval after the first change the intent log does not hold; changes that are
+ * all in the log once the file rests for an interval, see {@link FileContent#flushDue}), or in the
+ * background once the file buffers its share of the dirty limit (a quarter). A commit freezes the
+ * file's overlay under the file's lock, then hashes and stores it without that lock (holding only
+ * the file's {@link FileContent#commitLock}), so writers and readers go on meanwhile (see {@link
+ * FileTree}); a flush waits for the commit in flight, then commits what is left. A writer that
+ * finds the whole store's buffered data, frozen or not, at the dirty limit waits for commits first
+ * (back-pressure); once one has, large writes above half the limit are paced to about the speed of
+ * recent commits ({@link #pace}), so that streaming writers wait a little at each write rather than
+ * for a whole commit now and then. After stored commits it queues a reclaim in the background, one
+ * for the commits of 50 ms.
  *
  * <p>Durability: {@link #fsync} appends the file's changes to the {@link IntentLog} instead of
  * committing; commits fold the records (table {@code folded}), a log half full of records not yet
@@ -91,6 +93,15 @@ final class WriteBack {
    * freeze to end (an average weighted to the last few); 0 until one did.
    */
   private volatile double commitSpeed;
+
+  /**
+   * How many flush intervals a file written and fsynced without a pause keeps changes that are all
+   * in the intent log before the timer commits them ({@link FileContent#flushDue}): bounds how long
+   * it holds its buffers and what a reopen after a crash replays, beside the log's own bound (half
+   * full) and the dirty limit. Commits of such a file every flush interval cost a guest that fsyncs
+   * a few hot blocks three times the disk's writes and its fsyncs' latency (README, "Durability").
+   */
+  private static final int LOGGED_FLUSH_INTERVALS = 12;
 
   /** Commits smaller than this say more about their fixed costs than about the store's speed. */
   private static final long SPEED_SAMPLE_MIN = 8L << 20;
@@ -771,14 +782,17 @@ final class WriteBack {
   }
 
   private void flushOld() {
-    long cutoff = System.nanoTime() - config.flushInterval().toNanos();
+    long now = System.nanoTime();
+    long interval = config.flushInterval().toNanos();
+    long cutoff = now - interval;
+    long loggedCutoff = now - LOGGED_FLUSH_INTERVALS * interval;
     for (FileContent fc : files.all()) {
       if (closed) {
         return;
       }
       if (fc.lock.writeLock().tryLock()) {
         try {
-          if (fc.dirtySinceBefore(cutoff)) {
+          if (fc.flushDue(cutoff, loggedCutoff)) {
             scheduleCommit(fc);
           }
         } finally {

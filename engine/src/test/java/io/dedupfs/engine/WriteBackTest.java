@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -69,6 +71,77 @@ class WriteBackTest {
         Thread.sleep(50); // bounded: at most 30 s, normally a few hundred ms
       }
       assertThat(TestStores.root(ds, f).isZero()).as("committed by the timer").isFalse();
+    }
+  }
+
+  @Test
+  void theTimerCountsFromTheFirstChangeSinceTheLastCommit() throws Exception {
+    DatastoreConfig config = TestStores.config(4096).withFlushInterval(Duration.ofMillis(1500));
+    try (Datastore ds = Datastore.open(dir, config)) {
+      long f = TestStores.create(ds, "f");
+      TestStores.write(ds, f, 0, new byte[] {1});
+      ds.flush(f);
+      Hash first = TestStores.root(ds, f);
+      Thread.sleep(2000); // the file rests clean for longer than the interval
+      long written = System.nanoTime();
+      TestStores.write(ds, f, 0, new byte[] {2});
+      for (int wait = 0; wait < 600 && TestStores.root(ds, f).equals(first); wait++) {
+        Thread.sleep(20); // bounded: at most 12 s, normally 1.5 to 2.3 s
+      }
+      long took = System.nanoTime() - written;
+      assertThat(TestStores.root(ds, f)).as("committed by the timer").isNotEqualTo(first);
+      assertThat(took).as("ns from the write to its commit").isGreaterThanOrEqualTo(1_500_000_000L);
+    }
+  }
+
+  @Test
+  void theTimerLeavesAFileThatIsWrittenAndFsyncedToTheLogUntilItRests() throws Exception {
+    DatastoreConfig config =
+        TestStores.config(4096).withFlushInterval(Duration.ofMillis(400)).withLogBytes(64L << 20);
+    try (Datastore ds = Datastore.open(dir, config)) {
+      long f = TestStores.create(ds, "f");
+      SplittableRandom random = new SplittableRandom(5);
+      byte[] last = null;
+      Set<Hash> roots = new HashSet<>();
+      // 2 s of fsync'd writes, one every 10 ms: under the 12 flush intervals (4.8 s) that a file
+      // kept busy may keep its changes in the log; without that, the timer commits every 400 ms
+      long end = System.nanoTime() + 2_000_000_000L;
+      while (System.nanoTime() < end) {
+        last = TestStores.randomBytes(random, 4096);
+        TestStores.write(ds, f, random.nextInt(64) * 4096L, last);
+        ds.fsync(f);
+        roots.add(TestStores.root(ds, f));
+        Thread.sleep(10);
+      }
+      roots.remove(Hash.ZERO);
+      // one commit is let pass: a pause of the test's thread (a GC, a loaded machine) is a rest
+      assertThat(roots).as("commits while the file was written and fsynced").hasSizeLessThan(2);
+      Hash root = TestStores.root(ds, f);
+      for (int wait = 0; wait < 600 && TestStores.root(ds, f).equals(root); wait++) {
+        Thread.sleep(50); // bounded: at most 30 s, normally under a second
+      }
+      assertThat(TestStores.root(ds, f)).as("committed once the file rested").isNotEqualTo(root);
+      assertThat(ds.writeBack.bufferedBytes()).as("buffers given back").isZero();
+      assertConsistent(ds);
+    }
+  }
+
+  @Test
+  void theTimerCommitsAFileKeptBusyAfterTwelveIntervals() throws Exception {
+    DatastoreConfig config =
+        TestStores.config(4096).withFlushInterval(Duration.ofMillis(100)).withLogBytes(64L << 20);
+    try (Datastore ds = Datastore.open(dir, config)) {
+      long f = TestStores.create(ds, "f");
+      SplittableRandom random = new SplittableRandom(6);
+      boolean committed = false;
+      long end = System.nanoTime() + 30_000_000_000L; // bounded; 1.2 s of writing normally
+      while (!committed && System.nanoTime() < end) {
+        TestStores.write(ds, f, random.nextInt(64) * 4096L, TestStores.randomBytes(random, 4096));
+        ds.fsync(f);
+        committed = !TestStores.root(ds, f).isZero();
+        Thread.sleep(5);
+      }
+      assertThat(committed).as("committed while written and fsynced without a rest").isTrue();
     }
   }
 
