@@ -158,11 +158,12 @@ final class FileContent {
   }
 
   /** A change was made at {@code now}. */
-  private void dirtyFrom(long now) {
+  private void changedAt(long now) {
     if (!dirtySinceSet) {
       dirtySince = now;
       dirtySinceSet = true;
     }
+    changedAt = now;
   }
 
   /** A change the log does not hold is being made at {@code now}. */
@@ -278,7 +279,7 @@ final class FileContent {
    */
   void replayed(long seq, long mtime, long ctime) {
     lastLoggedSeq = seq;
-    dirtyFrom(System.nanoTime());
+    changedAt(System.nanoTime());
     if (mtime >= 0) {
       mtimeNs = mtime;
       ctimeNs = ctime;
@@ -312,9 +313,8 @@ final class FileContent {
 
   void touch(long nowNs) {
     long now = System.nanoTime();
-    dirtyFrom(now);
+    changedAt(now);
     unloggedFrom(now);
-    changedAt = now;
     mtimeNs = nowNs;
     ctimeNs = nowNs;
     timesDirty = true;
