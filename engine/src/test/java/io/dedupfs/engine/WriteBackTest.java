@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.SplittableRandom;
@@ -101,15 +102,19 @@ class WriteBackTest {
     try (Datastore ds = Datastore.open(dir, config)) {
       long f = TestStores.create(ds, "f");
       SplittableRandom random = new SplittableRandom(5);
-      byte[] last = null;
+      byte[] model = new byte[64 * 4096];
+      int length = 0;
       Set<Hash> roots = new HashSet<>();
       // 2 s of fsync'd writes, one every 10 ms: under the 12 flush intervals (4.8 s) that a file
-      // kept busy may keep its changes in the log; without that, the timer commits every 400 ms
+      // kept busy may keep its changes in the log; without that, the timer commits every 200 ms
       long end = System.nanoTime() + 2_000_000_000L;
       while (System.nanoTime() < end) {
-        last = TestStores.randomBytes(random, 4096);
-        TestStores.write(ds, f, random.nextInt(64) * 4096L, last);
+        byte[] data = TestStores.randomBytes(random, 4096);
+        int at = random.nextInt(64) * 4096;
+        TestStores.write(ds, f, at, data);
         ds.fsync(f);
+        System.arraycopy(data, 0, model, at, data.length);
+        length = Math.max(length, at + data.length);
         roots.add(TestStores.root(ds, f));
         Thread.sleep(10);
       }
@@ -122,6 +127,8 @@ class WriteBackTest {
       }
       assertThat(TestStores.root(ds, f)).as("committed once the file rested").isNotEqualTo(root);
       assertThat(ds.writeBack.bufferedBytes()).as("buffers given back").isZero();
+      TestStores.assertSameBytes(
+          TestStores.read(ds, f, 0, length), Arrays.copyOf(model, length), "after the commit");
       assertConsistent(ds);
     }
   }
@@ -129,12 +136,13 @@ class WriteBackTest {
   @Test
   void theTimerCommitsAFileKeptBusyAfterTwelveIntervals() throws Exception {
     DatastoreConfig config =
-        TestStores.config(4096).withFlushInterval(Duration.ofMillis(100)).withLogBytes(64L << 20);
+        TestStores.config(4096).withFlushInterval(Duration.ofMillis(300)).withLogBytes(64L << 20);
     try (Datastore ds = Datastore.open(dir, config)) {
       long f = TestStores.create(ds, "f");
       SplittableRandom random = new SplittableRandom(6);
       boolean committed = false;
-      long end = System.nanoTime() + 30_000_000_000L; // bounded; 1.2 s of writing normally
+      // 3.6 s of writing normally; the file never rests for 300 ms unless this thread stalls
+      long end = System.nanoTime() + 10_000_000_000L;
       while (!committed && System.nanoTime() < end) {
         TestStores.write(ds, f, random.nextInt(64) * 4096L, TestStores.randomBytes(random, 4096));
         ds.fsync(f);
