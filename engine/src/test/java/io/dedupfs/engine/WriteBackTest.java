@@ -154,6 +154,35 @@ class WriteBackTest {
   }
 
   @Test
+  void theTimerCommitsLoggedChangesOnceHalfTheDirtyLimitIsBuffered() throws Exception {
+    // four files of 160 KiB each, under their share (a quarter of 1 MiB) but together over half
+    DatastoreConfig config =
+        TestStores.config(4096)
+            .withFlushInterval(Duration.ofMillis(300))
+            .withDirtyLimit(1L << 20)
+            .withLogBytes(64L << 20);
+    try (Datastore ds = Datastore.open(dir, config)) {
+      long[] files = new long[4];
+      for (int i = 0; i < files.length; i++) {
+        files[i] = TestStores.create(ds, "f" + i);
+      }
+      SplittableRandom random = new SplittableRandom(7);
+      boolean committed = false;
+      // 0.3 to 0.9 s of writing normally; 3.6 s (twelve intervals) without the half-limit rule
+      long end = System.nanoTime() + 2_500_000_000L;
+      while (!committed && System.nanoTime() < end) {
+        for (long f : files) {
+          TestStores.write(ds, f, random.nextInt(40) * 4096L, TestStores.randomBytes(random, 4096));
+          ds.fsync(f);
+          committed |= !TestStores.root(ds, f).isZero();
+        }
+        Thread.sleep(2);
+      }
+      assertThat(committed).as("a file committed within 2.5 s").isTrue();
+    }
+  }
+
+  @Test
   void closeCommitsEverything() throws IOException {
     byte[] data = TestStores.randomBytes(new SplittableRandom(3), 100_000);
     long f;
