@@ -140,20 +140,20 @@ final class FileContent {
   /** {@code [offset, end)} was written or zeroed. */
   void changed(long offset, long end) {
     if (offset < end) {
-      unloggedFrom(System.nanoTime());
+      unloggedFromNow();
       unlogged.add(Range.closedOpen(offset, end));
     }
   }
 
   /** The file was truncated (or extended) to {@code length}. */
   void truncated(long length) {
-    unloggedFrom(System.nanoTime());
+    unloggedFromNow();
     unloggedTruncate = unloggedTruncate < 0 ? length : Math.min(unloggedTruncate, length);
   }
 
   /** Blocks of another file were put into this one's tree: only a commit makes it durable. */
   void shared() {
-    unloggedFrom(System.nanoTime());
+    unloggedFromNow();
     unloggable = true;
   }
 
@@ -166,10 +166,13 @@ final class FileContent {
     changedAt = now;
   }
 
-  /** A change the log does not hold is being made at {@code now}. */
-  private void unloggedFrom(long now) {
+  /**
+   * A change the log does not hold is being made now (the clock is read only by the first such
+   * change since the last log record: this runs on every write).
+   */
+  private void unloggedFromNow() {
     if (!hasUnlogged()) {
-      unloggedSince = now;
+      unloggedSince = System.nanoTime();
     }
   }
 
@@ -314,7 +317,7 @@ final class FileContent {
   void touch(long nowNs) {
     long now = System.nanoTime();
     changedAt(now);
-    unloggedFrom(now);
+    unloggedFromNow();
     mtimeNs = nowNs;
     ctimeNs = nowNs;
     timesDirty = true;

@@ -86,9 +86,7 @@ class WriteBackTest {
       Thread.sleep(2000); // the file rests clean for longer than the interval
       long written = System.nanoTime();
       TestStores.write(ds, f, 0, new byte[] {2});
-      for (int wait = 0; wait < 600 && TestStores.root(ds, f).equals(first); wait++) {
-        Thread.sleep(20); // bounded: at most 12 s, normally 1.5 to 2.3 s
-      }
+      awaitRootChange(ds, f, first); // normally 1.5 to 2.3 s
       long took = System.nanoTime() - written;
       assertThat(TestStores.root(ds, f)).as("committed by the timer").isNotEqualTo(first);
       assertThat(took).as("ns from the write to its commit").isGreaterThanOrEqualTo(1_500_000_000L);
@@ -109,10 +107,8 @@ class WriteBackTest {
       // kept busy may keep its changes in the log; without that, the timer commits every 200 ms
       long end = System.nanoTime() + 2_000_000_000L;
       while (System.nanoTime() < end) {
-        byte[] data = TestStores.randomBytes(random, 4096);
         int at = random.nextInt(64) * 4096;
-        TestStores.write(ds, f, at, data);
-        ds.fsync(f);
+        byte[] data = writeAndFsync(ds, f, at, random);
         System.arraycopy(data, 0, model, at, data.length);
         length = Math.max(length, at + data.length);
         roots.add(TestStores.root(ds, f));
@@ -122,9 +118,7 @@ class WriteBackTest {
       // one commit is let pass: a pause of the test's thread (a GC, a loaded machine) is a rest
       assertThat(roots).as("commits while the file was written and fsynced").hasSizeLessThan(2);
       Hash root = TestStores.root(ds, f);
-      for (int wait = 0; wait < 600 && TestStores.root(ds, f).equals(root); wait++) {
-        Thread.sleep(50); // bounded: at most 30 s, normally under a second
-      }
+      awaitRootChange(ds, f, root); // normally under a second
       assertThat(TestStores.root(ds, f)).as("committed once the file rested").isNotEqualTo(root);
       assertThat(ds.writeBack.bufferedBytes()).as("buffers given back").isZero();
       TestStores.assertSameBytes(
@@ -144,8 +138,7 @@ class WriteBackTest {
       // 3.6 s of writing normally; the file never rests for 300 ms unless this thread stalls
       long end = System.nanoTime() + 10_000_000_000L;
       while (!committed && System.nanoTime() < end) {
-        TestStores.write(ds, f, random.nextInt(64) * 4096L, TestStores.randomBytes(random, 4096));
-        ds.fsync(f);
+        writeAndFsync(ds, f, random.nextInt(64) * 4096L, random);
         committed = !TestStores.root(ds, f).isZero();
         Thread.sleep(5);
       }
@@ -172,13 +165,28 @@ class WriteBackTest {
       long end = System.nanoTime() + 2_500_000_000L;
       while (!committed && System.nanoTime() < end) {
         for (long f : files) {
-          TestStores.write(ds, f, random.nextInt(40) * 4096L, TestStores.randomBytes(random, 4096));
-          ds.fsync(f);
+          writeAndFsync(ds, f, random.nextInt(40) * 4096L, random);
           committed |= !TestStores.root(ds, f).isZero();
         }
         Thread.sleep(2);
       }
       assertThat(committed).as("a file committed within 2.5 s").isTrue();
+    }
+  }
+
+  /** Writes 4 KiB of random bytes at {@code at} and fsyncs; returns the bytes. */
+  private static byte[] writeAndFsync(Datastore ds, long f, long at, SplittableRandom random)
+      throws IOException {
+    byte[] data = TestStores.randomBytes(random, 4096);
+    TestStores.write(ds, f, at, data);
+    ds.fsync(f);
+    return data;
+  }
+
+  /** Waits until {@code f}'s committed root is no longer {@code from}, 30 s at most. */
+  private static void awaitRootChange(Datastore ds, long f, Hash from) throws Exception {
+    for (int wait = 0; wait < 1500 && TestStores.root(ds, f).equals(from); wait++) {
+      Thread.sleep(20);
     }
   }
 
