@@ -40,12 +40,12 @@ final class TreeCommit {
   private boolean hashed;
 
   /**
-   * The form in which each new leaf is stored ({@link BlockStore#pack}; absent: raw), chosen by the
-   * first {@link #apply} for the leaves the store lacked then.
+   * The form in which each leaf packed so far is stored ({@link BlockStore#pack}; a null value:
+   * raw): the leaves {@link #packAhead} was given, and those {@link #apply} found the store lacked.
    */
-  private Map<Leaf, BlockStore.Packed> packed;
+  private final Map<Leaf, BlockStore.Packed> packed = new IdentityHashMap<>();
 
-  /** The leaves the store lacked when {@link #pack} looked. */
+  /** The leaves the store lacked when the last {@link #apply} looked. */
   private List<Leaf> freshLeaves;
 
   TreeCommit(
@@ -95,8 +95,8 @@ final class TreeCommit {
 
   /**
    * Stores the new blocks and moves reference counts from the old tree to the new one, inside the
-   * caller's write transaction. Pure with respect to this object: it may be run again if the
-   * transaction is retried.
+   * caller's write transaction. Pure with respect to this object but for the compressed forms it
+   * keeps: it may be run again if the transaction is retried.
    */
   void apply(WriteTxn txn) throws IOException {
     hash();
@@ -136,27 +136,36 @@ final class TreeCommit {
   }
 
   /**
-   * Compresses the leaves that the store lacks, in parallel (compression needs no transaction; the
-   * lookups run on this thread, in {@code txn}).
+   * The hashed leaves that the store lacks as {@code txn} sees it, for {@link #packAhead}. Hashes
+   * first.
    */
-  private void pack(WriteTxn txn) {
-    if (packed != null) {
-      return; // the transaction is run again: the leaves it stores are the same
-    }
-    List<Leaf> fresh =
-        leaves.stream().filter(l -> !l.hash.isZero() && !store.exists(txn, l.hash)).toList();
-    Map<Leaf, BlockStore.Packed> out = new IdentityHashMap<>();
-    var forms =
-        (fresh.size() > 8 ? fresh.parallelStream() : fresh.stream())
+  List<Leaf> missingLeaves(ReadTxn txn) {
+    hash();
+    return leaves.stream().filter(l -> !l.hash.isZero() && !store.exists(txn, l.hash)).toList();
+  }
+
+  /**
+   * Compresses those of {@code some} not compressed yet, in parallel. Called with {@link
+   * #missingLeaves} before the write transaction and outside it, so that LMDB's single writer only
+   * stores what it finds compressed; {@link #apply} then compresses only the leaves the store lacks
+   * in its transaction that were not given here (freed meanwhile). Needs no transaction and no
+   * lock; not while {@link #apply} runs.
+   */
+  void packAhead(List<Leaf> some) {
+    List<Leaf> todo = some.stream().filter(l -> !packed.containsKey(l)).toList();
+    List<BlockStore.Packed> forms =
+        (todo.size() > 8 ? todo.parallelStream() : todo.stream())
             .map(l -> store.pack(l.data, l.storedLength, 0))
-            .toList();
-    for (int i = 0; i < fresh.size(); i++) {
-      if (forms.get(i) != null) {
-        out.put(fresh.get(i), forms.get(i));
-      }
+            .toList(); // keeps the nulls (raw)
+    for (int i = 0; i < todo.size(); i++) {
+      packed.put(todo.get(i), forms.get(i));
     }
-    packed = out;
-    freshLeaves = fresh;
+  }
+
+  /** Finds the leaves the store lacks in {@code txn} and compresses those not compressed yet. */
+  private void pack(WriteTxn txn) {
+    freshLeaves = missingLeaves(txn);
+    packAhead(freshLeaves);
   }
 
   /**

@@ -678,7 +678,7 @@ final class WriteBack {
         hook.frozen(fc.ino);
       }
       TreeCommit c = f.tree();
-      c.hash();
+      c.packAhead(db.read(c::missingLeaves)); // hashed and compressed before the single writer
       applied =
           db.write(
               txn -> {
