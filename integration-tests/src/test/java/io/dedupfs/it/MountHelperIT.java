@@ -388,7 +388,9 @@ class MountHelperIT {
   /**
    * The daemon runs with a fixed heap (-Xms = -Xmx: 2 GiB, or an eighth of the memory; the JVM's
    * defaults under 8 GiB), which a heap size in DEDUPFS_JAVA_OPTS replaces. A heap the JVM grows
-   * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks).
+   * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks). The heap
+   * is on transparent huge pages when the kernel offers them, and the JVM is not asked for them
+   * when it does not (it would print a warning).
    */
   @Test
   void theDaemonsHeapIsFixedUnlessTheAdministratorSetsOne() throws IOException {
@@ -410,6 +412,13 @@ class MountHelperIT {
       assertThat(jvmArgs(pid)).contains("-Xms" + heapMib + "m", "-Xmx" + heapMib + "m");
     } else {
       assertThat(jvmArgs(pid)).noneMatch(a -> a.startsWith("-Xms") || a.startsWith("-Xmx"));
+    }
+    Path thpMode = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
+    String thp = Files.exists(thpMode) ? Files.readString(thpMode) : "[never]";
+    if (thp.contains("[never]")) {
+      assertThat(jvmArgs(pid)).doesNotContain("-XX:+UseTransparentHugePages");
+    } else {
+      assertThat(jvmArgs(pid)).contains("-XX:+UseTransparentHugePages");
     }
     unmountAndAwaitClose(mnt, pid, store);
 
