@@ -390,19 +390,21 @@ class MountHelperIT {
    * defaults under 8 GiB), which a heap size in DEDUPFS_JAVA_OPTS replaces. A heap the JVM grows
    * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks). The heap
    * is on transparent huge pages when the kernel offers them, and the JVM is not asked for them
-   * when it does not (it would print a warning).
+   * when it does not (it would print a warning). The daemon buffers written data up to three
+   * eighths of its heap, as its log says.
    */
   @Test
   void theDaemonsHeapIsFixedUnlessTheAdministratorSetsOne() throws IOException {
     Mounted.assumeFuseAvailable();
     Path store = createStore(tmp.resolve("store"));
     Path mnt = mountpoint("mnt");
+    Path log = tmp.resolve("heap.log");
     List<String> mount =
         List.of(
             Mounted.script().toString(),
             "mount",
             "--log",
-            tmp.resolve("heap.log").toString(),
+            log.toString(),
             store.toString(),
             mnt.toString());
 
@@ -421,6 +423,10 @@ class MountHelperIT {
       assertThat(jvmArgs(pid)).contains("-XX:+UseTransparentHugePages");
     }
     unmountAndAwaitClose(mnt, pid, store);
+    if (heapMib >= 1024) {
+      // written data buffered before writers wait: three eighths of the heap, at most 1 GiB
+      assertThat(Files.readString(log)).contains("dirty limit " + heapMib * 3 / 8 + " MiB");
+    }
 
     Map<String, String> env = new HashMap<>(Mounted.cliEnv());
     env.put("DEDUPFS_JAVA_OPTS", "-Xmx768m");
@@ -429,6 +435,7 @@ class MountHelperIT {
         .contains("-Xmx768m")
         .noneMatch(a -> a.startsWith("-Xms") || a.equals("-Xmx" + heapMib + "m"));
     unmountAndAwaitClose(mnt, pid, store);
+    assertThat(Files.readString(log)).contains("dirty limit 288 MiB");
   }
 
   private static List<String> jvmArgs(long pid) throws IOException {

@@ -316,7 +316,8 @@ final class MountCommand implements Callable<Integer> {
     DatastoreConfig config =
         StorePaths.config(Duration.ofSeconds(poolTimeout))
             .withReadOnly(readOnly)
-            .withPoolCacheBytes(poolCacheBytes);
+            .withPoolCacheBytes(poolCacheBytes)
+            .withDirtyLimit(dirtyLimitFor(Runtime.getRuntime().maxMemory()));
     if (fsync == Fsync.commit) {
       config = config.withLogBytes(0);
     }
@@ -369,6 +370,9 @@ final class MountCommand implements Callable<Integer> {
             + ProcessHandle.current().pid()
             + ", leaf size "
             + ds.leafSize()
+            + ", dirty limit "
+            + (config.dirtyLimitBytes() >> 20)
+            + " MiB"
             + (readOnly ? ", read-only" : "")
             + (allowOther ? ", allow_other" : "")
             + ", "
@@ -378,6 +382,18 @@ final class MountCommand implements Callable<Integer> {
     stopper.stop();
     LOG.log(System.Logger.Level.INFO, "unmounted " + mnt + "; store closed");
     return 0;
+  }
+
+  /**
+   * How much written data the daemon buffers before writers wait for commits: three eighths of its
+   * heap (768 MiB of the 2 GiB that mount-scripts/dedupfs gives it), at most 1 GiB, at least 64
+   * MiB. The rest of the heap holds the cache of checked blocks (256 MiB) and the garbage the
+   * collector has not reached yet. At 512 MiB a guest rewriting a 256 MiB file (sync-bench's qd16
+   * job) could not hold a whole commit of the file and a whole new overlay at once and crawled at
+   * the commits' speed half of the time (README, Benchmarks).
+   */
+  static long dirtyLimitFor(long maxHeap) {
+    return Math.max(64L << 20, Math.min(1L << 30, maxHeap / 8 * 3));
   }
 
   private MountOptions mountOptions(Path storeDir) {
