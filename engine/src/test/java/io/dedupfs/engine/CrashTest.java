@@ -23,9 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
  * A child JVM writes and flushes in a loop and is killed with SIGKILL at a random moment; on reopen
  * every write whose flush it reported is intact, every directory it reported exists, any later
  * record is either whole or absent, and the store is consistent. The rounds share one store, so
- * each reopen recovers from the previous kill too. A second case kills a child in the middle of
- * reclaiming a large deleted file: fsck is clean before anything is applied, and after the next
- * reclaim nothing unreferenced remains and everything still referenced is there.
+ * each reopen recovers from the previous kill too. Several writers fsyncing through the intent log
+ * meet a kill and, in a case of their own, power cuts ({@link PowerCut}). Another case kills a
+ * child in the middle of reclaiming a large deleted file: fsck is clean before anything is applied,
+ * and after the next reclaim nothing unreferenced remains and everything still referenced is there.
  */
 class CrashTest {
   @TempDir Path dir;
@@ -87,67 +88,140 @@ class CrashTest {
       String prefix = "sync" + round + "-";
       long seed = r.nextLong();
       Path report = dir.resolve(prefix + "report.txt");
-      Process child =
-          startTo(report, CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed));
-      int killAfter = 50 + r.nextInt(400);
-      try {
-        long deadline = System.nanoTime() + 60_000_000_000L;
-        while (child.isAlive()
-            && System.nanoTime() < deadline
-            && Files.readAllLines(report).size() < killAfter) {
-          Thread.sleep(2);
-        }
-        Thread.sleep(r.nextInt(50));
-      } finally {
-        child.destroyForcibly();
-        assertThat(child.waitFor(30, TimeUnit.SECONDS)).isTrue();
-      }
-      int[] last = new int[CrashSyncWriters.THREADS];
-      Arrays.fill(last, -1);
-      for (String line : Files.readAllLines(report)) { // all it reported before it died
-        note(line, last);
-      }
-      assertThat(child.exitValue()).as("round %d: killed, not failed", round).isEqualTo(137);
-      try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
-        for (int t = 0; t < CrashSyncWriters.THREADS; t++) {
-          long ino = ds.lookup(Datastore.ROOT, prefix + CrashSyncWriters.file(t)).ino();
-          byte[][] want = new byte[CrashSyncWriters.SLOTS][];
-          for (int i = 0; i <= last[t]; i++) {
-            want[CrashSyncWriters.slot(seed, t, i)] = CrashSyncWriters.record(seed, t, i);
-          }
-          int inFlight = CrashSyncWriters.slot(seed, t, last[t] + 1);
-          byte[] next = CrashSyncWriters.record(seed, t, last[t] + 1);
-          for (int s = 0; s < CrashSyncWriters.SLOTS; s++) {
-            byte[] got =
-                TestStores.read(
-                    ds,
-                    ino,
-                    CrashSyncWriters.base(t) + (long) s * CrashSyncWriters.RECORD,
-                    CrashSyncWriters.RECORD);
-            byte[] w = want[s] == null ? new byte[0] : want[s];
-            got = Arrays.copyOf(got, Math.max(got.length, w.length));
-            byte[] padded = Arrays.copyOf(w, got.length);
-            boolean ok =
-                Arrays.equals(got, padded)
-                    || (s == inFlight && Arrays.equals(got, Arrays.copyOf(next, got.length)));
-            assertThat(ok)
-                .as(
-                    "round %d, thread %d, slot %d: the last fsynced record (%d operations reported)",
-                    round, t, s, last[t] + 1)
-                .isTrue();
-          }
-        }
-        assertConsistent(ds);
-      }
+      ProcessBuilder child =
+          builder(CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed));
+      int[] last = runSyncWritersAndKill(child, report, 50 + r.nextInt(400), r, round);
+      assertSyncWritersKept(store, prefix, seed, last, "round " + round);
     }
   }
 
-  private static void note(String line, int[] last) {
-    String[] w = line.split(" ");
-    if (w.length == 3 && w[0].equals("synced")) {
-      int t = Integer.parseInt(w[1]);
-      last[t] = Math.max(last[t], Integer.parseInt(w[2]));
+  /**
+   * The same writers, and power cuts instead of a kill: the child runs with {@link PowerCut}'s
+   * journal of its writes and reports, and is killed; the store is then rebuilt, from the copy made
+   * before the child started, as a disk that lost power at a random moment of the child's life
+   * could hold it: every write that was made durable by then (fsync, fdatasync, O_DSYNC), and of
+   * the others none or a random half of their 4 KiB pieces. What the child had reported by that
+   * moment must be there. A kill leaves what the store wrote in the page cache; a power cut leaves
+   * only what its flushes made durable, so this fails where an fsync returns before the intent
+   * log's write or the commit it waits for is on the disk, or where a commit's pages are trusted
+   * before they are.
+   */
+  @Test
+  void everyFsyncSurvivesAPowerCutWithSeveralWriters() throws Exception {
+    Path lib = PowerCut.build(dir);
+    SplittableRandom r = new SplittableRandom(46);
+    int rounds = TestStores.longRuns() ? 10 : 3;
+    int cutsPerRound = TestStores.longRuns() ? 6 : 3;
+    int notDurable = 0;
+    for (int round = 0; round < rounds; round++) {
+      Path store = dir.resolve("cut" + round);
+      Path before = dir.resolve("cut" + round + "-before");
+      Path journalFile = dir.resolve("cut" + round + ".journal");
+      Datastore.open(store, TestStores.config(4096)).close();
+      PowerCut.copy(store, before);
+      String prefix = "sync" + round + "-";
+      long seed = r.nextLong();
+      ProcessBuilder child =
+          PowerCut.preload(
+              builder(CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed)),
+              lib,
+              store,
+              journalFile);
+      runSyncWritersAndKill(
+          child, dir.resolve(prefix + "report.txt"), 200 + r.nextInt(1000), r, round);
+      try (PowerCut.Journal journal = new PowerCut.Journal(journalFile)) {
+        int first = journal.firstReport();
+        assertThat(first).as("round %d: the journal holds the child's report", round).isPositive();
+        for (int c = 0; c < cutsPerRound; c++) {
+          int upTo = first + 1 + r.nextInt(journal.size() - first);
+          Path cut = dir.resolve("cut" + round + "-" + c);
+          PowerCut.copy(before, cut);
+          PowerCut.Cut done = journal.cut(upTo, cut, c % 2 == 0 ? null : r.split());
+          notDurable += done.partly() + done.lost();
+          int[] last = reported(Arrays.asList(journal.report(upTo).split("\n")));
+          assertSyncWritersKept(cut, prefix, seed, last, "round " + round + ", cut " + c);
+        }
+      }
     }
+    assertThat(notDurable).as("writes not yet durable at the power cuts").isPositive();
+  }
+
+  /**
+   * Starts {@link CrashSyncWriters} as {@code child}, kills it once it has reported {@code
+   * killAfter} fsyncs and up to 50 ms more, and returns the last operation each thread reported.
+   */
+  private static int[] runSyncWritersAndKill(
+      ProcessBuilder child, Path report, int killAfter, SplittableRandom r, int round)
+      throws Exception {
+    Process p = child.redirectOutput(report.toFile()).start();
+    try {
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (p.isAlive()
+          && System.nanoTime() < deadline
+          && Files.readAllLines(report).size() < killAfter) {
+        Thread.sleep(2);
+      }
+      Thread.sleep(r.nextInt(50));
+    } finally {
+      p.destroyForcibly();
+      assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    }
+    int[] last = reported(Files.readAllLines(report)); // all it reported before it died
+    assertThat(p.exitValue()).as("round %d: killed, not failed", round).isEqualTo(137);
+    return last;
+  }
+
+  /**
+   * Opens {@code store} and asserts that every operation of {@link CrashSyncWriters} up to {@code
+   * last} is there, the one after it whole or absent, and the store consistent.
+   */
+  private static void assertSyncWritersKept(
+      Path store, String prefix, long seed, int[] last, String what) throws IOException {
+    try (Datastore ds = Datastore.open(store, TestStores.config(4096))) {
+      for (int t = 0; t < CrashSyncWriters.THREADS; t++) {
+        long ino = ds.lookup(Datastore.ROOT, prefix + CrashSyncWriters.file(t)).ino();
+        byte[][] want = new byte[CrashSyncWriters.SLOTS][];
+        for (int i = 0; i <= last[t]; i++) {
+          want[CrashSyncWriters.slot(seed, t, i)] = CrashSyncWriters.record(seed, t, i);
+        }
+        int inFlight = CrashSyncWriters.slot(seed, t, last[t] + 1);
+        byte[] next = CrashSyncWriters.record(seed, t, last[t] + 1);
+        for (int s = 0; s < CrashSyncWriters.SLOTS; s++) {
+          byte[] got =
+              TestStores.read(
+                  ds,
+                  ino,
+                  CrashSyncWriters.base(t) + (long) s * CrashSyncWriters.RECORD,
+                  CrashSyncWriters.RECORD);
+          byte[] w = want[s] == null ? new byte[0] : want[s];
+          got = Arrays.copyOf(got, Math.max(got.length, w.length));
+          byte[] padded = Arrays.copyOf(w, got.length);
+          boolean ok =
+              Arrays.equals(got, padded)
+                  || (s == inFlight && Arrays.equals(got, Arrays.copyOf(next, got.length)));
+          assertThat(ok)
+              .as(
+                  "%s, thread %d, slot %d: the last fsynced record (%d operations reported)",
+                  what, t, s, last[t] + 1)
+              .isTrue();
+        }
+      }
+      assertConsistent(ds);
+    }
+  }
+
+  /** The last operation of each thread that {@link CrashSyncWriters} reported in {@code lines}. */
+  private static int[] reported(List<String> lines) {
+    int[] last = new int[CrashSyncWriters.THREADS];
+    Arrays.fill(last, -1);
+    for (String line : lines) {
+      String[] w = line.split(" ");
+      if (w.length == 3 && w[0].equals("synced")) {
+        int t = Integer.parseInt(w[1]);
+        last[t] = Math.max(last[t], Integer.parseInt(w[2]));
+      }
+    }
+    return last;
   }
 
   @Test
@@ -246,11 +320,6 @@ class CrashTest {
           .stat(txn)
           .entries;
     }
-  }
-
-  /** Starts {@code main} as {@link #start} does, its standard output going to {@code out}. */
-  private static Process startTo(Path out, Class<?> main, String... args) throws IOException {
-    return builder(main, args).redirectOutput(out.toFile()).start();
   }
 
   /** Starts {@code main} of a test class in a child JVM with the store's JVM flags. */
