@@ -122,11 +122,8 @@ class CrashTest {
       String prefix = "sync" + round + "-";
       long seed = r.nextLong();
       ProcessBuilder child =
-          PowerCut.preload(
-              builder(CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed)),
-              lib,
-              store,
-              journalFile);
+          builder(CrashSyncWriters.class, store.toString(), prefix, Long.toString(seed));
+      child.environment().putAll(PowerCut.environment(lib, store, journalFile, true));
       runSyncWritersAndKill(
           child, dir.resolve(prefix + "report.txt"), 200 + r.nextInt(1000), r, round);
       try (PowerCut.Journal journal = new PowerCut.Journal(journalFile)) {

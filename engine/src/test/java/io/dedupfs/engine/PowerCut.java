@@ -19,15 +19,15 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A simulated power cut, for {@link CrashTest}: {@code src/test/c/powercut.c}, preloaded into a
- * child process, journals the child's writes to a store, which of them were made durable, and what
- * the child reported on its standard output; {@link Journal#cut} then applies the journal up to any
- * of its entries to a copy of the store as it was before the child started, as a disk that lost
- * power at that moment could hold it: every write made durable before it, and of the others either
- * none or a random choice of their 4 KiB pieces (written back in any order, or not at all). The
- * journal's format is described in powercut.c.
+ * A simulated power cut, for {@link CrashTest} and the mount's CrashIT: {@code powercut.c} (a
+ * resource beside this class), preloaded into a process, journals the process's writes to a store,
+ * which of them were made durable, and what it reported on its standard output; {@link Journal#cut}
+ * then applies the journal up to any of its entries to a copy of the store as it was before the
+ * process started, as a disk that lost power at that moment could hold it: every write made durable
+ * before it, and of the others either none or a random choice of their 4 KiB pieces (written back
+ * in any order, or not at all). The journal's format is described in powercut.c.
  */
-final class PowerCut {
+public final class PowerCut {
   /** What a disk writes whole, at most: the unit of the random choice. */
   private static final int PIECE = 4096;
 
@@ -35,19 +35,15 @@ final class PowerCut {
 
   private PowerCut() {}
 
-  /** Compiles powercut.c into {@code dir}; returns the library for LD_PRELOAD. */
-  static Path build(Path dir) throws IOException, InterruptedException {
+  /** Compiles powercut.c in {@code dir}; returns the library for LD_PRELOAD. */
+  public static Path build(Path dir) throws IOException, InterruptedException {
+    Path src = dir.resolve("powercut.c");
     Path lib = dir.resolve("libpowercut.so");
+    try (var in = PowerCut.class.getResourceAsStream("powercut.c")) {
+      Files.copy(in, src);
+    }
     Process gcc =
-        new ProcessBuilder(
-                "gcc",
-                "-shared",
-                "-fPIC",
-                "-O2",
-                "-o",
-                lib.toString(),
-                "src/test/c/powercut.c",
-                "-ldl")
+        new ProcessBuilder("gcc", "-shared", "-fPIC", "-O2", "-o", lib + "", src + "", "-ldl")
             .redirectErrorStream(true)
             .start();
     String out = new String(gcc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -58,21 +54,20 @@ final class PowerCut {
   }
 
   /**
-   * Has {@code child} journal into {@code journal} its writes below {@code store} and what it
-   * writes to its standard output, which must be a file.
+   * The environment that has a process journal into {@code journal} its writes below {@code store},
+   * and with {@code report} what it writes to its standard output, which must be a file.
    */
-  static ProcessBuilder preload(ProcessBuilder child, Path lib, Path store, Path journal)
+  public static Map<String, String> environment(Path lib, Path store, Path journal, boolean report)
       throws IOException {
-    Map<String, String> env = child.environment();
-    env.put("LD_PRELOAD", lib.toString());
-    env.put("POWERCUT_DIR", store.toRealPath().toString());
-    env.put("POWERCUT_JOURNAL", journal.toString());
-    env.put("POWERCUT_REPORT", "1");
-    return child;
+    return Map.of(
+        "LD_PRELOAD", lib.toString(),
+        "POWERCUT_DIR", store.toRealPath().toString(),
+        "POWERCUT_JOURNAL", journal.toString(),
+        "POWERCUT_REPORT", report ? "1" : "0");
   }
 
   /** Copies directory {@code from} (files only) into a new directory {@code to}. */
-  static void copy(Path from, Path to) throws IOException {
+  public static void copy(Path from, Path to) throws IOException {
     Files.createDirectories(to);
     try (var files = Files.list(from)) {
       for (Path f : (Iterable<Path>) files::iterator) {
@@ -82,7 +77,7 @@ final class PowerCut {
   }
 
   /** What {@link Journal#cut} did with the writes before the cut: kept whole, in part, or not. */
-  record Cut(int durable, int partly, int lost) {}
+  public record Cut(int durable, int partly, int lost) {}
 
   /**
    * One entry: its type, file, number and argument (see powercut.c), and where its bytes are in the
@@ -91,7 +86,7 @@ final class PowerCut {
   private record Entry(int type, int file, long seq, long arg, long length, long dataAt) {}
 
   /** A journal, read whole (its entries' headers; their bytes stay in the file). */
-  static final class Journal implements AutoCloseable {
+  public static final class Journal implements AutoCloseable {
     private final FileChannel ch;
     private final List<Entry> entries = new ArrayList<>();
     private final Map<Integer, String> names = new HashMap<>();
@@ -99,7 +94,7 @@ final class PowerCut {
     /** The report's file number, or -1 before the child wrote one. */
     private int reportFile = -1;
 
-    Journal(Path file) throws IOException {
+    public Journal(Path file) throws IOException {
       ch = FileChannel.open(file, StandardOpenOption.READ);
       ByteBuffer h = ByteBuffer.allocate(HEADER).order(ByteOrder.LITTLE_ENDIAN);
       long size = ch.size();
@@ -126,12 +121,12 @@ final class PowerCut {
     }
 
     /** Entries in the journal. */
-    int size() {
+    public int size() {
       return entries.size();
     }
 
     /** The index of the first entry of the report, or -1 when there is none. */
-    int firstReport() {
+    public int firstReport() {
       for (int i = 0; i < entries.size(); i++) {
         if (entries.get(i).file == reportFile && entries.get(i).type == 'W') {
           return i;
@@ -141,7 +136,7 @@ final class PowerCut {
     }
 
     /** What the child had written to its standard output before entry {@code upTo}. */
-    String report(int upTo) throws IOException {
+    public String report(int upTo) throws IOException {
       StringBuilder s = new StringBuilder();
       for (Entry e : entries.subList(0, upTo)) {
         if (e.file == reportFile && e.type == 'W') {
@@ -156,7 +151,7 @@ final class PowerCut {
      * child found it: every write made durable before {@code upTo}, and of the others none when
      * {@code lost} is null, else each 4 KiB piece with a chance of one half.
      */
-    Cut cut(int upTo, Path store, SplittableRandom lost) throws IOException {
+    public Cut cut(int upTo, Path store, SplittableRandom lost) throws IOException {
       Map<Integer, Long> durableBelow = new HashMap<>();
       for (Entry e : entries.subList(0, upTo)) {
         if (e.type == 'S') {

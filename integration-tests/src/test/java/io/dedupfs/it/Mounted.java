@@ -66,6 +66,14 @@ public final class Mounted implements AutoCloseable {
    * exits first or does not mount in time.
    */
   public static Mounted mount(Path store, Path mountpoint, Path logDir, String... options) {
+    return mount(Map.of(), store, mountpoint, logDir, options);
+  }
+
+  /**
+   * {@link #mount(Path, Path, Path, String...)}, the daemon with {@code env} in its environment.
+   */
+  public static Mounted mount(
+      Map<String, String> env, Path store, Path mountpoint, Path logDir, String... options) {
     List<String> mountOptions = new ArrayList<>(List.of(options));
     int leaf = mountOptions.indexOf("--leaf-size");
     List<String> create = new ArrayList<>(List.of("create"));
@@ -99,6 +107,7 @@ public final class Mounted implements AutoCloseable {
               .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
               .redirectErrorStream(true);
       pb.environment().putAll(cliEnv());
+      pb.environment().putAll(env);
       Mounted m = new Mounted(store, mnt, log, pb.start());
       RECENT.add(m);
       m.awaitMounted(String.join(" ", cmd));

@@ -1,14 +1,15 @@
 /*
- * powercut.c: an LD_PRELOAD library for CrashTest's power-cut case. It lets a process write its
- * files as usual and journals, for the files under one directory, every write and every moment a
- * write became durable, so that the test can rebuild the directory as a power cut at any moment
- * would leave it: every write the disk had been told to keep, and of the others none or any.
+ * powercut.c: an LD_PRELOAD library for the power-cut tests (PowerCut.java). It lets a process
+ * write its files as usual and journals, for the files under one directory, every write and every
+ * moment a write became durable, so that the test can rebuild the directory as a power cut at any
+ * moment would leave it: every write the disk had been told to keep, and of the others none or
+ * any.
  *
  * Environment: POWERCUT_DIR, the directory (an absolute path without a trailing slash);
  * POWERCUT_JOURNAL, the journal file; POWERCUT_REPORT=1 journals what the process writes to its
  * standard output (a regular file) too, as a file with an empty name, so that the journal says what
  * the process had reported at each of its moments. Build:
- * gcc -shared -fPIC -O2 -o libpowercut.so powercut.c -ldl
+ * gcc -shared -fPIC -O2 -o libpowercut.so powercut.c -ldl (PowerCut.build does).
  *
  * The journal is a sequence of entries, each a 32-byte header of four little-endian fields, then
  * its bytes:
