@@ -76,7 +76,11 @@ public final class PowerCut {
     }
   }
 
-  /** What {@link Journal#cut} did with the writes before the cut: kept whole, in part, or not. */
+  /**
+   * What {@link Journal#cut} did with the writes before the cut: those made durable (kept), and of
+   * the others those it kept some pieces of ({@code partly}, all of them perhaps) and those it
+   * lost.
+   */
   public record Cut(int durable, int partly, int lost) {}
 
   /**
