@@ -184,7 +184,7 @@ public final class PowerCut {
               out.setLength(e.arg);
             }
           } else {
-            kept = write(e, out.getChannel(), isDurable ? null : lost, isDurable);
+            kept = write(e, out.getChannel(), isDurable, lost);
           }
           if (isDurable) {
             durable++;
@@ -206,7 +206,7 @@ public final class PowerCut {
      * Copies write {@code e} into {@code out}: all of it when {@code whole}, else each piece of it
      * that {@code lost} keeps (none without it). Returns whether any was copied.
      */
-    private boolean write(Entry e, FileChannel out, SplittableRandom lost, boolean whole)
+    private boolean write(Entry e, FileChannel out, boolean whole, SplittableRandom lost)
         throws IOException {
       boolean any = false;
       long end = e.arg + e.length;

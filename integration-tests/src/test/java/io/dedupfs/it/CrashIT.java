@@ -209,7 +209,6 @@ class CrashIT {
         Files.delete(f);
       }
     }
-    Files.delete(store);
     PowerCut.copy(before, store);
     try (PowerCut.Journal j = new PowerCut.Journal(journal)) {
       PowerCut.Cut cut = j.cut(j.size(), store, lost);
