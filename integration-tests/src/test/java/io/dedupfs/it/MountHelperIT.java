@@ -390,7 +390,8 @@ class MountHelperIT {
    * defaults under 8 GiB), which a heap size in DEDUPFS_JAVA_OPTS replaces. A heap the JVM grows
    * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks). The heap
    * is on transparent huge pages when the kernel offers them, and the JVM is not asked for them
-   * when it does not (it would print a warning). The daemon buffers written data up to three
+   * when it does not (it would print a warning); so is glibc's malloc heap, unless the
+   * administrator's GLIBC_TUNABLES say otherwise. The daemon buffers written data up to three
    * eighths of its heap, as its log says.
    */
   @Test
@@ -419,8 +420,11 @@ class MountHelperIT {
     String thp = Files.exists(thpMode) ? Files.readString(thpMode) : "[never]";
     if (thp.contains("[never]")) {
       assertThat(jvmArgs(pid)).doesNotContain("-XX:+UseTransparentHugePages");
+      assertThat(mallocHeapOnHugePages(pid)).isFalse();
     } else {
       assertThat(jvmArgs(pid)).contains("-XX:+UseTransparentHugePages");
+      assertThat(mallocHeapOnHugePages(pid)).as("glibc.malloc.hugetlb=1").isTrue();
+      assertThat(threadArenas(pid)).as("glibc.malloc.arena_max=1").isZero();
     }
     unmountAndAwaitClose(mnt, pid, store);
     if (heapMib >= 1024) {
@@ -430,16 +434,70 @@ class MountHelperIT {
 
     Map<String, String> env = new HashMap<>(Mounted.cliEnv());
     env.put("DEDUPFS_JAVA_OPTS", "-Xmx768m");
+    // the administrator's own tunables win
+    env.put("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0:glibc.malloc.arena_max=4");
     pid = mountOk(env, mount, mnt);
     assertThat(jvmArgs(pid))
         .contains("-Xmx768m")
         .noneMatch(a -> a.startsWith("-Xms") || a.equals("-Xmx" + heapMib + "m"));
+    assertThat(mallocHeapOnHugePages(pid)).isFalse();
+    assertThat(threadArenas(pid)).isPositive();
     unmountAndAwaitClose(mnt, pid, store);
     assertThat(Files.readString(log)).contains("dirty limit 288 MiB");
   }
 
   private static List<String> jvmArgs(long pid) throws IOException {
     return List.of(Files.readString(Path.of("/proc", Long.toString(pid), "cmdline")).split("\0"));
+  }
+
+  /**
+   * Whether glibc's malloc heap (the main arena, {@code [heap]}) is marked for huge pages ({@code
+   * hg} among its VmFlags: madvise(MADV_HUGEPAGE), what glibc.malloc.hugetlb=1 does).
+   */
+  private static boolean mallocHeapOnHugePages(long pid) throws IOException {
+    boolean inHeap = false;
+    for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "smaps"))) {
+      if (line.matches("^[0-9a-f]+-[0-9a-f]+ .*")) {
+        inHeap = line.endsWith("[heap]");
+      } else if (inHeap && line.startsWith("VmFlags:")) {
+        return (line + " ").contains(" hg ");
+      }
+    }
+    return false;
+  }
+
+  /**
+   * How many heaps glibc made for arenas other than its main one: anonymous mappings of 64 MiB
+   * (HEAP_MAX_SIZE on 64-bit), aligned to it, the part in use read-write and the rest reserved with
+   * no access. None where glibc.malloc.arena_max=1.
+   */
+  private static int threadArenas(long pid) throws IOException {
+    long heapMax = 64L << 20;
+    List<String[]> maps = new ArrayList<>();
+    for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "maps"))) {
+      maps.add(line.trim().split("\\s+"));
+    }
+    int heaps = 0;
+    for (int i = 0; i < maps.size(); i++) {
+      String[] m = maps.get(i);
+      long start = Long.parseUnsignedLong(m[0].split("-")[0], 16);
+      long end = Long.parseUnsignedLong(m[0].split("-")[1], 16);
+      if (m.length > 5 || !m[1].equals("rw-p") || start % heapMax != 0) {
+        continue;
+      }
+      if (i + 1 < maps.size()) {
+        String[] next = maps.get(i + 1);
+        if (next.length == 5
+            && next[1].equals("---p")
+            && next[0].startsWith(m[0].split("-")[1] + "-")) {
+          end = Long.parseUnsignedLong(next[0].split("-")[1], 16);
+        }
+      }
+      if (end - start == heapMax) {
+        heaps++;
+      }
+    }
+    return heaps;
   }
 
   private static long memTotalKib() throws IOException {
