@@ -12,6 +12,8 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
@@ -30,8 +32,8 @@ import org.lmdbjava.Txn;
  * this class and its helpers {@link Table}, {@link TableCursor}, {@link ReadTxn} and {@link
  * WriteTxn} use lmdbjava; the rest of the engine reads and changes the tables through them. Every
  * transaction goes through {@link #read} or {@link #write}, for the length of one callback (so it
- * is short and always closed); a full map grows and a full disk becomes {@link StoreFullException}
- * here.
+ * is short and always ended: closed, or a read transaction reset and kept for its thread's next
+ * read); a full map grows and a full disk becomes {@link StoreFullException} here.
  *
  * <p>Locks: {@link #writer} admits one write transaction at a time (LMDB allows only one; holding a
  * Java lock keeps waiting threads visible to Java tools). {@link #mapLock} is held shared by every
@@ -40,6 +42,8 @@ import org.lmdbjava.Txn;
  * the process. Order: writer, then mapLock.
  */
 final class Lmdb implements AutoCloseable {
+  private static final System.Logger LOG = System.getLogger(Lmdb.class.getName());
+
   /** What {@code meta} holds under {@code magic} in every dedupfs store. */
   static final String MAGIC = "dedupfs";
 
@@ -391,11 +395,84 @@ final class Lmdb implements AutoCloseable {
 
   <T> T read(ReadWork<T> work) throws IOException {
     mapLock.readLock().lock();
-    try (Txn<ByteBuffer> txn = env.txnRead()) {
-      return work.run(new ReadTxn(txn));
+    try {
+      Txn<ByteBuffer> txn = takeRead();
+      try {
+        return work.run(new ReadTxn(txn));
+      } finally {
+        keepRead(txn);
+      }
     } finally {
       mapLock.readLock().unlock();
     }
+  }
+
+  /**
+   * Read transactions kept between reads, one per thread that reads, reset (LMDB's {@code
+   * mdb_txn_reset}: no snapshot held, only a reader slot): {@link #read} renews its thread's
+   * instead of beginning one, which costs a {@code calloc} under malloc's lock each time (README,
+   * Benchmarks). A thread takes its own out while it reads (a read nested in it begins another) and
+   * puts it back after, holding mapLock shared; {@link #closeKept} closes them all holding mapLock
+   * exclusively, before the environment is closed, as LMDB requires; those of threads that ended
+   * are closed when a thread begins its first.
+   */
+  private final Map<Thread, Txn<ByteBuffer>> kept = new ConcurrentHashMap<>();
+
+  /** This thread's kept read transaction, renewed, or a new one. Caller holds mapLock shared. */
+  private Txn<ByteBuffer> takeRead() {
+    Txn<ByteBuffer> txn = kept.remove(Thread.currentThread());
+    if (txn == null) {
+      kept.forEach(
+          (thread, old) -> {
+            if (!thread.isAlive() && kept.remove(thread, old)) {
+              discard(old);
+            }
+          });
+      return env.txnRead();
+    }
+    try {
+      txn.renew();
+    } catch (RuntimeException e) {
+      txn.close();
+      throw e;
+    }
+    return txn;
+  }
+
+  /** Resets {@code txn} and keeps it for this thread's next read (one at most). */
+  private void keepRead(Txn<ByteBuffer> txn) {
+    try {
+      txn.reset();
+    } catch (RuntimeException e) {
+      txn.close();
+      throw e;
+    }
+    if (kept.putIfAbsent(Thread.currentThread(), txn) != null) {
+      discard(txn); // an outer read's, whose nested read kept its own
+    }
+  }
+
+  /** Closes every kept read transaction. Caller holds mapLock exclusively. */
+  private void closeKept() {
+    kept.forEach(
+        (thread, txn) -> {
+          kept.remove(thread);
+          discard(txn);
+        });
+  }
+
+  /**
+   * Closes a kept (reset) read transaction and frees its reader slot: lmdbjava's close aborts only
+   * a transaction that is not reset, so it is renewed first (if that fails, the slot stays taken
+   * until the environment is closed: nothing is lost, and the close goes on).
+   */
+  private static void discard(Txn<ByteBuffer> txn) {
+    try {
+      txn.renew();
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.DEBUG, "renewing a kept read transaction to close it failed", e);
+    }
+    txn.close();
   }
 
   /**
@@ -723,6 +800,7 @@ final class Lmdb implements AutoCloseable {
     mapLock.writeLock().lock();
     try {
       long mapSize = env.info().mapSize;
+      closeKept();
       env.close();
       try {
         Files.move(copy, data, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -757,6 +835,7 @@ final class Lmdb implements AutoCloseable {
   public void close() {
     mapLock.writeLock().lock();
     try {
+      closeKept();
       env.close();
     } finally {
       mapLock.writeLock().unlock();
