@@ -83,6 +83,13 @@ interface BlockStore {
     void close();
   }
 
+  /**
+   * Keeps {@code content}, which this process has just hashed to {@code hash}, in the cache of
+   * checked blocks as if it had been loaded: for a leaf likely to be changed or read again soon.
+   * Nobody changes content afterwards.
+   */
+  void keepChecked(Hash hash, byte[] content);
+
   // ---- inspecting (fsck, scrub, space figures)
 
   /** Like {@link #load}, but always from storage and checked again. */

@@ -485,7 +485,9 @@ final class FileTree {
     }
     if (p instanceof Leaf l) {
       countLeaf(1);
-      return new Leaf(l, l.data.clone());
+      Leaf copy = new Leaf(l, l.data.clone());
+      copy.rewritten = true;
+      return copy;
     }
     countNode(1);
     return new Node((Node) p);
@@ -521,12 +523,13 @@ final class FileTree {
 
   private Piece materialize(ReadTxn txn, Hash h, int level) throws IOException {
     if (level == 0) {
-      byte[] data = new byte[g.leafSize];
+      Leaf l = new Leaf(h, new byte[g.leafSize]);
       if (!h.isZero()) {
-        store.loadLeafInto(txn, h, data);
+        store.loadLeafInto(txn, h, l.data);
+        l.rewritten = true;
       }
       countLeaf(1);
-      return new Leaf(h, data);
+      return l;
     }
     countNode(1);
     return new Node(level, h, h.isZero() ? null : store.load(txn, h, level));

@@ -60,6 +60,15 @@ sealed interface Slot permits Hash, Slot.Piece {
     int storedLength;
 
     /**
+     * Its data began as a stored or frozen leaf's, to be changed in part: a writer came back to
+     * data already there, as a guest's random writes do, and is likely to come back again. Once
+     * stored, such a leaf's content is kept in the cache of checked blocks ({@link
+     * BlockStore#keepChecked}), so that the next write in part copies it from there instead of
+     * reading and checking it again.
+     */
+    boolean rewritten;
+
+    /**
      * Counts the changes of data, so that an early hash of an older content is refused. This field
      * and the two after it are guarded by this leaf's monitor.
      */

@@ -5,6 +5,7 @@ import io.dedupfs.engine.Slot.Node;
 import io.dedupfs.engine.Slot.Piece;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -133,6 +134,22 @@ final class TreeCommit {
       }
     }
     return new ArrayList<>(out.values());
+  }
+
+  /**
+   * Once this commit is stored: its leaves {@link Leaf#rewritten} go to the cache of checked
+   * blocks. Their data is nobody's to change any more (a write to a frozen leaf changes a copy, and
+   * only a commit that stored nothing thaws its leaves), so the cache takes a leaf's array itself
+   * when its content fills it. Needs no lock.
+   */
+  void keepRewritten() {
+    for (Leaf l : leaves) {
+      if (l.rewritten && !l.hash.isZero()) {
+        byte[] content =
+            l.storedLength == l.data.length ? l.data : Arrays.copyOf(l.data, l.storedLength);
+        store.keepChecked(l.hash, content);
+      }
+    }
   }
 
   /**

@@ -731,6 +731,9 @@ final class WriteBack {
         hook.ended(fc.ino, applied);
       }
     }
+    if (applied) {
+      f.tree().keepRewritten();
+    }
     if (failure instanceof IOException e) {
       throw e;
     } else if (failure instanceof RuntimeException e) {

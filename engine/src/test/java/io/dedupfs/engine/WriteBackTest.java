@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import static io.dedupfs.engine.TestStores.assertConsistent;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.common.cache.Cache;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,6 +38,44 @@ class WriteBackTest {
           .as("300 leaves, 3 nodes, a root: no path written twice")
           .isEqualTo(300 + 3 + 1);
       TestStores.assertSameBytes(TestStores.read(ds, f, 0, data.length), data, "the file");
+    }
+  }
+
+  @Test
+  void aLeafRewrittenInPartIsKeptCheckedOnceStored() throws IOException {
+    try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
+      long f = TestStores.create(ds, "f");
+      SplittableRandom r = new SplittableRandom(3);
+      byte[] model = Arrays.copyOf(TestStores.randomBytes(r, 4 * 4096), 5 * 4096 + 107);
+      TestStores.write(ds, f, 0, Arrays.copyOf(model, 4 * 4096));
+      ds.flush(f);
+      Cache<Hash, byte[]> checked = ((CountedBlockStore) ds.blocks).verified;
+      checked.invalidateAll();
+
+      byte[] part = TestStores.randomBytes(r, 100); // leaf 1 in part: what it held is loaded
+      System.arraycopy(part, 0, model, 4096 + 10, part.length);
+      TestStores.write(ds, f, 4096 + 10, part);
+      byte[] whole = TestStores.randomBytes(r, 4096); // leaf 2 whole: nothing loaded
+      System.arraycopy(whole, 0, model, 2 * 4096, whole.length);
+      TestStores.write(ds, f, 2 * 4096, whole);
+      byte[] fresh = TestStores.randomBytes(r, 100); // leaf 5, new, in part
+      System.arraycopy(fresh, 0, model, 5 * 4096 + 7, fresh.length);
+      TestStores.write(ds, f, 5 * 4096 + 7, fresh);
+      ds.flush(f);
+
+      assertThat(checked.getIfPresent(IntegrityTest.block(ds, f, 0, 1)))
+          .as("the leaf rewritten in part, kept as stored")
+          .isEqualTo(Arrays.copyOfRange(model, 4096, 2 * 4096));
+      for (int leaf : new int[] {0, 2, 5}) {
+        assertThat(checked.getIfPresent(IntegrityTest.block(ds, f, 0, leaf)))
+            .as("leaf %d: untouched, written whole, or new", leaf)
+            .isNull();
+      }
+      TestStores.write(ds, f, 4096 + 3000, part); // the next write in part starts from the cache
+      System.arraycopy(part, 0, model, 4096 + 3000, part.length);
+      ds.flush(f);
+      TestStores.assertSameBytes(TestStores.read(ds, f, 0, model.length), model, "the file");
+      assertConsistent(ds);
     }
   }
 
