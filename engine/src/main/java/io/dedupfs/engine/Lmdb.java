@@ -454,11 +454,8 @@ final class Lmdb implements AutoCloseable {
 
   /** Closes every kept read transaction. Caller holds mapLock exclusively. */
   private void closeKept() {
-    kept.forEach(
-        (thread, txn) -> {
-          kept.remove(thread);
-          discard(txn);
-        });
+    kept.values().forEach(Lmdb::discard);
+    kept.clear();
   }
 
   /**
