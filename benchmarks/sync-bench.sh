@@ -283,12 +283,12 @@ if ("dedupfs", "fsync1-4g") in rows and ("dedupfs", "fsync1") in rows:
 if ("disk", "logwrite") in rows and ("nullfs", "fsync1") in rows:
     lw = statistics.median(rows[("disk", "logwrite")])
     rt = statistics.median(rows[("nullfs", "fsync1")])
-    most = 1 / (1 / lw + 1 / rt)
+    model = 1 / (1 / lw + 1 / rt)
     line = ("\none job of fsync'd writes at the do-nothing mount's round trips plus the log's"
-            f" write, one after the other: 1 / (1/{lw:,.0f} + 1/{rt:,.0f}) = {most:,.0f} a second")
+            f" write, one after the other: 1 / (1/{lw:,.0f} + 1/{rt:,.0f}) = {model:,.0f} a second")
     if ("disk", "fsync1") in rows:
-        line += f", {most / statistics.median(rows[('disk', 'fsync1')]):.0%} of the disk"
-    reached = [f"{t} {statistics.median(rows[(t, 'fsync1')]) / most:.0%}"
+        line += f", {model / statistics.median(rows[('disk', 'fsync1')]):.0%} of the disk"
+    reached = [f"{t} {statistics.median(rows[(t, 'fsync1')]) / model:.0%}"
                for t in ("bindfs", "dedupfs") if (t, "fsync1") in rows]
     if reached:
         line += "; of that, " + ", ".join(reached)
