@@ -195,6 +195,14 @@ lay_out() {
         die "fio could not lay out its files in $1"
 }
 
+# measure DIR JOB: runs one job on the current target and round ($target, $run) and records it.
+measure() {
+    local figure p99
+    read -r figure p99 < <(fio_job "$1" "$2")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$target" "$2" "$figure" "$p99" >>"$results"
+    say "  $2: $figure (p99 $p99 ms)"
+}
+
 for ((run = 1; run <= runs; run++)); do
     for target in $targets; do
         say "round $run: $target"
@@ -204,15 +212,11 @@ for ((run = 1; run <= runs; run++)); do
         lay_out "$dir"
         if [[ $target == disk && " $jobs " == *" fsync1 "* ]]; then
             dd if=/dev/zero of="$dir/log" bs=1M count=256 conv=fsync status=none
-            read -r figure p99 < <(fio_job "$dir" logwrite)
-            printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$target" logwrite "$figure" "$p99" >>"$results"
-            say "  logwrite: $figure (p99 $p99 ms)"
+            measure "$dir" logwrite
             rm -f -- "$dir/log"
         fi
         for job in $jobs; do
-            read -r figure p99 < <(fio_job "$dir" "$job")
-            printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$target" "$job" "$figure" "$p99" >>"$results"
-            say "  $job: $figure (p99 $p99 ms)"
+            measure "$dir" "$job"
             [[ $job == buffered ]] && rm -f -- "$dir"/b.*
         done
         if [[ $target == dedupfs && $fill_gb -gt 0 ]]; then
@@ -280,15 +284,15 @@ if ("dedupfs", "fsync1-4g") in rows and ("dedupfs", "fsync1") in rows:
     a = statistics.median(rows[("dedupfs", "fsync1-4g")])
     b = statistics.median(rows[("dedupfs", "fsync1")])
     print(f"\nfsync1 on the filled store / on the fresh store: {a / b:.0%}")
+median = lambda t, j: statistics.median(rows[(t, j)])
 if ("disk", "logwrite") in rows and ("nullfs", "fsync1") in rows:
-    lw = statistics.median(rows[("disk", "logwrite")])
-    rt = statistics.median(rows[("nullfs", "fsync1")])
+    lw, rt = median("disk", "logwrite"), median("nullfs", "fsync1")
     model = 1 / (1 / lw + 1 / rt)
     line = ("\none job of fsync'd writes at the do-nothing mount's round trips plus the log's"
             f" write, one after the other: 1 / (1/{lw:,.0f} + 1/{rt:,.0f}) = {model:,.0f} a second")
     if ("disk", "fsync1") in rows:
-        line += f", {model / statistics.median(rows[('disk', 'fsync1')]):.0%} of the disk"
-    reached = [f"{t} {statistics.median(rows[(t, 'fsync1')]) / model:.0%}"
+        line += f", {model / median('disk', 'fsync1'):.0%} of the disk"
+    reached = [f"{t} {median(t, 'fsync1') / model:.0%}"
                for t in ("bindfs", "dedupfs") if (t, "fsync1") in rows]
     if reached:
         line += "; of that, " + ", ".join(reached)
