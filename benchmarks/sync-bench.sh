@@ -18,6 +18,10 @@
 #     rand32      4 KiB random write, O_DIRECT, libaio, queue depth 32, 1 job         IOPS
 #     read32      4 KiB random read, O_DIRECT, libaio, queue depth 32, 1 job          IOPS
 #     buffered    1 MiB sequential write, buffered, the final fsync timed, 1 job      MiB/s
+# and, only when named in DEDUPFS_BENCH_JOBS,
+#     vm4         fsync4 on 2 GiB files, one a job (images the size of a small VM's     IOPS
+#                 disk, 8 GiB laid out first), so that few writes meet a block
+#                 written since the last commit
 # and, on dedupfs only, fsync1 again after 4 GiB of other unique data went into the store
 # (fsync1-4g: an fsync must not cost more in a larger store); on the disk only, with fsync1,
 #     logwrite    8 KiB sequential write, O_DIRECT and O_DSYNC, psync, 1 job, into a    IOPS
@@ -38,11 +42,11 @@
 #                            while the JVM compiles them; every target gets the same ramp)
 #     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
-#     DEDUPFS_BENCH_JOBS     which jobs (default: all seven above, in that order)
+#     DEDUPFS_BENCH_JOBS     which jobs (default: the seven listed before vm4, in that order)
 #     DEDUPFS_BENCH_LOG_SIZE dedupfs create --log-size for the store (default 1G, as
 #                            scripts/setup.sh makes its store)
-# About 7 minutes per round on 2 cores. Results: the table on stdout, the raw figures in
-# benchmarks/target/results/sync-bench-DATE.tsv.
+# About 7 minutes per round on 2 cores (vm4 adds about 3.5: bindfs lays out its 8 GiB slowly).
+# Results: the table on stdout, the raw figures in benchmarks/target/results/sync-bench-DATE.tsv.
 set -euo pipefail
 
 here=$(cd "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd)
@@ -170,6 +174,7 @@ fio_job() {
         rand32) opts=("${timed[@]}" --rw=randwrite --bs=4k --ioengine=libaio --direct=1 --iodepth=32 --numjobs=1) ;;
         read32) opts=("${timed[@]}" --rw=randread --bs=4k --ioengine=libaio --direct=1 --iodepth=32 --numjobs=1) ;;
         buffered) opts=(--filename_format='b.$jobnum' --size=1G --rw=write --bs=1M --ioengine=psync --end_fsync=1 --numjobs=1) unit=mib ;;
+        vm4) opts=("${timed[@]}" --filename_format='vm.$jobnum' --size=2G --rw=randwrite --bs=4k --ioengine=psync --fsync=1 --numjobs=4) ;;
         *) die "unknown job $job" ;;
     esac
     [[ $job == read32 ]] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
@@ -188,11 +193,12 @@ print(f"{figure:.0f} {p99:.2f}")
 PY
 }
 
-# lay_out DIR: the 256 MiB files of the 4 KiB jobs, with unique data, durable.
+# lay_out DIR [PREFIX SIZE]: the files of the 4 KiB jobs (f.0-f.3, 256 MiB), with unique data,
+# durable.
 lay_out() {
-    fio --name=layout --directory="$1" --filename_format='f.$jobnum' --size=256M --rw=write --bs=1M \
-        --numjobs=4 --refill_buffers=1 --end_fsync=1 --output="$work/layout.txt" >/dev/null ||
-        die "fio could not lay out its files in $1"
+    fio --name=layout --directory="$1" --filename_format="${2:-f}."'$jobnum' --size="${3:-256M}" \
+        --rw=write --bs=1M --numjobs=4 --refill_buffers=1 --end_fsync=1 --output="$work/layout.txt" \
+        >/dev/null || die "fio could not lay out its files in $1"
 }
 
 # measure DIR JOB: runs one job on the current target and round ($target, $run) and records it.
@@ -216,8 +222,10 @@ for ((run = 1; run <= runs; run++)); do
             rm -f -- "$dir/log"
         fi
         for job in $jobs; do
+            [[ $job == vm4 ]] && lay_out "$dir" vm 2G
             measure "$dir" "$job"
             [[ $job == buffered ]] && rm -f -- "$dir"/b.*
+            [[ $job == vm4 ]] && rm -f -- "$dir"/vm.*
         done
         if [[ $target == dedupfs && $fill_gb -gt 0 ]]; then
             say "  filling the store with $fill_gb GiB of other data"
@@ -242,7 +250,8 @@ for line in open(sys.argv[1]):
     rows[(target, job)].append(float(figure))
     p99s[(target, job)].append(float(p99))
 targets = sys.argv[2].split()
-jobs = ["fsync1", "fsync4", "direct64", "seq16", "rand32", "read32", "buffered", "fsync1-4g", "logwrite"]
+jobs = ["fsync1", "fsync4", "direct64", "seq16", "rand32", "read32", "buffered", "vm4", "fsync1-4g",
+        "logwrite"]
 names = {
     "fsync1": "4K randwrite, fsync each, 1 job (IOPS)",
     "fsync4": "4K randwrite, fsync each, 4 jobs (IOPS)",
@@ -251,6 +260,7 @@ names = {
     "rand32": "4K randwrite O_DIRECT, libaio qd32 (IOPS)",
     "read32": "4K randread O_DIRECT, libaio qd32 (IOPS)",
     "buffered": "1M seq write buffered + fsync (MiB/s)",
+    "vm4": "4K randwrite, fsync each, 4 jobs on 2 GiB files (IOPS)",
     "fsync1-4g": "fsync1 on a store holding 4 GiB more (IOPS)",
     "logwrite": "8K seq write O_DIRECT+O_DSYNC, 1 job: the log's write (IOPS)",
 }
