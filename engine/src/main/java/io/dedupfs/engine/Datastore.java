@@ -335,6 +335,23 @@ public final class Datastore implements Closeable {
     return Destroy.run(dir, config, progress);
   }
 
+  /**
+   * Moves the intent log of the store in {@code dir}, which no one may have open, to {@code file}
+   * (absolute, new, on another file system; FORMAT.md, "Files"), or with null back into the store's
+   * directory. What the log holds moves with it. Returns where it is now.
+   */
+  public static Path moveLog(Path dir, Path file) throws IOException {
+    if (!isStore(dir)) {
+      throw new StoreException(dir + " holds no dedupfs store");
+    }
+    if (file != null && !file.isAbsolute()) {
+      throw new IllegalArgumentException("the intent log's path must be absolute: " + file);
+    }
+    try (StoreDirectory home = StoreDirectory.lock(dir, false)) {
+      return IntentLog.move(dir, file);
+    }
+  }
+
   /** A new store's name among a pool's holders: 128 random bits, hex. */
   private static String newStoreId() {
     byte[] id = new byte[16];
@@ -354,12 +371,28 @@ public final class Datastore implements Closeable {
   /**
    * Opens the intent log and reads what it holds. A store without one (a new store, or one of
    * format version 1 or 2, raised to 3 by {@link Lmdb}) gets one when opened for writing
-   * (FORMAT.md). A log that has gone missing is made anew, with a warning: what it held is lost.
+   * (FORMAT.md): a new store where {@link DatastoreConfig#logFile} says. A log that has gone
+   * missing from the store's directory is made anew there, with a warning: what it held is lost. A
+   * log kept elsewhere that is missing (its file system not mounted, say) refuses the open: what it
+   * holds comes back once it is there again.
    */
   private IntentLog openLog() throws IOException {
     String id = metaString(IntentLog.META_ID);
     if (id != null && Files.exists(dir.resolve(IntentLog.FILE))) {
       return IntentLog.open(dir, Long.parseLong(id), config.readOnly());
+    }
+    Path linked = IntentLog.linkedFile(dir);
+    if (id != null && linked != null) {
+      throw new StoreException(
+          "the intent log of "
+              + dir
+              + " is missing: "
+              + dir.resolve(IntentLog.FILE)
+              + " links to "
+              + linked
+              + ", which is not there (is its file system mounted?). It holds the writes fsynced"
+              + " since the last commit; the store opens once it is back. To open the store without"
+              + " them, remove the link: a new log is then made in the store's directory.");
     }
     if (config.readOnly()) {
       if (id != null) {
@@ -380,7 +413,8 @@ public final class Datastore implements Closeable {
               + " making a new one");
     }
     long newId = newLogId();
-    IntentLog.create(dir, logSize());
+    Path elsewhere = id == null ? config.logFile() : null;
+    IntentLog.create(dir, logSize(elsewhere == null ? dir : elsewhere.getParent()), elsewhere);
     db.write(
         txn -> {
           putMeta(txn, IntentLog.META_ID, Long.toString(newId));
@@ -391,12 +425,12 @@ public final class Datastore implements Closeable {
 
   /**
    * The size of a new intent log: as configured (128 MiB by default), but at most a sixteenth of
-   * the disk space free for the store, and at least {@link DatastoreConfig#MIN_LOG_BYTES}, so that
-   * a store on a small disk keeps its room for data.
+   * the disk space free in {@code where}, and at least {@link DatastoreConfig#MIN_LOG_BYTES}, so
+   * that a store on a small disk keeps its room for data.
    */
-  private long logSize() throws IOException {
+  private long logSize(Path where) throws IOException {
     long want = config.logBytes() > 0 ? config.logBytes() : IntentLog.DEFAULT_BYTES;
-    long free = Files.getFileStore(dir).getUsableSpace();
+    long free = Files.getFileStore(where).getUsableSpace();
     return Math.max(DatastoreConfig.MIN_LOG_BYTES, Math.min(want, free / 16));
   }
 

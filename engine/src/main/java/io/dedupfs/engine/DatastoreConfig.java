@@ -1,5 +1,6 @@
 package io.dedupfs.engine;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
 
@@ -18,6 +19,10 @@ import java.util.Objects;
  *     existing store keeps its own, which {@link Datastore#setCompression} changes)
  * @param logBytes the size of the intent log that fsyncs append to, when it is made (a store keeps
  *     the log it has); 0: fsyncs commit instead (the log is still read at open)
+ * @param logFile where a new store's intent log is made: an absolute path of a file that does not
+ *     exist yet, on another file system (a fast device of its own, as ZFS's separate log device),
+ *     which the store's {@code intent.log} then links to; null: in the store's directory. Used only
+ *     when a store is created (an existing store keeps its own)
  * @param blocksIn where a new store keeps its blocks: a pool ({@link #withBlocksIn}); null: in its
  *     LMDB
  * @param pools opens the pool of a store whose blocks are in one
@@ -36,6 +41,7 @@ public record DatastoreConfig(
     Duration flushInterval,
     Compression compression,
     long logBytes,
+    Path logFile,
     BlockPool.Location blocksIn,
     BlockPool.Opener pools,
     long poolCacheBytes,
@@ -66,6 +72,9 @@ public record DatastoreConfig(
       throw new IllegalArgumentException(
           "an intent log takes at least " + MIN_LOG_BYTES + " bytes");
     }
+    if (logFile != null && !logFile.isAbsolute()) {
+      throw new IllegalArgumentException("the intent log's path must be absolute: " + logFile);
+    }
   }
 
   public static DatastoreConfig defaults() {
@@ -77,6 +86,7 @@ public record DatastoreConfig(
         Duration.ofSeconds(5),
         Compression.DEFAULT,
         IntentLog.DEFAULT_BYTES,
+        null,
         null,
         null,
         DEFAULT_POOL_CACHE_BYTES,
@@ -112,6 +122,11 @@ public record DatastoreConfig(
     return with(f -> f.logBytes = bytes);
   }
 
+  /** See {@code logFile} above. */
+  public DatastoreConfig withLogFile(Path file) {
+    return with(f -> f.logFile = file);
+  }
+
   /** See {@code blocksIn} above. */
   public DatastoreConfig withBlocksIn(BlockPool.Location where) {
     return with(f -> f.blocksIn = where);
@@ -144,6 +159,7 @@ public record DatastoreConfig(
         f.flushInterval,
         f.compression,
         f.logBytes,
+        f.logFile,
         f.blocksIn,
         f.pools,
         f.poolCacheBytes,
@@ -159,6 +175,7 @@ public record DatastoreConfig(
     Duration flushInterval;
     Compression compression;
     long logBytes;
+    Path logFile;
     BlockPool.Location blocksIn;
     BlockPool.Opener pools;
     long poolCacheBytes;
@@ -172,6 +189,7 @@ public record DatastoreConfig(
       flushInterval = c.flushInterval;
       compression = c.compression;
       logBytes = c.logBytes;
+      logFile = c.logFile;
       blocksIn = c.blocksIn;
       pools = c.pools;
       poolCacheBytes = c.poolCacheBytes;

@@ -11,8 +11,9 @@ import java.util.function.Consumer;
 /**
  * Deletes a store: first, for a store whose blocks are in a pool, releases every pool reference its
  * {@code refs} and {@code releases} tables name and takes it off the pool's list of stores; then
- * deletes its files. Crash-safe: the store is marked ({@code meta} {@code destroying}) before the
- * first release, so that no open uses it with blocks gone, and each batch's rows are deleted in the
+ * deletes its files (and its intent log where the store's {@code intent.log} links to one kept
+ * elsewhere). Crash-safe: the store is marked ({@code meta} {@code destroying}) before the first
+ * release, so that no open uses it with blocks gone, and each batch's rows are deleted in the
  * transaction after its releases, so that running it again finishes it (a release repeated changes
  * nothing).
  */
@@ -45,6 +46,10 @@ final class Destroy {
         }
       }
       Lmdb.removeCompactDir(dir);
+      Path logElsewhere = IntentLog.linkedFile(dir);
+      if (logElsewhere != null) {
+        Files.deleteIfExists(logElsewhere);
+      }
       for (String name : FILES) {
         Files.deleteIfExists(dir.resolve(name));
       }

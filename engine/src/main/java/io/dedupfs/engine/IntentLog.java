@@ -184,11 +184,18 @@ final class IntentLog implements AutoCloseable {
 
   /**
    * Makes a new log of {@code bytes} in {@code dir} (written in full with zeros and flushed, then
-   * renamed into place), replacing any old one.
+   * renamed into place), replacing any old one; with {@code elsewhere} (an absolute path, on
+   * another file system), the log is made there and {@code dir}'s {@value #FILE} becomes a symbolic
+   * link to it (FORMAT.md, "Intent log").
    */
-  static void create(Path dir, long bytes) throws IOException {
+  static void create(Path dir, long bytes, Path elsewhere) throws IOException {
+    if (elsewhere != null && Files.exists(elsewhere, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new StoreException(
+          elsewhere + " exists: a new store's intent log is made in a file that does not");
+    }
     long size = Math.max(HEADER + 64L * ALIGN, bytes / ALIGN * ALIGN);
-    Path tmp = dir.resolve(FILE + ".tmp");
+    Path file = elsewhere == null ? dir.resolve(FILE) : elsewhere;
+    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
     try (FileChannel c =
         FileChannel.open(
             tmp,
@@ -205,10 +212,102 @@ final class IntentLog implements AutoCloseable {
       c.write(h, 0);
       c.force(true);
     }
-    Files.move(tmp, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    forceDirectory(file.getParent());
+    if (elsewhere != null) {
+      Path link = dir.resolve(FILE + ".tmp");
+      Files.deleteIfExists(link);
+      Files.createSymbolicLink(link, elsewhere);
+      Files.move(link, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+      forceDirectory(dir);
+    }
+  }
+
+  /** Makes a new log of {@code bytes} in {@code dir}; see above. */
+  static void create(Path dir, long bytes) throws IOException {
+    create(dir, bytes, null);
+  }
+
+  /**
+   * Moves the log of the store in {@code dir}, which the caller has locked (no open uses it), to
+   * {@code elsewhere} (an absolute path of a file that does not exist, on another file system),
+   * which {@value #FILE} then links to; or, with {@code elsewhere} null, back into {@code dir}. The
+   * log is copied whole, records and all (they carry the store's log id, not their place), and
+   * flushed before the link or the file takes the old one's name; only then is the old one deleted.
+   * A crash at any point leaves {@value #FILE} naming a whole log, and at worst the other copy
+   * behind. Returns the file the log is now in.
+   */
+  static Path move(Path dir, Path elsewhere) throws IOException {
+    Path name = dir.resolve(FILE);
+    Path old = linkedFile(dir);
+    if (!Files.exists(name)) {
+      throw new StoreException(
+          "the intent log of "
+              + dir
+              + " is missing"
+              + (old == null ? "" : ": " + name + " links to " + old + ", which is not there"));
+    }
+    if (elsewhere == null && old == null) {
+      throw new StoreException("the intent log of " + dir + " is in the store already");
+    }
+    if (elsewhere != null && Files.exists(elsewhere, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new StoreException(elsewhere + " exists: the intent log is moved to a new file");
+    }
+    Path file = elsewhere == null ? name : elsewhere;
+    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    try (FileChannel from = FileChannel.open(name, StandardOpenOption.READ);
+        FileChannel to =
+            FileChannel.open(
+                tmp,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
+      for (long at = 0, size = from.size(); at < size; ) {
+        b.clear();
+        int n = from.read(b, at);
+        if (n < 0) {
+          throw new java.io.EOFException(name + " ended at " + at + " of " + size + " bytes");
+        }
+        b.flip();
+        while (b.hasRemaining()) {
+          at += to.write(b, at);
+        }
+      }
+      to.force(true);
+    }
+    if (elsewhere == null) {
+      Files.move(tmp, name, StandardCopyOption.ATOMIC_MOVE); // over the link
+      forceDirectory(dir);
+    } else {
+      Files.move(tmp, elsewhere, StandardCopyOption.ATOMIC_MOVE);
+      forceDirectory(elsewhere.getParent());
+      Path link = dir.resolve(FILE + ".tmp");
+      Files.deleteIfExists(link);
+      Files.createSymbolicLink(link, elsewhere);
+      Files.move(link, name, StandardCopyOption.ATOMIC_MOVE); // over the file or the old link
+      forceDirectory(dir);
+    }
+    if (old != null) {
+      Files.delete(old);
+    }
+    return file;
+  }
+
+  /** Makes what was renamed in {@code dir} durable. */
+  private static void forceDirectory(Path dir) throws IOException {
     try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
       d.force(true);
     }
+  }
+
+  /**
+   * The file that {@code dir}'s log link names, when its {@value #FILE} is a symbolic link (a log
+   * made elsewhere by {@link #create}); null when it is not one.
+   */
+  static Path linkedFile(Path dir) throws IOException {
+    Path link = dir.resolve(FILE);
+    return Files.isSymbolicLink(link) ? link.resolveSibling(Files.readSymbolicLink(link)) : null;
   }
 
   /**

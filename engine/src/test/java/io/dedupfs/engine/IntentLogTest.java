@@ -2,10 +2,12 @@ package io.dedupfs.engine;
 
 import static io.dedupfs.engine.TestStores.assertConsistent;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -143,6 +145,96 @@ class IntentLogTest {
       assertThat(TestStores.read(again, ino, 399 * 12_000L, 12_000)).isEqualTo(last);
       assertConsistent(again);
     }
+  }
+
+  /**
+   * A log made on another file system (a device of its own): the store's {@code intent.log} links
+   * to it, fsynced writes come back from it after a crash, and destroying the store deletes it.
+   */
+  @Test
+  void aLogKeptElsewhereIsReplayedThroughItsLink(@TempDir Path elsewhere) throws Exception {
+    Path file = elsewhere.resolve("store.log");
+    byte[] a = TestStores.randomBytes(r, 20_000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096).withLogFile(file));
+    assertThat(Files.readSymbolicLink(dir.resolve(IntentLog.FILE))).isEqualTo(file);
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 3000, a);
+    ds.fsync(ino);
+    assertThat(recordPositions(file)).as("the record went to the file linked").hasSize(1);
+    ds.abandon();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(TestStores.read(again, ino, 3000, a.length)).isEqualTo(a);
+      assertConsistent(again);
+    }
+    Datastore.destroy(dir, TestStores.config(4096), p -> {});
+    assertThat(file).doesNotExist();
+    assertThat(dir).doesNotExist();
+  }
+
+  /**
+   * A log kept elsewhere that is missing (its file system not mounted) refuses the open, rather
+   * than being made anew: once it is back, what it held comes back.
+   */
+  @Test
+  void aMissingLogElsewhereRefusesTheOpenAndLosesNothing(@TempDir Path elsewhere) throws Exception {
+    Path file = elsewhere.resolve("store.log");
+    byte[] a = TestStores.randomBytes(r, 20_000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096).withLogFile(file));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 0, a);
+    ds.fsync(ino);
+    ds.abandon();
+    Path away = elsewhere.resolve("away");
+    Files.move(file, away);
+    assertThatThrownBy(() -> Datastore.open(dir, TestStores.config(4096)).close())
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining(file.toString())
+        .hasMessageContaining("is not there");
+    assertThat(Files.isSymbolicLink(dir.resolve(IntentLog.FILE))).isTrue();
+    assertThat(file).as("no log made in its place").doesNotExist();
+    Files.move(away, file);
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(TestStores.read(again, ino, 0, a.length)).isEqualTo(a);
+      assertConsistent(again);
+    }
+  }
+
+  /**
+   * {@link Datastore#moveLog} carries the records no commit folded out of the store and back, and
+   * refuses a store that is open.
+   */
+  @Test
+  void aMovedLogKeepsWhatItHolds(@TempDir Path elsewhere) throws Exception {
+    byte[] a = TestStores.randomBytes(r, 30_000);
+    Datastore ds = Datastore.open(dir, TestStores.config(4096));
+    long ino = TestStores.create(ds, "f");
+    TestStores.write(ds, ino, 1000, a);
+    ds.fsync(ino);
+    assertThatThrownBy(() -> Datastore.moveLog(dir, elsewhere.resolve("x.log")))
+        .isInstanceOf(StoreException.class);
+    ds.abandon();
+    Path file = elsewhere.resolve("x.log");
+    assertThat(Datastore.moveLog(dir, file)).isEqualTo(file);
+    assertThat(Files.readSymbolicLink(dir.resolve(IntentLog.FILE))).isEqualTo(file);
+    assertThat(recordPositions(file)).hasSize(1);
+    assertThat(Datastore.moveLog(dir, null)).isEqualTo(dir.resolve(IntentLog.FILE));
+    assertThat(Files.isSymbolicLink(dir.resolve(IntentLog.FILE))).isFalse();
+    assertThat(file).doesNotExist();
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(TestStores.read(again, ino, 1000, a.length)).isEqualTo(a);
+      assertConsistent(again);
+    }
+  }
+
+  /** A new store never takes over a file that exists (another store's log, say). */
+  @Test
+  void aNewStoreRefusesAnExistingFileForItsLog(@TempDir Path elsewhere) throws Exception {
+    Path file = elsewhere.resolve("other.log");
+    Files.write(file, new byte[] {42});
+    assertThatThrownBy(() -> Datastore.open(dir, TestStores.config(4096).withLogFile(file)).close())
+        .isInstanceOf(StoreException.class)
+        .hasMessageContaining("exists");
+    assertThat(Files.readAllBytes(file)).containsExactly(42);
   }
 
   /** Where each record of the log lies, by its magic on a 512-byte boundary after the header. */

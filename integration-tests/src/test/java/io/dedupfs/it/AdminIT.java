@@ -244,7 +244,7 @@ class AdminIT {
         .startsWith(
             "dedupfs: missing command: one of create, mount, umount, clone, snapshot, "
                 + "stats, scrub, fsck, compact, reconcile, destroy, pool, send, receive, diff,"
-                + " set-compression, help");
+                + " set-compression, move-intent-log, help");
     Shell.Result typo = Mounted.cli("snapshto", "list");
     assertThat(typo.exitCode()).isEqualTo(2);
     assertThat(typo.stderr()).contains("'snapshto'").contains("did you mean 'snapshot'?");

@@ -13,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -634,6 +635,113 @@ class CrashIT {
       Mounted.forceUnmount(tmp.resolve("mnt"));
       Tools.run("umount", disk.toString());
     }
+  }
+
+  /**
+   * A store whose intent log is on a file system of its own ({@code create --intent-log}, as a
+   * separate log device): fsynced writes go to that log and come back from it after kill -9; while
+   * its file system is not mounted the store refuses to mount, says why and changes nothing; once
+   * it is back, everything is, also after {@code move-intent-log} moved the log, with the records
+   * no commit had folded, into the store and out again; destroying the store deletes the log.
+   */
+  @Test
+  void aStoreWithItsLogOnAnotherFileSystemKeepsFsyncedWrites() throws Exception {
+    Mounted.assumeFuseAvailable();
+    org.junit.jupiter.api.Assumptions.assumeTrue(Tools.isRoot(), "a loop mount needs root");
+    Path tmp = tempDir.toRealPath();
+    Path store = tmp.resolve("store");
+    Path mnt = tmp.resolve("mnt");
+    Path logFs = Files.createDirectories(tmp.resolve("log-fs"));
+    Tools.Ext4 ext4 = new Tools.Ext4(logFs, 64L << 20);
+    boolean ext4Mounted = true;
+    try {
+      Path logFile = ext4.root().toRealPath().resolve("store.log");
+      Shell.Result created =
+          Mounted.cli(
+              "create", "--log-size", "16M", "--intent-log", logFile.toString(), store.toString());
+      assertThat(created.exitCode()).as(created.describe()).isZero();
+      assertThat(created.stdout()).contains("intent log in " + logFile);
+      assertThat(Files.readSymbolicLink(store.resolve("intent.log"))).isEqualTo(logFile);
+
+      byte[] model = new byte[4 << 20];
+      int end = 0;
+      SplittableRandom rnd = new SplittableRandom(77);
+      try (Mounted m = Mounted.mount(store, mnt, tmp)) {
+        try (FileChannel f = FileChannel.open(m.mountpoint().resolve("disk.img"), CREATE, WRITE)) {
+          for (int i = 0; i < 300; i++) {
+            byte[] piece = new byte[4096];
+            rnd.nextBytes(piece);
+            int at = rnd.nextInt(model.length / 4096) * 4096;
+            f.write(ByteBuffer.wrap(piece), at);
+            f.force(false);
+            System.arraycopy(piece, 0, model, at, piece.length);
+            end = Math.max(end, at + piece.length);
+          }
+        }
+        m.kill9();
+      }
+      assertThat(
+              new String(Files.readAllBytes(logFile), java.nio.charset.StandardCharsets.ISO_8859_1))
+          .as("records in the log on its own file system")
+          .contains("DDLG");
+
+      ext4.close();
+      ext4Mounted = false;
+      Map<String, String> before = snapshotOf(store);
+      Shell.Result refused = Mounted.cli("mount", store.toString(), mnt.toString());
+      assertThat(refused.exitCode()).as(refused.describe()).isNotZero();
+      assertThat(refused.stderr()).contains(logFile.toString()).contains("is not there");
+      assertThat(Mounted.isMounted(mnt)).isFalse();
+      assertThat(snapshotOf(store)).as("the store after the refused mount").isEqualTo(before);
+
+      ext4.mountAgain();
+      ext4Mounted = true;
+      Shell.Result back = Mounted.cli("move-intent-log", store.toString());
+      assertThat(back.exitCode()).as(back.describe()).isZero();
+      assertThat(Files.isRegularFile(store.resolve("intent.log"), LinkOption.NOFOLLOW_LINKS))
+          .isTrue();
+      assertThat(logFile).doesNotExist();
+      logFile = logFile.resolveSibling("moved.log");
+      Shell.Result out = Mounted.cli("move-intent-log", store.toString(), logFile.toString());
+      assertThat(out.exitCode()).as(out.describe()).isZero();
+      assertThat(Files.readSymbolicLink(store.resolve("intent.log"))).isEqualTo(logFile);
+      try (Mounted m = Mounted.mount(store, mnt, tmp)) {
+        assertThat(Files.readAllBytes(m.mountpoint().resolve("disk.img")))
+            .as("every fsynced write, from the log on its own file system")
+            .isEqualTo(Arrays.copyOf(model, end));
+      }
+      Shell.Result fsck = Mounted.cli("fsck", "--store", store.toString());
+      assertThat(fsck.exitCode()).as(fsck.describe()).isZero();
+      Shell.Result destroyed = Mounted.cli("destroy", store.toString());
+      assertThat(destroyed.exitCode()).as(destroyed.describe()).isZero();
+      assertThat(logFile).doesNotExist();
+    } finally {
+      Mounted.forceUnmount(mnt);
+      if (ext4Mounted) {
+        ext4.close();
+      }
+    }
+  }
+
+  /**
+   * Each file below {@code dir} (links not followed) and a digest of its bytes; not LMDB's {@code
+   * lock.mdb}, whose table of readers an open rewrites.
+   */
+  private static Map<String, String> snapshotOf(Path dir) throws IOException {
+    Map<String, String> out = new TreeMap<>();
+    try (var files = Files.walk(dir)) {
+      for (Path p : (Iterable<Path>) files::iterator) {
+        if (p.getFileName().toString().equals("lock.mdb")) {
+          continue;
+        }
+        if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+          out.put(dir.relativize(p).toString(), Tools.sha256(Files.readAllBytes(p)));
+        } else if (Files.isSymbolicLink(p)) {
+          out.put(dir.relativize(p).toString(), "-> " + Files.readSymbolicLink(p));
+        }
+      }
+    }
+    return out;
   }
 
   @Test

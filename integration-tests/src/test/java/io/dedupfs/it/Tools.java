@@ -122,12 +122,16 @@ final class Tools {
     }
   }
 
-  /** An ext4 file system (4 KiB blocks) in a sparse image, loop-mounted on a directory. */
+  /**
+   * An ext4 file system (4 KiB blocks) in a sparse image, loop-mounted on a directory; {@link
+   * #close} unmounts it and {@link #mountAgain} mounts it again.
+   */
   static final class Ext4 implements AutoCloseable {
+    private final Path image;
     private final Path mountpoint;
 
     Ext4(Path dir, long bytes) throws IOException {
-      Path image = dir.resolve("ext4.img");
+      image = dir.resolve("ext4.img");
       try (var ch =
           java.nio.channels.FileChannel.open(
               image,
@@ -138,12 +142,16 @@ final class Tools {
       }
       run("mkfs.ext4", "-q", "-F", "-b", "4096", image.toString());
       mountpoint = Files.createDirectories(dir.resolve("ext4"));
-      run("mount", "-o", "loop", image.toString(), mountpoint.toString());
-      assertThat(Mounted.fstypeAt(mountpoint.toRealPath())).contains("ext4");
+      mountAgain();
     }
 
     Path root() {
       return mountpoint;
+    }
+
+    void mountAgain() throws IOException {
+      run("mount", "-o", "loop", image.toString(), mountpoint.toString());
+      assertThat(Mounted.fstypeAt(mountpoint.toRealPath())).contains("ext4");
     }
 
     @Override

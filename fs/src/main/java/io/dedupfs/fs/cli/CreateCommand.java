@@ -56,6 +56,16 @@ final class CreateCommand implements Callable<Integer> {
               + " fsynced writes before commits must fold them into the trees (default: 128M).")
   String logSize;
 
+  @Option(
+      names = "--intent-log",
+      paramLabel = "FILE",
+      description =
+          "Make the intent log in FILE (a new file; its directory must exist) instead of in STORE,"
+              + " and link STORE/intent.log to it: a file system on a fast device of its own (as"
+              + " ZFS's separate log device), whose flushes then do not wait for the store's disk."
+              + " The store does not open while FILE is missing.")
+  Path intentLog;
+
   @Parameters(paramLabel = "STORE", description = "Directory for the store.")
   Path store;
 
@@ -66,6 +76,9 @@ final class CreateCommand implements Callable<Integer> {
         StorePaths.config().withLeafSize(leafSize).withCompression(compression);
     if (logSize != null) {
       config = config.withLogBytes(logBytes());
+    }
+    if (intentLog != null) {
+      config = config.withLogFile(StorePaths.newIntentLog(intentLog, "--intent-log"));
     }
     BlockPool.Location pool = pool();
     if (pool != null) {
@@ -80,6 +93,7 @@ final class CreateCommand implements Callable<Integer> {
               + " bytes, compression "
               + ds.compression()
               + (pool == null ? "" : ", blocks in " + pool)
+              + (intentLog == null ? "" : ", intent log in " + config.logFile())
               + ")");
     }
     return 0;

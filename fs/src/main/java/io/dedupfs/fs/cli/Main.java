@@ -38,6 +38,7 @@ import picocli.CommandLine.Spec;
       ReplicationCommands.Receive.class,
       ReplicationCommands.Diff.class,
       CompressionCommand.class,
+      MoveIntentLogCommand.class,
       CommandLine.HelpCommand.class,
       ManPage.class,
       AutoComplete.GenerateCompletion.class

@@ -136,6 +136,21 @@ final class StorePaths {
     throw new StoreException("unknown kind of block pool: " + where.name());
   }
 
+  /**
+   * The file {@code option} names for an intent log, absolute, checked: new, in a directory that
+   * exists.
+   */
+  static Path newIntentLog(Path file, String option) {
+    Path f = file.toAbsolutePath().normalize();
+    if (Files.exists(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new Main.UsageException(option + ": " + f + " exists; the log is made in a new file");
+    }
+    if (f.getParent() == null || !Files.isDirectory(f.getParent())) {
+      throw new Main.UsageException(option + ": " + f.getParent() + " is not a directory");
+    }
+    return f;
+  }
+
   static void validLeafSize(int leafSize) {
     try {
       DatastoreConfig.defaults().withLeafSize(leafSize);
