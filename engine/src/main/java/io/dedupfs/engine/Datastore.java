@@ -479,6 +479,19 @@ public final class Datastore implements Closeable {
   }
 
   /** How blocks stored from now on are compressed. */
+  /**
+   * The file of the store's intent log, its link followed (another file system's, when the store
+   * keeps it there), and its size; null when the store has none (opened read-only without one).
+   */
+  public LogFile intentLog() throws IOException {
+    return log == null
+        ? null
+        : new LogFile(dir.resolve(IntentLog.FILE).toRealPath(), log.capacity() + IntentLog.ALIGN);
+  }
+
+  /** See {@link #intentLog}. */
+  public record LogFile(Path path, long bytes) {}
+
   public Compression compression() throws IOException {
     return readCompression();
   }

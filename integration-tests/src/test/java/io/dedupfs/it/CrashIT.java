@@ -662,6 +662,10 @@ class CrashIT {
       assertThat(created.exitCode()).as(created.describe()).isZero();
       assertThat(created.stdout()).contains("intent log in " + logFile);
       assertThat(Files.readSymbolicLink(store.resolve("intent.log"))).isEqualTo(logFile);
+      Shell.Result stats = Mounted.cli("stats", "--json", "--store", store.toString());
+      assertThat(Json.at(Json.parse(stats.stdout()), "store", "intent_log"))
+          .as("where stats says the log is")
+          .isEqualTo(logFile.toString());
 
       byte[] model = new byte[4 << 20];
       int end = 0;

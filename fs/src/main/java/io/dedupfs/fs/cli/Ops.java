@@ -118,6 +118,7 @@ final class Ops {
     List<String> paths = paths(p);
     Map<String, SpaceUsage> usage = new LinkedHashMap<>();
     Map<String, Map<String, SpaceUsage>> files = new LinkedHashMap<>();
+    Datastore.LogFile log = ds.intentLog();
     for (String path : paths) {
       usage.put(path, ds.usage(path));
       if (perFile) {
@@ -160,6 +161,8 @@ final class Ops {
           .field("pool_cache_bytes", s.pool() == null ? 0 : s.pool().cacheBytes())
           .field("leaf_size", s.leafSize())
           .field("compression", ds.compression().toString())
+          .field("intent_log", log == null ? "" : log.path().toString())
+          .field("intent_log_bytes", log == null ? 0 : log.bytes())
           .endObject()
           .endObject();
       out.println(j);
@@ -246,6 +249,9 @@ final class Ops {
             "leaf size:",
             f.exact() ? Integer.toString(s.leafSize()) : String.format("%,d bytes", s.leafSize()));
         out.printf("%-16s %s   (of blocks stored from now on)%n", "compression:", ds.compression());
+        if (log != null) {
+          out.printf("%-16s %s, %s%n", "intent log:", log.path(), f.bytes(log.bytes()));
+        }
       }
     }
     return 0;
