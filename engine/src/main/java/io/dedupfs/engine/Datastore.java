@@ -478,7 +478,6 @@ public final class Datastore implements Closeable {
     }
   }
 
-  /** How blocks stored from now on are compressed. */
   /**
    * The file of the store's intent log, its link followed (another file system's, when the store
    * keeps it there), and its size; null when the store has none (opened read-only without one).
@@ -492,6 +491,7 @@ public final class Datastore implements Closeable {
   /** See {@link #intentLog}. */
   public record LogFile(Path path, long bytes) {}
 
+  /** How blocks stored from now on are compressed. */
   public Compression compression() throws IOException {
     return readCompression();
   }

@@ -186,7 +186,7 @@ final class IntentLog implements AutoCloseable {
    * Makes a new log of {@code bytes} in {@code dir} (written in full with zeros and flushed, then
    * renamed into place), replacing any old one; with {@code elsewhere} (an absolute path, on
    * another file system), the log is made there and {@code dir}'s {@value #FILE} becomes a symbolic
-   * link to it (FORMAT.md, "Intent log").
+   * link to it (FORMAT.md, "Files").
    */
   static void create(Path dir, long bytes, Path elsewhere) throws IOException {
     if (elsewhere != null && Files.exists(elsewhere, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {

@@ -220,7 +220,7 @@ class CliBadInputIT {
             List.of("create --log-size 100K S", "--log-size must be from 1M to 64G, not 100K"),
             List.of("create --log-size lots S", "'lots' is not a size"),
             List.of("create --intent-log /proc/no-such-dir/x.log S", "is not a directory"),
-            List.of("create --intent-log M S", "exists; the log is made in a new file"),
+            List.of("create --intent-log M S", "exists; the log goes into a new file"),
             List.of("set-compression", "COMPRESSION"),
             List.of("set-compression gzip --store S", "unknown compression 'gzip'"),
             List.of("set-compression zstd:x --store S", "zstd's level must be a number"),

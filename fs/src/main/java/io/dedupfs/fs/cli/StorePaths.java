@@ -143,7 +143,7 @@ final class StorePaths {
   static Path newIntentLog(Path file, String option) {
     Path f = file.toAbsolutePath().normalize();
     if (Files.exists(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-      throw new Main.UsageException(option + ": " + f + " exists; the log is made in a new file");
+      throw new Main.UsageException(option + ": " + f + " exists; the log goes into a new file");
     }
     if (f.getParent() == null || !Files.isDirectory(f.getParent())) {
       throw new Main.UsageException(option + ": " + f.getParent() + " is not a directory");
