@@ -63,6 +63,7 @@ fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
 log_size=${DEDUPFS_BENCH_LOG_SIZE:-1G}
 jobs=${DEDUPFS_BENCH_JOBS:-fsync1 fsync4 direct64 seq16 rand32 read32 buffered}
 intent_log_dir=${DEDUPFS_BENCH_INTENT_LOG_DIR:-}
+intent_log_where="" # the directory and its device, for the summary
 
 say() { printf 'sync-bench: %s\n' "$*" >&2; }
 die() {
@@ -81,7 +82,8 @@ fstype=$(findmnt -n -o FSTYPE --target "$base" 2>/dev/null || stat -f -c %T "$ba
 if [[ -n "$intent_log_dir" ]]; then
     [[ -d "$intent_log_dir" ]] || die "DEDUPFS_BENCH_INTENT_LOG_DIR=$intent_log_dir is not a directory"
     intent_log_dir=$(readlink -f -- "$intent_log_dir")
-    say "dedupfs's intent log in $intent_log_dir: $(findmnt -n -o SOURCE,FSTYPE --target "$intent_log_dir")"
+    intent_log_where="$intent_log_dir ($(findmnt -n -o SOURCE,FSTYPE --target "$intent_log_dir"))"
+    say "dedupfs's intent log in $intent_log_where"
 fi
 for j in "$root/fs/target/dedupfs.jar" "$root/benchmarks/target/benchmarks.jar"; do
     [[ -f "$j" ]] || die "$j not found: run mvn -q -B -DskipTests package -pl engine,fs,benchmarks -am first"
@@ -257,9 +259,7 @@ for ((run = 1; run <= runs; run++)); do
     done
 done
 
-where=""
-[[ -z "$intent_log_dir" ]] || where="$intent_log_dir ($(findmnt -n -o SOURCE,FSTYPE --target "$intent_log_dir"))"
-python3 - "$results" "$targets" "$where" <<'PY'
+python3 - "$results" "$targets" "$intent_log_where" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 p99s = collections.defaultdict(list)

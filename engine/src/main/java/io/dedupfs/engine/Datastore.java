@@ -485,7 +485,7 @@ public final class Datastore implements Closeable {
   public LogFile intentLog() throws IOException {
     return log == null
         ? null
-        : new LogFile(dir.resolve(IntentLog.FILE).toRealPath(), log.capacity() + IntentLog.ALIGN);
+        : new LogFile(dir.resolve(IntentLog.FILE).toRealPath(), log.fileBytes());
   }
 
   /** See {@link #intentLog}. */

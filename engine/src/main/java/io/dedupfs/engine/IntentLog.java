@@ -189,9 +189,8 @@ final class IntentLog implements AutoCloseable {
    * link to it (FORMAT.md, "Files").
    */
   static void create(Path dir, long bytes, Path elsewhere) throws IOException {
-    if (elsewhere != null && Files.exists(elsewhere, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-      throw new StoreException(
-          elsewhere + " exists: a new store's intent log is made in a file that does not");
+    if (elsewhere != null) {
+      requireNew(elsewhere);
     }
     long size = Math.max(HEADER + 64L * ALIGN, bytes / ALIGN * ALIGN);
     Path file = elsewhere == null ? dir.resolve(FILE) : elsewhere;
@@ -215,11 +214,7 @@ final class IntentLog implements AutoCloseable {
     Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
     forceDirectory(file.getParent());
     if (elsewhere != null) {
-      Path link = dir.resolve(FILE + ".tmp");
-      Files.deleteIfExists(link);
-      Files.createSymbolicLink(link, elsewhere);
-      Files.move(link, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
-      forceDirectory(dir);
+      link(dir, elsewhere);
     }
   }
 
@@ -250,8 +245,8 @@ final class IntentLog implements AutoCloseable {
     if (elsewhere == null && old == null) {
       throw new StoreException("the intent log of " + dir + " is in the store already");
     }
-    if (elsewhere != null && Files.exists(elsewhere, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-      throw new StoreException(elsewhere + " exists: the intent log is moved to a new file");
+    if (elsewhere != null) {
+      requireNew(elsewhere);
     }
     Path file = elsewhere == null ? name : elsewhere;
     Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
@@ -262,6 +257,8 @@ final class IntentLog implements AutoCloseable {
                 StandardOpenOption.CREATE,
                 StandardOpenOption.TRUNCATE_EXISTING,
                 StandardOpenOption.WRITE)) {
+      // copied by hand, not transferTo: a reflink copy would share extents, and the first appends
+      // would then change the file's metadata, which their flushes must not have to write
       ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
       for (long at = 0, size = from.size(); at < size; ) {
         b.clear();
@@ -282,16 +279,31 @@ final class IntentLog implements AutoCloseable {
     } else {
       Files.move(tmp, elsewhere, StandardCopyOption.ATOMIC_MOVE);
       forceDirectory(elsewhere.getParent());
-      Path link = dir.resolve(FILE + ".tmp");
-      Files.deleteIfExists(link);
-      Files.createSymbolicLink(link, elsewhere);
-      Files.move(link, name, StandardCopyOption.ATOMIC_MOVE); // over the file or the old link
-      forceDirectory(dir);
+      link(dir, elsewhere); // over the file or the old link
     }
     if (old != null) {
       Files.delete(old);
     }
     return file;
+  }
+
+  /** Refuses a log file that exists (another store's log, say): a log goes into a new file. */
+  private static void requireNew(Path file) throws IOException {
+    if (Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new StoreException(file + " exists: the intent log goes into a new file");
+    }
+  }
+
+  /**
+   * Makes {@code dir}'s {@value #FILE} a symbolic link to {@code file}, atomically (a link made
+   * beside it, renamed over it), and durable.
+   */
+  private static void link(Path dir, Path file) throws IOException {
+    Path link = dir.resolve(FILE + ".tmp");
+    Files.deleteIfExists(link);
+    Files.createSymbolicLink(link, file);
+    Files.move(link, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+    forceDirectory(dir);
   }
 
   /** Makes what was renamed in {@code dir} durable. */
@@ -521,6 +533,11 @@ final class IntentLog implements AutoCloseable {
   }
 
   /** The most bytes a record may take: a record must fit the ring. */
+  /** The file's size: its header and the ring. */
+  long fileBytes() {
+    return HEADER + capacity;
+  }
+
   long capacity() {
     return capacity;
   }
