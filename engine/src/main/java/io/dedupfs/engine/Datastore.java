@@ -485,11 +485,29 @@ public final class Datastore implements Closeable {
   public LogFile intentLog() throws IOException {
     return log == null
         ? null
-        : new LogFile(dir.resolve(IntentLog.FILE).toRealPath(), log.fileBytes());
+        : new LogFile(dir.resolve(IntentLog.FILE).toRealPath(), log.fileBytes(), log.activity());
   }
 
-  /** See {@link #intentLog}. */
-  public record LogFile(Path path, long bytes) {}
+  /** See {@link #intentLog}; {@code activity}: what the log did since the store was opened. */
+  public record LogFile(Path path, long bytes, LogActivity activity) {}
+
+  /**
+   * What a store's intent log did since the store was opened: {@code records} appended (one an
+   * fsync that had changes to log), taking {@code recordBytes} of the ring; appends {@code refused}
+   * for want of room (those fsyncs committed instead: a log too small for the writes it takes);
+   * {@code writes} that made records durable, each a write and a device flush shared by the records
+   * appended meanwhile (group commit), how long they took on average and the power of two of
+   * microseconds that 99 % of them took less than; and {@code unfoldedBytes}, what the ring holds
+   * now that no commit has folded yet.
+   */
+  public record LogActivity(
+      long records,
+      long recordBytes,
+      long refused,
+      long writes,
+      long writeMicrosMean,
+      long writeMicrosP99,
+      long unfoldedBytes) {}
 
   /** How blocks stored from now on are compressed. */
   public Compression compression() throws IOException {

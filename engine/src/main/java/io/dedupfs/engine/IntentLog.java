@@ -19,6 +19,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.zip.CRC32C;
 
 /**
@@ -111,9 +113,6 @@ final class IntentLog implements AutoCloseable {
 
   /** A thread is writing a batch of records (direct writes only). */
   private boolean batchWriting;
-
-  /** Direct writes made (batches), for tests. */
-  private long batches;
 
   private volatile long appendedEnd;
 
@@ -532,7 +531,6 @@ final class IntentLog implements AutoCloseable {
     return direct == null ? ALIGN : DIRECT_ALIGN;
   }
 
-  /** The most bytes a record may take: a record must fit the ring. */
   /** The file's size: its header and the ring. */
   long fileBytes() {
     return HEADER + capacity;
@@ -580,6 +578,7 @@ final class IntentLog implements AutoCloseable {
     if (size > capacity
         || Math.floorMod(start, capacity) + size > capacity
         || start + size - tail > capacity) {
+      refused.increment();
       return null;
     }
     long seq = nextSeq++;
@@ -603,6 +602,8 @@ final class IntentLog implements AutoCloseable {
       unclaimed.add(n);
     }
     appendedEnd = head;
+    recordsAppended.increment();
+    bytesAppended.add(size);
     return new Appended(seq, head);
   }
 
@@ -722,14 +723,15 @@ final class IntentLog implements AutoCloseable {
         }
       }
       long at = HEADER + Math.floorMod(first.start, capacity);
+      long began = System.nanoTime();
       while (buf.hasRemaining()) {
         at += direct.write(buf, at);
       }
+      wrote(System.nanoTime() - began);
       done = true;
     } finally {
       synchronized (this) {
         batchWriting = false;
-        batches++;
         for (Needed n : batch) {
           n.pending = null;
           n.writing = false;
@@ -746,9 +748,49 @@ final class IntentLog implements AutoCloseable {
     }
   }
 
-  /** Direct writes made so far: batches of records. */
-  synchronized long batches() {
-    return batches;
+  /**
+   * What the log did since it was opened, for {@code dedupfs stats}: records appended and their
+   * bytes, appends refused for want of room (the fsync then committed), and the writes that made
+   * records durable (direct writes of batches, or flushes of the page cache) with how long each
+   * took, its device flush included. Atomics: counted without the log's locks.
+   */
+  private final LongAdder recordsAppended = new LongAdder();
+
+  private final LongAdder bytesAppended = new LongAdder();
+  private final LongAdder refused = new LongAdder();
+  private final LongAdder writes = new LongAdder();
+  private final LongAdder writeNanos = new LongAdder();
+
+  /** Writes by how long they took: slot b counts those of 2^b to 2^(b+1) microseconds. */
+  private final AtomicLongArray writeMicros = new AtomicLongArray(32);
+
+  private void wrote(long nanos) {
+    writes.increment();
+    writeNanos.add(nanos);
+    long micros = Math.max(1, nanos / 1000);
+    writeMicros.incrementAndGet(Math.min(31, 63 - Long.numberOfLeadingZeros(micros)));
+  }
+
+  /** See {@link #recordsAppended}, and {@link Datastore.LogActivity}. */
+  Datastore.LogActivity activity() {
+    long n = writes.sum();
+    long p99 = 0;
+    long below = 0;
+    for (int b = 0; b < writeMicros.length() && n > 0; b++) {
+      below += writeMicros.get(b);
+      if (below * 100 >= n * 99) {
+        p99 = 2L << b;
+        break;
+      }
+    }
+    return new Datastore.LogActivity(
+        recordsAppended.sum(),
+        bytesAppended.sum(),
+        refused.sum(),
+        n,
+        n == 0 ? 0 : writeNanos.sum() / n / 1000,
+        p99,
+        neededBytes());
   }
 
   /**
@@ -808,7 +850,9 @@ final class IntentLog implements AutoCloseable {
       long target = appendedEnd; // every append that ended before this is covered by the flush
       boolean done = false;
       try {
+        long began = System.nanoTime();
         ch.force(false);
+        wrote(System.nanoTime() - began);
         done = true;
       } finally {
         synchronized (syncLock) {

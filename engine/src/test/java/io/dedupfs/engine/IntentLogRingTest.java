@@ -84,6 +84,56 @@ class IntentLogRingTest {
   }
 
   /**
+   * What {@code dedupfs stats} shows of the log: the records appended and the ring bytes they took,
+   * the writes that made them durable (fewer than the records when syncs share one), those writes'
+   * times, the appends refused when the ring was full, and what waits to be folded until it is.
+   */
+  @ParameterizedTest(name = "direct {0}")
+  @ValueSource(booleans = {true, false})
+  void whatTheLogDidIsCounted(boolean direct) throws Exception {
+    IntentLog.create(dir, 1 << 20);
+    try (IntentLog log = IntentLog.open(dir, LOG_ID, false, direct)) {
+      assumeThat(log.direct()).as("direct I/O where the test asks for it").isEqualTo(direct);
+      assertThat(log.activity()).isEqualTo(new Datastore.LogActivity(0, 0, 0, 0, 0, 0, 0));
+      IntentLog.Appended a = append(log, 1, 0, TestStores.randomBytes(r, 5000));
+      IntentLog.Appended b = append(log, 2, 0, TestStores.randomBytes(r, 100));
+      log.sync(2, b.seq(), b.end()); // direct: one write for both
+      log.sync(1, a.seq(), a.end());
+      Datastore.LogActivity two = log.activity();
+      int align = direct ? IntentLog.DIRECT_ALIGN : IntentLog.ALIGN;
+      long padded =
+          (5000 + 96 + align - 1) / align * align + (100 + 96 + align - 1) / align * align;
+      assertThat(two.records()).isEqualTo(2);
+      assertThat(two.recordBytes()).isEqualTo(padded);
+      assertThat(two.writes()).isBetween(1L, 2L);
+      if (direct) {
+        assertThat(two.writes()).as("one write for the two records").isEqualTo(1);
+      }
+      assertThat(two.writeMicrosP99()).isGreaterThanOrEqualTo(Math.max(2, two.writeMicrosMean()));
+      assertThat(two.unfoldedBytes())
+          .as("the two records, from the first's start")
+          .isEqualTo(padded);
+      assertThat(two.refused()).isZero();
+
+      IntentLog.Appended last = b;
+      IntentLog.Appended next;
+      int appended = 0;
+      while ((next = append(log, 2, last.seq(), TestStores.randomBytes(r, 60_000))) != null) {
+        last = next;
+        appended++;
+      }
+      Datastore.LogActivity full = log.activity();
+      assertThat(full.refused()).as("the append the full ring refused").isEqualTo(1);
+      assertThat(full.records()).isEqualTo(2 + appended);
+      assertThat(full.unfoldedBytes()).isGreaterThan((1 << 20) - 128 * 1024);
+      log.sync(2, last.seq(), last.end());
+      log.folded(1, a.seq());
+      log.folded(2, last.seq());
+      assertThat(log.activity().unfoldedBytes()).as("everything folded").isZero();
+    }
+  }
+
+  /**
    * The open reads the ring a few MiB at a time: records that cross from one such stretch into the
    * next, and records longer than a stretch (6 MiB), all come back whole, with the ones between.
    */
@@ -127,10 +177,10 @@ class IntentLogRingTest {
       IntentLog.Appended other = append(log, 2, 0, TestStores.randomBytes(r, 900));
       IntentLog.Appended third = append(log, 3, 0, TestStores.randomBytes(r, 9000));
       log.sync(1, second.seq(), second.end());
-      assertThat(log.batches()).as("one write for the four records").isEqualTo(1);
+      assertThat(log.activity().writes()).as("one write for the four records").isEqualTo(1);
       log.sync(2, other.seq(), other.end());
       log.sync(3, third.seq(), third.end());
-      assertThat(log.batches()).as("written already").isEqualTo(1);
+      assertThat(log.activity().writes()).as("written already").isEqualTo(1);
       seqs.addAll(List.of(first.seq(), second.seq(), other.seq(), third.seq()));
     }
     try (IntentLog again = IntentLog.open(dir, LOG_ID, true)) {
@@ -177,7 +227,7 @@ class IntentLogRingTest {
       for (Future<?> t : threads) {
         t.get(); // a failure in a thread fails the test with its cause
       }
-      writes = log.batches();
+      writes = log.activity().writes();
     } finally {
       pool.shutdownNow();
     }

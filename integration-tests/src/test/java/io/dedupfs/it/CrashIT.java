@@ -682,6 +682,15 @@ class CrashIT {
             end = Math.max(end, at + piece.length);
           }
         }
+        Shell.Result shown = Mounted.cli("stats", "--json", mnt.toString());
+        assertThat(shown.exitCode()).as(shown.describe()).isZero();
+        Object log = Json.at(Json.parse(shown.stdout()), "store");
+        assertThat(Json.longAt(log, "intent_log_records"))
+            .as("a record for each fsync, in stats")
+            .isEqualTo(300);
+        assertThat(Json.longAt(log, "intent_log_writes")).isBetween(1L, 300L);
+        assertThat(Json.longAt(log, "intent_log_record_bytes")).isGreaterThanOrEqualTo(300L * 4096);
+        assertThat(Json.longAt(log, "intent_log_refused")).isZero();
         m.kill9();
       }
       assertThat(

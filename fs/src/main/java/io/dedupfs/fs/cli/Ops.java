@@ -162,9 +162,18 @@ final class Ops {
           .field("leaf_size", s.leafSize())
           .field("compression", ds.compression().toString())
           .field("intent_log", log == null ? "" : log.path().toString())
-          .field("intent_log_bytes", log == null ? 0 : log.bytes())
-          .endObject()
-          .endObject();
+          .field("intent_log_bytes", log == null ? 0 : log.bytes());
+      if (log != null) {
+        Datastore.LogActivity a = log.activity();
+        j.field("intent_log_records", a.records())
+            .field("intent_log_record_bytes", a.recordBytes())
+            .field("intent_log_refused", a.refused())
+            .field("intent_log_writes", a.writes())
+            .field("intent_log_write_us_mean", a.writeMicrosMean())
+            .field("intent_log_write_us_p99", a.writeMicrosP99())
+            .field("intent_log_unfolded_bytes", a.unfoldedBytes());
+      }
+      j.endObject().endObject();
       out.println(j);
       return 0;
     }
@@ -251,10 +260,34 @@ final class Ops {
         out.printf("%-16s %s   (of blocks stored from now on)%n", "compression:", ds.compression());
         if (log != null) {
           out.printf("%-16s %s, %s%n", "intent log:", log.path(), f.bytes(log.bytes()));
+          logActivity(out, f, log.activity());
         }
       }
     }
     return 0;
+  }
+
+  /**
+   * What the intent log did since the mount: for an administrator deciding whether it wants a
+   * device of its own (its writes' time) or a larger size (refusals, what waits to be folded).
+   */
+  private static void logActivity(PrintWriter out, Format f, Datastore.LogActivity a) {
+    out.printf(
+        Locale.ROOT,
+        "%-16s %s records, %s, in %s writes (%.2f a write: fsyncs that shared one)%n",
+        "  since mount:",
+        f.count(a.records()),
+        f.cell(a.recordBytes()),
+        f.count(a.writes()),
+        a.writes() == 0 ? 0.0 : a.records() / (double) a.writes());
+    if (a.writes() > 0) {
+      out.printf(
+          "%-16s %s us on average with the device's flush, 99%% under %s us%n",
+          "  its writes:", f.count(a.writeMicrosMean()), f.count(a.writeMicrosP99()));
+    }
+    out.printf(
+        "%-16s %s not folded yet; %s fsyncs found no room and committed instead%n",
+        "  in the ring:", f.cell(a.unfoldedBytes()), f.count(a.refused()));
   }
 
   private static void figures(JsonWriter j, SpaceUsage u) {
