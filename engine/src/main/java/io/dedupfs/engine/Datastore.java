@@ -494,16 +494,19 @@ public final class Datastore implements Closeable {
   /**
    * What a store's intent log did since the store was opened: {@code records} appended (one an
    * fsync that had changes to log), taking {@code recordBytes} of the ring; appends {@code refused}
-   * for want of room (those fsyncs committed instead: a log too small for the writes it takes);
-   * {@code writes} that made records durable, each a write and a device flush shared by the records
-   * appended meanwhile (group commit), how long they took on average and the power of two of
-   * microseconds that 99 % of them took less than; and {@code unfoldedBytes}, what the ring holds
-   * now that no commit has folded yet.
+   * for want of room (those fsyncs committed instead, each a whole commit); {@code foldsForRoom},
+   * the times the ring was found half full of records no commit had folded and their files' commits
+   * were queued early (often: a log small for the writes it takes); {@code writes} that made
+   * records durable, each a write and a device flush shared by the records appended meanwhile
+   * (group commit), how long they took on average and the power of two of microseconds that 99 % of
+   * them took less than; and {@code unfoldedBytes}, what the ring holds now that no commit has
+   * folded yet.
    */
   public record LogActivity(
       long records,
       long recordBytes,
       long refused,
+      long foldsForRoom,
       long writes,
       long writeMicrosMean,
       long writeMicrosP99,

@@ -464,6 +464,7 @@ final class WriteBack {
     if (closed || !foldQueued.compareAndSet(false, true)) {
       return;
     }
+    log.foldingForRoom();
     try {
       committer.execute(
           () -> {

@@ -94,7 +94,7 @@ class IntentLogRingTest {
     IntentLog.create(dir, 1 << 20);
     try (IntentLog log = IntentLog.open(dir, LOG_ID, false, direct)) {
       assumeThat(log.direct()).as("direct I/O where the test asks for it").isEqualTo(direct);
-      assertThat(log.activity()).isEqualTo(new Datastore.LogActivity(0, 0, 0, 0, 0, 0, 0));
+      assertThat(log.activity()).isEqualTo(new Datastore.LogActivity(0, 0, 0, 0, 0, 0, 0, 0));
       IntentLog.Appended a = append(log, 1, 0, TestStores.randomBytes(r, 5000));
       IntentLog.Appended b = append(log, 2, 0, TestStores.randomBytes(r, 100));
       log.sync(2, b.seq(), b.end()); // direct: one write for both

@@ -139,10 +139,42 @@ class IntentLogTest {
       TestStores.write(ds, ino, (long) i * 12_000, last);
       ds.fsync(ino);
     }
+    Datastore.LogActivity a = ds.intentLog().activity();
+    assertThat(a.refused()).as("fsyncs the full ring refused").isPositive();
+    assertThat(a.records() + a.refused()).as("each fsync logged or refused").isEqualTo(400);
+    assertThat(a.foldsForRoom()).isZero();
     ds.abandon();
     try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
       assertThat(again.getattr(ino).size()).isEqualTo(400 * 12_000L);
       assertThat(TestStores.read(again, ino, 399 * 12_000L, 12_000)).isEqualTo(last);
+      assertConsistent(again);
+    }
+  }
+
+  /**
+   * A log found half full of records no commit folded has their files committed early, so that
+   * fsyncs find room; {@code stats} counts those folds (a log small for its writes).
+   */
+  @Test
+  void aHalfFullLogHasItsFilesCommittedAndSaysSo() throws Exception {
+    long ino;
+    byte[] last = null;
+    try (Datastore ds =
+        Datastore.open(dir, TestStores.config(4096).withLogBytes(DatastoreConfig.MIN_LOG_BYTES))) {
+      ino = TestStores.create(ds, "f");
+      for (int i = 0; i < 200; i++) { // 2.4 MB of records through a 1 MiB ring
+        last = TestStores.randomBytes(r, 12_000);
+        TestStores.write(ds, ino, (long) i * 12_000, last);
+        ds.fsync(ino);
+      }
+      Datastore.LogActivity a = ds.intentLog().activity();
+      assertThat(a.foldsForRoom()).as("folds queued for room").isPositive();
+      assertThat(a.records() + a.refused()).isEqualTo(200);
+      assertThat(a.recordBytes()).isGreaterThan(a.records() * 12_000);
+      assertThat(a.writes()).isBetween(1L, a.records());
+    }
+    try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
+      assertThat(TestStores.read(again, ino, 199 * 12_000L, 12_000)).isEqualTo(last);
       assertConsistent(again);
     }
   }

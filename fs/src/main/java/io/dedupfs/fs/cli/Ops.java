@@ -168,6 +168,7 @@ final class Ops {
         j.field("intent_log_records", a.records())
             .field("intent_log_record_bytes", a.recordBytes())
             .field("intent_log_refused", a.refused())
+            .field("intent_log_folds_for_room", a.foldsForRoom())
             .field("intent_log_writes", a.writes())
             .field("intent_log_write_us_mean", a.writeMicrosMean())
             .field("intent_log_write_us_p99", a.writeMicrosP99())
@@ -274,7 +275,7 @@ final class Ops {
   private static void logActivity(PrintWriter out, Format f, Datastore.LogActivity a) {
     out.printf(
         Locale.ROOT,
-        "%-16s %s records, %s, in %s writes (%.2f a write: fsyncs that shared one)%n",
+        "%-16s %s records, %s, in %s writes (%.2f records a write)%n",
         "  since mount:",
         f.count(a.records()),
         f.cell(a.recordBytes()),
@@ -285,9 +286,13 @@ final class Ops {
           "%-16s %s us on average with the device's flush, 99%% under %s us%n",
           "  its writes:", f.count(a.writeMicrosMean()), f.count(a.writeMicrosP99()));
     }
+    out.printf("%-16s %s not folded yet%n", "  in the ring:", f.cell(a.unfoldedBytes()));
     out.printf(
-        "%-16s %s not folded yet; %s fsyncs found no room and committed instead%n",
-        "  in the ring:", f.cell(a.unfoldedBytes()), f.count(a.refused()));
+        "%-16s %s   (times the ring was found half full and its files committed early)%n",
+        "  half full:", f.count(a.foldsForRoom()));
+    out.printf(
+        "%-16s %s   (fsyncs that found no room in it and committed instead)%n",
+        "  full:", f.count(a.refused()));
   }
 
   private static void figures(JsonWriter j, SpaceUsage u) {
