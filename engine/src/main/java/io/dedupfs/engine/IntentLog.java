@@ -92,6 +92,24 @@ final class IntentLog implements AutoCloseable {
   private volatile long logId;
   private final long capacity;
 
+  /**
+   * What the log did since it was opened, for {@code dedupfs stats}: records appended and their
+   * bytes, appends refused for want of room (the fsync then committed), and the writes that made
+   * records durable (direct writes of batches, or flushes of the page cache) with how long each
+   * took, its device flush included; and how often it was found half full of records not yet folded
+   * ({@link #foldingForRoom}). Atomics: counted without the log's locks.
+   */
+  private final LongAdder recordsAppended = new LongAdder();
+
+  private final LongAdder bytesAppended = new LongAdder();
+  private final LongAdder refused = new LongAdder();
+  private final LongAdder foldsForRoom = new LongAdder();
+  private final LongAdder writes = new LongAdder();
+  private final LongAdder writeNanos = new LongAdder();
+
+  /** Writes by how long they took: slot b counts those of 2^b to 2^(b+1) microseconds. */
+  private final AtomicLongArray writeMicros = new AtomicLongArray(32);
+
   // ---- guarded by this
   private long nextSeq;
   private long head;
@@ -747,24 +765,6 @@ final class IntentLog implements AutoCloseable {
       }
     }
   }
-
-  /**
-   * What the log did since it was opened, for {@code dedupfs stats}: records appended and their
-   * bytes, appends refused for want of room (the fsync then committed), and the writes that made
-   * records durable (direct writes of batches, or flushes of the page cache) with how long each
-   * took, its device flush included; and how often it was found half full of records not yet folded
-   * ({@link #foldingForRoom}). Atomics: counted without the log's locks.
-   */
-  private final LongAdder recordsAppended = new LongAdder();
-
-  private final LongAdder bytesAppended = new LongAdder();
-  private final LongAdder refused = new LongAdder();
-  private final LongAdder foldsForRoom = new LongAdder();
-  private final LongAdder writes = new LongAdder();
-  private final LongAdder writeNanos = new LongAdder();
-
-  /** Writes by how long they took: slot b counts those of 2^b to 2^(b+1) microseconds. */
-  private final AtomicLongArray writeMicros = new AtomicLongArray(32);
 
   /** The log was found half full of records not yet folded, and their files' commits queued. */
   void foldingForRoom() {
