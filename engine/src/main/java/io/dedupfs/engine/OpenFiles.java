@@ -32,7 +32,10 @@ final class OpenFiles {
   /**
    * Counts contents removed from {@link #files} (forget, restore): {@link #content} loads a file's
    * inode outside any lock, and loads again when a removal happened meanwhile, since what it read
-   * may be contents that a restore has just replaced.
+   * may be contents that have just been replaced: by a restore, or by the commit of contents loaded
+   * (and forgotten again) meanwhile. Until it has checked, what it published stays locked, so that
+   * nobody changes stale contents (a commit of them would drop the other's and release their old
+   * root twice).
    */
   private final AtomicLong removals = new AtomicLong();
 
@@ -84,10 +87,12 @@ final class OpenFiles {
 
   /**
    * For tests: told when {@link #content} has read a file's inode, before it publishes the contents
-   * it loads from it.
+   * it loads from it, and when it has published them, locked, before it checks they are fresh.
    */
   interface LoadHook {
     void inodeRead(long ino) throws IOException;
+
+    default void published(long ino) {}
   }
 
   volatile LoadHook loadHook;
@@ -117,18 +122,22 @@ final class OpenFiles {
               i.isReadOnly(),
               new FileTree(
                   geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes, earlyHasher));
-      FileContent raced = files.putIfAbsent(ino, loaded);
-      if (raced != null) {
-        return raced;
-      }
-      if (removals.get() == seen) {
-        return loaded;
-      }
-      // Contents were removed while the inode was read: perhaps this file's, replaced by a restore
-      // that committed after the read. Whoever took these meanwhile finds them retired and loads
-      // again.
+      // Published locked: whoever takes them from the table before they are found fresh waits, and
+      // finds them retired if they are not.
       loaded.lock.writeLock().lock();
       try {
+        FileContent raced = files.putIfAbsent(ino, loaded);
+        if (raced != null) {
+          return raced;
+        }
+        if (hook != null) {
+          hook.published(ino);
+        }
+        if (removals.get() == seen) {
+          return loaded;
+        }
+        // Contents were removed while the inode was read: perhaps this file's, committed from
+        // contents loaded meanwhile, or replaced by a restore, after the read.
         retire(loaded);
       } finally {
         loaded.lock.writeLock().unlock();

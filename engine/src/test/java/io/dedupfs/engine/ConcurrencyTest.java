@@ -3,6 +3,7 @@ package io.dedupfs.engine;
 import static io.dedupfs.engine.TestStores.assertConsistent;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -145,6 +146,102 @@ class ConcurrencyTest {
     try (Datastore ds = Datastore.open(dir, TestStores.config(4096))) {
       verify(ds, inos, scratch, finalVersion);
       assertConsistent(ds);
+    }
+  }
+
+  /**
+   * A file unloaded by forget is loaded by two threads at once; one reads its inode, then the other
+   * loads it, writes, commits and it is forgotten again, so that what the first read is stale. The
+   * first must not publish those stale contents where a third thread can write to them: that write,
+   * committed, would drop the second's and release the old root a second time.
+   */
+  @Test
+  void contentsLoadedStaleAreNeverWrittenTo() throws Exception {
+    int leaf = 4096;
+    try (Datastore ds = Datastore.open(dir, TestStores.config(leaf))) {
+      long f = TestStores.create(ds, "f");
+      byte[] model = TestStores.randomBytes(new SplittableRandom(7), 3 * leaf);
+      TestStores.write(ds, f, 0, model);
+      ds.flush(f);
+      ds.forget(f); // clean: unloaded, the next use loads it
+      byte[] second = TestStores.randomBytes(new SplittableRandom(8), 100);
+      byte[] third = TestStores.randomBytes(new SplittableRandom(9), 100);
+      Thread first = Thread.currentThread();
+      List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+      AtomicBoolean secondRan = new AtomicBoolean();
+      Thread[] thirdWriter = new Thread[1];
+      ds.files.loadHook =
+          new OpenFiles.LoadHook() {
+            @Override
+            public void inodeRead(long ino) {
+              if (Thread.currentThread() == first && secondRan.compareAndSet(false, true)) {
+                Thread t =
+                    start(
+                        failures,
+                        () -> {
+                          TestStores.write(ds, f, 0, second);
+                          ds.flush(f);
+                          ds.forget(f);
+                        });
+                join(t, 10_000);
+              }
+            }
+
+            @Override
+            public void published(long ino) {
+              if (Thread.currentThread() == first && thirdWriter[0] == null) {
+                thirdWriter[0] =
+                    start(
+                        failures,
+                        () -> {
+                          TestStores.write(ds, f, leaf, third);
+                          ds.flush(f);
+                        });
+                join(thirdWriter[0], 500); // stale contents open to it are written now
+              }
+            }
+          };
+      byte[] read;
+      try {
+        read = TestStores.read(ds, f, 0, second.length);
+      } finally {
+        ds.files.loadHook = null;
+      }
+      join(thirdWriter[0], 10_000);
+      assertThat(failures).isEmpty();
+      TestStores.assertSameBytes(read, second, "what the first reader loaded");
+      System.arraycopy(second, 0, model, 0, second.length);
+      System.arraycopy(third, 0, model, leaf, third.length);
+      TestStores.assertSameBytes(
+          TestStores.read(ds, f, 0, model.length), model, "both writes, each committed");
+      assertConsistent(ds);
+    }
+  }
+
+  private interface Work {
+    void run() throws IOException;
+  }
+
+  /** A thread running {@code work}, started; what it throws goes to {@code failures}. */
+  private static Thread start(List<Throwable> failures, Work work) {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                work.run();
+              } catch (IOException | RuntimeException e) {
+                failures.add(e);
+              }
+            });
+    t.start();
+    return t;
+  }
+
+  private static void join(Thread t, long millis) {
+    try {
+      t.join(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 
