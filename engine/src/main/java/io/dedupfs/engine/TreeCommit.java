@@ -94,6 +94,11 @@ final class TreeCommit {
     return Slot.hashOf(newTop);
   }
 
+  /** Whether this commit was frozen from contents whose committed tree is {@code committed}. */
+  boolean replaces(Hash committed) {
+    return oldRoot.equals(committed);
+  }
+
   /**
    * Stores the new blocks and moves reference counts from the old tree to the new one, inside the
    * caller's write transaction. Pure with respect to this object but for the compressed forms it

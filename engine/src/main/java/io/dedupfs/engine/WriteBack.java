@@ -381,7 +381,7 @@ final class WriteBack {
                   + e.getMessage());
         } else {
           LOG.log(
-              System.Logger.Level.DEBUG,
+              e instanceof RuntimeException ? System.Logger.Level.ERROR : System.Logger.Level.DEBUG,
               "background commit of inode " + fc.ino + " failed; its data stays buffered",
               e);
         }
@@ -688,6 +688,16 @@ final class WriteBack {
                   i = ns.inode(txn, fc.ino);
                 } catch (NoSuchFileException gone) {
                   return false;
+                }
+                if (!c.replaces(i.root())) {
+                  // contents that missed a change of the inode: storing them would drop that change
+                  // and release their old root a second time
+                  throw new IllegalStateException(
+                      "inode "
+                          + fc.ino
+                          + " has root "
+                          + i.root()
+                          + ", its contents in memory another; not committed");
                 }
                 c.apply(txn);
                 if (f.logSeq() > 0) {
