@@ -1244,6 +1244,104 @@ class OperationsIT {
     assertContent(f, expected, size);
   }
 
+  /**
+   * Six threads open, write (a random range of a region of their own, in one of three files), now
+   * and then fsync or truncate to the same size (which commits), and close, over and over, while
+   * the kernel is told to drop its cached inodes every few milliseconds: files are forgotten
+   * between uses (dedupfs unloads their contents) and opened again by several threads at once.
+   * Every write must be read back, by its writer as it goes and whole at the end, and the daemon
+   * must report no failure (its log is checked after the class).
+   */
+  @Test
+  void filesForgottenAndOpenedAgainByManyThreadsKeepEveryWrite(TestInfo test) throws Exception {
+    Path d = dir(test);
+    int files = 3;
+    int writers = 6;
+    int region = 200_000; // not leaf-aligned: neighbours share leaves
+    int perFile = writers / files;
+    byte[][] model = new byte[files][perFile * region];
+    for (int f = 0; f < files; f++) {
+      Files.write(d.resolve("f" + f), model[f]);
+    }
+    Path dropCaches = Path.of("/proc/sys/vm/drop_caches");
+    ExecutorService pool = Executors.newFixedThreadPool(writers + 1);
+    java.util.concurrent.atomic.AtomicBoolean writing =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    try {
+      Future<?> dropper =
+          pool.submit(
+              () -> {
+                int drops = 0;
+                while (writing.get()) {
+                  Files.writeString(dropCaches, "2"); // dentries and inodes: forgets follow
+                  drops++;
+                  Thread.sleep(3);
+                }
+                return drops;
+              });
+      List<Future<?>> runs = new ArrayList<>();
+      for (int w = 0; w < writers; w++) {
+        int mine = w;
+        runs.add(
+            pool.submit(
+                () -> {
+                  Random r = new Random(300 + mine);
+                  Path f = d.resolve("f" + mine % files);
+                  byte[] m = model[mine % files];
+                  int start = mine / files * region;
+                  for (int op = 0; op < 400; op++) {
+                    int len = 1 + r.nextInt(20_000);
+                    int at = start + r.nextInt(region - len);
+                    byte[] b = new byte[len];
+                    r.nextBytes(b);
+                    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+                      FileChannel ch = raf.getChannel();
+                      ByteBuffer buf = ByteBuffer.wrap(b);
+                      while (buf.hasRemaining()) {
+                        ch.write(buf, at + buf.position());
+                      }
+                      switch (r.nextInt(4)) {
+                        case 0 -> ch.force(false); // into the intent log
+                        case 1 -> raf.setLength(m.length); // a truncate commits: the file is clean
+                        default -> {}
+                      }
+                    }
+                    System.arraycopy(b, 0, m, at, len);
+                    Thread.sleep(r.nextInt(4)); // closed meanwhile: the kernel may forget it
+                    if (op % 50 == 49) {
+                      byte[] got = new byte[region];
+                      try (FileChannel ch = FileChannel.open(f, READ)) {
+                        ByteBuffer buf = ByteBuffer.wrap(got);
+                        while (buf.hasRemaining() && ch.read(buf, start + buf.position()) > 0) {
+                          // next chunk
+                        }
+                      }
+                      assertThat(Arrays.mismatch(got, Arrays.copyOfRange(m, start, start + region)))
+                          .as(
+                              "first byte that differs in writer %d's region after %d writes",
+                              mine, op + 1)
+                          .isEqualTo(-1);
+                    }
+                  }
+                  return null;
+                }));
+      }
+      for (Future<?> r : runs) {
+        r.get();
+      }
+      writing.set(false);
+      assertThat((Integer) dropper.get()).as("times the kernel dropped its inodes").isPositive();
+    } finally {
+      writing.set(false);
+      pool.shutdownNow();
+    }
+    Files.writeString(dropCaches, "2"); // what is read now comes from the daemon
+    for (int f = 0; f < files; f++) {
+      assertContent(d.resolve("f" + f), model[f], model[f].length);
+    }
+    assertThat(fs.output()).doesNotContain("Exception", "reclaiming space failed");
+  }
+
   @Test
   void locksExcludeOtherProcesses(TestInfo test) throws IOException {
     Path d = dir(test);
