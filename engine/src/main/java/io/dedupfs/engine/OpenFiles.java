@@ -136,8 +136,8 @@ final class OpenFiles {
         if (removals.get() == seen) {
           return loaded;
         }
-        // Contents were removed while the inode was read: perhaps this file's, committed from
-        // contents loaded meanwhile, or replaced by a restore, after the read.
+        // Contents were removed while the inode was read: perhaps this file's, changed after the
+        // read by a commit of contents loaded meanwhile or by a restore.
         retire(loaded);
       } finally {
         loaded.lock.writeLock().unlock();

@@ -695,9 +695,9 @@ final class WriteBack {
                   throw new IllegalStateException(
                       "inode "
                           + fc.ino
-                          + " has root "
+                          + ": its contents in memory were not loaded from its committed root "
                           + i.root()
-                          + ", its contents in memory another; not committed");
+                          + "; not committed");
                 }
                 c.apply(txn);
                 if (f.logSeq() > 0) {

@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -168,7 +169,7 @@ class ConcurrencyTest {
       byte[] second = TestStores.randomBytes(new SplittableRandom(8), 100);
       byte[] third = TestStores.randomBytes(new SplittableRandom(9), 100);
       Thread first = Thread.currentThread();
-      List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+      List<Throwable> failures = new CopyOnWriteArrayList<>();
       AtomicBoolean secondRan = new AtomicBoolean();
       Thread[] thirdWriter = new Thread[1];
       ds.files.loadHook =

@@ -40,6 +40,7 @@ import java.util.TreeSet;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -1265,8 +1266,7 @@ class OperationsIT {
     }
     Path dropCaches = Path.of("/proc/sys/vm/drop_caches");
     ExecutorService pool = Executors.newFixedThreadPool(writers + 1);
-    java.util.concurrent.atomic.AtomicBoolean writing =
-        new java.util.concurrent.atomic.AtomicBoolean(true);
+    AtomicBoolean writing = new AtomicBoolean(true);
     try {
       Future<?> dropper =
           pool.submit(
