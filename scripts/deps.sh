@@ -7,10 +7,12 @@
 #   JDK 17+ (openjdk-17-jdk-headless unless a javac 17+ is on PATH), maven,
 #   libfuse3-3 and fuse3 (fusermount3; this removes libfuse2's `fuse`
 #   package, which conflicts), libfuse3-dev and gcc (StructLayoutTest checks
-#   the binding against the C headers), qemu-utils, fio, xfsprogs, attr, e2fsprogs,
-#   python3, util-linux, psmisc, and for LibvirtIT libvirt-daemon-system
-#   (libvirtd, virtlogd, the default qemu.conf and the libvirt-qemu user),
-#   libvirt-clients (virsh) and qemu-system-x86 (with SeaBIOS); then makes
+#   the binding against the C headers), liburing2 (mounts with --io-uring)
+#   and liburing-dev (StructLayoutTest checks the rings' structures too),
+#   qemu-utils, fio, xfsprogs, attr, e2fsprogs, python3, util-linux, psmisc,
+#   and for LibvirtIT libvirt-daemon-system (libvirtd, virtlogd, the default
+#   qemu.conf and the libvirt-qemu user), libvirt-clients (virsh) and
+#   qemu-system-x86 (with SeaBIOS); then makes
 #   sure /dev/fuse exists. Installing libvirt starts no daemon where systemd
 #   is not running; the tests start their own. For the RADOS tests and
 #   scripts/ceph.sh: ceph-mon, ceph-mgr, ceph-osd, ceph-common (the ceph CLI,
@@ -49,7 +51,7 @@ if (($(javac_major) < 17)); then
 fi
 command -v mvn >/dev/null || missing+=(maven)
 command -v python3 >/dev/null || missing+=(python3)
-for pkg in libfuse3-3 fuse3 libfuse3-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc \
+for pkg in libfuse3-3 fuse3 libfuse3-dev liburing2 liburing-dev gcc qemu-utils fio xfsprogs attr e2fsprogs util-linux psmisc \
     libvirt-daemon-system libvirt-clients qemu-system-x86 \
     ceph-mon ceph-mgr ceph-osd ceph-common librados-dev uuid-runtime iproute2; do
     installed "$pkg" || missing+=("$pkg")

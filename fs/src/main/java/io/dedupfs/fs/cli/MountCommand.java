@@ -58,7 +58,7 @@ final class MountCommand implements Callable<Integer> {
       paramLabel = "OPT[,OPT...]",
       split = ",",
       description = {
-        "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, threads=N, snapdir=hidden|visible,",
+        "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, io_uring, threads=N, snapdir=hidden|visible,",
         "pool_timeout=SECONDS, pool_cache=SIZE, fsync=log|commit, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
         "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
       })
@@ -84,6 +84,15 @@ final class MountCommand implements Callable<Integer> {
       names = "--writeback-cache",
       description = "Let the kernel cache writes (faster small writes).")
   boolean writebackCache;
+
+  @Option(
+      names = "--io-uring",
+      description = {
+        "Take requests through io_uring where the kernel offers it (Linux 6.14 or later; sets",
+        "/sys/module/fuse/parameters/enable_uring to Y when it is N): THREADS workers spread over",
+        "the CPUs' queues, at least 2 on each, besides THREADS that read /dev/fuse."
+      })
+  boolean ioUring;
 
   /**
    * Refused with a pointer to {@code dedupfs create}: a mount never makes a store, so has no leaf
@@ -201,6 +210,7 @@ final class MountCommand implements Callable<Integer> {
         case "ro" -> readOnly = true;
         case "rw" -> readOnly = false;
         case "writeback_cache" -> writebackCache = true;
+        case "io_uring" -> ioUring = true;
         case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
         case "threads" -> threads = parseNumber(o, required(o, value));
         case "snapdir" ->
@@ -410,6 +420,7 @@ final class MountCommand implements Callable<Integer> {
         .allowOther(allowOther)
         .readOnly(readOnly)
         .writebackCache(writebackCache)
+        .ioUring(ioUring)
         .threads(threads)
         .debug(debugFuse)
         .extraOptions(extra)

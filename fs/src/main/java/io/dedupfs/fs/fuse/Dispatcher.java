@@ -59,6 +59,8 @@ final class Dispatcher {
 
   private final CountDownLatch initDone = new CountDownLatch(1);
   private volatile int kernelInitFlags;
+
+  private volatile int kernelInitFlags2;
   private volatile Throwable initFailure;
 
   Dispatcher(
@@ -84,6 +86,11 @@ final class Dispatcher {
   /** The flags of the kernel's INIT request (0 until it arrived): what the kernel offers. */
   int kernelInitFlags() {
     return kernelInitFlags;
+  }
+
+  /** The flags2 of the kernel's INIT request (0 until it arrived, or before protocol 7.36). */
+  int kernelInitFlags2() {
+    return kernelInitFlags2;
   }
 
   /** What {@link FuseOperations#init} threw, or null. */
@@ -160,6 +167,9 @@ final class Dispatcher {
   private void init(long userdata, long conn) {
     try {
       kernelInitFlags = worker().requestInt(Layout.IN_HEADER_SIZEOF + Layout.INIT_IN_FLAGS);
+      if ((kernelInitFlags & Layout.INIT_EXT) != 0) {
+        kernelInitFlags2 = worker().requestInt(Layout.IN_HEADER_SIZEOF + Layout.INIT_IN_FLAGS2);
+      }
       ConnectionInfo offered = ConnectionInfo.read(conn);
       int want =
           offered.want() & ~ConnectionInfo.CAP_SPLICE_ALL & ~ConnectionInfo.CAP_HANDLE_KILLPRIV;

@@ -6,10 +6,12 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import jnr.constants.platform.Errno;
 
 /**
@@ -20,7 +22,10 @@ import jnr.constants.platform.Errno;
  * kernel's INIT has been answered. Each worker is a JVM thread looping on {@code
  * fuse_session_receive_buf} / {@code fuse_session_process_buf}, so libfuse calls the operation
  * callbacks on JVM-owned threads: no native thread is ever attached to the JVM per request, and
- * several requests are served at once.
+ * several requests are served at once. With {@link MountOptions#ioUring} (FUSE over io_uring, Linux
+ * 6.14 and later) more workers take their requests from rings of their own ({@link Ring}) once INIT
+ * is answered; the /dev/fuse workers then see only what the kernel still sends there (forgets,
+ * interrupts).
  *
  * <p>This class is the session's lifecycle: mount, workers, readahead, invalidation, unmount and
  * abort. The operations table, whose callbacks decode each request, call {@link FuseOperations} and
@@ -57,7 +62,12 @@ public final class FuseSession implements AutoCloseable {
   private boolean mounted;
 
   /** The INIT reply's hook, while the session lives (null when not asked for or not possible). */
-  private KillPrivV2 killPriv;
+  private InitReply initReply;
+
+  /** Counted down by each ring worker as it stops; null until ring workers start. */
+  private volatile CountDownLatch ringsDone;
+
+  private final AtomicBoolean ringFailureLogged = new AtomicBoolean();
 
   private boolean closed;
 
@@ -130,20 +140,30 @@ public final class FuseSession implements AutoCloseable {
     } finally {
       MEM.freeMemory(opsTable); // fuse_session_new copies the table
     }
+    Native.LibUring uring = options.ioUring() ? loadUring() : null;
+    if (uring != null) {
+      enableUring();
+    }
     int res = lib.fuse_session_mount(se, mountpoint.toString());
     if (res != 0) {
       throw new IOException("cannot mount on " + mountpoint + " (libfuse's message is above)");
     }
     mounted = true;
-    // See KillPrivV2: one worker until INIT's reply has gone out through the hook.
-    killPriv =
-        dropsPrivileges && !options.writebackCache()
-            ? KillPrivV2.install(se, dispatcher::kernelInitFlags)
+    // See InitReply: one worker until INIT's reply has gone out through the hook.
+    boolean killPriv = dropsPrivileges && !options.writebackCache();
+    initReply =
+        killPriv || uring != null
+            ? InitReply.install(
+                se,
+                killPriv,
+                uring != null,
+                dispatcher::kernelInitFlags,
+                dispatcher::kernelInitFlags2)
             : null;
-    startWorkers(killPriv == null ? options.threads() : 1);
+    startWorkers(initReply == null ? options.threads() : 1);
     try {
       if (!dispatcher.awaitInit(options.initTimeout())
-          || (killPriv != null && !killPriv.awaitReplied(options.initTimeout()))) {
+          || (initReply != null && !initReply.awaitReplied(options.initTimeout()))) {
         throw new IOException("the kernel did not send INIT within " + options.initTimeout());
       }
     } catch (InterruptedException e) {
@@ -155,6 +175,111 @@ public final class FuseSession implements AutoCloseable {
       throw new IOException("the filesystem's init failed: " + initFailure, initFailure);
     }
     startWorkers(options.threads());
+    if (initReply != null && initReply.ioUringAsked()) {
+      startRingWorkers(uring, initReply.payloadCapacity());
+    }
+  }
+
+  /** liburing, or null (logged) where it is not installed. */
+  private static Native.LibUring loadUring() {
+    try {
+      return Native.uring();
+    } catch (UnsatisfiedLinkError e) {
+      LOG.log(
+          System.Logger.Level.WARNING,
+          "cannot load "
+              + Native.LIBURING
+              + " (install the liburing2 package): requests go through /dev/fuse");
+      return null;
+    }
+  }
+
+  /**
+   * Before mounting with {@link MountOptions#ioUring}: has the kernel offer FUSE over io_uring to
+   * new mounts (its parameter {@code enable_uring}, off by default; other FUSE daemons that do not
+   * ask for io_uring are not affected), where it has the parameter and we may set it.
+   */
+  private static void enableUring() {
+    Path p = Path.of("/sys/module/fuse/parameters/enable_uring");
+    try {
+      if (Files.exists(p) && Files.readString(p).trim().equals("N")) {
+        Files.writeString(p, "Y");
+        LOG.log(System.Logger.Level.INFO, "set " + p + " to Y (FUSE over io_uring)");
+      }
+    } catch (IOException e) {
+      LOG.log(System.Logger.Level.WARNING, "cannot set " + p + " to Y: " + e);
+    }
+  }
+
+  /**
+   * Starts the io_uring workers: for each of the kernel's queues (one per possible CPU), {@link
+   * MountOptions#threads()} spread over the queues, at least two each, each with a ring of its own
+   * whose entry takes payloads of {@code payloadCapacity} bytes. Requests go through the rings once
+   * every queue has registered an entry; until then, and if the kernel refuses the rings (each
+   * worker then logs why and stops), they go through /dev/fuse.
+   */
+  private void startRingWorkers(Native.LibUring uring, int payloadCapacity) throws IOException {
+    int queues = possibleCpus();
+    int perQueue = Math.max(2, (options.threads() + queues - 1) / queues);
+    int fd = Native.fuseIo().fuse_session_fd(se);
+    List<Ring> rings = new ArrayList<>();
+    try {
+      for (int q = 0; q < queues; q++) {
+        for (int i = 0; i < perQueue; i++) {
+          rings.add(Ring.open(uring, fd, q, payloadCapacity));
+        }
+      }
+    } catch (IllegalStateException e) {
+      rings.forEach(Ring::close);
+      LOG.log(System.Logger.Level.WARNING, e.getMessage() + ": requests go through /dev/fuse");
+      return;
+    }
+    ringsDone = new CountDownLatch(rings.size());
+    for (int i = 0; i < rings.size(); i++) {
+      Worker w = new Worker(this, lib, se, i % perQueue, rings.get(i));
+      workers.add(w);
+      w.start();
+    }
+    LOG.log(
+        System.Logger.Level.INFO,
+        "FUSE over io_uring: "
+            + queues
+            + " queues, "
+            + perQueue
+            + " workers each, payloads of "
+            + payloadCapacity
+            + " bytes");
+  }
+
+  /** The kernel's number of ring queues: its possible CPUs ({@code 0-N} in sysfs). */
+  private static int possibleCpus() throws IOException {
+    String possible = Files.readString(Path.of("/sys/devices/system/cpu/possible")).trim();
+    int last = 0;
+    for (String range : possible.split(",")) {
+      last = Math.max(last, Integer.parseInt(range.substring(range.lastIndexOf('-') + 1)));
+    }
+    return last + 1;
+  }
+
+  /**
+   * The ring of worker {@code name} failed with {@code errno}: the kernel refused it, or a command
+   * on it failed. Logged once per session: the other rings fail alike.
+   */
+  void ringFailed(String name, int errno) {
+    if (ringFailureLogged.compareAndSet(false, true)) {
+      LOG.log(
+          System.Logger.Level.ERROR,
+          "FUSE over io_uring: the ring of "
+              + name
+              + " failed with errno "
+              + errno
+              + " (refused at registration, requests go on through /dev/fuse; later, those its"
+              + " queue's other rings do not take wait)");
+    }
+  }
+
+  void ringWorkerExited() {
+    ringsDone.countDown();
   }
 
   /** Starts workers until there are {@code count}. */
@@ -258,7 +383,8 @@ public final class FuseSession implements AutoCloseable {
     }
     if (!workers.isEmpty()) {
       try {
-        if (!workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
+        if (!workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS)
+            || !ringsStopped(options.unmountTimeout())) {
           LOG.log(
               System.Logger.Level.WARNING,
               "the mount "
@@ -268,18 +394,25 @@ public final class FuseSession implements AutoCloseable {
                   + "; aborting its FUSE connection");
           abortConnections();
           workersDone.await(options.unmountTimeout().toMillis(), TimeUnit.MILLISECONDS);
+          ringsStopped(options.unmountTimeout());
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
     }
-    if (workersDone.getCount() == 0) {
+    if (workersDone.getCount() == 0 && (ringsDone == null || ringsDone.getCount() == 0)) {
       lib.fuse_session_destroy(se);
     } else {
       LOG.log(
           System.Logger.Level.ERROR, "FUSE workers did not stop; leaving the session undestroyed");
     }
     se = 0;
+  }
+
+  /** Waits up to {@code timeout} for the ring workers to stop; true when none runs. */
+  private boolean ringsStopped(Duration timeout) throws InterruptedException {
+    CountDownLatch done = ringsDone;
+    return done == null || done.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /**

@@ -107,6 +107,7 @@ final class Layout {
 
   static final int IN_OPCODE = 4;
   static final int OUT_ERROR = 4;
+  static final int OUT_UNIQUE = 8;
 
   /** Opcodes ({@code enum fuse_opcode}). */
   static final int OPCODE_SETATTR = 4;
@@ -122,6 +123,23 @@ final class Layout {
   static final int INIT_IN_FLAGS = 12;
 
   static final int INIT_OUT_FLAGS = 12;
+
+  /**
+   * {@code fuse_init_in.flags2} and {@code fuse_init_out.flags2}: the flags above bit 31, read by
+   * the kernel when the reply's flags have {@code FUSE_INIT_EXT}.
+   */
+  static final int INIT_IN_FLAGS2 = 16;
+
+  static final int INIT_OUT_FLAGS2 = 32;
+
+  /** {@code fuse_init_out}: u32 max_write at 20, u16 max_pages at 28. */
+  static final int INIT_OUT_MAX_WRITE = 20;
+
+  static final int INIT_OUT_MAX_PAGES = 28;
+  static final int INIT_EXT = 1 << 30;
+
+  /** {@code FUSE_OVER_IO_URING} (bit 41) in flags2: requests may come through io_uring. */
+  static final int INIT2_OVER_IO_URING = 1 << 9;
 
   /** {@code FUSE_HANDLE_KILLPRIV_V2}: the filesystem drops set-user-ID bits and capabilities. */
   static final int INIT_HANDLE_KILLPRIV_V2 = 1 << 28;
@@ -159,6 +177,71 @@ final class Layout {
 
   static final int CUSTOM_IO_READ = 8;
   static final int CUSTOM_IO_SIZEOF = 32;
+
+  /**
+   * FUSE over io_uring ({@code fuse_kernel.h} 7.42, Linux 6.14 and later). A ring entry is two
+   * buffers: {@code struct fuse_uring_req_header} (in_out[128]: the in header, then the reply's out
+   * header; op_in[128]: the operation's own header; {@code struct fuse_uring_ent_in_out}: u64
+   * flags, u64 commit_id, u32 payload_sz) and the payload (the other arguments, then the reply's).
+   */
+  static final int URING_HEADER_IN_OUT = 0;
+
+  static final int URING_HEADER_OP_IN = 128;
+  static final int URING_HEADER_COMMIT_ID = 256 + 8;
+  static final int URING_HEADER_PAYLOAD_SZ = 256 + 16;
+  static final int URING_HEADER_SIZEOF = 288;
+
+  /** {@code enum fuse_uring_cmd}. */
+  static final int URING_CMD_REGISTER = 1;
+
+  static final int URING_CMD_COMMIT_AND_FETCH = 2;
+
+  /**
+   * {@code struct io_uring_sqe} of a ring set up with {@code IORING_SETUP_SQE128}: u8 opcode, u8
+   * flags, u16 ioprio, s32 fd, u32 cmd_op, u32 pad, u64 addr, u32 len, u32 uring_cmd_flags, u64
+   * user_data, ...; the command's 80 bytes from byte 48 ({@code struct fuse_uring_cmd_req}: u64
+   * flags, u64 commit_id, u16 qid).
+   */
+  static final int SQE_SIZEOF = 128;
+
+  static final int SQE_OPCODE = 0;
+  static final int SQE_FD = 4;
+  static final int SQE_CMD_OP = 8;
+  static final int SQE_ADDR = 16;
+  static final int SQE_LEN = 24;
+  static final int SQE_USER_DATA = 32;
+  static final int SQE_CMD_COMMIT_ID = 48 + 8;
+  static final int SQE_CMD_QID = 48 + 16;
+  static final int IORING_OP_URING_CMD = 46;
+  static final int IORING_SETUP_SQE128 = 1 << 10;
+  static final int IORING_ENTER_GETEVENTS = 1;
+
+  /** {@code struct io_uring_cqe}: u64 user_data, s32 res, u32 flags. */
+  static final int CQE_RES = 8;
+
+  static final int CQE_SIZEOF = 16;
+
+  /**
+   * liburing 2.3's {@code struct io_uring} (216 bytes): {@code struct io_uring_sq} (khead, ktail,
+   * kring_mask, kring_entries, kflags, kdropped, array, sqes pointers, ...; 104 bytes), then {@code
+   * struct io_uring_cq} (khead, ktail, kring_mask, kring_entries, kflags, koverflow, cqes, ...; 88
+   * bytes), then unsigned flags and int ring_fd. {@code struct io_uring_params} is 120 bytes, flags
+   * at 8.
+   */
+  static final int URING_SQ_KHEAD = 0;
+
+  static final int URING_SQ_KTAIL = 8;
+  static final int URING_SQ_KRING_MASK = 16;
+  static final int URING_SQ_ARRAY = 48;
+  static final int URING_SQ_SQES = 56;
+  static final int URING_CQ_KHEAD = 104;
+  static final int URING_CQ_KTAIL = 104 + 8;
+  static final int URING_CQ_KRING_MASK = 104 + 16;
+  static final int URING_CQ_CQES = 104 + 48;
+  static final int URING_RING_FD = 196;
+  static final int URING_SIZEOF = 216;
+  static final int URING_PARAMS_FLAGS = 8;
+  static final int URING_PARAMS_SIZEOF = 120;
 
   /** {@code struct fuse_forget_data}: ino, nlookup. */
   static final int FORGET_INO = 0;

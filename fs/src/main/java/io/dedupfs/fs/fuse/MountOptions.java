@@ -17,6 +17,8 @@ import java.util.Objects;
  * @param extraOptions further {@code -o} options passed to libfuse verbatim, one per element
  * @param threads worker threads, each serving one request at a time
  * @param writebackCache ask for {@code FUSE_CAP_WRITEBACK_CACHE} in INIT when the kernel offers it
+ * @param ioUring serve requests through io_uring ({@link Ring}) when the kernel offers it: {@code
+ *     threads} workers on each CPU's queue, besides the {@code threads} that read /dev/fuse
  * @param attrTimeout seconds the kernel may cache attributes
  * @param entryTimeout seconds the kernel may cache name lookups
  * @param initTimeout how long {@link FuseSession#mount} waits for the kernel's INIT
@@ -33,6 +35,7 @@ public record MountOptions(
     List<String> extraOptions,
     int threads,
     boolean writebackCache,
+    boolean ioUring,
     double attrTimeout,
     double entryTimeout,
     Duration initTimeout,
@@ -75,6 +78,7 @@ public record MountOptions(
     private List<String> extraOptions = List.of();
     private int threads = 8;
     private boolean writebackCache;
+    private boolean ioUring;
     private double attrTimeout = 1.0;
     private double entryTimeout = 1.0;
     private Duration initTimeout = Duration.ofSeconds(10);
@@ -92,6 +96,7 @@ public record MountOptions(
       extraOptions = o.extraOptions;
       threads = o.threads;
       writebackCache = o.writebackCache;
+      ioUring = o.ioUring;
       attrTimeout = o.attrTimeout;
       entryTimeout = o.entryTimeout;
       initTimeout = o.initTimeout;
@@ -139,6 +144,11 @@ public record MountOptions(
       return this;
     }
 
+    public Builder ioUring(boolean ioUring) {
+      this.ioUring = ioUring;
+      return this;
+    }
+
     public Builder attrTimeout(double attrTimeout) {
       this.attrTimeout = attrTimeout;
       return this;
@@ -175,6 +185,7 @@ public record MountOptions(
           extraOptions,
           threads,
           writebackCache,
+          ioUring,
           attrTimeout,
           entryTimeout,
           initTimeout,

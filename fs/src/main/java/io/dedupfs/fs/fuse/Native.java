@@ -28,6 +28,9 @@ final class Native {
    */
   static final String LIBFUSE = "libfuse3.so.3";
 
+  /** liburing's runtime soname (Debian's liburing2). */
+  static final String LIBURING = "liburing.so.2";
+
   private static volatile LibFuse fuse;
   private static volatile LibC libc;
 
@@ -86,7 +89,7 @@ final class Native {
   }
 
   /**
-   * What {@link KillPrivV2} needs of libfuse, apart from {@link LibFuse} so that a libfuse without
+   * What {@link InitReply} needs of libfuse, apart from {@link LibFuse} so that a libfuse without
    * it (before 3.13) still mounts.
    */
   public interface LibFuseIo {
@@ -123,6 +126,18 @@ final class Native {
 
     @SaveError
     int ioctl(int fd, long request, @In byte[] arg);
+  }
+
+  /**
+   * What {@link Ring} needs of liburing 2.3 (Debian's liburing2): setting a ring up and tearing it
+   * down, and entering it. Errors are negative return values.
+   */
+  public interface LibUring {
+    int io_uring_queue_init_params(int entries, long ring, long params);
+
+    void io_uring_queue_exit(long ring);
+
+    int io_uring_enter(int fd, int toSubmit, int minComplete, int flags, long sig);
   }
 
   /**
@@ -164,6 +179,11 @@ final class Native {
       }
     }
     return c;
+  }
+
+  /** Loads liburing; throws {@link UnsatisfiedLinkError} where it is not installed. */
+  static LibUring uring() {
+    return LibraryLoader.create(LibUring.class).failImmediately().load(LIBURING);
   }
 
   /** The address of libc's function {@code name}, to hand to C as a function pointer. */

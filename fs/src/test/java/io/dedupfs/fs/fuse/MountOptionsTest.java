@@ -25,6 +25,7 @@ class MountOptionsTest {
                 List.of(),
                 8,
                 false,
+                false,
                 1.0,
                 1.0,
                 Duration.ofSeconds(10),
@@ -45,6 +46,7 @@ class MountOptionsTest {
             .extraOptions(List.of("noatime"))
             .threads(3)
             .writebackCache(true)
+            .ioUring(true)
             .attrTimeout(2)
             .entryTimeout(3)
             .initTimeout(Duration.ofSeconds(4))
@@ -62,6 +64,7 @@ class MountOptionsTest {
                 List.of("noatime"),
                 3,
                 true,
+                true,
                 2.0,
                 3.0,
                 Duration.ofSeconds(4),
@@ -78,6 +81,7 @@ class MountOptionsTest {
                 false,
                 List.of("noatime"),
                 5,
+                true,
                 true,
                 2.0,
                 3.0,

@@ -110,6 +110,47 @@ class StructLayoutTest {
       }
       """;
 
+  /**
+   * The io_uring structures {@link Ring} reads and writes, with liburing's headers (liburing-dev):
+   * its {@code struct io_uring}, and the kernel's submission and completion entries. The FUSE ring
+   * entry's own structures ({@code fuse_uring_req_header}, {@code fuse_uring_cmd_req}) are in no
+   * header Debian bookworm ships (they came with Linux 6.14); Layout has them from the kernel's
+   * {@code include/uapi/linux/fuse.h}.
+   */
+  private static final String URING_PROGRAM =
+      """
+      #include <liburing.h>
+      #include <stddef.h>
+      #include <stdio.h>
+      #define P(name, value) printf("%s %ld\\n", name, (long) (value))
+      #define SQE(field) offsetof(struct io_uring_sqe, field)
+      int main(void) {
+        P("SQE_SIZEOF", 2 * sizeof(struct io_uring_sqe)); /* IORING_SETUP_SQE128 */
+        P("SQE_OPCODE", SQE(opcode)); P("SQE_FD", SQE(fd)); P("SQE_CMD_OP", SQE(cmd_op));
+        P("SQE_ADDR", SQE(addr)); P("SQE_LEN", SQE(len)); P("SQE_USER_DATA", SQE(user_data));
+        P("SQE_CMD_COMMIT_ID", SQE(cmd) + 8); P("SQE_CMD_QID", SQE(cmd) + 16);
+        P("IORING_OP_URING_CMD", IORING_OP_URING_CMD);
+        P("IORING_SETUP_SQE128", IORING_SETUP_SQE128);
+        P("IORING_ENTER_GETEVENTS", IORING_ENTER_GETEVENTS);
+        P("CQE_RES", offsetof(struct io_uring_cqe, res));
+        P("CQE_SIZEOF", sizeof(struct io_uring_cqe));
+        P("URING_SQ_KHEAD", offsetof(struct io_uring, sq.khead));
+        P("URING_SQ_KTAIL", offsetof(struct io_uring, sq.ktail));
+        P("URING_SQ_KRING_MASK", offsetof(struct io_uring, sq.kring_mask));
+        P("URING_SQ_ARRAY", offsetof(struct io_uring, sq.array));
+        P("URING_SQ_SQES", offsetof(struct io_uring, sq.sqes));
+        P("URING_CQ_KHEAD", offsetof(struct io_uring, cq.khead));
+        P("URING_CQ_KTAIL", offsetof(struct io_uring, cq.ktail));
+        P("URING_CQ_KRING_MASK", offsetof(struct io_uring, cq.kring_mask));
+        P("URING_CQ_CQES", offsetof(struct io_uring, cq.cqes));
+        P("URING_RING_FD", offsetof(struct io_uring, ring_fd));
+        P("URING_SIZEOF", sizeof(struct io_uring));
+        P("URING_PARAMS_FLAGS", offsetof(struct io_uring_params, flags));
+        P("URING_PARAMS_SIZEOF", sizeof(struct io_uring_params));
+        return 0;
+      }
+      """;
+
   @TempDir Path dir;
 
   @Test
@@ -117,10 +158,23 @@ class StructLayoutTest {
     assumeTrue(
         Files.isRegularFile(Path.of("/usr/include/fuse3/fuse_lowlevel.h")),
         "libfuse3-dev headers missing");
+    checkAgainst(PROGRAM, "-I/usr/include/fuse3");
+    assertThat(Layout.FI_BITS).as("the bitfield word follows flags").isEqualTo(4);
+  }
+
+  @Test
+  void ringOffsetsMatchLiburing() throws Exception {
+    assumeTrue(
+        Files.isRegularFile(Path.of("/usr/include/liburing.h")), "liburing-dev headers missing");
+    checkAgainst(URING_PROGRAM, "-I/usr/include");
+  }
+
+  /** Compiles and runs {@code program}, and checks each name and value it prints against Layout. */
+  private void checkAgainst(String program, String includes) throws Exception {
     Path src = dir.resolve("layout.c");
     Path exe = dir.resolve("layout");
-    Files.writeString(src, PROGRAM);
-    String compiled = run("gcc", "-I/usr/include/fuse3", "-o", exe.toString(), src.toString());
+    Files.writeString(src, program);
+    String compiled = run("gcc", includes, "-o", exe.toString(), src.toString());
     assumeTrue(Files.isExecutable(exe), "gcc could not compile the layout probe: " + compiled);
 
     Map<String, Long> c = new HashMap<>();
@@ -142,7 +196,7 @@ class StructLayoutTest {
       assertThat(ours).as("Layout has " + e.getKey()).containsKey(e.getKey());
       assertThat(ours.get(e.getKey())).as(e.getKey()).isEqualTo(e.getValue());
     }
-    assertThat(Layout.FI_BITS).as("the bitfield word follows flags").isEqualTo(4);
+    assertThat(c).as("what the probe printed").isNotEmpty();
   }
 
   private static String run(String... cmd) throws IOException, InterruptedException {
