@@ -65,6 +65,15 @@ public final class Mounted implements AutoCloseable {
    * SIZE} among the options goes to create, not to mount). Fails with the daemon's output if it
    * exits first or does not mount in time.
    */
+  /**
+   * Options added to every mount: {@code DEDUPFS_IT_MOUNT_OPTIONS}, split on spaces (e.g. {@code
+   * --io-uring}, to run every test through FUSE over io_uring).
+   */
+  private static final List<String> EXTRA_OPTIONS =
+      List.of(System.getenv().getOrDefault("DEDUPFS_IT_MOUNT_OPTIONS", "").split(" ")).stream()
+          .filter(o -> !o.isEmpty())
+          .toList();
+
   public static Mounted mount(Path store, Path mountpoint, Path logDir, String... options) {
     return mount(Map.of(), store, mountpoint, logDir, options);
   }
@@ -75,6 +84,7 @@ public final class Mounted implements AutoCloseable {
   public static Mounted mount(
       Map<String, String> env, Path store, Path mountpoint, Path logDir, String... options) {
     List<String> mountOptions = new ArrayList<>(List.of(options));
+    EXTRA_OPTIONS.stream().filter(o -> !mountOptions.contains(o)).forEach(mountOptions::add);
     int leaf = mountOptions.indexOf("--leaf-size");
     List<String> create = new ArrayList<>(List.of("create"));
     if (leaf >= 0) {

@@ -1568,7 +1568,7 @@ class OperationsIT {
   }
 
   /** Two files at once, each on its own thread with its own seed, against a model each. */
-  private static void runModels(Path d, long seedBase) throws Exception {
+  static void runModels(Path d, long seedBase) throws Exception {
     ExecutorService pool = Executors.newFixedThreadPool(2);
     try {
       List<Future<?>> runs = new ArrayList<>();
