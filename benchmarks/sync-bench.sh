@@ -40,7 +40,10 @@
 #     DEDUPFS_BENCH_RAMP     seconds of each job not counted (default 5: a daemon just
 #                            mounted runs its first seconds of small writes at half speed
 #                            while the JVM compiles them; every target gets the same ramp)
-#     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs)
+#     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs); also
+#                            dedupfs-uring and nullfs-uring: the same mounts with --io-uring
+#                            (FUSE over io_uring, Linux 6.14 or later), whose ratio to dedupfs
+#                            the summary prints
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
 #     DEDUPFS_BENCH_JOBS     which jobs (default: the seven listed before vm4, in that order)
 #     DEDUPFS_BENCH_LOG_SIZE dedupfs create --log-size for the store (default 1G, as
@@ -127,6 +130,10 @@ wait_mounted() { # MNT PID LOG
     die "$1 was not mounted in 60 s"
 }
 
+uring_option() { # TARGET: --io-uring for the -uring targets
+    [[ $1 != *-uring ]] || echo --io-uring
+}
+
 mount_target() { # TARGET -> sets $mnt, the directory to measure in
     local target=$1
     mnt=$work/mnt-$target
@@ -137,14 +144,14 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
             mkdir -p "$work/bindfs-under"
             bindfs "$work/bindfs-under" "$mnt"
             ;;
-        dedupfs)
+        dedupfs | dedupfs-uring)
             "$dedupfs" create --log-size "$log_size" \
                 ${intent_log_dir:+--intent-log "$intent_log_dir/sync-bench-intent.log"} \
                 "$work/store" >/dev/null
-            "$dedupfs" mount --log "$work/dedupfs.log" "$work/store" "$mnt" >/dev/null
+            "$dedupfs" mount $(uring_option "$target") --log "$work/dedupfs.log" "$work/store" "$mnt" >/dev/null
             ;;
-        nullfs)
-            "$here/nullfs" -f "$mnt" >"$work/nullfs.log" 2>&1 &
+        nullfs | nullfs-uring)
+            "$here/nullfs" -f $(uring_option "$target") "$mnt" >"$work/nullfs.log" 2>&1 &
             daemon=$!
             wait_mounted "$mnt" "$daemon" "$work/nullfs.log"
             ;;
@@ -155,7 +162,7 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
 unmount_target() { # TARGET
     case "$1" in
         disk) ;;
-        dedupfs)
+        dedupfs | dedupfs-uring)
             "$dedupfs" umount "$mnt" >/dev/null
             [[ -z "$intent_log_dir" ]] || rm -f -- "$intent_log_dir/sync-bench-intent.log"
             ;;
@@ -245,7 +252,7 @@ for ((run = 1; run <= runs; run++)); do
             [[ $job == buffered ]] && rm -f -- "$dir"/b.*
             [[ $job == vm4 ]] && rm -f -- "$dir"/vm.*
         done
-        if [[ $target == dedupfs && $fill_gb -gt 0 ]]; then
+        if [[ $target == dedupfs* && $fill_gb -gt 0 ]]; then
             say "  filling the store with $fill_gb GiB of other data"
             fio --name=fill --directory="$dir" --filename_format='fill.$jobnum' --size="${fill_gb}G" \
                 --rw=write --bs=1M --numjobs=1 --refill_buffers=1 --end_fsync=1 \
@@ -327,6 +334,11 @@ if ("disk", "logwrite") in rows and ("nullfs", "fsync1") in rows:
     if reached:
         line += "; of that, " + ", ".join(reached)
     print(line)
+for t in ("dedupfs", "nullfs"):
+    pairs = [f"{j} {median(t + '-uring', j) / median(t, j):.0%}" for j in jobs
+             if (t, j) in rows and (t + "-uring", j) in rows]
+    if pairs:
+        print(f"\n{t} through io_uring / through /dev/fuse: " + ", ".join(pairs))
 if log_elsewhere:
     print(f"\ndedupfs's intent log was on {log_elsewhere}, not on the disk measured")
 print(f"\nraw figures: {sys.argv[1]}")

@@ -49,6 +49,11 @@ public final class NullFsMain implements Callable<Integer> {
   boolean writebackCache;
 
   @Option(
+      names = "--io-uring",
+      description = "Take requests through io_uring where the kernel offers it.")
+  boolean ioUring;
+
+  @Option(
       names = "--allow-other",
       description = "Let users other than the mounting one use the mount.")
   boolean allowOther;
@@ -115,6 +120,7 @@ public final class NullFsMain implements Callable<Integer> {
             .subtype("nullfs")
             .allowOther(allowOther)
             .writebackCache(writebackCache)
+            .ioUring(ioUring)
             .threads(threads)
             .build();
     int uid = Posix.euid();
