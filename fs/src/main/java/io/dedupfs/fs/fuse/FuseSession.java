@@ -215,8 +215,8 @@ public final class FuseSession implements AutoCloseable {
    * Starts the io_uring workers: for each of the kernel's queues (one per possible CPU), {@link
    * MountOptions#threads()} spread over the queues, at least two each, each with a ring of its own
    * whose entry takes payloads of {@code payloadCapacity} bytes. Requests go through the rings once
-   * every queue has registered an entry; until then, and if the kernel refuses the rings (each
-   * worker then logs why and stops), they go through /dev/fuse.
+   * every queue has registered an entry; until then, and if the kernel refuses the rings (logged
+   * once by {@link #ringFailed}; each worker stops), they go through /dev/fuse.
    */
   private void startRingWorkers(Native.LibUring uring, int payloadCapacity) throws IOException {
     int queues = possibleCpus();
@@ -273,8 +273,8 @@ public final class FuseSession implements AutoCloseable {
               + name
               + " failed with errno "
               + errno
-              + " (refused at registration, requests go on through /dev/fuse; later, those its"
-              + " queue's other rings do not take wait)");
+              + " (at registration: requests go on through /dev/fuse; later: its queue has one"
+              + " ring fewer to serve it)");
     }
   }
 
