@@ -187,6 +187,7 @@ final class Layout {
   static final int URING_HEADER_IN_OUT = 0;
 
   static final int URING_HEADER_OP_IN = 128;
+  static final int URING_HEADER_OP_IN_SIZE = 128;
   static final int URING_HEADER_COMMIT_ID = 256 + 8;
   static final int URING_HEADER_PAYLOAD_SZ = 256 + 16;
   static final int URING_HEADER_SIZEOF = 288;

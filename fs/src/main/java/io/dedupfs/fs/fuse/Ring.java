@@ -174,7 +174,7 @@ final class Ring implements AutoCloseable {
     long len = Integer.toUnsignedLong(MEM.getInt(header + Layout.URING_HEADER_IN_OUT));
     long payloadSize = Integer.toUnsignedLong(MEM.getInt(header + Layout.URING_HEADER_PAYLOAD_SZ));
     long opSize = len - Layout.IN_HEADER_SIZEOF - payloadSize;
-    if (opSize < 0 || opSize > PREFIX - Layout.IN_HEADER_SIZEOF || payloadSize > payloadCapacity) {
+    if (opSize < 0 || opSize > Layout.URING_HEADER_OP_IN_SIZE || payloadSize > payloadCapacity) {
       LOG.log(
           System.Logger.Level.ERROR,
           "a request through io_uring of "
