@@ -189,27 +189,33 @@ final class InitReply {
                   + " security.capability before each cached write");
         }
       }
-      if (ioUring) {
-        if (outLength >= Layout.INIT_OUT_FLAGS2 + 4
-            && (MEM.getInt(out + Layout.INIT_OUT_FLAGS) & Layout.INIT_EXT) != 0
-            && (kernelFlags2.getAsInt() & Layout.INIT2_OVER_IO_URING) != 0) {
-          long flags2 = out + Layout.INIT_OUT_FLAGS2;
-          MEM.putInt(flags2, MEM.getInt(flags2) | Layout.INIT2_OVER_IO_URING);
-          int maxWrite = MEM.getInt(out + Layout.INIT_OUT_MAX_WRITE);
-          int maxPages = Short.toUnsignedInt(MEM.getShort(out + Layout.INIT_OUT_MAX_PAGES));
-          payloadCapacity = Math.max(8192, Math.max(maxWrite, maxPages * 4096));
-          ioUringAsked = true;
-        } else {
-          LOG.log(
-              System.Logger.Level.WARNING,
-              "the kernel does not offer FUSE over io_uring (Linux 6.14 or later, with"
-                  + " /sys/module/fuse/parameters/enable_uring set to Y): requests go through"
-                  + " /dev/fuse");
-        }
+      boolean uring =
+          ioUring
+              && outLength >= Layout.INIT_OUT_FLAGS2 + 4
+              && (MEM.getInt(out + Layout.INIT_OUT_FLAGS) & Layout.INIT_EXT) != 0
+              && (kernelFlags2.getAsInt() & Layout.INIT2_OVER_IO_URING) != 0;
+      if (ioUring && !uring) {
+        LOG.log(
+            System.Logger.Level.WARNING,
+            "the kernel does not offer FUSE over io_uring (Linux 6.14 or later, with"
+                + " /sys/module/fuse/parameters/enable_uring set to Y): requests go through"
+                + " /dev/fuse");
       }
-      setIo(ioUringAsked ? routerStub.address() : libcWritev);
+      // The router first: should handing it over fail, INIT's reply must not ask for io_uring.
+      setIo(uring ? routerStub.address() : libcWritev);
+      if (uring) {
+        long flags2 = out + Layout.INIT_OUT_FLAGS2;
+        MEM.putInt(flags2, MEM.getInt(flags2) | Layout.INIT2_OVER_IO_URING);
+        int maxWrite = MEM.getInt(out + Layout.INIT_OUT_MAX_WRITE);
+        int maxPages = Short.toUnsignedInt(MEM.getShort(out + Layout.INIT_OUT_MAX_PAGES));
+        payloadCapacity = Math.max(8192, Math.max(maxWrite, maxPages * 4096));
+        ioUringAsked = true;
+      }
     } catch (Throwable t) {
-      LOG.log(System.Logger.Level.ERROR, "changing INIT's reply failed; it goes out unchanged", t);
+      LOG.log(
+          System.Logger.Level.ERROR,
+          "changing INIT's reply failed; it goes out without asking for io_uring",
+          t);
     }
     try {
       return Native.libc().writev(fd, iov, count);
