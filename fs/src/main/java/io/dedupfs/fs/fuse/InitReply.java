@@ -236,14 +236,17 @@ final class InitReply {
   private long route(int fd, long iov, int count, long userdata) {
     try {
       Ring ring = Worker.servingRing();
-      boolean notification =
-          MEM.getLong(MEM.getAddress(iov + Layout.IOV_BASE) + Layout.OUT_UNIQUE) == 0;
-      return ring != null && !notification
+      return ring != null && !isNotification(iov)
           ? ring.reply(iov, count)
           : Native.libc().writev(fd, iov, count);
     } catch (Throwable t) {
       LOG.log(System.Logger.Level.ERROR, "writing a reply failed", t);
       return -1;
     }
+  }
+
+  /** Whether the message in {@code iov} is a notification: its out header's unique is 0. */
+  private static boolean isNotification(long iov) {
+    return MEM.getLong(MEM.getAddress(iov + Layout.IOV_BASE) + Layout.OUT_UNIQUE) == 0;
   }
 }

@@ -172,11 +172,11 @@ final class Worker extends Thread {
       while ((res = ring.register()) == -EAGAIN) {
         Thread.sleep(1);
       }
+      MEM.setMemory(fuseBuf, Layout.BUF_SIZEOF, (byte) 0); // a memory buffer; size, mem below
       while (res == 0) {
         if (ring.next()) {
           requestMemory = ring.requestAddress();
           requestSize = ring.requestSize();
-          MEM.setMemory(fuseBuf, Layout.BUF_SIZEOF, (byte) 0);
           MEM.putLong(fuseBuf + Layout.BUF_SIZE, requestSize);
           MEM.putAddress(fuseBuf + Layout.BUF_MEM, requestMemory);
           lib.fuse_session_process_buf(se, fuseBuf);
