@@ -109,7 +109,12 @@ final class FileContent {
    */
   private boolean unloggable;
 
-  /** The sequence number of this file's last log record, 0 when it has none since it was loaded. */
+  /**
+   * The sequence number of this file's last log record that may still be needed, the previous
+   * record of its next one; 0 when every record of it is in its committed tree (or it has none
+   * since it was loaded): its next record then follows none, and a replay applies it to the
+   * committed tree.
+   */
   private long lastLoggedSeq;
 
   /** Where this file's last log record ends in the log, to wait for it. */
@@ -122,8 +127,9 @@ final class FileContent {
   }
 
   /**
-   * What a commit froze of a file, beside its tree: the times to store, and what to give back if it
-   * fails.
+   * What a commit froze of a file, beside its tree: the times to store, what to give back if it
+   * fails, and {@code foldTo}: the log's last sequence number when it froze, which every record of
+   * this file that the commit stores is at or below.
    */
   record Frozen(
       TreeCommit tree,
@@ -132,7 +138,7 @@ final class FileContent {
       long ctimeNs,
       long touches,
       long dirtySince,
-      long logSeq,
+      long foldTo,
       boolean unloggable) {}
 
   // ---- changes, for the intent log; caller holds the write lock
@@ -263,6 +269,19 @@ final class FileContent {
   /** The sequence number of this file's last log record. Caller holds the lock. */
   long lastLoggedSeq() {
     return lastLoggedSeq;
+  }
+
+  /**
+   * The log gave back this file's records up to {@code seq}: they are in its committed tree. When
+   * that is all of them, its next record follows none (see {@link #lastLoggedSeq}): a record that
+   * named one given back would not be replayed once other records wrote over it, and a record made
+   * while a commit was in flight is given back by the commit's end although the folded row of that
+   * commit is below it (FORMAT.md, "Intent log"). Caller holds the write lock.
+   */
+  void loggedFolded(long seq) {
+    if (lastLoggedSeq <= seq) {
+      lastLoggedSeq = 0;
+    }
   }
 
   /** The log started a new generation: this file has no record in it. Caller holds the lock. */
@@ -400,12 +419,15 @@ final class FileContent {
     commitScheduled = false;
   }
 
-  /** Freezes the overlay and the times for a commit. Caller holds the write lock. */
-  Frozen freeze(ReadTxn txn) throws IOException {
+  /**
+   * Freezes the overlay and the times for a commit; {@code foldTo}: the log's last sequence number
+   * now (records of this file are made under the write lock, so all of them up to it are in what is
+   * frozen). Caller holds the write lock.
+   */
+  Frozen freeze(ReadTxn txn, long foldTo) throws IOException {
     TreeCommit c = tree.freeze(txn);
     Frozen f =
-        new Frozen(
-            c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince, lastLoggedSeq, unloggable);
+        new Frozen(c, timesChanged, mtimeNs, ctimeNs, touches, dirtySince, foldTo, unloggable);
     timesChanged = false;
     dirtySinceSet = false;
     frozenUnlogged = unlogged;

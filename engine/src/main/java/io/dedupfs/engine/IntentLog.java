@@ -75,7 +75,14 @@ final class IntentLog implements AutoCloseable {
 
   private static final int HEADER = ALIGN;
   private static final byte[] FILE_MAGIC = "dedupfs intent log\n".getBytes(StandardCharsets.UTF_8);
-  private static final int FILE_VERSION = 1;
+
+  /**
+   * The log's format: 2 since a record may follow one at or below its file's folded row (FORMAT.md,
+   * "Intent log"), which code of format 1 would not replay; a log of format 1 is read as it is and
+   * marked 2 by a writable open before it takes a record.
+   */
+  private static final int FILE_VERSION = 2;
+
   private static final int RECORD_MAGIC = 0x44444c47; // "DDLG"
 
   /** Bytes of a record before its ranges. */
@@ -378,11 +385,16 @@ final class IntentLog implements AutoCloseable {
       h.get(magic);
       int version = h.getInt();
       long declared = h.getLong();
-      if (!java.util.Arrays.equals(magic, FILE_MAGIC) || version != FILE_VERSION) {
-        throw new StoreException(file + " is not a dedupfs intent log of version " + FILE_VERSION);
+      if (!java.util.Arrays.equals(magic, FILE_MAGIC) || version < 1 || version > FILE_VERSION) {
+        throw new StoreException(
+            file + " is not a dedupfs intent log of version 1 to " + FILE_VERSION);
       }
       if (declared != size || size <= HEADER) {
         throw new StoreException(file + " is " + size + " bytes long, not " + declared);
+      }
+      if (version < FILE_VERSION && !readOnly) {
+        ch.write(ByteBuffer.allocate(4).putInt(0, FILE_VERSION), FILE_MAGIC.length);
+        ch.force(false);
       }
       IntentLog log =
           new IntentLog(ch, readOnly || !tryDirect ? null : openDirect(file), logId, size - HEADER);

@@ -512,11 +512,11 @@ final class WriteBack {
 
   /**
    * Applies the records of the intent log that no commit folded (FORMAT.md, "Intent log") to the
-   * files' buffered contents, file by file in order of sequence number, from the record after the
-   * file's folded one, as long as each record follows the one before it (a record lost in between
-   * ends the file's replay: what came after it was never acknowledged). Files that are gone,
-   * unlinked (orphans, purged next) or in a snapshot are skipped. The caller commits. Returns the
-   * records applied.
+   * files' buffered contents, file by file in order of sequence number, from the first above the
+   * file's folded row, as long as each record follows the one applied before it or one at or below
+   * the folded row (whose state the committed tree holds); a record lost in between ends the file's
+   * replay: what came after it was never acknowledged. Files that are gone, unlinked (orphans,
+   * purged next) or in a snapshot are skipped. The caller commits. Returns the records applied.
    */
   List<IntentLog.Record> replay(List<IntentLog.Record> records) throws IOException {
     List<IntentLog.Record> applied = new ArrayList<>();
@@ -537,11 +537,11 @@ final class WriteBack {
       try {
         long cur = folded;
         for (IntentLog.Record r : list) {
-          if (r.seq() <= cur) {
+          if (r.seq() <= folded) {
             continue;
           }
-          if (r.prevSeq() != cur && r.prevSeq() != 0) {
-            break;
+          if (r.prevSeq() != cur && r.prevSeq() > folded) {
+            break; // it follows a record not applied: lost, and so never acknowledged
           }
           db.read(
               txn -> {
@@ -663,7 +663,8 @@ final class WriteBack {
         releaseLogged(fc);
         return;
       }
-      f = db.read(fc::freeze);
+      long foldTo = log == null ? 0 : log.lastSeq();
+      f = db.read(txn -> fc.freeze(txn, foldTo));
       inFlightBytes.addAndGet(f.tree().bytes);
       frozenAt = System.nanoTime();
     } finally {
@@ -700,8 +701,8 @@ final class WriteBack {
                           + "; not committed");
                 }
                 c.apply(txn);
-                if (f.logSeq() > 0) {
-                  putFolded(txn, fc.ino, f.logSeq());
+                if (f.foldTo() > 0) {
+                  putFolded(txn, fc.ino, f.foldTo());
                 }
                 ns.put(
                     txn,
@@ -723,7 +724,8 @@ final class WriteBack {
       if (applied) {
         fc.committed(f);
         if (log != null) {
-          log.folded(fc.ino, f.logSeq());
+          log.folded(fc.ino, f.foldTo());
+          fc.loggedFolded(f.foldTo());
           releaseLogged(fc);
         }
       } else {
@@ -762,11 +764,13 @@ final class WriteBack {
    * A file with nothing to commit and no commit in flight has every log record in its committed
    * tree (a record made while a commit was in flight holds only what that commit stored, or the
    * file would be dirty): their space may be reused. Replaying them after a crash would change
-   * nothing, and the folded row may lag. Caller holds fc's write lock.
+   * nothing, and the folded row may be below them: the file's next record therefore follows none
+   * ({@link FileContent#loggedFolded}). Caller holds fc's write lock.
    */
   private void releaseLogged(FileContent fc) {
     if (log != null && !fc.busy()) {
       log.folded(fc.ino, fc.lastLoggedSeq());
+      fc.loggedFolded(Long.MAX_VALUE);
     }
   }
 
