@@ -95,15 +95,41 @@ final class RangeCopy {
     return i % span == 0 && Math.floorMod(deltaLeaves, span) == 0 && (open || i + span <= endLeaf);
   }
 
+  /**
+   * Copies {@code count} bytes from {@code from} in the source to {@code to} in the destination:
+   * the source's data as bytes, its holes as holes (a sparse file copied to an unaligned offset
+   * neither reads nor buffers its holes' zeros).
+   */
   private void copyBytes(ReadTxn txn, long from, long to, long count) throws IOException {
-    ByteBuffer buf = ByteBuffer.allocate((int) Math.min(Math.max(count, 0), CHUNK));
-    for (long done = 0; done < count; ) {
-      buf.clear().limit((int) Math.min(CHUNK, count - done));
-      src.read(txn, from + done, buf);
-      buf.flip();
-      int n = buf.remaining();
-      dst.write(txn, to + done, buf);
-      done += n;
+    long end = from + count;
+    ByteBuffer buf = null;
+    for (long pos = from; pos < end; ) {
+      long data = src.seek(txn, pos, true);
+      long dataStart = data < 0 ? end : Math.min(data, end);
+      if (dataStart > pos) {
+        long holeEnd = to + (dataStart - from);
+        if (holeEnd > dst.length()) {
+          dst.truncate(txn, holeEnd);
+        }
+        dst.zero(txn, to + (pos - from), holeEnd);
+        pos = dataStart;
+        continue;
+      }
+      long dataEnd = Math.min(src.seek(txn, pos, false), end);
+      if (buf == null) {
+        buf = ByteBuffer.allocate((int) Math.min(count, CHUNK));
+      }
+      while (pos < dataEnd) {
+        buf.clear().limit((int) Math.min(buf.capacity(), dataEnd - pos));
+        src.read(txn, pos, buf);
+        buf.flip();
+        int n = buf.remaining();
+        if (n == 0) {
+          throw new IllegalStateException("the source ended at " + pos + " inside its length");
+        }
+        dst.write(txn, to + (pos - from), buf);
+        pos += n;
+      }
     }
   }
 }

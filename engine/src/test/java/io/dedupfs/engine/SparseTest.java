@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -58,6 +59,36 @@ class SparseTest {
       ds.setattr(copy, SetAttributes.size(0));
       ds.reclaim();
       assertThat(TestStores.counts(ds).blocks()).isZero();
+      assertConsistent(ds);
+    }
+  }
+
+  /**
+   * A range copied to an offset that is no whole number of leaves away cannot share leaves: its
+   * data is copied as bytes, and its holes stay holes. A sparse 1 TiB image copied so ends at once;
+   * read and buffered as leaves of zeros (as before 2026-12-06), its holes took hours and more
+   * memory than the machine has (a 4 GiB one took 19 s).
+   */
+  @Test
+  @Timeout(120)
+  void aCopyToAnUnalignedOffsetKeepsTheHoles() throws IOException {
+    int leaf = DatastoreConfig.DEFAULT_LEAF_SIZE;
+    try (Datastore ds = Datastore.open(dir, TestStores.config(leaf))) {
+      long f = TestStores.create(ds, "image");
+      long far = 200L << 30;
+      ds.setattr(f, SetAttributes.size(TIB));
+      TestStores.write(ds, f, 0, new byte[] {1, 2, 3});
+      TestStores.write(ds, f, far, new byte[] {4, 5, 6});
+      ds.flush(f);
+      long copy = TestStores.create(ds, "copy");
+      TestStores.write(ds, copy, 5000, new byte[] {9}); // inside the copy's first hole: zeroed
+      assertThat(ds.copyRange(f, 0, copy, 1000, Long.MAX_VALUE)).isEqualTo(TIB);
+      assertThat(ds.getattr(copy).size()).isEqualTo(1000 + TIB);
+      assertThat(TestStores.read(ds, copy, 999, 5)).containsExactly(0, 1, 2, 3, 0);
+      assertThat(TestStores.read(ds, copy, 5000, 1)).containsExactly(0);
+      assertThat(TestStores.read(ds, copy, far + 1000, 3)).containsExactly(4, 5, 6);
+      assertThat(TestStores.seekHole(ds, copy, 0)).isEqualTo(leaf);
+      assertThat(TestStores.seekData(ds, copy, leaf)).isEqualTo((far + 1000) / leaf * leaf);
       assertConsistent(ds);
     }
   }
