@@ -36,7 +36,9 @@ import org.junit.jupiter.api.io.TempDir;
  * back to the buffer. Here commits are held between freezing and storing (a test hook) for as long
  * as a test wants, stored or failed on purpose, while files are changed, read, flushed and copied,
  * all checked against models: what is read (the live contents) and what LMDB holds (the committed
- * contents) separately.
+ * contents) separately. Files are fsynced too, while their commit is held or not, and the store is
+ * abandoned as a crash would leave it: after the reopen every file holds what its last fsync or
+ * commit made durable, whichever came later (the intent log's records replayed over the commits).
  *
  * <p>A failure names its seed; replay one with {@code -Ddedupfs.bgseed=N -Ddedupfs.leaf=BYTES}.
  */
@@ -169,6 +171,12 @@ class BackgroundCommitTest {
     /** Changed since the last freeze (so a commit will freeze something). */
     private final boolean[] dirty = new boolean[FILES];
 
+    /** What a crash must leave: the contents at the last fsync or commit, whichever came later. */
+    private final FileModel[] durable = new FileModel[FILES];
+
+    /** The held commit's file was fsynced after it froze. */
+    private boolean fsyncedSinceFreeze;
+
     private final Deque<String> recent = new ArrayDeque<>();
     private Datastore ds;
     private Gate gate;
@@ -193,6 +201,7 @@ class BackgroundCommitTest {
           inos[f] = TestStores.create(ds, "f" + f);
           live[f] = new FileModel();
           committed[f] = new FileModel();
+          durable[f] = new FileModel();
         }
         for (step = 0; step < ops; step++) {
           step();
@@ -209,6 +218,7 @@ class BackgroundCommitTest {
         }
         assertConsistent(ds);
         ds.close();
+        ds = null;
       } catch (Throwable t) {
         AssertionError failure =
             new AssertionError(
@@ -242,6 +252,7 @@ class BackgroundCommitTest {
     private void open() throws IOException {
       // A dirty limit far above what the test buffers: commits happen only where the test says.
       ds = Datastore.open(dir, TestStores.config(leaf).withDirtyLimit(4L << 30));
+      ds.writeBack.foldInBackground = false; // a full log makes fsyncs commit, where the test is
       gate = new Gate();
       ds.writeBack.commitHook = gate;
     }
@@ -301,6 +312,7 @@ class BackgroundCommitTest {
           frozen = m.copy();
           gate.hold(ds, ino);
           held = f;
+          fsyncedSinceFreeze = false;
           dirty[f] = false;
           verifyLive(f); // readers see the frozen pieces
         } else if (held >= 0) {
@@ -312,7 +324,7 @@ class BackgroundCommitTest {
         } else {
           log("flush f" + f);
           ds.flush(ino);
-          committed[f] = m.copy();
+          committed(f, m.copy());
           dirty[f] = false;
         }
       } else if (k < 810) {
@@ -321,7 +333,7 @@ class BackgroundCommitTest {
           log("truncate f" + f + " to " + size + " (commits)");
           ds.setattr(ino, SetAttributes.size(size));
           m.truncate(size);
-          committed[f] = m.copy();
+          committed(f, m.copy());
           dirty[f] = false;
         }
       } else if (k < 850) {
@@ -350,8 +362,8 @@ class BackgroundCommitTest {
           assertThat(ds.copyRange(ino, so, inos[d], dOff, len)).isEqualTo(n);
           live[d].copyRange(m, so, dOff, len);
           if (n > 0) {
-            committed[f] = m.copy();
-            committed[d] = live[d].copy();
+            committed(f, m.copy());
+            committed(d, live[d].copy());
             dirty[f] = false;
             dirty[d] = false;
           }
@@ -361,10 +373,28 @@ class BackgroundCommitTest {
           log("reopen");
           ds.close();
           for (int i = 0; i < FILES; i++) {
-            committed[i] = live[i].copy();
+            committed(i, live[i].copy());
             dirty[i] = false;
           }
           open();
+        }
+      } else if (k < 910) {
+        if (isHeld) {
+          fsyncWhileHeld(f);
+        } else {
+          log("fsync f" + f);
+          ds.fsync(ino);
+          durable[f] = m.copy();
+          if (!committedIs(f, committed[f])) {
+            log("  it committed instead (the log could not take it)");
+            committed(f, m.copy());
+            verifyCommitted(f, committed[f]);
+            dirty[f] = false;
+          }
+        }
+      } else if (k < 925) {
+        if (held < 0) {
+          crash();
         }
       } else {
         if (!isHeld) {
@@ -379,6 +409,13 @@ class BackgroundCommitTest {
      * as before.
      */
     private void release(boolean fail) throws Exception {
+      release(fail, true);
+    }
+
+    /**
+     * As above; {@code check}: whether the contents are checked (nothing else commits meanwhile).
+     */
+    private void release(boolean fail, boolean check) throws Exception {
       int f = held;
       log("release the held commit of f" + f + (fail ? " to fail" : " to be stored"));
       boolean stored = gate.release(fail);
@@ -386,11 +423,78 @@ class BackgroundCommitTest {
       assertThat(stored).as("the held commit stored its changes").isEqualTo(!fail);
       if (stored) {
         committed[f] = frozen;
+        if (!fsyncedSinceFreeze) {
+          durable[f] = frozen; // else the log's records of the fsync go on from it
+        }
       } else {
         dirty[f] = true; // its changes are buffered again
       }
-      verifyCommitted(f, committed[f]);
-      verifyLive(f);
+      if (check) {
+        verifyCommitted(f, committed[f]);
+        verifyLive(f);
+      }
+    }
+
+    /** What LMDB holds for f is {@code m}, made durable by a commit. */
+    private void committed(int f, FileModel m) {
+      committed[f] = m;
+      durable[f] = m;
+    }
+
+    /**
+     * An fsync (another thread) while the file's commit is held: it logs what the commit froze and
+     * what came since, and returns at once; or, when the log cannot take it (a record too long, a
+     * full ring), it commits instead and so waits for the held commit, which is then let go.
+     */
+    private void fsyncWhileHeld(int f) throws Exception {
+      log("fsync f" + f + " on another thread while its commit is held");
+      FileModel before = live[f].copy();
+      ExecutorService t = Executors.newSingleThreadExecutor();
+      try {
+        Future<?> fsync =
+            t.submit(
+                (Callable<Void>)
+                    () -> {
+                      ds.fsync(inos[f]);
+                      return null;
+                    });
+        try {
+          fsync.get(2, TimeUnit.SECONDS);
+          durable[f] = before;
+          fsyncedSinceFreeze = true;
+        } catch (java.util.concurrent.TimeoutException e) {
+          log("  it has not returned: it commits instead, after the held commit (or is slow)");
+          release(false, false);
+          fsync.get(60, TimeUnit.SECONDS);
+          durable[f] = before;
+          if (!committedIs(f, committed[f])) { // it committed
+            committed(f, before);
+            dirty[f] = false;
+          }
+          verifyCommitted(f, committed[f]);
+          verifyLive(f);
+        }
+      } finally {
+        t.shutdownNow();
+      }
+    }
+
+    /**
+     * The process dies: nothing buffered is committed. Every file must come back as its last fsync
+     * or commit left it.
+     */
+    private void crash() throws Exception {
+      log("crash and reopen");
+      ds.abandon();
+      ds = null;
+      open();
+      for (int i = 0; i < FILES; i++) {
+        live[i] = durable[i].copy();
+        verifyLive(i);
+        committed(i, live[i].copy()); // the open commits what it replayed
+        verifyCommitted(i, committed[i]);
+        dirty[i] = false;
+      }
     }
 
     /**
@@ -430,7 +534,7 @@ class BackgroundCommitTest {
         // wait
         // (the flush's own commit froze after the held one ended, and the test wrote nothing
         // since).
-        committed[f] = before;
+        committed(f, before);
         dirty[f] = false;
         verifyCommitted(f, committed[f]);
       } finally {
@@ -493,6 +597,16 @@ class BackgroundCommitTest {
             }
             return null;
           });
+    }
+
+    /** Whether what LMDB holds for f equals {@code want}. */
+    private boolean committedIs(int f, FileModel want) throws IOException {
+      try {
+        verifyCommitted(f, want);
+        return true;
+      } catch (AssertionError e) {
+        return false;
+      }
     }
 
     private void assertRead(int f, long off, int len) throws IOException {
