@@ -111,15 +111,10 @@ class IntentLogTest {
                 .withDirtyLimit(4L << 30)
                 .withLogBytes(DatastoreConfig.MIN_LOG_BYTES));
     ds.writeBack.foldInBackground = false;
-    BackgroundCommitTest.Gate gate = new BackgroundCommitTest.Gate();
-    ds.writeBack.commitHook = gate;
     long f = TestStores.create(ds, "f");
     TestStores.write(ds, f, 0, a);
     ds.fsync(f);
-    TestStores.write(ds, f, 100_000, b);
-    gate.hold(ds, f);
-    ds.fsync(f); // logs b, which the commit held stores
-    assertThat(gate.release(false)).isTrue();
+    fsyncWhileACommitIsHeld(ds, f, b, () -> {});
     long g = TestStores.create(ds, "g");
     for (int i = 0; i < 120; i++) { // 1.4 MB of records through a 1 MiB ring, folded as they go
       TestStores.write(ds, g, (long) i * 12_000, TestStores.randomBytes(r, 12_000));
@@ -151,15 +146,10 @@ class IntentLogTest {
     byte[] b = TestStores.randomBytes(r, 3000);
     byte[] c = TestStores.randomBytes(r, 3000);
     Datastore ds = Datastore.open(dir, TestStores.config(4096).withDirtyLimit(4L << 30));
-    BackgroundCommitTest.Gate gate = new BackgroundCommitTest.Gate();
-    ds.writeBack.commitHook = gate;
     long f = TestStores.create(ds, "f");
     TestStores.write(ds, f, 0, a);
     ds.fsync(f);
-    TestStores.write(ds, f, 100_000, b);
-    gate.hold(ds, f);
-    ds.fsync(f);
-    assertThat(gate.release(false)).isTrue();
+    fsyncWhileACommitIsHeld(ds, f, b, () -> {});
     ds.forget(f); // clean: dropped, loaded again by the next write
     TestStores.write(ds, f, 100_000, c);
     ds.flush(f);
@@ -183,19 +173,14 @@ class IntentLogTest {
     byte[] b = TestStores.randomBytes(r, 3000);
     byte[] c = TestStores.randomBytes(r, 3000);
     Datastore ds = Datastore.open(dir, TestStores.config(4096).withDirtyLimit(4L << 30));
-    BackgroundCommitTest.Gate gate = new BackgroundCommitTest.Gate();
-    ds.writeBack.commitHook = gate;
     long f = TestStores.create(ds, "f");
     long g = TestStores.create(ds, "g");
     TestStores.write(ds, f, 0, a);
     ds.fsync(f); // record 1
     TestStores.write(ds, g, 0, a);
-    ds.fsync(g); // record 2: the commit below folds f up to 2
-    TestStores.write(ds, f, 100_000, b);
-    gate.hold(ds, f);
-    ds.fsync(f); // record 3, after record 1
-    TestStores.write(ds, f, 200_000, c); // not in the commit held: f stays dirty
-    assertThat(gate.release(false)).isTrue();
+    ds.fsync(g); // record 2: the commit held below folds f up to 2
+    // record 3 after record 1; c is not in the commit held: f stays dirty
+    fsyncWhileACommitIsHeld(ds, f, b, () -> TestStores.write(ds, f, 200_000, c));
     ds.fsync(f); // record 4, after 3
     ds.abandon();
     try (Datastore again = Datastore.open(dir, TestStores.config(4096))) {
@@ -204,6 +189,27 @@ class IntentLogTest {
       assertThat(TestStores.read(again, f, 200_000, 3000)).isEqualTo(c);
       assertConsistent(again);
     }
+  }
+
+  /** What a test does while a commit is held. */
+  private interface Step {
+    void run() throws Exception;
+  }
+
+  /**
+   * Writes {@code b} at 100,000 into {@code f}, holds a commit of f once it froze, and fsyncs f
+   * meanwhile: the record holds b, which the commit stores; then {@code meanwhile}, and the commit
+   * is let go to store.
+   */
+  private static void fsyncWhileACommitIsHeld(Datastore ds, long f, byte[] b, Step meanwhile)
+      throws Exception {
+    BackgroundCommitTest.Gate gate = new BackgroundCommitTest.Gate();
+    ds.writeBack.commitHook = gate;
+    TestStores.write(ds, f, 100_000, b);
+    gate.hold(ds, f);
+    ds.fsync(f);
+    meanwhile.run();
+    assertThat(gate.release(false)).as("the held commit stored").isTrue();
   }
 
   /**
