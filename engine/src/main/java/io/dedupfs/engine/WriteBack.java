@@ -513,10 +513,13 @@ final class WriteBack {
   /**
    * Applies the records of the intent log that no commit folded (FORMAT.md, "Intent log") to the
    * files' buffered contents, file by file in order of sequence number, from the first above the
-   * file's folded row, as long as each record follows the one applied before it or one at or below
-   * the folded row (whose state the committed tree holds); a record lost in between ends the file's
-   * replay: what came after it was never acknowledged. Files that are gone, unlinked (orphans,
-   * purged next) or in a snapshot are skipped. The caller commits. Returns the records applied.
+   * file's folded row: each record that follows the one applied before it or one at or below the
+   * folded row (whose state the committed tree holds). A record that follows one not applied (lost
+   * to a power cut, or skipped so) is skipped: it was never acknowledged. It is not an end: after
+   * an open that could not commit what it replayed (a full disk) the log goes on in the same
+   * generation, and the file's next records follow the last one applied. Files that are gone,
+   * unlinked (orphans, purged next) or in a snapshot are skipped. The caller commits. Returns the
+   * records applied.
    */
   List<IntentLog.Record> replay(List<IntentLog.Record> records) throws IOException {
     List<IntentLog.Record> applied = new ArrayList<>();
@@ -541,7 +544,7 @@ final class WriteBack {
             continue;
           }
           if (r.prevSeq() != cur && r.prevSeq() > folded) {
-            break; // it follows a record not applied: lost, and so never acknowledged
+            continue; // it follows a record not applied: lost, and so never acknowledged
           }
           db.read(
               txn -> {

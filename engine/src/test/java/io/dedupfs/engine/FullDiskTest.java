@@ -176,4 +176,68 @@ class FullDiskTest {
       TestStores.unmount(mnt);
     }
   }
+
+  /**
+   * A power cut tore the second of a file's four records: the third and fourth were never
+   * acknowledged, and a replay skips them. An open on the full disk cannot commit what it replayed,
+   * so the log goes on in the same generation, those two records still in it. The file's next fsync
+   * follows the last record applied; after another crash it must come back, not be lost behind the
+   * records skipped (a replay that stopped at the first of them lost it).
+   */
+  @Test
+  void anFsyncAfterARecordsTornChainComesBackWhenTheLogWentOn() throws Exception {
+    assumeTrue(TestStores.canMount(), "mounting a small tmpfs needs root");
+    Path mnt = Files.createDirectory(tmp.resolve("small"));
+    assumeTrue(TestStores.mountTmpfs(mnt, 80), "mount -t tmpfs failed");
+    try {
+      Path store = mnt.resolve("store");
+      SplittableRandom r = new SplittableRandom(8);
+      Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(64 * MIB));
+      ds.writeBack.foldInBackground = false;
+      int files = 0;
+      for (int size : new int[] {2 * MIB, 256 << 10, 32 << 10}) { // full to the last 32 KiB
+        try {
+          for (int i = 0; i < 100; i++) {
+            long ino = ds.mknod(ROOT, "f" + files++, 0644, 0, 0, 0).ino();
+            TestStores.write(ds, ino, 0, TestStores.randomBytes(r, size));
+            ds.flush(ino);
+          }
+          throw new AssertionError("an 80 MiB disk did not fill up");
+        } catch (StoreFullException expected) {
+          // the disk is full
+        }
+      }
+      long ino = ds.mknod(ROOT, "late", 0644, 0, 0, 0).ino();
+      byte[] first = TestStores.randomBytes(r, 100_000);
+      for (int i = 0; i < 4; i++) {
+        TestStores.write(
+            ds, ino, i * 100_000L, i == 0 ? first : TestStores.randomBytes(r, 100_000));
+        ds.fsync(ino);
+      }
+      ds.abandon();
+      Path log = store.resolve(IntentLog.FILE);
+      List<Long> records = IntentLogTest.recordPositions(log);
+      assertThat(records).as("the file's four records").hasSize(4);
+      IntentLogTest.flipByte(log, records.get(1) + 200);
+      byte[] after = TestStores.randomBytes(r, 50_000);
+      Datastore full = Datastore.open(store, TestStores.config(4096));
+      try {
+        assertThat(full.getattr(ino).size()).as("the first record only").isEqualTo(100_000);
+        assertThat(full.writeBack.bufferedBytes()).as("not committed: no room").isPositive();
+        TestStores.write(full, ino, 100_000, after);
+        full.fsync(ino);
+      } finally {
+        full.abandon();
+      }
+      assertThat(TestStores.resizeTmpfs(mnt, 160)).as("the disk grows").isTrue();
+      try (Datastore roomy = Datastore.open(store, TestStores.config(4096))) {
+        assertThat(roomy.getattr(ino).size()).as("the last fsync's length").isEqualTo(150_000);
+        TestStores.assertSameBytes(TestStores.read(roomy, ino, 0, 100_000), first, "first");
+        TestStores.assertSameBytes(TestStores.read(roomy, ino, 100_000, 50_000), after, "after");
+        assertConsistent(roomy);
+      }
+    } finally {
+      TestStores.unmount(mnt);
+    }
+  }
 }

@@ -436,7 +436,7 @@ class IntentLogTest {
   }
 
   /** Where each record of the log lies, by its magic on a 512-byte boundary after the header. */
-  private static List<Long> recordPositions(Path log) throws IOException {
+  static List<Long> recordPositions(Path log) throws IOException {
     List<Long> out = new ArrayList<>();
     try (FileChannel ch = FileChannel.open(log, StandardOpenOption.READ)) {
       ByteBuffer b = ByteBuffer.allocate(4);
@@ -451,7 +451,7 @@ class IntentLogTest {
     return out;
   }
 
-  private static void flipByte(Path file, long at) throws IOException {
+  static void flipByte(Path file, long at) throws IOException {
     try (FileChannel ch =
         FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       ByteBuffer b = ByteBuffer.allocate(1);
