@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -136,15 +137,7 @@ class FullDiskTest {
       long lateIno;
       Datastore ds = Datastore.open(store, TestStores.config(4096).withDirtyLimit(64 * MIB));
       ds.writeBack.foldInBackground = false;
-      try {
-        for (; files < 100; files++) {
-          long ino = ds.mknod(ROOT, "f" + files, 0644, 0, 0, 0).ino();
-          TestStores.write(ds, ino, 0, TestStores.randomBytes(r, 2 * MIB));
-          ds.flush(ino);
-        }
-      } catch (StoreFullException expected) {
-        // the disk is full
-      }
+      files = fillWith(ds, r, files, 2 * MIB);
       assertThat(files).as("an 80 MiB disk fills up").isLessThan(100);
       lateIno = ds.mknod(ROOT, "late", 0644, 0, 0, 0).ino();
       for (int off = 0; off < late.length; off += late.length / 4) { // records of 1/4 of the log
@@ -196,16 +189,9 @@ class FullDiskTest {
       ds.writeBack.foldInBackground = false;
       int files = 0;
       for (int size : new int[] {2 * MIB, 256 << 10, 32 << 10}) { // full to the last 32 KiB
-        try {
-          for (int i = 0; i < 100; i++) {
-            long ino = ds.mknod(ROOT, "f" + files++, 0644, 0, 0, 0).ino();
-            TestStores.write(ds, ino, 0, TestStores.randomBytes(r, size));
-            ds.flush(ino);
-          }
-          throw new AssertionError("an 80 MiB disk did not fill up");
-        } catch (StoreFullException expected) {
-          // the disk is full
-        }
+        int failed = fillWith(ds, r, files, size);
+        assertThat(failed - files).as("an 80 MiB disk fills up").isLessThan(100);
+        files = failed + 1; // past the file whose flush failed
       }
       long ino = ds.mknod(ROOT, "late", 0644, 0, 0, 0).ino();
       byte[] first = TestStores.randomBytes(r, 100_000);
@@ -239,5 +225,25 @@ class FullDiskTest {
     } finally {
       TestStores.unmount(mnt);
     }
+  }
+
+  /**
+   * Writes files {@code "f" + first}, {@code "f" + (first + 1)}, ... of {@code size} random bytes,
+   * each flushed, until a flush finds the disk full, 100 files at most. Returns the number of the
+   * file whose flush failed ({@code first + 100} when none did).
+   */
+  private static int fillWith(Datastore ds, SplittableRandom r, int first, int size)
+      throws IOException {
+    int files = first;
+    try {
+      for (; files < first + 100; files++) {
+        long ino = ds.mknod(ROOT, "f" + files, 0644, 0, 0, 0).ino();
+        TestStores.write(ds, ino, 0, TestStores.randomBytes(r, size));
+        ds.flush(ino);
+      }
+    } catch (StoreFullException expected) {
+      // the disk is full
+    }
+    return files;
   }
 }
