@@ -86,10 +86,10 @@ fail() { # fail DAEMON MESSAGE
 ceph_cli() { timeout 60 ceph -c "$(conf)" --connect-timeout 20 "$@"; }
 
 wait_for() { # wait_for SECONDS DAEMON WHAT COMMAND...: poll COMMAND until it succeeds
-    local deadline=$((SECONDS + $1)) daemon=$2 what=$3
+    local seconds=$1 deadline=$((SECONDS + $1)) daemon=$2 what=$3
     shift 3
     until "$@"; do
-        ((SECONDS < deadline)) || fail "$daemon" "timed out after ${deadline}s waiting for $what"
+        ((SECONDS < deadline)) || fail "$daemon" "timed out after ${seconds}s waiting for $what"
         [[ -n "$(running_pid "$daemon")" ]] || fail "$daemon" "$daemon exited while waiting for $what"
         sleep 0.5
     done
@@ -207,7 +207,7 @@ start() {
     ceph-authtool --create-keyring "$dir/osd/0/keyring" --name osd.0 --add-key "$secret" >/dev/null
     ceph-osd -c "$(conf)" -i 0 --mkfs --osd-uuid "$uuid" >>"$dir/log/osd.0.out" 2>&1 ||
         fail osd.0 "ceph-osd --mkfs failed"
-    ceph-osd -c "$(conf)" -i 0 >>"$dir/log/osd.0.out" 2>&1 || fail osd.0 "ceph-osd did not start"
+    launch_osd
     wait_for 60 osd.0 "osd.0 to be up" osd_up
 
     log "pool blocks"
@@ -267,17 +267,40 @@ stop_osd() {
     log "osd.0 stopped"
 }
 
+# Runs ceph-osd, which returns once the daemon has mounted its store and forked off: 2-3 s here,
+# more than 30 s on a loaded CI machine replaying the RocksDB log of an OSD stopped under writes
+# (2026-12-06). A start that hangs (seen once in CI: nothing in the OSD's logs for 10 minutes)
+# fails when its logs stay unchanged for 60 s, in time for a second try (TestCeph) within the
+# tests' pool timeouts; one that goes on logging is given 240 s.
+launch_osd() {
+    local pid sizes took last="" quiet_since=$SECONDS started=$SECONDS rc=0
+    ceph-osd -c "$(conf)" -i 0 >>"$dir/log/osd.0.out" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sizes=$(stat -c %s -- "$dir/log/osd.0.out" "$dir/log/osd.0.log" 2>/dev/null || true)
+        if [[ "$sizes" != "$last" ]]; then
+            last=$sizes
+            quiet_since=$SECONDS
+        fi
+        if ((SECONDS - quiet_since >= 60 || SECONDS - started >= 240)); then
+            took="$((SECONDS - started)) s, the last $((SECONDS - quiet_since)) s without a line"
+            kill -TERM "$pid" 2>/dev/null || true
+            terminate osd.0 # the daemon it forked off, if that wrote its pid file
+            fail osd.0 "ceph-osd did not start ($took in its logs, $(date -u +%T))"
+        fi
+        sleep 0.5
+    done
+    wait "$pid" || rc=$?
+    ((rc == 0)) || fail osd.0 "ceph-osd did not start (exit $rc, $(date -u +%T))"
+}
+
 start_osd() {
     local pid
     [[ -f "$(conf)" ]] || die "$dir has no ceph.conf: no cluster there"
     pid=$(running_pid osd.0)
     [[ -z "$pid" ]] || die "osd.0 of $dir already runs (pid $pid)"
-    # The command returns once the daemon has forked off (2-3 s here); a start that hangs before
-    # that (seen once in CI: nothing in the OSD's log for 10 minutes) fails here, in time for a
-    # second try (TestCeph) within the tests' pool timeouts.
     log "starting osd.0 ($(date -u +%T))"
-    timeout 30 ceph-osd -c "$(conf)" -i 0 >>"$dir/log/osd.0.out" 2>&1 ||
-        fail osd.0 "ceph-osd did not start (exit $?, $(date -u +%T))"
+    launch_osd
     wait_for 60 osd.0 "osd.0 to be up" osd_up
     wait_for 90 osd.0 "all placement groups to be active+clean" all_pgs_clean
     log "osd.0 up; all placement groups active+clean"
