@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # sync-bench.sh — what VM guests do to a datastore: fsync'd small writes, several writers at once,
 # O_DIRECT queues (qemu cache=none), through dedupfs, beside the plain disk, bindfs (a FUSE
-# filesystem that passes everything to the disk) and dedupfs's do-nothing mount
-# (benchmarks/nullfs), all in one run, and the ratios to the disk and to bindfs.
+# filesystem that passes everything to the disk), libfuse's own low-level passthrough example in C
+# (passthrough_ll, built from the copy Debian's libfuse3-dev ships: a FUSE filesystem that does
+# nothing but forward each request to the disk; not the O_DIRECT jobs, whose unaligned buffers it
+# passes on to an O_DIRECT file: EINVAL) and dedupfs's do-nothing mount
+# (benchmarks/nullfs), all in one run, and the ratios to the disk, to bindfs and to passthrough_ll.
 #
-# Usage (as root: it mounts, drops the page cache and installs bindfs when missing):
+# Usage (as root: it mounts, drops the page cache and installs bindfs, and for passthrough_ll gcc
+# and libfuse3-dev, when missing):
 #     benchmarks/sync-bench.sh [RUNS]        # RUNS rounds over every target (default 1)
 # after `mvn -q -B -DskipTests package -pl engine,fs,benchmarks -am`. With RUNS > 1 each figure is
 # the median, with the lowest and highest beside it.
@@ -40,8 +44,8 @@
 #     DEDUPFS_BENCH_RAMP     seconds of each job not counted (default 5: a daemon just
 #                            mounted runs its first seconds of small writes at half speed
 #                            while the JVM compiles them; every target gets the same ramp)
-#     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs dedupfs nullfs); also
-#                            dedupfs-uring and nullfs-uring: the same mounts with --io-uring
+#     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs passthrough dedupfs nullfs);
+#                            also dedupfs-uring and nullfs-uring: the same mounts with --io-uring
 #                            (FUSE over io_uring, Linux 6.14 or later), whose ratio to dedupfs
 #                            the summary prints
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
@@ -51,7 +55,7 @@
 #     DEDUPFS_BENCH_INTENT_LOG_DIR  a directory on another device for the store's intent log
 #                            (dedupfs create --intent-log DIR/sync-bench-intent.log; default:
 #                            in the store, on the disk measured)
-# About 7 minutes per round on 2 cores (vm4 adds about 3.5: bindfs lays out its 8 GiB slowly).
+# About 10 minutes per round on 2 cores (vm4 adds about 4: bindfs lays out its 8 GiB slowly).
 # Results: the table on stdout, the raw figures in benchmarks/target/results/sync-bench-DATE.tsv.
 set -euo pipefail
 
@@ -61,7 +65,7 @@ runs=${1:-1}
 base=${DEDUPFS_BENCH_DIR:-/var/tmp}
 runtime=${DEDUPFS_BENCH_RUNTIME:-6}
 ramp=${DEDUPFS_BENCH_RAMP:-5}
-targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs dedupfs nullfs}
+targets=${DEDUPFS_BENCH_TARGETS:-disk bindfs passthrough dedupfs nullfs}
 fill_gb=${DEDUPFS_BENCH_FILL_GB:-4}
 log_size=${DEDUPFS_BENCH_LOG_SIZE:-1G}
 jobs=${DEDUPFS_BENCH_JOBS:-fsync1 fsync4 direct64 seq16 rand32 read32 buffered}
@@ -77,6 +81,12 @@ die() {
 [[ $EUID -eq 0 ]] || die "run as root (it mounts FUSE filesystems and drops the page cache)"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number, not '$runs'"
 command -v bindfs >/dev/null || apt-get install -y bindfs >/dev/null || die "cannot install bindfs"
+passthrough_src=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+if [[ " $targets " == *" passthrough "* ]]; then
+    [[ -f $passthrough_src ]] && command -v gcc >/dev/null && command -v pkg-config >/dev/null ||
+        apt-get install -y gcc pkg-config libfuse3-dev >/dev/null ||
+        die "cannot install gcc, pkg-config and libfuse3-dev for the passthrough target"
+fi
 for tool in fio python3 findmnt; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
 done
@@ -119,6 +129,11 @@ cp -- "$root/fs/target/dedupfs.jar" "$work/dedupfs.jar"
 cp -- "$root/benchmarks/target/benchmarks.jar" "$work/benchmarks.jar"
 export DEDUPFS_JAR=$work/dedupfs.jar DEDUPFS_BENCH_JAR=$work/benchmarks.jar
 dedupfs=$root/mount-scripts/dedupfs
+if [[ " $targets " == *" passthrough "* ]]; then
+    # shellcheck disable=SC2046 # pkg-config's flags are words
+    gcc -O2 -o "$work/passthrough_ll" "$passthrough_src" $(pkg-config fuse3 --cflags --libs) \
+        2>"$work/gcc.err" || die "cannot build $passthrough_src: $(tail -n 5 "$work/gcc.err")"
+fi
 
 wait_mounted() { # MNT PID LOG
     local i
@@ -143,6 +158,13 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
         bindfs)
             mkdir -p "$work/bindfs-under"
             bindfs "$work/bindfs-under" "$mnt"
+            ;;
+        passthrough)
+            mkdir -p "$work/passthrough-under"
+            "$work/passthrough_ll" -f -o source="$work/passthrough-under" "$mnt" \
+                >"$work/passthrough.log" 2>&1 &
+            daemon=$!
+            wait_mounted "$mnt" "$daemon" "$work/passthrough.log"
             ;;
         dedupfs | dedupfs-uring)
             "$dedupfs" create --log-size "$log_size" \
@@ -175,7 +197,7 @@ unmount_target() { # TARGET
             ;;
     esac
     mnt=""
-    rm -rf -- "$work/store" "$work/bindfs-under" "$work/mnt-$1" "$work/disk"
+    rm -rf -- "$work/store" "$work/bindfs-under" "$work/passthrough-under" "$work/mnt-$1" "$work/disk"
     # What a target left dirty is written back and the page cache emptied, so that the next target
     # neither shares the disk with that writeback nor faults its memory in against a full cache.
     sync
@@ -247,6 +269,9 @@ for ((run = 1; run <= runs; run++)); do
             rm -f -- "$dir/log"
         fi
         for job in $jobs; do
+            if [[ $target == passthrough && $job =~ ^(direct64|seq16|rand32|read32)$ ]]; then
+                continue # passthrough_ll opens the disk's file O_DIRECT and writes unaligned buffers
+            fi
             [[ $job == vm4 ]] && lay_out "$dir" vm 2G
             measure "$dir" "$job"
             [[ $job == buffered ]] && rm -f -- "$dir"/b.*
@@ -297,7 +322,8 @@ def cell(t, j):
     m = statistics.median(v)
     text = f"{m:,.0f}" + (f" ({min(v):,.0f}-{max(v):,.0f})" if len(v) > 1 else "")
     return text, m
-head = ["job"] + targets + ["dedupfs/disk", "dedupfs/bindfs", "dedupfs p99 ms"]
+refs = [t for t in ("disk", "bindfs", "passthrough") if t in targets]
+head = ["job"] + targets + [f"dedupfs/{r}" for r in refs] + ["dedupfs p99 ms"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for j in jobs:
@@ -310,12 +336,11 @@ for j in jobs:
         continue
     d = med.get("dedupfs")
     ref = "fsync1" if j == "fsync1-4g" else j
-    disk = statistics.median(rows[("disk", ref)]) if ("disk", ref) in rows else None
-    bind = statistics.median(rows[("bindfs", ref)]) if ("bindfs", ref) in rows else None
     ratio = lambda a, b: f"{a / b:.0%}" if a and b else ""
+    ratios = [ratio(d, statistics.median(rows[(r, ref)])) if (r, ref) in rows else "" for r in refs]
     p = p99s.get(("dedupfs", j))
-    print("| " + " | ".join([names[j]] + cells + [ratio(d, disk), ratio(d, bind),
-        f"{statistics.median(p):.2f}" if p else ""]) + " |")
+    print("| " + " | ".join([names[j]] + cells + ratios +
+        [f"{statistics.median(p):.2f}" if p else ""]) + " |")
 median = lambda t, j: statistics.median(rows[(t, j)])
 if ("dedupfs", "fsync1-4g") in rows and ("dedupfs", "fsync1") in rows:
     a, b = median("dedupfs", "fsync1-4g"), median("dedupfs", "fsync1")
@@ -329,11 +354,16 @@ if ("disk", "logwrite") in rows and ("nullfs", "fsync1") in rows:
         line += f", {model / median('disk', 'fsync1'):.0%} of the disk"
     # dedupfs's log elsewhere costs no write on the disk: the line is not its ceiling then
     reached = [f"{t} {median(t, 'fsync1') / model:.0%}"
-               for t in ("bindfs", "dedupfs") if (t, "fsync1") in rows
+               for t in ("bindfs", "passthrough", "dedupfs") if (t, "fsync1") in rows
                and not (t == "dedupfs" and log_elsewhere)]
     if reached:
         line += "; of that, " + ", ".join(reached)
     print(line)
+pairs = [f"{j} {median('passthrough', j) / median('disk', j):.0%}" for j in jobs
+         if ("passthrough", j) in rows and ("disk", j) in rows]
+if pairs:
+    print("\nlibfuse's passthrough_ll (forwarding each request to the disk) / the disk: "
+          + ", ".join(pairs))
 for t in ("dedupfs", "nullfs"):
     pairs = [f"{j} {median(t + '-uring', j) / median(t, j):.0%}" for j in jobs
              if (t, j) in rows and (t + "-uring", j) in rows]
