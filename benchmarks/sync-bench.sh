@@ -81,12 +81,6 @@ die() {
 [[ $EUID -eq 0 ]] || die "run as root (it mounts FUSE filesystems and drops the page cache)"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number, not '$runs'"
 command -v bindfs >/dev/null || apt-get install -y bindfs >/dev/null || die "cannot install bindfs"
-passthrough_src=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
-if [[ " $targets " == *" passthrough "* ]]; then
-    [[ -f $passthrough_src ]] && command -v gcc >/dev/null && command -v pkg-config >/dev/null ||
-        apt-get install -y gcc pkg-config libfuse3-dev >/dev/null ||
-        die "cannot install gcc, pkg-config and libfuse3-dev for the passthrough target"
-fi
 for tool in fio python3 findmnt; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
 done
@@ -130,6 +124,10 @@ cp -- "$root/benchmarks/target/benchmarks.jar" "$work/benchmarks.jar"
 export DEDUPFS_JAR=$work/dedupfs.jar DEDUPFS_BENCH_JAR=$work/benchmarks.jar
 dedupfs=$root/mount-scripts/dedupfs
 if [[ " $targets " == *" passthrough "* ]]; then
+    passthrough_src=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+    [[ -f $passthrough_src ]] && command -v gcc >/dev/null && command -v pkg-config >/dev/null ||
+        apt-get install -y gcc pkg-config libfuse3-dev >/dev/null ||
+        die "cannot install gcc, pkg-config and libfuse3-dev for the passthrough target"
     # shellcheck disable=SC2046 # pkg-config's flags are words
     gcc -O2 -o "$work/passthrough_ll" "$passthrough_src" $(pkg-config fuse3 --cflags --libs) \
         2>"$work/gcc.err" || die "cannot build $passthrough_src: $(tail -n 5 "$work/gcc.err")"
