@@ -1,8 +1,5 @@
 package io.dedupfs.engine;
 
-import com.google.common.collect.Range;
-import com.google.common.collect.RangeSet;
-import com.google.common.collect.TreeRangeSet;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
@@ -87,7 +84,7 @@ final class FileContent {
    * Ranges written or zeroed since this file's last log record (offsets; clipped to the length when
    * a record is made).
    */
-  private RangeSet<Long> unlogged = TreeRangeSet.create();
+  private ChangedRanges unlogged = new ChangedRanges();
 
   /** The smallest length a truncate set since the last log record; -1 when none did. */
   private long unloggedTruncate = -1;
@@ -99,7 +96,7 @@ final class FileContent {
   private long unloggedSince;
 
   /** The same two of the changes that the commit in flight froze; null when none is in flight. */
-  private RangeSet<Long> frozenUnlogged;
+  private ChangedRanges frozenUnlogged;
 
   private long frozenTruncate = -1;
 
@@ -147,7 +144,7 @@ final class FileContent {
   void changed(long offset, long end) {
     if (offset < end) {
       unloggedFromNow();
-      unlogged.add(Range.closedOpen(offset, end));
+      unlogged.add(offset, end);
     }
   }
 
@@ -206,25 +203,21 @@ final class FileContent {
       return COMMIT_INSTEAD;
     }
     long length = tree.length();
-    RangeSet<Long> ranges = unlogged;
+    ChangedRanges ranges = unlogged;
     long truncate = unloggedTruncate;
     if (frozenUnlogged != null) {
-      ranges = TreeRangeSet.create(unlogged);
+      ranges = unlogged.copy();
       ranges.addAll(frozenUnlogged);
       if (frozenTruncate >= 0) {
         truncate = truncate < 0 ? frozenTruncate : Math.min(truncate, frozenTruncate);
       }
     }
-    RangeSet<Long> live = ranges.subRangeSet(Range.closedOpen(0L, length));
-    if (live.isEmpty() && truncate < 0 && !timesUnlogged) {
+    ChangedRanges.Merged live = ranges.below(length);
+    int count = live.count();
+    if (count == 0 && truncate < 0 && !timesUnlogged) {
       return NOTHING_TO_LOG;
     }
-    long bytes = 0;
-    int count = 0;
-    for (Range<Long> r : live.asRanges()) {
-      bytes += r.upperEndpoint() - r.lowerEndpoint();
-      count++;
-    }
+    long bytes = live.bytes();
     if (bytes > maxBytes) {
       return COMMIT_INSTEAD;
     }
@@ -238,9 +231,9 @@ final class FileContent {
             timesDirty ? ctimeNs : -1,
             count,
             bytes);
-    for (Range<Long> r : live.asRanges()) {
-      long off = r.lowerEndpoint();
-      int n = (int) (r.upperEndpoint() - off);
+    for (int i = 0; i < count; i++) {
+      long off = live.start(i);
+      int n = (int) (live.end(i) - off);
       rec.putLong(off).putInt(n);
       ByteBuffer dst = rec.slice(rec.position(), n);
       while (dst.hasRemaining()) {
@@ -257,10 +250,10 @@ final class FileContent {
     lastLoggedSeq = a.seq();
     lastLoggedEnd = a.end();
     timesUnlogged = false;
-    unlogged = TreeRangeSet.create();
+    unlogged = new ChangedRanges();
     unloggedTruncate = -1;
     if (frozenUnlogged != null) {
-      frozenUnlogged = TreeRangeSet.create();
+      frozenUnlogged = new ChangedRanges();
       frozenTruncate = -1;
     }
     return a.end();
@@ -309,7 +302,7 @@ final class FileContent {
       timesChanged = true;
       touches++;
     }
-    unlogged = TreeRangeSet.create();
+    unlogged = new ChangedRanges();
     unloggedTruncate = -1;
   }
 
@@ -432,7 +425,7 @@ final class FileContent {
     dirtySinceSet = false;
     frozenUnlogged = unlogged;
     frozenTruncate = unloggedTruncate;
-    unlogged = TreeRangeSet.create();
+    unlogged = new ChangedRanges();
     unloggedTruncate = -1;
     unloggable = false;
     return f;
