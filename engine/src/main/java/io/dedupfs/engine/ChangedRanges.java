@@ -117,10 +117,10 @@ final class ChangedRanges {
   }
 
   /**
-   * Merges the ranges in place. Sorted each on its own, the starts and the ends of a set of ranges
-   * give its union: after the j+1 smallest ends (e[j]) and before the next start (s[j+1]) no range
-   * lies, since a range that ends by e[j] began before s[j+1] and there are only j+1 of each; where
-   * e[j] >= s[j+1] the union goes on.
+   * Merges the ranges in place. Sorted each on its own, the starts s and the ends e give the union:
+   * where e[j] < s[j+1], nothing covers [e[j], s[j+1]) (the j+1 ranges that end by e[j] are the j+1
+   * that begin by s[j], and the others begin at s[j+1] or later), so a merged range ends at e[j]
+   * and the next begins at s[j+1]; where e[j] >= s[j+1], the union goes on.
    */
   private void merge() {
     if (count < 2) {
