@@ -357,14 +357,14 @@ if ("disk", "logwrite") in rows and ("nullfs", "fsync1") in rows:
     if reached:
         line += "; of that, " + ", ".join(reached)
     print(line)
-pairs = [f"{j} {median('passthrough', j) / median('disk', j):.0%}" for j in jobs
-         if ("passthrough", j) in rows and ("disk", j) in rows]
+per_job = lambda a, b: [f"{j} {median(a, j) / median(b, j):.0%}" for j in jobs
+                        if (a, j) in rows and (b, j) in rows]
+pairs = per_job("passthrough", "disk")
 if pairs:
     print("\nlibfuse's passthrough_ll (forwarding each request to the disk) / the disk: "
           + ", ".join(pairs))
 for t in ("dedupfs", "nullfs"):
-    pairs = [f"{j} {median(t + '-uring', j) / median(t, j):.0%}" for j in jobs
-             if (t, j) in rows and (t + "-uring", j) in rows]
+    pairs = per_job(t + "-uring", t)
     if pairs:
         print(f"\n{t} through io_uring / through /dev/fuse: " + ", ".join(pairs))
 if log_elsewhere:
