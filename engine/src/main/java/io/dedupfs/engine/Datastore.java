@@ -145,7 +145,7 @@ public final class Datastore implements Closeable {
                       readCompression(),
                       config.poolCacheBytes(),
                       config.readOnly());
-      this.files = new OpenFiles(db, ns, geometry, blocks, log);
+      this.files = new OpenFiles(db, ns, geometry, blocks, log, config.dirtyLimitBytes());
       this.maintenance = new Maintenance(dir, config, db, ns, geometry, blocks);
       this.writeBack =
           wb =

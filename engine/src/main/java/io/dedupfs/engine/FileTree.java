@@ -48,6 +48,9 @@ final class FileTree {
   /** Hashes the leaves that writes fill whole, ahead of their commit; null: the commit does. */
   private final EarlyHasher earlyHasher;
 
+  /** Where leaves take their arrays, and where a commit gives them back once stored. */
+  private final LeafBuffers buffers;
+
   private Hash root;
   private int rootHeight;
   private Slot top;
@@ -71,8 +74,9 @@ final class FileTree {
    */
   private TreeCommit inFlight;
 
+  /** A tree on its own: its dirty memory counted only here, its leaves' arrays not used again. */
   FileTree(Geometry g, BlockStore store, Hash root, int height, long length) {
-    this(g, store, root, height, length, new AtomicLong(), null);
+    this(g, store, root, height, length, new AtomicLong(), null, new LeafBuffers(g.leafSize, 0));
   }
 
   FileTree(
@@ -82,11 +86,13 @@ final class FileTree {
       int height,
       long length,
       AtomicLong dirtyTotal,
-      EarlyHasher earlyHasher) {
+      EarlyHasher earlyHasher,
+      LeafBuffers buffers) {
     this.g = g;
     this.store = store;
     this.dirtyTotal = dirtyTotal;
     this.earlyHasher = earlyHasher;
+    this.buffers = buffers;
     this.root = root;
     this.rootHeight = height;
     this.top = root;
@@ -458,7 +464,7 @@ final class FileTree {
       return l;
     }
     countLeaf(1);
-    return new Leaf(s, new byte[g.leafSize]);
+    return new Leaf(s, buffers.take(false));
   }
 
   /** Child {@code i} (at {@code level}) of an unfrozen node, made changeable in place. */
@@ -485,7 +491,9 @@ final class FileTree {
     }
     if (p instanceof Leaf l) {
       countLeaf(1);
-      Leaf copy = new Leaf(l, l.data.clone());
+      byte[] data = buffers.take(false);
+      System.arraycopy(l.data, 0, data, 0, data.length);
+      Leaf copy = new Leaf(l, data);
       copy.rewritten = true;
       return copy;
     }
@@ -523,7 +531,7 @@ final class FileTree {
 
   private Piece materialize(ReadTxn txn, Hash h, int level) throws IOException {
     if (level == 0) {
-      Leaf l = new Leaf(h, new byte[g.leafSize]);
+      Leaf l = new Leaf(h, buffers.take(true));
       if (!h.isZero()) {
         store.loadLeafInto(txn, h, l.data);
         l.rewritten = true;
@@ -590,7 +598,8 @@ final class FileTree {
             foreign,
             leaves,
             nodes,
-            dirtyBytes());
+            dirtyBytes(),
+            buffers);
     release();
     foreign = false;
     changed = false;

@@ -48,18 +48,28 @@ final class OpenFiles {
   /** Hashes the leaves that writes fill whole, for every file's tree. */
   private final EarlyHasher earlyHasher;
 
-  OpenFiles(Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks, IntentLog log) {
+  /** The arrays of every file's leaves, kept up to the dirty limit. */
+  private final LeafBuffers buffers;
+
+  OpenFiles(
+      Lmdb db, Namespace ns, Geometry geometry, BlockStore blocks, IntentLog log, long dirtyLimit) {
     this.db = db;
     this.ns = ns;
     this.geometry = geometry;
     this.blocks = blocks;
     this.log = log;
     this.earlyHasher = new EarlyHasher(geometry.leafSize);
+    this.buffers = new LeafBuffers(geometry.leafSize, dirtyLimit);
   }
 
   /** Stops the early hashing; the store is closing. */
   void close() {
     earlyHasher.close();
+  }
+
+  /** The arrays of every file's leaves. */
+  LeafBuffers buffers() {
+    return buffers;
   }
 
   /** Bytes buffered in every file's overlay and not frozen by a commit. */
@@ -121,7 +131,14 @@ final class OpenFiles {
               ino,
               i.isReadOnly(),
               new FileTree(
-                  geometry, blocks, i.root(), i.height(), i.size(), dirtyBytes, earlyHasher));
+                  geometry,
+                  blocks,
+                  i.root(),
+                  i.height(),
+                  i.size(),
+                  dirtyBytes,
+                  earlyHasher,
+                  buffers));
       // Published locked: whoever takes them from the table before they are found fresh waits, and
       // finds them retired if they are not.
       loaded.lock.writeLock().lock();

@@ -38,6 +38,10 @@ final class TreeCommit {
   private final int oldHeight;
   private final List<Leaf> leaves;
   private final List<Node> nodes;
+
+  /** Where the leaves' arrays go back once this commit is stored ({@link #stored}). */
+  private final LeafBuffers buffers;
+
   private boolean hashed;
 
   /**
@@ -60,7 +64,8 @@ final class TreeCommit {
       boolean foreign,
       List<Leaf> leaves,
       List<Node> nodes,
-      long bytes) {
+      long bytes,
+      LeafBuffers buffers) {
     this.leafSize = leafSize;
     this.store = store;
     this.oldRoot = oldRoot;
@@ -72,6 +77,7 @@ final class TreeCommit {
     this.leaves = leaves;
     this.nodes = nodes;
     this.bytes = bytes;
+    this.buffers = buffers;
   }
 
   /** Hashes the frozen pieces: leaves in parallel, then nodes, children first. */
@@ -142,18 +148,24 @@ final class TreeCommit {
   }
 
   /**
-   * Once this commit is stored: its leaves {@link Leaf#rewritten} go to the cache of checked
-   * blocks. Their data is nobody's to change any more (a write to a frozen leaf changes a copy, and
-   * only a commit that stored nothing thaws its leaves), so the cache takes a leaf's array itself
-   * when its content fills it. Needs no lock.
+   * Once this commit is stored and settled ({@link FileTree#finish}: no overlay names its leaves
+   * any more, so no reader, who holds the owner's lock, finds them): its leaves {@link
+   * Leaf#rewritten} go to the cache of checked blocks, and the arrays of the others back to the
+   * buffers, for leaves to come. The cache takes a leaf's array itself when its content fills it:
+   * nobody changes it any more. An early hash that still runs over one of these arrays is harmless:
+   * only the leaf it was offered for, which is gone, would keep it ({@link Leaf#hashedEarly}).
+   * Needs no lock.
    */
-  void keepRewritten() {
+  void stored() {
     for (Leaf l : leaves) {
       if (l.rewritten && !l.hash.isZero()) {
-        byte[] content =
-            l.storedLength == l.data.length ? l.data : Arrays.copyOf(l.data, l.storedLength);
-        store.keepChecked(l.hash, content);
+        if (l.storedLength == l.data.length) {
+          store.keepChecked(l.hash, l.data);
+          continue;
+        }
+        store.keepChecked(l.hash, Arrays.copyOf(l.data, l.storedLength));
       }
+      buffers.give(l.data);
     }
   }
 

@@ -748,7 +748,7 @@ final class WriteBack {
       }
     }
     if (applied) {
-      f.tree().keepRewritten();
+      f.tree().stored();
     }
     if (failure instanceof IOException e) {
       throw e;
