@@ -61,16 +61,7 @@ class EarlyHasherTest {
     List<Runnable> queued = new ArrayList<>();
     EarlyHasher early = new EarlyHasher(LEAF, queued::add);
     try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
-      FileTree t =
-          new FileTree(
-              G,
-              ds.blocks,
-              Hash.ZERO,
-              0,
-              0,
-              new AtomicLong(),
-              early,
-              new LeafBuffers(G.leafSize, 0));
+      FileTree t = emptyTree(ds, early);
       FileTree plain = new FileTree(G, ds.blocks, Hash.ZERO, 0, 0);
       byte[] four = TestStores.randomBytes(new SplittableRandom(1), 4 * LEAF);
       ds.db.read(
@@ -99,16 +90,7 @@ class EarlyHasherTest {
     SplittableRandom r = new SplittableRandom(7);
     try (Datastore ds = Datastore.open(dir, TestStores.config(LEAF))) {
       for (int round = 0; round < 200; round++) {
-        FileTree t =
-            new FileTree(
-                G,
-                ds.blocks,
-                Hash.ZERO,
-                0,
-                0,
-                new AtomicLong(),
-                early,
-                new LeafBuffers(G.leafSize, 0));
+        FileTree t = emptyTree(ds, early);
         FileTree plain = new FileTree(G, ds.blocks, Hash.ZERO, 0, 0);
         List<long[]> writes = new ArrayList<>();
         for (int i = 0; i < 64; i++) {
@@ -137,5 +119,11 @@ class EarlyHasherTest {
     TreeCommit c = t.freeze(txn);
     c.hash();
     return c.root();
+  }
+
+  /** An empty file's tree whose whole leaves {@code early} hashes. */
+  private static FileTree emptyTree(Datastore ds, EarlyHasher early) {
+    return new FileTree(
+        G, ds.blocks, Hash.ZERO, 0, 0, new AtomicLong(), early, new LeafBuffers(G.leafSize, 0));
   }
 }
