@@ -67,7 +67,7 @@ final class OpenFiles {
     earlyHasher.close();
   }
 
-  /** The arrays of every file's leaves. */
+  /** The arrays of every file's leaves, for tests. */
   LeafBuffers buffers() {
     return buffers;
   }
