@@ -130,16 +130,15 @@ final class ChangedRanges {
     Arrays.sort(ends, 0, count);
     int out = 0;
     long from = starts[0];
-    for (int j = 0; j < count; j++) {
-      if (j == count - 1 || ends[j] < starts[j + 1]) {
-        long to = ends[j];
-        long next = j + 1 < count ? starts[j + 1] : 0;
+    for (int j = 0; j < count - 1; j++) {
+      if (ends[j] < starts[j + 1]) { // out <= j: what is written here is read no more
         starts[out] = from;
-        ends[out] = to;
-        out++;
-        from = next;
+        ends[out++] = ends[j];
+        from = starts[j + 1];
       }
     }
+    starts[out] = from;
+    ends[out++] = ends[count - 1];
     count = out;
   }
 }
