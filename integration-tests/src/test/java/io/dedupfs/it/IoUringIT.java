@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
  * later): the requests really go through the rings (their workers spend the CPU, the /dev/fuse
  * workers next to none), and what users rely on holds there as through /dev/fuse: bytes read back
  * equal a model's after random unaligned writes, truncates and fsyncs from two threads, names and
- * attributes behave, and what was fsynced survives a kill -9 of the daemon.
+ * attributes behave, and what was fsynced survives a kill -9 of the daemon. The rings are the
+ * default, and {@code --no-io-uring} ({@code -o noio_uring}) keeps a mount on /dev/fuse.
  */
 @ExtendWith(Mounted.PrintLogsOnFailure.class)
 class IoUringIT {
@@ -31,26 +32,55 @@ class IoUringIT {
 
   @TempDir Path tempDir;
 
+  private Mounted mount(Path tmp, String name) throws InterruptedException {
+    return mountWithRings(tmp, name, "--io-uring");
+  }
+
   /**
-   * Mounts with --io-uring and waits until the daemon says its rings are up (it starts them once
-   * INIT is answered, just after the mount appears); skips where the kernel has no FUSE over
+   * Mounts with {@code options} and waits until the daemon says its rings are up (it starts them
+   * once INIT is answered, just after the mount appears); skips where the kernel has no FUSE over
    * io_uring at all.
    */
-  private Mounted mount(Path tmp, String name) throws InterruptedException {
+  private Mounted mountWithRings(Path tmp, String name, String... options)
+      throws InterruptedException {
     Mounted.assumeFuseAvailable();
     Assumptions.assumeTrue(
         Files.exists(ENABLE_URING), "this kernel has no FUSE over io_uring (Linux 6.14 or later)");
     Mounted m =
-        Mounted.mount(tmp.resolve("store-" + name), tmp.resolve("mnt-" + name), tmp, "--io-uring");
+        Mounted.mount(tmp.resolve("store-" + name), tmp.resolve("mnt-" + name), tmp, options);
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-    while (!m.output().contains("FUSE over io_uring: ") && System.nanoTime() < deadline) {
+    while (!m.output().contains(RINGS_UP) && System.nanoTime() < deadline) {
       Thread.sleep(20);
     }
-    if (!m.output().contains("FUSE over io_uring: ")) {
+    if (!m.output().contains(RINGS_UP)) {
       m.close();
       throw new AssertionError("the daemon did not start its rings:\n" + m.output());
     }
     return m;
+  }
+
+  /** What the daemon logs once its rings are up. */
+  private static final String RINGS_UP = "FUSE over io_uring: ";
+
+  @Test
+  void ringsAreTheDefaultAndNoIoUringKeepsAMountOnDevFuse() throws Exception {
+    Path tmp = tempDir.toRealPath();
+    try (Mounted m = mountWithRings(tmp, "default")) {
+      Files.writeString(m.mountpoint().resolve("f"), "through the rings");
+      assertThat(Files.readString(m.mountpoint().resolve("f"))).isEqualTo("through the rings");
+      assertThat(threads(m.pid(), "fuse-ring-")).isPositive();
+    }
+    for (String[] off :
+        List.of(new String[] {"--no-io-uring"}, new String[] {"-o", "noio_uring"})) {
+      String name = "off" + off.length;
+      try (Mounted m =
+          Mounted.mount(tmp.resolve("store-" + name), tmp.resolve("mnt-" + name), tmp, off)) {
+        Files.writeString(m.mountpoint().resolve("f"), "through /dev/fuse");
+        assertThat(Files.readString(m.mountpoint().resolve("f"))).isEqualTo("through /dev/fuse");
+        assertThat(threads(m.pid(), "fuse-ring-")).as(String.join(" ", off)).isZero();
+        assertThat(m.output()).doesNotContain(RINGS_UP);
+      }
+    }
   }
 
   @Test
@@ -149,6 +179,19 @@ class IoUringIT {
       byte[] read = Files.readAllBytes(again.mountpoint().resolve("disk.img"));
       assertThat(Tools.sha256AndSize(read, read.length)).isEqualTo(Tools.sha256AndSize(model, end));
     }
+  }
+
+  /** How many of the daemon's threads have names that start with {@code prefix}. */
+  private static int threads(long pid, String prefix) throws IOException {
+    int n = 0;
+    try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+      for (Path t : (Iterable<Path>) tasks::iterator) {
+        if (Files.readString(t.resolve("comm")).startsWith(prefix)) {
+          n++;
+        }
+      }
+    }
+    return n;
   }
 
   /** CPU time (clock ticks) of the daemon's threads whose names start with {@code prefix}. */

@@ -58,8 +58,8 @@ final class MountCommand implements Callable<Integer> {
       paramLabel = "OPT[,OPT...]",
       split = ",",
       description = {
-        "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, io_uring, threads=N, snapdir=hidden|visible,",
-        "pool_timeout=SECONDS, pool_cache=SIZE, fsync=log|commit, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
+        "Mount options: allow_other, noallow_other, ro, rw, writeback_cache, io_uring, noio_uring,",
+        "threads=N, snapdir=hidden|visible, pool_timeout=SECONDS, pool_cache=SIZE, fsync=log|commit, log=FILE, debug; nosuid, nodev, noexec, noatime... go to the kernel; defaults, nofail,",
         "_netdev, auto, noauto, user, users, x-* and comment=* (for fstab) are ignored."
       })
   List<String> options = new ArrayList<>();
@@ -87,10 +87,14 @@ final class MountCommand implements Callable<Integer> {
 
   @Option(
       names = "--io-uring",
+      negatable = true,
+      defaultValue = "true",
+      fallbackValue = "true",
       description = {
         "Take requests through io_uring where the kernel offers it (Linux 6.14 or later; sets",
         "/sys/module/fuse/parameters/enable_uring to Y when it is N): THREADS workers spread over",
-        "the CPUs' queues, at least 2 on each, besides THREADS that read /dev/fuse."
+        "the CPUs' queues, at least 2 on each, besides THREADS that read /dev/fuse. Default: on;",
+        "elsewhere, and with --no-io-uring, requests go through /dev/fuse."
       })
   boolean ioUring;
 
@@ -211,6 +215,7 @@ final class MountCommand implements Callable<Integer> {
         case "rw" -> readOnly = false;
         case "writeback_cache" -> writebackCache = true;
         case "io_uring" -> ioUring = true;
+        case "noio_uring" -> ioUring = false;
         case "leaf_size" -> leafSize = new Sizes().convert(required(o, value));
         case "threads" -> threads = parseNumber(o, required(o, value));
         case "snapdir" ->

@@ -17,8 +17,9 @@ import java.util.Objects;
  * @param extraOptions further {@code -o} options passed to libfuse verbatim, one per element
  * @param threads worker threads, each serving one request at a time
  * @param writebackCache ask for {@code FUSE_CAP_WRITEBACK_CACHE} in INIT when the kernel offers it
- * @param ioUring serve requests through io_uring ({@link Ring}) when the kernel offers it: {@code
- *     threads} workers on each CPU's queue, besides the {@code threads} that read /dev/fuse
+ * @param ioUring serve requests through io_uring ({@link Ring}) when the kernel offers it (the
+ *     default): {@code threads} workers spread over the CPUs' queues, besides the {@code threads}
+ *     that read /dev/fuse
  * @param attrTimeout seconds the kernel may cache attributes
  * @param entryTimeout seconds the kernel may cache name lookups
  * @param initTimeout how long {@link FuseSession#mount} waits for the kernel's INIT
@@ -78,7 +79,7 @@ public record MountOptions(
     private List<String> extraOptions = List.of();
     private int threads = 8;
     private boolean writebackCache;
-    private boolean ioUring;
+    private boolean ioUring = true;
     private double attrTimeout = 1.0;
     private double entryTimeout = 1.0;
     private Duration initTimeout = Duration.ofSeconds(10);

@@ -25,7 +25,7 @@ class MountOptionsTest {
                 List.of(),
                 8,
                 false,
-                false,
+                true,
                 1.0,
                 1.0,
                 Duration.ofSeconds(10),
@@ -46,7 +46,7 @@ class MountOptionsTest {
             .extraOptions(List.of("noatime"))
             .threads(3)
             .writebackCache(true)
-            .ioUring(true)
+            .ioUring(false)
             .attrTimeout(2)
             .entryTimeout(3)
             .initTimeout(Duration.ofSeconds(4))
@@ -64,7 +64,7 @@ class MountOptionsTest {
                 List.of("noatime"),
                 3,
                 true,
-                true,
+                false,
                 2.0,
                 3.0,
                 Duration.ofSeconds(4),
@@ -82,7 +82,7 @@ class MountOptionsTest {
                 List.of("noatime"),
                 5,
                 true,
-                true,
+                false,
                 2.0,
                 3.0,
                 Duration.ofSeconds(4),
