@@ -45,9 +45,12 @@
 #                            mounted runs its first seconds of small writes at half speed
 #                            while the JVM compiles them; every target gets the same ramp)
 #     DEDUPFS_BENCH_TARGETS  which targets (default: disk bindfs passthrough dedupfs nullfs);
-#                            also dedupfs-uring and nullfs-uring: the same mounts with --io-uring
-#                            (FUSE over io_uring, Linux 6.14 or later), whose ratio to dedupfs
-#                            the summary prints
+#                            dedupfs and nullfs take requests through FUSE over io_uring where the
+#                            kernel offers it (their default; Linux 6.14 or later), else through
+#                            /dev/fuse, and say which; also dedupfs-devfuse and nullfs-devfuse: the
+#                            same mounts with --no-io-uring, whose ratios to them the summary
+#                            prints (dedupfs-uring and nullfs-uring: with --io-uring, as before
+#                            it was the default)
 #     DEDUPFS_BENCH_FILL_GB  GiB written before fsync1-4g (default 4; 0 skips it)
 #     DEDUPFS_BENCH_JOBS     which jobs (default: the seven listed before vm4, in that order)
 #     DEDUPFS_BENCH_LOG_SIZE dedupfs create --log-size for the store (default 1G, as
@@ -143,8 +146,20 @@ wait_mounted() { # MNT PID LOG
     die "$1 was not mounted in 60 s"
 }
 
-uring_option() { # TARGET: --io-uring for the -uring targets
-    [[ $1 != *-uring ]] || echo --io-uring
+uring_option() { # TARGET: --io-uring for the -uring targets, --no-io-uring for the -devfuse ones
+    case "$1" in
+        *-uring) echo --io-uring ;;
+        *-devfuse) echo --no-io-uring ;;
+    esac
+}
+
+say_transport() { # LOG: which way the mount just made takes its requests (its rings start at INIT)
+    local i
+    for ((i = 0; i < 20; i++)); do
+        grep -q "FUSE over io_uring: " "$1" 2>/dev/null && { say "  requests through io_uring"; return; }
+        sleep 0.1
+    done
+    say "  requests through /dev/fuse"
 }
 
 mount_target() { # TARGET -> sets $mnt, the directory to measure in
@@ -164,16 +179,20 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
             daemon=$!
             wait_mounted "$mnt" "$daemon" "$work/passthrough.log"
             ;;
-        dedupfs | dedupfs-uring)
+        dedupfs | dedupfs-uring | dedupfs-devfuse)
             "$dedupfs" create --log-size "$log_size" \
                 ${intent_log_dir:+--intent-log "$intent_log_dir/sync-bench-intent.log"} \
                 "$work/store" >/dev/null
-            "$dedupfs" mount $(uring_option "$target") --log "$work/dedupfs.log" "$work/store" "$mnt" >/dev/null
+            # what the daemon says before it detaches (its rings, for one) goes to the mount's stderr
+            "$dedupfs" mount $(uring_option "$target") --log "$work/dedupfs.log" "$work/store" "$mnt" \
+                >/dev/null 2>"$work/mount.err" || die "cannot mount dedupfs: $(tail -n 5 "$work/mount.err")"
+            say_transport "$work/mount.err"
             ;;
-        nullfs | nullfs-uring)
+        nullfs | nullfs-uring | nullfs-devfuse)
             "$here/nullfs" -f $(uring_option "$target") "$mnt" >"$work/nullfs.log" 2>&1 &
             daemon=$!
             wait_mounted "$mnt" "$daemon" "$work/nullfs.log"
+            say_transport "$work/nullfs.log"
             ;;
         *) die "unknown target $target" ;;
     esac
@@ -182,7 +201,7 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
 unmount_target() { # TARGET
     case "$1" in
         disk) ;;
-        dedupfs | dedupfs-uring)
+        dedupfs | dedupfs-uring | dedupfs-devfuse)
             "$dedupfs" umount "$mnt" >/dev/null
             [[ -z "$intent_log_dir" ]] || rm -f -- "$intent_log_dir/sync-bench-intent.log"
             ;;
@@ -364,9 +383,10 @@ if pairs:
     print("\nlibfuse's passthrough_ll (forwarding each request to the disk) / the disk: "
           + ", ".join(pairs))
 for t in ("dedupfs", "nullfs"):
-    pairs = per_job(t + "-uring", t)
-    if pairs:
-        print(f"\n{t} through io_uring / through /dev/fuse: " + ", ".join(pairs))
+    for a, b in ((t + "-uring", t), (t, t + "-devfuse")):
+        pairs = per_job(a, b)
+        if pairs:
+            print(f"\n{a} / {b}: " + ", ".join(pairs))
 if log_elsewhere:
     print(f"\ndedupfs's intent log was on {log_elsewhere}, not on the disk measured")
 print(f"\nraw figures: {sys.argv[1]}")

@@ -50,7 +50,11 @@ public final class NullFsMain implements Callable<Integer> {
 
   @Option(
       names = "--io-uring",
-      description = "Take requests through io_uring where the kernel offers it.")
+      negatable = true,
+      defaultValue = "true",
+      fallbackValue = "true",
+      description =
+          "Take requests through io_uring where the kernel offers it (default, as dedupfs).")
   boolean ioUring;
 
   @Option(
