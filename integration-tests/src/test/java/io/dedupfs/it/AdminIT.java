@@ -226,6 +226,10 @@ class AdminIT {
       Mounted.forceUnmount(mnt);
     }
     String text = Files.readString(log);
+    if (Files.exists(Path.of("/sys/module/fuse/parameters/enable_uring"))) {
+      // said before the daemon detached, when its output still went to the mount command
+      assertThat(text).contains("INFO io.dedupfs.fs.fuse.FuseSession: FUSE over io_uring: ");
+    }
     assertThat(text)
         .containsPattern("INFO .*serving " + store + " on " + mnt + " .*dedupfs \\S+ \\(commit ")
         .contains("control: snapshot.create")

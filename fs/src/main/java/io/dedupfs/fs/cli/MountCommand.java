@@ -10,14 +10,19 @@ import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.io.Writer;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -490,9 +495,25 @@ final class MountCommand implements Callable<Integer> {
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
             .redirectErrorStream(true);
     pb.environment().put(READY_LOG_ENV, logFile.toString());
+    try { // with the mode the daemon gives it when it opens it first
+      Files.createFile(
+          logFile,
+          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r-----")));
+    } catch (FileAlreadyExistsException e) {
+      // appended to
+    }
     Process p = pb.start();
+    // What the daemon prints before it is ready (it writes to its log itself from then on) goes to
+    // the log; all but records of level INFO go to the terminal too: errors and warnings (a mount
+    // that fails says why there), not the daemon's story.
     try (BufferedReader out =
-        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        Writer early =
+            Files.newBufferedWriter(
+                logFile,
+                StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND)) {
       for (String line; (line = out.readLine()) != null; ) {
         if (line.equals(READY)) {
           System.err.println(
@@ -507,12 +528,20 @@ final class MountCommand implements Callable<Integer> {
                   + ")");
           return 0;
         }
-        System.err.println(line);
+        early.write(line + "\n");
+        early.flush();
+        if (!INFO_RECORD.matcher(line).lookingAt()) {
+          System.err.println(line);
+        }
       }
     }
     int code = p.waitFor();
     return code == 0 ? Main.EXIT_FAILURE : code;
   }
+
+  /** The first line of a log record of level INFO, as the daemon prints them. */
+  private static final Pattern INFO_RECORD =
+      Pattern.compile("\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d INFO ");
 
   private static Path defaultLog(Path mnt) {
     String name = mnt.toString().replaceAll("^/+", "").replace('/', '-') + ".log";
