@@ -153,10 +153,10 @@ uring_option() { # TARGET: --io-uring for the -uring targets, --no-io-uring for 
     esac
 }
 
-say_transport() { # LOG: which way the mount just made takes its requests (its rings start at INIT)
+say_transport() { # LOG...: which way the mount just made takes its requests (its rings start at INIT)
     local i
     for ((i = 0; i < 20; i++)); do
-        grep -q "FUSE over io_uring: " "$1" 2>/dev/null && { say "  requests through io_uring"; return; }
+        grep -q -s "FUSE over io_uring: " "$@" && { say "  requests through io_uring"; return; }
         sleep 0.1
     done
     say "  requests through /dev/fuse"
@@ -183,10 +183,9 @@ mount_target() { # TARGET -> sets $mnt, the directory to measure in
             "$dedupfs" create --log-size "$log_size" \
                 ${intent_log_dir:+--intent-log "$intent_log_dir/sync-bench-intent.log"} \
                 "$work/store" >/dev/null
-            # what the daemon says before it detaches (its rings, for one) goes to the mount's stderr
             "$dedupfs" mount $(uring_option "$target") --log "$work/dedupfs.log" "$work/store" "$mnt" \
                 >/dev/null 2>"$work/mount.err" || die "cannot mount dedupfs: $(tail -n 5 "$work/mount.err")"
-            say_transport "$work/mount.err"
+            say_transport "$work/dedupfs.log"
             ;;
         nullfs | nullfs-uring | nullfs-devfuse)
             "$here/nullfs" -f $(uring_option "$target") "$mnt" >"$work/nullfs.log" 2>&1 &
