@@ -151,6 +151,12 @@ final class Lmdb implements AutoCloseable {
   private final boolean readOnly;
 
   /**
+   * Flushes {@code data.mdb} during long commits; null in a read-only store. Starts its thread at
+   * the first commit, so a store that fails to open leaves none behind.
+   */
+  private final FlushAhead flushAhead;
+
+  /**
    * Held for every write transaction, and by {@link #compact} for the whole copy: one writer at a
    * time.
    */
@@ -189,6 +195,7 @@ final class Lmdb implements AutoCloseable {
   Lmdb(Path dir, boolean readOnly, boolean fresh, long mapSize) throws StoreException {
     this.dir = dir;
     this.readOnly = readOnly;
+    flushAhead = readOnly ? null : new FlushAhead(dir.resolve("data.mdb"));
     env = openEnv(mapSize);
     try {
       env.readerCheck(); // frees reader slots that a killed process left behind
@@ -532,7 +539,14 @@ final class Lmdb implements AutoCloseable {
     mapLock.readLock().lock();
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       T result = work.run(new WriteTxn(txn));
-      txn.commit();
+      FlushAhead.Running ahead = flushAhead == null ? null : flushAhead.during();
+      try {
+        txn.commit();
+      } finally {
+        if (ahead != null) {
+          ahead.end();
+        }
+      }
       return result;
     } finally {
       mapLock.readLock().unlock();
@@ -830,6 +844,9 @@ final class Lmdb implements AutoCloseable {
 
   @Override
   public void close() {
+    if (flushAhead != null) {
+      flushAhead.close();
+    }
     mapLock.writeLock().lock();
     try {
       closeKept();
