@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Future;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
@@ -539,12 +540,12 @@ final class Lmdb implements AutoCloseable {
     mapLock.readLock().lock();
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       T result = work.run(new WriteTxn(txn));
-      FlushAhead.Running ahead = flushAhead == null ? null : flushAhead.during();
+      Future<?> ahead = flushAhead == null ? null : flushAhead.during();
       try {
         txn.commit();
       } finally {
         if (ahead != null) {
-          ahead.end();
+          ahead.cancel(false);
         }
       }
       return result;
