@@ -27,6 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * stderr that names the problem (and the path concerned), and nothing on disk touched.
  */
 @ExtendWith(Mounted.PrintLogsOnFailure.class)
+@SecondLane
 class CliBadInputIT {
 
   @TempDir Path tempDir;

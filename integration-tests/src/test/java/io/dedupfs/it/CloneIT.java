@@ -43,6 +43,7 @@ import org.junit.jupiter.api.io.TempDir;
  * writes into each kind of clone leaving the source byte-identical; and bad input.
  */
 @ExtendWith(Mounted.PrintLogsOnFailure.class)
+@SecondLane
 class CloneIT {
   static final int LEAF = 16 * 1024;
   static final long NODE = 16 + 128 * 32;

@@ -13,9 +13,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.api.parallel.Execution;
-import org.junit.jupiter.api.parallel.ExecutionMode;
-import org.junit.jupiter.api.parallel.ResourceLock;
 
 /**
  * What the ITs of stores whose blocks are in a RADOS pool share: {@link TestCeph}'s cluster, a
@@ -23,19 +20,14 @@ import org.junit.jupiter.api.parallel.ResourceLock;
  * unmounted after each test (their daemon logs free of unexpected failures), and the maintenance
  * commands they check the stores with.
  *
- * <p>These classes run beside the other ITs, one at a time among themselves (the lock {@value
- * #CEPH}: they count the pool's objects, so no other test may change the pool meanwhile), while the
- * others run one after another as before (junit-platform configuration in this module's pom). On
- * the 2-core CI machine each lane runs slower for sharing it, and the ITs took 21:20 minutes
- * instead of 24:39.
+ * <p>These classes run in the {@link SecondLane}, beside most other ITs and one at a time among
+ * themselves: they count the pool's objects, so no other test may change the pool meanwhile. On the
+ * 2-core CI machine each lane runs slower for sharing it, and the ITs took 21:20 minutes instead of
+ * 24:39 when this lane was first made.
  */
 @ExtendWith(Mounted.PrintLogsOnFailure.class)
-@Execution(ExecutionMode.CONCURRENT)
-@ResourceLock(RadosMounts.CEPH)
+@SecondLane
 abstract class RadosMounts {
-  /** The lock that the classes using the test cluster hold, each for all of its tests. */
-  static final String CEPH = "dedupfs-test-ceph";
-
   @TempDir Path tempDir;
 
   Path tmp;
