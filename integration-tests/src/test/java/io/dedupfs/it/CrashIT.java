@@ -40,6 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
  * closed, so an immediate remount works.
  */
 @ExtendWith(Mounted.PrintLogsOnFailure.class)
+@SecondLane
 class CrashIT {
   private static final int FILE_SPAN = 4 << 20;
   private static final long PROGRESS_TIMEOUT_MS = TimeUnit.MINUTES.toMillis(3);
