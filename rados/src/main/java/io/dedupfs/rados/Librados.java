@@ -24,6 +24,7 @@ final class Librados {
   static final int CREATE_EXCLUSIVE = 1;
   static final int CREATE_IDEMPOTENT = 0;
   static final byte CMPXATTR_OP_EQ = 1;
+  static final byte CMPXATTR_OP_GT = 3;
   static final int OPERATION_NOFLAG = 0;
 
   /** Unsafe-backed reads of native memory (jffi ships with jnr-ffi). */

@@ -68,6 +68,7 @@ public final class RadosPool implements BlockPool {
   private static final byte[] ADD_ONE = numopsAdd(1);
   private static final byte[] ADD_MINUS_ONE = numopsAdd(-1);
   private static final byte[] ZERO = "0".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] ONE = "1".getBytes(StandardCharsets.US_ASCII);
 
   private final Librados.Lib rados;
   private final String pool;
@@ -333,16 +334,81 @@ public final class RadosPool implements BlockPool {
 
   /**
    * Releases {@code holder}'s reference to block {@code hash}: removes the holder's mark and
-   * subtracts one from the count, then removes the object if that was the last reference and no
-   * client took a new one meanwhile. Idempotent: a holder that holds no reference (released before,
-   * perhaps by a release that a crash interrupted) drops nobody else's, but still removes an object
-   * left with the count zero. Returns whether this call removed the object. A block that is not
-   * there (already removed by another client) is released.
+   * subtracts one from the count, or removes the object if that was the last reference. Idempotent:
+   * a holder that holds no reference (released before, perhaps by a release that a crash
+   * interrupted) drops nobody else's, but still removes an object left with the count zero. Returns
+   * whether this call removed the object. A block that is not there (already removed by another
+   * client) is released.
+   *
+   * <p>One round trip when the guess is right: the holder's reference is either the last (the
+   * object is removed) or one of several (the count falls), and each case is one compound operation
+   * that compares the count first. The guess is what the previous release found: the blocks of a
+   * deleted file are mostly all shared or all not. A wrong guess costs a second round trip; when
+   * neither case holds, {@link #releaseInTwoSteps} decides.
    */
   @Override
   public boolean release(String holder, Hash hash) throws IOException {
     String oid = hash.toString();
     String key = holderKey(holder);
+    boolean last = releasesLast;
+    for (int i = 0; i < 2; i++, last = !last) {
+      int r = last ? releaseLast(oid, key) : releaseOneOfSeveral(oid, key);
+      if (r == 0) {
+        releasesLast = last;
+        return last;
+      }
+      if (r == -ENOENT) {
+        return false;
+      }
+      if (r != -ECANCELED) { // ECANCELED: the other case, or neither
+        throw failure("release " + describe(oid) + " for " + holder, r);
+      }
+    }
+    return releaseInTwoSteps(oid, holder, key);
+  }
+
+  /** Whether the last {@link #release} removed its object: the case the next one tries first. */
+  private volatile boolean releasesLast = true;
+
+  /**
+   * The compound operation that removes the object if the holder of mark {@code key} holds its only
+   * reference: 0 removed, -ECANCELED not so, -ENOENT no such object.
+   */
+  private int releaseLast(String oid, String key) {
+    return operate(
+        oid,
+        op -> {
+          rados.rados_write_op_assert_exists(op);
+          rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, HELD, HELD.length, 0);
+          rados.rados_write_op_omap_cmp(op, REFS, Librados.CMPXATTR_OP_EQ, ONE, ONE.length, 0);
+          rados.rados_write_op_remove(op);
+        });
+  }
+
+  /**
+   * The compound operation that drops the reference of the holder of mark {@code key} if others
+   * hold one too: 0 dropped, -ECANCELED not so, -ENOENT no such object. The count is numops'
+   * decimal text without leading zeros, which the OSD compares as bytes: greater than "1" is a
+   * count of two or more.
+   */
+  private int releaseOneOfSeveral(String oid, String key) {
+    return operate(
+        oid,
+        op -> {
+          rados.rados_write_op_assert_exists(op);
+          rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, HELD, HELD.length, 0);
+          rados.rados_write_op_omap_cmp(op, REFS, Librados.CMPXATTR_OP_GT, ONE, ONE.length, 0);
+          removeKey(op, key);
+          rados.rados_write_op_exec(op, "numops", "add", ADD_MINUS_ONE, ADD_MINUS_ONE.length, 0);
+        });
+  }
+
+  /**
+   * {@link #release} when the holder holds no reference or the count is not what its mark says (or
+   * changed between the two guesses): drops the holder's reference if it holds one, then removes
+   * the object if its count is zero.
+   */
+  private boolean releaseInTwoSteps(String oid, String holder, String key) throws IOException {
     int r =
         operate(
             oid,

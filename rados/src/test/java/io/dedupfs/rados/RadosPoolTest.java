@@ -184,6 +184,46 @@ class RadosPoolTest {
     assertThat(hostA.exists(h)).isFalse();
   }
 
+  /**
+   * A count of ten and more (numops' text, which the OSD compares as bytes) falls by one with each
+   * holder's release and the last one removes the block; releases of shared and unshared blocks in
+   * turn (each guessing wrong what the one before found) count as one at a time do.
+   */
+  @Test
+  void everyReleaseButTheLastLeavesTheBlockWhateverTheCount() throws IOException {
+    byte[] content = blocks(20, 1).get(0);
+    Hash h = hash(content);
+    int holders = 12;
+    for (int i = 0; i < holders; i++) {
+      hostA.take("H" + i, h, content, content.length);
+    }
+    assertThat(hostB.count(h)).isEqualTo(holders);
+    for (int i = 0; i < holders; i++) {
+      boolean lastOne = i == holders - 1;
+      assertThat(hostB.release("H" + i, h)).as("H%d's release removes", i).isEqualTo(lastOne);
+      assertThat(hostA.release("H" + i, h)).as("H%d's release replayed", i).isFalse();
+      assertThat(hostA.count(h)).as("after H%d's release", i).isEqualTo(holders - 1 - i);
+      assertThat(hostA.read(h)).isEqualTo(lastOne ? null : content);
+    }
+
+    List<byte[]> blocks = blocks(21, 8);
+    for (byte[] b : blocks) {
+      hostA.take("A", hash(b), b, b.length);
+    }
+    for (int i = 0; i < blocks.size(); i += 2) { // every other block shared
+      hostB.takeExisting("B", hash(blocks.get(i)));
+    }
+    for (int i = 0; i < blocks.size(); i++) {
+      Hash b = hash(blocks.get(i));
+      boolean shared = i % 2 == 0;
+      assertThat(hostA.release("A", b)).as("A's release of block %d", i).isEqualTo(!shared);
+      assertThat(hostA.exists(b)).as("block %d after A's release", i).isEqualTo(shared);
+    }
+    for (int i = 0; i < blocks.size(); i += 2) {
+      assertThat(hostB.release("B", hash(blocks.get(i)))).isTrue();
+    }
+  }
+
   @Test
   void takeNewCountsAsTakeDoesAndReadsReturnEverySize() throws IOException {
     SplittableRandom random = new SplittableRandom(System.nanoTime());
