@@ -97,7 +97,7 @@ abstract class RadosMounts {
 
   /** Applies the store's queued frees and pool releases (fsck reclaims first), and checks it. */
   static void fsck(Mounted m) {
-    Shell.Result r = Mounted.cli("fsck", m.mountpoint().toString());
+    Shell.Result r = Mounted.cli(Duration.ofMinutes(5), "fsck", m.mountpoint().toString());
     assertThat(r.exitCode()).as("fsck %s: %s %s", m.mountpoint(), r.stdout(), r.stderr()).isZero();
     assertThat(r.stdout()).contains("fsck: clean");
   }
