@@ -9,7 +9,7 @@ import java.util.Arrays;
  * #below}) or when the appended ones pile up. Every write of a file adds its range under the file's
  * write lock; a Guava TreeRangeSet, which kept its ranges merged at every add, held that lock long
  * enough that 4 KiB O_DIRECT random writes at queue depth 32 went at 26,000-31,000 a second instead
- * of 45,000-47,000 (README, Benchmarks).
+ * of 45,000-47,000 (benchmarks/README.md).
  *
  * <p>Not thread-safe: the owner ({@link FileContent}) guards it with its lock.
  */

@@ -15,11 +15,11 @@ import java.util.concurrent.TimeUnit;
  * into the page cache go to the disk while it writes the rest, instead of all at its one {@code
  * fdatasync}. A commit of a few hundred MiB (a stream of buffered writes) spends about as long
  * copying its pages into the page cache as the disk then takes to make them durable; flushed every
- * {@link #INTERVAL_MS} meanwhile, the two overlap, and LMDB's own flush finds little left (README,
- * Benchmarks, "Flushing ahead of long commits"). A commit shorter than the interval is not touched.
- * Every commit is watched, the short ones too: scheduling and cancelling the task (two wakeups of
- * its thread) is little beside a commit's two {@code fdatasync} calls, and watching only commits of
- * 8 MiB or more gained nothing measurable (README, "Flushing ahead of long commits").
+ * {@link #INTERVAL_MS} meanwhile, the two overlap, and LMDB's own flush finds little left
+ * (benchmarks/README.md, "Flushing ahead of long commits"). A commit shorter than the interval is
+ * not touched. Every commit is watched, the short ones too: scheduling and cancelling the task (two
+ * wakeups of its thread) is little beside a commit's two {@code fdatasync} calls, and watching only
+ * commits of 8 MiB or more gained nothing measurable (the same section).
  *
  * <p>It changes nothing LMDB relies on: LMDB writes a commit's meta page only after its own flush
  * of the commit's pages, so an earlier flush can make pages durable sooner, never a meta page

@@ -11,7 +11,7 @@ import java.util.Arrays;
  * the collector copies it into the old generation, where it dies. Writing 3 GiB of unique data
  * through the mount (fio, 1 MiB writes, buffered) took 27 or 28 young pauses, 1.2-2.2 s in all,
  * each copying about 90 MiB of leaves; with arrays used again, 9 pauses, all in the first 800 MiB,
- * a quarter less CPU in the daemon and a sixth more speed (README, Benchmarks).
+ * a quarter less CPU in the daemon and a sixth more speed (benchmarks/README.md).
  *
  * <p>At most {@code keepBytes} of free arrays are kept (the dirty limit: every array here was held
  * by a leaf within it, so keeping them costs no heap that writes could not take anyway); an array

@@ -388,9 +388,9 @@ class MountHelperIT {
   /**
    * The daemon runs with a fixed heap (-Xms = -Xmx: 2 GiB, or an eighth of the memory; the JVM's
    * defaults under 8 GiB), which a heap size in DEDUPFS_JAVA_OPTS replaces. A heap the JVM grows
-   * and shrinks made random O_DIRECT writes cost three times the CPU (README, Benchmarks). The heap
-   * is on transparent huge pages when the kernel offers them, and the JVM is not asked for them
-   * when it does not (it would print a warning); so is glibc's malloc heap, unless the
+   * and shrinks made random O_DIRECT writes cost three times the CPU (benchmarks/README.md). The
+   * heap is on transparent huge pages when the kernel offers them, and the JVM is not asked for
+   * them when it does not (it would print a warning); so is glibc's malloc heap, unless the
    * administrator's GLIBC_TUNABLES say otherwise. The daemon buffers written data up to three
    * eighths of its heap, as its log says.
    */

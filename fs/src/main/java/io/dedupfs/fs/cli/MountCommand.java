@@ -410,7 +410,7 @@ final class MountCommand implements Callable<Integer> {
    * MiB. The rest of the heap holds the cache of checked blocks (256 MiB) and the garbage the
    * collector has not reached yet. At 512 MiB a guest rewriting a 256 MiB file (sync-bench's qd16
    * job) could not hold a whole commit of the file and a whole new overlay at once and crawled at
-   * the commits' speed half of the time (README, Benchmarks).
+   * the commits' speed half of the time (benchmarks/README.md).
    */
   static long dirtyLimitFor(long maxHeap) {
     return Math.max(64L << 20, Math.min(1L << 30, maxHeap / 8 * 3));
