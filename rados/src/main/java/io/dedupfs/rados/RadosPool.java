@@ -352,7 +352,7 @@ public final class RadosPool implements BlockPool {
     String key = holderKey(holder);
     boolean last = releasesLast;
     for (int i = 0; i < 2; i++, last = !last) {
-      int r = last ? releaseLast(oid, key) : releaseOneOfSeveral(oid, key);
+      int r = releaseIf(last, oid, key);
       if (r == 0) {
         releasesLast = last;
         return last;
@@ -371,35 +371,26 @@ public final class RadosPool implements BlockPool {
   private volatile boolean releasesLast = true;
 
   /**
-   * The compound operation that removes the object if the holder of mark {@code key} holds its only
-   * reference: 0 removed, -ECANCELED not so, -ENOENT no such object.
+   * The compound operation that releases the reference of the holder of mark {@code key} if it is
+   * the object's only one ({@code last}: the object is removed) or one of several (the mark is
+   * removed and the count falls by one): 0 released, -ECANCELED not so, -ENOENT no such object. The
+   * count is numops' decimal text without leading zeros, which the OSD compares as bytes: greater
+   * than "1" is a count of two or more.
    */
-  private int releaseLast(String oid, String key) {
+  private int releaseIf(boolean last, String oid, String key) {
     return operate(
         oid,
         op -> {
           rados.rados_write_op_assert_exists(op);
           rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, HELD, HELD.length, 0);
-          rados.rados_write_op_omap_cmp(op, REFS, Librados.CMPXATTR_OP_EQ, ONE, ONE.length, 0);
-          rados.rados_write_op_remove(op);
-        });
-  }
-
-  /**
-   * The compound operation that drops the reference of the holder of mark {@code key} if others
-   * hold one too: 0 dropped, -ECANCELED not so, -ENOENT no such object. The count is numops'
-   * decimal text without leading zeros, which the OSD compares as bytes: greater than "1" is a
-   * count of two or more.
-   */
-  private int releaseOneOfSeveral(String oid, String key) {
-    return operate(
-        oid,
-        op -> {
-          rados.rados_write_op_assert_exists(op);
-          rados.rados_write_op_omap_cmp(op, key, Librados.CMPXATTR_OP_EQ, HELD, HELD.length, 0);
-          rados.rados_write_op_omap_cmp(op, REFS, Librados.CMPXATTR_OP_GT, ONE, ONE.length, 0);
-          removeKey(op, key);
-          rados.rados_write_op_exec(op, "numops", "add", ADD_MINUS_ONE, ADD_MINUS_ONE.length, 0);
+          byte countIs = last ? Librados.CMPXATTR_OP_EQ : Librados.CMPXATTR_OP_GT;
+          rados.rados_write_op_omap_cmp(op, REFS, countIs, ONE, ONE.length, 0);
+          if (last) {
+            rados.rados_write_op_remove(op);
+          } else {
+            removeKey(op, key);
+            rados.rados_write_op_exec(op, "numops", "add", ADD_MINUS_ONE, ADD_MINUS_ONE.length, 0);
+          }
         });
   }
 
