@@ -81,6 +81,9 @@ public final class RadosPool implements BlockPool {
 
   private final AtomicBoolean closed = new AtomicBoolean();
 
+  /** Whether the last {@link #release} removed its object: the case the next one tries first. */
+  private volatile boolean releasesLast = true;
+
   private RadosPool(Librados.Lib rados, String pool, long cluster, long io, long timeoutSeconds) {
     this.rados = rados;
     this.pool = pool;
@@ -366,9 +369,6 @@ public final class RadosPool implements BlockPool {
     }
     return releaseInTwoSteps(oid, holder, key);
   }
-
-  /** Whether the last {@link #release} removed its object: the case the next one tries first. */
-  private volatile boolean releasesLast = true;
 
   /**
    * The compound operation that releases the reference of the holder of mark {@code key} if it is
